@@ -1,0 +1,75 @@
+/* JWT verification: split and decode, check the header's alg against the allow-list and the key's
+ * type before any key is used, verify the signature with libjwt, then check the claims libjwt
+ * does not (claims.c). Token in, verdict out; the clock is an argument. No sockets, no globals. */
+#ifndef PGMESH_AUTH_JWT_H
+#define PGMESH_AUTH_JWT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/keys.h"
+
+#define JWT_MAX_TOKEN_LEN 16384
+#define JWT_CLAIM_MAX 64
+
+/* Algorithm bits for the allow-list. "none" has no bit: it can never be allowed. */
+enum {
+    JWT_ALG_HS256 = 1u << 0,
+    JWT_ALG_HS384 = 1u << 1,
+    JWT_ALG_HS512 = 1u << 2,
+    JWT_ALG_RS256 = 1u << 3,
+    JWT_ALG_RS384 = 1u << 4,
+    JWT_ALG_RS512 = 1u << 5,
+    JWT_ALG_ES256 = 1u << 6,
+    JWT_ALG_ES384 = 1u << 7,
+    JWT_ALG_ES512 = 1u << 8,
+};
+
+/* Parses "HS256, RS256" into a mask. False (mask untouched) on an empty list, "none", or an
+ * unknown name; err says which. */
+bool jwt_parse_algorithms(const char *list, unsigned *mask, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+struct jwt_policy {
+    unsigned alg_mask;
+    const char *issuer;    /* NULL or "": not checked */
+    const char *audience;  /* NULL or "": not checked; token aud may be a string or an array */
+    int64_t leeway_s;
+    const char *tenant_claim; /* claim names, e.g. "tenant", "role" */
+    const char *role_claim;
+};
+
+enum jwt_status {
+    JWT_OK,
+    JWT_MALFORMED,         /* not three base64url parts, bad JSON, ... */
+    JWT_TOO_LARGE,
+    JWT_ALG_NOT_ALLOWED,   /* none, outside the allow-list, or not matching the key's type */
+    JWT_BAD_SIGNATURE,
+    JWT_EXPIRED,
+    JWT_NOT_YET_VALID,
+    JWT_WRONG_ISSUER,
+    JWT_WRONG_AUDIENCE,
+    JWT_MISSING_CLAIM,     /* exp, tenant or role absent */
+    JWT_BAD_CLAIM,         /* tenant or role not a string of 1..64 sane characters */
+};
+
+struct jwt_identity {
+    char tenant[JWT_CLAIM_MAX + 1];
+    char role[JWT_CLAIM_MAX + 1];
+    char sub[JWT_CLAIM_MAX + 1];  /* "" when absent or too long; for logs only */
+    int64_t exp;
+};
+
+/* Verifies token[0..len) at time now (Unix seconds). On JWT_OK fills *out. On any other status,
+ * writes a one-sentence detail for the client (e.g. "The token expired at 2026-11-27 10:00:00 UTC
+ * (leeway 30 s).") into detail; never the token itself. */
+enum jwt_status jwt_verify(const struct jwt_keys *keys, const struct jwt_policy *policy,
+                           const char *token, size_t len, int64_t now, struct jwt_identity *out,
+                           char *detail, size_t detail_len) __attribute__((warn_unused_result));
+
+/* Short primary message for a status, PostgreSQL style: "token expired", "token signature is
+ * invalid", "token algorithm not allowed", ... */
+const char *jwt_status_message(enum jwt_status status);
+
+#endif

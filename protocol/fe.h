@@ -1,0 +1,31 @@
+/* Frontend messages (client -> server): readers for what pgmesh inspects, writers for what it
+ * sends on its own (the transaction-start prefix, reset queries). Bodies exclude the 5-byte
+ * header. No I/O, no globals. */
+#ifndef PGMESH_PROTOCOL_FE_H
+#define PGMESH_PROTOCOL_FE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "protocol/buf.h"
+
+struct fe_parse {
+    struct span name, query;
+    uint16_t nparams;
+    struct span param_types; /* nparams * 4 bytes, network order */
+};
+
+bool fe_read_password(const uint8_t *body, size_t len, struct span *password) __attribute__((warn_unused_result));
+bool fe_read_query(const uint8_t *body, size_t len, struct span *sql) __attribute__((warn_unused_result));
+bool fe_read_parse(const uint8_t *body, size_t len, struct fe_parse *out) __attribute__((warn_unused_result));
+
+void fe_write_query(struct pq_writer *w, const char *sql);
+void fe_write_parse(struct pq_writer *w, const char *stmt_name, const char *sql);  /* no param types */
+void fe_write_bind_simple(struct pq_writer *w, const char *portal, const char *stmt_name); /* no params */
+void fe_write_execute(struct pq_writer *w, const char *portal, uint32_t max_rows);
+void fe_write_sync(struct pq_writer *w);
+void fe_write_flush(struct pq_writer *w);
+void fe_write_terminate(struct pq_writer *w);
+void fe_write_password(struct pq_writer *w, const char *password);
+
+#endif

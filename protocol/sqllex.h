@@ -1,0 +1,48 @@
+/* SQL lexer: splits SQL text into tokens the way PostgreSQL's scanner does, for the checks pgmesh
+ * makes on client statements. Handles -- and nested block comments, "quoted" and U&"quoted"
+ * identifiers, '...', E'...', U&'...', B'...', X'...' strings, $tag$ dollar quoting, ; between
+ * statements. No I/O, no globals, no allocation. */
+#ifndef PGMESH_PROTOCOL_SQLLEX_H
+#define PGMESH_PROTOCOL_SQLLEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum sqltok_kind {
+    SQLTOK_EOF,
+    SQLTOK_WORD,     /* keyword or unquoted identifier; compare with sqltok_is */
+    SQLTOK_QIDENT,   /* "quoted" or U&"quoted" identifier (text includes the quotes) */
+    SQLTOK_STRING,   /* any string constant, dollar-quoted included (text includes the quotes) */
+    SQLTOK_NUMBER,
+    SQLTOK_PARAM,    /* $1 */
+    SQLTOK_SEMI,     /* ; */
+    SQLTOK_OP,       /* any other punctuation or operator, one token per run of operator chars */
+    SQLTOK_UNTERMINATED, /* a string, identifier or comment that never ends */
+};
+
+struct sqltok {
+    enum sqltok_kind kind;
+    const char *text;
+    size_t len;
+};
+
+struct sqllex {
+    const char *p;
+    size_t len, pos;
+};
+
+void sqllex_init(struct sqllex *lx, const char *sql, size_t len);
+/* Next token, skipping white space and comments. After SQLTOK_EOF or SQLTOK_UNTERMINATED it keeps
+ * returning that. */
+struct sqltok sqllex_next(struct sqllex *lx);
+/* True when tok is a WORD equal to word, ASCII case-insensitive. */
+bool sqltok_is(const struct sqltok *tok, const char *word);
+
+/* True when some statement in sql cannot run inside a transaction block (VACUUM, CREATE/DROP
+ * DATABASE, CREATE/DROP TABLESPACE, ALTER SYSTEM, CREATE INDEX CONCURRENTLY, DROP INDEX
+ * CONCURRENTLY, REINDEX ... CONCURRENTLY, REINDEX SYSTEM/DATABASE, CREATE/ALTER/DROP SUBSCRIPTION,
+ * COMMIT PREPARED, ROLLBACK PREPARED, CLUSTER without a table), so pgmesh must not open one
+ * around it. */
+bool sql_needs_own_transaction(const char *sql, size_t len);
+
+#endif

@@ -1,0 +1,70 @@
+/* Configuration: INI sections [pgmesh], [jwt], [databases], [roles], read with libinih through one
+ * table of keys. A loaded config is immutable; a reload parses a new one and swaps it whole.
+ * Owner: config_load's caller frees with config_free. */
+#ifndef PGMESH_PROXY_CONFIG_H
+#define PGMESH_PROXY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum pool_mode { POOL_TRANSACTION, POOL_SESSION };
+
+/* [databases] name = libpq conninfo (no user). */
+struct db_config {
+    char *name;
+    char *conninfo;
+};
+
+/* [roles] jwt_role = server_user=... statement_timeout=30s work_mem=128MB */
+struct role_config {
+    char *name;              /* the token's role claim */
+    char *server_user;       /* login role on the server */
+    int64_t statement_timeout_ms; /* 0: not set by pgmesh */
+    int64_t work_mem_kb;          /* 0: not set by pgmesh */
+};
+
+struct config {
+    char *path;
+    /* [pgmesh] */
+    char *listen_addr;       /* "" disables TCP; "*" means all IPv4 and IPv6 addresses */
+    int listen_port;
+    char *unix_socket_dir;   /* "" disables */
+    enum pool_mode pool_mode;
+    int default_pool_size;
+    int max_client_conn;
+    int64_t query_wait_timeout_ms;
+    int64_t server_idle_timeout_ms;
+    int64_t server_connect_timeout_ms;
+    char *log_level;         /* error, warning, info, debug */
+    /* [jwt] */
+    char *algorithms;
+    unsigned alg_mask;       /* parsed from algorithms */
+    char *secret_file;
+    char *public_key_file;
+    char *issuer;
+    char *audience;
+    int64_t leeway_s;
+    char *tenant_claim;
+    char *role_claim;
+    /* [databases], [roles] in file order */
+    struct db_config *databases;
+    size_t ndatabases;
+    struct role_config *roles;
+    size_t nroles;
+};
+
+/* Parses and validates the whole file. Relative secret_file / public_key_file paths are resolved
+ * against the current directory. On failure returns NULL and writes "file:line: what" to err. */
+struct config *config_load(const char *path, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+const struct db_config *config_find_database(const struct config *cfg, const char *name);
+const struct role_config *config_find_role(const struct config *cfg, const char *name);
+
+/* "30s", "10m", "5min", "250ms", "2h", "1d"; a bare number is seconds. */
+bool config_parse_duration_ms(const char *s, int64_t *out_ms) __attribute__((warn_unused_result));
+/* "128MB", "64kB", "1GB"; a bare number is kB (as PostgreSQL's work_mem). */
+bool config_parse_size_kb(const char *s, int64_t *out_kb) __attribute__((warn_unused_result));
+
+#endif
