@@ -13,17 +13,19 @@
 #define JWT_MAX_TOKEN_LEN 16384
 #define JWT_CLAIM_MAX 64
 
-/* Algorithm bits for the allow-list. "none" has no bit: it can never be allowed. */
+/* Algorithm bits for the allow-list. "none" has no bit: it can never be allowed. Named JWT_ALLOW_*
+ * because libjwt's <jwt.h> already owns the JWT_ALG_* names (jwt_alg_t); both headers meet in
+ * jwt.c, the tests and tools. */
 enum {
-    JWT_ALG_HS256 = 1u << 0,
-    JWT_ALG_HS384 = 1u << 1,
-    JWT_ALG_HS512 = 1u << 2,
-    JWT_ALG_RS256 = 1u << 3,
-    JWT_ALG_RS384 = 1u << 4,
-    JWT_ALG_RS512 = 1u << 5,
-    JWT_ALG_ES256 = 1u << 6,
-    JWT_ALG_ES384 = 1u << 7,
-    JWT_ALG_ES512 = 1u << 8,
+    JWT_ALLOW_HS256 = 1u << 0,
+    JWT_ALLOW_HS384 = 1u << 1,
+    JWT_ALLOW_HS512 = 1u << 2,
+    JWT_ALLOW_RS256 = 1u << 3,
+    JWT_ALLOW_RS384 = 1u << 4,
+    JWT_ALLOW_RS512 = 1u << 5,
+    JWT_ALLOW_ES256 = 1u << 6,
+    JWT_ALLOW_ES384 = 1u << 7,
+    JWT_ALLOW_ES512 = 1u << 8,
 };
 
 /* Parses "HS256, RS256" into a mask. False (mask untouched) on an empty list, "none", or an
@@ -31,12 +33,16 @@ enum {
 bool jwt_parse_algorithms(const char *list, unsigned *mask, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* The allow-list bits usable with a key of this type (HS* for HMAC, RS* for RSA, ES* for EC).
+ * Config validation should refuse an alg_mask with no bit in common with it. */
+unsigned jwt_algs_for_key(enum key_type type);
+
 struct jwt_policy {
     unsigned alg_mask;
     const char *issuer;    /* NULL or "": not checked */
     const char *audience;  /* NULL or "": not checked; token aud may be a string or an array */
     int64_t leeway_s;
-    const char *tenant_claim; /* claim names, e.g. "tenant", "role" */
+    const char *tenant_claim; /* claim names, e.g. "tenant", "role"; NULL or "": those two */
     const char *role_claim;
 };
 
