@@ -22,4 +22,10 @@ struct jwt_keys *keys_load(const char *secret_file, const char *public_key_file,
                            size_t errlen);
 void keys_free(struct jwt_keys *keys);
 
+/* Reads a secret file the way keys_load does (size-limited, trailing CR/LF stripped) without the
+ * length minimum or any PEM check; for tools/pgmesh-token. On success *out is malloc'd (caller
+ * frees, and should wipe it with OPENSSL_cleanse first) and NUL-terminated past *out_len. */
+bool keys_read_secret(const char *path, unsigned char **out, size_t *out_len, char *err,
+                      size_t errlen) __attribute__((warn_unused_result));
+
 #endif

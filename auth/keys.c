@@ -1,0 +1,241 @@
+/* Verification keys: reads an HMAC secret file or a PEM public key file into an immutable key set.
+ * PEM input is parsed with OpenSSL and re-encoded as one canonical SubjectPublicKeyInfo block, so
+ * what libjwt later sees is exactly the public key we checked. No sockets, no logging. */
+#include "auth/keys.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#define KEYS_MIN_SECRET_LEN 32
+#define KEYS_MAX_FILE_LEN (1024 * 1024)
+#define KEYS_MIN_RSA_BITS 2048
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Whole file into a NUL-terminated heap buffer; refuses files over KEYS_MAX_FILE_LEN. */
+static bool read_file(const char *path, unsigned char **out, size_t *out_len, char *err,
+                      size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        set_err(err, errlen, "cannot open \"%s\": %s", path, strerror(errno));
+        return false;
+    }
+    unsigned char *buf = malloc(KEYS_MAX_FILE_LEN + 1);
+    if (buf == NULL) {
+        fclose(f);
+        set_err(err, errlen, "out of memory reading \"%s\"", path);
+        return false;
+    }
+    size_t n = fread(buf, 1, KEYS_MAX_FILE_LEN + 1, f);
+    bool failed = ferror(f) != 0;
+    fclose(f);
+    if (failed) {
+        set_err(err, errlen, "cannot read \"%s\"", path);
+        goto fail;
+    }
+    if (n > KEYS_MAX_FILE_LEN) {
+        set_err(err, errlen, "\"%s\" is larger than %d bytes", path, KEYS_MAX_FILE_LEN);
+        goto fail;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *out_len = n;
+    return true;
+fail:
+    OPENSSL_cleanse(buf, KEYS_MAX_FILE_LEN + 1);
+    free(buf);
+    return false;
+}
+
+bool keys_read_secret(const char *path, unsigned char **out, size_t *out_len, char *err,
+                      size_t errlen)
+{
+    unsigned char *buf;
+    size_t len;
+    if (!read_file(path, &buf, &len, err, errlen))
+        return false;
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        buf[--len] = '\0';
+    *out = buf;
+    *out_len = len;
+    return true;
+}
+
+static bool contains(const unsigned char *buf, size_t len, const char *needle)
+{
+    return memmem(buf, len, needle, strlen(needle)) != NULL;
+}
+
+static struct jwt_keys *load_secret(const char *path, char *err, size_t errlen)
+{
+    unsigned char *buf;
+    size_t len;
+    if (!keys_read_secret(path, &buf, &len, err, errlen))
+        return NULL;
+    struct jwt_keys *keys = NULL;
+    /* A PEM file given as a secret would make its public text an HMAC key: the very key
+     * confusion the alg checks exist to stop. Refuse it outright. */
+    if (contains(buf, len, "-----BEGIN")) {
+        set_err(err, errlen, "\"%s\" holds a PEM block; give a public key as public_key_file",
+                path);
+        goto done;
+    }
+    if (len < KEYS_MIN_SECRET_LEN) {
+        set_err(err, errlen, "secret in \"%s\" is %zu bytes; at least %d are required", path,
+                len, KEYS_MIN_SECRET_LEN);
+        goto done;
+    }
+    keys = calloc(1, sizeof(*keys));
+    if (keys == NULL) {
+        set_err(err, errlen, "out of memory");
+        goto done;
+    }
+    keys->type = KEY_HMAC;
+    keys->material = buf;
+    keys->material_len = len;
+    buf = NULL;
+done:
+    if (buf != NULL) {
+        OPENSSL_cleanse(buf, len);
+        free(buf);
+    }
+    return keys;
+}
+
+/* The key re-encoded as one SubjectPublicKeyInfo PEM block, NUL-terminated. */
+static bool encode_pubkey(EVP_PKEY *pkey, unsigned char **out, size_t *out_len)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    if (bio == NULL)
+        return false;
+    bool ok = false;
+    char *data;
+    if (PEM_write_bio_PUBKEY(bio, pkey) != 1)
+        goto done;
+    long n = BIO_get_mem_data(bio, &data);
+    if (n <= 0 || n > INT_MAX)
+        goto done;
+    unsigned char *copy = malloc((size_t)n + 1);
+    if (copy == NULL)
+        goto done;
+    memcpy(copy, data, (size_t)n);
+    copy[n] = '\0';
+    *out = copy;
+    *out_len = (size_t)n;
+    ok = true;
+done:
+    BIO_free(bio);
+    return ok;
+}
+
+static struct jwt_keys *load_pem(const char *path, char *err, size_t errlen)
+{
+    unsigned char *buf;
+    size_t len;
+    if (!read_file(path, &buf, &len, err, errlen))
+        return NULL;
+    struct jwt_keys *keys = NULL;
+    EVP_PKEY *pkey = NULL;
+    BIO *bio = NULL;
+
+    /* PEM_read_bio_PUBKEY skips blocks of other types, so look for them first: a file that
+     * also carries a private key must not be accepted as if it were public. */
+    if (contains(buf, len, "PRIVATE KEY-----")) {
+        set_err(err, errlen, "\"%s\" holds a private key; give the public key only", path);
+        goto done;
+    }
+    if (contains(buf, len, "-----BEGIN CERTIFICATE") ||
+        contains(buf, len, "-----BEGIN TRUSTED CERTIFICATE") ||
+        contains(buf, len, "-----BEGIN X509 CERTIFICATE")) {
+        set_err(err, errlen,
+                "\"%s\" holds a certificate; extract the public key (openssl x509 -pubkey "
+                "-noout)",
+                path);
+        goto done;
+    }
+    bio = BIO_new_mem_buf(buf, (int)len);
+    if (bio == NULL) {
+        set_err(err, errlen, "out of memory");
+        goto done;
+    }
+    pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    if (pkey == NULL) {
+        set_err(err, errlen, "\"%s\" holds no PEM public key (\"BEGIN PUBLIC KEY\")", path);
+        goto done;
+    }
+    enum key_type type;
+    switch (EVP_PKEY_get_base_id(pkey)) {
+    case EVP_PKEY_RSA:
+        if (EVP_PKEY_get_bits(pkey) < KEYS_MIN_RSA_BITS) {
+            set_err(err, errlen, "RSA key in \"%s\" has %d bits; at least %d are required",
+                    path, EVP_PKEY_get_bits(pkey), KEYS_MIN_RSA_BITS);
+            goto done;
+        }
+        type = KEY_RSA;
+        break;
+    case EVP_PKEY_EC:
+        type = KEY_EC;
+        break;
+    default:
+        set_err(err, errlen, "key in \"%s\" is neither RSA nor EC", path);
+        goto done;
+    }
+    keys = calloc(1, sizeof(*keys));
+    if (keys == NULL || !encode_pubkey(pkey, &keys->material, &keys->material_len)) {
+        free(keys);
+        keys = NULL;
+        set_err(err, errlen, "cannot re-encode the key in \"%s\"", path);
+        goto done;
+    }
+    keys->type = type;
+done:
+    BIO_free(bio);
+    EVP_PKEY_free(pkey);
+    free(buf);
+    return keys;
+}
+
+struct jwt_keys *keys_load(const char *secret_file, const char *public_key_file, char *err,
+                           size_t errlen)
+{
+    bool have_secret = secret_file != NULL && secret_file[0] != '\0';
+    bool have_pem = public_key_file != NULL && public_key_file[0] != '\0';
+    if (have_secret == have_pem) {
+        set_err(err, errlen, "exactly one of secret_file and public_key_file must be set");
+        return NULL;
+    }
+    return have_secret ? load_secret(secret_file, err, errlen)
+                       : load_pem(public_key_file, err, errlen);
+}
+
+void keys_free(struct jwt_keys *keys)
+{
+    if (keys == NULL)
+        return;
+    if (keys->material != NULL) {
+        OPENSSL_cleanse(keys->material, keys->material_len);
+        free(keys->material);
+    }
+    free(keys);
+}
