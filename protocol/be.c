@@ -1,0 +1,131 @@
+/* Backend messages: writers for what pgmesh answers itself during startup, readers for what it
+ * inspects on server links. Readers demand that every byte is consumed and write their outputs
+ * only on success; views point into the caller's body. No I/O, no globals.
+ * Reference: PostgreSQL documentation, "Message Formats". */
+#include "protocol/be.h"
+
+#include "protocol/wire.h"
+
+static bool valid_tx_status(uint8_t c)
+{
+    return c == TX_IDLE || c == TX_IN_BLOCK || c == TX_FAILED;
+}
+
+void be_write_auth(struct pq_writer *w, uint32_t code)
+{
+    wr_begin(w, BE_AUTH);
+    wr_u32(w, code);
+    wr_end(w);
+}
+
+void be_write_parameter_status(struct pq_writer *w, const char *name, const char *value)
+{
+    wr_begin(w, BE_PARAMETER_STATUS);
+    wr_cstr(w, name);
+    wr_cstr(w, value);
+    wr_end(w);
+}
+
+void be_write_backend_key(struct pq_writer *w, uint32_t pid, uint32_t key)
+{
+    wr_begin(w, BE_BACKEND_KEY);
+    wr_u32(w, pid);
+    wr_u32(w, key);
+    wr_end(w);
+}
+
+void be_write_ready(struct pq_writer *w, char tx_status)
+{
+    if (!valid_tx_status((uint8_t)tx_status)) {
+        w->failed = true;
+        return;
+    }
+    wr_begin(w, BE_READY);
+    wr_u8(w, (uint8_t)tx_status);
+    wr_end(w);
+}
+
+void be_write_command_complete(struct pq_writer *w, const char *tag)
+{
+    wr_begin(w, BE_COMMAND_COMPLETE);
+    wr_cstr(w, tag);
+    wr_end(w);
+}
+
+bool be_read_ready(const uint8_t *body, size_t len, char *tx_status)
+{
+    struct pq_reader r;
+    rd_init(&r, body, len);
+    uint8_t c = rd_u8(&r);
+    if (!rd_finish(&r) || !valid_tx_status(c))
+        return false;
+    *tx_status = (char)c;
+    return true;
+}
+
+bool be_read_parameter_status(const uint8_t *body, size_t len, struct span *name, struct span *value)
+{
+    struct pq_reader r;
+    rd_init(&r, body, len);
+    struct span n = rd_cstr(&r);
+    struct span v = rd_cstr(&r);
+    if (!rd_finish(&r) || n.len == 0)
+        return false;
+    *name = n;
+    *value = v;
+    return true;
+}
+
+bool be_read_command_complete(const uint8_t *body, size_t len, struct span *tag)
+{
+    struct pq_reader r;
+    rd_init(&r, body, len);
+    struct span t = rd_cstr(&r);
+    if (!rd_finish(&r))
+        return false;
+    *tag = t;
+    return true;
+}
+
+/* Authentication codes and how many bytes follow the code: SIZE_MAX when the payload is
+ * variable (SASL data, GSS tokens), false for codes PostgreSQL does not define. */
+static bool auth_payload_len(uint32_t code, size_t *n)
+{
+    switch (code) {
+    case AUTH_OK:                 /* AuthenticationOk */
+    case 2:                       /* KerberosV5 */
+    case AUTH_CLEARTEXT_PASSWORD: /* CleartextPassword */
+    case 7:                       /* GSS */
+    case 9:                       /* SSPI */
+        *n = 0;
+        return true;
+    case 5: /* MD5Password: 4-byte salt */
+        *n = 4;
+        return true;
+    case 8:  /* GSSContinue */
+    case 10: /* SASL: mechanism list */
+    case 11: /* SASLContinue */
+    case 12: /* SASLFinal */
+        *n = SIZE_MAX;
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool be_read_auth(const uint8_t *body, size_t len, uint32_t *code)
+{
+    struct pq_reader r;
+    rd_init(&r, body, len);
+    uint32_t c = rd_u32(&r);
+    size_t payload;
+    if (r.bad || !auth_payload_len(c, &payload))
+        return false;
+    if (payload != SIZE_MAX) {
+        (void)rd_bytes(&r, payload);
+        if (!rd_finish(&r))
+            return false;
+    }
+    *code = c;
+    return true;
+}
