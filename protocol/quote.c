@@ -1,0 +1,107 @@
+/* SQL literal and identifier quoting. Input must be valid UTF-8 without NUL bytes (PostgreSQL
+ * would reject or truncate at those), and output never depends on standard_conforming_strings:
+ * a value with a backslash is always written as an E'' literal. Nothing is written unless the
+ * whole result fits. No I/O, no globals. */
+#include "protocol/quote.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/* Length of the UTF-8 sequence at s[0..n), or 0 when it is not a valid, shortest-form encoding
+ * of a scalar value (no surrogates, nothing above U+10FFFF) or holds a NUL. */
+static size_t utf8_seq_len(const uint8_t *s, size_t n)
+{
+    uint8_t c = s[0];
+    if (c == 0)
+        return 0;
+    if (c < 0x80)
+        return 1;
+    size_t len;
+    uint8_t lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (c == 0xED)
+            hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xF4)
+            hi = 0x8F; /* above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return len;
+}
+
+static bool valid_utf8(const char *src, size_t len)
+{
+    const uint8_t *s = (const uint8_t *)src;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq_len(s + i, len - i);
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+static bool is_doubled(char c, const char *doubled)
+{
+    return c != '\0' && strchr(doubled, c) != NULL;
+}
+
+/* Writes prefix, src with every byte in `doubled` written twice, the closing quote and a NUL.
+ * The size is computed first so that dst is untouched when the result does not fit. */
+static bool quote_into(char *dst, size_t cap, const char *prefix, char close, const char *src,
+                       size_t len, const char *doubled)
+{
+    size_t extra = 0;
+    for (size_t i = 0; i < len; i++)
+        if (is_doubled(src[i], doubled))
+            extra++;
+    size_t plen = strlen(prefix);
+    /* len + extra cannot overflow: extra <= len and len is an object size */
+    size_t need = plen + len + extra + 2; /* closing quote and NUL */
+    if (need < len || need > cap)
+        return false;
+    char *o = dst;
+    memcpy(o, prefix, plen);
+    o += plen;
+    for (size_t i = 0; i < len; i++) {
+        if (is_doubled(src[i], doubled))
+            *o++ = src[i];
+        *o++ = src[i];
+    }
+    *o++ = close;
+    *o = '\0';
+    return true;
+}
+
+bool quote_literal(char *dst, size_t cap, const char *src, size_t len)
+{
+    if (!dst || (len && !src) || !valid_utf8(src, len))
+        return false;
+    bool backslash = len && memchr(src, '\\', len) != NULL;
+    if (backslash)
+        return quote_into(dst, cap, "E'", '\'', src, len, "'\\");
+    return quote_into(dst, cap, "'", '\'', src, len, "'");
+}
+
+bool quote_ident(char *dst, size_t cap, const char *src, size_t len)
+{
+    /* PostgreSQL rejects a zero-length quoted identifier and silently truncates one longer than
+     * NAMEDATALEN - 1 bytes, which could turn one name into another; refuse both. */
+    if (!dst || len == 0 || len > QUOTE_IDENT_MAX_LEN || !src || !valid_utf8(src, len))
+        return false;
+    return quote_into(dst, cap, "\"", '"', src, len, "\"");
+}
