@@ -41,8 +41,10 @@ bool sqltok_is(const struct sqltok *tok, const char *word);
 /* True when some statement in sql cannot run inside a transaction block (VACUUM, CREATE/DROP
  * DATABASE, CREATE/DROP TABLESPACE, ALTER SYSTEM, CREATE INDEX CONCURRENTLY, DROP INDEX
  * CONCURRENTLY, REINDEX ... CONCURRENTLY, REINDEX SYSTEM/DATABASE, CREATE/ALTER/DROP SUBSCRIPTION,
- * COMMIT PREPARED, ROLLBACK PREPARED, CLUSTER without a table), so pgmesh must not open one
- * around it. */
+ * COMMIT PREPARED, ROLLBACK PREPARED, CLUSTER without a table; also REINDEX SCHEMA, DISCARD ALL,
+ * ALTER DATABASE ... SET TABLESPACE, ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY), so pgmesh
+ * must not open one around it. False when the text does not lex (the server runs none of it).
+ * Errs towards true on unusual spellings (e.g. REINDEX (CONCURRENTLY false) ...). */
 bool sql_needs_own_transaction(const char *sql, size_t len);
 
 #endif
