@@ -1,0 +1,238 @@
+/* Claim checks on a verified payload (RFC 7519 section 4.1): exp required, nbf optional, both with
+ * leeway; iss and aud when configured; tenant and role as short identifier-like strings. Every
+ * comparison is written so that no int64 arithmetic can overflow. */
+#include "auth/claims.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static void set_detail(char *detail, size_t detail_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_detail(char *detail, size_t detail_len, const char *fmt, ...)
+{
+    if (detail == NULL || detail_len == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, detail_len, fmt, ap);
+    va_end(ap);
+}
+
+bool claims_name_ok(const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        char c = s[n];
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '.' || c == '-';
+        if (!ok || n >= JWT_CLAIM_MAX)
+            return false;
+    }
+    return n > 0;
+}
+
+/* Short printable ASCII without quotes or backslashes: safe to echo to a client or a log. */
+static bool echo_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > JWT_CLAIM_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x20 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\')
+            return false;
+    return true;
+}
+
+static void format_time(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (gmtime_r(&tt, &tm) == NULL || strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+        snprintf(buf, len, "Unix time %lld", (long long)t);
+}
+
+enum numeric_result { NUM_ABSENT, NUM_OK, NUM_BAD };
+
+/* A NumericDate claim as whole seconds; reals round toward the stricter side (exp down, nbf up).
+ * Values beyond +-2^53 are refused: no real token needs them and they would lose precision. */
+static enum numeric_result get_numeric(const json_t *payload, const char *name, bool round_up,
+                                       int64_t *out)
+{
+    const double limit = 9007199254740992.0; /* 2^53 */
+    json_t *v = json_object_get(payload, name);
+    if (v == NULL)
+        return NUM_ABSENT;
+    if (json_is_integer(v)) {
+        json_int_t i = json_integer_value(v);
+        if (i > (json_int_t)limit || i < -(json_int_t)limit)
+            return NUM_BAD;
+        *out = (int64_t)i;
+        return NUM_OK;
+    }
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (!isfinite(d) || d > limit || d < -limit)
+            return NUM_BAD;
+        int64_t t = (int64_t)d; /* truncates toward zero; no libm needed */
+        if (round_up && (double)t < d)
+            t++;
+        else if (!round_up && (double)t > d)
+            t--;
+        *out = t;
+        return NUM_OK;
+    }
+    return NUM_BAD;
+}
+
+static enum jwt_status check_times(const json_t *payload, int64_t now, int64_t leeway,
+                                   int64_t *exp_out, char *detail, size_t detail_len)
+{
+    char when[64];
+    int64_t exp, nbf;
+    switch (get_numeric(payload, "exp", false, &exp)) {
+    case NUM_ABSENT:
+        set_detail(detail, detail_len, "Claim \"exp\" is missing.");
+        return JWT_MISSING_CLAIM;
+    case NUM_BAD:
+        set_detail(detail, detail_len, "Claim \"exp\" is not a valid NumericDate.");
+        return JWT_BAD_CLAIM;
+    case NUM_OK:
+        break;
+    }
+    /* now > exp + leeway, with both sides well inside int64 (|exp| <= 2^53, leeway clamped). */
+    if (now - leeway > exp) {
+        format_time(exp, when, sizeof(when));
+        set_detail(detail, detail_len, "The token expired at %s (leeway %lld s).", when,
+                   (long long)leeway);
+        return JWT_EXPIRED;
+    }
+    switch (get_numeric(payload, "nbf", true, &nbf)) {
+    case NUM_ABSENT:
+        break;
+    case NUM_BAD:
+        set_detail(detail, detail_len, "Claim \"nbf\" is not a valid NumericDate.");
+        return JWT_BAD_CLAIM;
+    case NUM_OK:
+        if (now + leeway < nbf) {
+            format_time(nbf, when, sizeof(when));
+            set_detail(detail, detail_len, "The token is not valid before %s (leeway %lld s).",
+                       when, (long long)leeway);
+            return JWT_NOT_YET_VALID;
+        }
+        break;
+    }
+    *exp_out = exp;
+    return JWT_OK;
+}
+
+static enum jwt_status check_issuer(const json_t *payload, const char *issuer, char *detail,
+                                    size_t detail_len)
+{
+    if (issuer == NULL || issuer[0] == '\0')
+        return JWT_OK;
+    json_t *v = json_object_get(payload, "iss");
+    if (v == NULL) {
+        set_detail(detail, detail_len, "The token has no \"iss\" claim; an issuer is required.");
+        return JWT_WRONG_ISSUER;
+    }
+    if (json_is_string(v) && strcmp(json_string_value(v), issuer) == 0)
+        return JWT_OK;
+    if (json_is_string(v) && echo_ok(json_string_value(v)))
+        set_detail(detail, detail_len, "The token's issuer \"%s\" is not accepted.",
+                   json_string_value(v));
+    else
+        set_detail(detail, detail_len, "The token's issuer is not accepted.");
+    return JWT_WRONG_ISSUER;
+}
+
+static bool aud_matches(const json_t *v, const char *audience)
+{
+    if (json_is_string(v))
+        return strcmp(json_string_value(v), audience) == 0;
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *item;
+        json_array_foreach(v, i, item)
+        {
+            if (json_is_string(item) && strcmp(json_string_value(item), audience) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+static enum jwt_status check_audience(const json_t *payload, const char *audience, char *detail,
+                                      size_t detail_len)
+{
+    if (audience == NULL || audience[0] == '\0')
+        return JWT_OK;
+    json_t *v = json_object_get(payload, "aud");
+    if (v == NULL) {
+        set_detail(detail, detail_len,
+                   "The token has no \"aud\" claim; an audience is required.");
+        return JWT_WRONG_AUDIENCE;
+    }
+    if (aud_matches(v, audience))
+        return JWT_OK;
+    set_detail(detail, detail_len, "The token's audience does not include this server's.");
+    return JWT_WRONG_AUDIENCE;
+}
+
+/* Copies a required identifier-like claim into out (JWT_CLAIM_MAX + 1 bytes). */
+static enum jwt_status get_name_claim(const json_t *payload, const char *name, char *out,
+                                      char *detail, size_t detail_len)
+{
+    json_t *v = json_object_get(payload, name);
+    if (v == NULL) {
+        set_detail(detail, detail_len, "Claim \"%s\" is missing.", name);
+        return JWT_MISSING_CLAIM;
+    }
+    if (!json_is_string(v) || !claims_name_ok(json_string_value(v))) {
+        set_detail(detail, detail_len,
+                   "Claim \"%s\" must be a string of 1 to %d letters, digits, '_', '.' or '-'.",
+                   name, JWT_CLAIM_MAX);
+        return JWT_BAD_CLAIM;
+    }
+    snprintf(out, JWT_CLAIM_MAX + 1, "%s", json_string_value(v));
+    return JWT_OK;
+}
+
+enum jwt_status claims_check(const json_t *payload, const struct jwt_policy *policy, int64_t now,
+                             struct jwt_identity *out, char *detail, size_t detail_len)
+{
+    struct jwt_identity id;
+    memset(&id, 0, sizeof(id));
+    /* Clamp so that now +- leeway stays far from int64 limits for any sane clock. */
+    int64_t leeway = policy->leeway_s < 0 ? 0 : policy->leeway_s;
+    if (leeway > INT64_C(1) << 40)
+        leeway = INT64_C(1) << 40;
+    const char *tenant = policy->tenant_claim && policy->tenant_claim[0] ? policy->tenant_claim
+                                                                          : "tenant";
+    const char *role = policy->role_claim && policy->role_claim[0] ? policy->role_claim : "role";
+
+    if (!json_is_object(payload)) {
+        set_detail(detail, detail_len, "The token's payload is not a JSON object.");
+        return JWT_MALFORMED;
+    }
+    enum jwt_status st = check_times(payload, now, leeway, &id.exp, detail, detail_len);
+    if (st == JWT_OK)
+        st = check_issuer(payload, policy->issuer, detail, detail_len);
+    if (st == JWT_OK)
+        st = check_audience(payload, policy->audience, detail, detail_len);
+    if (st == JWT_OK)
+        st = get_name_claim(payload, tenant, id.tenant, detail, detail_len);
+    if (st == JWT_OK)
+        st = get_name_claim(payload, role, id.role, detail, detail_len);
+    if (st != JWT_OK)
+        return st;
+
+    json_t *sub = json_object_get(payload, "sub");
+    if (json_is_string(sub) && echo_ok(json_string_value(sub)))
+        snprintf(id.sub, sizeof(id.sub), "%s", json_string_value(sub));
+    *out = id;
+    return JWT_OK;
+}
