@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum pool_mode { POOL_TRANSACTION, POOL_SESSION };
 
@@ -66,5 +67,27 @@ const struct role_config *config_find_role(const struct config *cfg, const char 
 bool config_parse_duration_ms(const char *s, int64_t *out_ms) __attribute__((warn_unused_result));
 /* "128MB", "64kB", "1GB"; a bare number is kB (as PostgreSQL's work_mem). */
 bool config_parse_size_kb(const char *s, int64_t *out_kb) __attribute__((warn_unused_result));
+
+/* One documented key of [pgmesh] or [jwt], from the key table: for SHOW CONFIG, the README
+ * reference and tests. Pointers are static. */
+struct config_key_doc {
+    const char *section;
+    const char *name;
+    const char *default_value; /* as it would be written in the file; "" means empty */
+    bool reloadable;           /* false: a changed value takes effect only after a restart */
+    const char *doc;           /* one line, no final period */
+};
+
+size_t config_key_count(void);
+/* NULL when i >= config_key_count(). */
+const struct config_key_doc *config_key_doc(size_t i);
+
+/* Markdown table of every key (section, key, default, description) for the README. */
+void config_print_reference(FILE *out);
+
+/* For a reload: stores in names[] (up to max_names) the keys that differ between old_cfg and
+ * new_cfg but are not reloadable; returns how many differ (may exceed max_names). */
+size_t config_restart_changes(const struct config *old_cfg, const struct config *new_cfg,
+                              const char **names, size_t max_names);
 
 #endif
