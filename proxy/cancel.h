@@ -1,0 +1,10 @@
+/* CancelRequest handling: find the client by the key pgmesh issued, and cancel what its server
+ * connection is running. libpq's PQcancel blocks, so it runs on a short-lived worker thread. */
+#ifndef PGMESH_PROXY_CANCEL_H
+#define PGMESH_PROXY_CANCEL_H
+
+#include <stdint.h>
+
+void cancel_request(uint32_t pid, uint32_t key);
+
+#endif

@@ -1,0 +1,420 @@
+/* Client state machine up to the relay: startup packet, SSL/GSSENC refusal, cancel requests,
+ * cleartext-password authentication whose password is a JWT, then the synthesized startup
+ * replies (AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery) without waiting for
+ * a server. Every refusal is a PostgreSQL ErrorResponse with the right SQLSTATE. */
+#include "proxy/client.h"
+
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "protocol/be.h"
+#include "protocol/error.h"
+#include "protocol/fe.h"
+#include "protocol/sqlstate.h"
+#include "protocol/startup.h"
+#include "protocol/wire.h"
+#include "proxy/cancel.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/pool.h"
+#include "proxy/relay.h"
+#include "proxy/runtime.h"
+#include "proxy/server.h"
+
+#define clog(level, c, ...) LOG_AT(level, (c)->tag, __VA_ARGS__)
+
+/* A client has this long to finish startup and authentication. */
+#define CLIENT_LOGIN_TIMEOUT_S 60.0
+
+static const char *const state_names[] = {"startup", "auth", "idle", "wait_server", "linked", "closing"};
+
+void client_set_state(struct client *c, enum client_state st)
+{
+    clog(LOG_DEBUG, c, "%s -> %s", state_names[c->state], state_names[st]);
+    if (c->state == CLIENT_WAIT_SERVER || st == CLIENT_WAIT_SERVER || st == CLIENT_CLOSING)
+        ev_timer_stop(rt.loop, &c->timer);
+    if (st == CLIENT_WAIT_SERVER && rt.cfg->query_wait_timeout_ms > 0) {
+        ev_timer_set(&c->timer, (double)rt.cfg->query_wait_timeout_ms / 1000.0, 0.);
+        ev_timer_start(rt.loop, &c->timer);
+    }
+    c->state = st;
+}
+
+static void send_or_close(struct client *c, const struct pq_writer *w)
+{
+    if (!wr_ok(w) || !conn_send(&c->conn, w->p, w->len))
+        client_close(c, "out of memory");
+}
+
+void client_error(struct client *c, const char *severity, const char *sqlstate, const char *message,
+                  const char *detail, const char *hint)
+{
+    struct pq_writer w;
+    struct pq_error e = {severity, sqlstate, message, detail, hint};
+    wr_init_dynamic(&w);
+    error_write(&w, BE_ERROR, &e);
+    bool fatal = strcmp(severity, "FATAL") == 0;
+    clog(fatal ? LOG_WARNING : LOG_INFO, c, "%s %s: %s%s%s", severity, sqlstate, message,
+         detail ? " - " : "", detail ? detail : "");
+    if (c->state != CLIENT_CLOSING && (!wr_ok(&w) || !conn_send(&c->conn, w.p, w.len)))
+        fatal = true;
+    wr_destroy(&w);
+    if (fatal && c->state != CLIENT_CLOSING) {
+        pool_forget_waiter(c);
+        if (c->server) {
+            struct server *s = c->server;
+            c->server = NULL;
+            relay_client_gone(s);
+        }
+        client_set_state(c, CLIENT_CLOSING);
+        conn_close_after_flush(&c->conn);
+    }
+}
+
+void client_close(struct client *c, const char *why)
+{
+    if (c->conn.closing)
+        return;
+    clog(LOG_DEBUG, c, "closing: %s", why);
+    pool_forget_waiter(c);
+    if (c->server) {
+        struct server *s = c->server;
+        c->server = NULL;
+        relay_client_gone(s);
+    }
+    client_set_state(c, CLIENT_CLOSING);
+    conn_close(&c->conn);
+}
+
+static void client_on_release(struct conn *conn)
+{
+    struct client *c = container_of(conn, struct client, conn);
+    ev_timer_stop(rt.loop, &c->timer);
+    TAILQ_REMOVE(&rt.clients, c, link);
+    rt.nclients--;
+    close(c->conn.fd);
+    conn_destroy(&c->conn);
+    txstart_destroy(&c->tx);
+    memset(&c->ident, 0, sizeof c->ident);
+    free(c);
+}
+
+struct client *client_find_by_pid(uint32_t pid)
+{
+    struct client *c;
+    TAILQ_FOREACH(c, &rt.clients, link) {
+        if ((uint32_t)c->id == pid && c->state != CLIENT_CLOSING)
+            return c;
+    }
+    return NULL;
+}
+
+static void copy_name(char *dst, const struct span *v)
+{
+    size_t n = v ? v->len : 0;
+    if (n > CLIENT_NAME_MAX)
+        n = CLIENT_NAME_MAX;
+    if (n)
+        memcpy(dst, v->p, n);
+    dst[n] = '\0';
+}
+
+static void protocol_violation(struct client *c, const char *what)
+{
+    const uint8_t *h = iobuf_head(&c->conn.in);
+    size_t n = iobuf_len(&c->conn.in);
+    clog(LOG_WARNING, c, "protocol violation: %s (first bytes %02x %02x %02x %02x %02x)", what,
+         n > 0 ? h[0] : 0, n > 1 ? h[1] : 0, n > 2 ? h[2] : 0, n > 3 ? h[3] : 0, n > 4 ? h[4] : 0);
+    client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION, what, NULL, NULL);
+}
+
+static void start_auth(struct client *c, const struct startup_packet *pkt)
+{
+    copy_name(c->user, startup_get(pkt, "user"));
+    const struct span *db = startup_get(pkt, "database");
+    copy_name(c->database, db && db->len ? db : startup_get(pkt, "user"));
+    copy_name(c->application_name, startup_get(pkt, "application_name"));
+    snprintf(c->tag, sizeof c->tag, "C-%llu %s/%s@%s", (unsigned long long)c->id, c->database,
+             c->user, c->addr);
+    if (c->over_limit) {
+        char detail[128];
+        snprintf(detail, sizeof detail, "max_client_conn is %d.", rt.cfg->max_client_conn);
+        client_error(c, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS, "too many client connections",
+                     detail, "Try again later, or raise max_client_conn.");
+        return;
+    }
+    if (!config_find_database(rt.cfg, c->database)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "database \"%s\" does not exist", c->database);
+        client_error(c, "FATAL", SQLSTATE_INVALID_CATALOG_NAME, msg,
+                     "pgmesh has no [databases] entry of that name.", NULL);
+        return;
+    }
+    struct pq_writer w;
+    uint8_t buf[16];
+    wr_init_fixed(&w, buf, sizeof buf);
+    be_write_auth(&w, AUTH_CLEARTEXT_PASSWORD);
+    send_or_close(c, &w);
+    client_set_state(c, CLIENT_AUTH);
+}
+
+static void handle_startup(struct client *c)
+{
+    struct frame f;
+    enum frame_result fr = frame_peek_startup(iobuf_head(&c->conn.in), iobuf_len(&c->conn.in),
+                                              STARTUP_MAX_LEN, &f);
+    if (fr == FRAME_NEED_MORE)
+        return;
+    if (fr != FRAME_OK) {
+        protocol_violation(c, fr == FRAME_TOO_BIG ? "startup packet too large" : "invalid startup packet length");
+        return;
+    }
+    if (iobuf_len(&c->conn.in) < f.total_len)
+        return;
+    struct startup_packet pkt;
+    enum startup_result sr = startup_read(iobuf_head(&c->conn.in) + 4, f.body_len, &pkt);
+    if (sr != STARTUP_OK) {
+        protocol_violation(c, sr == STARTUP_UNSUPPORTED_VERSION ? "unsupported frontend protocol"
+                                                                : "invalid startup packet layout");
+        return;
+    }
+    switch (pkt.kind) {
+    case STARTUP_SSL_REQUEST:
+    case STARTUP_GSSENC_REQUEST:
+        /* Encryption is not offered on this listener yet: the client continues in clear text
+         * (or gives up, as sslmode=require does). */
+        iobuf_consume(&c->conn.in, f.total_len);
+        if (!conn_send(&c->conn, "N", 1))
+            client_close(c, "out of memory");
+        return;
+    case STARTUP_CANCEL:
+        iobuf_consume(&c->conn.in, f.total_len);
+        cancel_request(pkt.cancel_pid, pkt.cancel_key);
+        client_close(c, "cancel request handled");
+        return;
+    case STARTUP_MESSAGE:
+        start_auth(c, &pkt);
+        iobuf_consume(&c->conn.in, f.total_len);
+        return;
+    }
+}
+
+static void send_startup_replies(struct client *c, const struct role_config *role)
+{
+    struct pq_writer w;
+    wr_init_dynamic(&w);
+    be_write_auth(&w, AUTH_OK);
+    for (int i = 0; i < POOL_PARAM_COUNT; i++)
+        be_write_parameter_status(&w, pool_param_names[i], pool_param(c->pool, pool_param_names[i]));
+    be_write_parameter_status(&w, "application_name", c->application_name);
+    be_write_parameter_status(&w, "session_authorization", role->server_user);
+    be_write_backend_key(&w, (uint32_t)c->id, c->cancel_key);
+    be_write_ready(&w, TX_IDLE);
+    send_or_close(c, &w);
+    wr_destroy(&w);
+}
+
+static bool build_txstart(struct client *c, const struct role_config *role)
+{
+    char timeout[32], work_mem[32];
+    struct txstart_setting set[4] = {
+        {"request.jwt.claim.tenant", c->ident.tenant},
+        {"request.jwt.claim.role", c->ident.role},
+    };
+    size_t n = 2;
+    if (role->statement_timeout_ms > 0) {
+        snprintf(timeout, sizeof timeout, "%lld", (long long)role->statement_timeout_ms);
+        set[n++] = (struct txstart_setting){"statement_timeout", timeout};
+    }
+    if (role->work_mem_kb > 0) {
+        snprintf(work_mem, sizeof work_mem, "%lldkB", (long long)role->work_mem_kb);
+        set[n++] = (struct txstart_setting){"work_mem", work_mem};
+    }
+    return txstart_build(&c->tx, set, n);
+}
+
+static void handle_idle(struct client *c);
+
+static void handle_password(struct client *c)
+{
+    struct frame f;
+    enum frame_result fr = frame_peek_fe(iobuf_head(&c->conn.in), iobuf_len(&c->conn.in), &rt.limits, &f);
+    if (fr == FRAME_NEED_MORE)
+        return;
+    if (fr == FRAME_TOO_BIG && f.type == FE_PASSWORD) {
+        client_error(c, "FATAL", SQLSTATE_INVALID_PASSWORD, jwt_status_message(JWT_TOO_LARGE),
+                     "Tokens are limited to 16384 bytes.", NULL);
+        return;
+    }
+    if (fr != FRAME_OK || f.type != FE_PASSWORD) {
+        protocol_violation(c, "expected a password message");
+        return;
+    }
+    if (iobuf_len(&c->conn.in) < f.total_len)
+        return;
+    struct span token;
+    if (!fe_read_password(iobuf_head(&c->conn.in) + MSG_HEADER_LEN, f.body_len, &token)) {
+        protocol_violation(c, "invalid password message");
+        return;
+    }
+    char detail[256] = "";
+    struct jwt_policy policy = {
+        .alg_mask = rt.cfg->alg_mask,
+        .issuer = rt.cfg->issuer,
+        .audience = rt.cfg->audience,
+        .leeway_s = rt.cfg->leeway_s,
+        .tenant_claim = rt.cfg->tenant_claim,
+        .role_claim = rt.cfg->role_claim,
+    };
+    enum jwt_status st = jwt_verify(rt.keys, &policy, (const char *)token.p, token.len,
+                                    (int64_t)time(NULL), &c->ident, detail, sizeof detail);
+    iobuf_consume(&c->conn.in, f.total_len);
+    if (st != JWT_OK) {
+        client_error(c, "FATAL", SQLSTATE_INVALID_PASSWORD, jwt_status_message(st), detail,
+                     "Obtain a new token from your identity provider.");
+        return;
+    }
+    const struct role_config *role = config_find_role(rt.cfg, c->ident.role);
+    if (!role) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "token role \"%s\" is not configured", c->ident.role);
+        client_error(c, "FATAL", SQLSTATE_INVALID_PASSWORD, msg,
+                     "pgmesh has no [roles] entry for this role claim.", NULL);
+        return;
+    }
+    const struct db_config *db = config_find_database(rt.cfg, c->database);
+    c->pool = db ? pool_find_or_create(db->name, role->server_user, db->conninfo) : NULL;
+    if (!c->pool || !build_txstart(c, role)) {
+        client_error(c, "FATAL", SQLSTATE_INTERNAL_ERROR, "could not set up the session", NULL, NULL);
+        return;
+    }
+    snprintf(c->tag, sizeof c->tag, "C-%llu %s/%s@%s", (unsigned long long)c->id, c->database,
+             c->ident.tenant, c->addr);
+    clog(LOG_INFO, c, "login: role=%s tenant=%s sub=%s server_user=%s", c->ident.role,
+         c->ident.tenant, c->ident.sub, role->server_user);
+    send_startup_replies(c, role);
+    client_set_state(c, CLIENT_IDLE);
+    ev_timer_stop(rt.loop, &c->timer);
+    handle_idle(c);
+}
+
+/* Authenticated, no server: the first byte of a message means a transaction is starting. */
+static void handle_idle(struct client *c)
+{
+    if (iobuf_len(&c->conn.in) == 0)
+        return;
+    if (iobuf_head(&c->conn.in)[0] == FE_TERMINATE) {
+        client_close(c, "client terminated");
+        return;
+    }
+    conn_stop_reading(&c->conn); /* until a server is lent */
+    pool_request(c->pool, c);
+}
+
+void client_linked(struct client *c, struct server *s)
+{
+    if (c->state == CLIENT_WAIT_SERVER)
+        ev_timer_stop(rt.loop, &c->timer);
+    c->server = s;
+    s->client = c;
+    server_set_state(s, SERVER_LINKED);
+    client_set_state(c, CLIENT_LINKED);
+    relay_begin(c, s);
+    conn_start_reading(&c->conn);
+    relay_from_client(c);
+}
+
+void client_unlinked(struct client *c)
+{
+    c->server = NULL;
+    client_set_state(c, CLIENT_IDLE);
+    conn_start_reading(&c->conn);
+    handle_idle(c); /* pipelined messages already buffered start the next transaction */
+}
+
+static void client_on_read(struct conn *conn)
+{
+    struct client *c = container_of(conn, struct client, conn);
+    /* While linked, stop reading when the server's output is backed up (backpressure). */
+    if (c->state == CLIENT_LINKED && c->server && iobuf_len(&c->server->conn.out) >= OUT_HIGH_WATER) {
+        conn_stop_reading(conn);
+        return;
+    }
+    enum io_result r = conn_fill(conn, 65536);
+    if (r == IO_EOF || r == IO_ERROR) {
+        client_close(c, r == IO_EOF ? "client closed the connection" : "client socket error");
+        return;
+    }
+    switch (c->state) {
+    case CLIENT_STARTUP:
+        handle_startup(c);
+        /* An SSLRequest may be followed at once by the startup packet. */
+        if (c->state == CLIENT_STARTUP && iobuf_len(&c->conn.in) > 0 && !c->conn.closing)
+            handle_startup(c);
+        break;
+    case CLIENT_AUTH:
+        handle_password(c);
+        break;
+    case CLIENT_IDLE:
+        handle_idle(c);
+        break;
+    case CLIENT_LINKED:
+        relay_from_client(c);
+        break;
+    case CLIENT_WAIT_SERVER:
+    case CLIENT_CLOSING:
+        break;
+    }
+}
+
+static void client_on_drained(struct conn *conn)
+{
+    /* Our output to the client drained: the linked server may send more. */
+    struct client *c = container_of(conn, struct client, conn);
+    if (c->server)
+        conn_start_reading(&c->server->conn);
+}
+
+static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct client *c = container_of(w, struct client, timer);
+    if (c->state == CLIENT_WAIT_SERVER) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "No server connection of pool %s/%s became free within query_wait_timeout (%lld ms).",
+                 c->pool->database, c->pool->server_user, (long long)rt.cfg->query_wait_timeout_ms);
+        client_error(c, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS, "query_wait_timeout expired", detail,
+                     "Retry later, or raise default_pool_size or query_wait_timeout.");
+    } else if (c->state == CLIENT_STARTUP || c->state == CLIENT_AUTH) {
+        client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION, "login timeout", "Startup and authentication must finish within 60 s.", NULL);
+    }
+}
+
+void client_accept(int fd, bool is_unix, const char *addr)
+{
+    struct client *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->id = ++rt.next_client_id;
+    c->is_unix = is_unix;
+    snprintf(c->addr, sizeof c->addr, "%s", addr);
+    snprintf(c->tag, sizeof c->tag, "C-%llu @%s", (unsigned long long)c->id, c->addr);
+    if (RAND_bytes((unsigned char *)&c->cancel_key, sizeof c->cancel_key) != 1) {
+        free(c);
+        close(fd);
+        return;
+    }
+    c->over_limit = rt.nclients >= rt.cfg->max_client_conn;
+    conn_init(&c->conn, fd, client_on_read, client_on_drained, client_on_release);
+    TAILQ_INSERT_TAIL(&rt.clients, c, link);
+    rt.nclients++;
+    c->state = CLIENT_STARTUP;
+    ev_timer_init(&c->timer, client_timer_cb, CLIENT_LOGIN_TIMEOUT_S, 0.);
+    ev_timer_start(rt.loop, &c->timer);
+    conn_start_reading(&c->conn);
+}

@@ -1,0 +1,62 @@
+/* Client connections: startup packet, cleartext-password authentication with a JWT, then the
+ * relay. Owner: rt.clients; freed after client_close's loop iteration. */
+#ifndef PGMESH_PROXY_CLIENT_H
+#define PGMESH_PROXY_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "auth/jwt.h"
+#include "proxy/conn.h"
+#include "proxy/txstart.h"
+
+struct pool;
+struct server;
+
+enum client_state {
+    CLIENT_STARTUP,     /* waiting for the startup packet (or SSLRequest, CancelRequest) */
+    CLIENT_AUTH,        /* waiting for the password message carrying the token */
+    CLIENT_IDLE,        /* authenticated, no server */
+    CLIENT_WAIT_SERVER, /* queued in its pool */
+    CLIENT_LINKED,
+    CLIENT_CLOSING,
+};
+
+#define CLIENT_NAME_MAX 64
+
+struct client {
+    struct conn conn;
+    uint64_t id;
+    char tag[192];                 /* "C-<id> db/tenant@addr" for logs */
+    enum client_state state;
+    TAILQ_ENTRY(client) link;      /* rt.clients */
+    TAILQ_ENTRY(client) wait_link; /* pool->waiting */
+    ev_timer timer;                /* startup/auth deadline, then query_wait_timeout */
+    struct pool *pool;
+    struct server *server;
+    bool is_unix;
+    bool over_limit;               /* accepted beyond max_client_conn: refuse after startup */
+    char addr[64];
+    char database[CLIENT_NAME_MAX + 1];
+    char user[CLIENT_NAME_MAX + 1];
+    char application_name[CLIENT_NAME_MAX + 1];
+    struct jwt_identity ident;
+    uint32_t cancel_key;
+    struct txstart tx;
+    uint32_t body_remaining;       /* bytes of the current client message still to pass */
+};
+
+void client_accept(int fd, bool is_unix, const char *addr);
+void client_set_state(struct client *c, enum client_state st);
+/* Sends an ErrorResponse; FATAL ones close the connection after it is written. */
+void client_error(struct client *c, const char *severity, const char *sqlstate, const char *message,
+                  const char *detail, const char *hint);
+void client_close(struct client *c, const char *why);
+/* Called by the pool when a server is lent to a waiting client. */
+void client_linked(struct client *c, struct server *s);
+/* Called by the relay when the transaction ended and the server went back. */
+void client_unlinked(struct client *c);
+struct client *client_find_by_pid(uint32_t pid);
+
+#endif

@@ -1,0 +1,311 @@
+/* Connection plumbing shared by clients and servers. Writes are appended to the out buffer and
+ * flushed together from an ev_prepare watcher once per loop iteration; EV_WRITE is armed only
+ * while a socket is full. Connections are never freed inside a callback: conn_close queues them
+ * and the same prepare watcher releases them after the iteration. */
+#include "proxy/conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+static struct ev_loop *g_loop;
+static ev_prepare g_prepare;
+static struct conn *g_flush_list;
+static struct conn *g_free_list;
+
+bool iobuf_reserve(struct iobuf *b, size_t n)
+{
+    if (b->cap - b->end >= n)
+        return true;
+    size_t len = iobuf_len(b);
+    if (b->start > 0 && b->cap - len >= n) {
+        memmove(b->data, b->data + b->start, len);
+        b->start = 0;
+        b->end = len;
+        return true;
+    }
+    size_t cap = b->cap ? b->cap : 8192;
+    while (cap - len < n) {
+        if (cap > SIZE_MAX / 2)
+            return false;
+        cap *= 2;
+    }
+    uint8_t *p = malloc(cap);
+    if (!p)
+        return false;
+    if (len)
+        memcpy(p, b->data + b->start, len);
+    free(b->data);
+    b->data = p;
+    b->cap = cap;
+    b->start = 0;
+    b->end = len;
+    return true;
+}
+
+bool iobuf_append(struct iobuf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return true;
+    if (!iobuf_reserve(b, n))
+        return false;
+    memcpy(b->data + b->end, p, n);
+    b->end += n;
+    return true;
+}
+
+void iobuf_consume(struct iobuf *b, size_t n)
+{
+    b->start += n;
+    if (b->start >= b->end) {
+        b->start = b->end = 0;
+        /* A buffer grown for one huge message goes back to normal size once empty. */
+        if (b->cap > 256u * 1024u) {
+            free(b->data);
+            b->data = NULL;
+            b->cap = 0;
+        }
+    }
+}
+
+void iobuf_free(struct iobuf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct conn *c = container_of(w, struct conn, rio);
+    if (!c->closing)
+        c->on_read(c);
+}
+
+static void flush_one(struct conn *c);
+
+static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct conn *c = container_of(w, struct conn, wio);
+    flush_one(c);
+}
+
+void conn_init(struct conn *c, int fd, conn_cb on_read, conn_cb on_drained, conn_cb on_release)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = fd;
+    c->on_read = on_read;
+    c->on_drained = on_drained;
+    c->on_release = on_release;
+    ev_io_init(&c->rio, read_cb, fd, EV_READ);
+    ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
+}
+
+void conn_attach_fd(struct conn *c, int fd)
+{
+    ev_io_stop(g_loop, &c->rio);
+    ev_io_stop(g_loop, &c->wio);
+    c->reading = false;
+    c->fd = fd;
+    ev_io_init(&c->rio, read_cb, fd, EV_READ);
+    ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
+}
+
+void conn_start_reading(struct conn *c)
+{
+    if (!c->reading && !c->closing) {
+        ev_io_start(g_loop, &c->rio);
+        c->reading = true;
+    }
+}
+
+void conn_stop_reading(struct conn *c)
+{
+    if (c->reading) {
+        ev_io_stop(g_loop, &c->rio);
+        c->reading = false;
+    }
+}
+
+static ssize_t transport_read(struct conn *c, void *p, size_t n, enum io_result *res)
+{
+    if (c->ssl) {
+        ERR_clear_error();
+        int r = SSL_read(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+        if (r > 0)
+            return r;
+        int e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            *res = IO_AGAIN;
+        else if (e == SSL_ERROR_ZERO_RETURN)
+            *res = IO_EOF;
+        else
+            *res = IO_ERROR;
+        return -1;
+    }
+    ssize_t r = read(c->fd, p, n);
+    if (r > 0)
+        return r;
+    if (r == 0)
+        *res = IO_EOF;
+    else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        *res = IO_AGAIN;
+    else
+        *res = IO_ERROR;
+    return -1;
+}
+
+static ssize_t transport_write(struct conn *c, const void *p, size_t n, enum io_result *res)
+{
+    if (c->ssl) {
+        ERR_clear_error();
+        int r = SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+        if (r > 0)
+            return r;
+        int e = SSL_get_error(c->ssl, r);
+        *res = (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) ? IO_AGAIN : IO_ERROR;
+        return -1;
+    }
+    ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL);
+    if (r >= 0)
+        return r;
+    *res = (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? IO_AGAIN : IO_ERROR;
+    return -1;
+}
+
+enum io_result conn_fill(struct conn *c, size_t max)
+{
+    if (c->closing)
+        return IO_ERROR;
+    if (!iobuf_reserve(&c->in, 4096))
+        return IO_ERROR;
+    size_t room = c->in.cap - c->in.end;
+    if (room > max)
+        room = max;
+    enum io_result res = IO_OK;
+    ssize_t r = transport_read(c, c->in.data + c->in.end, room, &res);
+    if (r < 0)
+        return res;
+    c->in.end += (size_t)r;
+    return IO_OK;
+}
+
+bool conn_send(struct conn *c, const void *p, size_t n)
+{
+    if (c->closing)
+        return true; /* nobody will read it: dropping is correct */
+    if (!iobuf_append(&c->out, p, n))
+        return false;
+    conn_want_flush(c);
+    return true;
+}
+
+void conn_want_flush(struct conn *c)
+{
+    if (!c->flush_queued && !c->closing) {
+        c->flush_queued = true;
+        c->flush_next = g_flush_list;
+        g_flush_list = c;
+    }
+}
+
+static void release_later(struct conn *c)
+{
+    c->free_next = g_free_list;
+    g_free_list = c;
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    conn_stop_reading(c);
+    ev_io_stop(g_loop, &c->wio);
+    release_later(c);
+}
+
+void conn_close_after_flush(struct conn *c)
+{
+    conn_stop_reading(c);
+    c->close_after_flush = true;
+    conn_want_flush(c);
+}
+
+/* Writes as much as the socket takes. Invariant: wio is active iff output is pending and the
+ * socket said EAGAIN. */
+static void flush_one(struct conn *c)
+{
+    if (c->closing)
+        return;
+    size_t before = iobuf_len(&c->out);
+    while (iobuf_len(&c->out) > 0) {
+        enum io_result res = IO_OK;
+        ssize_t w = transport_write(c, iobuf_head(&c->out), iobuf_len(&c->out), &res);
+        if (w < 0) {
+            if (res == IO_AGAIN) {
+                ev_io_start(g_loop, &c->wio);
+                break;
+            }
+            /* The peer is gone; the read side will see it and close. Drop the output. */
+            iobuf_consume(&c->out, iobuf_len(&c->out));
+            ev_io_stop(g_loop, &c->wio);
+            if (c->close_after_flush)
+                conn_close(c);
+            else
+                c->on_read(c); /* lets the owner observe the error at once */
+            return;
+        }
+        iobuf_consume(&c->out, (size_t)w);
+    }
+    if (iobuf_len(&c->out) == 0) {
+        ev_io_stop(g_loop, &c->wio);
+        if (c->close_after_flush) {
+            conn_close(c);
+            return;
+        }
+    }
+    if (before >= OUT_LOW_WATER && iobuf_len(&c->out) < OUT_LOW_WATER && c->on_drained)
+        c->on_drained(c);
+}
+
+static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    /* Flushing can queue closes and releasing can queue flushes (a server reset after its client
+     * left), so go round until both lists are empty before the loop blocks. */
+    while (g_flush_list || g_free_list) {
+        struct conn *list = g_flush_list;
+        g_flush_list = NULL;
+        while (list) {
+            struct conn *c = list;
+            list = c->flush_next;
+            c->flush_queued = false;
+            flush_one(c);
+        }
+        list = g_free_list;
+        g_free_list = NULL;
+        while (list) {
+            struct conn *c = list;
+            list = c->free_next;
+            c->on_release(c);
+        }
+    }
+}
+
+void conn_global_init(struct ev_loop *loop)
+{
+    g_loop = loop;
+    ev_prepare_init(&g_prepare, prepare_cb);
+    ev_prepare_start(loop, &g_prepare);
+}
+
+struct ev_loop *conn_loop(void) { return g_loop; }
+
+void conn_destroy(struct conn *c)
+{
+    iobuf_free(&c->in);
+    iobuf_free(&c->out);
+}

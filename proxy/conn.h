@@ -1,0 +1,74 @@
+/* What client and server connections share: the socket, libev watchers, input and output
+ * buffers, the transport (plain or the TLS object libpq negotiated), batched flushing and deferred
+ * release. Owner: the embedding struct client / struct server; conn_destroy frees the buffers. */
+#ifndef PGMESH_PROXY_CONN_H
+#define PGMESH_PROXY_CONN_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <openssl/ssl.h>
+
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* Byte queue: data[start..end) is pending. Grows on demand; compacts before growing. */
+struct iobuf {
+    uint8_t *data;
+    size_t start, end, cap;
+};
+
+static inline size_t iobuf_len(const struct iobuf *b) { return b->end - b->start; }
+static inline uint8_t *iobuf_head(const struct iobuf *b) { return b->data + b->start; }
+bool iobuf_reserve(struct iobuf *b, size_t n) __attribute__((warn_unused_result));
+bool iobuf_append(struct iobuf *b, const void *p, size_t n) __attribute__((warn_unused_result));
+void iobuf_consume(struct iobuf *b, size_t n);
+void iobuf_free(struct iobuf *b);
+
+/* Output above this stops the peer from reading until it drains below OUT_LOW_WATER. */
+#define OUT_HIGH_WATER (256u * 1024u)
+#define OUT_LOW_WATER (64u * 1024u)
+
+struct conn;
+typedef void (*conn_cb)(struct conn *c);
+
+struct conn {
+    int fd;
+    SSL *ssl;               /* server links over TLS: libpq's object, not owned */
+    ev_io rio, wio;
+    struct iobuf in, out;
+    conn_cb on_read;        /* socket readable */
+    conn_cb on_drained;     /* output fell below the low-water mark */
+    conn_cb on_release;     /* after the loop iteration in which conn_close was called */
+    struct conn *flush_next, *free_next;
+    bool flush_queued;
+    bool reading;
+    bool closing;           /* conn_close called; no more I/O */
+    bool close_after_flush; /* finish writing what is queued (an error message), then close */
+};
+
+void conn_init(struct conn *c, int fd, conn_cb on_read, conn_cb on_drained, conn_cb on_release);
+/* (Re)binds both watchers to fd with the standard callbacks, both stopped. */
+void conn_attach_fd(struct conn *c, int fd);
+void conn_start_reading(struct conn *c);
+void conn_stop_reading(struct conn *c);
+
+enum io_result { IO_OK, IO_AGAIN, IO_EOF, IO_ERROR };
+/* Reads what the socket has into c->in (up to max bytes of free space). */
+enum io_result conn_fill(struct conn *c, size_t max);
+/* Queues bytes for the next flush. False only when memory runs out. */
+bool conn_send(struct conn *c, const void *p, size_t n) __attribute__((warn_unused_result));
+void conn_want_flush(struct conn *c);
+/* Stops I/O and schedules on_release after this iteration; the fd stays open until then. */
+void conn_close(struct conn *c);
+/* Flush what is queued, then close (used for FATAL errors). */
+void conn_close_after_flush(struct conn *c);
+void conn_destroy(struct conn *c);
+
+/* Installs the per-iteration flush and release watcher on the loop. */
+void conn_global_init(struct ev_loop *loop);
+struct ev_loop *conn_loop(void);
+
+#endif

@@ -1,0 +1,159 @@
+/* Listeners: listen_addr (a name or address; "*" for all) on listen_port, and a Unix socket
+ * .s.PGSQL.<port> in unix_socket_dir, the path libpq and psql use for host=<dir>. */
+#include "proxy/listen.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "proxy/client.h"
+#include "proxy/config.h"
+#include "proxy/conn.h"
+#include "proxy/log.h"
+#include "proxy/runtime.h"
+
+#define MAX_LISTENERS 8
+
+struct listener {
+    ev_io io;
+    int fd;
+    bool is_unix;
+    char unix_path[128];
+};
+
+static struct listener listeners[MAX_LISTENERS];
+static int nlisteners;
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct listener *l = container_of(w, struct listener, io);
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage sa;
+        socklen_t salen = sizeof sa;
+        int fd = accept4(l->fd, (struct sockaddr *)&sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+                log_warn("accept failed: %s", strerror(errno));
+            return;
+        }
+        char addr[64] = "unix";
+        if (!l->is_unix) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
+            getnameinfo((struct sockaddr *)&sa, salen, host, sizeof host, port, sizeof port,
+                        NI_NUMERICHOST | NI_NUMERICSERV);
+            snprintf(addr, sizeof addr, "%s:%s", host, port);
+        }
+        client_accept(fd, l->is_unix, addr);
+    }
+}
+
+static bool add_listener(int fd, bool is_unix, const char *path)
+{
+    if (nlisteners == MAX_LISTENERS) {
+        close(fd);
+        log_error("too many listening sockets");
+        return false;
+    }
+    struct listener *l = &listeners[nlisteners++];
+    l->fd = fd;
+    l->is_unix = is_unix;
+    snprintf(l->unix_path, sizeof l->unix_path, "%s", path ? path : "");
+    ev_io_init(&l->io, accept_cb, fd, EV_READ);
+    ev_io_start(rt.loop, &l->io);
+    return true;
+}
+
+static bool listen_tcp(const char *addr, int port)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res, *ai;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(strcmp(addr, "*") == 0 ? NULL : addr, portstr, &hints, &res);
+    if (rc != 0) {
+        log_error("listen_addr %s: %s", addr, gai_strerror(rc));
+        return false;
+    }
+    int opened = 0;
+    for (ai = res; ai; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (ai->ai_family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+            log_error("could not listen on %s port %d: %s", addr, port, strerror(errno));
+            close(fd);
+            freeaddrinfo(res);
+            return false;
+        }
+        if (!add_listener(fd, false, NULL)) {
+            freeaddrinfo(res);
+            return false;
+        }
+        opened++;
+    }
+    freeaddrinfo(res);
+    if (!opened)
+        log_error("could not listen on %s port %d", addr, port);
+    return opened > 0;
+}
+
+static bool listen_unix(const char *dir, int port)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int n = snprintf(sun.sun_path, sizeof sun.sun_path, "%s/.s.PGSQL.%d", dir, port);
+    if (n < 0 || (size_t)n >= sizeof sun.sun_path) {
+        log_error("unix_socket_dir %s is too long", dir);
+        return false;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    unlink(sun.sun_path); /* a stale socket from a killed run */
+    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 || listen(fd, 1024) != 0) {
+        log_error("could not listen on %s: %s", sun.sun_path, strerror(errno));
+        close(fd);
+        return false;
+    }
+    chmod(sun.sun_path, 0777);
+    return add_listener(fd, true, sun.sun_path);
+}
+
+bool listen_start(void)
+{
+    const struct config *cfg = rt.cfg;
+    if (cfg->listen_addr[0] && !listen_tcp(cfg->listen_addr, cfg->listen_port))
+        return false;
+    if (cfg->unix_socket_dir[0] && !listen_unix(cfg->unix_socket_dir, cfg->listen_port))
+        return false;
+    log_info("listening on %s%s%d%s%s", cfg->listen_addr[0] ? cfg->listen_addr : "",
+             cfg->listen_addr[0] ? ":" : "port ", cfg->listen_port,
+             cfg->unix_socket_dir[0] ? " and unix socket in " : "", cfg->unix_socket_dir);
+    return true;
+}
+
+void listen_stop(void)
+{
+    for (int i = 0; i < nlisteners; i++) {
+        ev_io_stop(rt.loop, &listeners[i].io);
+        close(listeners[i].fd);
+        if (listeners[i].is_unix)
+            unlink(listeners[i].unix_path);
+    }
+    nlisteners = 0;
+}

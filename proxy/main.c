@@ -1,0 +1,155 @@
+/* pgmesh entry point: options, config and key loading, listeners, one libev loop, signals, and
+ * shutdown order (stop accepting, then let the loop end). Only startup errors exit the process. */
+#include <ev.h>
+#include <getopt.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/jwt.h"
+#include "auth/keys.h"
+#include "protocol/wire.h"
+#include "proxy/config.h"
+#include "proxy/conn.h"
+#include "proxy/listen.h"
+#include "proxy/log.h"
+#include "proxy/pool.h"
+#include "proxy/runtime.h"
+
+#define PGMESH_VERSION "0.1.0"
+#define JANITOR_INTERVAL_S 1.0
+
+struct runtime rt;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "pgmesh %s: PostgreSQL pooler that authenticates clients by JWT and sets their claims\n"
+            "on every transaction.\n\n"
+            "Usage: pgmesh -c FILE.ini    run in the foreground, log to stderr\n"
+            "       pgmesh --version\n"
+            "       pgmesh --help\n\n"
+            "Options:\n"
+            "  -c, --config FILE   configuration file (INI; see pgmesh.ini)\n"
+            "  -v, --verbose       log at debug level (overrides log_level)\n"
+            "  -V, --version       print the version and exit\n"
+            "  -h, --help          print this help and exit\n",
+            PGMESH_VERSION);
+}
+
+static void janitor_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    pool_reap_idle(ev_now(loop));
+}
+
+static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    log_info("received signal %d, shutting down", w->signum);
+    rt.shutting_down = true;
+    listen_stop();
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    /* Keys are re-read on SIGHUP: a rotated secret or public key applies to new logins. */
+    char err[256];
+    struct jwt_keys *keys = keys_load(rt.cfg->secret_file, rt.cfg->public_key_file, err, sizeof err);
+    if (!keys) {
+        log_warn("SIGHUP: keeping the old keys: %s", err);
+        return;
+    }
+    keys_free(rt.keys);
+    rt.keys = keys;
+    log_info("SIGHUP: keys reloaded");
+}
+
+/* Opens one server connection per database at start, so clients are told the real
+ * server_version and friends and the first transaction finds a warm connection. */
+static void warm_pools(void)
+{
+    const struct config *cfg = rt.cfg;
+    for (size_t i = 0; i < cfg->ndatabases && cfg->nroles > 0; i++) {
+        struct pool *p = pool_find_or_create(cfg->databases[i].name, cfg->roles[0].server_user,
+                                             cfg->databases[i].conninfo);
+        if (p && !server_connect(p))
+            log_warn("could not start a connection for %s", cfg->databases[i].name);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
+        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL;
+    bool verbose = false;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:vVh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 'v': verbose = true; break;
+        case 'V': printf("pgmesh %s\n", PGMESH_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!config_path || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    char err[512];
+    rt.cfg = config_load(config_path, err, sizeof err);
+    if (!rt.cfg) {
+        fprintf(stderr, "pgmesh: %s\n", err);
+        return 1;
+    }
+    if (!log_set_level(verbose ? "debug" : rt.cfg->log_level)) {
+        fprintf(stderr, "pgmesh: bad log_level\n");
+        return 1;
+    }
+    rt.keys = keys_load(rt.cfg->secret_file, rt.cfg->public_key_file, err, sizeof err);
+    if (!rt.keys) {
+        fprintf(stderr, "pgmesh: %s\n", err);
+        return 1;
+    }
+    if ((rt.cfg->alg_mask & jwt_algs_for_key(rt.keys->type)) == 0) {
+        fprintf(stderr, "pgmesh: none of algorithms = %s can be verified with the configured key\n",
+                rt.cfg->algorithms);
+        return 1;
+    }
+    rt.limits = (struct frame_limits){
+        .control_max = CONTROL_MAX_LEN, .large_max = LARGE_MAX_LEN, .password_max = PASSWORD_MAX_LEN};
+    TAILQ_INIT(&rt.clients);
+    TAILQ_INIT(&rt.pools);
+    signal(SIGPIPE, SIG_IGN);
+    OPENSSL_init_ssl(0, NULL);
+
+    rt.loop = ev_default_loop(EVFLAG_AUTO);
+    conn_global_init(rt.loop);
+    if (!listen_start())
+        return 1;
+    ev_signal sigint, sigterm, sighup;
+    ev_signal_init(&sigint, stop_cb, SIGINT);
+    ev_signal_init(&sigterm, stop_cb, SIGTERM);
+    ev_signal_init(&sighup, hup_cb, SIGHUP);
+    ev_signal_start(rt.loop, &sigint);
+    ev_signal_start(rt.loop, &sigterm);
+    ev_signal_start(rt.loop, &sighup);
+    ev_timer janitor;
+    ev_timer_init(&janitor, janitor_cb, JANITOR_INTERVAL_S, JANITOR_INTERVAL_S);
+    ev_timer_start(rt.loop, &janitor);
+    log_info("pgmesh %s started (pool_mode=%s, %zu database(s), %zu role(s))", PGMESH_VERSION,
+             rt.cfg->pool_mode == POOL_SESSION ? "session" : "transaction", rt.cfg->ndatabases,
+             rt.cfg->nroles);
+    warm_pools();
+    ev_run(rt.loop, 0);
+    log_info("stopped");
+    keys_free(rt.keys);
+    config_free(rt.cfg);
+    return 0;
+}

@@ -1,0 +1,170 @@
+/* Pools: one per (database, server role). Clients wait in FIFO order; a server goes to the
+ * longest-waiting client first, else to the idle list. Connections are opened on demand up to
+ * the pool size. */
+#include "proxy/pool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/client.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/relay.h"
+#include "proxy/runtime.h"
+
+const char *const pool_param_names[POOL_PARAM_COUNT] = {
+    "server_version", "server_encoding", "client_encoding", "DateStyle", "IntervalStyle",
+    "TimeZone", "integer_datetimes", "standard_conforming_strings", "is_superuser",
+};
+
+/* What clients are told before any server connection of their pool has been seen: PostgreSQL
+ * 15's defaults for a UTF8 database. Replaced by the real values on the first connection. */
+static const char *const param_defaults[POOL_PARAM_COUNT] = {
+    "15.0", "UTF8", "UTF8", "ISO, MDY", "postgres", "UTC", "on", "on", "off",
+};
+
+struct pool *pool_find_or_create(const char *database, const char *server_user, const char *conninfo)
+{
+    struct pool *p;
+    TAILQ_FOREACH(p, &rt.pools, link) {
+        if (strcmp(p->database, database) == 0 && strcmp(p->server_user, server_user) == 0)
+            return p;
+    }
+    p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->database = strdup(database);
+    p->server_user = strdup(server_user);
+    p->conninfo = strdup(conninfo);
+    if (!p->database || !p->server_user || !p->conninfo) {
+        free(p->database);
+        free(p->server_user);
+        free(p->conninfo);
+        free(p);
+        return NULL;
+    }
+    p->size = rt.cfg->default_pool_size;
+    TAILQ_INIT(&p->connecting);
+    TAILQ_INIT(&p->idle);
+    TAILQ_INIT(&p->linked);
+    TAILQ_INIT(&p->resetting);
+    TAILQ_INIT(&p->waiting);
+    TAILQ_INSERT_TAIL(&rt.pools, p, link);
+    /* Borrow already-known parameters from another pool of the same database. */
+    struct pool *q;
+    TAILQ_FOREACH(q, &rt.pools, link) {
+        if (q != p && strcmp(q->database, database) == 0 && q->params[0]) {
+            for (int i = 0; i < POOL_PARAM_COUNT; i++)
+                p->params[i] = q->params[i] ? strdup(q->params[i]) : NULL;
+            break;
+        }
+    }
+    return p;
+}
+
+const char *pool_param(const struct pool *p, const char *name)
+{
+    for (int i = 0; i < POOL_PARAM_COUNT; i++) {
+        if (strcmp(pool_param_names[i], name) == 0)
+            return p->params[i] ? p->params[i] : param_defaults[i];
+    }
+    return "";
+}
+
+void pool_remember_params(struct pool *p, PGconn *pg)
+{
+    for (int i = 0; i < POOL_PARAM_COUNT; i++) {
+        const char *v = PQparameterStatus(pg, pool_param_names[i]);
+        if (v && (!p->params[i] || strcmp(p->params[i], v) != 0)) {
+            char *copy = strdup(v);
+            if (copy) {
+                free(p->params[i]);
+                p->params[i] = copy;
+            }
+        }
+    }
+}
+
+static void open_if_needed(struct pool *p)
+{
+    /* One new connection per waiting client not already covered by one in progress. */
+    int in_progress = 0;
+    struct server *s;
+    TAILQ_FOREACH(s, &p->connecting, link)
+        in_progress++;
+    while (p->nservers < p->size && in_progress < p->nwaiting) {
+        if (!server_connect(p)) {
+            log_error("%s/%s: out of memory opening a server connection", p->database, p->server_user);
+            return;
+        }
+        in_progress++;
+    }
+}
+
+void pool_request(struct pool *p, struct client *c)
+{
+    struct server *s = TAILQ_FIRST(&p->idle);
+    if (s && p->nwaiting == 0) {
+        client_linked(c, s);
+        return;
+    }
+    client_set_state(c, CLIENT_WAIT_SERVER);
+    TAILQ_INSERT_TAIL(&p->waiting, c, wait_link);
+    p->nwaiting++;
+    if (s) {
+        pool_server_ready(s); /* cannot happen with FIFO order kept, but never strand a waiter */
+        return;
+    }
+    open_if_needed(p);
+}
+
+void pool_forget_waiter(struct client *c)
+{
+    struct pool *p = c->pool;
+    if (c->state == CLIENT_WAIT_SERVER && p) {
+        TAILQ_REMOVE(&p->waiting, c, wait_link);
+        p->nwaiting--;
+    }
+}
+
+void pool_server_ready(struct server *s)
+{
+    struct pool *p = s->pool;
+    struct client *c = TAILQ_FIRST(&p->waiting);
+    if (c) {
+        TAILQ_REMOVE(&p->waiting, c, wait_link);
+        p->nwaiting--;
+        client_linked(c, s);
+        return;
+    }
+    server_set_state(s, SERVER_IDLE);
+}
+
+void pool_connect_failed(struct pool *p, const char *server_message)
+{
+    /* While another attempt is under way, leave the waiters to it. */
+    if (!TAILQ_EMPTY(&p->connecting))
+        return;
+    struct client *c;
+    while ((c = TAILQ_FIRST(&p->waiting)) != NULL) {
+        TAILQ_REMOVE(&p->waiting, c, wait_link);
+        p->nwaiting--;
+        c->state = CLIENT_IDLE;
+        client_error(c, "FATAL", "08006", "could not connect to the database server",
+                     server_message, "Check the [databases] entry and that the server accepts the role's login.");
+    }
+}
+
+void pool_reap_idle(ev_tstamp now)
+{
+    double limit = (double)rt.cfg->server_idle_timeout_ms / 1000.0;
+    struct pool *p;
+    TAILQ_FOREACH(p, &rt.pools, link) {
+        struct server *s, *next;
+        for (s = TAILQ_FIRST(&p->idle); s; s = next) {
+            next = TAILQ_NEXT(s, link);
+            if (limit > 0 && now - s->idle_since >= limit)
+                server_close(s, "server_idle_timeout");
+        }
+    }
+}

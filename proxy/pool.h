@@ -1,0 +1,46 @@
+/* Pools keyed by (database, server role): size limit, FIFO wait queue with query_wait_timeout,
+ * idle reaping after server_idle_timeout, and the server parameters last seen, which clients are
+ * told at startup. Owner: rt.pools; pools live until exit. */
+#ifndef PGMESH_PROXY_POOL_H
+#define PGMESH_PROXY_POOL_H
+
+#include <stdbool.h>
+#include <sys/queue.h>
+
+#include "proxy/server.h"
+
+struct client;
+
+TAILQ_HEAD(server_list, server);
+TAILQ_HEAD(waiter_list, client);
+
+#define POOL_PARAM_COUNT 9
+extern const char *const pool_param_names[POOL_PARAM_COUNT];
+
+struct pool {
+    TAILQ_ENTRY(pool) link;
+    char *database;
+    char *server_user;
+    char *conninfo;
+    int size;
+    struct server_list connecting, idle, linked, resetting;
+    int nservers;                 /* all but closing */
+    struct waiter_list waiting;
+    int nwaiting;
+    char *params[POOL_PARAM_COUNT]; /* server_version, ... as the last connection reported */
+};
+
+struct pool *pool_find_or_create(const char *database, const char *server_user, const char *conninfo);
+/* Links the client to an idle server now, or queues it (opening a connection when under size). */
+void pool_request(struct pool *p, struct client *c);
+void pool_forget_waiter(struct client *c);
+/* A server became usable (connected, or its reset finished, or its client's transaction ended). */
+void pool_server_ready(struct server *s);
+/* A connection attempt failed: every waiting client gets FATAL 08006 with the server's message. */
+void pool_connect_failed(struct pool *p, const char *server_message);
+void pool_remember_params(struct pool *p, PGconn *pg);
+const char *pool_param(const struct pool *p, const char *name);
+/* Closes idle servers past server_idle_timeout. */
+void pool_reap_idle(ev_tstamp now);
+
+#endif

@@ -1,0 +1,364 @@
+/* The relay between a linked client and server. Message bodies are streamed (results and COPY
+ * are never held whole); only headers, ReadyForQuery and errors pgmesh must read are inspected.
+ * Every request pgmesh sends records in the server's op queue what to do with its replies, in
+ * order: the server answers strictly in request order, so the head of the queue always owns the
+ * next reply. A server goes back to its pool only at ReadyForQuery idle with an empty queue. */
+#include "proxy/relay.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "protocol/be.h"
+#include "protocol/error.h"
+#include "protocol/fe.h"
+#include "protocol/frame.h"
+#include "protocol/sqllex.h"
+#include "protocol/sqlstate.h"
+#include "protocol/wire.h"
+#include "proxy/client.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/pool.h"
+#include "proxy/runtime.h"
+#include "proxy/server.h"
+
+#define READ_CHUNK 65536
+
+static bool push_op(struct server *s, enum op_kind kind, int count, bool before_query)
+{
+    struct op op = {kind, count, before_query};
+    if (opq_push(&s->ops, op))
+        return true;
+    server_close(s, "out of memory");
+    return false;
+}
+
+bool relay_own_query(struct server *s, const char *sql)
+{
+    struct pq_writer w;
+    wr_init_dynamic(&w);
+    fe_write_query(&w, sql);
+    bool ok = wr_ok(&w) && conn_send(&s->conn, w.p, w.len);
+    wr_destroy(&w);
+    if (!ok) {
+        server_close(s, "out of memory");
+        return false;
+    }
+    return push_op(s, OP_OWN_QUERY, 0, false);
+}
+
+void relay_begin(struct client *c, struct server *s)
+{
+    s->at_boundary = true;
+    s->open_extended = false;
+    s->body_remaining = 0;
+    c->body_remaining = 0;
+    /* Session pooling sets the claims once; a failure closes the server (and so the client). */
+    if (rt.cfg->pool_mode == POOL_SESSION && !relay_own_query(s, c->tx.session_set_sql))
+        return;
+}
+
+/* Messages that never begin a transaction: COPY sub-protocol, Flush, a lone Sync, Terminate. */
+static bool may_start_transaction(char type)
+{
+    return !(type == FE_COPY_DATA || type == FE_COPY_DONE || type == FE_COPY_FAIL ||
+             type == FE_FLUSH || type == FE_SYNC || type == FE_TERMINATE);
+}
+
+enum txstart_plan { PLAN_NONE, PLAN_PREFIX, PLAN_OWN_TRANSACTION };
+
+/* Decides how the client's next message starts, given the server's state. The prefix is skipped
+ * only when nothing is in flight and the server says a transaction block is open: then the
+ * settings are already in force (or the block is aborted and SET would fail). */
+static enum txstart_plan plan_for(const struct client *c, const struct server *s, const struct frame *f)
+{
+    if (rt.cfg->pool_mode != POOL_TRANSACTION || !s->at_boundary || !may_start_transaction(f->type))
+        return PLAN_NONE;
+    if (s->ops.len == 0 && s->tx_status != TX_IDLE)
+        return PLAN_NONE;
+    if (f->type == FE_QUERY) {
+        struct span sql;
+        if (fe_read_query(iobuf_head(&c->conn.in) + MSG_HEADER_LEN, f->body_len, &sql) &&
+            sql_needs_own_transaction((const char *)sql.p, sql.len))
+            return PLAN_OWN_TRANSACTION;
+    }
+    return PLAN_PREFIX;
+}
+
+static void after_forward(struct server *s, char type)
+{
+    switch (type) {
+    case FE_QUERY:
+    case FE_SYNC:
+        if (!push_op(s, OP_CLIENT_SYNC, 0, false))
+            return;
+        s->at_boundary = true;
+        s->open_extended = false;
+        break;
+    case FE_COPY_DATA:
+    case FE_COPY_DONE:
+    case FE_COPY_FAIL:
+    case FE_FLUSH:
+        break;
+    default:
+        s->at_boundary = false;
+        s->open_extended = true;
+        break;
+    }
+}
+
+void relay_from_client(struct client *c)
+{
+    struct iobuf *in = &c->conn.in;
+    struct server *s = c->server;
+    while (s && c->server == s && s->state == SERVER_LINKED && !c->conn.closing) {
+        if (iobuf_len(&s->conn.out) >= OUT_HIGH_WATER) {
+            conn_stop_reading(&c->conn); /* server_on_drained resumes */
+            return;
+        }
+        size_t avail = iobuf_len(in);
+        if (avail == 0)
+            return;
+        if (c->body_remaining) {
+            size_t n = avail < c->body_remaining ? avail : c->body_remaining;
+            if (!conn_send(&s->conn, iobuf_head(in), n)) {
+                client_close(c, "out of memory");
+                return;
+            }
+            iobuf_consume(in, n);
+            c->body_remaining -= (uint32_t)n;
+            continue;
+        }
+        struct frame f;
+        enum frame_result fr = frame_peek_fe(iobuf_head(in), avail, &rt.limits, &f);
+        if (fr == FRAME_NEED_MORE)
+            return;
+        if (fr != FRAME_OK) {
+            LOG_AT(LOG_WARNING, c->tag, "protocol violation: message type 0x%02x, %s", (unsigned)(uint8_t)iobuf_head(in)[0],
+                   fr == FRAME_TOO_BIG ? "too large" : "invalid");
+            client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION,
+                         fr == FRAME_TOO_BIG ? "message too large" : "invalid frontend message type or length",
+                         NULL, NULL);
+            return;
+        }
+        if (f.type == FE_TERMINATE) {
+            client_close(c, "client terminated");
+            return;
+        }
+        /* A Query is inspected whole (own-transaction statements); everything else streams. */
+        if (f.type == FE_QUERY && avail < f.total_len) {
+            if (!iobuf_reserve(in, f.total_len - avail))
+                client_close(c, "out of memory");
+            return;
+        }
+        enum txstart_plan plan = plan_for(c, s, &f);
+        if (plan == PLAN_PREFIX) {
+            if (!conn_send(&s->conn, c->tx.prefix, c->tx.prefix_len)) {
+                client_close(c, "out of memory");
+                return;
+            }
+            if (!push_op(s, OP_PREFIX, c->tx.prefix_statements, f.type == FE_QUERY))
+                return;
+        } else if (plan == PLAN_OWN_TRANSACTION) {
+            /* VACUUM and friends refuse to run in the transaction the prefix would open: set the
+             * claims at session level around the statement instead, and reset them after. */
+            if (!relay_own_query(s, c->tx.session_set_sql))
+                return;
+        }
+        size_t n = avail < f.total_len ? avail : f.total_len;
+        if (!conn_send(&s->conn, iobuf_head(in), n)) {
+            client_close(c, "out of memory");
+            return;
+        }
+        iobuf_consume(in, n);
+        c->body_remaining = (uint32_t)(f.total_len - n);
+        after_forward(s, f.type);
+        if (plan == PLAN_OWN_TRANSACTION && !relay_own_query(s, c->tx.session_reset_sql))
+            return;
+    }
+}
+
+static void maybe_release(struct server *s)
+{
+    struct client *c = s->client;
+    if (s->ops.len || s->tx_status != TX_IDLE || s->open_extended || s->body_remaining || s->in_copy)
+        return;
+    if (s->state == SERVER_RESETTING) {
+        pool_server_ready(s);
+        return;
+    }
+    if (s->state != SERVER_LINKED || rt.cfg->pool_mode != POOL_TRANSACTION || !c || c->body_remaining)
+        return;
+    s->client = NULL;
+    pool_server_ready(s);
+    client_unlinked(c);
+}
+
+/* Our SET LOCAL failed: the client sees the error, and the server now skips to the next Sync.
+ * A simple Query right behind the prefix will be skipped too, so end the skip with a Sync of our
+ * own, whose ReadyForQuery answers that Query. */
+static void prefix_failed(struct server *s, struct op *op)
+{
+    bool before_query = op->before_query;
+    opq_pop(&s->ops);
+    LOG_AT(LOG_WARNING, s->tag, "transaction-start settings failed; error passed to the client");
+    if (before_query) {
+        struct pq_writer w;
+        uint8_t buf[8];
+        wr_init_fixed(&w, buf, sizeof buf);
+        fe_write_sync(&w);
+        if (!wr_ok(&w) || !conn_send(&s->conn, w.p, w.len))
+            server_close(s, "out of memory");
+    }
+}
+
+/* Needs the whole message: ReadyForQuery (its status) and errors pgmesh may have to read. */
+static bool need_whole(char type, const struct op *op)
+{
+    return type == BE_READY || (type == BE_ERROR && op && op->kind != OP_CLIENT_SYNC);
+}
+
+static void log_own_error(struct server *s, const uint8_t *body, size_t len)
+{
+    struct pq_error_fields e;
+    if (error_read(body, len, &e))
+        LOG_AT(LOG_WARNING, s->tag, "own query failed: %.*s %.*s", (int)e.sqlstate.len,
+               (const char *)e.sqlstate.p, (int)e.message.len, (const char *)e.message.p);
+}
+
+/* Handles one message header (and the whole message when need_whole). Returns whether its bytes
+ * go to the client. May close the server. */
+static bool route_message(struct server *s, const struct frame *f, const uint8_t *msg)
+{
+    struct op *op = opq_head(&s->ops);
+    char type = f->type;
+    if (type == BE_COPY_IN || type == BE_COPY_OUT || type == BE_COPY_BOTH)
+        s->in_copy = true;
+    if (type == BE_READY) {
+        char status;
+        if (!be_read_ready(msg + MSG_HEADER_LEN, f->body_len, &status)) {
+            server_close(s, "invalid ReadyForQuery from server");
+            return false;
+        }
+        s->tx_status = status;
+        s->in_copy = false;
+    }
+    if (!op)
+        return s->client != NULL; /* notices, notifications, parameter changes */
+    switch (op->kind) {
+    case OP_PREFIX:
+        if (type == BE_ERROR) {
+            prefix_failed(s, op);
+            return true;
+        }
+        if (type == BE_READY) {
+            server_close(s, "unexpected ReadyForQuery inside the transaction-start settings");
+            return false;
+        }
+        if (type == BE_COMMAND_COMPLETE && --op->count == 0)
+            opq_pop(&s->ops);
+        return false;
+    case OP_CLIENT_SYNC:
+        if (type == BE_READY)
+            opq_pop(&s->ops);
+        return s->client != NULL;
+    case OP_OWN_QUERY:
+        if (type == BE_ERROR) {
+            log_own_error(s, msg + MSG_HEADER_LEN, f->body_len);
+            /* A session that could not get its settings must not run anything. */
+            server_close(s, "pgmesh could not apply the session settings");
+            return false;
+        }
+        if (type == BE_READY)
+            opq_pop(&s->ops);
+        return false;
+    }
+    return false;
+}
+
+void relay_from_server(struct server *s)
+{
+    struct client *c = s->client;
+    if (c && iobuf_len(&c->conn.out) >= OUT_HIGH_WATER) {
+        conn_stop_reading(&s->conn); /* client_on_drained resumes */
+        return;
+    }
+    enum io_result r = conn_fill(&s->conn, READ_CHUNK);
+    if (r == IO_EOF || r == IO_ERROR) {
+        server_close(s, r == IO_EOF ? "server closed the connection" : "server socket error");
+        return;
+    }
+    if (r == IO_AGAIN)
+        return;
+    if (s->state == SERVER_IDLE) {
+        server_close(s, "unexpected data from an idle server");
+        return;
+    }
+    struct iobuf *in = &s->conn.in;
+    while (s->state == SERVER_LINKED || s->state == SERVER_RESETTING) {
+        size_t avail = iobuf_len(in);
+        if (avail == 0)
+            break;
+        if (s->body_remaining) {
+            size_t n = avail < s->body_remaining ? avail : s->body_remaining;
+            if (!s->body_drop && s->client && !conn_send(&s->client->conn, iobuf_head(in), n)) {
+                server_close(s, "out of memory");
+                return;
+            }
+            iobuf_consume(in, n);
+            s->body_remaining -= (uint32_t)n;
+            continue;
+        }
+        struct frame f;
+        enum frame_result fr = frame_peek_be(iobuf_head(in), avail, &rt.limits, &f);
+        if (fr == FRAME_NEED_MORE)
+            break;
+        if (fr != FRAME_OK) {
+            server_close(s, "invalid message from server");
+            return;
+        }
+        if (need_whole(f.type, opq_head(&s->ops)) && avail < f.total_len) {
+            if (!iobuf_reserve(in, f.total_len - avail))
+                server_close(s, "out of memory");
+            break;
+        }
+        bool forward = route_message(s, &f, iobuf_head(in));
+        if (s->state == SERVER_CLOSING)
+            return;
+        size_t n = avail < f.total_len ? avail : f.total_len;
+        if (forward && s->client && !conn_send(&s->client->conn, iobuf_head(in), n)) {
+            server_close(s, "out of memory");
+            return;
+        }
+        iobuf_consume(in, n);
+        s->body_remaining = (uint32_t)(f.total_len - n);
+        s->body_drop = !forward;
+        if (f.type == BE_READY && s->body_remaining == 0) {
+            maybe_release(s);
+            if (s->client != c || s->state != SERVER_LINKED)
+                break; /* handed on: anything further is read in the new context */
+        }
+    }
+    if (c && c->server == s && iobuf_len(&c->conn.out) >= OUT_HIGH_WATER)
+        conn_stop_reading(&s->conn);
+}
+
+void relay_client_gone(struct server *s)
+{
+    struct client *c = s->client;
+    s->client = NULL;
+    if (s->state != SERVER_LINKED)
+        return;
+    bool clean_point = s->ops.len == 0 && !s->open_extended && !s->in_copy && s->body_remaining == 0 &&
+                       (!c || c->body_remaining == 0);
+    if (!clean_point) {
+        server_close(s, "client left with a request in flight");
+        return;
+    }
+    server_set_state(s, SERVER_RESETTING);
+    if (s->tx_status != TX_IDLE && !relay_own_query(s, "ROLLBACK"))
+        return;
+    if (rt.cfg->pool_mode == POOL_SESSION && !relay_own_query(s, "DISCARD ALL"))
+        return;
+    maybe_release(s);
+}

@@ -1,0 +1,34 @@
+/* The process-wide state of the proxy: the loop, the loaded config and keys, the client list and
+ * the pools. One instance, owned by main.c; everything else reaches it through `rt`. */
+#ifndef PGMESH_PROXY_RUNTIME_H
+#define PGMESH_PROXY_RUNTIME_H
+
+#include <ev.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "protocol/frame.h"
+
+struct client;
+struct pool;
+struct config;
+struct jwt_keys;
+
+TAILQ_HEAD(client_list, client);
+TAILQ_HEAD(pool_list, pool);
+
+struct runtime {
+    struct ev_loop *loop;
+    struct config *cfg;
+    struct jwt_keys *keys;
+    struct frame_limits limits;
+    struct client_list clients;
+    int nclients;
+    struct pool_list pools;
+    uint64_t next_client_id, next_server_id;
+    bool shutting_down;
+};
+
+extern struct runtime rt;
+
+#endif

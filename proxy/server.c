@@ -1,0 +1,218 @@
+/* Server connection lifecycle. libpq does the whole connection handshake (SCRAM, TLS, multi-host,
+ * passfile) without blocking the loop: PQconnectPoll is called whenever its socket is ready in the
+ * direction libpq asked for. After CONNECTION_OK, pgmesh speaks raw protocol on the same socket
+ * (or the SSL object libpq negotiated) and only returns to libpq for PQfinish. */
+#include "proxy/server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/client.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/pool.h"
+#include "proxy/relay.h"
+#include "proxy/runtime.h"
+
+#define slog(level, s, ...) LOG_AT(level, (s)->tag, __VA_ARGS__)
+
+static const char *const state_names[] = {"connecting", "idle", "linked", "resetting", "closing"};
+
+static struct server_list *list_for(struct pool *p, enum server_state st)
+{
+    switch (st) {
+    case SERVER_CONNECTING: return &p->connecting;
+    case SERVER_IDLE: return &p->idle;
+    case SERVER_LINKED: return &p->linked;
+    case SERVER_RESETTING: return &p->resetting;
+    case SERVER_CLOSING: return NULL;
+    }
+    return NULL;
+}
+
+void server_set_state(struct server *s, enum server_state st)
+{
+    struct server_list *from = list_for(s->pool, s->state), *to = list_for(s->pool, st);
+    if (s->state == SERVER_CLOSING)
+        return; /* terminal */
+    slog(LOG_DEBUG, s, "%s -> %s", state_names[s->state], state_names[st]);
+    if (from)
+        TAILQ_REMOVE(from, s, link);
+    if (to)
+        TAILQ_INSERT_TAIL(to, s, link);
+    if (st == SERVER_CLOSING)
+        s->pool->nservers--;
+    if (st == SERVER_IDLE)
+        s->idle_since = ev_now(rt.loop);
+    s->state = st;
+}
+
+bool opq_push(struct opq *q, struct op op)
+{
+    if (q->len == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 8;
+        struct op *n = malloc(cap * sizeof *n);
+        if (!n)
+            return false;
+        for (size_t i = 0; i < q->len; i++)
+            n[i] = q->ops[(q->head + i) % q->cap];
+        free(q->ops);
+        q->ops = n;
+        q->cap = cap;
+        q->head = 0;
+    }
+    q->ops[(q->head + q->len) % q->cap] = op;
+    q->len++;
+    return true;
+}
+
+struct op *opq_head(struct opq *q) { return q->len ? &q->ops[q->head] : NULL; }
+
+void opq_pop(struct opq *q)
+{
+    if (q->len) {
+        q->head = (q->head + 1) % q->cap;
+        q->len--;
+    }
+}
+
+static void server_on_read(struct conn *c)
+{
+    struct server *s = container_of(c, struct server, conn);
+    relay_from_server(s);
+}
+
+static void server_on_drained(struct conn *c)
+{
+    /* Our output to the server drained: the linked client may send more. */
+    struct server *s = container_of(c, struct server, conn);
+    if (s->client && s->state == SERVER_LINKED)
+        conn_start_reading(&s->client->conn);
+}
+
+static void server_on_release(struct conn *c)
+{
+    struct server *s = container_of(c, struct server, conn);
+    ev_timer_stop(rt.loop, &s->timer);
+    if (s->pg)
+        PQfinish(s->pg); /* closes the socket */
+    conn_destroy(&s->conn);
+    free(s->ops.ops);
+    free(s);
+}
+
+void server_close(struct server *s, const char *why)
+{
+    if (s->state == SERVER_CLOSING)
+        return;
+    slog(s->state == SERVER_IDLE ? LOG_DEBUG : LOG_INFO, s, "closing server connection: %s", why);
+    struct client *cl = s->client;
+    s->client = NULL;
+    server_set_state(s, SERVER_CLOSING);
+    ev_timer_stop(rt.loop, &s->timer);
+    conn_close(&s->conn);
+    if (cl) {
+        cl->server = NULL;
+        client_error(cl, "FATAL", "08006", "server connection lost", why, NULL);
+    }
+}
+
+static void connect_failed(struct server *s, const char *what)
+{
+    char msg[512];
+    const char *err = s->pg ? PQerrorMessage(s->pg) : "";
+    snprintf(msg, sizeof msg, "%s%s", what, err);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    slog(LOG_WARNING, s, "could not connect: %s", msg);
+    struct pool *p = s->pool;
+    server_close(s, "connect failed");
+    pool_connect_failed(p, msg);
+}
+
+static void connected(struct server *s)
+{
+    ev_timer_stop(rt.loop, &s->timer);
+    s->backend_pid = PQbackendPID(s->pg);
+    conn_attach_fd(&s->conn, PQsocket(s->pg));
+    if (PQsslInUse(s->pg))
+        s->conn.ssl = PQsslStruct(s->pg, "OpenSSL");
+    pool_remember_params(s->pool, s->pg);
+    s->tx_status = 'I';
+    slog(LOG_DEBUG, s, "connected, backend pid %d%s", s->backend_pid, s->conn.ssl ? ", TLS" : "");
+    conn_start_reading(&s->conn);
+    pool_server_ready(s);
+}
+
+/* Drives PQconnectPoll from whichever watcher fired; re-arms for the direction libpq wants. */
+static void poll_connect(struct server *s)
+{
+    PostgresPollingStatusType st = PQconnectPoll(s->pg);
+    if (st == PGRES_POLLING_OK) {
+        connected(s);
+        return;
+    }
+    if (st == PGRES_POLLING_FAILED) {
+        connect_failed(s, "");
+        return;
+    }
+    int fd = PQsocket(s->pg);
+    ev_io_stop(rt.loop, &s->conn.rio);
+    ev_io_stop(rt.loop, &s->conn.wio);
+    s->conn.fd = fd;
+    ev_io_set(&s->conn.rio, fd, EV_READ);
+    ev_io_set(&s->conn.wio, fd, EV_WRITE);
+    ev_io_start(rt.loop, st == PGRES_POLLING_READING ? &s->conn.rio : &s->conn.wio);
+}
+
+static void connect_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct server *s = (revents & EV_READ) ? container_of(w, struct server, conn.rio)
+                                           : container_of(w, struct server, conn.wio);
+    poll_connect(s);
+}
+
+static void connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct server *s = container_of(w, struct server, timer);
+    connect_failed(s, "timeout expired (server_connect_timeout)");
+}
+
+bool server_connect(struct pool *p)
+{
+    struct server *s = calloc(1, sizeof *s);
+    if (!s)
+        return false;
+    s->id = ++rt.next_server_id;
+    s->pool = p;
+    snprintf(s->tag, sizeof s->tag, "S-%llu %s/%s", (unsigned long long)s->id, p->database,
+             p->server_user);
+    const char *keys[] = {"dbname", "user", "fallback_application_name", NULL};
+    const char *vals[] = {p->conninfo, p->server_user, "pgmesh", NULL};
+    s->pg = PQconnectStartParams(keys, vals, 1);
+    if (!s->pg) {
+        free(s);
+        return false;
+    }
+    conn_init(&s->conn, -1, server_on_read, server_on_drained, server_on_release);
+    s->state = SERVER_CONNECTING;
+    TAILQ_INSERT_TAIL(&p->connecting, s, link);
+    p->nservers++;
+    ev_timer_init(&s->timer, connect_timeout_cb, (double)rt.cfg->server_connect_timeout_ms / 1000.0, 0.);
+    if (PQstatus(s->pg) == CONNECTION_BAD) {
+        connect_failed(s, "");
+        return true;
+    }
+    ev_timer_start(rt.loop, &s->timer);
+    /* During the handshake both watchers call poll_connect; conn_attach_fd gives them back to
+     * the relay once libpq is done. */
+    int fd = PQsocket(s->pg);
+    s->conn.fd = fd;
+    ev_io_init(&s->conn.rio, connect_io_cb, fd, EV_READ);
+    ev_io_init(&s->conn.wio, connect_io_cb, fd, EV_WRITE);
+    ev_io_start(rt.loop, &s->conn.wio); /* as if PQconnectPoll had said WRITING */
+    slog(LOG_DEBUG, s, "connecting");
+    return true;
+}

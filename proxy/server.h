@@ -1,0 +1,76 @@
+/* Server connections: opened by libpq (PQconnectStartParams + PQconnectPoll driven by libev
+ * watchers, so SCRAM, server TLS, multi-host and .pgpass all come from libpq), then used for raw
+ * protocol relay on PQsocket(). Owner: its pool; freed after server_close's loop iteration. */
+#ifndef PGMESH_PROXY_SERVER_H
+#define PGMESH_PROXY_SERVER_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "proxy/conn.h"
+
+struct pool;
+struct client;
+
+enum server_state {
+    SERVER_CONNECTING, /* libpq handshake in progress */
+    SERVER_IDLE,       /* in its pool's idle list, clean */
+    SERVER_LINKED,     /* lent to a client */
+    SERVER_RESETTING,  /* client gone; pgmesh's own reset query in flight */
+    SERVER_CLOSING,
+};
+
+/* What to do with the replies to one request pgmesh sent, in send order. */
+enum op_kind {
+    OP_PREFIX,      /* our SET LOCAL group: swallow through `count` CommandCompletes */
+    OP_CLIENT_SYNC, /* a client Query or Sync: forward through its ReadyForQuery */
+    OP_OWN_QUERY,   /* our own simple Query: swallow through its ReadyForQuery */
+};
+
+struct op {
+    enum op_kind kind;
+    int count;          /* OP_PREFIX: CommandCompletes still expected */
+    bool before_query;  /* OP_PREFIX: the client message right after it was a simple Query */
+};
+
+struct opq {
+    struct op *ops;
+    size_t head, len, cap;
+};
+
+struct server {
+    struct conn conn;
+    uint64_t id;
+    char tag[128];               /* "S-<id> db/role" for logs */
+    enum server_state state;
+    struct pool *pool;
+    PGconn *pg;
+    int backend_pid;
+    struct client *client;       /* when LINKED */
+    TAILQ_ENTRY(server) link;    /* in the pool list for its state */
+    ev_timer timer;              /* connect timeout */
+    ev_tstamp idle_since;
+    int poll_status;             /* last PQconnectPoll result while CONNECTING */
+
+    /* Relay bookkeeping (relay.c). */
+    struct opq ops;
+    uint32_t body_remaining;     /* bytes of the current server message still to pass */
+    bool body_drop;              /* ... and whether they are dropped instead of forwarded */
+    char tx_status;              /* from the last ReadyForQuery */
+    bool at_boundary;            /* next client message may start a transaction */
+    bool open_extended;          /* client extended messages sent since the last Sync */
+    bool in_copy;
+    bool session_prepared;       /* session pooling: claims set for the linked client */
+};
+
+bool server_connect(struct pool *pool) __attribute__((warn_unused_result));
+void server_close(struct server *s, const char *why);
+void server_set_state(struct server *s, enum server_state st);
+
+bool opq_push(struct opq *q, struct op op) __attribute__((warn_unused_result));
+struct op *opq_head(struct opq *q);
+void opq_pop(struct opq *q);
+
+#endif
