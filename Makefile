@@ -5,7 +5,7 @@ BUILD    ?= build
 CC       ?= gcc
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-            -Wmissing-prototypes -Wno-unused-parameter -I. -I/usr/include/postgresql -MMD -MP
+            -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation -I. -I/usr/include/postgresql -MMD -MP
 LDLIBS   := -lev -lpq -ljwt -linih -ljansson -lssl -lcrypto -lpthread
 
 PROTO_SRC := $(wildcard protocol/*.c)

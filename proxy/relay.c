@@ -74,6 +74,8 @@ static enum txstart_plan plan_for(const struct client *c, const struct server *s
 {
     if (rt.cfg->pool_mode != POOL_TRANSACTION || !s->at_boundary || !may_start_transaction(f->type))
         return PLAN_NONE;
+    if (c->tx.prefix_statements == 0)
+        return PLAN_NONE;
     if (s->ops.len == 0 && s->tx_status != TX_IDLE)
         return PLAN_NONE;
     if (f->type == FE_QUERY) {

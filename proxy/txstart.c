@@ -35,13 +35,12 @@ bool txstart_build(struct txstart *t, const struct txstart_setting *settings, si
         char lit[SETTING_SQL_MAX], stmt[SETTING_SQL_MAX * 2];
         if (!quote_literal(lit, sizeof lit, settings[i].value, strlen(settings[i].value)))
             goto fail;
-        int k = snprintf(stmt, sizeof stmt, "SET LOCAL %s = %s", settings[i].name, lit);
+        int k = snprintf(stmt, sizeof stmt, "SET %s = %s", settings[i].name, lit);
         if (k < 0 || (size_t)k >= sizeof stmt)
             goto fail;
         fe_write_parse(&w, "", stmt);
         fe_write_bind_simple(&w, "", "");
         fe_write_execute(&w, "", 0);
-        /* The session form drops "LOCAL": same text otherwise. */
         k = snprintf(stmt, sizeof stmt, "%sSET %s = %s", i ? "; " : "", settings[i].name, lit);
         if (k < 0 || (size_t)k >= sizeof stmt || !append_sql(&set_sql, &set_len, stmt))
             goto fail;

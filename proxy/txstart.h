@@ -9,8 +9,12 @@
 #include <stdint.h>
 
 struct txstart {
-    /* Parse/Bind/Execute of "SET LOCAL ..." per setting, without Sync: sent just before the
-     * client's first message of a transaction so the settings belong to that transaction. */
+    /* Parse/Bind/Execute of "SET name = 'value'" per setting, without Sync: sent just before the
+     * client's first message of every transaction, so they run inside that transaction and before
+     * any of the client's statements. Plain SET rather than SET LOCAL: outside an explicit block
+     * SET LOCAL raises WARNING 25P01, which PostgreSQL also writes to its log on every transaction
+     * (100 MB of log in 30 s of pgbench). The session-level value left behind is never seen by
+     * another client: every transaction on every server connection starts with these SETs. */
     uint8_t *prefix;
     size_t prefix_len;
     int prefix_statements;   /* CommandCompletes to swallow */
