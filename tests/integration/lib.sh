@@ -1,0 +1,270 @@
+# Helpers for integration tests; sourced by each tests/integration/test_*.sh, which run.sh starts
+# in its own process with a fresh TEST_DIR. Gives a test its own pgmesh (ini, port, socket, key),
+# tokens and clients. Every wait has a timeout; pgmesh instances are stopped when the test exits.
+#
+# Environment from run.sh: BUILD, PGMESH, PGMESH_TOKEN, PG_PORT, PG_DIR (cluster directory; also
+#   its Unix socket directory, see PG_SOCKET_DIR), PGBIN, TEST_DIR, PG_PASSFILE (libpq passfile
+#   with the passwords of marketing_domain_role, audit_role and blocked_role).
+#
+#   mesh_config                  writes $TEST_DIR/pgmesh.ini (defaults below) and $TEST_DIR/jwt.secret;
+#                                exports MESH_INI, MESH_SECRET, MESH_PORT
+#   ini_set SECTION KEY VALUE    sets (or adds) KEY in [SECTION] of $MESH_INI
+#   ini_del SECTION KEY          removes KEY from [SECTION]
+#   mesh_start                   starts $PGMESH -c $MESH_INI, waits up to 10 s for its listener;
+#                                exports MESH_PORT, MESH_PID, MESH_LOG ($TEST_DIR/pgmesh.log)
+#   mesh_stop                    SIGTERM, waits up to 10 s (then SIGKILL); fails on a sanitizer report
+#   mint TENANT ROLE [ARGS...]   prints a token signed with $MESH_SECRET (ARGS go to pgmesh-token)
+#   mesh_psql TOKEN [ARGS...]    psql through pgmesh (TCP, dbname media_analytics, user analyst),
+#                                -X -A -t -q -w -v ON_ERROR_STOP=1 (no command tags, never prompts);
+#                                -h/-p/-d in ARGS override the defaults
+#   mesh_dsn TOKEN [DBNAME]      libpq conninfo for pgmesh over TCP
+#   pg_psql [ARGS...]            psql as superuser straight to PostgreSQL, database media_analytics
+#   assert_eq EXPECTED ACTUAL [WHAT]
+#   assert_contains TEXT NEEDLE [WHAT]    assert_not_contains TEXT NEEDLE [WHAT]
+#   wait_log PATTERN [SECONDS]   waits until the pgmesh log matches the grep -E PATTERN (default 10 s)
+#   fail MESSAGE                 prints "FAIL: MESSAGE" and exits 1
+#
+# Tests run with set -euo pipefail; a failing command stops the test with its line number.
+
+set -Eeuo pipefail
+
+: "${TEST_DIR:?run tests through tests/integration/run.sh}"
+: "${PGMESH:?}" "${PGMESH_TOKEN:?}" "${PG_PORT:?}" "${PG_DIR:?}" "${PG_PASSFILE:?}"
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PG_SOCKET_DIR=${PG_SOCKET_DIR:-$PG_DIR}
+MESH_INI=$TEST_DIR/pgmesh.ini
+MESH_SECRET=$TEST_DIR/jwt.secret
+MESH_LOG=$TEST_DIR/pgmesh.log
+MESH_PID=
+export MESH_INI MESH_SECRET MESH_LOG
+# Clients and timeouts: no wait below is unbounded.
+export PGCONNECT_TIMEOUT=10
+LIB_CMD_TIMEOUT_S=${LIB_CMD_TIMEOUT_S:-120}
+# Keep sanitizer reports in the pgmesh log, where mesh_stop looks for them.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+
+_lib_pids=()
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+_lib_on_err() {
+    echo "error: command failed (status $1) at ${BASH_SOURCE[1]:-?}:${BASH_LINENO[0]:-?}: $2" >&2
+}
+trap '_lib_on_err $? "$BASH_COMMAND"' ERR
+
+_lib_cleanup() {
+    local st=$?
+    local pid
+    for pid in "${_lib_pids[@]}"; do
+        kill -0 "$pid" 2>/dev/null || continue
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${_lib_pids[@]}"; do
+        _lib_wait_exit "$pid" 10 || kill -KILL "$pid" 2>/dev/null || true
+    done
+    if [ -f "$MESH_LOG" ] && grep -qE 'Sanitizer|runtime error:' "$MESH_LOG"; then
+        echo "FAIL: sanitizer report in $MESH_LOG" >&2
+        st=1
+    fi
+    exit "$st"
+}
+trap _lib_cleanup EXIT
+
+# Waits up to SECONDS for PID (a child of ours or not) to exit.
+_lib_wait_exit() {
+    local pid=$1 secs=$2 i
+    for i in $(seq 1 $((secs * 10))); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+assert_eq() {
+    [ "$1" = "$2" ] || fail "${3:-value}: expected [$1], got [$2]"
+}
+
+assert_contains() {
+    case $1 in
+        *"$2"*) ;;
+        *) fail "${3:-output}: expected to contain [$2], got [$1]" ;;
+    esac
+}
+
+assert_not_contains() {
+    case $1 in
+        *"$2"*) fail "${3:-output}: expected not to contain [$2], got [$1]" ;;
+        *) ;;
+    esac
+}
+
+_lib_free_port() {
+    local p i
+    for i in $(seq 1 200); do
+        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+        [ "$p" = "$PG_PORT" ] && continue
+        ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
+    done
+    fail "no free port"
+}
+
+mesh_config() {
+    mkdir -p "$TEST_DIR"
+    (umask 077 && openssl rand -hex 32 > "$MESH_SECRET")
+    MESH_PORT=$(_lib_free_port)
+    export MESH_PORT
+    cat > "$MESH_INI" <<EOF
+[pgmesh]
+listen_addr = 127.0.0.1
+listen_port = $MESH_PORT
+unix_socket_dir = $TEST_DIR
+pool_mode = transaction
+default_pool_size = 2
+max_client_conn = 10000
+query_wait_timeout = 30s
+server_idle_timeout = 10m
+server_connect_timeout = 15s
+log_level = info
+
+[jwt]
+algorithms = HS256
+secret_file = $MESH_SECRET
+issuer =
+audience =
+leeway = 30s
+tenant_claim = tenant
+role_claim = role
+
+[databases]
+media_analytics = host=127.0.0.1 port=$PG_PORT dbname=media_analytics passfile=$PG_PASSFILE
+
+[roles]
+regional_analyst = server_user=marketing_domain_role statement_timeout=30s work_mem=128MB
+global_corporate_audit = server_user=audit_role statement_timeout=5min work_mem=256MB
+blocked_analyst = server_user=blocked_role
+EOF
+}
+
+# ini_set SECTION KEY VALUE: replaces "KEY = ..." inside [SECTION], or appends it to the section
+# (creating the section at the end of the file when missing).
+ini_set() {
+    [ $# -eq 3 ] || fail "usage: ini_set SECTION KEY VALUE"
+    local tmp=$MESH_INI.tmp
+    awk -v sec="$1" -v key="$2" -v val="$3" '
+        function flush() { if (insec && !done) { print key " = " val; done = 1 } }
+        /^[ \t]*\[/ {
+            if (insec) flush()
+            s = $0; gsub(/^[ \t]*\[|\][ \t]*$/, "", s); insec = (s == sec); if (insec) seen = 1
+            print; next
+        }
+        insec {
+            k = $0; sub(/[ \t]*=.*/, "", k); gsub(/^[ \t]+/, "", k)
+            if (k == key && $0 ~ /=/) { if (!done) { print key " = " val; done = 1 } next }
+        }
+        { print }
+        END { if (insec) flush(); if (!seen) { print ""; print "[" sec "]"; print key " = " val } }
+    ' "$MESH_INI" > "$tmp" && mv "$tmp" "$MESH_INI"
+}
+
+ini_del() {
+    [ $# -eq 2 ] || fail "usage: ini_del SECTION KEY"
+    local tmp=$MESH_INI.tmp
+    awk -v sec="$1" -v key="$2" '
+        /^[ \t]*\[/ { s = $0; gsub(/^[ \t]*\[|\][ \t]*$/, "", s); insec = (s == sec); print; next }
+        insec { k = $0; sub(/[ \t]*=.*/, "", k); gsub(/^[ \t]+/, "", k); if (k == key && $0 ~ /=/) next }
+        { print }
+    ' "$MESH_INI" > "$tmp" && mv "$tmp" "$MESH_INI"
+}
+
+_ini_get() {
+    awk -v sec="$1" -v key="$2" '
+        /^[ \t]*\[/ { s = $0; gsub(/^[ \t]*\[|\][ \t]*$/, "", s); insec = (s == sec); next }
+        insec {
+            k = $0; sub(/[ \t]*=.*/, "", k); gsub(/^[ \t]+/, "", k)
+            if (k == key && $0 ~ /=/) { v = $0; sub(/^[^=]*=[ \t]*/, "", v); sub(/[ \t]*(;.*)?$/, "", v); print v; exit }
+        }
+    ' "$MESH_INI"
+}
+
+mesh_start() {
+    [ -f "$MESH_INI" ] || fail "mesh_start: call mesh_config first"
+    [ -x "$PGMESH" ] || fail "mesh_start: $PGMESH is not built"
+    MESH_PORT=$(_ini_get pgmesh listen_port)
+    local addr sock
+    addr=$(_ini_get pgmesh listen_addr)
+    sock=$(_ini_get pgmesh unix_socket_dir)
+    echo "--- mesh_start $(date +%T.%N)" >> "$MESH_LOG"
+    "$PGMESH" -c "$MESH_INI" >> "$MESH_LOG" 2>&1 < /dev/null &
+    MESH_PID=$!
+    _lib_pids+=("$MESH_PID")
+    export MESH_PORT MESH_PID
+    local i
+    for i in $(seq 1 100); do
+        if ! kill -0 "$MESH_PID" 2>/dev/null; then
+            tail -n 20 "$MESH_LOG" >&2
+            fail "mesh_start: pgmesh exited during start-up"
+        fi
+        if [ -n "$addr" ]; then
+            ss -Htln "sport = :$MESH_PORT" 2>/dev/null | grep -q . && return 0
+        elif [ -S "$sock/.s.PGSQL.$MESH_PORT" ]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    tail -n 20 "$MESH_LOG" >&2
+    fail "mesh_start: pgmesh not listening on port $MESH_PORT after 10 s"
+}
+
+mesh_stop() {
+    [ -n "$MESH_PID" ] || return 0
+    kill -TERM "$MESH_PID" 2>/dev/null || true
+    if ! _lib_wait_exit "$MESH_PID" 10; then
+        kill -KILL "$MESH_PID" 2>/dev/null || true
+        fail "mesh_stop: pgmesh (pid $MESH_PID) did not exit within 10 s of SIGTERM"
+    fi
+    wait "$MESH_PID" 2>/dev/null || true
+    MESH_PID=
+    if grep -qE 'Sanitizer|runtime error:' "$MESH_LOG"; then
+        fail "mesh_stop: sanitizer report in $MESH_LOG"
+    fi
+}
+
+mint() {
+    [ $# -ge 2 ] || fail "usage: mint TENANT ROLE [pgmesh-token args]"
+    local tenant=$1 role=$2
+    shift 2
+    "$PGMESH_TOKEN" --secret-file "$MESH_SECRET" --tenant "$tenant" --role "$role" "$@"
+}
+
+mesh_psql() {
+    [ $# -ge 1 ] || fail "usage: mesh_psql TOKEN [psql args]"
+    local token=$1
+    shift
+    PGHOST=127.0.0.1 PGPORT=$MESH_PORT PGDATABASE=media_analytics PGUSER=analyst \
+    PGSSLMODE=disable PGPASSWORD=$token PGAPPNAME=mesh_psql \
+        timeout -k 5 "$LIB_CMD_TIMEOUT_S" psql -X -A -t -q -w -v ON_ERROR_STOP=1 "$@"
+}
+
+mesh_dsn() {
+    [ $# -ge 1 ] || fail "usage: mesh_dsn TOKEN [DBNAME]"
+    printf 'host=127.0.0.1 port=%s dbname=%s user=analyst password=%s sslmode=disable connect_timeout=10\n' \
+        "$MESH_PORT" "${2:-media_analytics}" "$1"
+}
+
+pg_psql() {
+    timeout -k 5 "$LIB_CMD_TIMEOUT_S" psql -X -A -t -q -v ON_ERROR_STOP=1 \
+        -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U postgres -d media_analytics "$@"
+}
+
+wait_log() {
+    local pattern=$1 secs=${2:-10} i
+    for i in $(seq 1 $((secs * 10))); do
+        grep -qE -- "$pattern" "$MESH_LOG" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    fail "wait_log: no line matching [$pattern] in $MESH_LOG after ${secs} s"
+}

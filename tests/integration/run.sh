@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Integration suite: one PostgreSQL 15 for the whole run (temp dir, free loopback port, sample mesh
+# loaded), then each tests/integration/test_*.sh in its own process with a fresh TEST_DIR; libpq C
+# tests (tests/integration/*.c) are compiled first and run by their test_*.sh wrappers.
+# Prints ok/FAIL per test (with the tail of its output and pgmesh log on failure) and ends with
+# "N passed, M failed". Usage: BUILD=build tests/integration/run.sh [test_name ...]
+# Env: BUILD (build), PGBIN, TEST_TIMEOUT_S (per test, 240), KEEP_TMP=1 keeps the temp dir.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+TEST_TIMEOUT_S=${TEST_TIMEOUT_S:-240}
+export BUILD PGBIN PGMESH=$BUILD/pgmesh PGMESH_TOKEN=$BUILD/pgmesh-token
+
+# shellcheck source=../../scripts/pgcluster.sh
+. "$ROOT/scripts/pgcluster.sh"
+
+for bin in "$PGMESH" "$PGMESH_TOKEN"; do
+    [ -x "$bin" ] || { echo "run.sh: $bin is not built (make all)" >&2; exit 2; }
+done
+
+RUN_DIR=$(mktemp -d /tmp/pgmesh-it.XXXXXX) || exit 2
+chmod 755 "$RUN_DIR"   # the postgres OS user must reach the cluster directory inside
+PG_DIR=$RUN_DIR/pg
+PG_PORT=
+
+teardown() {
+    [ -n "$PG_PORT" ] && pgcluster_stop "$PG_DIR"
+    if [ "${KEEP_TMP:-0}" = 1 ]; then
+        echo "run.sh: kept $RUN_DIR"
+    else
+        rm -rf "$RUN_DIR"
+    fi
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+PG_PORT=$(pgcluster_free_port) || exit 2
+if ! pgcluster_start "$PG_DIR" "$PG_PORT" max_connections=150; then
+    echo "run.sh: could not start PostgreSQL" >&2
+    exit 2
+fi
+PG_SOCKET_DIR=$(pgcluster_socket_dir "$PG_DIR")
+
+# Server roles' passwords: random, known only to the passfile pgmesh reads.
+pw_marketing=$(openssl rand -hex 16)
+pw_audit=$(openssl rand -hex 16)
+pw_blocked=$(openssl rand -hex 16)
+PG_PASSFILE=$RUN_DIR/pgpass
+(
+    umask 077
+    for r in marketing_domain_role:$pw_marketing audit_role:$pw_audit blocked_role:$pw_blocked; do
+        echo "127.0.0.1:$PG_PORT:*:${r%%:*}:${r#*:}"
+        echo "localhost:$PG_PORT:*:${r%%:*}:${r#*:}"
+    done > "$PG_PASSFILE"
+)
+if ! pgcluster_psql "$PG_DIR" "$PG_PORT" -d postgres -v marketing_password="$pw_marketing" \
+        -v audit_password="$pw_audit" -v blocked_password="$pw_blocked" \
+        -f "$ROOT/demo/mesh.sql" > "$RUN_DIR/mesh.log" 2>&1; then
+    echo "run.sh: loading demo/mesh.sql failed:" >&2
+    cat "$RUN_DIR/mesh.log" >&2
+    exit 2
+fi
+export PG_DIR PG_PORT PG_SOCKET_DIR PG_PASSFILE
+
+passed=0
+failed=0
+failed_names=()
+
+report() { # name status output_file test_dir
+    if [ "$2" = 0 ]; then
+        echo "ok   $1"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $1 (status $2)"
+        failed=$((failed + 1))
+        failed_names+=("$1")
+        if [ -s "$3" ]; then
+            echo "  --- last lines of its output:"
+            tail -n 25 "$3" | sed 's/^/  | /'
+        fi
+        local log
+        for log in "$4"/*.log; do
+            [ -f "$log" ] && [ "$log" != "$3" ] || continue
+            echo "  --- last lines of ${log#"$4"/}:"
+            tail -n 25 "$log" | sed 's/^/  | /'
+        done
+    fi
+}
+
+# libpq C tests.
+mkdir -p "$BUILD/tests/integration"
+for src in tests/integration/*.c; do
+    [ -f "$src" ] || continue
+    name=$(basename "$src" .c)
+    out=$RUN_DIR/compile_$name.txt
+    if gcc -std=c11 -Wall -Wextra -Werror -I/usr/include/postgresql "$src" -lpq \
+            -o "$BUILD/tests/integration/$name" > "$out" 2>&1; then
+        :
+    else
+        report "compile $name.c" 1 "$out" "$RUN_DIR/none"
+    fi
+done
+
+tests=()
+if [ $# -gt 0 ]; then
+    for t in "$@"; do tests+=("tests/integration/${t%.sh}.sh"); done
+else
+    for t in tests/integration/test_*.sh; do [ -f "$t" ] && tests+=("$t"); done
+fi
+
+for t in "${tests[@]}"; do
+    name=$(basename "$t" .sh)
+    TEST_DIR=$RUN_DIR/t/$name
+    mkdir -p "$TEST_DIR"
+    out=$TEST_DIR/output.txt
+    TEST_DIR=$TEST_DIR timeout -k 10 "$TEST_TIMEOUT_S" bash "$t" > "$out" 2>&1 < /dev/null
+    st=$?
+    [ "$st" = 124 ] && echo "run.sh: timed out after ${TEST_TIMEOUT_S}s" >> "$out"
+    report "$name" "$st" "$out" "$TEST_DIR"
+done
+
+if [ "$failed" -gt 0 ]; then
+    echo "failed: ${failed_names[*]}"
+    echo "--- last lines of postgres.log:"
+    tail -n 15 "$PG_DIR/postgres.log" | sed 's/^/  | /'
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# What psql users see when pgmesh refuses them: unknown database, expired / not yet valid token,
+# wrong signature, alg none, unknown role, missing tenant, garbage. Each refusal ends only that
+# connection: a psql session opened before keeps working throughout, with its own tenant.
+# psql prints connection-time errors before VERBOSITY applies, so it shows no SQLSTATE for these
+# FATALs: the message and DETAIL are checked in psql's output, the SQLSTATE in the pgmesh log line.
+. "$(dirname "$0")/lib.sh"
+
+mesh_config
+mesh_start
+de=$(mint DE regional_analyst)
+
+# A long-lived session on a FIFO, fed while the refusals happen.
+mkfifo "$TEST_DIR/session.in"
+mesh_psql "$de" < "$TEST_DIR/session.in" > "$TEST_DIR/session.out" 2>&1 &
+session_pid=$!
+exec 3> "$TEST_DIR/session.in"
+echo "SELECT 'ready:' || current_setting('request.jwt.claim.tenant');" >&3
+for i in $(seq 1 100); do
+    grep -q '^ready:DE$' "$TEST_DIR/session.out" && break
+    kill -0 "$session_pid" 2>/dev/null || fail "long-lived session ended: $(cat "$TEST_DIR/session.out")"
+    sleep 0.1
+done
+grep -q '^ready:DE$' "$TEST_DIR/session.out" || fail "long-lived session not ready after 10 s"
+
+n=0
+# refused NAME TOKEN EXPECTED_TEXT [psql args]: psql must fail with EXPECTED_TEXT in its output,
+# and the long-lived session must still answer with its tenant.
+refused() {
+    local name=$1 token=$2 expected=$3 out st=0
+    shift 3
+    out=$(mesh_psql "$token" -v VERBOSITY=verbose -c 'SELECT 1' "$@" 2>&1) || st=$?
+    [ "$st" != 0 ] || fail "$name: psql succeeded, output [$out]"
+    assert_contains "$out" "FATAL" "$name"
+    assert_contains "$out" "$expected" "$name"
+    assert_not_contains "$out" "$token" "$name (token echoed back)"
+    n=$((n + 1))
+    echo "SELECT 'alive $n:' || current_setting('request.jwt.claim.tenant') || ':' || count(*) FROM core.fct_playback_sessions;" >&3
+    local i
+    for i in $(seq 1 100); do
+        grep -q "^alive $n:DE:3$" "$TEST_DIR/session.out" && break
+        sleep 0.1
+    done
+    grep -q "^alive $n:DE:3$" "$TEST_DIR/session.out" || fail "session stopped answering after $name: $(tail -n 5 "$TEST_DIR/session.out")"
+    printf '%s\n' "$out" > "$TEST_DIR/refused-$name.txt"
+}
+
+now=$(date +%s)
+
+refused unknown-database "$de" 'database "nope" does not exist' -d nope
+refused expired "$(mint DE regional_analyst --exp $((now - 3600)))" "token expired"
+out=$(cat "$TEST_DIR/refused-expired.txt")
+assert_contains "$out" "DETAIL:" "expired token detail"
+refused not-yet-valid "$(mint DE regional_analyst --nbf $((now + 3600)))" "token is not yet valid"
+
+openssl rand -hex 32 > "$TEST_DIR/other.secret"
+refused wrong-signature "$("$PGMESH_TOKEN" --secret-file "$TEST_DIR/other.secret" --tenant DE --role regional_analyst)" \
+    "token signature is invalid"
+refused alg-none "$(mint DE regional_analyst --alg none)" "token algorithm not allowed"
+refused alg-hs512 "$(mint DE regional_analyst --alg HS512)" "token algorithm not allowed"
+refused unknown-role "$(mint DE x)" 'not configured'
+assert_contains "$(cat "$TEST_DIR/refused-unknown-role.txt")" '"x"' "unknown role names the role"
+refused missing-tenant "$(mint DE regional_analyst --omit tenant)" "token is missing a required claim"
+refused garbage "not-a-token" "token is malformed"
+
+# A valid token after all that, over TCP and the Unix socket.
+assert_eq "DE|3" "$(mesh_psql "$de" -c 'SELECT country_code, count(*) FROM core.fct_playback_sessions GROUP BY 1')" "fresh DE login"
+assert_eq "DE|3" "$(mesh_psql "$de" -h "$TEST_DIR" -c 'SELECT country_code, count(*) FROM core.fct_playback_sessions GROUP BY 1')" "fresh DE login over Unix socket"
+
+# A server-side error inside a session is the server's, with its SQLSTATE, and the session goes on.
+out=$(mesh_psql "$de" -v VERBOSITY=verbose -v ON_ERROR_STOP=0 2>&1 <<'EOF'
+SELECT * FROM core.no_such_table;
+SELECT 1/0;
+SELECT 'after errors:' || current_setting('request.jwt.claim.tenant');
+EOF
+) || true
+assert_contains "$out" "42P01" "unknown table"
+assert_contains "$out" 'relation "core.no_such_table" does not exist' "unknown table"
+assert_contains "$out" "22012" "division by zero"
+assert_contains "$out" "after errors:DE" "session after errors"
+
+# blocked_role may connect but has no grants: the server's 42501, through pgmesh.
+blocked=$(mint DE blocked_analyst)
+out=$(mesh_psql "$blocked" -v VERBOSITY=verbose -c 'SELECT count(*) FROM core.fct_playback_sessions' 2>&1) || true
+assert_contains "$out" "42501" "blocked role"
+assert_contains "$out" "permission denied for schema core" "blocked role"
+
+# Each refusal is in the pgmesh log with its SQLSTATE, without the token.
+log=$(cat "$MESH_LOG")
+for line in 'FATAL 3D000: database "nope" does not exist' "FATAL 28P01: token expired" \
+        "FATAL 28P01: token is not yet valid" "FATAL 28P01: token signature is invalid" \
+        "FATAL 28P01: token algorithm not allowed" 'FATAL 28P01: token role "x" is not configured' \
+        "FATAL 28P01: token is missing a required claim" "FATAL 28P01: token is malformed"; do
+    assert_contains "$log" "$line" "pgmesh log"
+done
+assert_not_contains "$log" "$de" "pgmesh log (token logged)"
+
+# The long-lived session ends cleanly.
+echo "SELECT 'bye:' || current_setting('request.jwt.claim.tenant');" >&3
+echo '\q' >&3
+exec 3>&-
+for i in $(seq 1 100); do kill -0 "$session_pid" 2>/dev/null || break; sleep 0.1; done
+st=0
+wait "$session_pid" || st=$?
+assert_eq 0 "$st" "long-lived session exit status"
+assert_contains "$(cat "$TEST_DIR/session.out")" "bye:DE" "long-lived session"
+mesh_stop

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# pgbench through pgmesh: -S in transaction pooling with the simple and extended protocols, -S with
+# prepared statements in session pooling, a read-write TPC-B-like run, and a custom script whose
+# every transaction fails unless it sees its own token's tenant, run for two tenants at once on a
+# pool of two shared server connections.
+. "$(dirname "$0")/lib.sh"
+
+# pgbench's tables in media_analytics, readable (and writable) by both server roles.
+timeout 120 "$PGBIN/pgbench" -i -s 1 -q -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U postgres media_analytics \
+    > "$TEST_DIR/pgbench-init.txt" 2>&1 || { cat "$TEST_DIR/pgbench-init.txt"; fail "pgbench -i"; }
+pg_psql -c "GRANT SELECT, INSERT, UPDATE ON pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history TO marketing_domain_role, audit_role"
+
+mesh_config
+mesh_start
+de=$(mint DE regional_analyst)
+fr=$(mint FR regional_analyst)
+
+# run_pgbench NAME TOKEN EXPECTED_PROCESSED [pgbench args]: runs, then checks its report.
+run_pgbench() {
+    local name=$1 token=$2 expected=$3
+    shift 3
+    local out=$TEST_DIR/pgbench-$name.txt st=0
+    PGPASSWORD=$token PGSSLMODE=disable timeout -k 5 180 "$PGBIN/pgbench" -h 127.0.0.1 -p "$MESH_PORT" \
+        -U analyst "$@" media_analytics > "$out" 2>&1 || st=$?
+    if [ "$st" != 0 ]; then
+        tail -n 30 "$out"
+        fail "pgbench $name exited with status $st"
+    fi
+    local report
+    report=$(cat "$out")
+    assert_contains "$report" "number of transactions actually processed: $expected/$expected" "pgbench $name"
+    if grep -q 'number of failed transactions' "$out"; then
+        assert_contains "$report" "number of failed transactions: 0 " "pgbench $name"
+    fi
+    assert_not_contains "$report" "aborted" "pgbench $name"
+    assert_not_contains "$report" "ERROR" "pgbench $name"
+    echo "pgbench $name: $(grep -E '^tps' "$out" | head -n 1)"
+}
+
+run_pgbench select-simple "$de" 1600 -n -S -c 8 -j 2 -t 200
+run_pgbench select-extended "$de" 1600 -n -S -M extended -c 8 -j 2 -t 200
+run_pgbench tpcb-simple "$de" 400 -n -c 4 -j 2 -t 100
+
+# The tenant check: a transaction that sees another tenant's (or no) claim divides by zero.
+cat > "$TEST_DIR/tenant-DE.sql" <<'EOF'
+SELECT 1 / (current_setting('request.jwt.claim.tenant') = 'DE')::int;
+SELECT 1 / (count(*) = 3)::int FROM core.fct_playback_sessions;
+BEGIN;
+SELECT 1 / (current_setting('request.jwt.claim.tenant') = 'DE' AND current_setting('request.jwt.claim.role') = 'regional_analyst')::int;
+SELECT 1 / (min(country_code) = 'DE' AND max(country_code) = 'DE')::int FROM core.fct_playback_sessions;
+END;
+EOF
+sed 's/DE/FR/g; s/= 3)/= 2)/' "$TEST_DIR/tenant-DE.sql" > "$TEST_DIR/tenant-FR.sql"
+
+run_pgbench tenant-alone "$de" 800 -n -f "$TEST_DIR/tenant-DE.sql" -c 4 -j 2 -t 200
+run_pgbench tenant-alone-extended "$fr" 800 -n -M extended -f "$TEST_DIR/tenant-FR.sql" -c 4 -j 2 -t 200
+
+# Both tenants at once on the same two server connections (same server role, one pool).
+run_pgbench tenant-DE-shared "$de" 1600 -n -f "$TEST_DIR/tenant-DE.sql" -c 8 -j 2 -t 200 &
+pid_de=$!
+run_pgbench tenant-FR-shared "$fr" 1600 -n -M extended -f "$TEST_DIR/tenant-FR.sql" -c 8 -j 2 -t 200 &
+pid_fr=$!
+st_de=0 st_fr=0
+wait "$pid_de" || st_de=$?
+wait "$pid_fr" || st_fr=$?
+assert_eq 0 "$st_de" "concurrent DE pgbench"
+assert_eq 0 "$st_fr" "concurrent FR pgbench"
+mesh_stop
+
+# Session pooling: prepared statements stay on the client's server connection.
+ini_set pgmesh pool_mode session
+ini_set pgmesh default_pool_size 8
+mesh_start
+run_pgbench select-prepared-session "$de" 1600 -n -S -M prepared -c 8 -j 2 -t 200
+run_pgbench tenant-prepared-session "$fr" 800 -n -M prepared -f "$TEST_DIR/tenant-FR.sql" -c 4 -j 2 -t 200
+mesh_stop
