@@ -9,12 +9,13 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 BUILD=${BUILD:-build}
-PGMESH=$ROOT/$BUILD/pgmesh
-PGMESH_TOKEN=$ROOT/$BUILD/pgmesh-token
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+PGMESH=$BUILD/pgmesh
+PGMESH_TOKEN=$BUILD/pgmesh-token
 RUN=$ROOT/demo/run
 . "$ROOT/scripts/pgcluster.sh"
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then say() { printf "\n\033[1m== %s\033[0m\n" "$*"; }; else say() { printf "\n== %s\n" "$*"; }; fi
 die() { printf '\ndemo: FAILED: %s\n' "$*" >&2; exit 1; }
 
 for bin in "$PGMESH" "$PGMESH_TOKEN"; do
@@ -136,7 +137,7 @@ say "What pgmesh set for the DE token's transaction"
 show "tenant DE" "$tok_de" "SELECT current_user AS server_role, current_setting('request.jwt.claim.tenant') AS tenant, current_setting('request.jwt.claim.role') AS role, current_setting('statement_timeout') AS statement_timeout, current_setting('work_mem') AS work_mem"
 expect "marketing_domain_role|DE|regional_analyst|30s|128MB" "DE settings"
 
-say "Try it (the token is valid for one hour; mint another with make token TENANT=FR SECRET_FILE=$RUN/jwt.secret)"
+say "Try it (the token is valid for one hour; mint another with: make token TENANT=FR)"
 echo "PGPASSWORD=$tok_de psql \"host=127.0.0.1 port=$MESH_PORT dbname=media_analytics user=analyst sslmode=disable\""
 echo
 echo "pgmesh and PostgreSQL keep running; stop both with: make demo-stop   (or demo/stop.sh)"
