@@ -39,7 +39,8 @@ bool span_ieq(struct span s, const char *cstr)
 
 void rd_init(struct pq_reader *r, const void *p, size_t len)
 {
-    r->p = p;
+    /* NULL becomes an empty buffer so that no getter ever does arithmetic on a null pointer. */
+    r->p = p ? p : empty_cstr;
     r->len = p ? len : 0;
     r->pos = 0;
     r->bad = false;

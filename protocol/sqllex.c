@@ -248,6 +248,11 @@ static size_t scan_token(const struct sqllex *lx, size_t i, enum sqltok_kind *ki
             ;
         return i;
     }
+    /* scan.l's two-character tokens made of self characters: "..", "::" and ":=" */
+    if ((c == '.' && c1 == '.') || (c == ':' && (c1 == ':' || c1 == '='))) {
+        *kind = SQLTOK_OP;
+        return i + 2;
+    }
     if (is_digit(c) || (c == '.' && is_digit(c1))) {
         *kind = SQLTOK_NUMBER;
         return scan_number(lx, i);

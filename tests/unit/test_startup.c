@@ -138,7 +138,7 @@ static size_t build_many(uint8_t *buf, size_t cap, size_t extra)
     wr_cstr(&w, "user");
     wr_cstr(&w, "u");
     for (size_t i = 0; i < extra; i++) {
-        char name[16];
+        char name[24];
         snprintf(name, sizeof name, "p%zu", i);
         wr_cstr(&w, name);
         wr_cstr(&w, "v");
