@@ -25,7 +25,7 @@
 
 /* ---- failure counting ------------------------------------------------------------------------ */
 
-static int mini_failures;
+static int mini_failures __attribute__((unused));
 
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
@@ -141,7 +141,8 @@ static inline void mini_collect(PGconn *conn, int timeout_ms, struct mini_result
 }
 
 /* Runs sql (simple protocol, possibly several statements) with a deadline. Returns the last result
- * (owned by the caller) or NULL on timeout or send failure; *nres gets the number of results. */
+ * (owned by the caller) or NULL on timeout or send failure. After a FATAL the last result is
+ * libpq's "server closed the connection" one, without SQLSTATE: use mini_collect to see all. */
 static inline PGresult *mini_exec(PGconn *conn, const char *sql, int timeout_ms)
 {
     if (!PQsendQuery(conn, sql))
