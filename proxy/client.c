@@ -234,7 +234,7 @@ static bool build_txstart(struct client *c, const struct role_config *role)
         snprintf(work_mem, sizeof work_mem, "%lldkB", (long long)role->work_mem_kb);
         set[n++] = (struct txstart_setting){"work_mem", work_mem};
     }
-    return txstart_build(&c->tx, set, n);
+    return txstart_build(&c->tx, set, n, 2);
 }
 
 static void handle_idle(struct client *c);

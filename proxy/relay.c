@@ -54,8 +54,11 @@ void relay_begin(struct client *c, struct server *s)
     s->body_remaining = 0;
     c->body_remaining = 0;
     /* Session pooling sets the claims once; a failure closes the server (and so the client). */
-    if (rt.cfg->pool_mode == POOL_SESSION && !relay_own_query(s, c->tx.session_set_sql))
-        return;
+    if (rt.cfg->pool_mode == POOL_SESSION) {
+        s->claims_owner = c->id;
+        if (!relay_own_query(s, c->tx.session_set_sql))
+            return;
+    }
 }
 
 /* Messages that never begin a transaction: COPY sub-protocol, Flush, a lone Sync, Terminate. */
@@ -155,6 +158,15 @@ void relay_from_client(struct client *c)
         }
         enum txstart_plan plan = plan_for(c, s, &f);
         if (plan == PLAN_PREFIX) {
+            if (s->claims_owner != 0 && s->claims_owner != c->id) {
+                if (!conn_send(&s->conn, c->tx.neutral, c->tx.neutral_len)) {
+                    client_close(c, "out of memory");
+                    return;
+                }
+                if (!push_op(s, OP_NEUTRALIZE, 0, false))
+                    return;
+            }
+            s->claims_owner = c->id;
             if (!conn_send(&s->conn, c->tx.prefix, c->tx.prefix_len)) {
                 client_close(c, "out of memory");
                 return;
@@ -264,6 +276,12 @@ static bool route_message(struct server *s, const struct frame *f, const uint8_t
         if (type == BE_READY)
             opq_pop(&s->ops);
         return s->client != NULL;
+    case OP_NEUTRALIZE:
+        /* Fails only inside an aborted block the client pipelined into; the SETs behind it then
+         * fail too and that error reaches the client. */
+        if (type == BE_READY)
+            opq_pop(&s->ops);
+        return false;
     case OP_OWN_QUERY:
         if (type == BE_ERROR) {
             log_own_error(s, msg + MSG_HEADER_LEN, f->body_len);

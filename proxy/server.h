@@ -24,9 +24,10 @@ enum server_state {
 
 /* What to do with the replies to one request pgmesh sent, in send order. */
 enum op_kind {
-    OP_PREFIX,      /* our SET LOCAL group: swallow through `count` CommandCompletes */
+    OP_PREFIX,      /* our SET group: swallow through `count` CommandCompletes */
     OP_CLIENT_SYNC, /* a client Query or Sync: forward through its ReadyForQuery */
     OP_OWN_QUERY,   /* our own simple Query: swallow through its ReadyForQuery */
+    OP_NEUTRALIZE,  /* our RESET of the claims: swallow through its ReadyForQuery, errors too */
 };
 
 struct op {
@@ -62,7 +63,7 @@ struct server {
     bool at_boundary;            /* next client message may start a transaction */
     bool open_extended;          /* client extended messages sent since the last Sync */
     bool in_copy;
-    bool session_prepared;       /* session pooling: claims set for the linked client */
+    uint64_t claims_owner;       /* client whose claims may be committed here; 0: none */
 };
 
 bool server_connect(struct pool *pool) __attribute__((warn_unused_result));

@@ -25,12 +25,13 @@ static bool append_sql(char **dst, size_t *len, const char *piece)
     return true;
 }
 
-bool txstart_build(struct txstart *t, const struct txstart_setting *settings, size_t n)
+bool txstart_build(struct txstart *t, const struct txstart_setting *settings, size_t n, size_t nclaims)
 {
-    struct pq_writer w;
+    struct pq_writer w, nw;
     char *set_sql = NULL, *reset_sql = NULL;
     size_t set_len = 0, reset_len = 0;
     wr_init_dynamic(&w);
+    wr_init_dynamic(&nw);
     for (size_t i = 0; i < n; i++) {
         char lit[SETTING_SQL_MAX], stmt[SETTING_SQL_MAX * 2];
         if (!quote_literal(lit, sizeof lit, settings[i].value, strlen(settings[i].value)))
@@ -48,8 +49,25 @@ bool txstart_build(struct txstart *t, const struct txstart_setting *settings, si
         if (k < 0 || (size_t)k >= sizeof stmt || !append_sql(&reset_sql, &reset_len, stmt))
             goto fail;
     }
-    if (!wr_ok(&w))
+    if (!reset_sql)
         goto fail;
+    /* reset_sql starts with the claims' RESETs in settings order; keep just those. */
+    {
+        char *end = reset_sql;
+        for (size_t i = 0; i < nclaims && end; i++) {
+            end = strchr(end + 1, ';');
+        }
+        char saved = end ? *end : '\0';
+        if (end)
+            *end = '\0';
+        fe_write_query(&nw, reset_sql);
+        if (end)
+            *end = saved;
+    }
+    if (!wr_ok(&w) || !wr_ok(&nw))
+        goto fail;
+    t->neutral = nw.p;
+    t->neutral_len = nw.len;
     t->prefix = w.p;
     t->prefix_len = w.len;
     t->prefix_statements = (int)n;
@@ -58,6 +76,7 @@ bool txstart_build(struct txstart *t, const struct txstart_setting *settings, si
     return true;
 fail:
     wr_destroy(&w);
+    wr_destroy(&nw);
     free(set_sql);
     free(reset_sql);
     return false;
@@ -66,6 +85,7 @@ fail:
 void txstart_destroy(struct txstart *t)
 {
     free(t->prefix);
+    free(t->neutral);
     free(t->session_set_sql);
     free(t->session_reset_sql);
     memset(t, 0, sizeof *t);

@@ -18,6 +18,11 @@ struct txstart {
     uint8_t *prefix;
     size_t prefix_len;
     int prefix_statements;   /* CommandCompletes to swallow */
+    /* Query "RESET <claim>; ..." committed on its own just before the prefix when the server may
+     * hold another client's committed claims: if the client's transaction then rolls back, its
+     * SETs revert to these neutral values, never to the previous client's. */
+    uint8_t *neutral;
+    size_t neutral_len;
     char *session_set_sql;   /* "SET a = 'x'; SET b = 'y'" for session pooling and own-transaction statements */
     char *session_reset_sql; /* "RESET a; RESET b" */
 };
@@ -27,7 +32,8 @@ struct txstart_setting {
     const char *value; /* any text: quoted here */
 };
 
-bool txstart_build(struct txstart *t, const struct txstart_setting *settings, size_t n)
+/* The first nclaims settings are the claims that get neutralized. */
+bool txstart_build(struct txstart *t, const struct txstart_setting *settings, size_t n, size_t nclaims)
     __attribute__((warn_unused_result));
 void txstart_destroy(struct txstart *t);
 
