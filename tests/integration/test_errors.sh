@@ -10,7 +10,7 @@ C=$BUILD/tests/integration/errors
 closed_port() {
     local p i
     for i in $(seq 1 200); do
-        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))  # below the ephemeral range (32768+)
         [ "$p" = "$PG_PORT" ] && continue
         ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
     done
