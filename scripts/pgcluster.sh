@@ -145,7 +145,7 @@ pgcluster_psql() {
 pgcluster_free_port() {
     local want=${1:-} p i
     for i in $(seq 1 200); do
-        if [ -n "$want" ] && [ "$i" = 1 ]; then p=$want; else p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))  # below the ephemeral range (32768+); fi
+        if [ -n "$want" ] && [ "$i" = 1 ]; then p=$want; else p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 )); fi  # below the ephemeral range (32768+)
         if ! ss -Htan "sport = :$p" 2>/dev/null | grep -q .; then
             printf '%s\n' "$p"
             return 0
