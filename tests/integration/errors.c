@@ -226,7 +226,7 @@ static void case_max_conn(void)
 
 /* A database whose server cannot be reached or refuses pgmesh's login: 08006 with the server's
  * (or libpq's) message in the detail, whether pgmesh reports it at login or at the first query. */
-static void case_server(const char *dbname, const char *detail_needle)
+static void server_once(const char *dbname, const char *detail_needle)
 {
     struct mini_session s;
     struct mini_error e;
@@ -248,6 +248,13 @@ static void case_server(const char *dbname, const char *detail_needle)
     mini_note("%s at %s: %s %s \"%s\" detail \"%s\"", dbname, when, e.severity, e.sqlstate,
               e.message, e.detail);
     others_still_work(dbname);
+}
+
+/* Several rounds: repeated failures of a server must not wear pgmesh down either. */
+static void case_server(const char *dbname, const char *detail_needle)
+{
+    for (int i = 0; i < 5; i++)
+        server_once(dbname, detail_needle);
 }
 
 /* Sends raw bytes on a connection at the given stage and expects 08P01 then the close. */
