@@ -4,7 +4,7 @@
 BUILD    ?= build
 CC       ?= gcc
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+MESH_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation -I. -I/usr/include/postgresql -MMD -MP
 LDLIBS   := -lev -lpq -ljwt -linih -ljansson -lssl -lcrypto -lpthread
 
@@ -29,13 +29,13 @@ deps:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(MESH_CFLAGS) -c $< -o $@
 
 $(PGMESH): $(PROXY_OBJ) $(AUTH_OBJ) $(PROTO_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(MESH_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(TOKEN): $(BUILD)/tools/pgmesh-token.o $(AUTH_OBJ) $(PROTO_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(MESH_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 # Convenience links at the top so the README can say ./pgmesh.
 pgmesh: $(PGMESH)
@@ -47,7 +47,7 @@ pgmesh-token: $(TOKEN)
 UNIT_LINK := $(AUTH_OBJ) $(PROTO_OBJ) $(BUILD)/proxy/config.o $(BUILD)/proxy/log.o
 $(BUILD)/tests/unit/%: tests/unit/%.c $(UNIT_LINK)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(MESH_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lcmocka
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done

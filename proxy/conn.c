@@ -223,8 +223,11 @@ void conn_close(struct conn *c)
     if (c->closing)
         return;
     c->closing = true;
-    conn_stop_reading(c);
+    /* Both watchers unconditionally: during a libpq handshake they are armed directly, without
+     * the reading flag. */
+    ev_io_stop(g_loop, &c->rio);
     ev_io_stop(g_loop, &c->wio);
+    c->reading = false;
     release_later(c);
 }
 
