@@ -29,8 +29,8 @@ mkdir -p "$RUN"
 chmod 755 "$RUN"
 
 say "PostgreSQL 15 with the sample data mesh"
-PG_PORT=$(pgcluster_free_port "${PG_PORT:-55432}")
-pgcluster_start "$RUN/pg" "$PG_PORT" || die "PostgreSQL did not start (log: $RUN/pg/postgres.log)"
+pgcluster_start_free "$RUN/pg" "${PG_PORT:-55432}" || die "PostgreSQL did not start (log: $RUN/pg/postgres.log)"
+PG_PORT=$PGCLUSTER_PORT
 echo "$PG_PORT" > "$RUN/pg.port"
 pw_marketing=$(openssl rand -hex 16)
 pw_audit=$(openssl rand -hex 16)

@@ -154,3 +154,24 @@ pgcluster_free_port() {
     echo "pgcluster: no free port found" >&2
     return 1
 }
+
+# pgcluster_start_free DIR PREFERRED_PORT|"" [NAME=VALUE ...]: pgcluster_start on a free port,
+# trying another one (up to 5 times) when someone takes the port between the check and the bind.
+# Sets PGCLUSTER_PORT.
+pgcluster_start_free() {
+    local dir=$1 want=$2 attempt port
+    shift 2
+    PGCLUSTER_PORT=
+    for attempt in 1 2 3 4 5; do
+        port=$(pgcluster_free_port "$want") || return 1
+        want=
+        [ -f "$dir/postgres.log" ] && : > "$dir/postgres.log"
+        if pgcluster_start "$dir" "$port" "$@"; then
+            PGCLUSTER_PORT=$port
+            return 0
+        fi
+        grep -q 'Address already in use' "$dir/postgres.log" 2>/dev/null || return 1
+        echo "pgcluster: port $port was taken meanwhile; trying another" >&2
+    done
+    return 1
+}

@@ -193,6 +193,20 @@ _ini_get() {
 mesh_start() {
     [ -f "$MESH_INI" ] || fail "mesh_start: call mesh_config first"
     [ -x "$PGMESH" ] || fail "mesh_start: $PGMESH is not built"
+    local attempt
+    for attempt in 1 2 3; do
+        _mesh_start_once && return 0
+        # Someone took the port between mesh_config and now: take another one.
+        if [ "$attempt" -lt 3 ] && tail -n 5 "$MESH_LOG" | grep -q 'Address already in use'; then
+            ini_set pgmesh listen_port "$(_lib_free_port)"
+            continue
+        fi
+        tail -n 20 "$MESH_LOG" >&2
+        fail "mesh_start: $_mesh_start_error"
+    done
+}
+
+_mesh_start_once() {
     MESH_PORT=$(_ini_get pgmesh listen_port)
     local addr sock
     addr=$(_ini_get pgmesh listen_addr)
@@ -202,21 +216,24 @@ mesh_start() {
     MESH_PID=$!
     _lib_pids+=("$MESH_PID")
     export MESH_PORT MESH_PID
-    local i
+    local i st
     for i in $(seq 1 100); do
         if ! kill -0 "$MESH_PID" 2>/dev/null; then
-            tail -n 20 "$MESH_LOG" >&2
-            fail "mesh_start: pgmesh exited during start-up"
+            st=0
+            wait "$MESH_PID" || st=$?
+            _mesh_start_error="pgmesh exited during start-up with status $st"
+            MESH_PID=
+            return 1
         fi
         if [ -n "$addr" ]; then
-            ss -Htln "sport = :$MESH_PORT" 2>/dev/null | grep -q . && return 0
+            ss -Htlnp "sport = :$MESH_PORT" 2>/dev/null | grep -q "pid=$MESH_PID," && return 0
         elif [ -S "$sock/.s.PGSQL.$MESH_PORT" ]; then
             return 0
         fi
         sleep 0.1
     done
-    tail -n 20 "$MESH_LOG" >&2
-    fail "mesh_start: pgmesh not listening on port $MESH_PORT after 10 s"
+    _mesh_start_error="pgmesh not listening on port $MESH_PORT after 10 s"
+    return 1
 }
 
 mesh_stop() {

@@ -28,7 +28,7 @@ PG_DIR=$RUN_DIR/pg
 PG_PORT=
 
 teardown() {
-    [ -n "$PG_PORT" ] && pgcluster_stop "$PG_DIR"
+    pgcluster_stop "$PG_DIR"
     if [ "${KEEP_TMP:-0}" = 1 ]; then
         echo "run.sh: kept $RUN_DIR"
     else
@@ -38,11 +38,12 @@ teardown() {
 trap teardown EXIT
 trap 'exit 130' INT TERM
 
-PG_PORT=$(pgcluster_free_port) || exit 2
-if ! pgcluster_start "$PG_DIR" "$PG_PORT" max_connections=150; then
+mkdir -p "$PG_DIR"
+if ! pgcluster_start_free "$PG_DIR" "" max_connections=150; then
     echo "run.sh: could not start PostgreSQL" >&2
     exit 2
 fi
+PG_PORT=$PGCLUSTER_PORT
 PG_SOCKET_DIR=$(pgcluster_socket_dir "$PG_DIR")
 
 # Server roles' passwords: random, known only to the passfile pgmesh reads.
