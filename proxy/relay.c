@@ -12,7 +12,6 @@
 #include "protocol/error.h"
 #include "protocol/fe.h"
 #include "protocol/frame.h"
-#include "protocol/sqllex.h"
 #include "protocol/sqlstate.h"
 #include "protocol/wire.h"
 #include "proxy/client.h"
@@ -24,9 +23,9 @@
 
 #define READ_CHUNK 65536
 
-static bool push_op(struct server *s, enum op_kind kind, int count, bool before_query)
+static bool push_op(struct server *s, enum op_kind kind, bool known_idle)
 {
-    struct op op = {kind, count, before_query};
+    struct op op = {kind, known_idle};
     if (opq_push(&s->ops, op))
         return true;
     server_close(s, "out of memory");
@@ -44,7 +43,22 @@ bool relay_own_query(struct server *s, const char *sql)
         server_close(s, "out of memory");
         return false;
     }
-    return push_op(s, OP_OWN_QUERY, 0, false);
+    return push_op(s, OP_OWN_QUERY, false);
+}
+
+/* Queues the client's claims Query ahead of whatever it sends next (see txstart.h). */
+static bool send_txstart(struct client *c, struct server *s)
+{
+    bool known_idle = s->ops.len == 0 && s->tx_status == TX_IDLE;
+    bool switching = s->claims_owner != c->id;
+    const uint8_t *msg = known_idle && switching ? c->tx.switch_msg : c->tx.set_msg;
+    size_t len = known_idle && switching ? c->tx.switch_len : c->tx.set_len;
+    if (!conn_send(&s->conn, msg, len)) {
+        server_close(s, "out of memory");
+        return false;
+    }
+    s->claims_owner = c->id;
+    return push_op(s, OP_TXSTART, known_idle);
 }
 
 void relay_begin(struct client *c, struct server *s)
@@ -54,11 +68,8 @@ void relay_begin(struct client *c, struct server *s)
     s->body_remaining = 0;
     c->body_remaining = 0;
     /* Session pooling sets the claims once; a failure closes the server (and so the client). */
-    if (rt.cfg->pool_mode == POOL_SESSION) {
-        s->claims_owner = c->id;
-        if (!relay_own_query(s, c->tx.session_set_sql))
-            return;
-    }
+    if (rt.cfg->pool_mode == POOL_SESSION)
+        (void)send_txstart(c, s);
 }
 
 /* Messages that never begin a transaction: COPY sub-protocol, Flush, a lone Sync, Terminate. */
@@ -68,26 +79,14 @@ static bool may_start_transaction(char type)
              type == FE_FLUSH || type == FE_SYNC || type == FE_TERMINATE);
 }
 
-enum txstart_plan { PLAN_NONE, PLAN_PREFIX, PLAN_OWN_TRANSACTION };
-
-/* Decides how the client's next message starts, given the server's state. The prefix is skipped
- * only when nothing is in flight and the server says a transaction block is open: then the
- * settings are already in force (or the block is aborted and SET would fail). */
-static enum txstart_plan plan_for(const struct client *c, const struct server *s, const struct frame *f)
+/* Whether the client's next message may start a transaction and so needs its claims first. They
+ * are skipped only when nothing is in flight and the server says a transaction block is open:
+ * then the claims are already in force (or the block is aborted and nothing can run). */
+static bool needs_txstart(const struct server *s, const struct frame *f)
 {
     if (rt.cfg->pool_mode != POOL_TRANSACTION || !s->at_boundary || !may_start_transaction(f->type))
-        return PLAN_NONE;
-    if (c->tx.prefix_statements == 0)
-        return PLAN_NONE;
-    if (s->ops.len == 0 && s->tx_status != TX_IDLE)
-        return PLAN_NONE;
-    if (f->type == FE_QUERY) {
-        struct span sql;
-        if (fe_read_query(iobuf_head(&c->conn.in) + MSG_HEADER_LEN, f->body_len, &sql) &&
-            sql_needs_own_transaction((const char *)sql.p, sql.len))
-            return PLAN_OWN_TRANSACTION;
-    }
-    return PLAN_PREFIX;
+        return false;
+    return !(s->ops.len == 0 && s->tx_status != TX_IDLE);
 }
 
 static void after_forward(struct server *s, char type)
@@ -95,7 +94,7 @@ static void after_forward(struct server *s, char type)
     switch (type) {
     case FE_QUERY:
     case FE_SYNC:
-        if (!push_op(s, OP_CLIENT_SYNC, 0, false))
+        if (!push_op(s, OP_CLIENT_SYNC, false))
             return;
         s->at_boundary = true;
         s->open_extended = false;
@@ -150,35 +149,8 @@ void relay_from_client(struct client *c)
             client_close(c, "client terminated");
             return;
         }
-        /* A Query is inspected whole (own-transaction statements); everything else streams. */
-        if (f.type == FE_QUERY && avail < f.total_len) {
-            if (!iobuf_reserve(in, f.total_len - avail))
-                client_close(c, "out of memory");
+        if (needs_txstart(s, &f) && !send_txstart(c, s))
             return;
-        }
-        enum txstart_plan plan = plan_for(c, s, &f);
-        if (plan == PLAN_PREFIX) {
-            if (s->claims_owner != 0 && s->claims_owner != c->id) {
-                if (!conn_send(&s->conn, c->tx.neutral, c->tx.neutral_len)) {
-                    client_close(c, "out of memory");
-                    return;
-                }
-                if (!push_op(s, OP_NEUTRALIZE, 0, false))
-                    return;
-            }
-            s->claims_owner = c->id;
-            if (!conn_send(&s->conn, c->tx.prefix, c->tx.prefix_len)) {
-                client_close(c, "out of memory");
-                return;
-            }
-            if (!push_op(s, OP_PREFIX, c->tx.prefix_statements, f.type == FE_QUERY))
-                return;
-        } else if (plan == PLAN_OWN_TRANSACTION) {
-            /* VACUUM and friends refuse to run in the transaction the prefix would open: set the
-             * claims at session level around the statement instead, and reset them after. */
-            if (!relay_own_query(s, c->tx.session_set_sql))
-                return;
-        }
         size_t n = avail < f.total_len ? avail : f.total_len;
         if (!conn_send(&s->conn, iobuf_head(in), n)) {
             client_close(c, "out of memory");
@@ -187,8 +159,6 @@ void relay_from_client(struct client *c)
         iobuf_consume(in, n);
         c->body_remaining = (uint32_t)(f.total_len - n);
         after_forward(s, f.type);
-        if (plan == PLAN_OWN_TRANSACTION && !relay_own_query(s, c->tx.session_reset_sql))
-            return;
     }
 }
 
@@ -206,24 +176,6 @@ static void maybe_release(struct server *s)
     s->client = NULL;
     pool_server_ready(s);
     client_unlinked(c);
-}
-
-/* Our SET LOCAL failed: the client sees the error, and the server now skips to the next Sync.
- * A simple Query right behind the prefix will be skipped too, so end the skip with a Sync of our
- * own, whose ReadyForQuery answers that Query. */
-static void prefix_failed(struct server *s, struct op *op)
-{
-    bool before_query = op->before_query;
-    opq_pop(&s->ops);
-    LOG_AT(LOG_WARNING, s->tag, "transaction-start settings failed; error passed to the client");
-    if (before_query) {
-        struct pq_writer w;
-        uint8_t buf[8];
-        wr_init_fixed(&w, buf, sizeof buf);
-        fe_write_sync(&w);
-        if (!wr_ok(&w) || !conn_send(&s->conn, w.p, w.len))
-            server_close(s, "out of memory");
-    }
 }
 
 /* Needs the whole message: ReadyForQuery (its status) and errors pgmesh may have to read. */
@@ -260,33 +212,28 @@ static bool route_message(struct server *s, const struct frame *f, const uint8_t
     if (!op)
         return s->client != NULL; /* notices, notifications, parameter changes */
     switch (op->kind) {
-    case OP_PREFIX:
+    case OP_TXSTART:
         if (type == BE_ERROR) {
-            prefix_failed(s, op);
-            return true;
+            log_own_error(s, msg + MSG_HEADER_LEN, f->body_len);
+            /* On an idle server this must not happen: the client's statements are already on
+             * their way, so end the link rather than let them run without their claims. Inside
+             * a block the client pipelined into, its own statements fail the same way. */
+            if (op->known_idle) {
+                server_close(s, "pgmesh could not apply the client's claims");
+                return false;
+            }
         }
-        if (type == BE_READY) {
-            server_close(s, "unexpected ReadyForQuery inside the transaction-start settings");
-            return false;
-        }
-        if (type == BE_COMMAND_COMPLETE && --op->count == 0)
+        if (type == BE_READY)
             opq_pop(&s->ops);
         return false;
     case OP_CLIENT_SYNC:
         if (type == BE_READY)
             opq_pop(&s->ops);
         return s->client != NULL;
-    case OP_NEUTRALIZE:
-        /* Fails only inside an aborted block the client pipelined into; the SETs behind it then
-         * fail too and that error reaches the client. */
-        if (type == BE_READY)
-            opq_pop(&s->ops);
-        return false;
     case OP_OWN_QUERY:
         if (type == BE_ERROR) {
             log_own_error(s, msg + MSG_HEADER_LEN, f->body_len);
-            /* A session that could not get its settings must not run anything. */
-            server_close(s, "pgmesh could not apply the session settings");
+            server_close(s, "pgmesh could not reset the server connection");
             return false;
         }
         if (type == BE_READY)
@@ -378,7 +325,10 @@ void relay_client_gone(struct server *s)
     server_set_state(s, SERVER_RESETTING);
     if (s->tx_status != TX_IDLE && !relay_own_query(s, "ROLLBACK"))
         return;
-    if (rt.cfg->pool_mode == POOL_SESSION && !relay_own_query(s, "DISCARD ALL"))
-        return;
+    if (rt.cfg->pool_mode == POOL_SESSION) {
+        if (!relay_own_query(s, "DISCARD ALL"))
+            return;
+        s->claims_owner = 0; /* DISCARD ALL reset every setting */
+    }
     maybe_release(s);
 }

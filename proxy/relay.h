@@ -1,5 +1,5 @@
 /* Forwarding between a linked client and server: streams message bodies, injects the
- * transaction-start prefix, keeps the queue of expected replies, hides pgmesh's own replies,
+ * per-transaction claims Query, keeps the queue of expected replies, hides pgmesh's own replies,
  * and decides when the server can go back to its pool. */
 #ifndef PGMESH_PROXY_RELAY_H
 #define PGMESH_PROXY_RELAY_H

@@ -24,16 +24,14 @@ enum server_state {
 
 /* What to do with the replies to one request pgmesh sent, in send order. */
 enum op_kind {
-    OP_PREFIX,      /* our SET group: swallow through `count` CommandCompletes */
+    OP_TXSTART,     /* our claims Query: swallow through its ReadyForQuery */
     OP_CLIENT_SYNC, /* a client Query or Sync: forward through its ReadyForQuery */
-    OP_OWN_QUERY,   /* our own simple Query: swallow through its ReadyForQuery */
-    OP_NEUTRALIZE,  /* our RESET of the claims: swallow through its ReadyForQuery, errors too */
+    OP_OWN_QUERY,   /* our own reset Query: swallow through its ReadyForQuery */
 };
 
 struct op {
     enum op_kind kind;
-    int count;          /* OP_PREFIX: CommandCompletes still expected */
-    bool before_query;  /* OP_PREFIX: the client message right after it was a simple Query */
+    bool known_idle;    /* OP_TXSTART: sent with nothing in flight on an idle server */
 };
 
 struct opq {

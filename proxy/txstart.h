@@ -1,6 +1,6 @@
-/* What each transaction starts with: the client's claims and its role's limits, as SET statements
- * whose values went through quote_literal. Built once per client at authentication.
- * Owner: the client; txstart_destroy frees. */
+/* What each transaction starts with: the client's claims and its role's limits, as one simple
+ * Query of plain SET statements whose values went through quote_literal. Built once per client at
+ * authentication. Owner: the client; txstart_destroy frees. */
 #ifndef PGMESH_PROXY_TXSTART_H
 #define PGMESH_PROXY_TXSTART_H
 
@@ -8,23 +8,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Why a committed Query of its own rather than SET LOCAL inside the client's transaction:
+ * - SET LOCAL outside an explicit block raises WARNING 25P01, which PostgreSQL writes to its log
+ *   for every statement (100 MB of log in 30 s of pgbench) and which costs half the throughput.
+ * - Committed values survive a ROLLBACK inside the client's own Query or pipeline, so statements
+ *   after it still see this client's claims; with uncommitted SETs they would fall back to
+ *   whatever was committed before, possibly another client's.
+ * - VACUUM and other statements that refuse a transaction block need no special path.
+ * The Query is pipelined with the client's first message, so it costs no extra round trip. */
 struct txstart {
-    /* Parse/Bind/Execute of "SET name = 'value'" per setting, without Sync: sent just before the
-     * client's first message of every transaction, so they run inside that transaction and before
-     * any of the client's statements. Plain SET rather than SET LOCAL: outside an explicit block
-     * SET LOCAL raises WARNING 25P01, which PostgreSQL also writes to its log on every transaction
-     * (100 MB of log in 30 s of pgbench). The session-level value left behind is never seen by
-     * another client: every transaction on every server connection starts with these SETs. */
-    uint8_t *prefix;
-    size_t prefix_len;
-    int prefix_statements;   /* CommandCompletes to swallow */
-    /* Query "RESET <claim>; ..." committed on its own just before the prefix when the server may
-     * hold another client's committed claims: if the client's transaction then rolls back, its
-     * SETs revert to these neutral values, never to the previous client's. */
-    uint8_t *neutral;
-    size_t neutral_len;
-    char *session_set_sql;   /* "SET a = 'x'; SET b = 'y'" for session pooling and own-transaction statements */
-    char *session_reset_sql; /* "RESET a; RESET b" */
+    uint8_t *set_msg;     /* Query: SET claim = '..'; SET ...; (limits too) */
+    size_t set_len;
+    /* Query for a server whose last claims were another client's: RESET the claims and COMMIT
+     * first, so that even if the SETs failed the client would run with no claims at all, never
+     * with the previous client's. Sent only when the server is known to be idle. */
+    uint8_t *switch_msg;
+    size_t switch_len;
 };
 
 struct txstart_setting {
@@ -32,7 +31,7 @@ struct txstart_setting {
     const char *value; /* any text: quoted here */
 };
 
-/* The first nclaims settings are the claims that get neutralized. */
+/* The first nclaims settings are the claims. */
 bool txstart_build(struct txstart *t, const struct txstart_setting *settings, size_t n, size_t nclaims)
     __attribute__((warn_unused_result));
 void txstart_destroy(struct txstart *t);
