@@ -21,7 +21,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 PGMESH := $(BUILD)/pgmesh
 TOKEN  := $(BUILD)/pgmesh-token
 
-.PHONY: all deps check unit integration asan demo token bench format clean
+.PHONY: all deps check unit integration asan demo demo-stop token bench format clean
 all: $(PGMESH) $(TOKEN) pgmesh pgmesh-token
 
 deps:
@@ -69,6 +69,9 @@ asan: deps
 demo: deps
 	$(MAKE) all
 	demo/demo.sh
+
+demo-stop:
+	demo/stop.sh
 
 TENANT ?= DE
 ROLE   ?= regional_analyst
