@@ -35,6 +35,7 @@ static void usage(FILE *out)
             "  -c, --config FILE   configuration file (INI; see pgmesh.ini)\n"
             "  -v, --verbose       log at debug level (overrides log_level)\n"
             "  -V, --version       print the version and exit\n"
+            "      --config-reference  print every configuration key as a Markdown table\n"
             "  -h, --help          print this help and exit\n",
             PGMESH_VERSION);
 }
@@ -84,7 +85,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config-reference", no_argument, NULL, 'R'}, {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL;
     bool verbose = false;
@@ -95,6 +96,7 @@ int main(int argc, char **argv)
         case 'v': verbose = true; break;
         case 'V': printf("pgmesh %s\n", PGMESH_VERSION); return 0;
         case 'h': usage(stdout); return 0;
+        case 'R': config_print_reference(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
