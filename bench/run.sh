@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# pgmesh vs PgBouncer vs direct, side by side in one run (make bench): its own PostgreSQL 15
+# (max_connections=200, pgbench -i -s 10), PgBouncer (transaction pooling, pool 20, SCRAM) and
+# pgmesh (transaction pooling, pool 20, JWT login, claims set per transaction), then pgbench -S with
+# 64 persistent clients and with a new connection per transaction (-C), interleaved
+# direct/PgBouncer/pgmesh for BENCH_ROUNDS rounds. Prints a table of TPS and average latency per
+# target and the pgmesh/PgBouncer and pgmesh/direct ratios.
+# Env: BUILD (build), BENCH_T (seconds per run, 20), BENCH_ROUNDS (2), BENCH_SCALE (10),
+#      BENCH_OUT (also write the table there), KEEP_TMP=1 keeps the temp dir.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+PGMESH=$BUILD/pgmesh
+PGMESH_TOKEN=$BUILD/pgmesh-token
+BENCH_T=${BENCH_T:-20}
+BENCH_ROUNDS=${BENCH_ROUNDS:-2}
+BENCH_SCALE=${BENCH_SCALE:-10}
+. "$ROOT/scripts/pgcluster.sh"
+PGBENCH=$PGBIN/pgbench
+
+for bin in "$PGMESH" "$PGMESH_TOKEN" "$PGBENCH" "$(command -v pgbouncer || echo /usr/sbin/pgbouncer)"; do
+    [ -x "$bin" ] || { echo "bench: $bin not found (make all; make deps)" >&2; exit 2; }
+done
+
+RUN=$(mktemp -d /tmp/pgmesh-bench.XXXXXX)
+chmod 755 "$RUN"
+PG_PORT=
+MESH_PID=
+teardown() {
+    [ -n "$MESH_PID" ] && { kill -TERM "$MESH_PID" 2>/dev/null; wait "$MESH_PID" 2>/dev/null; }
+    if [ -f "$RUN/pgbouncer/pgbouncer.pid" ]; then
+        kill -TERM "$(cat "$RUN/pgbouncer/pgbouncer.pid")" 2>/dev/null
+        sleep 0.5
+    fi
+    pgcluster_stop "$RUN/pg"
+    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "bench: kept $RUN"; else rm -rf "$RUN"; fi
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+as_postgres() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
+wait_port() { # PORT WHAT
+    local i
+    for i in $(seq 1 100); do
+        ss -Htln "sport = :$1" | grep -q . && return 0
+        sleep 0.1
+    done
+    echo "bench: $2 not listening on port $1 after 10 s" >&2
+    return 1
+}
+
+echo "== PostgreSQL 15 (max_connections=200), pgbench -i -s $BENCH_SCALE"
+pgcluster_start_free "$RUN/pg" "" max_connections=200 shared_buffers=256MB log_connections=off \
+    log_disconnections=off
+PG_PORT=$PGCLUSTER_PORT
+pw=$(openssl rand -hex 16)
+pgcluster_psql "$RUN/pg" "$PG_PORT" -d postgres -v pw="$pw" <<'EOF'
+CREATE ROLE bench_user LOGIN PASSWORD :'pw';
+CREATE DATABASE bench;
+EOF
+timeout 600 "$PGBENCH" -i -q -s "$BENCH_SCALE" -h "$(pgcluster_socket_dir "$RUN/pg")" -p "$PG_PORT" \
+    -U postgres bench > "$RUN/pgbench-init.txt" 2>&1 || { cat "$RUN/pgbench-init.txt"; exit 1; }
+pgcluster_psql "$RUN/pg" "$PG_PORT" -d bench \
+    -c 'GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO bench_user' \
+    -c 'GRANT USAGE ON SCHEMA public TO bench_user' -c 'VACUUM ANALYZE'
+(umask 077 && echo "127.0.0.1:$PG_PORT:bench:bench_user:$pw" > "$RUN/pgpass")
+
+echo "== PgBouncer $(pgbouncer --version | head -n 1 | awk '{print $2}') (transaction pooling, pool 20, scram-sha-256)"
+PB_PORT=$(pgcluster_free_port)
+mkdir -p "$RUN/pgbouncer"
+cat > "$RUN/pgbouncer/pgbouncer.ini" <<EOF
+[databases]
+bench = host=127.0.0.1 port=$PG_PORT dbname=bench
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PB_PORT
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $RUN/pgbouncer/userlist.txt
+pool_mode = transaction
+default_pool_size = 20
+max_client_conn = 1000
+logfile = $RUN/pgbouncer/pgbouncer.log
+pidfile = $RUN/pgbouncer/pgbouncer.pid
+log_connections = 0
+log_disconnections = 0
+EOF
+echo "\"bench_user\" \"$pw\"" > "$RUN/pgbouncer/userlist.txt"
+chmod 600 "$RUN/pgbouncer/userlist.txt"
+[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$RUN/pgbouncer"
+as_postgres pgbouncer -d -q "$RUN/pgbouncer/pgbouncer.ini"
+wait_port "$PB_PORT" PgBouncer
+
+echo "== pgmesh (transaction pooling, pool 20, JWT HS256, claims per transaction)"
+MESH_PORT=$(pgcluster_free_port)
+(umask 077 && openssl rand -hex 32 > "$RUN/jwt.secret")
+cat > "$RUN/pgmesh.ini" <<EOF
+[pgmesh]
+listen_addr = 127.0.0.1
+listen_port = $MESH_PORT
+unix_socket_dir =
+pool_mode = transaction
+default_pool_size = 20
+max_client_conn = 1000
+query_wait_timeout = 30s
+server_idle_timeout = 10m
+server_connect_timeout = 15s
+log_level = warning
+
+[jwt]
+algorithms = HS256
+secret_file = $RUN/jwt.secret
+issuer =
+audience =
+leeway = 30s
+tenant_claim = tenant
+role_claim = role
+
+[databases]
+bench = host=127.0.0.1 port=$PG_PORT dbname=bench passfile=$RUN/pgpass
+
+[roles]
+regional_analyst = server_user=bench_user statement_timeout=30s work_mem=64MB
+EOF
+"$PGMESH" -c "$RUN/pgmesh.ini" > "$RUN/pgmesh.log" 2>&1 < /dev/null &
+MESH_PID=$!
+wait_port "$MESH_PORT" pgmesh
+token=$("$PGMESH_TOKEN" --secret-file "$RUN/jwt.secret" --tenant DE --role regional_analyst --ttl 36000)
+
+# run_one TARGET ARGS... : prints "tps latency_ms" (or "FAILED FAILED") for one pgbench run.
+run_one() {
+    local target=$1 out
+    shift
+    out=$RUN/pgbench-$target-$(date +%s%N).txt
+    local port user pass
+    case $target in
+        direct) port=$PG_PORT user=bench_user pass=$pw ;;
+        pgbouncer) port=$PB_PORT user=bench_user pass=$pw ;;
+        pgmesh) port=$MESH_PORT user=analyst pass=$token ;;
+    esac
+    if PGPASSWORD=$pass PGSSLMODE=disable timeout $((BENCH_T + 120)) "$PGBENCH" -h 127.0.0.1 -p "$port" \
+            -U "$user" "$@" bench > "$out" 2>&1 && ! grep -q 'aborted' "$out"; then
+        awk '/^tps = / && !tps { tps = $3 } /^latency average = / { lat = $4 }
+             END { if (tps == "") print "FAILED FAILED"; else print tps, lat }' "$out"
+    else
+        echo "bench: pgbench $target $* failed:" >&2
+        tail -n 5 "$out" >&2
+        echo "FAILED FAILED"
+    fi
+}
+
+declare -A tps lat
+tests=("S64" "S8C")
+declare -A args=(
+    [S64]="-n -S -c 64 -j 2 -T $BENCH_T"
+    [S8C]="-n -S -C -c 8 -j 2 -T $BENCH_T"
+)
+targets=(direct pgbouncer pgmesh)
+failed=0
+for t in "${tests[@]}"; do
+    for r in $(seq 1 "$BENCH_ROUNDS"); do
+        for target in "${targets[@]}"; do
+            # shellcheck disable=SC2086
+            read -r tps["$t,$target,$r"] lat["$t,$target,$r"] < <(run_one "$target" ${args[$t]})
+            [ "${tps[$t,$target,$r]}" = FAILED ] && failed=1
+            printf '  pgbench %-32s %-9s round %d: tps %s, latency %s ms\n' "${args[$t]}" "$target" "$r" \
+                "${tps[$t,$target,$r]}" "${lat[$t,$target,$r]}"
+        done
+    done
+done
+
+mean() { # key-prefix array-name
+    local -n a=$2
+    local r sum=0 n=0
+    for r in $(seq 1 "$BENCH_ROUNDS"); do
+        [ "${a[$1,$r]}" = FAILED ] && { echo FAILED; return; }
+        sum=$(awk -v s="$sum" -v x="${a[$1,$r]}" 'BEGIN { print s + x }')
+        n=$((n + 1))
+    done
+    awk -v s="$sum" -v n="$n" 'BEGIN { printf "%.1f", s / n }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "FAILED" || b == "FAILED" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+
+table=$RUN/table.txt
+{
+    echo
+    echo "pgmesh $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +'%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), PgBouncer $(pgbouncer --version | head -n 1 | awk '{print $2}'); ${BENCH_T}s per run, mean of $BENCH_ROUNDS interleaved rounds"
+    printf '%-34s %-10s %12s %14s\n' "pgbench" "target" "tps" "latency (ms)"
+    for t in "${tests[@]}"; do
+        for target in "${targets[@]}"; do
+            printf '%-34s %-10s %12s %14s\n' "${args[$t]}" "$target" "$(mean "$t,$target" tps)" "$(mean "$t,$target" lat)"
+        done
+    done
+    echo
+    printf '%-34s %18s %18s\n' "tps ratio" "pgmesh/PgBouncer" "pgmesh/direct"
+    for t in "${tests[@]}"; do
+        printf '%-34s %18s %18s\n' "${args[$t]}" \
+            "$(ratio "$(mean "$t,pgmesh" tps)" "$(mean "$t,pgbouncer" tps)")" \
+            "$(ratio "$(mean "$t,pgmesh" tps)" "$(mean "$t,direct" tps)")"
+    done
+} > "$table"
+cat "$table"
+[ -n "${BENCH_OUT:-}" ] && cp "$table" "$BENCH_OUT"
+if grep -qE 'Sanitizer|runtime error:' "$RUN/pgmesh.log"; then
+    echo "bench: sanitizer report in the pgmesh log" >&2
+    failed=1
+fi
+[ "$failed" = 0 ] || { echo "bench: some runs failed (see above)" >&2; exit 1; }
