@@ -102,6 +102,78 @@ for i in 1 2 3 4 5; do
     assert_eq "FR|2" "$(cat "$TEST_DIR/fr.$i")" "concurrent FR run $i"
 done
 
+# Writes: INSERT takes the tenant from the claim (column default) and RLS keeps each tenant's rows
+# to itself; an INSERT for another tenant is refused by the policy's WITH CHECK (42501).
+mesh_psql "$de" -c "INSERT INTO core.scratch (note) VALUES ('de-1'), ('de-2')"
+mesh_psql "$fr" -c "INSERT INTO core.scratch (note) VALUES ('fr-1')"
+assert_eq "DE|de-1,de-2" "$(mesh_psql "$de" -c "SELECT country_code, string_agg(note, ',' ORDER BY note) FROM core.scratch WHERE note LIKE '__-_' GROUP BY 1")" "DE scratch rows"
+assert_eq "FR|fr-1" "$(mesh_psql "$fr" -c "SELECT country_code, string_agg(note, ',' ORDER BY note) FROM core.scratch WHERE note LIKE '__-_' GROUP BY 1")" "FR scratch rows"
+out=$(mesh_psql "$de" -v VERBOSITY=verbose -c "INSERT INTO core.scratch (country_code, note) VALUES ('FR', 'spoof')" 2>&1) || true
+assert_contains "$out" "42501" "DE inserting an FR row"
+assert_contains "$out" "new row violates row-level security policy" "DE inserting an FR row"
+assert_eq "0" "$(pg_psql -c "SELECT count(*) FROM core.scratch WHERE note = 'spoof'")" "spoofed row stored"
+
+# COPY out of an RLS table (rows filtered by tenant) and COPY in (core.role_scratch: COPY FROM is
+# refused by PostgreSQL on tables with RLS); a large result streams through whole.
+out=$(mesh_psql "$fr" -c "COPY (SELECT session_id, country_code FROM core.fct_playback_sessions ORDER BY 1) TO STDOUT WITH (FORMAT csv)")
+assert_eq $'2001,FR\n2002,FR' "$out" "FR COPY TO STDOUT"
+out=$(mesh_psql "$de" -c 'COPY core.fct_playback_sessions (session_id) TO STDOUT')
+assert_eq $'1001\n1002\n1003' "$out" "DE COPY table TO STDOUT"
+seq 1 5000 | sed 's/^/copied /' | mesh_psql "$de" -c "COPY core.role_scratch (note) FROM STDIN"
+assert_eq "5000" "$(mesh_psql "$de" -c "SELECT count(*) FROM core.role_scratch WHERE note LIKE 'copied %'")" "rows after COPY FROM STDIN"
+assert_eq "DE" "$(mesh_psql "$de" -c 'SHOW request.jwt.claim.tenant')" "tenant after COPY"
+assert_eq "300000|45000150000" "$(mesh_psql "$de" -c 'SELECT count(*), sum(i) FROM (SELECT i FROM generate_series(1, 300000) i) s')" "aggregate"
+assert_eq "300000" "$(mesh_psql "$de" -c 'SELECT i, repeat($$x$$, 100) FROM generate_series(1, 300000) i' | wc -l)" "rows of a large result"
+
+# Errors inside a transaction: after ROLLBACK the next transaction still has the token's claims.
+out=$(mesh_psql "$fr" -v ON_ERROR_STOP=0 2>&1 <<'EOF'
+BEGIN;
+SELECT 1/0;
+SELECT 'aborted tx';
+ROLLBACK;
+SELECT 'next:' || current_setting('request.jwt.claim.tenant') || ':' || count(*) FROM core.fct_playback_sessions;
+EOF
+) || true
+assert_contains "$out" "division by zero" "error in transaction"
+assert_contains "$out" "current transaction is aborted" "statement in an aborted transaction"
+assert_contains "$out" "next:FR:2" "transaction after ROLLBACK"
+
+# Role limits from [roles].
+assert_eq "30s|128MB" "$(mesh_psql "$de" -c "SELECT current_setting('statement_timeout'), current_setting('work_mem')")" "regional_analyst limits"
+assert_eq "5min|256MB" "$(mesh_psql "$audit" -c "SELECT current_setting('statement_timeout'), current_setting('work_mem')")" "audit limits"
+
+# Session state a client creates (SET, PREPARE, temporary table, LISTEN) is its own: the next
+# client of the same server connection (pool of one), here another tenant, starts clean, in both
+# pool modes; the client's own SETs hold for its later statements.
+for mode in transaction session; do
+    mesh_stop
+    ini_set pgmesh pool_mode "$mode"
+    ini_set pgmesh default_pool_size 1
+    mesh_start
+    out=$(mesh_psql "$de" -v ON_ERROR_STOP=0 2>&1 <<'EOF'
+SET search_path = marketing;
+SET application_name = 'leaky';
+PREPARE leaky_stmt AS SELECT 1;
+CREATE TEMPORARY TABLE leaky_temp (x int);
+LISTEN leaky_channel;
+SELECT 'own:' || current_setting('search_path') || '/' || current_setting('application_name');
+SELECT 'table:' || count(*) FROM stg_local_campaigns;
+EOF
+    ) || true
+    assert_contains "$out" "own:marketing/leaky" "$mode pooling: client's own SET search_path, application_name"
+    assert_contains "$out" "table:2" "$mode pooling: unqualified table on the client's search_path"
+    out=$(mesh_psql "$fr" -c "SELECT current_setting('request.jwt.claim.tenant'), current_setting('work_mem'), current_setting('search_path'), (SELECT count(*) FROM pg_prepared_statements), (SELECT count(*) FROM pg_class WHERE relpersistence = 't'), (SELECT count(*) FROM pg_listening_channels())")
+    assert_eq 'FR|128MB|"$user", public|0|0|0' "$out" \
+        "$mode pooling: next client's tenant|work_mem|search_path|prepared|temp tables|channels"
+    assert_eq "FR|2" "$(mesh_psql "$fr" -c "$q_counts")" "$mode pooling: next client's rows"
+    assert_eq "mesh_psql" "$(mesh_psql "$fr" -c "SELECT current_setting('application_name')")" \
+        "$mode pooling: next client's application_name on the server"
+done
+mesh_stop
+ini_set pgmesh pool_mode transaction
+ini_set pgmesh default_pool_size 2
+mesh_start
+
 # Over the Unix socket in TEST_DIR.
 assert_eq "DE|3" "$(mesh_psql "$de" -h "$TEST_DIR" -c "$q_counts")" "DE rows over Unix socket"
 assert_eq "FR|FR|2" \
