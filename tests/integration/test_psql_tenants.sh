@@ -142,6 +142,22 @@ assert_contains "$out" "next:FR:2" "transaction after ROLLBACK"
 assert_eq "30s|128MB" "$(mesh_psql "$de" -c "SELECT current_setting('statement_timeout'), current_setting('work_mem')")" "regional_analyst limits"
 assert_eq "5min|256MB" "$(mesh_psql "$audit" -c "SELECT current_setting('statement_timeout'), current_setting('work_mem')")" "audit limits"
 
+
+# Over the Unix socket in TEST_DIR.
+assert_eq "DE|3" "$(mesh_psql "$de" -h "$TEST_DIR" -c "$q_counts")" "DE rows over Unix socket"
+assert_eq "FR|FR|2" \
+    "$(mesh_psql "$fr" -h "$TEST_DIR" -c "SELECT current_setting('request.jwt.claim.tenant'), country_code, count(*) FROM core.fct_playback_sessions GROUP BY 1, 2")" \
+    "FR over Unix socket"
+out=$(mesh_psql "$audit" -h "$TEST_DIR" <<'EOF'
+BEGIN;
+SHOW request.jwt.claim.tenant;
+SELECT count(*) FROM core.fct_playback_sessions;
+COMMIT;
+EOF
+)
+assert_eq $'HQ\n7' "$out" "audit transaction over Unix socket"
+
+
 # Session state a client creates (SET, PREPARE, temporary table, LISTEN) is its own: the next
 # client of the same server connection (pool of one), here another tenant, starts clean, in both
 # pool modes; the client's own SETs hold for its later statements.
@@ -169,23 +185,4 @@ EOF
     assert_eq "mesh_psql" "$(mesh_psql "$fr" -c "SELECT current_setting('application_name')")" \
         "$mode pooling: next client's application_name on the server"
 done
-mesh_stop
-ini_set pgmesh pool_mode transaction
-ini_set pgmesh default_pool_size 2
-mesh_start
-
-# Over the Unix socket in TEST_DIR.
-assert_eq "DE|3" "$(mesh_psql "$de" -h "$TEST_DIR" -c "$q_counts")" "DE rows over Unix socket"
-assert_eq "FR|FR|2" \
-    "$(mesh_psql "$fr" -h "$TEST_DIR" -c "SELECT current_setting('request.jwt.claim.tenant'), country_code, count(*) FROM core.fct_playback_sessions GROUP BY 1, 2")" \
-    "FR over Unix socket"
-out=$(mesh_psql "$audit" -h "$TEST_DIR" <<'EOF'
-BEGIN;
-SHOW request.jwt.claim.tenant;
-SELECT count(*) FROM core.fct_playback_sessions;
-COMMIT;
-EOF
-)
-assert_eq $'HQ\n7' "$out" "audit transaction over Unix socket"
-
 mesh_stop
