@@ -62,6 +62,12 @@ refused unknown-role "$(mint DE x)" 'not configured'
 assert_contains "$(cat "$TEST_DIR/refused-unknown-role.txt")" '"x"' "unknown role names the role"
 refused missing-tenant "$(mint DE regional_analyst --omit tenant)" "token is missing a required claim"
 refused garbage "not-a-token" "token is malformed"
+# Claims go into SQL (quoted), but a tenant that is not a plain name is refused before that.
+refused quote-in-tenant "$(mint "DE' OR true --" regional_analyst)" "token claim is invalid"
+refused quote-in-role "$(mint DE "regional_analyst'; RESET ALL; --")" "token claim is invalid"
+
+# Within the leeway (30 s) an expired token is still accepted.
+assert_eq "DE" "$(mesh_psql "$(mint DE regional_analyst --exp $((now - 10)))" -c 'SHOW request.jwt.claim.tenant')" "token expired 10 s ago"
 
 # A valid token after all that, over TCP and the Unix socket.
 assert_eq "DE|3" "$(mesh_psql "$de" -c 'SELECT country_code, count(*) FROM core.fct_playback_sessions GROUP BY 1')" "fresh DE login"
@@ -90,10 +96,17 @@ log=$(cat "$MESH_LOG")
 for line in 'FATAL 3D000: database "nope" does not exist' "FATAL 28P01: token expired" \
         "FATAL 28P01: token is not yet valid" "FATAL 28P01: token signature is invalid" \
         "FATAL 28P01: token algorithm not allowed" 'FATAL 28P01: token role "x" is not configured' \
-        "FATAL 28P01: token is missing a required claim" "FATAL 28P01: token is malformed"; do
+        "FATAL 28P01: token is missing a required claim" "FATAL 28P01: token is malformed" \
+        "FATAL 28P01: token claim is invalid"; do
     assert_contains "$log" "$line" "pgmesh log"
 done
 assert_not_contains "$log" "$de" "pgmesh log (token logged)"
+
+# Tokens over the 16384-byte limit, whatever the size of the password message.
+refused too-large-17000 "$(head -c 17000 /dev/zero | tr '\0' a)" "token is too large"
+refused too-large-20000 "$(head -c 20000 /dev/zero | tr '\0' a)" "token is too large"
+refused too-large-100000 "$(head -c 100000 /dev/zero | tr '\0' a)" "token is too large"
+assert_contains "$(cat "$MESH_LOG")" "FATAL 28P01: token is too large" "pgmesh log"
 
 # The long-lived session ends cleanly.
 echo "SELECT 'bye:' || current_setting('request.jwt.claim.tenant');" >&3
