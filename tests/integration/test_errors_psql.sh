@@ -117,4 +117,52 @@ st=0
 wait "$session_pid" || st=$?
 assert_eq 0 "$st" "long-lived session exit status"
 assert_contains "$(cat "$TEST_DIR/session.out")" "bye:DE" "long-lived session"
+
+# Limits. open_session NAME: a psql session fed from a FIFO on fd 4+, ready when it returns.
+mesh_stop
+ini_set pgmesh max_client_conn 3
+ini_set pgmesh default_pool_size 1
+ini_set pgmesh query_wait_timeout 2s
+mesh_start
+declare -A session_fd session_pid
+open_session() {
+    local name=$1 fd i
+    mkfifo "$TEST_DIR/$name.in"
+    mesh_psql "$de" < "$TEST_DIR/$name.in" > "$TEST_DIR/$name.out" 2>&1 &
+    session_pid[$name]=$!
+    exec {fd}> "$TEST_DIR/$name.in"
+    session_fd[$name]=$fd
+    echo "SELECT 'ready';" >&"$fd"
+    for i in $(seq 1 100); do
+        grep -q '^ready$' "$TEST_DIR/$name.out" && return 0
+        sleep 0.1
+    done
+    fail "session $name not ready: $(cat "$TEST_DIR/$name.out")"
+}
+close_session() {
+    echo '\q' >&"${session_fd[$1]}"
+    exec {session_fd[$1]}>&-
+    wait "${session_pid[$1]}" || true
+}
+
+# The only server connection is held by an open transaction: the next query waits, then fails.
+open_session holder
+echo "BEGIN; SELECT 'in tx';" >&"${session_fd[holder]}"
+for i in $(seq 1 100); do grep -q '^in tx$' "$TEST_DIR/holder.out" && break; sleep 0.1; done
+out=$(mesh_psql "$de" -v VERBOSITY=verbose -c "SELECT 'waiter'" 2>&1) && fail "query ran while the pool was held: $out"
+assert_contains "$out" "53300: query_wait_timeout expired" "waiting for a server connection"
+echo "COMMIT;" >&"${session_fd[holder]}"
+assert_eq "free" "$(mesh_psql "$de" -c "SELECT 'free'")" "query after the transaction ended"
+
+# Three clients connected (idle between transactions): a fourth is refused, at the limit only.
+open_session idle1
+open_session idle2
+out=$(mesh_psql "$de" -c "SELECT 'fourth'" 2>&1) && fail "fourth client accepted: $out"
+assert_contains "$out" "too many client connections" "fourth client"
+close_session idle2
+out=$(mesh_psql "$de" -c "SELECT 'third again'" 2>&1) || fail "client after one left: $out"
+assert_eq "third again" "$out" "client after one left"
+close_session idle1
+close_session holder
+assert_contains "$(cat "$MESH_LOG")" "FATAL 53300: too many client connections" "pgmesh log"
 mesh_stop
