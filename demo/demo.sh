@@ -16,7 +16,7 @@ RUN=$ROOT/demo/run
 . "$ROOT/scripts/pgcluster.sh"
 
 if [ -t 1 ]; then say() { printf "\n\033[1m== %s\033[0m\n" "$*"; }; else say() { printf "\n== %s\n" "$*"; }; fi
-die() { printf '\ndemo: FAILED: %s\n' "$*" >&2; exit 1; }
+die() { printf '\ndemo: FAILED: %s\n(logs in demo/run/; demo/stop.sh stops what was started)\n' "$*" >&2; exit 1; }
 
 for bin in "$PGMESH" "$PGMESH_TOKEN"; do
     [ -x "$bin" ] || die "$bin is not built; run make all"
