@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # pgbench through pgmesh: -S in transaction pooling with the simple and extended protocols, -S with
 # prepared statements in session pooling, a read-write TPC-B-like run, and a custom script whose
-# every transaction fails unless it sees its own token's tenant, run for two tenants at once on a
-# pool of two shared server connections.
+# every transaction fails unless it sees its own token's tenant (also pipelined, and reconnecting
+# per transaction), run for two tenants at once on a pool of two shared server connections.
 . "$(dirname "$0")/lib.sh"
 
 # pgbench's tables in media_analytics, readable (and writable) by both server roles.
@@ -55,16 +55,33 @@ sed 's/DE/FR/g; s/= 3)/= 2)/' "$TEST_DIR/tenant-DE.sql" > "$TEST_DIR/tenant-FR.s
 run_pgbench tenant-alone "$de" 800 -n -f "$TEST_DIR/tenant-DE.sql" -c 4 -j 2 -t 200
 run_pgbench tenant-alone-extended "$fr" 800 -n -M extended -f "$TEST_DIR/tenant-FR.sql" -c 4 -j 2 -t 200
 
+# A new connection per transaction (-C): every login's claims reach its one transaction.
+run_pgbench tenant-reconnect "$fr" 200 -n -C -f "$TEST_DIR/tenant-FR.sql" -c 4 -j 2 -t 50
+
+# Pipelined queries (extended protocol, one Sync for several statements).
+cat > "$TEST_DIR/tenant-DE-pipeline.sql" <<'EOF'
+\startpipeline
+SELECT 1 / (current_setting('request.jwt.claim.tenant') = 'DE')::int;
+SELECT 1 / (count(*) = 3)::int FROM core.fct_playback_sessions;
+SELECT 1 / (min(country_code) = 'DE')::int FROM core.fct_playback_sessions;
+\endpipeline
+EOF
+run_pgbench tenant-pipeline "$de" 800 -n -M extended -f "$TEST_DIR/tenant-DE-pipeline.sql" -c 4 -j 2 -t 200
+
 # Both tenants at once on the same two server connections (same server role, one pool).
 run_pgbench tenant-DE-shared "$de" 1600 -n -f "$TEST_DIR/tenant-DE.sql" -c 8 -j 2 -t 200 &
 pid_de=$!
 run_pgbench tenant-FR-shared "$fr" 1600 -n -M extended -f "$TEST_DIR/tenant-FR.sql" -c 8 -j 2 -t 200 &
 pid_fr=$!
-st_de=0 st_fr=0
+run_pgbench tenant-DE-pipeline-shared "$de" 800 -n -M extended -f "$TEST_DIR/tenant-DE-pipeline.sql" -c 4 -j 2 -t 200 &
+pid_pipe=$!
+st_de=0 st_fr=0 st_pipe=0
 wait "$pid_de" || st_de=$?
 wait "$pid_fr" || st_fr=$?
+wait "$pid_pipe" || st_pipe=$?
 assert_eq 0 "$st_de" "concurrent DE pgbench"
 assert_eq 0 "$st_fr" "concurrent FR pgbench"
+assert_eq 0 "$st_pipe" "concurrent DE pipelined pgbench"
 mesh_stop
 
 # Session pooling: prepared statements stay on the client's server connection.
