@@ -143,6 +143,16 @@ assert_eq "30s|128MB" "$(mesh_psql "$de" -c "SELECT current_setting('statement_t
 assert_eq "5min|256MB" "$(mesh_psql "$audit" -c "SELECT current_setting('statement_timeout'), current_setting('work_mem')")" "audit limits"
 
 
+# Several statements in one simple Query message (psql -c sends the string as one).
+out=$(mesh_psql "$fr" -c "SELECT current_setting('request.jwt.claim.tenant'); SELECT count(*) FROM core.fct_playback_sessions; SHOW request.jwt.claim.role")
+assert_eq $'FR\n2\nregional_analyst' "$out" "multi-statement query"
+out=$(mesh_psql "$de" -c "BEGIN; SELECT current_setting('request.jwt.claim.tenant'); COMMIT; SELECT count(*) FROM core.fct_playback_sessions")
+assert_eq $'DE\n3' "$out" "multi-statement query with its own transaction"
+out=$(mesh_psql "$de" -v ON_ERROR_STOP=0 -c "SELECT 1/0; SELECT 'not reached'" 2>&1) || true
+assert_contains "$out" "division by zero" "failing multi-statement query"
+assert_not_contains "$out" "not reached" "failing multi-statement query"
+assert_eq "DE|3" "$(mesh_psql "$de" -c "$q_counts")" "query after a failed multi-statement query"
+
 # Over the Unix socket in TEST_DIR.
 assert_eq "DE|3" "$(mesh_psql "$de" -h "$TEST_DIR" -c "$q_counts")" "DE rows over Unix socket"
 assert_eq "FR|FR|2" \
