@@ -36,7 +36,9 @@ teardown() {
     fi
 }
 trap teardown EXIT
-trap 'exit 130' INT TERM
+# A test runs under timeout(1) in its own process group; an interrupt ends it (and its pgmesh) too.
+test_pid=
+trap '[ -n "$test_pid" ] && kill -TERM "$test_pid" 2>/dev/null; exit 130' INT TERM
 
 mkdir -p "$PG_DIR"
 if ! pgcluster_start_free "$PG_DIR" "" max_connections=150; then
@@ -118,8 +120,11 @@ for t in "${tests[@]}"; do
     TEST_DIR=$RUN_DIR/t/$name
     mkdir -p "$TEST_DIR"
     out=$TEST_DIR/output.txt
-    TEST_DIR=$TEST_DIR timeout -k 10 "$TEST_TIMEOUT_S" bash "$t" > "$out" 2>&1 < /dev/null
+    TEST_DIR=$TEST_DIR timeout -k 10 "$TEST_TIMEOUT_S" bash "$t" > "$out" 2>&1 < /dev/null &
+    test_pid=$!
+    wait "$test_pid"
     st=$?
+    test_pid=
     [ "$st" = 124 ] && echo "run.sh: timed out after ${TEST_TIMEOUT_S}s" >> "$out"
     report "$name" "$st" "$out" "$TEST_DIR"
 done
