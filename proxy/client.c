@@ -245,7 +245,8 @@ static void handle_password(struct client *c)
     enum frame_result fr = frame_peek_fe(iobuf_head(&c->conn.in), iobuf_len(&c->conn.in), &rt.limits, &f);
     if (fr == FRAME_NEED_MORE)
         return;
-    if (fr == FRAME_TOO_BIG && f.type == FE_PASSWORD) {
+    /* frame_peek_fe fills f only on FRAME_OK: the type byte is read here for the size refusal. */
+    if (fr == FRAME_TOO_BIG && iobuf_head(&c->conn.in)[0] == FE_PASSWORD) {
         client_error(c, "FATAL", SQLSTATE_INVALID_PASSWORD, jwt_status_message(JWT_TOO_LARGE),
                      "Tokens are limited to 16384 bytes.", NULL);
         return;
