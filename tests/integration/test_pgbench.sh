@@ -91,3 +91,24 @@ mesh_start
 run_pgbench select-prepared-session "$de" 1600 -n -S -M prepared -c 8 -j 2 -t 200
 run_pgbench tenant-prepared-session "$fr" 800 -n -M prepared -f "$TEST_DIR/tenant-FR.sql" -c 4 -j 2 -t 200
 mesh_stop
+
+# Prepared statements in transaction pooling (what JDBC and others do after a few executions):
+# pgmesh must either run them correctly for every client, or refuse them with a clear error;
+# neither a hang nor one client's statement running under another's name.
+ini_set pgmesh pool_mode transaction
+ini_set pgmesh default_pool_size 2
+mesh_start
+out=$TEST_DIR/pgbench-prepared-transaction.txt
+st=0
+PGPASSWORD=$de PGSSLMODE=disable timeout -k 5 60 "$PGBIN/pgbench" -h 127.0.0.1 -p "$MESH_PORT" -U analyst \
+    -n -M prepared -f "$TEST_DIR/tenant-DE.sql" -c 4 -j 2 -t 100 media_analytics > "$out" 2>&1 || st=$?
+[ "$st" != 124 ] || fail "pgbench -M prepared in transaction pooling hung (killed after 60 s): $(tail -n 5 "$out")"
+if [ "$st" = 0 ]; then
+    report=$(cat "$out")
+    assert_contains "$report" "number of transactions actually processed: 400/400" "pgbench -M prepared, transaction pooling"
+    assert_not_contains "$report" "already exists" "pgbench -M prepared, transaction pooling"
+    assert_not_contains "$report" "ERROR" "pgbench -M prepared, transaction pooling"
+else
+    assert_contains "$(cat "$out")" "not supported" "pgbench -M prepared refused in transaction pooling"
+fi
+mesh_stop
