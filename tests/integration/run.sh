@@ -4,7 +4,8 @@
 # tests (tests/integration/*.c) are compiled first and run by their test_*.sh wrappers.
 # Prints ok/FAIL per test (with the tail of its output and pgmesh log on failure) and ends with
 # "N passed, M failed". Usage: BUILD=build tests/integration/run.sh [test_name ...]
-# Env: BUILD (build), PGBIN, TEST_TIMEOUT_S (per test, 240), KEEP_TMP=1 keeps the temp dir.
+# Env: BUILD (build), PGBIN, TEST_TIMEOUT_S (per test, 120), SUITE_TIMEOUT_S (whole run, 480: tests
+# left when it runs out fail as not run, so a hang cannot hold CI), KEEP_TMP=1 keeps the temp dir.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -12,7 +13,8 @@ cd "$ROOT"
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
-TEST_TIMEOUT_S=${TEST_TIMEOUT_S:-240}
+TEST_TIMEOUT_S=${TEST_TIMEOUT_S:-120}
+SUITE_TIMEOUT_S=${SUITE_TIMEOUT_S:-480}
 export BUILD PGBIN PGMESH=$BUILD/pgmesh PGMESH_TOKEN=$BUILD/pgmesh-token
 
 # shellcheck source=../../scripts/pgcluster.sh
@@ -120,15 +122,22 @@ for t in "${tests[@]}"; do
     TEST_DIR=$RUN_DIR/t/$name
     mkdir -p "$TEST_DIR"
     out=$TEST_DIR/output.txt
+    left=$((SUITE_TIMEOUT_S - SECONDS))
+    if [ "$left" -lt 10 ]; then
+        echo "not run: the suite's ${SUITE_TIMEOUT_S}s are used up" > "$out"
+        report "$name" 1 "$out" "$TEST_DIR"
+        continue
+    fi
+    limit=$(( left < TEST_TIMEOUT_S ? left : TEST_TIMEOUT_S ))
     started=$SECONDS
-    TEST_DIR=$TEST_DIR timeout -k 10 "$TEST_TIMEOUT_S" bash "$t" > "$out" 2>&1 < /dev/null &
+    TEST_DIR=$TEST_DIR timeout -k 10 "$limit" bash "$t" > "$out" 2>&1 < /dev/null &
     test_pid=$!
     wait "$test_pid"
     st=$?
     test_pid=
     # 124 is also what a test returns when a command in it timed out; only ours takes this long.
-    if [ "$st" = 124 ] && [ $((SECONDS - started)) -ge "$TEST_TIMEOUT_S" ]; then
-        echo "run.sh: timed out after ${TEST_TIMEOUT_S}s" >> "$out"
+    if [ "$st" = 124 ] && [ $((SECONDS - started)) -ge "$limit" ]; then
+        echo "run.sh: timed out after ${limit}s" >> "$out"
     fi
     report "$name" "$st" "$out" "$TEST_DIR"
 done
