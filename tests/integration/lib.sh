@@ -7,7 +7,10 @@
 #   with the passwords of marketing_domain_role, audit_role and blocked_role).
 #
 #   mesh_config                  writes $TEST_DIR/pgmesh.ini (defaults below) and $TEST_DIR/jwt.secret;
-#                                exports MESH_INI, MESH_SECRET, MESH_PORT
+#                                exports MESH_INI, MESH_SECRET, MESH_PORT. Transaction pooling, pool of
+#                                2, database media_analytics, token roles regional_analyst
+#                                (-> marketing_domain_role), global_corporate_audit (-> audit_role),
+#                                blocked_analyst (-> blocked_role, which has no grants)
 #   ini_set SECTION KEY VALUE    sets (or adds) KEY in [SECTION] of $MESH_INI
 #   ini_del SECTION KEY          removes KEY from [SECTION]
 #   mesh_start                   starts $PGMESH -c $MESH_INI, waits up to 10 s for its listener;
@@ -18,7 +21,8 @@
 #                                -X -A -t -q -w -v ON_ERROR_STOP=1 (no command tags, never prompts);
 #                                -h/-p/-d in ARGS override the defaults
 #   mesh_dsn TOKEN [DBNAME]      libpq conninfo for pgmesh over TCP
-#   pg_psql [ARGS...]            psql as superuser straight to PostgreSQL, database media_analytics
+#   pg_psql [ARGS...]            psql as superuser straight to PostgreSQL, database media_analytics,
+#                                -X -A -t -q -v ON_ERROR_STOP=1
 #   assert_eq EXPECTED ACTUAL [WHAT]
 #   assert_contains TEXT NEEDLE [WHAT]    assert_not_contains TEXT NEEDLE [WHAT]
 #   wait_log PATTERN [SECONDS]   waits until the pgmesh log matches the grep -E PATTERN (default 10 s)
