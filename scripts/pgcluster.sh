@@ -140,8 +140,9 @@ pgcluster_psql() {
         -h "$(pgcluster_socket_dir "$dir")" -p "$port" -U postgres "$@"
 }
 
-# Prints a loopback TCP port nobody listens on: PREFERRED if free, else a random one in
-# 20000..59999. Racy by nature (someone may take it before we bind); callers bind soon after.
+# Prints a loopback TCP port no socket uses: PREFERRED if free, else a random one in 20000..31999,
+# below the ephemeral range (32768+) that outgoing connections use. Racy by nature (someone may
+# take it before we bind); callers bind soon after, and pgcluster_start_free retries.
 pgcluster_free_port() {
     local want=${1:-} p i
     for i in $(seq 1 200); do
