@@ -428,3 +428,53 @@ bool sql_needs_own_transaction(const char *sql, size_t len)
         stmt_add(&s, &t);
     }
 }
+
+/* A plain double-quoted identifier spelling exactly word (quoted names are case-sensitive). */
+static bool qident_is(const struct sqltok *t, const char *word)
+{
+    size_t n = strlen(word);
+    return t->kind == SQLTOK_QIDENT && t->len == n + 2 && t->text[0] == '"' &&
+           memcmp(t->text + 1, word, n) == 0 && t->text[n + 1] == '"';
+}
+
+/* Statements whose effect outlives the transaction on the server connection: session settings,
+ * prepared statements, LISTEN, cursors WITH HOLD, temporary objects, and anything that can run
+ * arbitrary SQL (DO, LOAD, set_config). SET LOCAL / TRANSACTION / CONSTRAINTS end with the
+ * transaction and do not count. */
+static bool stmt_leaves_session_state(const struct stmt *s)
+{
+    static const char *const leading[] = {"reset", "prepare", "listen", "declare", "do", "load"};
+    if (lead_is(s, 0, "set"))
+        return !(lead_is(s, 1, "local") || lead_is(s, 1, "transaction") ||
+                 lead_is(s, 1, "constraints"));
+    for (size_t i = 0; i < sizeof leading / sizeof leading[0]; i++)
+        if (lead_is(s, 0, leading[i]))
+            return true;
+    return false;
+}
+
+bool sql_may_leave_session_state(const char *sql, size_t len)
+{
+    struct sqllex lx;
+    sqllex_init(&lx, sql, len);
+    struct stmt s;
+    memset(&s, 0, sizeof s);
+    bool found = false;
+    for (;;) {
+        struct sqltok t = sqllex_next(&lx);
+        if (t.kind == SQLTOK_UNTERMINATED)
+            return found;
+        if (t.kind == SQLTOK_SEMI || t.kind == SQLTOK_EOF) {
+            if (s.nlead > 0 && stmt_leaves_session_state(&s))
+                found = true;
+            memset(&s, 0, sizeof s);
+            if (t.kind == SQLTOK_EOF)
+                return found;
+            continue;
+        }
+        if (sqltok_is(&t, "temp") || sqltok_is(&t, "temporary") || sqltok_is(&t, "pg_temp") ||
+            sqltok_is(&t, "set_config") || qident_is(&t, "set_config") || qident_is(&t, "pg_temp"))
+            found = true;
+        stmt_add(&s, &t);
+    }
+}

@@ -47,4 +47,9 @@ bool sqltok_is(const struct sqltok *tok, const char *word);
  * Errs towards true on unusual spellings (e.g. REINDEX (CONCURRENTLY false) ...). */
 bool sql_needs_own_transaction(const char *sql, size_t len);
 
+/* True when some statement in sql may leave state on the server connection beyond its transaction
+ * (SET, RESET, PREPARE, LISTEN, DECLARE, DO, LOAD, temporary objects, set_config), so the
+ * connection needs DISCARD ALL before another client may use it. Errs towards true. */
+bool sql_may_leave_session_state(const char *sql, size_t len);
+
 #endif

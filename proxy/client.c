@@ -221,19 +221,20 @@ static void send_startup_replies(struct client *c, const struct role_config *rol
 static bool build_txstart(struct client *c, const struct role_config *role)
 {
     char timeout[32], work_mem[32];
-    struct txstart_setting set[4] = {
-        {"request.jwt.claim.tenant", c->ident.tenant},
-        {"request.jwt.claim.role", c->ident.role},
+    struct txstart_setting set[5] = {
+        {"request.jwt.claim.tenant", c->ident.tenant, false},
+        {"request.jwt.claim.role", c->ident.role, false},
     };
     size_t n = 2;
     if (role->statement_timeout_ms > 0) {
         snprintf(timeout, sizeof timeout, "%lld", (long long)role->statement_timeout_ms);
-        set[n++] = (struct txstart_setting){"statement_timeout", timeout};
+        set[n++] = (struct txstart_setting){"statement_timeout", timeout, false};
     }
     if (role->work_mem_kb > 0) {
         snprintf(work_mem, sizeof work_mem, "%lldkB", (long long)role->work_mem_kb);
-        set[n++] = (struct txstart_setting){"work_mem", work_mem};
+        set[n++] = (struct txstart_setting){"work_mem", work_mem, false};
     }
+    set[n++] = (struct txstart_setting){"application_name", c->application_name[0] ? c->application_name : "pgmesh", true};
     return txstart_build(&c->tx, set, n, 2);
 }
 

@@ -12,6 +12,7 @@
 #include "protocol/error.h"
 #include "protocol/fe.h"
 #include "protocol/frame.h"
+#include "protocol/sqllex.h"
 #include "protocol/sqlstate.h"
 #include "protocol/wire.h"
 #include "proxy/client.h"
@@ -25,7 +26,7 @@
 
 static bool push_op(struct server *s, enum op_kind kind, bool known_idle)
 {
-    struct op op = {kind, known_idle};
+    struct op op = {.kind = kind, .known_idle = known_idle};
     if (opq_push(&s->ops, op))
         return true;
     server_close(s, "out of memory");
@@ -51,6 +52,13 @@ static bool send_txstart(struct client *c, struct server *s)
 {
     bool known_idle = s->ops.len == 0 && s->tx_status == TX_IDLE;
     bool switching = s->claims_owner != c->id;
+    /* What the last client left in the session (search_path, temp tables, PREPARE, LISTEN)
+     * must not reach this one. DISCARD ALL refuses a transaction block: its own Query. */
+    if (known_idle && switching && s->session_dirty) {
+        if (!relay_own_query(s, "DISCARD ALL"))
+            return false;
+        s->session_dirty = false;
+    }
     const uint8_t *msg = known_idle && switching ? c->tx.switch_msg : c->tx.set_msg;
     size_t len = known_idle && switching ? c->tx.switch_len : c->tx.set_len;
     if (!conn_send(&s->conn, msg, len)) {
@@ -111,6 +119,132 @@ static void after_forward(struct server *s, char type)
     }
 }
 
+static void maybe_release(struct server *s);
+
+/* Sends pgmesh's own replies that have reached the head of the queue: they stand in the reply
+ * stream exactly where the server's answer to the refused message would have. */
+static void emit_synthetic(struct server *s)
+{
+    struct op *op;
+    while ((op = opq_head(&s->ops)) && (op->kind == OP_SYNTH_ERROR || op->kind == OP_SYNTH_READY)) {
+        struct client *c = s->client;
+        if (c) {
+            struct pq_writer w;
+            wr_init_dynamic(&w);
+            if (op->kind == OP_SYNTH_READY) {
+                be_write_ready(&w, s->tx_status);
+            } else {
+                char detail[200];
+                snprintf(detail, sizeof detail,
+                         "Statement \"%s\" was prepared with a name; in transaction pooling each "
+                         "transaction may run on a different server connection.", op->name);
+                struct pq_error e = {"ERROR", SQLSTATE_FEATURE_NOT_SUPPORTED,
+                                     "named prepared statements are not supported in transaction pooling",
+                                     detail,
+                                     "Use unnamed statements (pgbench -M extended, pgJDBC prepareThreshold=0), "
+                                     "or pool_mode = session."};
+                error_write(&w, BE_ERROR, &e);
+            }
+            if (!wr_ok(&w) || !conn_send(&c->conn, w.p, w.len))
+                client_close(c, "out of memory");
+            wr_destroy(&w);
+        }
+        opq_pop(&s->ops);
+    }
+}
+
+/* Refuses a named Parse in transaction pooling: an error in its place in the reply stream, then
+ * the client's messages up to Sync are dropped, as PostgreSQL itself does after an error. */
+static bool refuse_named_parse(struct client *c, struct server *s, struct span name)
+{
+    struct op op = {.kind = OP_SYNTH_ERROR};
+    size_t n = name.len < sizeof op.name - 1 ? name.len : sizeof op.name - 1;
+    memcpy(op.name, name.p, n);
+    LOG_AT(LOG_INFO, c->tag, "refused named prepared statement \"%s\" in transaction pooling", op.name);
+    if (!opq_push(&s->ops, op)) {
+        server_close(s, "out of memory");
+        return false;
+    }
+    c->skip_to_sync = true;
+    emit_synthetic(s);
+    return true;
+}
+
+#define INSPECT_MAX (1024u * 1024u)
+
+enum inspect { INSPECT_FORWARD, INSPECT_WAIT, INSPECT_REFUSED, INSPECT_FAILED };
+
+/* Reads a Query or Parse whole (up to INSPECT_MAX; longer ones are assumed to leave session
+ * state) to see whether it may leave session state behind, and refuses named Parse in
+ * transaction pooling. */
+static enum inspect inspect_message(struct client *c, struct server *s, const struct frame *f)
+{
+    struct iobuf *in = &c->conn.in;
+    if (f->type != FE_QUERY && f->type != FE_PARSE)
+        return INSPECT_FORWARD;
+    if (f->total_len > INSPECT_MAX) {
+        s->session_dirty = true;
+        return INSPECT_FORWARD;
+    }
+    if (iobuf_len(in) < f->total_len) {
+        if (!iobuf_reserve(in, f->total_len - iobuf_len(in))) {
+            client_close(c, "out of memory");
+            return INSPECT_FAILED;
+        }
+        return INSPECT_WAIT;
+    }
+    const uint8_t *body = iobuf_head(in) + MSG_HEADER_LEN;
+    struct span sql;
+    struct fe_parse parse;
+    bool ok = f->type == FE_QUERY ? fe_read_query(body, f->body_len, &sql)
+                                  : fe_read_parse(body, f->body_len, &parse);
+    if (!ok) {
+        client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION, "invalid Query or Parse message", NULL, NULL);
+        return INSPECT_FAILED;
+    }
+    if (f->type == FE_PARSE) {
+        if (parse.name.len > 0 && rt.cfg->pool_mode == POOL_TRANSACTION) {
+            if (!refuse_named_parse(c, s, parse.name))
+                return INSPECT_FAILED;
+            iobuf_consume(in, f->total_len);
+            return INSPECT_REFUSED;
+        }
+        sql = parse.query;
+    }
+    if (sql_may_leave_session_state((const char *)sql.p, sql.len))
+        s->session_dirty = true;
+    return INSPECT_FORWARD;
+}
+
+/* While skipping after a refusal: drop everything up to the client's Sync. The Sync itself is
+ * answered by pgmesh when nothing of this pipeline reached the server, else forwarded. Returns
+ * true when the message was consumed here. */
+static bool skip_message(struct client *c, struct server *s, const struct frame *f)
+{
+    struct iobuf *in = &c->conn.in;
+    if (f->type == FE_SYNC) {
+        c->skip_to_sync = false;
+        if (s->open_extended)
+            return false;
+        if (iobuf_len(in) < f->total_len)
+            return true; /* comes whole with the next read; the caller waits */
+        iobuf_consume(in, f->total_len);
+        struct op op = {.kind = OP_SYNTH_READY};
+        if (!opq_push(&s->ops, op)) {
+            server_close(s, "out of memory");
+            return true;
+        }
+        s->at_boundary = true;
+        emit_synthetic(s);
+        return true;
+    }
+    size_t n = iobuf_len(in) < f->total_len ? iobuf_len(in) : f->total_len;
+    iobuf_consume(in, n);
+    c->body_remaining = (uint32_t)(f->total_len - n);
+    c->body_discard = true;
+    return true;
+}
+
 void relay_from_client(struct client *c)
 {
     struct iobuf *in = &c->conn.in;
@@ -122,10 +256,10 @@ void relay_from_client(struct client *c)
         }
         size_t avail = iobuf_len(in);
         if (avail == 0)
-            return;
+            break;
         if (c->body_remaining) {
             size_t n = avail < c->body_remaining ? avail : c->body_remaining;
-            if (!conn_send(&s->conn, iobuf_head(in), n)) {
+            if (!c->body_discard && !conn_send(&s->conn, iobuf_head(in), n)) {
                 client_close(c, "out of memory");
                 return;
             }
@@ -149,6 +283,17 @@ void relay_from_client(struct client *c)
             client_close(c, "client terminated");
             return;
         }
+        if (c->skip_to_sync && skip_message(c, s, &f)) {
+            if (c->skip_to_sync || iobuf_len(in) < avail)
+                continue;
+            return; /* a Sync not yet complete */
+        }
+        switch (inspect_message(c, s, &f)) {
+        case INSPECT_FORWARD: break;
+        case INSPECT_REFUSED: continue;
+        case INSPECT_WAIT:
+        case INSPECT_FAILED: return;
+        }
         if (needs_txstart(s, &f) && !send_txstart(c, s))
             return;
         size_t n = avail < f.total_len ? avail : f.total_len;
@@ -158,8 +303,11 @@ void relay_from_client(struct client *c)
         }
         iobuf_consume(in, n);
         c->body_remaining = (uint32_t)(f.total_len - n);
+        c->body_discard = false;
         after_forward(s, f.type);
     }
+    if (s && c->server == s && s->state == SERVER_LINKED && !c->body_remaining)
+        maybe_release(s);
 }
 
 static void maybe_release(struct server *s)
@@ -226,6 +374,10 @@ static bool route_message(struct server *s, const struct frame *f, const uint8_t
         if (type == BE_READY)
             opq_pop(&s->ops);
         return false;
+    case OP_SYNTH_ERROR:
+    case OP_SYNTH_READY:
+        /* emit_synthetic drains these before any server message is routed */
+        return false;
     case OP_CLIENT_SYNC:
         if (type == BE_READY)
             opq_pop(&s->ops);
@@ -274,6 +426,8 @@ void relay_from_server(struct server *s)
             }
             iobuf_consume(in, n);
             s->body_remaining -= (uint32_t)n;
+            if (s->body_remaining == 0)
+                emit_synthetic(s);
             continue;
         }
         struct frame f;
@@ -289,6 +443,7 @@ void relay_from_server(struct server *s)
                 server_close(s, "out of memory");
             break;
         }
+        emit_synthetic(s);
         bool forward = route_message(s, &f, iobuf_head(in));
         if (s->state == SERVER_CLOSING)
             return;
@@ -300,6 +455,8 @@ void relay_from_server(struct server *s)
         iobuf_consume(in, n);
         s->body_remaining = (uint32_t)(f.total_len - n);
         s->body_drop = !forward;
+        if (s->body_remaining == 0)
+            emit_synthetic(s); /* ours may be next in line, right after this message */
         if (f.type == BE_READY && s->body_remaining == 0) {
             maybe_release(s);
             if (s->client != c || s->state != SERVER_LINKED)
@@ -329,6 +486,7 @@ void relay_client_gone(struct server *s)
         if (!relay_own_query(s, "DISCARD ALL"))
             return;
         s->claims_owner = 0; /* DISCARD ALL reset every setting */
+        s->session_dirty = false;
     }
     maybe_release(s);
 }

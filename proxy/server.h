@@ -27,11 +27,14 @@ enum op_kind {
     OP_TXSTART,     /* our claims Query: swallow through its ReadyForQuery */
     OP_CLIENT_SYNC, /* a client Query or Sync: forward through its ReadyForQuery */
     OP_OWN_QUERY,   /* our own reset Query: swallow through its ReadyForQuery */
+    OP_SYNTH_ERROR, /* pgmesh's own ErrorResponse to the client, sent when this reaches the head */
+    OP_SYNTH_READY, /* pgmesh's own ReadyForQuery (the client's Sync was not forwarded) */
 };
 
 struct op {
     enum op_kind kind;
     bool known_idle;    /* OP_TXSTART: sent with nothing in flight on an idle server */
+    char name[64];      /* OP_SYNTH_ERROR: the refused statement's name */
 };
 
 struct opq {
@@ -62,6 +65,8 @@ struct server {
     bool open_extended;          /* client extended messages sent since the last Sync */
     bool in_copy;
     uint64_t claims_owner;       /* client whose claims may be committed here; 0: none */
+    bool session_dirty;          /* a client statement may have left session state: DISCARD ALL
+                                  * before another client runs here */
 };
 
 bool server_connect(struct pool *pool) __attribute__((warn_unused_result));

@@ -60,10 +60,16 @@ bool txstart_build(struct txstart *t, const struct txstart_setting *settings, si
         char lit[SETTING_SQL_MAX], stmt[SETTING_SQL_MAX * 2];
         if (!quote_literal(lit, sizeof lit, settings[i].value, strlen(settings[i].value)))
             goto done;
-        int k = snprintf(stmt, sizeof stmt, "%sSET %s = %s", i ? "; " : "", settings[i].name, lit);
+        int k = snprintf(stmt, sizeof stmt, "SET %s = %s", settings[i].name, lit);
         if (k < 0 || (size_t)k >= sizeof stmt)
             goto done;
-        sql_add(&set, stmt);
+        if (!settings[i].switch_only) {
+            if (set.p)
+                sql_add(&set, "; ");
+            sql_add(&set, stmt);
+        }
+        if (i > 0)
+            sql_add(&sw, "; ");
         sql_add(&sw, stmt);
     }
     if (set.failed || sw.failed || !set.p)

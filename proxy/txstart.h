@@ -29,6 +29,8 @@ struct txstart {
 struct txstart_setting {
     const char *name;  /* a constant GUC name, never client input */
     const char *value; /* any text: quoted here */
+    bool switch_only;  /* set when the client gets a server another client used last, not per
+                        * transaction (application_name: the client may change it itself) */
 };
 
 /* The first nclaims settings are the claims. */

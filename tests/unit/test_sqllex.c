@@ -262,6 +262,48 @@ static void test_needs_own_transaction(void **state)
             fail_msg("[%s]: want %s", cases[i].sql, cases[i].want ? "true" : "false");
 }
 
+struct session_case {
+    const char *sql;
+    bool leaves;
+};
+
+static const struct session_case session_cases[] = {
+    {"SELECT 1", false},
+    {"UPDATE t SET a = 1 WHERE b = 2", false},
+    {"BEGIN; SET LOCAL work_mem = '1MB'; SELECT 1; COMMIT", false},
+    {"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", false},
+    {"SET CONSTRAINTS ALL DEFERRED", false},
+    {"SELECT 'SET search_path = x; CREATE TEMP TABLE t()'", false},
+    {"SELECT $$ set_config $$, \"temp_col_quoted\"", false},
+    {"-- SET search_path = evil\nSELECT 1", false},
+    {"SET search_path = marketing", true},
+    {"set Session application_name = 'x'", true},
+    {"SELECT 1; RESET ALL", true},
+    {"/* c */ PREPARE q AS SELECT 1", true},
+    {"LISTEN channel", true},
+    {"DECLARE c CURSOR WITH HOLD FOR SELECT 1", true},
+    {"DO $$ BEGIN PERFORM 1; END $$", true},
+    {"CREATE TEMP TABLE t (a int)", true},
+    {"create temporary table t as select 1", true},
+    {"SELECT * INTO TEMP t FROM core.fct_playback_sessions", true},
+    {"CREATE TABLE pg_temp.t (a int)", true},
+    {"SELECT pg_catalog.set_config('search_path', 'x', false)", true},
+    {"SELECT \"set_config\"('search_path', 'x', false)", true},
+    {"CREATE TABLE \"pg_temp\".t (a int)", true},
+    {"LOAD 'auto_explain'", true},
+};
+
+static void test_session_state(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof session_cases / sizeof session_cases[0]; i++) {
+        const struct session_case *c = &session_cases[i];
+        bool got = sql_may_leave_session_state(c->sql, strlen(c->sql));
+        if (got != c->leaves)
+            fail_msg("%s: got %d, want %d", c->sql, got, c->leaves);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -269,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_prefixes),
         cmocka_unit_test(test_init_and_is),
         cmocka_unit_test(test_needs_own_transaction),
+        cmocka_unit_test(test_session_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
