@@ -313,8 +313,10 @@ static void handle_idle(struct client *c)
         client_close(c, "client terminated");
         return;
     }
-    conn_stop_reading(&c->conn); /* until a server is lent */
     pool_request(c->pool, c);
+    /* Stop reading only when queued: toggling the watcher costs epoll_ctl calls per transaction. */
+    if (c->state == CLIENT_WAIT_SERVER)
+        conn_stop_reading(&c->conn);
 }
 
 void client_linked(struct client *c, struct server *s)

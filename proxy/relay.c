@@ -54,14 +54,20 @@ static bool send_txstart(struct client *c, struct server *s)
     bool switching = s->claims_owner != c->id;
     /* What the last client left in the session (search_path, temp tables, PREPARE, LISTEN)
      * must not reach this one. DISCARD ALL refuses a transaction block: its own Query. */
+    bool discarded = false;
     if (known_idle && switching && s->session_dirty) {
         if (!relay_own_query(s, "DISCARD ALL"))
             return false;
         s->session_dirty = false;
+        discarded = true;
     }
-    const uint8_t *msg = known_idle && switching ? c->tx.switch_msg : c->tx.set_msg;
-    size_t len = known_idle && switching ? c->tx.switch_len : c->tx.set_len;
-    if (!conn_send(&s->conn, msg, len)) {
+    bool full = known_idle && switching;
+    if (full && !discarded && (!conn_send(&s->conn, c->tx.reset_msg, c->tx.reset_len) ||
+                 !push_op(s, OP_TXSTART, known_idle))) {
+        server_close(s, "out of memory");
+        return false;
+    }
+    if (!conn_send(&s->conn, full ? c->tx.switch_msg : c->tx.set_msg, full ? c->tx.switch_len : c->tx.set_len)) {
         server_close(s, "out of memory");
         return false;
     }
@@ -459,8 +465,10 @@ void relay_from_server(struct server *s)
             emit_synthetic(s); /* ours may be next in line, right after this message */
         if (f.type == BE_READY && s->body_remaining == 0) {
             maybe_release(s);
-            if (s->client != c || s->state != SERVER_LINKED)
-                break; /* handed on: anything further is read in the new context */
+            /* Handed on (or closed): anything further is read in the new context. A reset
+             * still in progress keeps reading: its remaining replies may already be here. */
+            if (s->client != c || (s->state != SERVER_LINKED && s->state != SERVER_RESETTING))
+                break;
         }
     }
     if (c && c->server == s && iobuf_len(&c->conn.out) >= OUT_HIGH_WATER)

@@ -48,14 +48,13 @@ static bool to_query_msg(const char *sql, uint8_t **out, size_t *len)
 
 bool txstart_build(struct txstart *t, const struct txstart_setting *settings, size_t n, size_t nclaims)
 {
-    struct sqlbuf set = {0}, sw = {0};
+    struct sqlbuf set = {0}, sw = {0}, reset = {0};
     bool ok = false;
     for (size_t i = 0; i < nclaims && i < n; i++) {
         char stmt[SETTING_SQL_MAX];
-        snprintf(stmt, sizeof stmt, "RESET %s; ", settings[i].name);
-        sql_add(&sw, stmt);
+        snprintf(stmt, sizeof stmt, "%sRESET %s", i ? "; " : "", settings[i].name);
+        sql_add(&reset, stmt);
     }
-    sql_add(&sw, "COMMIT; ");
     for (size_t i = 0; i < n; i++) {
         char lit[SETTING_SQL_MAX], stmt[SETTING_SQL_MAX * 2];
         if (!quote_literal(lit, sizeof lit, settings[i].value, strlen(settings[i].value)))
@@ -72,19 +71,21 @@ bool txstart_build(struct txstart *t, const struct txstart_setting *settings, si
             sql_add(&sw, "; ");
         sql_add(&sw, stmt);
     }
-    if (set.failed || sw.failed || !set.p)
+    if (set.failed || sw.failed || reset.failed || !set.p || !reset.p)
         goto done;
-    if (!to_query_msg(set.p, &t->set_msg, &t->set_len))
-        goto done;
-    if (!to_query_msg(sw.p, &t->switch_msg, &t->switch_len)) {
-        free(t->set_msg);
-        t->set_msg = NULL;
+    struct txstart built = {0};
+    if (!to_query_msg(set.p, &built.set_msg, &built.set_len) ||
+        !to_query_msg(sw.p, &built.switch_msg, &built.switch_len) ||
+        !to_query_msg(reset.p, &built.reset_msg, &built.reset_len)) {
+        txstart_destroy(&built);
         goto done;
     }
+    *t = built;
     ok = true;
 done:
     free(set.p);
     free(sw.p);
+    free(reset.p);
     return ok;
 }
 
@@ -92,5 +93,6 @@ void txstart_destroy(struct txstart *t)
 {
     free(t->set_msg);
     free(t->switch_msg);
+    free(t->reset_msg);
     memset(t, 0, sizeof *t);
 }

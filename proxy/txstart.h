@@ -19,9 +19,12 @@
 struct txstart {
     uint8_t *set_msg;     /* Query: SET claim = '..'; SET ...; (limits too) */
     size_t set_len;
-    /* Query for a server whose last claims were another client's: RESET the claims and COMMIT
-     * first, so that even if the SETs failed the client would run with no claims at all, never
-     * with the previous client's. Sent only when the server is known to be idle. */
+    /* For a server whose last claims were another client's: a Query that RESETs the claims,
+     * committed on its own (a COMMIT inside one multi-statement Query would log a WARNING per
+     * transaction), so that even if the SETs failed the client would run with no claims at
+     * all, never with the previous client's; then the SETs plus the switch_only settings. */
+    uint8_t *reset_msg;
+    size_t reset_len;
     uint8_t *switch_msg;
     size_t switch_len;
 };
