@@ -314,9 +314,6 @@ static void handle_idle(struct client *c)
         return;
     }
     pool_request(c->pool, c);
-    /* Stop reading only when queued: toggling the watcher costs epoll_ctl calls per transaction. */
-    if (c->state == CLIENT_WAIT_SERVER)
-        conn_stop_reading(&c->conn);
 }
 
 void client_linked(struct client *c, struct server *s)
@@ -370,6 +367,11 @@ static void client_on_read(struct conn *conn)
         relay_from_client(c);
         break;
     case CLIENT_WAIT_SERVER:
+        /* Keep reading while queued (a client that leaves is noticed, and toggling the watcher
+         * would cost epoll_ctl calls per transaction), but only up to a bound. */
+        if (iobuf_len(&c->conn.in) >= OUT_HIGH_WATER)
+            conn_stop_reading(conn);
+        break;
     case CLIENT_CLOSING:
         break;
     }
