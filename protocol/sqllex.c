@@ -404,7 +404,11 @@ static bool stmt_needs_own_transaction(const struct stmt *s)
     return false;
 }
 
-bool sql_needs_own_transaction(const char *sql, size_t len)
+/* Walks the statements of sql: stmt_pred on each statement's leading words, tok_pred (may be
+ * NULL) on every token. Text that does not lex gives `unterminated`: PostgreSQL parses the whole
+ * string before running any of it, so such text runs nothing at all. */
+static bool any_statement(const char *sql, size_t len, bool (*stmt_pred)(const struct stmt *),
+                          bool (*tok_pred)(const struct sqltok *), bool unterminated)
 {
     struct sqllex lx;
     sqllex_init(&lx, sql, len);
@@ -413,20 +417,25 @@ bool sql_needs_own_transaction(const char *sql, size_t len)
     bool found = false;
     for (;;) {
         struct sqltok t = sqllex_next(&lx);
-        /* PostgreSQL parses the whole string before running any of it, so text that does not
-         * lex runs nothing at all: no statement in it needs special treatment. */
         if (t.kind == SQLTOK_UNTERMINATED)
-            return false;
+            return unterminated;
         if (t.kind == SQLTOK_SEMI || t.kind == SQLTOK_EOF) {
-            if (s.nlead > 0 && stmt_needs_own_transaction(&s))
+            if (s.nlead > 0 && stmt_pred(&s))
                 found = true;
             memset(&s, 0, sizeof s);
             if (t.kind == SQLTOK_EOF)
                 return found;
             continue;
         }
+        if (tok_pred && tok_pred(&t))
+            found = true;
         stmt_add(&s, &t);
     }
+}
+
+bool sql_needs_own_transaction(const char *sql, size_t len)
+{
+    return any_statement(sql, len, stmt_needs_own_transaction, NULL, false);
 }
 
 /* A plain double-quoted identifier spelling exactly word (quoted names are case-sensitive). */
@@ -453,28 +462,14 @@ static bool stmt_leaves_session_state(const struct stmt *s)
     return false;
 }
 
+static bool tok_leaves_session_state(const struct sqltok *t)
+{
+    return sqltok_is(t, "temp") || sqltok_is(t, "temporary") || sqltok_is(t, "pg_temp") ||
+           sqltok_is(t, "set_config") || qident_is(t, "set_config") || qident_is(t, "pg_temp");
+}
+
 bool sql_may_leave_session_state(const char *sql, size_t len)
 {
-    struct sqllex lx;
-    sqllex_init(&lx, sql, len);
-    struct stmt s;
-    memset(&s, 0, sizeof s);
-    bool found = false;
-    for (;;) {
-        struct sqltok t = sqllex_next(&lx);
-        if (t.kind == SQLTOK_UNTERMINATED)
-            return found;
-        if (t.kind == SQLTOK_SEMI || t.kind == SQLTOK_EOF) {
-            if (s.nlead > 0 && stmt_leaves_session_state(&s))
-                found = true;
-            memset(&s, 0, sizeof s);
-            if (t.kind == SQLTOK_EOF)
-                return found;
-            continue;
-        }
-        if (sqltok_is(&t, "temp") || sqltok_is(&t, "temporary") || sqltok_is(&t, "pg_temp") ||
-            sqltok_is(&t, "set_config") || qident_is(&t, "set_config") || qident_is(&t, "pg_temp"))
-            found = true;
-        stmt_add(&s, &t);
-    }
+    /* Text that does not lex runs nothing, but err towards a reset all the same. */
+    return any_statement(sql, len, stmt_leaves_session_state, tok_leaves_session_state, true);
 }

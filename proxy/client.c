@@ -50,6 +50,18 @@ static void send_or_close(struct client *c, const struct pq_writer *w)
         client_close(c, "out of memory");
 }
 
+/* Leaves the wait queue or gives the server back (the relay decides how clean it is). */
+static void detach(struct client *c)
+{
+    pool_forget_waiter(c);
+    if (c->server) {
+        struct server *s = c->server;
+        c->server = NULL;
+        relay_client_gone(s);
+    }
+    client_set_state(c, CLIENT_CLOSING);
+}
+
 void client_error(struct client *c, const char *severity, const char *sqlstate, const char *message,
                   const char *detail, const char *hint)
 {
@@ -64,13 +76,7 @@ void client_error(struct client *c, const char *severity, const char *sqlstate, 
         fatal = true;
     wr_destroy(&w);
     if (fatal && c->state != CLIENT_CLOSING) {
-        pool_forget_waiter(c);
-        if (c->server) {
-            struct server *s = c->server;
-            c->server = NULL;
-            relay_client_gone(s);
-        }
-        client_set_state(c, CLIENT_CLOSING);
+        detach(c);
         conn_close_after_flush(&c->conn);
     }
 }
@@ -80,13 +86,7 @@ void client_close(struct client *c, const char *why)
     if (c->conn.closing)
         return;
     clog(LOG_DEBUG, c, "closing: %s", why);
-    pool_forget_waiter(c);
-    if (c->server) {
-        struct server *s = c->server;
-        c->server = NULL;
-        relay_client_gone(s);
-    }
-    client_set_state(c, CLIENT_CLOSING);
+    detach(c);
     conn_close(&c->conn);
 }
 
