@@ -63,6 +63,8 @@ void config_free(struct config *cfg);
 const struct db_config *config_find_database(const struct config *cfg, const char *name);
 const struct role_config *config_find_role(const struct config *cfg, const char *name);
 
+/* A plain non-negative integer: digits only, no sign or spaces, no overflow. */
+bool config_parse_count(const char *s, int64_t *out) __attribute__((warn_unused_result));
 /* "30s", "10m", "5min", "250ms", "2h", "1d"; a bare number is seconds. */
 bool config_parse_duration_ms(const char *s, int64_t *out_ms) __attribute__((warn_unused_result));
 /* "128MB", "64kB", "1GB"; a bare number is kB (as PostgreSQL's work_mem). */
