@@ -62,7 +62,11 @@ static bool send_txstart(struct client *c, struct server *s)
         discarded = true;
     }
     bool full = known_idle && switching;
-    if (full && !discarded && (!conn_send(&s->conn, c->tx.reset_msg, c->tx.reset_len) ||
+    /* The RESET guards against SETs failing with another tenant's claims left committed; when the
+     * last client had the same tenant and role there is nothing to guard against. */
+    bool same_claims = strcmp(s->claims_tenant, c->ident.tenant) == 0 &&
+                       strcmp(s->claims_role, c->ident.role) == 0;
+    if (full && !discarded && !same_claims && (!conn_send(&s->conn, c->tx.reset_msg, c->tx.reset_len) ||
                  !push_op(s, OP_TXSTART, known_idle))) {
         server_close(s, "out of memory");
         return false;
@@ -72,6 +76,8 @@ static bool send_txstart(struct client *c, struct server *s)
         return false;
     }
     s->claims_owner = c->id;
+    snprintf(s->claims_tenant, sizeof s->claims_tenant, "%s", c->ident.tenant);
+    snprintf(s->claims_role, sizeof s->claims_role, "%s", c->ident.role);
     return push_op(s, OP_TXSTART, known_idle);
 }
 
@@ -494,6 +500,7 @@ void relay_client_gone(struct server *s)
         if (!relay_own_query(s, "DISCARD ALL"))
             return;
         s->claims_owner = 0; /* DISCARD ALL reset every setting */
+        s->claims_tenant[0] = s->claims_role[0] = '\0';
         s->session_dirty = false;
     }
     maybe_release(s);

@@ -65,6 +65,8 @@ struct server {
     bool open_extended;          /* client extended messages sent since the last Sync */
     bool in_copy;
     uint64_t claims_owner;       /* client whose claims may be committed here; 0: none */
+    char claims_tenant[65];      /* ... and those claims ("" when none) */
+    char claims_role[65];
     bool session_dirty;          /* a client statement may have left session state: DISCARD ALL
                                   * before another client runs here */
 };
