@@ -59,6 +59,7 @@ static bool send_txstart(struct client *c, struct server *s)
         if (!relay_own_query(s, "DISCARD ALL"))
             return false;
         s->session_dirty = false;
+        s->application_name[0] = '\0';
         discarded = true;
     }
     bool full = known_idle && switching;
@@ -71,10 +72,15 @@ static bool send_txstart(struct client *c, struct server *s)
         server_close(s, "out of memory");
         return false;
     }
-    if (!conn_send(&s->conn, full ? c->tx.switch_msg : c->tx.set_msg, full ? c->tx.switch_len : c->tx.set_len)) {
+    const char *app = c->application_name[0] ? c->application_name : "pgmesh";
+    bool set_app = full && strcmp(s->application_name, app) != 0;
+    if (!conn_send(&s->conn, set_app ? c->tx.switch_msg : c->tx.set_msg,
+                   set_app ? c->tx.switch_len : c->tx.set_len)) {
         server_close(s, "out of memory");
         return false;
     }
+    if (set_app)
+        snprintf(s->application_name, sizeof s->application_name, "%s", app);
     s->claims_owner = c->id;
     snprintf(s->claims_tenant, sizeof s->claims_tenant, "%s", c->ident.tenant);
     snprintf(s->claims_role, sizeof s->claims_role, "%s", c->ident.role);
@@ -500,7 +506,7 @@ void relay_client_gone(struct server *s)
         if (!relay_own_query(s, "DISCARD ALL"))
             return;
         s->claims_owner = 0; /* DISCARD ALL reset every setting */
-        s->claims_tenant[0] = s->claims_role[0] = '\0';
+        s->claims_tenant[0] = s->claims_role[0] = s->application_name[0] = '\0';
         s->session_dirty = false;
     }
     maybe_release(s);

@@ -141,6 +141,7 @@ static void connected(struct server *s)
         s->conn.ssl = PQsslStruct(s->pg, "OpenSSL");
     pool_remember_params(s->pool, s->pg);
     s->tx_status = 'I';
+    snprintf(s->application_name, sizeof s->application_name, "%s", "pgmesh"); /* fallback_application_name */
     slog(LOG_DEBUG, s, "connected, backend pid %d%s", s->backend_pid, s->conn.ssl ? ", TLS" : "");
     conn_start_reading(&s->conn);
     pool_server_ready(s);

@@ -67,6 +67,7 @@ struct server {
     uint64_t claims_owner;       /* client whose claims may be committed here; 0: none */
     char claims_tenant[65];      /* ... and those claims ("" when none) */
     char claims_role[65];
+    char application_name[65];   /* as pgmesh last set it ("" when unknown) */
     bool session_dirty;          /* a client statement may have left session state: DISCARD ALL
                                   * before another client runs here */
 };
