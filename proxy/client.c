@@ -14,6 +14,7 @@
 #include "protocol/be.h"
 #include "protocol/error.h"
 #include "protocol/fe.h"
+#include "protocol/guard.h"
 #include "protocol/sqlstate.h"
 #include "protocol/startup.h"
 #include "protocol/wire.h"
@@ -146,6 +147,18 @@ static void start_auth(struct client *c, const struct startup_packet *pkt)
         client_error(c, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS, "too many client connections",
                      detail, "Try again later, or raise max_client_conn.");
         return;
+    }
+    /* Startup parameters may not preset what pgmesh manages (PGOPTIONS="-c role=..."). */
+    for (size_t i = 0; i < pkt->nparams; i++) {
+        const char *name = (const char *)pkt->params[i].name.p, *value = (const char *)pkt->params[i].value.p;
+        if (!guard_check_startup_option(name, value)) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "startup parameter \"%.64s\" sets a setting managed by pgmesh", name);
+            client_error(c, "FATAL", SQLSTATE_INSUFFICIENT_PRIVILEGE, msg,
+                         "pgmesh sets request.jwt.*, role, statement_timeout and work_mem itself.",
+                         "Remove it from the connection options (PGOPTIONS).");
+            return;
+        }
     }
     if (!config_find_database(rt.cfg, c->database)) {
         char msg[160];

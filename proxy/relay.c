@@ -12,6 +12,7 @@
 #include "protocol/error.h"
 #include "protocol/fe.h"
 #include "protocol/frame.h"
+#include "protocol/guard.h"
 #include "protocol/sqllex.h"
 #include "protocol/sqlstate.h"
 #include "protocol/wire.h"
@@ -23,6 +24,9 @@
 #include "proxy/server.h"
 
 #define READ_CHUNK 65536
+/* Query and Parse are read whole to be checked; longer ones are refused (PostgreSQL allows 1 GB,
+ * but such text belongs in COPY or bound parameters). */
+#define INSPECT_MAX (16u * 1024u * 1024u)
 
 static bool push_op(struct server *s, enum op_kind kind, bool known_idle)
 {
@@ -141,6 +145,41 @@ static void maybe_release(struct server *s);
 
 /* Sends pgmesh's own replies that have reached the head of the queue: they stand in the reply
  * stream exactly where the server's answer to the refused message would have. */
+static void write_refusal(struct pq_writer *w, const struct op *op)
+{
+    char msg[160], detail[240];
+    struct pq_error e = {.severity = "ERROR"};
+    switch (op->why) {
+    case REFUSE_NAMED_PARSE:
+        snprintf(detail, sizeof detail,
+                 "Statement \"%s\" was prepared with a name; in transaction pooling each "
+                 "transaction may run on a different server connection.", op->name);
+        e.sqlstate = SQLSTATE_FEATURE_NOT_SUPPORTED;
+        e.message = "named prepared statements are not supported in transaction pooling";
+        e.hint = "Use unnamed statements (pgbench -M extended, pgJDBC prepareThreshold=0), or pool_mode = session.";
+        break;
+    case REFUSE_MANAGED_SETTING:
+        snprintf(msg, sizeof msg, "%s is managed by pgmesh", op->name);
+        snprintf(detail, sizeof detail,
+                 "pgmesh sets the token's claims and the role's limits on every transaction; "
+                 "clients may not change them (%s).", op->name);
+        e.sqlstate = SQLSTATE_INSUFFICIENT_PRIVILEGE;
+        e.message = msg;
+        e.hint = "Read the claims with current_setting(); ask for a token with other claims to act as someone else.";
+        break;
+    case REFUSE_TOO_LONG:
+        e.sqlstate = SQLSTATE_PROGRAM_LIMIT_EXCEEDED;
+        e.message = "statement too long for pgmesh to check";
+        snprintf(detail, sizeof detail, "Query and Parse messages are limited to %u bytes.", (unsigned)INSPECT_MAX);
+        e.hint = "Send large data with COPY or as bound parameters.";
+        break;
+    }
+    e.detail = detail;
+    error_write(w, BE_ERROR, &e);
+}
+
+/* Sends pgmesh's own replies that have reached the head of the queue: they stand in the reply
+ * stream exactly where the server's answer to the refused message would have. */
 static void emit_synthetic(struct server *s)
 {
     struct op *op;
@@ -149,20 +188,10 @@ static void emit_synthetic(struct server *s)
         if (c) {
             struct pq_writer w;
             wr_init_dynamic(&w);
-            if (op->kind == OP_SYNTH_READY) {
+            if (op->kind == OP_SYNTH_READY)
                 be_write_ready(&w, s->tx_status);
-            } else {
-                char detail[200];
-                snprintf(detail, sizeof detail,
-                         "Statement \"%s\" was prepared with a name; in transaction pooling each "
-                         "transaction may run on a different server connection.", op->name);
-                struct pq_error e = {"ERROR", SQLSTATE_FEATURE_NOT_SUPPORTED,
-                                     "named prepared statements are not supported in transaction pooling",
-                                     detail,
-                                     "Use unnamed statements (pgbench -M extended, pgJDBC prepareThreshold=0), "
-                                     "or pool_mode = session."};
-                error_write(&w, BE_ERROR, &e);
-            }
+            else
+                write_refusal(&w, op);
             if (!wr_ok(&w) || !conn_send(&c->conn, w.p, w.len))
                 client_close(c, "out of memory");
             wr_destroy(&w);
@@ -171,24 +200,82 @@ static void emit_synthetic(struct server *s)
     }
 }
 
+static bool push_refusal(struct server *s, enum op_kind kind, enum refusal why, const char *name, size_t len)
+{
+    struct op op = {.kind = kind, .why = why};
+    size_t n = len < sizeof op.name - 1 ? len : sizeof op.name - 1;
+    memcpy(op.name, name, n);
+    if (opq_push(&s->ops, op))
+        return true;
+    server_close(s, "out of memory");
+    return false;
+}
+
 /* Refuses a named Parse in transaction pooling: an error in its place in the reply stream, then
  * the client's messages up to Sync are dropped, as PostgreSQL itself does after an error. */
 static bool refuse_named_parse(struct client *c, struct server *s, struct span name)
 {
-    struct op op = {.kind = OP_SYNTH_ERROR};
-    size_t n = name.len < sizeof op.name - 1 ? name.len : sizeof op.name - 1;
-    memcpy(op.name, name.p, n);
-    LOG_AT(LOG_INFO, c->tag, "refused named prepared statement \"%s\" in transaction pooling", op.name);
-    if (!opq_push(&s->ops, op)) {
-        server_close(s, "out of memory");
+    LOG_AT(LOG_INFO, c->tag, "refused named prepared statement \"%.*s\" in transaction pooling",
+           (int)(name.len > 63 ? 63 : name.len), (const char *)name.p);
+    if (!push_refusal(s, OP_SYNTH_ERROR, REFUSE_NAMED_PARSE, (const char *)name.p, name.len))
         return false;
-    }
     c->skip_to_sync = true;
     emit_synthetic(s);
     return true;
 }
 
-#define INSPECT_MAX (1024u * 1024u)
+/* A statement that would change a managed setting. The server must see a failure in its place,
+ * so that an explicit transaction aborts and a pipeline skips to Sync exactly as if PostgreSQL
+ * had refused it: pgmesh sends a stand-in that fails at parse analysis (a bad integer literal)
+ * and reports the guard's error instead of the server's. */
+static bool refuse_managed(struct client *c, struct server *s, const struct frame *f,
+                           const struct guard_finding *found)
+{
+    static const char stand_in[] = "SELECT 'pgmesh: managed setting'::pg_catalog.int4";
+    LOG_AT(LOG_WARNING, c->tag, "refused a change of %s (role %s, tenant %s)", found->setting,
+           c->ident.role, c->ident.tenant);
+    if (needs_txstart(s, f) && !send_txstart(c, s))
+        return false;
+    struct pq_writer w;
+    wr_init_dynamic(&w);
+    if (f->type == FE_QUERY)
+        fe_write_query(&w, stand_in);
+    else
+        fe_write_parse(&w, "", stand_in);
+    bool ok = wr_ok(&w) && conn_send(&s->conn, w.p, w.len);
+    wr_destroy(&w);
+    if (!ok) {
+        server_close(s, "out of memory");
+        return false;
+    }
+    if (!push_refusal(s, OP_GUARD_ERROR, REFUSE_MANAGED_SETTING, found->setting, strlen(found->setting)))
+        return false;
+    iobuf_consume(&c->conn.in, f->total_len);
+    after_forward(s, f->type);
+    return true;
+}
+
+/* Too long to check: refused by pgmesh alone, the body dropped as it streams in. */
+static bool refuse_too_long(struct client *c, struct server *s, const struct frame *f)
+{
+    if (!push_refusal(s, OP_SYNTH_ERROR, REFUSE_TOO_LONG, "", 0))
+        return false;
+    if (f->type == FE_QUERY) {
+        struct op ready = {.kind = OP_SYNTH_READY};
+        if (!opq_push(&s->ops, ready)) {
+            server_close(s, "out of memory");
+            return false;
+        }
+    } else {
+        c->skip_to_sync = true;
+    }
+    size_t n = iobuf_len(&c->conn.in) < f->total_len ? iobuf_len(&c->conn.in) : f->total_len;
+    iobuf_consume(&c->conn.in, n);
+    c->body_remaining = (uint32_t)(f->total_len - n);
+    c->body_discard = true;
+    emit_synthetic(s);
+    return true;
+}
 
 enum inspect { INSPECT_FORWARD, INSPECT_WAIT, INSPECT_REFUSED, INSPECT_FAILED };
 
@@ -200,10 +287,8 @@ static enum inspect inspect_message(struct client *c, struct server *s, const st
     struct iobuf *in = &c->conn.in;
     if (f->type != FE_QUERY && f->type != FE_PARSE)
         return INSPECT_FORWARD;
-    if (f->total_len > INSPECT_MAX) {
-        s->session_dirty = true;
-        return INSPECT_FORWARD;
-    }
+    if (f->total_len > INSPECT_MAX)
+        return refuse_too_long(c, s, f) ? INSPECT_REFUSED : INSPECT_FAILED;
     if (iobuf_len(in) < f->total_len) {
         if (!iobuf_reserve(in, f->total_len - iobuf_len(in))) {
             client_close(c, "out of memory");
@@ -229,6 +314,10 @@ static enum inspect inspect_message(struct client *c, struct server *s, const st
         }
         sql = parse.query;
     }
+    struct guard_options gopt = {.session_pooling = rt.cfg->pool_mode == POOL_SESSION};
+    struct guard_finding found;
+    if (guard_check_sql((const char *)sql.p, sql.len, &gopt, &found) == GUARD_REFUSED)
+        return refuse_managed(c, s, f, &found) ? INSPECT_REFUSED : INSPECT_FAILED;
     if (sql_may_leave_session_state((const char *)sql.p, sql.len))
         s->session_dirty = true;
     return INSPECT_FORWARD;
@@ -358,6 +447,29 @@ static void log_own_error(struct server *s, const uint8_t *body, size_t len)
                (const char *)e.sqlstate.p, (int)e.message.len, (const char *)e.message.p);
 }
 
+/* The stand-in's failure: replaced by the guard's error when it is the expected invalid-integer
+ * error; any other error (25P02 in an aborted block) is the server's true answer and passes. */
+static bool route_guard_error(struct server *s, const struct op *op, char type, const uint8_t *msg,
+                              size_t body_len)
+{
+    if (type != BE_ERROR) {
+        server_close(s, "unexpected reply to pgmesh's stand-in statement");
+        return false;
+    }
+    struct pq_error_fields e;
+    bool ours = error_read(msg + MSG_HEADER_LEN, body_len, &e) && span_eq(e.sqlstate, "22P02");
+    if (ours && s->client) {
+        struct pq_writer w;
+        wr_init_dynamic(&w);
+        write_refusal(&w, op);
+        if (!wr_ok(&w) || !conn_send(&s->client->conn, w.p, w.len))
+            client_close(s->client, "out of memory");
+        wr_destroy(&w);
+    }
+    opq_pop(&s->ops);
+    return !ours && s->client != NULL;
+}
+
 /* Handles one message header (and the whole message when need_whole). Returns whether its bytes
  * go to the client. May close the server. */
 static bool route_message(struct server *s, const struct frame *f, const uint8_t *msg)
@@ -396,6 +508,8 @@ static bool route_message(struct server *s, const struct frame *f, const uint8_t
     case OP_SYNTH_READY:
         /* emit_synthetic drains these before any server message is routed */
         return false;
+    case OP_GUARD_ERROR:
+        return route_guard_error(s, op, type, msg, f->body_len);
     case OP_CLIENT_SYNC:
         if (type == BE_READY)
             opq_pop(&s->ops);

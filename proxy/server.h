@@ -29,12 +29,17 @@ enum op_kind {
     OP_OWN_QUERY,   /* our own reset Query: swallow through its ReadyForQuery */
     OP_SYNTH_ERROR, /* pgmesh's own ErrorResponse to the client, sent when this reaches the head */
     OP_SYNTH_READY, /* pgmesh's own ReadyForQuery (the client's Sync was not forwarded) */
+    OP_GUARD_ERROR, /* the server's error to pgmesh's stand-in statement becomes the guard's */
 };
+
+/* Which refusal an OP_SYNTH_ERROR / OP_GUARD_ERROR reports. */
+enum refusal { REFUSE_NAMED_PARSE, REFUSE_MANAGED_SETTING, REFUSE_TOO_LONG };
 
 struct op {
     enum op_kind kind;
     bool known_idle;    /* OP_TXSTART: sent with nothing in flight on an idle server */
-    char name[64];      /* OP_SYNTH_ERROR: the refused statement's name */
+    enum refusal why;   /* OP_SYNTH_ERROR, OP_GUARD_ERROR */
+    char name[64];      /* ... the refused statement's name, or the managed setting */
 };
 
 struct opq {
