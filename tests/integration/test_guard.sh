@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The claim tampering guard end to end: statements that would change what pgmesh manages are
+# refused with ERROR 42501 (simple and extended protocol), an explicit transaction aborts the normal
+# way, the connection stays usable with the token's claims, benign look-alikes run, and startup
+# options naming a managed setting are refused with FATAL 42501.
+. "$(dirname "$0")/lib.sh"
+
+mesh_config
+ini_set pgmesh default_pool_size 1
+mesh_start
+de=$(mint DE regional_analyst)
+claims="SELECT current_setting('request.jwt.claim.tenant') || '/' || current_setting('request.jwt.claim.role') || '/' || current_setting('statement_timeout')"
+
+refused=0
+while IFS= read -r sql; do
+    [ -n "$sql" ] || continue
+    out=$(mesh_psql "$de" -v ON_ERROR_STOP=0 -v VERBOSITY=verbose -c "$sql" -c "$claims" 2>&1) || true
+    assert_contains "$out" "42501" "refused: $sql"
+    assert_contains "$out" "is managed by pgmesh" "refused: $sql"
+    assert_contains "$out" "DE/regional_analyst/30s" "claims after refusing: $sql"
+    refused=$((refused + 1))
+done <<'SQL'
+SET request.jwt.claim.tenant = 'FR'
+set SESSION Request.Jwt.Claim.Tenant TO 'FR'
+SET /* c */ request.jwt.claim.role = 'global_corporate_audit'
+SET LOCAL request.jwt.claim.tenant = 'FR'
+SET "request.jwt.claim.tenant" = 'FR'
+RESET request.jwt.claim.tenant
+RESET ALL
+SET statement_timeout = 0
+SET work_mem = '4GB'
+SET ROLE audit_role
+SET SESSION AUTHORIZATION audit_role
+SELECT set_config('request.jwt.claim.tenant', 'FR', false)
+SELECT pg_catalog.set_config('request.jwt.claim.role', 'global_corporate_audit', true)
+SELECT set_config('request.jwt.' || 'claim.tenant', 'FR', false)
+SELECT 1; SET request.jwt.claim.tenant = 'FR'
+SELECT $$;$$; SET request.jwt.claim.tenant = 'FR'
+ALTER ROLE marketing_domain_role SET statement_timeout = 0
+DISCARD ALL
+SQL
+[ "$refused" -ge 18 ] || fail "only $refused refusals ran"
+
+# An explicit transaction aborts the normal way and ROLLBACK recovers it.
+out=$(mesh_psql "$de" -v ON_ERROR_STOP=0 -c "BEGIN" -c "SET request.jwt.claim.tenant = 'FR'" -c "SELECT 1" -c "ROLLBACK" -c "$claims" 2>&1) || true
+assert_contains "$out" "current transaction is aborted" "transaction aborted after a refusal"
+assert_contains "$out" "DE/regional_analyst/30s" "claims after rollback"
+
+# Extended protocol: pgbench -M extended with a refused statement fails that transaction only.
+printf '%s\n' "SELECT set_config('request.jwt.claim.tenant', 'FR', false);" > "$TEST_DIR/bad.sql"
+out=$(PGPASSWORD=$de PGSSLMODE=disable timeout -k 5 60 "$PGBIN/pgbench" -h 127.0.0.1 -p "$MESH_PORT" -U analyst \
+      -n -M extended -f "$TEST_DIR/bad.sql" -c 1 -t 1 media_analytics 2>&1) || true
+assert_contains "$out" "is managed by pgmesh" "extended protocol refusal"
+
+# Benign look-alikes run.
+assert_eq "SET request.jwt.claim.tenant = 'FR'" "$(mesh_psql "$de" -c "SELECT 'SET request.jwt.claim.tenant = ''FR'''")" "string literal"
+assert_eq "DE" "$(mesh_psql "$de" -c "SHOW request.jwt.claim.tenant")" "SHOW"
+assert_eq "DE" "$(mesh_psql "$de" -c "SELECT current_setting('request.jwt.claim.tenant')")" "current_setting"
+assert_eq "marketing" "$(mesh_psql "$de" -c "SELECT set_config('search_path', 'marketing', false)")" "set_config of another setting"
+assert_eq "1" "$(mesh_psql "$de" -c "SELECT 1 AS set_config_log")" "column named set_config_log"
+
+# Startup options: refused before any server connection is used.
+out=$(PGOPTIONS="-c request.jwt.claim.tenant=FR" mesh_psql "$de" -c "SELECT 1" 2>&1) || true
+assert_contains "$out" "managed by pgmesh" "PGOPTIONS with a managed setting"
+wait_log "FATAL 42501" || fail "no FATAL 42501 in the log"
+assert_eq "1" "$(PGOPTIONS="-c search_path=marketing" mesh_psql "$de" -c "SELECT 1")" "PGOPTIONS with another setting"
+mesh_stop
