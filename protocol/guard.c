@@ -1,0 +1,771 @@
+/* Claim tampering guard: walks client SQL with the sqllex tokenizer and refuses statements that
+ * would change a setting pgmesh manages (SET/RESET, set_config, UPDATE pg_settings, role and
+ * database defaults, function SET clauses) and startup parameters that would do the same.
+ * It reads tokens only: string bodies (dollar-quoted function bodies, DO blocks) stay strings,
+ * and what they run is the hardening SQL's job. No I/O, no globals, no allocation. */
+#include "protocol/guard.h"
+
+#include <string.h>
+
+#include "protocol/sqllex.h"
+
+/* Decoded text of a name or string, cut at a fixed size. A cut text can still be recognized by
+ * its prefix (request.jwt.*) but never equals a shorter name; `bad` means it could not be decoded
+ * and must be treated as the worst case. */
+#define TEXT_MAX 128
+struct text {
+    char buf[TEXT_MAX];
+    size_t len;
+    bool truncated, bad;
+};
+
+static void text_put(struct text *t, char c)
+{
+    if (t->len < TEXT_MAX)
+        t->buf[t->len++] = c;
+    else
+        t->truncated = true;
+}
+
+static char lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Code point as UTF-8, the only server encoding pgmesh supports for U& escapes. */
+static void text_put_utf8(struct text *t, unsigned long cp)
+{
+    if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        t->bad = true; /* PostgreSQL rejects these; refusing costs nothing */
+    } else if (cp < 0x80) {
+        text_put(t, (char)cp);
+    } else if (cp < 0x800) {
+        text_put(t, (char)(0xC0 | (cp >> 6)));
+        text_put(t, (char)(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+        text_put(t, (char)(0xE0 | (cp >> 12)));
+        text_put(t, (char)(0x80 | ((cp >> 6) & 0x3F)));
+        text_put(t, (char)(0x80 | (cp & 0x3F)));
+    } else {
+        text_put(t, (char)(0xF0 | (cp >> 18)));
+        text_put(t, (char)(0x80 | ((cp >> 12) & 0x3F)));
+        text_put(t, (char)(0x80 | ((cp >> 6) & 0x3F)));
+        text_put(t, (char)(0x80 | (cp & 0x3F)));
+    }
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = lower(c);
+    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
+
+/* Reads exactly n hex digits at s[*i] (n = 0: one or two, as after E'\x'). */
+static bool read_hex(const char *s, size_t len, size_t *i, size_t n, unsigned long *out)
+{
+    size_t want = n ? n : 2, got = 0;
+    unsigned long v = 0;
+    while (got < want && *i < len && hex_value(s[*i]) >= 0) {
+        v = v * 16 + (unsigned long)hex_value(s[*i]);
+        (*i)++;
+        got++;
+    }
+    *out = v;
+    return n ? got == n : got > 0;
+}
+
+/* A U& escape (default escape character only) at s[*i], just past the backslash. */
+static void put_unicode_escape(struct text *t, const char *s, size_t len, size_t *i)
+{
+    unsigned long cp;
+    if (*i < len && s[*i] == '\\') {
+        text_put(t, '\\');
+        (*i)++;
+    } else if (*i < len && s[*i] == '+') {
+        (*i)++;
+        if (read_hex(s, len, i, 6, &cp))
+            text_put_utf8(t, cp);
+        else
+            t->bad = true;
+    } else if (read_hex(s, len, i, 4, &cp)) {
+        text_put_utf8(t, cp);
+    } else {
+        t->bad = true;
+    }
+}
+
+/* An E'' escape at s[*i], just past the backslash (PostgreSQL 4.1.2.2). */
+static void put_c_escape(struct text *t, const char *s, size_t len, size_t *i)
+{
+    static const char from[] = "bfnrt", to[] = "\b\f\n\r\t";
+    unsigned long v;
+    if (*i >= len) {
+        t->bad = true;
+        return;
+    }
+    char c = s[(*i)++];
+    const char *k = strchr(from, c);
+    if (c != '\0' && k) {
+        text_put(t, to[k - from]);
+    } else if (c >= '0' && c <= '7') {
+        v = (unsigned long)(c - '0');
+        for (int n = 1; n < 3 && *i < len && s[*i] >= '0' && s[*i] <= '7'; n++)
+            v = v * 8 + (unsigned long)(s[(*i)++] - '0');
+        if ((v & 0xFF) == 0)
+            t->bad = true;
+        else
+            text_put(t, (char)(v & 0xFF));
+    } else if (c == 'x') {
+        if (read_hex(s, len, i, 0, &v) && v != 0)
+            text_put(t, (char)v);
+        else
+            t->bad = true;
+    } else if (c == 'u' || c == 'U') {
+        if (read_hex(s, len, i, c == 'u' ? 4 : 8, &v))
+            text_put_utf8(t, v);
+        else
+            t->bad = true;
+    } else {
+        text_put(t, c);
+    }
+}
+
+enum string_form { FORM_PLAIN, FORM_ESCAPE, FORM_UNICODE };
+
+/* After a closing quote at s[*i - 1]: white space with a newline (and -- comments) then another
+ * quote continue the string. The lexer already checked the shape; we only skip to that quote.
+ * Returns false at the end of the token. */
+static bool skip_to_continuation(const char *s, size_t len, size_t *i)
+{
+    while (*i < len && s[*i] != '\'') {
+        if (s[*i] == '-' && *i + 1 < len && s[*i + 1] == '-')
+            while (*i < len && s[*i] != '\n' && s[*i] != '\r')
+                (*i)++;
+        else
+            (*i)++;
+    }
+    if (*i >= len)
+        return false;
+    (*i)++;
+    return true;
+}
+
+/* Decodes a STRING token: '...', E'...', N'...', U&'...' (default escape), $tag$...$tag$. Bit
+ * strings and anything unexpected come back bad. */
+static struct text decode_string(const struct sqltok *tok)
+{
+    struct text t = {.len = 0};
+    const char *s = tok->text;
+    size_t len = tok->len, i;
+    enum string_form form = FORM_PLAIN;
+
+    if (len >= 2 && s[0] == '$') {
+        const char *tag_end = memchr(s + 1, '$', len - 1);
+        size_t tag_len = tag_end ? (size_t)(tag_end - s) + 1 : len;
+        if (len < 2 * tag_len) {
+            t.bad = true;
+            return t;
+        }
+        for (i = tag_len; i < len - tag_len; i++)
+            text_put(&t, s[i]);
+        return t;
+    }
+    if (len >= 2 && s[0] == '\'') {
+        i = 1;
+    } else if (len >= 3 && s[1] == '\'' && (lower(s[0]) == 'e' || lower(s[0]) == 'n')) {
+        form = lower(s[0]) == 'e' ? FORM_ESCAPE : FORM_PLAIN;
+        i = 2;
+    } else if (len >= 4 && lower(s[0]) == 'u' && s[1] == '&' && s[2] == '\'') {
+        form = FORM_UNICODE;
+        i = 3;
+    } else {
+        t.bad = true;
+        return t;
+    }
+    while (i < len && !t.bad) {
+        char c = s[i++];
+        if (c == '\'') {
+            if (i < len && s[i] == '\'') {
+                text_put(&t, '\'');
+                i++;
+            } else if (!skip_to_continuation(s, len, &i)) {
+                return t;
+            }
+        } else if (c == '\\' && form == FORM_ESCAPE) {
+            put_c_escape(&t, s, len, &i);
+        } else if (c == '\\' && form == FORM_UNICODE) {
+            put_unicode_escape(&t, s, len, &i);
+        } else {
+            text_put(&t, c);
+        }
+    }
+    t.bad = true; /* ran off the end without a closing quote */
+    return t;
+}
+
+/* Appends one identifier: an unquoted WORD folded to lower case, a "quoted" one verbatim with ""
+ * undoubled, a U&"quoted" one with its default escapes decoded. */
+static void put_ident(struct text *t, const struct sqltok *tok)
+{
+    const char *s = tok->text;
+    size_t len = tok->len, i;
+    bool unicode = false;
+
+    if (tok->kind == SQLTOK_WORD) {
+        for (i = 0; i < len; i++)
+            text_put(t, lower(s[i]));
+        return;
+    }
+    if (len >= 2 && s[0] == '"') {
+        i = 1;
+    } else if (len >= 4 && lower(s[0]) == 'u' && s[1] == '&' && s[2] == '"') {
+        unicode = true;
+        i = 3;
+    } else {
+        t->bad = true;
+        return;
+    }
+    for (len--; i < len && !t->bad; i++) { /* len - 1: the closing quote */
+        if (s[i] == '"' && i + 1 < len && s[i + 1] == '"') {
+            text_put(t, '"');
+            i++;
+        } else if (s[i] == '\\' && unicode) {
+            i++;
+            put_unicode_escape(t, s, len, &i);
+            i--;
+        } else {
+            text_put(t, s[i]);
+        }
+    }
+}
+
+/* A token cursor: the lexer and its current token. Copying it is how we look ahead. */
+struct cur {
+    struct sqllex lx;
+    struct sqltok tok;
+};
+
+static void cur_next(struct cur *c)
+{
+    c->tok = sqllex_next(&c->lx);
+}
+
+/* End of the statement: ';', end of text, or the point where lexing stopped. */
+static bool cur_at_end(const struct cur *c)
+{
+    return c->tok.kind == SQLTOK_SEMI || c->tok.kind == SQLTOK_EOF ||
+           c->tok.kind == SQLTOK_UNTERMINATED;
+}
+
+static bool cur_is(const struct cur *c, const char *word)
+{
+    return sqltok_is(&c->tok, word);
+}
+
+static bool cur_punct(const struct cur *c, char ch)
+{
+    return c->tok.kind == SQLTOK_OP && c->tok.len == 1 && c->tok.text[0] == ch;
+}
+
+/* The word after the current token. */
+static bool next_is(const struct cur *c, const char *word)
+{
+    struct cur ahead = *c;
+    cur_next(&ahead);
+    return cur_is(&ahead, word);
+}
+
+static bool is_ident(const struct sqltok *tok)
+{
+    return tok->kind == SQLTOK_WORD || tok->kind == SQLTOK_QIDENT;
+}
+
+/* A dotted name (PostgreSQL's var_name: ColId ['.' ColId]...), normalized into *out and the
+ * cursor moved past it. False, cursor unmoved, when no identifier starts here. A U&"..." followed
+ * by UESCAPE uses an escape character we do not decode: bad. */
+static bool read_name(struct cur *c, struct text *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!is_ident(&c->tok))
+        return false;
+    for (;;) {
+        bool unicode = c->tok.kind == SQLTOK_QIDENT && c->tok.text[0] != '"';
+        put_ident(out, &c->tok);
+        cur_next(c);
+        if (unicode && cur_is(c, "uescape"))
+            out->bad = true;
+        struct cur ahead = *c;
+        cur_next(&ahead);
+        if (!cur_punct(c, '.') || !is_ident(&ahead.tok))
+            return true;
+        text_put(out, '.');
+        *c = ahead;
+    }
+}
+
+static bool text_equals(const struct text *t, const char *word)
+{
+    size_t n = strlen(word);
+    if (t->truncated || t->len != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (lower(t->buf[i]) != word[i])
+            return false;
+    return true;
+}
+
+static bool text_has_prefix(const struct text *t, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (t->len < n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (lower(t->buf[i]) != prefix[i])
+            return false;
+    return true;
+}
+
+/* The managed list, compared the way guc.c compares names (ASCII case-insensitive). */
+static bool text_is_managed(const struct text *t)
+{
+    static const char *const managed[] = {
+        "statement_timeout",     "work_mem",
+        "idle_in_transaction_session_timeout",
+        "role",                  "session_authorization",
+        "standard_conforming_strings",
+    };
+    if (t->bad || text_has_prefix(t, "request.jwt."))
+        return true;
+    for (size_t i = 0; i < sizeof managed / sizeof managed[0]; i++)
+        if (text_equals(t, managed[i]))
+            return true;
+    return false;
+}
+
+/* Client encodings whose multi-byte characters may hold the byte 0x5C: the server converts them
+ * before lexing, so a backslash our lexer sees inside E'...' may not exist for the server, and
+ * text we read as string could run as a statement. Names as PostgreSQL's encnames.c spells them
+ * after clean_encoding_name (letters and digits only, lower case). */
+static bool encoding_is_unsafe(const char *name, size_t len)
+{
+    static const char *const unsafe[] = {
+        "sjis",  "shiftjis", "mskanji", "win932", "windows932", "shiftjis2004", "big5",
+        "win950", "windows950", "gbk",  "win936", "windows936", "cp936",  "gb18030",
+        "uhc",   "win949",  "windows949", "johab",
+    };
+    struct text t = {.len = 0};
+    for (size_t i = 0; i < len; i++) {
+        char c = lower(name[i]);
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+            text_put(&t, c);
+    }
+    for (size_t i = 0; i < sizeof unsafe / sizeof unsafe[0]; i++)
+        if (text_equals(&t, unsafe[i]))
+            return true;
+    return false;
+}
+
+static void set_finding(struct guard_finding *f, const char *s, size_t len)
+{
+    if (len >= sizeof f->setting) {
+        memcpy(f->setting, s, sizeof f->setting - 4);
+        memcpy(f->setting + sizeof f->setting - 4, "...", 4);
+    } else {
+        memcpy(f->setting, s, len);
+        f->setting[len] = '\0';
+    }
+}
+
+static bool refuse(struct guard_finding *f, const char *what)
+{
+    set_finding(f, what, strlen(what));
+    return true;
+}
+
+/* Refuses a managed name, naming it (lower case, as guc.c would report it). */
+static bool refuse_name(struct guard_finding *f, const struct text *name)
+{
+    if (name->bad)
+        return refuse(f, "undecodable setting name");
+    char lc[TEXT_MAX];
+    for (size_t i = 0; i < name->len; i++)
+        lc[i] = lower(name->buf[i]);
+    set_finding(f, lc, name->truncated ? sizeof f->setting : name->len);
+    return true;
+}
+
+/* The value of SET client_encoding / SET NAMES: one word or string, or DEFAULT, or nothing (SET
+ * NAMES alone). Anything else we refuse rather than guess. */
+static bool client_encoding_value_refused(struct cur *c, struct guard_finding *f)
+{
+    if (cur_at_end(c) || cur_is(c, "default"))
+        return false;
+    struct text v = {.len = 0};
+    if (c->tok.kind == SQLTOK_STRING)
+        v = decode_string(&c->tok);
+    else if (c->tok.kind == SQLTOK_WORD || c->tok.kind == SQLTOK_QIDENT)
+        put_ident(&v, &c->tok);
+    else
+        v.bad = true;
+    cur_next(c);
+    if (v.bad || v.truncated || !cur_at_end(c) || encoding_is_unsafe(v.buf, v.len))
+        return refuse(f, "client_encoding");
+    return false;
+}
+
+/* After SET: [SESSION | LOCAL] then ROLE, SESSION AUTHORIZATION, NAMES or a dotted name. TIME
+ * ZONE, TRANSACTION, SCHEMA, XML OPTION and the like read as names that are not managed. */
+static bool set_refused(struct cur *c, struct guard_finding *f)
+{
+    while (cur_is(c, "session") || cur_is(c, "local")) {
+        if (cur_is(c, "session") && next_is(c, "authorization"))
+            return refuse(f, "session_authorization");
+        cur_next(c);
+    }
+    if (cur_is(c, "names")) {
+        cur_next(c);
+        return client_encoding_value_refused(c, f);
+    }
+    struct text name;
+    if (!read_name(c, &name))
+        return false; /* not a SET PostgreSQL accepts */
+    if (text_is_managed(&name))
+        return refuse_name(f, &name);
+    if (text_equals(&name, "client_encoding")) {
+        if (cur_is(c, "to") || cur_punct(c, '='))
+            cur_next(c);
+        return client_encoding_value_refused(c, f);
+    }
+    return false;
+}
+
+static bool reset_refused(struct cur *c, struct guard_finding *f)
+{
+    if (cur_is(c, "all"))
+        return refuse(f, "RESET ALL");
+    if (cur_is(c, "session") && next_is(c, "authorization"))
+        return refuse(f, "session_authorization");
+    struct text name;
+    if (read_name(c, &name) && text_is_managed(&name))
+        return refuse_name(f, &name);
+    return false;
+}
+
+/* ALTER ROLE | USER | DATABASE: any SET or RESET outside parentheses changes a default that
+ * applies to later sessions, whatever it names. */
+static bool alter_defaults_refused(struct cur *c, const char *what, struct guard_finding *f)
+{
+    int depth = 0;
+    for (; !cur_at_end(c); cur_next(c)) {
+        if (cur_punct(c, '('))
+            depth++;
+        else if (cur_punct(c, ')'))
+            depth--;
+        else if (depth == 0 && (cur_is(c, "set") || cur_is(c, "reset"))) {
+            char buf[GUARD_SETTING_MAX];
+            bool set = cur_is(c, "set");
+            size_t n = strlen(what);
+            memcpy(buf, what, n);
+            memcpy(buf + n, set ? " ... SET" : " ... RESET", set ? 9 : 11);
+            return refuse(f, buf);
+        }
+    }
+    return false;
+}
+
+/* CREATE FUNCTION / PROCEDURE and ALTER FUNCTION / PROCEDURE / ROUTINE: a SET clause sets the
+ * name while the routine runs, e.g. the tenant claim around a query. Parenthesized argument lists
+ * are skipped; a BEGIN ATOMIC body ends the clauses. */
+static bool routine_set_refused(struct cur *c, struct guard_finding *f)
+{
+    int depth = 0;
+    for (; !cur_at_end(c); cur_next(c)) {
+        if (cur_punct(c, '(')) {
+            depth++;
+        } else if (cur_punct(c, ')')) {
+            depth--;
+        } else if (depth == 0 && cur_is(c, "begin") && next_is(c, "atomic")) {
+            return false;
+        } else if (depth == 0 && cur_is(c, "set")) {
+            struct cur at_name = *c;
+            struct text name;
+            cur_next(&at_name);
+            if (!read_name(&at_name, &name))
+                continue;
+            if (text_is_managed(&name))
+                return refuse_name(f, &name);
+            if (text_equals(&name, "client_encoding"))
+                return refuse(f, "client_encoding");
+        }
+    }
+    return false;
+}
+
+/* What the leading words of a statement decide. The cursor is at its first token. */
+static bool lead_refused(struct cur *c, const struct guard_options *opt, struct guard_finding *f)
+{
+    if (cur_is(c, "set")) {
+        cur_next(c);
+        return set_refused(c, f);
+    }
+    if (cur_is(c, "reset")) {
+        cur_next(c);
+        return reset_refused(c, f);
+    }
+    if (cur_is(c, "discard")) {
+        return next_is(c, "all") && !(opt && opt->session_pooling) && refuse(f, "DISCARD ALL");
+    }
+    if (cur_is(c, "create")) {
+        cur_next(c);
+        if (cur_is(c, "or") && next_is(c, "replace")) {
+            cur_next(c);
+            cur_next(c);
+        }
+        return (cur_is(c, "function") || cur_is(c, "procedure")) && routine_set_refused(c, f);
+    }
+    if (!cur_is(c, "alter"))
+        return false;
+    cur_next(c);
+    if (cur_is(c, "role"))
+        return alter_defaults_refused(c, "ALTER ROLE", f);
+    if (cur_is(c, "user"))
+        return alter_defaults_refused(c, "ALTER USER", f);
+    if (cur_is(c, "database"))
+        return alter_defaults_refused(c, "ALTER DATABASE", f);
+    if (cur_is(c, "system")) /* superuser only, but never a client's business through pgmesh */
+        return alter_defaults_refused(c, "ALTER SYSTEM", f);
+    if (cur_is(c, "function") || cur_is(c, "procedure") || cur_is(c, "routine"))
+        return routine_set_refused(c, f);
+    return false;
+}
+
+/* A token that may name the function set_config: the word, or a quoted identifier that decodes
+ * to it (any case: refusing a call of "SET_CONFIG", which does not resolve, costs nothing), or a
+ * quoted identifier we cannot decode. */
+static bool names_set_config(const struct cur *c)
+{
+    if (cur_is(c, "set_config"))
+        return true;
+    if (c->tok.kind != SQLTOK_QIDENT)
+        return false;
+    struct cur ahead = *c;
+    struct text name;
+    return read_name(&ahead, &name) && (name.bad || text_equals(&name, "set_config"));
+}
+
+/* At a set_config token: a call is allowed only when its first argument is one string literal
+ * (followed by ',' or ')') naming a setting that is neither managed nor client_encoding. */
+static bool set_config_refused(const struct cur *at, struct guard_finding *f)
+{
+    struct cur c = *at;
+    struct text fname;
+    if (!read_name(&c, &fname))
+        return false;
+    if (cur_is(&c, "uescape")) { /* U&"..." UESCAPE '!' (: skip the clause to the call */
+        cur_next(&c);
+        cur_next(&c);
+    }
+    if (!cur_punct(&c, '('))
+        return false; /* a column or alias called set_config, not a call */
+    cur_next(&c);
+    if (c.tok.kind != SQLTOK_STRING)
+        return refuse(f, "set_config");
+    struct text name = decode_string(&c.tok);
+    cur_next(&c);
+    if (!cur_punct(&c, ',') && !cur_punct(&c, ')'))
+        return refuse(f, "set_config"); /* 'a' || 'b', 'x'::text, U&'' UESCAPE, ... */
+    if (name.bad)
+        return refuse(f, "set_config");
+    if (text_is_managed(&name) || (!name.truncated && guard_is_managed_setting(name.buf, name.len)))
+        return refuse_name(f, &name);
+    if (text_equals(&name, "client_encoding"))
+        return refuse(f, "client_encoding");
+    return false;
+}
+
+/* UPDATE [ONLY] [pg_catalog.]pg_settings: the view's rule calls set_config for every row. */
+static bool update_pg_settings_refused(const struct cur *at, struct guard_finding *f)
+{
+    struct cur c = *at;
+    struct text name;
+    cur_next(&c);
+    if (cur_is(&c, "only"))
+        cur_next(&c);
+    if (!read_name(&c, &name))
+        return false;
+    return (name.bad || text_equals(&name, "pg_settings") ||
+            text_equals(&name, "pg_catalog.pg_settings")) &&
+           refuse(f, "pg_settings");
+}
+
+/* One statement, cursor at its first token (not at its end). */
+static bool statement_refused(struct cur c, const struct guard_options *opt,
+                              struct guard_finding *f)
+{
+    struct cur lead = c;
+    if (lead_refused(&lead, opt, f))
+        return true;
+    for (; !cur_at_end(&c); cur_next(&c)) {
+        if (names_set_config(&c) && set_config_refused(&c, f))
+            return true;
+        if (cur_is(&c, "update") && update_pg_settings_refused(&c, f))
+            return true;
+    }
+    return false;
+}
+
+enum guard_verdict guard_check_sql(const char *sql, size_t len, const struct guard_options *opt,
+                                   struct guard_finding *out)
+{
+    struct cur c;
+    sqllex_init(&c.lx, sql, len);
+    cur_next(&c);
+    for (size_t index = 0;; index++) {
+        struct guard_finding f;
+        memset(&f, 0, sizeof f);
+        if (!cur_at_end(&c) && statement_refused(c, opt, &f)) {
+            f.statement_index = index;
+            if (out)
+                *out = f;
+            return GUARD_REFUSED;
+        }
+        while (!cur_at_end(&c))
+            cur_next(&c);
+        /* EOF, or lexing stopped: PostgreSQL parses the whole Query string before it runs any
+         * statement, so text that does not lex runs nothing; what came before was checked. */
+        if (c.tok.kind != SQLTOK_SEMI)
+            return GUARD_OK;
+        cur_next(&c);
+    }
+}
+
+bool guard_is_managed_setting(const char *name, size_t len)
+{
+    if (!name)
+        return false;
+    /* Raw, as set_config and startup packets pass names. */
+    struct text raw = {.len = 0};
+    for (size_t i = 0; i < len; i++)
+        text_put(&raw, name[i]);
+    if (text_is_managed(&raw))
+        return true;
+    /* As SQL spells it: quoted parts, U& escapes, folded case. Only when the whole text is one
+     * dotted name; otherwise the raw comparison above is the one that applies. */
+    struct cur c;
+    struct text sql_name;
+    sqllex_init(&c.lx, name, len);
+    cur_next(&c);
+    return read_name(&c, &sql_name) && text_is_managed(&sql_name);
+}
+
+/* A parameter name from a startup packet or an option: trimmed and with '-' read as '_', as
+ * ParseLongOption does; refused when managed. */
+static bool startup_name_allowed(const char *s, size_t len)
+{
+    size_t b = 0, e = len;
+    while (b < e && (s[b] == ' ' || s[b] == '\t'))
+        b++;
+    while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t'))
+        e--;
+    char buf[TEXT_MAX];
+    size_t n = 0;
+    for (size_t i = b; i < e && n < sizeof buf; i++)
+        buf[n++] = s[i] == '-' ? '_' : s[i];
+    return !guard_is_managed_setting(buf, n); /* a cut name keeps its request.jwt. prefix */
+}
+
+static bool text_equals_raw(const char *s, size_t len, const char *word)
+{
+    struct text t = {.len = 0};
+    for (size_t i = 0; i < len; i++)
+        text_put(&t, s[i]);
+    return text_equals(&t, word);
+}
+
+/* One NAME=VALUE from -c or --. */
+static bool startup_assignment_allowed(const char *s, size_t len)
+{
+    size_t eq = 0;
+    while (eq < len && s[eq] != '=')
+        eq++;
+    if (!startup_name_allowed(s, eq))
+        return false;
+    if (text_equals_raw(s, eq, "client_encoding"))
+        return eq >= len || !encoding_is_unsafe(s + eq + 1, len - eq - 1);
+    return true;
+}
+
+/* The next argument of a PGOPTIONS string, split as pg_split_opts does: white space separates,
+ * a backslash takes the next character literally. Cut at TEXT_MAX (the name comes first, so a
+ * cut argument keeps it). False at the end of the string. */
+static bool next_option_arg(const char **p, struct text *arg)
+{
+    const char *s = *p;
+    memset(arg, 0, sizeof *arg);
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' || *s == '\v')
+        s++;
+    if (*s == '\0') {
+        *p = s;
+        return false;
+    }
+    while (*s && !(*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' || *s == '\v')) {
+        if (*s == '\\' && s[1] != '\0')
+            s++;
+        text_put(arg, *s++);
+    }
+    *p = s;
+    return true;
+}
+
+/* Switches of postgres.c process_postgres_switches that take an argument. */
+static bool switch_takes_arg(char c)
+{
+    return c != '\0' && strchr("BcCDdfhkNprStvW-", c) != NULL;
+}
+
+static bool startup_options_allowed(const char *value)
+{
+    const char *p = value;
+    struct text arg, next;
+    while (next_option_arg(&p, &arg)) {
+        if (arg.len < 2 || arg.buf[0] != '-')
+            continue;
+        for (size_t j = 1; j < arg.len; j++) {
+            char sw = arg.buf[j];
+            if (!switch_takes_arg(sw))
+                continue; /* a flag; getopt reads the next letter of the same argument */
+            const char *optarg = arg.buf + j + 1;
+            size_t optlen = arg.len - j - 1;
+            if (optlen == 0) { /* "-c name=value" or "-- name=value": the next argument */
+                if (!next_option_arg(&p, &next))
+                    return true;
+                optarg = next.buf;
+                optlen = next.len;
+            }
+            if (sw == 'S') /* -S sets work_mem */
+                return false;
+            if ((sw == 'c' || sw == '-') && !startup_assignment_allowed(optarg, optlen))
+                return false;
+            break;
+        }
+    }
+    return true;
+}
+
+bool guard_check_startup_option(const char *name, const char *value)
+{
+    if (!name)
+        return true;
+    if (!value)
+        value = "";
+    size_t len = strlen(name);
+    if (!startup_name_allowed(name, len))
+        return false;
+    if (text_equals_raw(name, len, "client_encoding"))
+        return !encoding_is_unsafe(value, strlen(value));
+    if (text_equals_raw(name, len, "options"))
+        return startup_options_allowed(value);
+    return true;
+}
