@@ -1,9 +1,11 @@
 /* Claim checks on a verified payload (RFC 7519 section 4.1): exp required, nbf optional, both with
- * leeway; iss and aud when configured; tenant and role as short identifier-like strings. Every
- * comparison is written so that no int64 arithmetic can overflow. */
+ * leeway; iss and aud when configured; tenant and role as short strings matching tenant_pattern
+ * (or the built-in identifier shape). Every comparison is written so that no int64 arithmetic
+ * can overflow. */
 #include "auth/claims.h"
 
 #include <math.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -182,22 +184,48 @@ static enum jwt_status check_audience(const json_t *payload, const char *audienc
     return JWT_WRONG_AUDIENCE;
 }
 
+/* True when the whole of s (len bytes, no NUL inside) matches re. POSIX regexec finds the
+ * leftmost-longest match, so a match at 0 ending at len exists exactly when the whole string
+ * matches: an unanchored pattern cannot let extra characters through. */
+static bool pattern_ok(const regex_t *re, const char *s, size_t len)
+{
+    regmatch_t m[1];
+    return regexec(re, s, 1, m, 0) == 0 && m[0].rm_so == 0 && (size_t)m[0].rm_eo == len;
+}
+
 /* Copies a required identifier-like claim into out (JWT_CLAIM_MAX + 1 bytes). */
-static enum jwt_status get_name_claim(const json_t *payload, const char *name, char *out,
-                                      char *detail, size_t detail_len)
+static enum jwt_status get_name_claim(const json_t *payload, const char *name,
+                                      const struct jwt_policy *policy, char *out, char *detail,
+                                      size_t detail_len)
 {
     json_t *v = json_object_get(payload, name);
     if (v == NULL) {
         set_detail(detail, detail_len, "Claim \"%s\" is missing.", name);
         return JWT_MISSING_CLAIM;
     }
-    if (!json_is_string(v) || !claims_name_ok(json_string_value(v))) {
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    bool ok;
+    if (policy->tenant_pattern == NULL)
+        ok = s != NULL && claims_name_ok(s);
+    else
+        ok = s != NULL && len > 0 && len <= JWT_CLAIM_MAX && strlen(s) == len &&
+             pattern_ok(policy->tenant_pattern, s, len);
+    if (!ok && policy->tenant_pattern == NULL) {
         set_detail(detail, detail_len,
                    "Claim \"%s\" must be a string of 1 to %d letters, digits, '_', '.' or '-'.",
                    name, JWT_CLAIM_MAX);
         return JWT_BAD_CLAIM;
     }
-    snprintf(out, JWT_CLAIM_MAX + 1, "%s", json_string_value(v));
+    if (!ok) {
+        const char *src = policy->tenant_pattern_src ? policy->tenant_pattern_src : "";
+        set_detail(detail, detail_len,
+                   "Claim \"%s\" must be a string of 1 to %d bytes matching tenant_pattern "
+                   "%.100s%s.",
+                   name, JWT_CLAIM_MAX, src, strlen(src) > 100 ? "..." : "");
+        return JWT_BAD_CLAIM;
+    }
+    snprintf(out, JWT_CLAIM_MAX + 1, "%s", s);
     return JWT_OK;
 }
 
@@ -224,9 +252,9 @@ enum jwt_status claims_check(const json_t *payload, const struct jwt_policy *pol
     if (st == JWT_OK)
         st = check_audience(payload, policy->audience, detail, detail_len);
     if (st == JWT_OK)
-        st = get_name_claim(payload, tenant, id.tenant, detail, detail_len);
+        st = get_name_claim(payload, tenant, policy, id.tenant, detail, detail_len);
     if (st == JWT_OK)
-        st = get_name_claim(payload, role, id.role, detail, detail_len);
+        st = get_name_claim(payload, role, policy, id.role, detail, detail_len);
     if (st != JWT_OK)
         return st;
 

@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "auth/b64url.h"
 #include "auth/claims.h"
 
 struct alg_info {
@@ -24,19 +25,20 @@ struct alg_info {
     unsigned bit;
     jwt_alg_t libjwt_alg;
     enum key_type key;
-    const char *digest; /* for our own HMAC check */
+    enum key_curve curve; /* ES*: the one curve it is defined on (RFC 7518 section 3.4) */
+    const char *digest;   /* for our own HMAC check */
 };
 
 static const struct alg_info algs[] = {
-    {"HS256", JWT_ALLOW_HS256, JWT_ALG_HS256, KEY_HMAC, "SHA256"},
-    {"HS384", JWT_ALLOW_HS384, JWT_ALG_HS384, KEY_HMAC, "SHA384"},
-    {"HS512", JWT_ALLOW_HS512, JWT_ALG_HS512, KEY_HMAC, "SHA512"},
-    {"RS256", JWT_ALLOW_RS256, JWT_ALG_RS256, KEY_RSA, NULL},
-    {"RS384", JWT_ALLOW_RS384, JWT_ALG_RS384, KEY_RSA, NULL},
-    {"RS512", JWT_ALLOW_RS512, JWT_ALG_RS512, KEY_RSA, NULL},
-    {"ES256", JWT_ALLOW_ES256, JWT_ALG_ES256, KEY_EC, NULL},
-    {"ES384", JWT_ALLOW_ES384, JWT_ALG_ES384, KEY_EC, NULL},
-    {"ES512", JWT_ALLOW_ES512, JWT_ALG_ES512, KEY_EC, NULL},
+    {"HS256", JWT_ALLOW_HS256, JWT_ALG_HS256, KEY_HMAC, KEY_CURVE_NONE, "SHA256"},
+    {"HS384", JWT_ALLOW_HS384, JWT_ALG_HS384, KEY_HMAC, KEY_CURVE_NONE, "SHA384"},
+    {"HS512", JWT_ALLOW_HS512, JWT_ALG_HS512, KEY_HMAC, KEY_CURVE_NONE, "SHA512"},
+    {"RS256", JWT_ALLOW_RS256, JWT_ALG_RS256, KEY_RSA, KEY_CURVE_NONE, NULL},
+    {"RS384", JWT_ALLOW_RS384, JWT_ALG_RS384, KEY_RSA, KEY_CURVE_NONE, NULL},
+    {"RS512", JWT_ALLOW_RS512, JWT_ALG_RS512, KEY_RSA, KEY_CURVE_NONE, NULL},
+    {"ES256", JWT_ALLOW_ES256, JWT_ALG_ES256, KEY_EC, KEY_CURVE_P256, NULL},
+    {"ES384", JWT_ALLOW_ES384, JWT_ALG_ES384, KEY_EC, KEY_CURVE_P384, NULL},
+    {"ES512", JWT_ALLOW_ES512, JWT_ALG_ES512, KEY_EC, KEY_CURVE_P521, NULL},
 };
 #define N_ALGS (sizeof(algs) / sizeof(algs[0]))
 
@@ -68,6 +70,16 @@ unsigned jwt_algs_for_key(enum key_type type)
     for (size_t i = 0; i < N_ALGS; i++)
         if (algs[i].key == type)
             mask |= algs[i].bit;
+    return mask;
+}
+
+unsigned jwt_algs_for_keys(const struct jwt_keys *keys)
+{
+    if (keys->set == NULL)
+        return jwt_algs_for_key(keys->type);
+    unsigned mask = 0;
+    for (size_t i = 0; i < keys->nset; i++)
+        mask |= jwt_algs_for_key(keys->set[i].type);
     return mask;
 }
 
@@ -105,49 +117,6 @@ bool jwt_parse_algorithms(const char *list, unsigned *mask, char *err, size_t er
         p += n + 1;
     }
     *mask = out;
-    return true;
-}
-
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-/* Strict unpadded base64url (RFC 7515 section 2): alphabet only, no '=', no length of 1 mod 4,
- * unused trailing bits zero, so each byte string has exactly one accepted encoding. out needs
- * len * 3 / 4 + 1 bytes. */
-static bool b64url_decode(const char *in, size_t len, unsigned char *out, size_t *out_len)
-{
-    if (len % 4 == 1)
-        return false;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64url_value((unsigned char)in[i]);
-        if (v < 0)
-            return false;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0)
-        return false;
-    *out_len = n;
     return true;
 }
 
@@ -211,7 +180,7 @@ static enum jwt_status check_alg(const json_t *header, const struct jwt_keys *ke
         return JWT_MALFORMED;
     }
     const char *name = json_string_value(alg);
-    unsigned usable = alg_mask & jwt_algs_for_key(keys->type);
+    unsigned usable = alg_mask & jwt_algs_for_keys(keys);
     char allowed[96];
     format_mask(usable, allowed, sizeof(allowed));
     if (strcmp(name, "none") == 0) {
@@ -232,8 +201,71 @@ static enum jwt_status check_alg(const json_t *header, const struct jwt_keys *ke
     return JWT_OK;
 }
 
+static const char *curve_name(enum key_curve curve)
+{
+    switch (curve) {
+    case KEY_CURVE_P256:
+        return "P-256";
+    case KEY_CURVE_P384:
+        return "P-384";
+    case KEY_CURVE_P521:
+        return "P-521";
+    case KEY_CURVE_NONE:
+        break;
+    }
+    return "another curve";
+}
+
+/* The key the header's kid selects, checked against the token's alg: kty family, EC curve, and
+ * for a JWK its use and alg. Runs after check_alg, before any signature work. */
+static enum jwt_status select_key(const json_t *header, const struct jwt_keys *keys,
+                                  const struct alg_info *a, const struct jwt_key **out,
+                                  struct jwt_key *tmp, char *detail, size_t detail_len)
+{
+    json_t *kid_v = json_object_get(header, "kid");
+    if (kid_v != NULL && !json_is_string(kid_v)) {
+        set_text(detail, detail_len, "The token's \"kid\" header is not a string.");
+        return JWT_MALFORMED;
+    }
+    const char *kid = json_string_value(kid_v);
+    const struct jwt_key *k = keys_find(keys, kid, tmp);
+    if (k == NULL) {
+        if (kid == NULL)
+            set_text(detail, detail_len, "The token's header has no \"kid\"; the key set has %zu "
+                                         "keys.", keys->nset);
+        else if (printable_short(kid))
+            set_text(detail, detail_len, "No key in the key set has kid \"%s\".", kid);
+        else
+            set_text(detail, detail_len, "No key in the key set has the token's kid.");
+        return JWT_UNKNOWN_KEY;
+    }
+    const char *name = k->kid != NULL ? k->kid : "(no kid)";
+    if (k->use != NULL && strcmp(k->use, "sig") != 0) {
+        set_text(detail, detail_len, "Key \"%s\" is published for use \"%s\", not signatures.",
+                 name, k->use);
+        return JWT_UNKNOWN_KEY;
+    }
+    if (k->type != a->key) {
+        set_text(detail, detail_len, "The token's alg %s does not fit key \"%s\" (%s).", a->name,
+                 name, k->type == KEY_RSA ? "RSA" : k->type == KEY_EC ? "EC" : "HMAC");
+        return JWT_ALG_NOT_ALLOWED;
+    }
+    if (a->curve != KEY_CURVE_NONE && k->curve != a->curve) {
+        set_text(detail, detail_len, "The token's alg %s needs a %s key; key \"%s\" is %s.",
+                 a->name, curve_name(a->curve), name, curve_name(k->curve));
+        return JWT_ALG_NOT_ALLOWED;
+    }
+    if (k->alg != NULL && strcmp(k->alg, a->name) != 0) {
+        set_text(detail, detail_len, "The token's alg is %s; key \"%s\" is for %s only.",
+                 a->name, name, k->alg);
+        return JWT_ALG_NOT_ALLOWED;
+    }
+    *out = k;
+    return JWT_OK;
+}
+
 /* Our own constant-time HMAC check over "header.payload"; libjwt compares with strcmp. */
-static bool hmac_ok(const struct alg_info *a, const struct jwt_keys *keys, const char *token,
+static bool hmac_ok(const struct alg_info *a, const struct jwt_key *keys, const char *token,
                     size_t signed_len, const unsigned char *sig, size_t sig_len)
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
@@ -250,7 +282,7 @@ static bool hmac_ok(const struct alg_info *a, const struct jwt_keys *keys, const
 }
 
 /* Signature: our HMAC check first (when HS*), then libjwt, which must agree on the alg. */
-static bool signature_ok(const struct alg_info *a, const struct jwt_keys *keys,
+static bool signature_ok(const struct alg_info *a, const struct jwt_key *keys,
                          const char *token, size_t len, size_t signed_len, unsigned char *scratch)
 {
     const char *sig_b64 = token + signed_len + 1;
@@ -270,6 +302,28 @@ static bool signature_ok(const struct alg_info *a, const struct jwt_keys *keys,
     jwt_free(jwt);
     free(copy);
     return ok;
+}
+
+/* The verified payload as compact JSON for SET request.jwt.claims; bounded so a token cannot
+ * make the proxy send an arbitrarily long statement. */
+static enum jwt_status dump_claims(const json_t *payload, char **out, char *detail,
+                                   size_t detail_len)
+{
+    char *json = json_dumps(payload, JSON_COMPACT);
+    if (json == NULL) {
+        set_text(detail, detail_len, "The token's claims could not be encoded as JSON.");
+        return JWT_MALFORMED;
+    }
+    size_t n = strlen(json);
+    if (n > JWT_CLAIMS_JSON_MAX) {
+        set_text(detail, detail_len, "The token's claims are %zu bytes as JSON; at most %d are "
+                                     "accepted.",
+                 n, JWT_CLAIMS_JSON_MAX);
+        free(json);
+        return JWT_TOO_LARGE;
+    }
+    *out = json;
+    return JWT_OK;
 }
 
 enum jwt_status jwt_verify(const struct jwt_keys *keys, const struct jwt_policy *policy,
@@ -297,6 +351,9 @@ enum jwt_status jwt_verify(const struct jwt_keys *keys, const struct jwt_policy 
     enum jwt_status st;
     json_t *header = NULL, *payload = NULL;
     const struct alg_info *alg = NULL;
+    const struct jwt_key *key = NULL;
+    struct jwt_key tmp;
+    struct jwt_identity id;
     unsigned char *scratch = malloc(len / 4 * 3 + 3);
     if (scratch == NULL) {
         /* No status means "internal error"; refusing as unverifiable is the safe side. */
@@ -310,6 +367,8 @@ enum jwt_status jwt_verify(const struct jwt_keys *keys, const struct jwt_policy 
         goto done;
     }
     st = check_alg(header, keys, policy->alg_mask, &alg, detail, detail_len);
+    if (st == JWT_OK)
+        st = select_key(header, keys, alg, &key, &tmp, detail, detail_len);
     if (st != JWT_OK)
         goto done;
     payload = decode_json_part(dot1 + 1, signed_len - header_len - 1, scratch);
@@ -318,19 +377,41 @@ enum jwt_status jwt_verify(const struct jwt_keys *keys, const struct jwt_policy 
         st = JWT_MALFORMED;
         goto done;
     }
-    if (!signature_ok(alg, keys, token, len, signed_len, scratch)) {
+    if (!signature_ok(alg, key, token, len, signed_len, scratch)) {
         set_text(detail, detail_len, "The token's %s signature does not verify with the "
                                      "configured key.",
                  alg->name);
         st = JWT_BAD_SIGNATURE;
         goto done;
     }
-    st = claims_check(payload, policy, now, out, detail, detail_len);
+    st = claims_check(payload, policy, now, &id, detail, detail_len);
+    if (st == JWT_OK && policy->claims_json)
+        st = dump_claims(payload, &id.claims_json, detail, detail_len);
+    if (st == JWT_OK)
+        *out = id;
 done:
     json_decref(header);
     json_decref(payload);
     free(scratch);
     return st;
+}
+
+void jwt_identity_clear(struct jwt_identity *id)
+{
+    if (id == NULL)
+        return;
+    free(id->claims_json);
+    memset(id, 0, sizeof(*id));
+}
+
+bool jwt_identity_copy(struct jwt_identity *dst, const struct jwt_identity *src)
+{
+    char *json = NULL;
+    if (src->claims_json != NULL && (json = strdup(src->claims_json)) == NULL)
+        return false;
+    *dst = *src;
+    dst->claims_json = json;
+    return true;
 }
 
 const char *jwt_status_message(enum jwt_status status)
@@ -358,6 +439,8 @@ const char *jwt_status_message(enum jwt_status status)
         return "token is missing a required claim";
     case JWT_BAD_CLAIM:
         return "token claim is invalid";
+    case JWT_UNKNOWN_KEY:
+        return "token key id not recognized";
     }
     return "token is invalid";
 }

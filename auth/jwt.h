@@ -7,11 +7,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <regex.h>
 
 #include "auth/keys.h"
 
 #define JWT_MAX_TOKEN_LEN 16384
 #define JWT_CLAIM_MAX 64
+#define JWT_CLAIMS_JSON_MAX 8192 /* bytes of compact JSON, without the NUL */
 
 /* Algorithm bits for the allow-list. "none" has no bit: it can never be allowed. Named JWT_ALLOW_*
  * because libjwt's <jwt.h> already owns the JWT_ALG_* names (jwt_alg_t); both headers meet in
@@ -36,6 +38,8 @@ bool jwt_parse_algorithms(const char *list, unsigned *mask, char *err, size_t er
 /* The allow-list bits usable with a key of this type (HS* for HMAC, RS* for RSA, ES* for EC).
  * Config validation should refuse an alg_mask with no bit in common with it. */
 unsigned jwt_algs_for_key(enum key_type type);
+/* The same for a loaded key set: for a JWKS, the union over its keys' types. */
+unsigned jwt_algs_for_keys(const struct jwt_keys *keys);
 
 struct jwt_policy {
     unsigned alg_mask;
@@ -44,6 +48,12 @@ struct jwt_policy {
     int64_t leeway_s;
     const char *tenant_claim; /* claim names, e.g. "tenant", "role"; NULL or "": those two */
     const char *role_claim;
+    /* Both the tenant and the role claim must match this whole (REG_EXTENDED, compiled once by
+     * the caller, e.g. at config load; the 64-byte bound applies regardless). NULL: the built-in
+     * check, equivalent to ^[A-Za-z0-9_.-]{1,64}$. tenant_pattern_src is its text for details. */
+    const regex_t *tenant_pattern;
+    const char *tenant_pattern_src;
+    bool claims_json; /* hand back the payload as JSON in jwt_identity.claims_json */
 };
 
 enum jwt_status {
@@ -57,7 +67,8 @@ enum jwt_status {
     JWT_WRONG_ISSUER,
     JWT_WRONG_AUDIENCE,
     JWT_MISSING_CLAIM,     /* exp, tenant or role absent */
-    JWT_BAD_CLAIM,         /* tenant or role not a string of 1..64 sane characters */
+    JWT_BAD_CLAIM,         /* tenant or role not a string of 1..64 bytes matching the pattern */
+    JWT_UNKNOWN_KEY,       /* JWKS: kid unknown, missing with several keys, or key not for "sig" */
 };
 
 struct jwt_identity {
@@ -65,9 +76,21 @@ struct jwt_identity {
     char role[JWT_CLAIM_MAX + 1];
     char sub[JWT_CLAIM_MAX + 1];  /* "" when absent or too long; for logs only */
     int64_t exp;
+    /* The payload as compact JSON (at most JWT_CLAIMS_JSON_MAX bytes), malloc'd, when the policy
+     * asked for it; else NULL. The holder frees it with jwt_identity_clear: a struct holding one
+     * must not be copied with '=' (use jwt_identity_copy). */
+    char *claims_json;
 };
 
-/* Verifies token[0..len) at time now (Unix seconds). On JWT_OK fills *out. On any other status,
+/* Frees claims_json and zeroes *id; accepts NULL. */
+void jwt_identity_clear(struct jwt_identity *id);
+/* *dst = *src with its own claims_json copy; false (dst untouched) when out of memory. */
+bool jwt_identity_copy(struct jwt_identity *dst, const struct jwt_identity *src)
+    __attribute__((warn_unused_result));
+
+/* Verifies token[0..len) at time now (Unix seconds). On JWT_OK fills *out, overwriting it without
+ * freeing (clear a used one first). With a JWKS the header's kid picks the key (required when the
+ * set has several) and the key's kty, curve, use and alg must fit the token. On any other status,
  * writes a one-sentence detail for the client (e.g. "The token expired at 2026-11-27 10:00:00 UTC
  * (leeway 30 s).") into detail; never the token itself. */
 enum jwt_status jwt_verify(const struct jwt_keys *keys, const struct jwt_policy *policy,

@@ -1,6 +1,7 @@
-/* Verification keys: reads an HMAC secret file or a PEM public key file into an immutable key set.
- * PEM input is parsed with OpenSSL and re-encoded as one canonical SubjectPublicKeyInfo block, so
- * what libjwt later sees is exactly the public key we checked. No sockets, no logging. */
+/* Verification keys: reads an HMAC secret file or a PEM public key file into an immutable key set
+ * (a JWKS file is parsed by jwks.c). PEM input is parsed with OpenSSL and re-encoded as one
+ * canonical SubjectPublicKeyInfo block, so what libjwt later sees is exactly the public key we
+ * checked. No sockets, no logging. */
 #include "auth/keys.h"
 
 #include <errno.h>
@@ -13,7 +14,10 @@
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/pem.h>
+
+#include "auth/jwks.h"
 
 #define KEYS_MIN_SECRET_LEN 32
 #define KEYS_MAX_FILE_LEN (1024 * 1024)
@@ -123,8 +127,7 @@ done:
     return keys;
 }
 
-/* The key re-encoded as one SubjectPublicKeyInfo PEM block, NUL-terminated. */
-static bool encode_pubkey(EVP_PKEY *pkey, unsigned char **out, size_t *out_len)
+bool keys_encode_pubkey(const EVP_PKEY *pkey, unsigned char **out, size_t *out_len)
 {
     BIO *bio = BIO_new(BIO_s_mem());
     if (bio == NULL)
@@ -196,19 +199,24 @@ static struct jwt_keys *load_pem(const char *path, char *err, size_t errlen)
         break;
     case EVP_PKEY_EC:
         type = KEY_EC;
+        if (keys_curve_of(pkey) == KEY_CURVE_NONE) {
+            set_err(err, errlen, "EC key in \"%s\" is not on P-256, P-384 or P-521", path);
+            goto done;
+        }
         break;
     default:
         set_err(err, errlen, "key in \"%s\" is neither RSA nor EC", path);
         goto done;
     }
     keys = calloc(1, sizeof(*keys));
-    if (keys == NULL || !encode_pubkey(pkey, &keys->material, &keys->material_len)) {
+    if (keys == NULL || !keys_encode_pubkey(pkey, &keys->material, &keys->material_len)) {
         free(keys);
         keys = NULL;
         set_err(err, errlen, "cannot re-encode the key in \"%s\"", path);
         goto done;
     }
     keys->type = type;
+    keys->curve = keys_curve_of(pkey);
 done:
     BIO_free(bio);
     EVP_PKEY_free(pkey);
@@ -216,26 +224,96 @@ done:
     return keys;
 }
 
+enum key_curve keys_curve_of(const EVP_PKEY *pkey)
+{
+    char group[64];
+    size_t len = 0;
+    if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC ||
+        EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                       &len) != 1)
+        return KEY_CURVE_NONE;
+    if (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0)
+        return KEY_CURVE_P256;
+    if (strcmp(group, "secp384r1") == 0 || strcmp(group, "P-384") == 0)
+        return KEY_CURVE_P384;
+    if (strcmp(group, "secp521r1") == 0 || strcmp(group, "P-521") == 0)
+        return KEY_CURVE_P521;
+    return KEY_CURVE_NONE;
+}
+
+static bool nonempty(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
+
+struct jwt_keys *keys_load_config(const struct keys_source *src, char *err, size_t errlen)
+{
+    int n = nonempty(src->secret_file) + nonempty(src->public_key_file) + nonempty(src->jwks_file);
+    if (n != 1) {
+        set_err(err, errlen,
+                "exactly one of secret_file, public_key_file and jwks_file must be set");
+        return NULL;
+    }
+    if (nonempty(src->secret_file))
+        return load_secret(src->secret_file, err, errlen);
+    if (nonempty(src->public_key_file))
+        return load_pem(src->public_key_file, err, errlen);
+    return jwks_load(src->jwks_file, err, errlen);
+}
+
 struct jwt_keys *keys_load(const char *secret_file, const char *public_key_file, char *err,
                            size_t errlen)
 {
-    bool have_secret = secret_file != NULL && secret_file[0] != '\0';
-    bool have_pem = public_key_file != NULL && public_key_file[0] != '\0';
+    bool have_secret = nonempty(secret_file), have_pem = nonempty(public_key_file);
     if (have_secret == have_pem) {
         set_err(err, errlen, "exactly one of secret_file and public_key_file must be set");
         return NULL;
     }
-    return have_secret ? load_secret(secret_file, err, errlen)
-                       : load_pem(public_key_file, err, errlen);
+    struct keys_source src = {secret_file, public_key_file, NULL};
+    return keys_load_config(&src, err, errlen);
+}
+
+const struct jwt_key *keys_find(const struct jwt_keys *keys, const char *kid,
+                                struct jwt_key *tmp)
+{
+    if (keys->set == NULL) {
+        *tmp = (struct jwt_key){.type = keys->type,
+                                .curve = keys->curve,
+                                .material = keys->material,
+                                .material_len = keys->material_len};
+        return tmp;
+    }
+    if (kid == NULL)
+        return keys->nset == 1 ? &keys->set[0] : NULL;
+    for (size_t i = 0; i < keys->nset; i++) {
+        const struct jwt_key *k = &keys->set[i];
+        /* A lone key without a kid takes any kid: the issuer names keys we were not told of. */
+        if (k->kid == NULL ? keys->nset == 1 : strcmp(k->kid, kid) == 0)
+            return k;
+    }
+    return NULL;
+}
+
+static void wipe_free(unsigned char *p, size_t len)
+{
+    if (p != NULL) {
+        OPENSSL_cleanse(p, len);
+        free(p);
+    }
 }
 
 void keys_free(struct jwt_keys *keys)
 {
     if (keys == NULL)
         return;
-    if (keys->material != NULL) {
-        OPENSSL_cleanse(keys->material, keys->material_len);
-        free(keys->material);
+    wipe_free(keys->material, keys->material_len);
+    for (size_t i = 0; i < keys->nset; i++) {
+        struct jwt_key *k = &keys->set[i];
+        free(k->material);
+        free(k->kid);
+        free(k->use);
+        free(k->alg);
     }
+    free(keys->set);
     free(keys);
 }

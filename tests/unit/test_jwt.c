@@ -584,7 +584,8 @@ static void test_status_messages(void **state)
     assert_string_equal(jwt_status_message(JWT_ALG_NOT_ALLOWED), "token algorithm not allowed");
     assert_string_equal(jwt_status_message(JWT_MISSING_CLAIM),
                         "token is missing a required claim");
-    for (int s = JWT_MALFORMED; s <= JWT_BAD_CLAIM; s++) {
+    assert_string_equal(jwt_status_message(JWT_UNKNOWN_KEY), "token key id not recognized");
+    for (int s = JWT_MALFORMED; s <= JWT_UNKNOWN_KEY; s++) {
         const char *m = jwt_status_message((enum jwt_status)s);
         assert_true(strncmp(m, "token ", 6) == 0);
         assert_int_not_equal(m[strlen(m) - 1], '.');
