@@ -1,6 +1,7 @@
 /* pgmesh-token: mints a JWT for pgmesh clients with libjwt, from an HMAC secret file or a PEM
- * private key. Also makes deliberately bad tokens for tests (--alg none, --omit exp, ...). It
- * verifies nothing and prints only the token; errors go to stderr with exit status 2. */
+ * private key. Also makes deliberately bad tokens for tests (--alg none, --omit exp, ...) and,
+ * with --jwks-out, the public JWKS a private key's tokens verify with. It verifies nothing and
+ * prints only the token; errors go to stderr with exit status 2. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -19,6 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "auth/jwks.h"
 #include "auth/keys.h"
 
 #define MAX_LIST 32
@@ -41,7 +43,10 @@ static const char usage[] =
     "  --iss S              iss claim\n"
     "  --aud S              aud claim\n"
     "  --sub S              sub claim\n"
-    "  --kid K              kid header\n"
+    "  --kid K              kid header (and the JWK's kid with --jwks-out)\n"
+    "  --jwks-out FILE      also write the public JWKS of --private-key to FILE; an existing\n"
+    "                       JWKS there gets this key added (its kid must be new). The JWK\n"
+    "                       carries \"use\":\"sig\", and \"alg\" only when --alg is given\n"
     "  --claim NAME=VALUE   extra string claim (repeatable)\n"
     "  --claim-json NAME=JSON  extra claim with a raw JSON value, e.g. tenant=42 (repeatable)\n"
     "  --omit NAME          drop a claim (tenant, role, exp, iat, ...) (repeatable)\n"
@@ -50,7 +55,7 @@ static const char usage[] =
 
 struct options {
     const char *secret_file, *private_key, *alg;
-    const char *tenant, *role, *iss, *aud, *sub, *kid;
+    const char *tenant, *role, *iss, *aud, *sub, *kid, *jwks_out;
     long long ttl, exp, nbf;
     bool have_exp, have_nbf;
     const char *claims[MAX_LIST], *claims_json[MAX_LIST], *omit[MAX_LIST];
@@ -92,7 +97,7 @@ static void push(const char **list, int *n, const char *opt, const char *value)
 static void parse_options(int argc, char **argv, struct options *o)
 {
     enum { O_SECRET = 256, O_PRIV, O_ALG, O_TENANT, O_ROLE, O_TTL, O_EXP, O_NBF, O_ISS,
-           O_AUD, O_SUB, O_KID, O_CLAIM, O_CLAIM_JSON, O_OMIT, O_HELP };
+           O_AUD, O_SUB, O_KID, O_CLAIM, O_CLAIM_JSON, O_OMIT, O_JWKS_OUT, O_HELP };
     static const struct option longopts[] = {
         {"secret-file", required_argument, NULL, O_SECRET},
         {"private-key", required_argument, NULL, O_PRIV},
@@ -109,6 +114,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"claim", required_argument, NULL, O_CLAIM},
         {"claim-json", required_argument, NULL, O_CLAIM_JSON},
         {"omit", required_argument, NULL, O_OMIT},
+        {"jwks-out", required_argument, NULL, O_JWKS_OUT},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -133,6 +139,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         case O_CLAIM: push(o->claims, &o->n_claims, "--claim", optarg); break;
         case O_CLAIM_JSON: push(o->claims_json, &o->n_claims_json, "--claim-json", optarg); break;
         case O_OMIT: push(o->omit, &o->n_omit, "--omit", optarg); break;
+        case O_JWKS_OUT: o->jwks_out = optarg; break;
         case O_HELP: fputs(usage, stdout); exit(0);
         default:
             if (optopt != 0)
@@ -145,6 +152,8 @@ static void parse_options(int argc, char **argv, struct options *o)
         die("unexpected argument \"%s\" (see --help)", argv[optind]);
     if (o->secret_file != NULL && o->private_key != NULL)
         die("give --secret-file or --private-key, not both");
+    if (o->jwks_out != NULL && o->private_key == NULL)
+        die("--jwks-out needs --private-key (a JWKS never holds shared secrets)");
 }
 
 /* Reads the key and settles the algorithm; *key is malloc'd (NULL for alg none). */
@@ -264,6 +273,56 @@ static void add_claims(jwt_t *jwt, const struct options *o)
         jwt_del_grants(jwt, o->omit[i]);
 }
 
+/* Adds the public JWK of the --private-key to the JWKS at o->jwks_out (created when absent). */
+static void write_jwks(const struct options *o)
+{
+    char err[512];
+    unsigned char *pem;
+    size_t pem_len;
+    if (!keys_read_secret(o->private_key, &pem, &pem_len, err, sizeof(err)))
+        die("%s", err);
+    BIO *bio = BIO_new_mem_buf(pem, (int)pem_len);
+    EVP_PKEY *pkey = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    OPENSSL_cleanse(pem, pem_len);
+    free(pem);
+    if (pkey == NULL)
+        die("\"%s\" holds no PEM private key (unencrypted)", o->private_key);
+    const char *alg = o->alg != NULL && strcmp(o->alg, "none") != 0 ? o->alg : NULL;
+    json_t *jwk = jwks_public_jwk(pkey, o->kid, alg, err, sizeof(err));
+    EVP_PKEY_free(pkey);
+    if (jwk == NULL)
+        die("--jwks-out: %s", err);
+
+    json_t *root;
+    FILE *f = fopen(o->jwks_out, "r");
+    if (f != NULL) {
+        json_error_t jerr;
+        root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+        fclose(f);
+        if (root == NULL || !json_is_array(json_object_get(root, "keys")))
+            die("--jwks-out: \"%s\" exists and is not a JWKS", o->jwks_out);
+    } else if (errno == ENOENT) {
+        root = json_pack("{s[]}", "keys");
+    } else {
+        die("--jwks-out: cannot open \"%s\": %s", o->jwks_out, strerror(errno));
+    }
+    json_t *list = json_object_get(root, "keys");
+    size_t i;
+    json_t *old;
+    json_array_foreach(list, i, old)
+    {
+        const char *old_kid = json_string_value(json_object_get(old, "kid"));
+        if (o->kid == NULL || old_kid == NULL || strcmp(old_kid, o->kid) == 0)
+            die("--jwks-out: \"%s\" already has a key %s; give each key a distinct --kid",
+                o->jwks_out, old_kid != NULL ? "with this kid" : "without a kid");
+    }
+    if (json_array_append_new(list, jwk) != 0 ||
+        json_dump_file(root, o->jwks_out, JSON_INDENT(2)) != 0)
+        die("--jwks-out: cannot write \"%s\"", o->jwks_out);
+    json_decref(root);
+}
+
 int main(int argc, char **argv)
 {
     struct options o;
@@ -271,6 +330,8 @@ int main(int argc, char **argv)
     unsigned char *key;
     size_t key_len;
     jwt_alg_t alg = load_key(&o, &key, &key_len);
+    if (o.jwks_out != NULL)
+        write_jwks(&o);
     if (key_len > INT_MAX)
         die("key too large");
 
