@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <regex.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -475,6 +476,94 @@ static void test_custom_claim_names(void **state)
     free(tok);
 }
 
+static void test_tenant_pattern(void **state)
+{
+    regex_t re;
+    assert_int_equal(regcomp(&re, "^[A-Z]{2}$", REG_EXTENDED), 0);
+    fx.policy.tenant_pattern = &re;
+    fx.policy.tenant_pattern_src = "^[A-Z]{2}$";
+    static const struct {
+        const char *tenant, *role;
+        enum jwt_status want;
+    } cases[] = {
+        {"\"DE\"", "\"RA\"", JWT_OK},      {"\"de\"", "\"RA\"", JWT_BAD_CLAIM},
+        {"\"DEU\"", "\"RA\"", JWT_BAD_CLAIM}, {"\"D\"", "\"RA\"", JWT_BAD_CLAIM},
+        {"42", "\"RA\"", JWT_BAD_CLAIM},     {"[\"DE\"]", "\"RA\"", JWT_BAD_CLAIM},
+        {"\"DE\"", "\"analyst\"", JWT_BAD_CLAIM}, /* the role claim is held to it too */
+    };
+    char buf[200];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(buf, sizeof(buf), "{\"exp\":1900000000,\"tenant\":%s,\"role\":%s}",
+                 cases[i].tenant, cases[i].role);
+        char *tok = mint("HS256", buf);
+        struct jwt_identity id;
+        assert_int_equal(verify_with(fx.hmac, tok, &id), cases[i].want);
+        if (cases[i].want == JWT_OK)
+            assert_string_equal(id.tenant, "DE");
+        free(tok);
+    }
+    char *tok = mint("HS256", "{\"exp\":1900000000,\"tenant\":\"DEU\",\"role\":\"RA\"}");
+    assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_BAD_CLAIM);
+    assert_string_equal(detail, "Claim \"tenant\" must be a string of 1 to 64 bytes matching "
+                                "tenant_pattern ^[A-Z]{2}$.");
+    free(tok);
+    regfree(&re);
+
+    /* Unanchored: the whole claim must still match, and 64 bytes stay the bound. */
+    assert_int_equal(regcomp(&re, "[a-z]+", REG_EXTENDED), 0);
+    fx.policy.tenant_pattern = &re;
+    fx.policy.tenant_pattern_src = "[a-z]+";
+    tok = mint("HS256", "{\"exp\":1900000000,\"tenant\":\"de';--\",\"role\":\"r\"}");
+    assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_BAD_CLAIM);
+    free(tok);
+    char name[70];
+    memset(name, 'x', 65);
+    name[65] = '\0';
+    snprintf(buf, sizeof(buf), "{\"exp\":1900000000,\"tenant\":\"%s\",\"role\":\"r\"}", name);
+    tok = mint("HS256", buf);
+    assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_BAD_CLAIM);
+    free(tok);
+    tok = mint("HS256", "{\"exp\":1900000000,\"tenant\":\"de\",\"role\":\"r\"}");
+    assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_OK);
+    free(tok);
+    regfree(&re);
+}
+
+static void test_claims_json(void **state)
+{
+    const char *payload = "{\"exp\":1900000000,\"tenant\":\"DE\",\"role\":\"r\",\"org\":{\"id\":7}}";
+    char *tok = mint("HS256", payload);
+    struct jwt_identity id;
+    assert_int_equal(verify_with(fx.hmac, tok, &id), JWT_OK);
+    assert_null(id.claims_json); /* off by default */
+    fx.policy.claims_json = true;
+    assert_int_equal(verify_with(fx.hmac, tok, &id), JWT_OK);
+    assert_non_null(id.claims_json);
+    assert_non_null(strstr(id.claims_json, "\"org\":{\"id\":7}"));
+    assert_null(strchr(id.claims_json, ' '));
+    struct jwt_identity copy;
+    assert_true(jwt_identity_copy(&copy, &id));
+    assert_string_equal(copy.claims_json, id.claims_json);
+    assert_ptr_not_equal(copy.claims_json, id.claims_json);
+    jwt_identity_clear(&copy);
+    jwt_identity_clear(&id);
+    assert_null(id.claims_json);
+    jwt_identity_clear(NULL);
+    free(tok);
+    /* Over 8 KiB of claims as JSON: refused rather than truncated. */
+    char *pad = malloc(9000);
+    memset(pad, 'p', 8999);
+    pad[8999] = '\0';
+    char *extra = malloc(9100);
+    snprintf(extra, 9100, ",\"pad\":\"%s\"", pad);
+    tok = mint("HS256", claims(extra));
+    assert_int_equal(verify_with(fx.hmac, tok, &id), JWT_TOO_LARGE);
+    assert_non_null(strstr(detail, "at most 8192"));
+    free(tok);
+    free(pad);
+    free(extra);
+}
+
 static void test_too_large(void **state)
 {
     char *big = malloc(JWT_MAX_TOKEN_LEN + 2);
@@ -612,6 +701,8 @@ int main(void)
         T(test_required_claims),
         T(test_claim_length),
         T(test_custom_claim_names),
+        T(test_tenant_pattern),
+        T(test_claims_json),
         T(test_too_large),
         T(test_malformed),
         T(test_prefixes),
