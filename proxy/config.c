@@ -38,6 +38,7 @@ _Static_assert(sizeof(enum pool_mode) == sizeof(int), "VAL_ENUM stores an int");
 
 static const char *const pool_modes[] = {"transaction", "session", NULL}; /* POOL_* order */
 static const char *const log_levels[] = {"error", "warning", "info", "debug", NULL};
+static const char *const off_on[] = {"off", "on", NULL};
 
 /* PostgreSQL names are at most NAMEDATALEN - 1 = 63 bytes; longer ones are truncated by the
  * server, so we refuse them instead. */
@@ -49,6 +50,7 @@ static const char *const log_levels[] = {"error", "warning", "info", "debug", NU
 #define MS_PER_DAY INT64_C(86400000)
 
 static bool check_algorithms(struct config *cfg, const char *value, char *err, size_t errlen);
+static bool check_tenant_pattern(struct config *cfg, const char *value, char *err, size_t errlen);
 
 #define AT(field) offsetof(struct config, field)
 static const struct config_key keys[] = {
@@ -93,6 +95,15 @@ static const struct config_key keys[] = {
      VAL_STRING, AT(tenant_claim), 1, JWT_CLAIM_MAX, NULL, NULL},
     {{"jwt", "role_claim", "role", true, "claim naming the role, looked up in [roles]"},
      VAL_STRING, AT(role_claim), 1, JWT_CLAIM_MAX, NULL, NULL},
+    {{"jwt", "jwks_file", "", true, "JWKS file of RSA/EC public keys picked by the token's kid, for RS*/ES* tokens"},
+     VAL_STRING, AT(jwks_file), 0, PATH_MAX - 1, NULL, NULL},
+    {{"jwt", "tenant_pattern", "^[A-Za-z0-9_.-]{1,64}$", true,
+      "POSIX extended regex the whole tenant and role claims must match (at most 64 bytes regardless)"},
+     VAL_STRING, AT(tenant_pattern), 1, 255, NULL, check_tenant_pattern},
+    {{"jwt", "claims_json", "off", true, "on: pass the token's whole claim set to the server as request.jwt.claims"},
+     VAL_ENUM, AT(claims_json), 0, 0, off_on, NULL},
+    {{"jwt", "verify_cache_size", "10000", false, "verified tokens remembered (never past exp); 0 disables"},
+     VAL_INT, AT(verify_cache_size), 0, 1000000, NULL, NULL},
 };
 #undef AT
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -146,6 +157,24 @@ static bool check_algorithms(struct config *cfg, const char *value, char *err, s
         return false;
     }
     cfg->alg_mask = mask;
+    return true;
+}
+
+/* Compiled once here; the verifier only runs regexec on the stored regex_t. */
+static bool check_tenant_pattern(struct config *cfg, const char *value, char *err, size_t errlen)
+{
+    regex_t re;
+    int rc = regcomp(&re, value, REG_EXTENDED);
+    if (rc != 0) {
+        char why[128];
+        regerror(rc, &re, why, sizeof why);
+        snprintf(err, errlen, "invalid tenant_pattern \"%s\": %s", value, why);
+        return false;
+    }
+    if (cfg->tenant_regex_set)
+        regfree(&cfg->tenant_regex);
+    cfg->tenant_regex = re;
+    cfg->tenant_regex_set = true;
     return true;
 }
 
@@ -606,13 +635,20 @@ static void check_config(struct load_state *st)
              "listen on");
 
     bool secret = cfg->secret_file[0] != '\0', pubkey = cfg->public_key_file[0] != '\0';
+    bool jwks = cfg->jwks_file[0] != '\0';
     int secret_line = key_line(st, "jwt", "secret_file"), pubkey_line = key_line(st, "jwt", "public_key_file");
-    if (secret && pubkey)
-        fail(st, secret_line > pubkey_line ? secret_line : pubkey_line,
-             "set only one of secret_file and public_key_file");
-    else if (!secret && !pubkey)
-        fail(st, st->section_line[SEC_JWT], "[jwt] needs secret_file (HS*) or public_key_file (RS*, ES*)");
+    int jwks_line = key_line(st, "jwt", "jwks_file");
+    int last_line = secret_line > pubkey_line ? secret_line : pubkey_line;
+    if (jwks_line > last_line)
+        last_line = jwks_line;
+    if (secret + pubkey + jwks > 1)
+        fail(st, last_line, "set only one of secret_file, public_key_file and jwks_file");
+    else if (!secret && !pubkey && !jwks)
+        fail(st, st->section_line[SEC_JWT],
+             "[jwt] needs secret_file (HS*), public_key_file or jwks_file (RS*, ES*)");
     else {
+        pubkey = pubkey || jwks;
+        pubkey_line = pubkey_line ? pubkey_line : jwks_line;
         /* An HMAC allow-list next to a public key is the classic key-confusion attack; an RSA or
          * EC one next to a secret could never verify. Refuse both here, not at the first token. */
         const unsigned hs = jwt_algs_for_key(KEY_HMAC);
@@ -622,7 +658,7 @@ static void check_config(struct load_state *st)
                  "public_key_file, not secret_file");
         if (pubkey && (cfg->alg_mask & hs))
             fail(st, alg_line ? alg_line : pubkey_line, "HS256/HS384/HS512 need secret_file; with "
-                 "public_key_file allow only RS* or ES* algorithms");
+                 "public_key_file or jwks_file allow only RS* or ES* algorithms");
     }
 }
 
@@ -694,6 +730,8 @@ void config_free(struct config *cfg)
         free(cfg->roles[i].server_user);
     }
     free(cfg->roles);
+    if (cfg->tenant_regex_set)
+        regfree(&cfg->tenant_regex);
     free(cfg->path);
     free(cfg);
 }

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <regex.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -48,6 +49,12 @@ struct config {
     int64_t leeway_s;
     char *tenant_claim;
     char *role_claim;
+    char *jwks_file;         /* JWKS of RSA/EC public keys chosen by kid */
+    char *tenant_pattern;    /* POSIX ERE the tenant and role claims must match whole */
+    regex_t tenant_regex;    /* tenant_pattern compiled at load (REG_EXTENDED); freed by config_free */
+    bool tenant_regex_set;
+    int claims_json;         /* 0 off, 1 on: pass the claim set as request.jwt.claims */
+    int verify_cache_size;   /* verified-token cache entries; 0 disables the cache */
     /* [databases], [roles] in file order */
     struct db_config *databases;
     size_t ndatabases;

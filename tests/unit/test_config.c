@@ -66,6 +66,13 @@ static void test_example_loads(void **state)
     assert_int_equal(cfg->alg_mask, JWT_ALLOW_HS256);
     assert_string_equal(cfg->secret_file, "dev/jwt.secret");
     assert_string_equal(cfg->public_key_file, "");
+    assert_string_equal(cfg->jwks_file, "");
+    assert_string_equal(cfg->tenant_pattern, "^[A-Za-z0-9_.-]{1,64}$");
+    assert_true(cfg->tenant_regex_set);
+    assert_int_equal(regexec(&cfg->tenant_regex, "DE", 0, NULL, 0), 0);
+    assert_int_not_equal(regexec(&cfg->tenant_regex, "D E", 0, NULL, 0), 0);
+    assert_int_equal(cfg->claims_json, 0);
+    assert_int_equal(cfg->verify_cache_size, 10000);
     assert_string_equal(cfg->issuer, "");
     assert_string_equal(cfg->audience, "");
     assert_int_equal(cfg->leeway_s, 30);
@@ -339,7 +346,18 @@ static const struct err_case err_cases[] = {
     {"duplicate database", PGMESH JWT "[databases]\nmain = host=a\nmain = host=b\n" ROLES, 7,
      "duplicate database \"main\""},
     {"both key files", PGMESH "[jwt]\nsecret_file = a\nalgorithms = HS256\npublic_key_file = b.pem\n" DBS ROLES, 6,
-     "only one of secret_file and public_key_file"},
+     "only one of secret_file, public_key_file and jwks_file"},
+    {"jwks and public key", PGMESH "[jwt]\njwks_file = k.json\nalgorithms = RS256\npublic_key_file = b.pem\n" DBS ROLES,
+     6, "only one of secret_file, public_key_file and jwks_file"},
+    {"HS with jwks", PGMESH "[jwt]\njwks_file = k.json\nalgorithms = HS256\n" DBS ROLES, 5, "jwks_file allow only"},
+    {"bad tenant_pattern", PGMESH "[jwt]\nsecret_file = a\ntenant_pattern = ^[A-Z{2}$\n" DBS ROLES, 5,
+     "invalid tenant_pattern \"^[A-Z{2}$\""},
+    {"empty tenant_pattern", PGMESH "[jwt]\nsecret_file = a\ntenant_pattern =\n" DBS ROLES, 5,
+     "tenant_pattern must be 1 to 255 bytes"},
+    {"bad claims_json", PGMESH "[jwt]\nsecret_file = a\nclaims_json = yes\n" DBS ROLES, 5,
+     "invalid claims_json \"yes\" (expected one of: off, on)"},
+    {"cache too big", PGMESH "[jwt]\nsecret_file = a\nverify_cache_size = 2000000\n" DBS ROLES, 5,
+     "verify_cache_size must be an integer from 0 to 1000000"},
     {"no key file", PGMESH "[jwt]\nissuer = x\n" DBS ROLES, 3, "needs secret_file"},
     {"unknown algorithm", PGMESH "[jwt]\nsecret_file = a\nalgorithms = HS256, XY999\n" DBS ROLES, 5,
      "invalid algorithms"},
@@ -400,6 +418,27 @@ static void test_errors(void **state)
     assert_int_equal(failures, 0);
 }
 
+/* jwks_file, tenant_pattern (compiled at load, reloadable), claims_json, verify_cache_size. */
+static void test_jwt_extensions(void **state)
+{
+    char err[512] = "";
+    struct config *cfg = load_text(PGMESH "[jwt]\njwks_file = idp.json\nalgorithms = RS256, ES384\n"
+                                          "tenant_pattern = ^[A-Z]{2}$\nclaims_json = on\n"
+                                          "verify_cache_size = 0\n" DBS ROLES,
+                                   err, sizeof err, NULL);
+    if (!cfg)
+        fail_msg("%s", err);
+    assert_string_equal(cfg->jwks_file, "idp.json");
+    assert_string_equal(cfg->secret_file, "");
+    assert_int_equal(cfg->alg_mask, JWT_ALLOW_RS256 | JWT_ALLOW_ES384);
+    assert_string_equal(cfg->tenant_pattern, "^[A-Z]{2}$");
+    assert_int_equal(regexec(&cfg->tenant_regex, "DE", 0, NULL, 0), 0);
+    assert_int_not_equal(regexec(&cfg->tenant_regex, "de", 0, NULL, 0), 0);
+    assert_int_equal(cfg->claims_json, 1);
+    assert_int_equal(cfg->verify_cache_size, 0);
+    config_free(cfg);
+}
+
 static void test_missing_file(void **state)
 {
     char err[256] = "";
@@ -417,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_minimal_and_defaults),
         cmocka_unit_test(test_values_and_comments),
+        cmocka_unit_test(test_jwt_extensions),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_missing_file),
     };
