@@ -31,18 +31,10 @@ static void *cancel_worker(void *arg)
     return NULL;
 }
 
-void cancel_request(uint32_t pid, uint32_t key)
+void cancel_server(struct server *s)
 {
-    struct client *c = client_find_by_pid(pid);
-    if (!c || CRYPTO_memcmp(&c->cancel_key, &key, sizeof key) != 0) {
-        log_info("cancel request with unknown pid or wrong key ignored");
+    if (!s->pg)
         return;
-    }
-    struct server *s = c->server;
-    if (!s || !s->pg) {
-        LOG_AT(LOG_INFO, c->tag, "cancel request: nothing running on a server");
-        return;
-    }
     struct cancel_job *job = calloc(1, sizeof *job);
     if (!job)
         return;
@@ -56,7 +48,22 @@ void cancel_request(uint32_t pid, uint32_t key)
         if (job->cancel)
             PQfreeCancel(job->cancel);
         free(job);
-        LOG_AT(LOG_WARNING, c->tag, "cancel request could not be started");
+        LOG_AT(LOG_WARNING, s->tag, "cancel could not be started");
     }
     pthread_attr_destroy(&attr);
+}
+
+void cancel_request(uint32_t pid, uint32_t key)
+{
+    struct client *c = client_find_by_pid(pid);
+    if (!c || CRYPTO_memcmp(&c->cancel_key, &key, sizeof key) != 0) {
+        log_info("cancel request with unknown pid or wrong key ignored");
+        return;
+    }
+    struct server *s = c->server;
+    if (!s || !s->pg) {
+        LOG_AT(LOG_INFO, c->tag, "cancel request: nothing running on a server");
+        return;
+    }
+    cancel_server(s);
 }

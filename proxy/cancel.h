@@ -5,6 +5,10 @@
 
 #include <stdint.h>
 
+struct server;
+
 void cancel_request(uint32_t pid, uint32_t key);
+/* Cancels whatever the server connection is running (PQcancel on a worker thread). */
+void cancel_server(struct server *s);
 
 #endif

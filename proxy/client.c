@@ -248,10 +248,42 @@ static bool build_txstart(struct client *c, const struct role_config *role)
         set[n++] = (struct txstart_setting){"work_mem", work_mem, false};
     }
     set[n++] = (struct txstart_setting){"application_name", c->application_name[0] ? c->application_name : "pgmesh", true};
+    c->limits = (struct role_limits){
+        .statement_timeout_ms = role->statement_timeout_ms,
+        .idle_in_transaction_ms = role->idle_in_transaction_timeout_ms,
+        .max_transaction_age_ms = role->max_transaction_age_ms,
+    };
     return txstart_build(&c->tx, set, n, 2);
 }
 
 static void handle_idle(struct client *c);
+
+/* max_client_conn_per_tenant and the role's max_client_conn count logged-in clients. */
+static bool within_conn_limits(struct client *c, const struct role_config *role)
+{
+    int same_tenant = 0, same_role = 0;
+    const struct client *o;
+    TAILQ_FOREACH(o, &rt.clients, link) {
+        if (o == c || o->state < CLIENT_IDLE || o->state == CLIENT_CLOSING)
+            continue;
+        same_tenant += strcmp(o->ident.tenant, c->ident.tenant) == 0;
+        same_role += strcmp(o->ident.role, c->ident.role) == 0;
+    }
+    char detail[160];
+    if (rt.cfg->max_client_conn_per_tenant > 0 && same_tenant >= rt.cfg->max_client_conn_per_tenant) {
+        snprintf(detail, sizeof detail, "Tenant \"%s\" already has %d connections (max_client_conn_per_tenant).",
+                 c->ident.tenant, same_tenant);
+        client_error(c, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS, "too many connections for this tenant", detail, NULL);
+        return false;
+    }
+    if (role->max_client_conn > 0 && same_role >= role->max_client_conn) {
+        snprintf(detail, sizeof detail, "Role \"%s\" already has %d connections (its max_client_conn).",
+                 c->ident.role, same_role);
+        client_error(c, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS, "too many connections for this role", detail, NULL);
+        return false;
+    }
+    return true;
+}
 
 static void handle_password(struct client *c)
 {
@@ -301,6 +333,8 @@ static void handle_password(struct client *c)
                      "pgmesh has no [roles] entry for this role claim.", NULL);
         return;
     }
+    if (!within_conn_limits(c, role))
+        return;
     const struct db_config *db = config_find_database(rt.cfg, c->database);
     c->pool = db ? pool_find_or_create(db->name, role->server_user, db->conninfo) : NULL;
     if (!c->pool || !build_txstart(c, role)) {

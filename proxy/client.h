@@ -9,6 +9,7 @@
 
 #include "auth/jwt.h"
 #include "proxy/conn.h"
+#include "proxy/limits.h"
 #include "proxy/txstart.h"
 
 struct pool;
@@ -42,6 +43,7 @@ struct client {
     char user[CLIENT_NAME_MAX + 1];
     char application_name[CLIENT_NAME_MAX + 1];
     struct jwt_identity ident;
+    struct role_limits limits;
     uint32_t cancel_key;
     struct txstart tx;
     uint32_t body_remaining;       /* bytes of the current client message still to pass */

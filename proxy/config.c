@@ -35,10 +35,12 @@ struct config_key {
 };
 
 _Static_assert(sizeof(enum pool_mode) == sizeof(int), "VAL_ENUM stores an int");
+_Static_assert(sizeof(enum client_tls_mode) == sizeof(int), "VAL_ENUM stores an int");
 
 static const char *const pool_modes[] = {"transaction", "session", NULL}; /* POOL_* order */
 static const char *const log_levels[] = {"error", "warning", "info", "debug", NULL};
 static const char *const off_on[] = {"off", "on", NULL};
+static const char *const client_tls_modes[] = {"disable", "allow", "require", NULL}; /* CLIENT_TLS_* order */
 
 /* PostgreSQL names are at most NAMEDATALEN - 1 = 63 bytes; longer ones are truncated by the
  * server, so we refuse them instead. */
@@ -68,6 +70,9 @@ static const struct config_key keys[] = {
      VAL_INT, AT(default_pool_size), 1, 10000, NULL, NULL},
     {{"pgmesh", "max_client_conn", "10000", true, "client connections accepted before new ones are refused"},
      VAL_INT, AT(max_client_conn), 1, 1000000, NULL, NULL},
+    {{"pgmesh", "max_client_conn_per_tenant", "0", true,
+      "client connections of one tenant claim at once; 0 means no limit"},
+     VAL_INT, AT(max_client_conn_per_tenant), 0, 1000000, NULL, NULL},
     {{"pgmesh", "query_wait_timeout", "30s", true,
       "how long a client may wait for a server connection; 0 waits forever"},
      VAL_DURATION_MS, AT(query_wait_timeout_ms), 0, MS_PER_DAY, NULL, NULL},
@@ -78,6 +83,19 @@ static const struct config_key keys[] = {
      VAL_DURATION_MS, AT(server_connect_timeout_ms), 1, 3600000, NULL, NULL},
     {{"pgmesh", "log_level", "info", true, "error, warning, info or debug"},
      VAL_STRING, AT(log_level), 0, 16, log_levels, NULL},
+    {{"pgmesh", "client_tls", "require", true,
+      "TLS for TCP clients: disable, allow (TLS or clear text) or require; Unix-socket clients are exempt"},
+     VAL_ENUM, AT(client_tls), 0, 0, client_tls_modes, NULL},
+    {{"pgmesh", "tls_cert_file", "", true, "PEM certificate (chain) shown to clients; re-read on SIGHUP"},
+     VAL_STRING, AT(tls_cert_file), 0, PATH_MAX - 1, NULL, NULL},
+    {{"pgmesh", "tls_key_file", "", true, "PEM private key of tls_cert_file; re-read on SIGHUP"},
+     VAL_STRING, AT(tls_key_file), 0, PATH_MAX - 1, NULL, NULL},
+    {{"pgmesh", "tls_ca_file", "", true,
+      "PEM CAs for client certificates: when set, one is requested and checked but not required"},
+     VAL_STRING, AT(tls_ca_file), 0, PATH_MAX - 1, NULL, NULL},
+    {{"pgmesh", "tls_ciphers", "HIGH:!aNULL:!MD5", true,
+      "OpenSSL cipher list for TLS 1.2 (TLS 1.3 uses OpenSSL's default suites)"},
+     VAL_STRING, AT(tls_ciphers), 0, 1024, NULL, NULL},
     {{"jwt", "algorithms", "HS256", true,
       "comma-separated allow-list (HS*, RS*, ES*); none is never accepted"},
      VAL_STRING, AT(algorithms), 0, 255, NULL, check_algorithms},
@@ -427,9 +445,30 @@ static bool parse_role_options(char *opts, struct role_config *r, const char **s
                 snprintf(err, errlen, "invalid work_mem \"%s\" (use e.g. 64kB, 128MB, 1GB; at least 64kB)", val);
                 return false;
             }
+        } else if (strcmp(key, "idle_in_transaction_timeout") == 0 || strcmp(key, "max_transaction_age") == 0) {
+            int64_t *dst = key[0] == 'i' ? &r->idle_in_transaction_timeout_ms : &r->max_transaction_age_ms;
+            if (*dst != 0) {
+                snprintf(err, errlen, "%s given twice", key);
+                return false;
+            }
+            if (!config_parse_duration_ms(val, dst) || *dst < 1) {
+                snprintf(err, errlen, "invalid %s \"%s\" (use e.g. 30s, 10min)", key, val);
+                return false;
+            }
+        } else if (strcmp(key, "max_client_conn") == 0) {
+            if (r->max_client_conn != 0) {
+                snprintf(err, errlen, "max_client_conn given twice");
+                return false;
+            }
+            int64_t n;
+            if (!config_parse_count(val, &n) || n < 1 || n > INT_MAX) {
+                snprintf(err, errlen, "invalid max_client_conn \"%s\" (a positive integer)", val);
+                return false;
+            }
+            r->max_client_conn = (int)n;
         } else {
-            snprintf(err, errlen, "unknown role setting \"%s\" (expected server_user, statement_timeout, work_mem)",
-                     key);
+            snprintf(err, errlen, "unknown role setting \"%s\" (expected server_user, statement_timeout, work_mem, "
+                     "idle_in_transaction_timeout, max_transaction_age, max_client_conn)", key);
             return false;
         }
     }
@@ -633,6 +672,10 @@ static void check_config(struct load_state *st)
     if (cfg->listen_addr[0] == '\0' && cfg->unix_socket_dir[0] == '\0')
         fail(st, key_line(st, "pgmesh", "listen_addr"), "listen_addr and unix_socket_dir are both empty: nothing to "
              "listen on");
+    if ((cfg->tls_cert_file[0] != '\0') != (cfg->tls_key_file[0] != '\0')) {
+        int cl = key_line(st, "pgmesh", "tls_cert_file"), kl = key_line(st, "pgmesh", "tls_key_file");
+        fail(st, cl > kl ? cl : kl, "set both tls_cert_file and tls_key_file, or neither");
+    }
 
     bool secret = cfg->secret_file[0] != '\0', pubkey = cfg->public_key_file[0] != '\0';
     bool jwks = cfg->jwks_file[0] != '\0';

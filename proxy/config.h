@@ -11,6 +11,8 @@
 #include <stdio.h>
 
 enum pool_mode { POOL_TRANSACTION, POOL_SESSION };
+/* client_tls: what a TCP client's SSLRequest gets and whether clear text is refused. */
+enum client_tls_mode { CLIENT_TLS_DISABLE, CLIENT_TLS_ALLOW, CLIENT_TLS_REQUIRE };
 
 /* [databases] name = libpq conninfo (no user). */
 struct db_config {
@@ -24,6 +26,9 @@ struct role_config {
     char *server_user;       /* login role on the server */
     int64_t statement_timeout_ms; /* 0: not set by pgmesh */
     int64_t work_mem_kb;          /* 0: not set by pgmesh */
+    int64_t idle_in_transaction_timeout_ms; /* 0: no limit; enforced by pgmesh */
+    int64_t max_transaction_age_ms;         /* 0: no limit; enforced by pgmesh */
+    int max_client_conn;                    /* clients of this role at once; 0: no limit */
 };
 
 struct config {
@@ -35,10 +40,16 @@ struct config {
     enum pool_mode pool_mode;
     int default_pool_size;
     int max_client_conn;
+    int max_client_conn_per_tenant; /* 0: no limit */
     int64_t query_wait_timeout_ms;
     int64_t server_idle_timeout_ms;
     int64_t server_connect_timeout_ms;
     char *log_level;         /* error, warning, info, debug */
+    enum client_tls_mode client_tls;
+    char *tls_cert_file;     /* "" : no certificate, TLS not offered */
+    char *tls_key_file;
+    char *tls_ca_file;       /* "" : client certificates not requested */
+    char *tls_ciphers;       /* TLS 1.2 cipher list; "" : OpenSSL's default */
     /* [jwt] */
     char *algorithms;
     unsigned alg_mask;       /* parsed from algorithms */

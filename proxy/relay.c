@@ -18,6 +18,7 @@
 #include "protocol/wire.h"
 #include "proxy/client.h"
 #include "proxy/config.h"
+#include "proxy/limits.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
@@ -121,6 +122,7 @@ static bool needs_txstart(const struct server *s, const struct frame *f)
 
 static void after_forward(struct server *s, char type)
 {
+    limits_on_forward(s, type);
     switch (type) {
     case FE_QUERY:
     case FE_SYNC:
@@ -428,6 +430,7 @@ static void maybe_release(struct server *s)
     }
     if (s->state != SERVER_LINKED || rt.cfg->pool_mode != POOL_TRANSACTION || !c || c->body_remaining)
         return;
+    limits_stop(s);
     s->client = NULL;
     pool_server_ready(s);
     client_unlinked(c);
@@ -487,8 +490,10 @@ static bool route_message(struct server *s, const struct frame *f, const uint8_t
         s->tx_status = status;
         s->in_copy = false;
     }
-    if (!op)
+    if (!op) {
+        limits_on_reply(s, type);
         return s->client != NULL; /* notices, notifications, parameter changes */
+    }
     switch (op->kind) {
     case OP_TXSTART:
         if (type == BE_ERROR) {
@@ -513,6 +518,7 @@ static bool route_message(struct server *s, const struct frame *f, const uint8_t
     case OP_CLIENT_SYNC:
         if (type == BE_READY)
             opq_pop(&s->ops);
+        limits_on_reply(s, type);
         return s->client != NULL;
     case OP_OWN_QUERY:
         if (type == BE_ERROR) {
@@ -604,6 +610,7 @@ void relay_from_server(struct server *s)
 void relay_client_gone(struct server *s)
 {
     struct client *c = s->client;
+    limits_stop(s);
     s->client = NULL;
     if (s->state != SERVER_LINKED)
         return;

@@ -10,6 +10,7 @@
 
 #include "proxy/client.h"
 #include "proxy/config.h"
+#include "proxy/limits.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
 #include "proxy/relay.h"
@@ -95,6 +96,7 @@ static void server_on_release(struct conn *c)
 {
     struct server *s = container_of(c, struct server, conn);
     ev_timer_stop(rt.loop, &s->timer);
+    limits_stop(s);
     if (s->pg)
         PQfinish(s->pg); /* closes the socket */
     conn_destroy(&s->conn);
@@ -111,6 +113,7 @@ void server_close(struct server *s, const char *why)
     s->client = NULL;
     server_set_state(s, SERVER_CLOSING);
     ev_timer_stop(rt.loop, &s->timer);
+    limits_stop(s);
     conn_close(&s->conn);
     if (cl) {
         cl->server = NULL;
@@ -201,6 +204,7 @@ bool server_connect(struct pool *p)
     s->state = SERVER_CONNECTING;
     TAILQ_INSERT_TAIL(&p->connecting, s, link);
     p->nservers++;
+    limits_init(s);
     ev_timer_init(&s->timer, connect_timeout_cb, (double)rt.cfg->server_connect_timeout_ms / 1000.0, 0.);
     if (PQstatus(s->pg) == CONNECTION_BAD) {
         connect_failed(s, "");

@@ -58,6 +58,7 @@ struct server {
     struct client *client;       /* when LINKED */
     TAILQ_ENTRY(server) link;    /* in the pool list for its state */
     ev_timer timer;              /* connect timeout */
+    ev_timer stmt_timer, idle_timer, age_timer; /* limits.c */
     ev_tstamp idle_since;
     int poll_status;             /* last PQconnectPoll result while CONNECTING */
 

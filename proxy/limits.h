@@ -1,0 +1,32 @@
+/* Per-role limits pgmesh enforces itself, on the server connection a client holds: a statement
+ * running past statement_timeout plus a grace is cancelled on the server (the server's own
+ * statement_timeout normally fires first; this is the backstop if it was lifted), a transaction
+ * left idle past idle_in_transaction_timeout or open past max_transaction_age ends that client's
+ * session (FATAL 25P03 / 57014) and rolls the server back, so one reader cannot pin the xmin
+ * horizon of a shared cluster. */
+#ifndef PGMESH_PROXY_LIMITS_H
+#define PGMESH_PROXY_LIMITS_H
+
+#include <stdint.h>
+
+struct server;
+
+/* Copied from the role at login; 0 disables a limit. */
+struct role_limits {
+    int64_t statement_timeout_ms;
+    int64_t idle_in_transaction_ms;
+    int64_t max_transaction_age_ms;
+};
+
+/* The grace pgmesh gives the server's own statement_timeout before cancelling itself. */
+#define LIMITS_STATEMENT_GRACE_MS 1000
+
+void limits_init(struct server *s);
+/* A client message was forwarded (Query, Execute start a statement). */
+void limits_on_forward(struct server *s, char fe_type);
+/* A server message was read (statement ends, ReadyForQuery with the transaction status). */
+void limits_on_reply(struct server *s, char be_type);
+/* The server left its client: no limit applies any more. */
+void limits_stop(struct server *s);
+
+#endif
