@@ -561,8 +561,8 @@ static bool set_config_refused(const struct cur *at, struct guard_finding *f)
 {
     struct cur c = *at;
     struct text fname;
-    if (!read_name(&c, &fname))
-        return false;
+    if (!read_name(&c, &fname) || (!fname.bad && !text_equals(&fname, "set_config")))
+        return false; /* set_config.x(...): a function in a schema called set_config */
     if (cur_is(&c, "uescape")) { /* U&"..." UESCAPE '!' (: skip the clause to the call */
         cur_next(&c);
         cur_next(&c);

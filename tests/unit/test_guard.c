@@ -163,6 +163,7 @@ static const char *const benign_cases[] = {
     "SELECT set_config_log FROM t",
     "SELECT set_config FROM set_config_log",
     "SELECT t.set_config FROM t",
+    "SELECT set_config.f('request.jwt.claim.tenant')",
     "SHOW request.jwt.claim.tenant",
     "SHOW ALL",
     "SELECT current_setting('request.jwt.claim.tenant')",
