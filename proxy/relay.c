@@ -71,7 +71,7 @@ static bool send_txstart(struct client *c, struct server *s)
     /* The RESET guards against SETs failing with another tenant's claims left committed; when the
      * last client had the same tenant and role there is nothing to guard against. */
     bool same_claims = strcmp(s->claims_tenant, c->ident.tenant) == 0 &&
-                       strcmp(s->claims_role, c->ident.role) == 0;
+                       strcmp(s->claims_role, c->ident.role) == 0 && !c->ident.claims_json;
     if (full && !discarded && !same_claims && (!conn_send(&s->conn, c->tx.reset_msg, c->tx.reset_len) ||
                  !push_op(s, OP_TXSTART, known_idle))) {
         server_close(s, "out of memory");

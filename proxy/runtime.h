@@ -13,6 +13,7 @@ struct client;
 struct pool;
 struct config;
 struct jwt_keys;
+struct jwt_cache;
 
 TAILQ_HEAD(client_list, client);
 TAILQ_HEAD(pool_list, pool);
@@ -21,6 +22,7 @@ struct runtime {
     struct ev_loop *loop;
     struct config *cfg;
     struct jwt_keys *keys;
+    struct jwt_cache *token_cache; /* NULL when verify_cache_size = 0 */
     struct frame_limits limits;
     struct client_list clients;
     int nclients;

@@ -56,20 +56,26 @@ bool txstart_build(struct txstart *t, const struct txstart_setting *settings, si
         sql_add(&reset, stmt);
     }
     for (size_t i = 0; i < n; i++) {
-        char lit[SETTING_SQL_MAX], stmt[SETTING_SQL_MAX * 2];
-        if (!quote_literal(lit, sizeof lit, settings[i].value, strlen(settings[i].value)))
-            goto done;
-        int k = snprintf(stmt, sizeof stmt, "SET %s = %s", settings[i].name, lit);
-        if (k < 0 || (size_t)k >= sizeof stmt)
-            goto done;
-        if (!settings[i].switch_only) {
-            if (set.p)
-                sql_add(&set, "; ");
-            sql_add(&set, stmt);
+        /* Quoting at most doubles the text and may add E, two quotes and a NUL. */
+        size_t vlen = strlen(settings[i].value), cap = 2 * vlen + 4;
+        size_t scap = cap + strlen(settings[i].name) + 16;
+        char *lit = malloc(cap), *stmt = malloc(scap);
+        bool built = lit && stmt && quote_literal(lit, cap, settings[i].value, vlen);
+        int k = built ? snprintf(stmt, scap, "SET %s = %s", settings[i].name, lit) : -1;
+        if (k >= 0 && (size_t)k < scap) {
+            if (!settings[i].switch_only) {
+                if (set.p)
+                    sql_add(&set, "; ");
+                sql_add(&set, stmt);
+            }
+            if (i > 0)
+                sql_add(&sw, "; ");
+            sql_add(&sw, stmt);
         }
-        if (i > 0)
-            sql_add(&sw, "; ");
-        sql_add(&sw, stmt);
+        free(lit);
+        free(stmt);
+        if (k < 0 || (size_t)k >= scap)
+            goto done;
     }
     if (set.failed || sw.failed || reset.failed || !set.p || !reset.p)
         goto done;
