@@ -49,6 +49,12 @@ echo "PostgreSQL on 127.0.0.1:$PG_PORT, data in $RUN/pg/data; database media_ana
 )
 # Development HMAC key; production would use RS256/ES256 with the identity provider's public key.
 (umask 077 && openssl rand -hex 32 > "$RUN/jwt.secret")
+# Self-signed development certificate: clients must use TLS (client_tls = require, the default), so
+# the token never crosses the network in clear text. Production would use a CA-issued certificate.
+(umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -subj "/CN=localhost" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -keyout "$RUN/tls.key" -out "$RUN/tls.crt" > "$RUN/openssl.log" 2>&1) \
+    || { cat "$RUN/openssl.log" >&2; die "openssl could not make the development certificate"; }
 
 MESH_PORT=$(pgcluster_free_port "${MESH_PORT:-6432}")
 cat > "$RUN/pgmesh.ini" <<EOF
@@ -64,6 +70,9 @@ query_wait_timeout = 30s
 server_idle_timeout = 10m
 server_connect_timeout = 15s
 log_level = info
+client_tls = require
+tls_cert_file = $RUN/tls.crt
+tls_key_file = $RUN/tls.key
 
 [jwt]
 algorithms = HS256
@@ -99,7 +108,7 @@ tok_de=$(token DE regional_analyst)
 tok_fr=$(token FR regional_analyst)
 tok_audit=$(token HQ global_corporate_audit)
 
-dsn="host=127.0.0.1 port=$MESH_PORT dbname=media_analytics user=analyst sslmode=disable connect_timeout=10"
+dsn="host=127.0.0.1 port=$MESH_PORT dbname=media_analytics user=analyst sslmode=require connect_timeout=10"
 q_sessions='SELECT country_code, count(*) AS sessions FROM core.fct_playback_sessions GROUP BY 1 ORDER BY 1'
 q_product='SELECT week, country_code, plays, minutes_played FROM media_consumption.mrt_marketing_weekly_engagement ORDER BY 1, 2'
 
@@ -137,7 +146,15 @@ say "What pgmesh set for the DE token's transaction"
 show "tenant DE" "$tok_de" "SELECT current_user AS server_role, current_setting('request.jwt.claim.tenant') AS tenant, current_setting('request.jwt.claim.role') AS role, current_setting('statement_timeout') AS statement_timeout, current_setting('work_mem') AS work_mem"
 expect "marketing_domain_role|DE|regional_analyst|30s|128MB" "DE settings"
 
+say "A clear-text client is refused before it is asked for its token (client_tls = require)"
+if out=$(PGPASSWORD=$tok_de timeout 30 psql -X -q -w "${dsn/sslmode=require/sslmode=disable}" -c 'SELECT 1' 2>&1); then
+    die "a clear-text client got in"
+fi
+echo "$out"
+[[ $out == *"TLS is required"* ]] || die "clear-text client: expected \"TLS is required\", got [$out]"
+
 say "Try it (the token is valid for one hour; mint another with: make token TENANT=FR)"
-echo "PGPASSWORD=$tok_de psql \"host=127.0.0.1 port=$MESH_PORT dbname=media_analytics user=analyst sslmode=disable\""
+echo "PGPASSWORD=$tok_de psql \"host=127.0.0.1 port=$MESH_PORT dbname=media_analytics user=analyst sslmode=require\""
+echo "(TLS with the self-signed $RUN/tls.crt; to check it too: sslmode=verify-full sslrootcert=$RUN/tls.crt)"
 echo
 echo "pgmesh and PostgreSQL keep running; stop both with: make demo-stop   (or demo/stop.sh)"

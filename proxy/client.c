@@ -1,4 +1,5 @@
-/* Client state machine up to the relay: startup packet, SSL/GSSENC refusal, cancel requests,
+/* Client state machine up to the relay: startup packet, SSLRequest (TLS handshake when offered,
+ * else refusal), GSSENC refusal, clear text refused under client_tls = require, cancel requests,
  * cleartext-password authentication whose password is a JWT, then the synthesized startup
  * replies (AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery) without waiting for
  * a server. Every refusal is a PostgreSQL ErrorResponse with the right SQLSTATE. */
@@ -25,13 +26,14 @@
 #include "proxy/relay.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
+#include "proxy/tls.h"
 
 #define clog(level, c, ...) LOG_AT(level, (c)->tag, __VA_ARGS__)
 
 /* A client has this long to finish startup and authentication. */
 #define CLIENT_LOGIN_TIMEOUT_S 60.0
 
-static const char *const state_names[] = {"startup", "auth", "idle", "wait_server", "linked", "closing"};
+static const char *const state_names[] = {"startup", "tls_handshake", "auth", "idle", "wait_server", "linked", "closing"};
 
 void client_set_state(struct client *c, enum client_state st)
 {
@@ -175,6 +177,57 @@ static void start_auth(struct client *c, const struct startup_packet *pkt)
     client_set_state(c, CLIENT_AUTH);
 }
 
+/* 'S' and a TLS handshake when TLS is offered to this client, else 'N': the client goes on in
+ * clear text, or gives up as sslmode=require does. */
+static void handle_ssl_request(struct client *c)
+{
+    if (c->conn.ssl) {
+        protocol_violation(c, "SSLRequest inside a TLS session");
+        return;
+    }
+    if (c->is_unix || rt.cfg->client_tls == CLIENT_TLS_DISABLE || !tls_available()) {
+        if (!conn_send(&c->conn, "N", 1))
+            client_close(c, "out of memory");
+        return;
+    }
+    /* The client must wait for 'S' before its handshake: anything after the request was sent in
+     * clear text and would be mistaken for TLS. PostgreSQL refuses it too. */
+    if (iobuf_len(&c->conn.in) > 0) {
+        protocol_violation(c, "received unencrypted data after SSL request");
+        return;
+    }
+    SSL *ssl = tls_session_new(c->conn.fd);
+    if (!ssl) {
+        client_close(c, "out of memory for a TLS session");
+        return;
+    }
+    if (!conn_tls_begin(&c->conn, ssl, "S", 1)) {
+        client_close(c, "could not answer the SSLRequest");
+        return;
+    }
+    client_set_state(c, CLIENT_TLS_HANDSHAKE);
+}
+
+/* Driven by both readability and writability until SSL_accept finishes; the login timer bounds it. */
+static void handle_tls_handshake(struct client *c)
+{
+    char why[256] = "";
+    enum io_result r = conn_tls_accept(&c->conn, why, sizeof why);
+    if (r == IO_AGAIN)
+        return;
+    if (r != IO_OK) {
+        clog(LOG_INFO, c, "TLS handshake failed: %s", why);
+        client_close(c, "TLS handshake failed");
+        return;
+    }
+    if (LOG_DEBUG <= log_min_level) {
+        char desc[128];
+        tls_describe(c->conn.ssl, desc, sizeof desc);
+        clog(LOG_DEBUG, c, "TLS established: %s", desc);
+    }
+    client_set_state(c, CLIENT_STARTUP);
+}
+
 static void handle_startup(struct client *c)
 {
     struct frame f;
@@ -197,9 +250,11 @@ static void handle_startup(struct client *c)
     }
     switch (pkt.kind) {
     case STARTUP_SSL_REQUEST:
+        iobuf_consume(&c->conn.in, f.total_len);
+        handle_ssl_request(c);
+        return;
     case STARTUP_GSSENC_REQUEST:
-        /* Encryption is not offered on this listener yet: the client continues in clear text
-         * (or gives up, as sslmode=require does). */
+        /* GSS encryption is not offered: the client continues without it (or gives up). */
         iobuf_consume(&c->conn.in, f.total_len);
         if (!conn_send(&c->conn, "N", 1))
             client_close(c, "out of memory");
@@ -210,6 +265,15 @@ static void handle_startup(struct client *c)
         client_close(c, "cancel request handled");
         return;
     case STARTUP_MESSAGE:
+        /* Refused before AuthenticationCleartextPassword, so the token is never sent in clear. */
+        if (!c->is_unix && !c->conn.ssl && rt.cfg->client_tls == CLIENT_TLS_REQUIRE) {
+            iobuf_consume(&c->conn.in, f.total_len);
+            client_error(c, "FATAL", SQLSTATE_INVALID_AUTHORIZATION, "TLS is required",
+                         "pgmesh accepts TCP clients only over TLS (client_tls = require), so that tokens "
+                         "never cross the network in clear text.",
+                         "Connect with sslmode=require (or verify-full).");
+            return;
+        }
         start_auth(c, &pkt);
         iobuf_consume(&c->conn.in, f.total_len);
         return;
@@ -387,6 +451,10 @@ void client_unlinked(struct client *c)
 static void client_on_read(struct conn *conn)
 {
     struct client *c = container_of(conn, struct client, conn);
+    if (c->state == CLIENT_TLS_HANDSHAKE) {
+        handle_tls_handshake(c);
+        return;
+    }
     /* While linked, stop reading when the server's output is backed up (backpressure). */
     if (c->state == CLIENT_LINKED && c->server && iobuf_len(&c->server->conn.out) >= OUT_HIGH_WATER) {
         conn_stop_reading(conn);
@@ -419,6 +487,7 @@ static void client_on_read(struct conn *conn)
         if (iobuf_len(&c->conn.in) >= OUT_HIGH_WATER)
             conn_stop_reading(conn);
         break;
+    case CLIENT_TLS_HANDSHAKE: /* handled before reading */
     case CLIENT_CLOSING:
         break;
     }
@@ -441,6 +510,10 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
                  c->pool->database, c->pool->server_user, (long long)rt.cfg->query_wait_timeout_ms);
         client_error(c, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS, "query_wait_timeout expired", detail,
                      "Retry later, or raise default_pool_size or query_wait_timeout.");
+    } else if (c->state == CLIENT_TLS_HANDSHAKE) {
+        /* No ErrorResponse can be sent in the middle of a handshake. */
+        clog(LOG_INFO, c, "login timeout during the TLS handshake");
+        client_close(c, "login timeout");
     } else if (c->state == CLIENT_STARTUP || c->state == CLIENT_AUTH) {
         client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION, "login timeout", "Startup and authentication must finish within 60 s.", NULL);
     }

@@ -17,6 +17,7 @@ struct server;
 
 enum client_state {
     CLIENT_STARTUP,     /* waiting for the startup packet (or SSLRequest, CancelRequest) */
+    CLIENT_TLS_HANDSHAKE, /* answered 'S' to an SSLRequest; SSL_accept in progress */
     CLIENT_AUTH,        /* waiting for the password message carrying the token */
     CLIENT_IDLE,        /* authenticated, no server */
     CLIENT_WAIT_SERVER, /* queued in its pool */

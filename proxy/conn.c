@@ -5,6 +5,7 @@
 #include "proxy/conn.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -90,6 +91,13 @@ static void flush_one(struct conn *c);
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct conn *c = container_of(w, struct conn, wio);
+    if (c->handshaking) {
+        /* SSL_accept wanted to write: its owner's read path drives the handshake. */
+        ev_io_stop(loop, &c->wio);
+        if (!c->closing)
+            c->on_read(c);
+        return;
+    }
     flush_one(c);
 }
 
@@ -119,6 +127,9 @@ void conn_start_reading(struct conn *c)
     if (!c->reading && !c->closing) {
         ev_io_start(g_loop, &c->rio);
         c->reading = true;
+        /* Decrypted bytes already inside OpenSSL do not make the socket readable. */
+        if (c->ssl && !c->handshaking && SSL_pending(c->ssl) > 0)
+            ev_feed_event(g_loop, &c->rio, EV_READ);
     }
 }
 
@@ -190,6 +201,20 @@ enum io_result conn_fill(struct conn *c, size_t max)
     if (r < 0)
         return res;
     c->in.end += (size_t)r;
+    if (c->ssl) {
+        /* SSL_read returns one record at a time, and what OpenSSL already holds will not wake
+         * epoll: take it now while there is room, else come back for it in this iteration. */
+        room -= (size_t)r;
+        while (room > 0 && SSL_pending(c->ssl) > 0) {
+            r = transport_read(c, c->in.data + c->in.end, room, &res);
+            if (r < 0)
+                break; /* the next call reports an error or EOF */
+            c->in.end += (size_t)r;
+            room -= (size_t)r;
+        }
+        if (SSL_pending(c->ssl) > 0 && c->reading)
+            ev_feed_event(g_loop, &c->rio, EV_READ);
+    }
     return IO_OK;
 }
 
@@ -223,6 +248,12 @@ void conn_close(struct conn *c)
     if (c->closing)
         return;
     c->closing = true;
+    if (c->ssl_owned && c->ssl && !c->handshaking) {
+        /* Best-effort close_notify, while the fd is still open; the peer may be gone. */
+        SSL_set_quiet_shutdown(c->ssl, 0);
+        (void)SSL_shutdown(c->ssl);
+        ERR_clear_error();
+    }
     /* Both watchers unconditionally: during a libpq handshake they are armed directly, without
      * the reading flag. */
     ev_io_stop(g_loop, &c->rio);
@@ -311,4 +342,55 @@ void conn_destroy(struct conn *c)
 {
     iobuf_free(&c->in);
     iobuf_free(&c->out);
+    if (c->ssl_owned)
+        SSL_free(c->ssl);
+    c->ssl = NULL;
+    c->ssl_owned = false;
+}
+
+bool conn_tls_begin(struct conn *c, SSL *ssl, const void *plain, size_t n)
+{
+    c->ssl = ssl;
+    c->ssl_owned = true;
+    c->handshaking = true;
+    /* The answer must precede the handshake on the wire and must not be encrypted, so it skips
+     * the out buffer. A fresh socket takes one byte; anything else ends the connection. */
+    if (iobuf_len(&c->out) != 0)
+        return false;
+    ssize_t w = send(c->fd, plain, n, MSG_NOSIGNAL);
+    return w >= 0 && (size_t)w == n;
+}
+
+enum io_result conn_tls_accept(struct conn *c, char *why, size_t whylen)
+{
+    ERR_clear_error();
+    int r = SSL_accept(c->ssl);
+    if (r == 1) {
+        c->handshaking = false;
+        ev_io_stop(g_loop, &c->wio);
+        conn_start_reading(c);
+        /* A client may send its first message together with its last handshake record. */
+        ev_feed_event(g_loop, &c->rio, EV_READ);
+        return IO_OK;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        ev_io_stop(g_loop, &c->wio);
+        conn_start_reading(c);
+        return IO_AGAIN;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        conn_stop_reading(c);
+        ev_io_start(g_loop, &c->wio);
+        return IO_AGAIN;
+    }
+    unsigned long code = ERR_peek_error();
+    if (code)
+        ERR_error_string_n(code, why, whylen);
+    else if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN)
+        snprintf(why, whylen, "client closed the connection");
+    else
+        snprintf(why, whylen, "SSL error %d", e);
+    ERR_clear_error();
+    return IO_ERROR;
 }

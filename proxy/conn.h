@@ -1,6 +1,7 @@
 /* What client and server connections share: the socket, libev watchers, input and output
- * buffers, the transport (plain or the TLS object libpq negotiated), batched flushing and deferred
- * release. Owner: the embedding struct client / struct server; conn_destroy frees the buffers. */
+ * buffers, the transport (plain, the TLS object libpq negotiated for a server link, or a client's
+ * own TLS session), batched flushing and deferred release. Owner: the embedding struct client /
+ * struct server; conn_destroy frees the buffers and an owned SSL object. */
 #ifndef PGMESH_PROXY_CONN_H
 #define PGMESH_PROXY_CONN_H
 
@@ -36,7 +37,9 @@ typedef void (*conn_cb)(struct conn *c);
 
 struct conn {
     int fd;
-    SSL *ssl;               /* server links over TLS: libpq's object, not owned */
+    SSL *ssl;               /* NULL: plain. Owned (freed by conn_destroy) iff ssl_owned */
+    bool ssl_owned;         /* client sessions: ours; server links: libpq's, never freed here */
+    bool handshaking;       /* TLS accept in progress: write readiness goes to on_read */
     ev_io rio, wio;
     struct iobuf in, out;
     conn_cb on_read;        /* socket readable */
@@ -66,6 +69,14 @@ void conn_close(struct conn *c);
 /* Flush what is queued, then close (used for FATAL errors). */
 void conn_close_after_flush(struct conn *c);
 void conn_destroy(struct conn *c);
+
+/* Server side of TLS on a client connection. conn_tls_begin writes plain (the protocol's one-byte
+ * answer to SSLRequest) unencrypted at once, which needs an empty out buffer, then takes ssl
+ * (owned from here on, even on failure). conn_tls_accept drives the handshake: IO_OK when it is
+ * done, IO_AGAIN when the right watcher is armed (on_read is called again), IO_ERROR with a
+ * reason in why. */
+bool conn_tls_begin(struct conn *c, SSL *ssl, const void *plain, size_t n) __attribute__((warn_unused_result));
+enum io_result conn_tls_accept(struct conn *c, char *why, size_t whylen);
 
 /* Installs the per-iteration flush and release watcher on the loop. */
 void conn_global_init(struct ev_loop *loop);

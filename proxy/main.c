@@ -17,6 +17,7 @@
 #include "proxy/log.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
+#include "proxy/tls.h"
 
 #define PGMESH_VERSION "0.1.0"
 #define JANITOR_INTERVAL_S 1.0
@@ -60,11 +61,19 @@ static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
     struct jwt_keys *keys = keys_load(rt.cfg->secret_file, rt.cfg->public_key_file, err, sizeof err);
     if (!keys) {
         log_warn("SIGHUP: keeping the old keys: %s", err);
-        return;
+    } else {
+        keys_free(rt.keys);
+        rt.keys = keys;
+        log_info("SIGHUP: keys reloaded");
     }
-    keys_free(rt.keys);
-    rt.keys = keys;
-    log_info("SIGHUP: keys reloaded");
+    /* So are the TLS certificate and key: new sessions get them, running ones keep theirs. */
+    if (tls_available()) {
+        char tls_err[512];
+        if (tls_reload(rt.cfg, tls_err, sizeof tls_err))
+            log_info("SIGHUP: TLS certificate and key reloaded");
+        else
+            log_warn("SIGHUP: keeping the old TLS certificate and key: %s", tls_err);
+    }
 }
 
 /* Opens one server connection per database at start, so clients are told the real
@@ -130,6 +139,10 @@ int main(int argc, char **argv)
     TAILQ_INIT(&rt.pools);
     signal(SIGPIPE, SIG_IGN);
     OPENSSL_init_ssl(0, NULL);
+    if (!tls_init(rt.cfg, err, sizeof err)) {
+        fprintf(stderr, "pgmesh: %s\n", err);
+        return 1;
+    }
 
     rt.loop = ev_default_loop(EVFLAG_AUTO);
     conn_global_init(rt.loop);
@@ -151,6 +164,7 @@ int main(int argc, char **argv)
     warm_pools();
     ev_run(rt.loop, 0);
     log_info("stopped");
+    tls_shutdown();
     keys_free(rt.keys);
     config_free(rt.cfg);
     return 0;

@@ -10,7 +10,11 @@
 #                                exports MESH_INI, MESH_SECRET, MESH_PORT. Transaction pooling, pool of
 #                                2, database media_analytics, token roles regional_analyst
 #                                (-> marketing_domain_role), global_corporate_audit (-> audit_role),
-#                                blocked_analyst (-> blocked_role, which has no grants)
+#                                blocked_analyst (-> blocked_role, which has no grants); TLS with the
+#                                run's test certificate and client_tls = allow (see the ini comment)
+#   tls_issue PREFIX             writes PREFIX.crt and PREFIX.key: a new server certificate from the
+#                                run's test CA for 127.0.0.1 and localhost; exports MESH_TLS_CA (the
+#                                CA certificate, for sslrootcert) and MESH_TLS_CERT/MESH_TLS_KEY
 #   ini_set SECTION KEY VALUE    sets (or adds) KEY in [SECTION] of $MESH_INI
 #   ini_del SECTION KEY          removes KEY from [SECTION]
 #   mesh_start                   starts $PGMESH -c $MESH_INI, waits up to 10 s for its listener;
@@ -116,8 +120,54 @@ _lib_free_port() {
     fail "no free port"
 }
 
+# The test CA and the default server certificate are made once per suite run (openssl req and x509
+# take a while) in the run directory next to the tests' own, and shared read-only.
+_LIB_TLS_DIR=${TEST_DIR%/t/*}/tls
+[ "$_LIB_TLS_DIR" != "$TEST_DIR" ] || _LIB_TLS_DIR=$TEST_DIR/tls
+MESH_TLS_CA=$_LIB_TLS_DIR/ca.crt
+MESH_TLS_CERT=$_LIB_TLS_DIR/server.crt
+MESH_TLS_KEY=$_LIB_TLS_DIR/server.key
+export MESH_TLS_CA MESH_TLS_CERT MESH_TLS_KEY
+
+_lib_tls_ca() {
+    [ -s "$MESH_TLS_CA" ] && [ -s "$MESH_TLS_CERT" ] && return 0
+    local tmp
+    mkdir -p "$_LIB_TLS_DIR"
+    tmp=$(mktemp -d "$_LIB_TLS_DIR/new.XXXXXX")
+    (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=pgmesh test CA" -addext basicConstraints=critical,CA:true \
+        -addext keyUsage=critical,keyCertSign,cRLSign \
+        -keyout "$tmp/ca.key" -out "$tmp/ca.crt" 2>"$tmp/openssl.log") \
+        || { cat "$tmp/openssl.log" >&2; fail "openssl: could not make the test CA"; }
+    _lib_tls_sign "$tmp/ca.crt" "$tmp/ca.key" "$tmp/server"
+    # Readers see either no CA or a complete set.
+    mv "$tmp/ca.key" "$_LIB_TLS_DIR/ca.key"
+    mv "$tmp/server.crt" "$tmp/server.key" "$_LIB_TLS_DIR/"
+    mv "$tmp/ca.crt" "$MESH_TLS_CA"
+    rm -rf "$tmp"
+}
+
+# _lib_tls_sign CA_CRT CA_KEY PREFIX: a P-256 server certificate for 127.0.0.1 and localhost.
+_lib_tls_sign() {
+    local ca_crt=$1 ca_key=$2 prefix=$3
+    (umask 077 && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -subj "/CN=localhost" -keyout "$prefix.key" -out "$prefix.csr" 2>"$prefix.log" &&
+     openssl x509 -req -in "$prefix.csr" -CA "$ca_crt" -CAkey "$ca_key" -CAcreateserial -days 2 \
+        -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n') \
+        -out "$prefix.crt" 2>>"$prefix.log") \
+        || { cat "$prefix.log" >&2; fail "openssl: could not sign $prefix.crt"; }
+    rm -f "$prefix.csr" "$prefix.log"
+}
+
+tls_issue() {
+    [ $# -eq 1 ] || fail "usage: tls_issue PREFIX"
+    _lib_tls_ca
+    _lib_tls_sign "$MESH_TLS_CA" "$_LIB_TLS_DIR/ca.key" "$1"
+}
+
 mesh_config() {
     mkdir -p "$TEST_DIR"
+    _lib_tls_ca
     (umask 077 && openssl rand -hex 32 > "$MESH_SECRET")
     MESH_PORT=$(_lib_free_port)
     export MESH_PORT
@@ -133,6 +183,12 @@ query_wait_timeout = 30s
 server_idle_timeout = 10m
 server_connect_timeout = 15s
 log_level = info
+; TLS is set up with the run's test certificate, but allow (not the default, require) keeps clear
+; text working: the other tests connect with sslmode=disable (mesh_psql, mesh_dsn) and check
+; pooling, not transport. test_tls.sh sets client_tls = require and connects with TLS.
+client_tls = allow
+tls_cert_file = $MESH_TLS_CERT
+tls_key_file = $MESH_TLS_KEY
 
 [jwt]
 algorithms = HS256

@@ -1,0 +1,149 @@
+/* OpenSSL server context for client connections and its reload. TLS 1.2 is the minimum; TLS 1.2
+ * suites come from tls_ciphers, TLS 1.3 suites are OpenSSL's defaults. With tls_ca_file a client
+ * certificate is requested and checked when one is sent, but never required. No sessions are
+ * cached or resumed (as PostgreSQL). This module reads files only; sockets belong to conn.c. */
+#include "proxy/tls.h"
+
+#include <openssl/err.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "proxy/config.h"
+
+static SSL_CTX *g_ctx; /* current context; NULL: TLS not offered */
+
+/* Appends OpenSSL's queued error reasons to err after what (which names the failing step). */
+static void ssl_fail(char *err, size_t errlen, const char *what, const char *path)
+{
+    int n = snprintf(err, errlen, "%s%s%s", what, path ? " " : "", path ? path : "");
+    unsigned long e;
+    while ((e = ERR_get_error()) != 0) {
+        if (n < 0 || (size_t)n >= errlen)
+            continue; /* drain the queue anyway */
+        char reason[256];
+        ERR_error_string_n(e, reason, sizeof reason);
+        n += snprintf(err + n, errlen - (size_t)n, ": %s", reason);
+    }
+}
+
+/* Builds a context from cfg; NULL with err set on any failure. */
+static SSL_CTX *build_ctx(const struct config *cfg, char *err, size_t errlen)
+{
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        ssl_fail(err, errlen, "cannot create a TLS context", NULL);
+        return NULL;
+    }
+    if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
+        ssl_fail(err, errlen, "cannot set TLS 1.2 as the minimum version", NULL);
+        goto fail;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                 SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* conn.c retries a write with the out buffer's current head, which may have moved or grown. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_dh_auto(ctx, 1);
+    if (cfg->tls_ciphers[0] && !SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers)) {
+        ssl_fail(err, errlen, "tls_ciphers selects no usable cipher:", cfg->tls_ciphers);
+        goto fail;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1) {
+        ssl_fail(err, errlen, "cannot load tls_cert_file", cfg->tls_cert_file);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file, SSL_FILETYPE_PEM) != 1) {
+        ssl_fail(err, errlen, "cannot load tls_key_file", cfg->tls_key_file);
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        ssl_fail(err, errlen, "tls_key_file does not match tls_cert_file", NULL);
+        goto fail;
+    }
+    if (cfg->tls_ca_file[0]) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->tls_ca_file);
+        if (!names || SSL_CTX_load_verify_locations(ctx, cfg->tls_ca_file, NULL) != 1) {
+            sk_X509_NAME_pop_free(names, X509_NAME_free);
+            ssl_fail(err, errlen, "cannot load tls_ca_file", cfg->tls_ca_file);
+            goto fail;
+        }
+        SSL_CTX_set_client_CA_list(ctx, names); /* takes names */
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    }
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static bool wants_ctx(const struct config *cfg)
+{
+    return cfg->client_tls != CLIENT_TLS_DISABLE && cfg->tls_cert_file[0] != '\0';
+}
+
+bool tls_init(const struct config *cfg, char *err, size_t errlen)
+{
+    if (cfg->client_tls == CLIENT_TLS_REQUIRE && cfg->listen_addr[0] && !cfg->tls_cert_file[0]) {
+        snprintf(err, errlen, "client_tls = require (the default) needs tls_cert_file and tls_key_file; "
+                 "set them, or set client_tls = allow or disable");
+        return false;
+    }
+    if (!wants_ctx(cfg))
+        return true;
+    SSL_CTX *ctx = build_ctx(cfg, err, errlen);
+    if (!ctx)
+        return false;
+    SSL_CTX_free(g_ctx);
+    g_ctx = ctx;
+    return true;
+}
+
+bool tls_reload(const struct config *cfg, char *err, size_t errlen)
+{
+    if (!wants_ctx(cfg)) {
+        snprintf(err, errlen, "TLS is not configured");
+        return false;
+    }
+    SSL_CTX *ctx = build_ctx(cfg, err, errlen);
+    if (!ctx)
+        return false;
+    /* Sessions made from the old context hold a reference to it (SSL_new): it lives on until the
+     * last of them ends. */
+    SSL_CTX_free(g_ctx);
+    g_ctx = ctx;
+    return true;
+}
+
+bool tls_available(void)
+{
+    return g_ctx != NULL;
+}
+
+SSL *tls_session_new(int fd)
+{
+    if (!g_ctx)
+        return NULL;
+    SSL *ssl = SSL_new(g_ctx);
+    if (!ssl)
+        return NULL;
+    if (SSL_set_fd(ssl, fd) != 1) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    SSL_set_accept_state(ssl);
+    return ssl;
+}
+
+void tls_describe(const SSL *ssl, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s %s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+}
+
+void tls_shutdown(void)
+{
+    SSL_CTX_free(g_ctx);
+    g_ctx = NULL;
+}
