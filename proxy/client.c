@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/cache.h"
 #include "protocol/be.h"
 #include "protocol/error.h"
 #include "protocol/fe.h"
@@ -102,7 +103,7 @@ static void client_on_release(struct conn *conn)
     close(c->conn.fd);
     conn_destroy(&c->conn);
     txstart_destroy(&c->tx);
-    memset(&c->ident, 0, sizeof c->ident);
+    jwt_identity_clear(&c->ident);
     free(c);
 }
 
@@ -298,11 +299,16 @@ static void send_startup_replies(struct client *c, const struct role_config *rol
 static bool build_txstart(struct client *c, const struct role_config *role)
 {
     char timeout[32], work_mem[32];
-    struct txstart_setting set[5] = {
+    struct txstart_setting set[6] = {
         {"request.jwt.claim.tenant", c->ident.tenant, false},
         {"request.jwt.claim.role", c->ident.role, false},
     };
     size_t n = 2;
+    /* claims_json: the whole claim set, for policies written the PostgREST/Supabase way. It is a
+     * claim too: among the first nclaims settings, reset when the server changes hands. */
+    if (c->ident.claims_json)
+        set[n++] = (struct txstart_setting){"request.jwt.claims", c->ident.claims_json, false};
+    size_t nclaims = n;
     if (role->statement_timeout_ms > 0) {
         snprintf(timeout, sizeof timeout, "%lld", (long long)role->statement_timeout_ms);
         set[n++] = (struct txstart_setting){"statement_timeout", timeout, false};
@@ -317,7 +323,7 @@ static bool build_txstart(struct client *c, const struct role_config *role)
         .idle_in_transaction_ms = role->idle_in_transaction_timeout_ms,
         .max_transaction_age_ms = role->max_transaction_age_ms,
     };
-    return txstart_build(&c->tx, set, n, 2);
+    return txstart_build(&c->tx, set, n, nclaims);
 }
 
 static void handle_idle(struct client *c);
@@ -380,8 +386,11 @@ static void handle_password(struct client *c)
         .leeway_s = rt.cfg->leeway_s,
         .tenant_claim = rt.cfg->tenant_claim,
         .role_claim = rt.cfg->role_claim,
+        .tenant_pattern = &rt.cfg->tenant_regex,
+        .tenant_pattern_src = rt.cfg->tenant_pattern,
+        .claims_json = rt.cfg->claims_json,
     };
-    enum jwt_status st = jwt_verify(rt.keys, &policy, (const char *)token.p, token.len,
+    enum jwt_status st = jwt_verify_cached(rt.token_cache, rt.keys, &policy, (const char *)token.p, token.len,
                                     (int64_t)time(NULL), &c->ident, detail, sizeof detail);
     iobuf_consume(&c->conn.in, f.total_len);
     if (st != JWT_OK) {

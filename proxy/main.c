@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "auth/jwt.h"
+#include "auth/cache.h"
 #include "auth/keys.h"
 #include "protocol/wire.h"
 #include "proxy/config.h"
@@ -54,16 +55,23 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+static struct jwt_keys *load_keys(char *err, size_t errlen)
+{
+    struct keys_source src = {rt.cfg->secret_file, rt.cfg->public_key_file, rt.cfg->jwks_file};
+    return keys_load_config(&src, err, errlen);
+}
+
 static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     /* Keys are re-read on SIGHUP: a rotated secret or public key applies to new logins. */
     char err[256];
-    struct jwt_keys *keys = keys_load(rt.cfg->secret_file, rt.cfg->public_key_file, err, sizeof err);
+    struct jwt_keys *keys = load_keys(err, sizeof err);
     if (!keys) {
         log_warn("SIGHUP: keeping the old keys: %s", err);
     } else {
         keys_free(rt.keys);
         rt.keys = keys;
+        jwt_cache_clear(rt.token_cache); /* entries were verified with the old keys */
         log_info("SIGHUP: keys reloaded");
     }
     /* So are the TLS certificate and key: new sessions get them, running ones keep theirs. */
@@ -123,12 +131,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "pgmesh: bad log_level\n");
         return 1;
     }
-    rt.keys = keys_load(rt.cfg->secret_file, rt.cfg->public_key_file, err, sizeof err);
+    rt.keys = load_keys(err, sizeof err);
     if (!rt.keys) {
         fprintf(stderr, "pgmesh: %s\n", err);
         return 1;
     }
-    if ((rt.cfg->alg_mask & jwt_algs_for_key(rt.keys->type)) == 0) {
+    rt.token_cache = jwt_cache_new((size_t)rt.cfg->verify_cache_size);
+    if ((rt.cfg->alg_mask & jwt_algs_for_keys(rt.keys)) == 0) {
         fprintf(stderr, "pgmesh: none of algorithms = %s can be verified with the configured key\n",
                 rt.cfg->algorithms);
         return 1;
