@@ -104,6 +104,8 @@ listen_addr = 127.0.0.1
 listen_port = $MESH_PORT
 unix_socket_dir =
 pool_mode = transaction
+; PgBouncer and PostgreSQL run without TLS here too: like for like
+client_tls = disable
 default_pool_size = 20
 max_client_conn = 1000
 query_wait_timeout = 30s

@@ -5,8 +5,12 @@
 #include "proxy/tls.h"
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#include "proxy/log.h"
 
 #include "proxy/config.h"
 
@@ -24,6 +28,27 @@ static void ssl_fail(char *err, size_t errlen, const char *what, const char *pat
         ERR_error_string_n(e, reason, sizeof reason);
         n += snprintf(err + n, errlen - (size_t)n, ": %s", reason);
     }
+}
+
+/* Without tls_cert_file, client_tls = require (the default) still encrypts: a P-256 key and a
+ * self-signed certificate made at start, good for sslmode=require (which does not verify) but
+ * not for verify-ca or verify-full. Nothing is written to disk. */
+static bool use_ephemeral_cert(SSL_CTX *ctx)
+{
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    X509 *x = X509_new();
+    bool ok = key && x && X509_set_version(x, 2) &&
+              ASN1_INTEGER_set(X509_get_serialNumber(x), (long)(time(NULL) & 0x7fffffff)) &&
+              X509_gmtime_adj(X509_getm_notBefore(x), -60) &&
+              X509_gmtime_adj(X509_getm_notAfter(x), 365L * 24 * 3600) && X509_set_pubkey(x, key);
+    X509_NAME *name = ok ? X509_get_subject_name(x) : NULL;
+    ok = ok && name &&
+         X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"pgmesh (self-signed)", -1, -1, 0) &&
+         X509_set_issuer_name(x, name) && X509_sign(x, key, EVP_sha256()) > 0 &&
+         SSL_CTX_use_certificate(ctx, x) == 1 && SSL_CTX_use_PrivateKey(ctx, key) == 1;
+    X509_free(x);
+    EVP_PKEY_free(key);
+    return ok;
 }
 
 /* Builds a context from cfg; NULL with err set on any failure. */
@@ -50,6 +75,13 @@ static SSL_CTX *build_ctx(const struct config *cfg, char *err, size_t errlen)
     if (cfg->tls_ciphers[0] && !SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers)) {
         ssl_fail(err, errlen, "tls_ciphers selects no usable cipher:", cfg->tls_ciphers);
         goto fail;
+    }
+    if (!cfg->tls_cert_file[0]) {
+        if (!use_ephemeral_cert(ctx)) {
+            ssl_fail(err, errlen, "cannot make a self-signed certificate", NULL);
+            goto fail;
+        }
+        return ctx;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1) {
         ssl_fail(err, errlen, "cannot load tls_cert_file", cfg->tls_cert_file);
@@ -81,18 +113,16 @@ fail:
 
 static bool wants_ctx(const struct config *cfg)
 {
-    return cfg->client_tls != CLIENT_TLS_DISABLE && cfg->tls_cert_file[0] != '\0';
+    return cfg->client_tls != CLIENT_TLS_DISABLE;
 }
 
 bool tls_init(const struct config *cfg, char *err, size_t errlen)
 {
-    if (cfg->client_tls == CLIENT_TLS_REQUIRE && cfg->listen_addr[0] && !cfg->tls_cert_file[0]) {
-        snprintf(err, errlen, "client_tls = require (the default) needs tls_cert_file and tls_key_file; "
-                 "set them, or set client_tls = allow or disable");
-        return false;
-    }
     if (!wants_ctx(cfg))
         return true;
+    if (!cfg->tls_cert_file[0] && cfg->listen_addr[0])
+        log_warn("no tls_cert_file: TCP clients get a self-signed certificate made at start "
+                 "(sslmode=require works, verify-full does not); set tls_cert_file and tls_key_file");
     SSL_CTX *ctx = build_ctx(cfg, err, errlen);
     if (!ctx)
         return false;
@@ -103,8 +133,8 @@ bool tls_init(const struct config *cfg, char *err, size_t errlen)
 
 bool tls_reload(const struct config *cfg, char *err, size_t errlen)
 {
-    if (!wants_ctx(cfg)) {
-        snprintf(err, errlen, "TLS is not configured");
+    if (!wants_ctx(cfg) || !cfg->tls_cert_file[0]) {
+        snprintf(err, errlen, "no tls_cert_file to re-read");
         return false;
     }
     SSL_CTX *ctx = build_ctx(cfg, err, errlen);
