@@ -10,6 +10,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* PostgreSQL identifiers (role and database names) are at most NAMEDATALEN - 1 bytes. */
+#define PG_NAME_MAX 63
+
 enum pool_mode { POOL_TRANSACTION, POOL_SESSION };
 /* client_tls: what a TCP client's SSLRequest gets and whether clear text is refused. */
 enum client_tls_mode { CLIENT_TLS_DISABLE, CLIENT_TLS_ALLOW, CLIENT_TLS_REQUIRE };
@@ -81,6 +84,10 @@ void config_free(struct config *cfg);
 const struct db_config *config_find_database(const struct config *cfg, const char *name);
 const struct role_config *config_find_role(const struct config *cfg, const char *name);
 
+/* Parses a [roles] value into r (opts is modified); *server_user points into opts. False with
+ * err set on an unknown key, a repeated key, a bad value or a missing server_user. */
+bool config_parse_role_options(char *opts, struct role_config *r, const char **server_user, char *err,
+                               size_t errlen) __attribute__((warn_unused_result));
 /* A plain non-negative integer: digits only, no sign or spaces, no overflow. */
 bool config_parse_count(const char *s, int64_t *out) __attribute__((warn_unused_result));
 /* "30s", "10m", "5min", "250ms", "2h", "1d"; a bare number is seconds. */
