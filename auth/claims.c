@@ -3,6 +3,7 @@
  * (or the built-in identifier shape). Every comparison is written so that no int64 arithmetic
  * can overflow. */
 #include "auth/claims.h"
+#include "auth/text.h"
 
 #include <math.h>
 #include <regex.h>
@@ -10,19 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-static void set_detail(char *detail, size_t detail_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_detail(char *detail, size_t detail_len, const char *fmt, ...)
-{
-    if (detail == NULL || detail_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, detail_len, fmt, ap);
-    va_end(ap);
-}
 
 bool claims_name_ok(const char *s)
 {
@@ -97,10 +85,10 @@ static enum jwt_status check_times(const json_t *payload, int64_t now, int64_t l
     int64_t exp, nbf;
     switch (get_numeric(payload, "exp", false, &exp)) {
     case NUM_ABSENT:
-        set_detail(detail, detail_len, "Claim \"exp\" is missing.");
+        auth_text(detail, detail_len, "Claim \"exp\" is missing.");
         return JWT_MISSING_CLAIM;
     case NUM_BAD:
-        set_detail(detail, detail_len, "Claim \"exp\" is not a valid NumericDate.");
+        auth_text(detail, detail_len, "Claim \"exp\" is not a valid NumericDate.");
         return JWT_BAD_CLAIM;
     case NUM_OK:
         break;
@@ -108,7 +96,7 @@ static enum jwt_status check_times(const json_t *payload, int64_t now, int64_t l
     /* now > exp + leeway, with both sides well inside int64 (|exp| <= 2^53, leeway clamped). */
     if (now - leeway > exp) {
         format_time(exp, when, sizeof(when));
-        set_detail(detail, detail_len, "The token expired at %s (leeway %lld s).", when,
+        auth_text(detail, detail_len, "The token expired at %s (leeway %lld s).", when,
                    (long long)leeway);
         return JWT_EXPIRED;
     }
@@ -116,12 +104,12 @@ static enum jwt_status check_times(const json_t *payload, int64_t now, int64_t l
     case NUM_ABSENT:
         break;
     case NUM_BAD:
-        set_detail(detail, detail_len, "Claim \"nbf\" is not a valid NumericDate.");
+        auth_text(detail, detail_len, "Claim \"nbf\" is not a valid NumericDate.");
         return JWT_BAD_CLAIM;
     case NUM_OK:
         if (now + leeway < nbf) {
             format_time(nbf, when, sizeof(when));
-            set_detail(detail, detail_len, "The token is not valid before %s (leeway %lld s).",
+            auth_text(detail, detail_len, "The token is not valid before %s (leeway %lld s).",
                        when, (long long)leeway);
             return JWT_NOT_YET_VALID;
         }
@@ -138,16 +126,16 @@ static enum jwt_status check_issuer(const json_t *payload, const char *issuer, c
         return JWT_OK;
     json_t *v = json_object_get(payload, "iss");
     if (v == NULL) {
-        set_detail(detail, detail_len, "The token has no \"iss\" claim; an issuer is required.");
+        auth_text(detail, detail_len, "The token has no \"iss\" claim; an issuer is required.");
         return JWT_WRONG_ISSUER;
     }
     if (json_is_string(v) && strcmp(json_string_value(v), issuer) == 0)
         return JWT_OK;
     if (json_is_string(v) && echo_ok(json_string_value(v)))
-        set_detail(detail, detail_len, "The token's issuer \"%s\" is not accepted.",
+        auth_text(detail, detail_len, "The token's issuer \"%s\" is not accepted.",
                    json_string_value(v));
     else
-        set_detail(detail, detail_len, "The token's issuer is not accepted.");
+        auth_text(detail, detail_len, "The token's issuer is not accepted.");
     return JWT_WRONG_ISSUER;
 }
 
@@ -174,13 +162,13 @@ static enum jwt_status check_audience(const json_t *payload, const char *audienc
         return JWT_OK;
     json_t *v = json_object_get(payload, "aud");
     if (v == NULL) {
-        set_detail(detail, detail_len,
+        auth_text(detail, detail_len,
                    "The token has no \"aud\" claim; an audience is required.");
         return JWT_WRONG_AUDIENCE;
     }
     if (aud_matches(v, audience))
         return JWT_OK;
-    set_detail(detail, detail_len, "The token's audience does not include this server's.");
+    auth_text(detail, detail_len, "The token's audience does not include this server's.");
     return JWT_WRONG_AUDIENCE;
 }
 
@@ -200,7 +188,7 @@ static enum jwt_status get_name_claim(const json_t *payload, const char *name,
 {
     json_t *v = json_object_get(payload, name);
     if (v == NULL) {
-        set_detail(detail, detail_len, "Claim \"%s\" is missing.", name);
+        auth_text(detail, detail_len, "Claim \"%s\" is missing.", name);
         return JWT_MISSING_CLAIM;
     }
     const char *s = json_string_value(v);
@@ -212,14 +200,14 @@ static enum jwt_status get_name_claim(const json_t *payload, const char *name,
         ok = s != NULL && len > 0 && len <= JWT_CLAIM_MAX && strlen(s) == len &&
              pattern_ok(policy->tenant_pattern, s, len);
     if (!ok && policy->tenant_pattern == NULL) {
-        set_detail(detail, detail_len,
+        auth_text(detail, detail_len,
                    "Claim \"%s\" must be a string of 1 to %d letters, digits, '_', '.' or '-'.",
                    name, JWT_CLAIM_MAX);
         return JWT_BAD_CLAIM;
     }
     if (!ok) {
         const char *src = policy->tenant_pattern_src ? policy->tenant_pattern_src : "";
-        set_detail(detail, detail_len,
+        auth_text(detail, detail_len,
                    "Claim \"%s\" must be a string of 1 to %d bytes matching tenant_pattern "
                    "%.100s%s.",
                    name, JWT_CLAIM_MAX, src, strlen(src) > 100 ? "..." : "");
@@ -243,7 +231,7 @@ enum jwt_status claims_check(const json_t *payload, const struct jwt_policy *pol
     const char *role = policy->role_claim && policy->role_claim[0] ? policy->role_claim : "role";
 
     if (!json_is_object(payload)) {
-        set_detail(detail, detail_len, "The token's payload is not a JSON object.");
+        auth_text(detail, detail_len, "The token's payload is not a JSON object.");
         return JWT_MALFORMED;
     }
     enum jwt_status st = check_times(payload, now, leeway, &id.exp, detail, detail_len);

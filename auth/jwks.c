@@ -15,23 +15,11 @@
 #include <openssl/param_build.h>
 
 #include "auth/b64url.h"
+#include "auth/text.h"
 
 #define JWKS_MIN_RSA_BITS 2048
 #define JWKS_MEMBER_MAX 2048 /* decoded bytes: RSA 16384-bit modulus */
 #define JWKS_SHORT_MAX 16    /* use, alg */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 struct curve_info {
     const char *crv; /* JWK name, also an OpenSSL group name */
@@ -56,9 +44,9 @@ struct jwk_ctx {
 static void jwk_err(const struct jwk_ctx *c, const char *what)
 {
     if (c->kid != NULL)
-        set_err(c->err, c->errlen, "key %zu (kid \"%s\"): %s", c->index + 1, c->kid, what);
+        auth_text(c->err, c->errlen, "key %zu (kid \"%s\"): %s", c->index + 1, c->kid, what);
     else
-        set_err(c->err, c->errlen, "key %zu: %s", c->index + 1, what);
+        auth_text(c->err, c->errlen, "key %zu: %s", c->index + 1, what);
 }
 
 /* A base64url member decoded into a fresh buffer; NULL with err written when absent or bad. */
@@ -271,13 +259,13 @@ static bool check_kids(const struct jwt_keys *keys, char *err, size_t errlen)
         return true;
     for (size_t i = 0; i < keys->nset; i++) {
         if (keys->set[i].kid == NULL) {
-            set_err(err, errlen, "key %zu has no \"kid\"; a set of several keys needs one on each",
+            auth_text(err, errlen, "key %zu has no \"kid\"; a set of several keys needs one on each",
                     i + 1);
             return false;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(keys->set[i].kid, keys->set[j].kid) == 0) {
-                set_err(err, errlen, "keys %zu and %zu share kid \"%s\"", j + 1, i + 1,
+                auth_text(err, errlen, "keys %zu and %zu share kid \"%s\"", j + 1, i + 1,
                         keys->set[i].kid);
                 return false;
             }
@@ -293,17 +281,17 @@ struct jwt_keys *jwks_parse(const char *text, size_t len, char *err, size_t errl
     struct jwt_keys *keys = NULL;
     json_t *list = json_is_object(root) ? json_object_get(root, "keys") : NULL;
     if (root == NULL) {
-        set_err(err, errlen, "not JSON: %s (line %d)", jerr.text, jerr.line);
+        auth_text(err, errlen, "not JSON: %s (line %d)", jerr.text, jerr.line);
         goto fail;
     }
     if (!json_is_array(list) || json_array_size(list) == 0 ||
         json_array_size(list) > KEYS_JWKS_MAX) {
-        set_err(err, errlen, "expected {\"keys\": [...]} with 1 to %d keys", KEYS_JWKS_MAX);
+        auth_text(err, errlen, "expected {\"keys\": [...]} with 1 to %d keys", KEYS_JWKS_MAX);
         goto fail;
     }
     keys = calloc(1, sizeof(*keys));
     if (keys == NULL || (keys->set = calloc(json_array_size(list), sizeof(*keys->set))) == NULL) {
-        set_err(err, errlen, "out of memory");
+        auth_text(err, errlen, "out of memory");
         goto fail;
     }
     for (size_t i = 0; i < json_array_size(list); i++) {
@@ -333,7 +321,7 @@ struct jwt_keys *jwks_load(const char *path, char *err, size_t errlen)
         return NULL;
     struct jwt_keys *keys = jwks_parse((const char *)text, len, why, sizeof(why));
     if (keys == NULL)
-        set_err(err, errlen, "JWKS \"%s\": %s", path, why);
+        auth_text(err, errlen, "JWKS \"%s\": %s", path, why);
     free(text);
     return keys;
 }
@@ -386,7 +374,7 @@ done:
     BN_free(a);
     BN_free(b);
     if (!ok) {
-        set_err(err, errlen, "key is not RSA or EC on P-256, P-384 or P-521");
+        auth_text(err, errlen, "key is not RSA or EC on P-256, P-384 or P-521");
         json_decref(jwk);
         return NULL;
     }

@@ -19,6 +19,7 @@
 
 #include "auth/b64url.h"
 #include "auth/claims.h"
+#include "auth/text.h"
 
 struct alg_info {
     const char *name;
@@ -41,19 +42,6 @@ static const struct alg_info algs[] = {
     {"ES512", JWT_ALLOW_ES512, JWT_ALG_ES512, KEY_EC, KEY_CURVE_P521, NULL},
 };
 #define N_ALGS (sizeof(algs) / sizeof(algs[0]))
-
-static void set_text(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_text(char *buf, size_t len, const char *fmt, ...)
-{
-    if (buf == NULL || len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
 
 /* Exact, case-sensitive (RFC 7518 names are). */
 static const struct alg_info *alg_by_name(const char *name, size_t len)
@@ -95,17 +83,17 @@ bool jwt_parse_algorithms(const char *list, unsigned *mask, char *err, size_t er
         while (end > 0 && (p[end - 1] == ' ' || p[end - 1] == '\t'))
             end--;
         if (end == 0) {
-            set_text(err, errlen, out == 0 && p[n] == '\0' ? "algorithm list is empty"
+            auth_text(err, errlen, out == 0 && p[n] == '\0' ? "algorithm list is empty"
                                                             : "algorithm list has an empty entry");
             return false;
         }
         if (end == 4 && strncasecmp(p, "none", 4) == 0) {
-            set_text(err, errlen, "algorithm \"none\" (unsigned tokens) can never be allowed");
+            auth_text(err, errlen, "algorithm \"none\" (unsigned tokens) can never be allowed");
             return false;
         }
         const struct alg_info *a = alg_by_name(p, end);
         if (a == NULL) {
-            set_text(err, errlen,
+            auth_text(err, errlen,
                      "unknown algorithm \"%.*s\"; known: HS256, HS384, HS512, RS256, RS384, "
                      "RS512, ES256, ES384, ES512",
                      (int)(end > 32 ? 32 : end), p);
@@ -170,12 +158,12 @@ static enum jwt_status check_alg(const json_t *header, const struct jwt_keys *ke
 {
     json_t *alg = json_object_get(header, "alg");
     if (!json_is_string(alg)) {
-        set_text(detail, detail_len, "The token's header has no \"alg\" string.");
+        auth_text(detail, detail_len, "The token's header has no \"alg\" string.");
         return JWT_MALFORMED;
     }
     /* RFC 7515 section 4.1.11: extensions listed in crit must be understood; we know none. */
     if (json_object_get(header, "crit") != NULL) {
-        set_text(detail, detail_len, "The token's header has a \"crit\" parameter, which is "
+        auth_text(detail, detail_len, "The token's header has a \"crit\" parameter, which is "
                                      "not supported.");
         return JWT_MALFORMED;
     }
@@ -184,16 +172,16 @@ static enum jwt_status check_alg(const json_t *header, const struct jwt_keys *ke
     char allowed[96];
     format_mask(usable, allowed, sizeof(allowed));
     if (strcmp(name, "none") == 0) {
-        set_text(detail, detail_len, "The token's alg is none (unsigned); allowed: %s.",
+        auth_text(detail, detail_len, "The token's alg is none (unsigned); allowed: %s.",
                  allowed);
         return JWT_ALG_NOT_ALLOWED;
     }
     const struct alg_info *a = alg_by_name(name, json_string_length(alg));
     if (a == NULL || !(usable & a->bit)) {
         if (printable_short(name))
-            set_text(detail, detail_len, "The token's alg is %s; allowed: %s.", name, allowed);
+            auth_text(detail, detail_len, "The token's alg is %s; allowed: %s.", name, allowed);
         else
-            set_text(detail, detail_len, "The token's alg is not supported; allowed: %s.",
+            auth_text(detail, detail_len, "The token's alg is not supported; allowed: %s.",
                      allowed);
         return JWT_ALG_NOT_ALLOWED;
     }
@@ -224,39 +212,39 @@ static enum jwt_status select_key(const json_t *header, const struct jwt_keys *k
 {
     json_t *kid_v = json_object_get(header, "kid");
     if (kid_v != NULL && !json_is_string(kid_v)) {
-        set_text(detail, detail_len, "The token's \"kid\" header is not a string.");
+        auth_text(detail, detail_len, "The token's \"kid\" header is not a string.");
         return JWT_MALFORMED;
     }
     const char *kid = json_string_value(kid_v);
     const struct jwt_key *k = keys_find(keys, kid, tmp);
     if (k == NULL) {
         if (kid == NULL)
-            set_text(detail, detail_len, "The token's header has no \"kid\"; the key set has %zu "
+            auth_text(detail, detail_len, "The token's header has no \"kid\"; the key set has %zu "
                                          "keys.", keys->nset);
         else if (printable_short(kid))
-            set_text(detail, detail_len, "No key in the key set has kid \"%s\".", kid);
+            auth_text(detail, detail_len, "No key in the key set has kid \"%s\".", kid);
         else
-            set_text(detail, detail_len, "No key in the key set has the token's kid.");
+            auth_text(detail, detail_len, "No key in the key set has the token's kid.");
         return JWT_UNKNOWN_KEY;
     }
     const char *name = k->kid != NULL ? k->kid : "(no kid)";
     if (k->use != NULL && strcmp(k->use, "sig") != 0) {
-        set_text(detail, detail_len, "Key \"%s\" is published for use \"%s\", not signatures.",
+        auth_text(detail, detail_len, "Key \"%s\" is published for use \"%s\", not signatures.",
                  name, k->use);
         return JWT_UNKNOWN_KEY;
     }
     if (k->type != a->key) {
-        set_text(detail, detail_len, "The token's alg %s does not fit key \"%s\" (%s).", a->name,
+        auth_text(detail, detail_len, "The token's alg %s does not fit key \"%s\" (%s).", a->name,
                  name, k->type == KEY_RSA ? "RSA" : k->type == KEY_EC ? "EC" : "HMAC");
         return JWT_ALG_NOT_ALLOWED;
     }
     if (a->curve != KEY_CURVE_NONE && k->curve != a->curve) {
-        set_text(detail, detail_len, "The token's alg %s needs a %s key; key \"%s\" is %s.",
+        auth_text(detail, detail_len, "The token's alg %s needs a %s key; key \"%s\" is %s.",
                  a->name, curve_name(a->curve), name, curve_name(k->curve));
         return JWT_ALG_NOT_ALLOWED;
     }
     if (k->alg != NULL && strcmp(k->alg, a->name) != 0) {
-        set_text(detail, detail_len, "The token's alg is %s; key \"%s\" is for %s only.",
+        auth_text(detail, detail_len, "The token's alg is %s; key \"%s\" is for %s only.",
                  a->name, name, k->alg);
         return JWT_ALG_NOT_ALLOWED;
     }
@@ -311,12 +299,12 @@ static enum jwt_status dump_claims(const json_t *payload, char **out, char *deta
 {
     char *json = json_dumps(payload, JSON_COMPACT);
     if (json == NULL) {
-        set_text(detail, detail_len, "The token's claims could not be encoded as JSON.");
+        auth_text(detail, detail_len, "The token's claims could not be encoded as JSON.");
         return JWT_MALFORMED;
     }
     size_t n = strlen(json);
     if (n > JWT_CLAIMS_JSON_MAX) {
-        set_text(detail, detail_len, "The token's claims are %zu bytes as JSON; at most %d are "
+        auth_text(detail, detail_len, "The token's claims are %zu bytes as JSON; at most %d are "
                                      "accepted.",
                  n, JWT_CLAIMS_JSON_MAX);
         free(json);
@@ -333,7 +321,7 @@ enum jwt_status jwt_verify(const struct jwt_keys *keys, const struct jwt_policy 
     if (detail != NULL && detail_len > 0)
         detail[0] = '\0';
     if (len > JWT_MAX_TOKEN_LEN) {
-        set_text(detail, detail_len, "The token is %zu bytes; at most %d are accepted.", len,
+        auth_text(detail, detail_len, "The token is %zu bytes; at most %d are accepted.", len,
                  JWT_MAX_TOKEN_LEN);
         return JWT_TOO_LARGE;
     }
@@ -342,7 +330,7 @@ enum jwt_status jwt_verify(const struct jwt_keys *keys, const struct jwt_policy 
                                     : NULL;
     if (dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) != NULL ||
         memchr(token, '\0', len) != NULL) {
-        set_text(detail, detail_len, "The token is not three base64url parts joined by dots.");
+        auth_text(detail, detail_len, "The token is not three base64url parts joined by dots.");
         return JWT_MALFORMED;
     }
     size_t header_len = (size_t)(dot1 - token);
@@ -357,12 +345,12 @@ enum jwt_status jwt_verify(const struct jwt_keys *keys, const struct jwt_policy 
     unsigned char *scratch = malloc(len / 4 * 3 + 3);
     if (scratch == NULL) {
         /* No status means "internal error"; refusing as unverifiable is the safe side. */
-        set_text(detail, detail_len, "The token could not be verified.");
+        auth_text(detail, detail_len, "The token could not be verified.");
         return JWT_BAD_SIGNATURE;
     }
     header = decode_json_part(token, header_len, scratch);
     if (header == NULL) {
-        set_text(detail, detail_len, "The token's header is not base64url-encoded JSON.");
+        auth_text(detail, detail_len, "The token's header is not base64url-encoded JSON.");
         st = JWT_MALFORMED;
         goto done;
     }
@@ -373,12 +361,12 @@ enum jwt_status jwt_verify(const struct jwt_keys *keys, const struct jwt_policy 
         goto done;
     payload = decode_json_part(dot1 + 1, signed_len - header_len - 1, scratch);
     if (payload == NULL) {
-        set_text(detail, detail_len, "The token's payload is not base64url-encoded JSON.");
+        auth_text(detail, detail_len, "The token's payload is not base64url-encoded JSON.");
         st = JWT_MALFORMED;
         goto done;
     }
     if (!signature_ok(alg, key, token, len, signed_len, scratch)) {
-        set_text(detail, detail_len, "The token's %s signature does not verify with the "
+        auth_text(detail, detail_len, "The token's %s signature does not verify with the "
                                      "configured key.",
                  alg->name);
         st = JWT_BAD_SIGNATURE;

@@ -18,23 +18,11 @@
 #include <openssl/pem.h>
 
 #include "auth/jwks.h"
+#include "auth/text.h"
 
 #define KEYS_MIN_SECRET_LEN 32
 #define KEYS_MAX_FILE_LEN (1024 * 1024)
 #define KEYS_MIN_RSA_BITS 2048
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Whole file into a NUL-terminated heap buffer; refuses files over KEYS_MAX_FILE_LEN. */
 static bool read_file(const char *path, unsigned char **out, size_t *out_len, char *err,
@@ -42,24 +30,24 @@ static bool read_file(const char *path, unsigned char **out, size_t *out_len, ch
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        set_err(err, errlen, "cannot open \"%s\": %s", path, strerror(errno));
+        auth_text(err, errlen, "cannot open \"%s\": %s", path, strerror(errno));
         return false;
     }
     unsigned char *buf = malloc(KEYS_MAX_FILE_LEN + 1);
     if (buf == NULL) {
         fclose(f);
-        set_err(err, errlen, "out of memory reading \"%s\"", path);
+        auth_text(err, errlen, "out of memory reading \"%s\"", path);
         return false;
     }
     size_t n = fread(buf, 1, KEYS_MAX_FILE_LEN + 1, f);
     bool failed = ferror(f) != 0;
     fclose(f);
     if (failed) {
-        set_err(err, errlen, "cannot read \"%s\"", path);
+        auth_text(err, errlen, "cannot read \"%s\"", path);
         goto fail;
     }
     if (n > KEYS_MAX_FILE_LEN) {
-        set_err(err, errlen, "\"%s\" is larger than %d bytes", path, KEYS_MAX_FILE_LEN);
+        auth_text(err, errlen, "\"%s\" is larger than %d bytes", path, KEYS_MAX_FILE_LEN);
         goto fail;
     }
     buf[n] = '\0';
@@ -101,18 +89,18 @@ static struct jwt_keys *load_secret(const char *path, char *err, size_t errlen)
     /* A PEM file given as a secret would make its public text an HMAC key: the very key
      * confusion the alg checks exist to stop. Refuse it outright. */
     if (contains(buf, len, "-----BEGIN")) {
-        set_err(err, errlen, "\"%s\" holds a PEM block; give a public key as public_key_file",
+        auth_text(err, errlen, "\"%s\" holds a PEM block; give a public key as public_key_file",
                 path);
         goto done;
     }
     if (len < KEYS_MIN_SECRET_LEN) {
-        set_err(err, errlen, "secret in \"%s\" is %zu bytes; at least %d are required", path,
+        auth_text(err, errlen, "secret in \"%s\" is %zu bytes; at least %d are required", path,
                 len, KEYS_MIN_SECRET_LEN);
         goto done;
     }
     keys = calloc(1, sizeof(*keys));
     if (keys == NULL) {
-        set_err(err, errlen, "out of memory");
+        auth_text(err, errlen, "out of memory");
         goto done;
     }
     keys->type = KEY_HMAC;
@@ -165,13 +153,13 @@ static struct jwt_keys *load_pem(const char *path, char *err, size_t errlen)
     /* PEM_read_bio_PUBKEY skips blocks of other types, so look for them first: a file that
      * also carries a private key must not be accepted as if it were public. */
     if (contains(buf, len, "PRIVATE KEY-----")) {
-        set_err(err, errlen, "\"%s\" holds a private key; give the public key only", path);
+        auth_text(err, errlen, "\"%s\" holds a private key; give the public key only", path);
         goto done;
     }
     if (contains(buf, len, "-----BEGIN CERTIFICATE") ||
         contains(buf, len, "-----BEGIN TRUSTED CERTIFICATE") ||
         contains(buf, len, "-----BEGIN X509 CERTIFICATE")) {
-        set_err(err, errlen,
+        auth_text(err, errlen,
                 "\"%s\" holds a certificate; extract the public key (openssl x509 -pubkey "
                 "-noout)",
                 path);
@@ -179,19 +167,19 @@ static struct jwt_keys *load_pem(const char *path, char *err, size_t errlen)
     }
     bio = BIO_new_mem_buf(buf, (int)len);
     if (bio == NULL) {
-        set_err(err, errlen, "out of memory");
+        auth_text(err, errlen, "out of memory");
         goto done;
     }
     pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
     if (pkey == NULL) {
-        set_err(err, errlen, "\"%s\" holds no PEM public key (\"BEGIN PUBLIC KEY\")", path);
+        auth_text(err, errlen, "\"%s\" holds no PEM public key (\"BEGIN PUBLIC KEY\")", path);
         goto done;
     }
     enum key_type type;
     switch (EVP_PKEY_get_base_id(pkey)) {
     case EVP_PKEY_RSA:
         if (EVP_PKEY_get_bits(pkey) < KEYS_MIN_RSA_BITS) {
-            set_err(err, errlen, "RSA key in \"%s\" has %d bits; at least %d are required",
+            auth_text(err, errlen, "RSA key in \"%s\" has %d bits; at least %d are required",
                     path, EVP_PKEY_get_bits(pkey), KEYS_MIN_RSA_BITS);
             goto done;
         }
@@ -200,19 +188,19 @@ static struct jwt_keys *load_pem(const char *path, char *err, size_t errlen)
     case EVP_PKEY_EC:
         type = KEY_EC;
         if (keys_curve_of(pkey) == KEY_CURVE_NONE) {
-            set_err(err, errlen, "EC key in \"%s\" is not on P-256, P-384 or P-521", path);
+            auth_text(err, errlen, "EC key in \"%s\" is not on P-256, P-384 or P-521", path);
             goto done;
         }
         break;
     default:
-        set_err(err, errlen, "key in \"%s\" is neither RSA nor EC", path);
+        auth_text(err, errlen, "key in \"%s\" is neither RSA nor EC", path);
         goto done;
     }
     keys = calloc(1, sizeof(*keys));
     if (keys == NULL || !keys_encode_pubkey(pkey, &keys->material, &keys->material_len)) {
         free(keys);
         keys = NULL;
-        set_err(err, errlen, "cannot re-encode the key in \"%s\"", path);
+        auth_text(err, errlen, "cannot re-encode the key in \"%s\"", path);
         goto done;
     }
     keys->type = type;
@@ -250,7 +238,7 @@ struct jwt_keys *keys_load_config(const struct keys_source *src, char *err, size
 {
     int n = nonempty(src->secret_file) + nonempty(src->public_key_file) + nonempty(src->jwks_file);
     if (n != 1) {
-        set_err(err, errlen,
+        auth_text(err, errlen,
                 "exactly one of secret_file, public_key_file and jwks_file must be set");
         return NULL;
     }
@@ -266,7 +254,7 @@ struct jwt_keys *keys_load(const char *secret_file, const char *public_key_file,
 {
     bool have_secret = nonempty(secret_file), have_pem = nonempty(public_key_file);
     if (have_secret == have_pem) {
-        set_err(err, errlen, "exactly one of secret_file and public_key_file must be set");
+        auth_text(err, errlen, "exactly one of secret_file and public_key_file must be set");
         return NULL;
     }
     struct keys_source src = {secret_file, public_key_file, NULL};

@@ -116,13 +116,10 @@ static bool wants_ctx(const struct config *cfg)
     return cfg->client_tls != CLIENT_TLS_DISABLE;
 }
 
-bool tls_init(const struct config *cfg, char *err, size_t errlen)
+/* Builds a context and makes it current. Sessions made from the old one hold a reference to it
+ * (SSL_new): it lives on until the last of them ends. */
+static bool install(const struct config *cfg, char *err, size_t errlen)
 {
-    if (!wants_ctx(cfg))
-        return true;
-    if (!cfg->tls_cert_file[0] && cfg->listen_addr[0])
-        log_warn("no tls_cert_file: TCP clients get a self-signed certificate made at start "
-                 "(sslmode=require works, verify-full does not); set tls_cert_file and tls_key_file");
     SSL_CTX *ctx = build_ctx(cfg, err, errlen);
     if (!ctx)
         return false;
@@ -131,20 +128,23 @@ bool tls_init(const struct config *cfg, char *err, size_t errlen)
     return true;
 }
 
+bool tls_init(const struct config *cfg, char *err, size_t errlen)
+{
+    if (!wants_ctx(cfg))
+        return true;
+    if (!cfg->tls_cert_file[0] && cfg->listen_addr[0])
+        log_warn("no tls_cert_file: TCP clients get a self-signed certificate made at start "
+                 "(sslmode=require works, verify-full does not); set tls_cert_file and tls_key_file");
+    return install(cfg, err, errlen);
+}
+
 bool tls_reload(const struct config *cfg, char *err, size_t errlen)
 {
     if (!wants_ctx(cfg) || !cfg->tls_cert_file[0]) {
         snprintf(err, errlen, "no tls_cert_file to re-read");
         return false;
     }
-    SSL_CTX *ctx = build_ctx(cfg, err, errlen);
-    if (!ctx)
-        return false;
-    /* Sessions made from the old context hold a reference to it (SSL_new): it lives on until the
-     * last of them ends. */
-    SSL_CTX_free(g_ctx);
-    g_ctx = ctx;
-    return true;
+    return install(cfg, err, errlen);
 }
 
 bool tls_available(void)
