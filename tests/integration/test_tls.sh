@@ -59,19 +59,13 @@ assert_eq "DE" "$(PGPASSWORD=$de timeout -k 5 "$LIB_CMD_TIMEOUT_S" psql -X -A -t
     "Unix socket without TLS"
 
 # --- clear-text bytes sent after the SSLRequest, before our answer: a protocol violation
-reply=$(timeout 10 python3 - "$MESH_PORT" <<'PY'
-import socket, struct, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(struct.pack("!ii", 8, 80877103) + struct.pack("!ii", 8, 196608))
-data = b""
-while True:
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    data += chunk
-print(data[:1].decode("latin-1"), "08P01" if b"C08P01\0" in data else "no-08P01")
-PY
-)
+# SSLRequest (length 8, code 80877103) and a startup packet in the same write, over bash's
+# /dev/tcp (no python on a fresh machine): the first reply byte and whether 08P01 came back.
+raw=$(timeout 10 bash -c '
+    exec 3<>/dev/tcp/127.0.0.1/$1 || exit 1
+    printf "\000\000\000\010\004\322\026\057\000\000\000\010\000\003\000\000" >&3
+    cat <&3' _ "$MESH_PORT" | od -An -c | tr -d ' \n') || true
+reply="${raw:0:1} $(case $raw in *C08P01*) echo 08P01 ;; *) echo no-08P01 ;; esac)"
 assert_eq "E 08P01" "$reply" "bytes after SSLRequest"
 wait_log 'received unencrypted data after SSL request'
 
