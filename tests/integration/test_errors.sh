@@ -7,15 +7,7 @@
 C=$BUILD/tests/integration/errors
 
 # A port nothing listens on, for a database whose server is unreachable.
-closed_port() {
-    local p i
-    for i in $(seq 1 200); do
-        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))  # below the ephemeral range (32768+)
-        [ "$p" = "$PG_PORT" ] && continue
-        ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
-    done
-    fail "no free port"
-}
+closed_port() { _lib_free_port; }
 
 mesh_config
 ini_set jwt issuer pgmesh-it
