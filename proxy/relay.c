@@ -322,6 +322,11 @@ static enum inspect inspect_message(struct client *c, struct server *s, const st
         return refuse_managed(c, s, f, &found) ? INSPECT_REFUSED : INSPECT_FAILED;
     if (sql_may_leave_session_state((const char *)sql.p, sql.len))
         s->session_dirty = true;
+    /* Session pooling lets the client DISCARD ALL (the guard refuses it in transaction pooling);
+     * pgmesh then sets its settings again right behind the client's Query. */
+    if (f->type == FE_QUERY && rt.cfg->pool_mode == POOL_SESSION &&
+        sql_needs_own_transaction((const char *)sql.p, sql.len))
+        c->reapply_settings = true;
     return INSPECT_FORWARD;
 }
 
@@ -414,6 +419,13 @@ void relay_from_client(struct client *c)
         c->body_remaining = (uint32_t)(f.total_len - n);
         c->body_discard = false;
         after_forward(s, f.type);
+        if (c->reapply_settings) {
+            c->reapply_settings = false;
+            if (!conn_send(&s->conn, c->tx.set_msg, c->tx.set_len) || !push_op(s, OP_TXSTART, false)) {
+                server_close(s, "out of memory");
+                return;
+            }
+        }
     }
     if (s && c->server == s && s->state == SERVER_LINKED && !c->body_remaining)
         maybe_release(s);

@@ -65,3 +65,13 @@ assert_contains "$out" "managed by pgmesh" "PGOPTIONS with a managed setting"
 wait_log "FATAL 42501" || fail "no FATAL 42501 in the log"
 assert_eq "1" "$(PGOPTIONS="-c search_path=marketing" mesh_psql "$de" -c "SELECT 1")" "PGOPTIONS with another setting"
 mesh_stop
+
+# Session pooling allows DISCARD ALL, and pgmesh sets its settings again right after it.
+ini_set pgmesh pool_mode session
+mesh_start
+assert_eq "DE/regional_analyst/30s" "$(mesh_psql "$de" -c "DISCARD ALL" -c "$claims" | tail -n 1)" \
+    "claims after DISCARD ALL in session pooling"
+out=$(mesh_psql "$de" -v ON_ERROR_STOP=0 -v VERBOSITY=verbose -c "SET request.jwt.claim.tenant = 'FR'" -c "$claims" 2>&1) || true
+assert_contains "$out" "42501" "session pooling still refuses SET of a claim"
+assert_contains "$out" "DE/regional_analyst/30s" "claims after the refusal in session pooling"
+mesh_stop
