@@ -103,6 +103,7 @@ static void client_on_release(struct conn *conn)
     close(c->conn.fd);
     conn_destroy(&c->conn);
     txstart_destroy(&c->tx);
+    params_clear(&c->params);
     jwt_identity_clear(&c->ident);
     free(c);
 }
@@ -162,6 +163,10 @@ static void start_auth(struct client *c, const struct startup_packet *pkt)
                          "Remove it from the connection options (PGOPTIONS).");
             return;
         }
+    }
+    if (!params_from_startup(&c->params, pkt)) {
+        client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION, "invalid startup parameter value", NULL, NULL);
+        return;
     }
     if (!config_find_database(rt.cfg, c->database)) {
         char msg[160];
@@ -286,8 +291,11 @@ static void send_startup_replies(struct client *c, const struct role_config *rol
     struct pq_writer w;
     wr_init_dynamic(&w);
     be_write_auth(&w, AUTH_OK);
-    for (int i = 0; i < POOL_PARAM_COUNT; i++)
-        be_write_parameter_status(&w, pool_param_names[i], pool_param(c->pool, pool_param_names[i]));
+    for (int i = 0; i < POOL_PARAM_COUNT; i++) {
+        /* What the client asked for at startup is what its server will be given. */
+        const char *asked = params_reported(&c->params, pool_param_names[i]);
+        be_write_parameter_status(&w, pool_param_names[i], asked ? asked : pool_param(c->pool, pool_param_names[i]));
+    }
     be_write_parameter_status(&w, "application_name", c->application_name);
     be_write_parameter_status(&w, "session_authorization", role->server_user);
     be_write_backend_key(&w, (uint32_t)c->id, c->cancel_key);

@@ -10,6 +10,7 @@
 #include "auth/jwt.h"
 #include "proxy/conn.h"
 #include "proxy/limits.h"
+#include "proxy/params.h"
 #include "proxy/txstart.h"
 
 struct pool;
@@ -45,6 +46,7 @@ struct client {
     char application_name[CLIENT_NAME_MAX + 1];
     struct jwt_identity ident;
     struct role_limits limits;
+    struct param_set params;       /* session parameters the client wants on its server */
     uint32_t cancel_key;
     struct txstart tx;
     uint32_t body_remaining;       /* bytes of the current client message still to pass */

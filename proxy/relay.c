@@ -52,6 +52,22 @@ bool relay_own_query(struct server *s, const char *sql)
     return push_op(s, OP_OWN_QUERY, false);
 }
 
+/* The client's session parameters (startup packet, its own SETs) onto this server when they
+ * differ from what the server has: they follow the client across server connections. */
+static bool sync_params(struct client *c, struct server *s)
+{
+    struct pq_writer w;
+    wr_init_dynamic(&w);
+    bool needed = params_write_sync(&c->params, &s->have, &w);
+    bool ok = !needed || (wr_ok(&w) && conn_send(&s->conn, w.p, w.len) && params_copy(&s->have, &c->params));
+    wr_destroy(&w);
+    if (!ok) {
+        server_close(s, "out of memory");
+        return false;
+    }
+    return !needed || push_op(s, OP_PARAMS, false);
+}
+
 /* Queues the client's claims Query ahead of whatever it sends next (see txstart.h). */
 static bool send_txstart(struct client *c, struct server *s)
 {
@@ -65,8 +81,11 @@ static bool send_txstart(struct client *c, struct server *s)
             return false;
         s->session_dirty = false;
         s->application_name[0] = '\0';
+        params_clear(&s->have);
         discarded = true;
     }
+    if (known_idle && !sync_params(c, s))
+        return false;
     bool full = known_idle && switching;
     /* The RESET guards against SETs failing with another tenant's claims left committed; when the
      * last client had the same tenant and role there is nothing to guard against. */
@@ -322,6 +341,10 @@ static enum inspect inspect_message(struct client *c, struct server *s, const st
         return refuse_managed(c, s, f, &found) ? INSPECT_REFUSED : INSPECT_FAILED;
     if (sql_may_leave_session_state((const char *)sql.p, sql.len))
         s->session_dirty = true;
+    if (f->type == FE_QUERY) {
+        params_track_sql(&c->params, (const char *)sql.p, sql.len);
+        params_track_sql(&s->have, (const char *)sql.p, sql.len);
+    }
     /* Session pooling lets the client DISCARD ALL (the guard refuses it in transaction pooling);
      * pgmesh then sets its settings again right behind the client's Query. */
     if (f->type == FE_QUERY && rt.cfg->pool_mode == POOL_SESSION &&
@@ -532,6 +555,16 @@ static bool route_message(struct server *s, const struct frame *f, const uint8_t
             opq_pop(&s->ops);
         limits_on_reply(s, type);
         return s->client != NULL;
+    case OP_PARAMS:
+        if (type == BE_ERROR) {
+            log_own_error(s, msg + MSG_HEADER_LEN, f->body_len);
+            /* A value PostgreSQL refuses (it would have refused the connection at startup). */
+            server_close(s, "the server refused the client's session parameters");
+            return false;
+        }
+        if (type == BE_READY)
+            opq_pop(&s->ops);
+        return false;
     case OP_OWN_QUERY:
         if (type == BE_ERROR) {
             log_own_error(s, msg + MSG_HEADER_LEN, f->body_len);

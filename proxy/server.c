@@ -100,6 +100,7 @@ static void server_on_release(struct conn *c)
     if (s->pg)
         PQfinish(s->pg); /* closes the socket */
     conn_destroy(&s->conn);
+    params_clear(&s->have);
     free(s->ops.ops);
     free(s);
 }

@@ -10,6 +10,7 @@
 #include <sys/queue.h>
 
 #include "proxy/conn.h"
+#include "proxy/params.h"
 
 struct pool;
 struct client;
@@ -30,6 +31,7 @@ enum op_kind {
     OP_SYNTH_ERROR, /* pgmesh's own ErrorResponse to the client, sent when this reaches the head */
     OP_SYNTH_READY, /* pgmesh's own ReadyForQuery (the client's Sync was not forwarded) */
     OP_GUARD_ERROR, /* the server's error to pgmesh's stand-in statement becomes the guard's */
+    OP_PARAMS,      /* our SET of the client's session parameters: swallow through ReadyForQuery */
 };
 
 /* Which refusal an OP_SYNTH_ERROR / OP_GUARD_ERROR reports. */
@@ -74,6 +76,7 @@ struct server {
     char claims_tenant[65];      /* ... and those claims ("" when none) */
     char claims_role[65];
     char application_name[65];   /* as pgmesh last set it ("" when unknown) */
+    struct param_set have;       /* session parameters as the linked clients left them */
     bool session_dirty;          /* a client statement may have left session state: DISCARD ALL
                                   * before another client runs here */
 };
