@@ -473,3 +473,30 @@ bool sql_may_leave_session_state(const char *sql, size_t len)
     /* Text that does not lex runs nothing, but err towards a reset all the same. */
     return any_statement(sql, len, stmt_leaves_session_state, tok_leaves_session_state, true);
 }
+
+bool sql_has_leading(const char *sql, size_t len, const char *first, const char *not_second)
+{
+    struct sqllex lx;
+    sqllex_init(&lx, sql, len);
+    size_t pos = 0; /* token position within the statement */
+    bool match = false;
+    for (;;) {
+        struct sqltok t = sqllex_next(&lx);
+        if (t.kind == SQLTOK_UNTERMINATED)
+            return false;
+        if (t.kind == SQLTOK_SEMI || t.kind == SQLTOK_EOF) {
+            if (match && pos == 1)
+                return true; /* the word alone */
+            if (t.kind == SQLTOK_EOF)
+                return false;
+            pos = 0;
+            match = false;
+            continue;
+        }
+        if (pos == 0)
+            match = sqltok_is(&t, first);
+        else if (pos == 1 && match)
+            return !(not_second && sqltok_is(&t, not_second));
+        pos++;
+    }
+}

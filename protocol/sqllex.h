@@ -52,4 +52,8 @@ bool sql_needs_own_transaction(const char *sql, size_t len);
  * connection needs DISCARD ALL before another client may use it. Errs towards true. */
 bool sql_may_leave_session_state(const char *sql, size_t len);
 
+/* True when some statement in sql starts with the word first, and its second word (if any) is not
+ * not_second (NULL: any), e.g. ("prepare", "transaction") for PREPARE but not PREPARE TRANSACTION. */
+bool sql_has_leading(const char *sql, size_t len, const char *first, const char *not_second);
+
 #endif

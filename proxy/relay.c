@@ -188,6 +188,17 @@ static void write_refusal(struct pq_writer *w, const struct op *op)
         e.message = msg;
         e.hint = "Read the claims with current_setting(); ask for a token with other claims to act as someone else.";
         break;
+    case REFUSE_SESSION_ONLY:
+        snprintf(msg, sizeof msg, "%s is not supported in transaction pooling", op->name);
+        snprintf(detail, sizeof detail,
+                 "%s outlives the transaction, but each transaction may run on a different server "
+                 "connection.", op->name);
+        e.sqlstate = SQLSTATE_FEATURE_NOT_SUPPORTED;
+        e.message = msg;
+        e.hint = strcmp(op->name, "PREPARE") == 0
+                     ? "Use protocol-level prepared statements (unnamed Parse/Bind), or pool_mode = session."
+                     : "Use pool_mode = session for clients that LISTEN.";
+        break;
     case REFUSE_TOO_LONG:
         e.sqlstate = SQLSTATE_PROGRAM_LIMIT_EXCEEDED;
         e.message = "statement too long for pgmesh to check";
@@ -245,16 +256,16 @@ static bool refuse_named_parse(struct client *c, struct server *s, struct span n
     return true;
 }
 
-/* A statement that would change a managed setting. The server must see a failure in its place,
- * so that an explicit transaction aborts and a pipeline skips to Sync exactly as if PostgreSQL
- * had refused it: pgmesh sends a stand-in that fails at parse analysis (a bad integer literal)
+/* A statement pgmesh refuses (a managed setting, LISTEN or PREPARE in transaction pooling). The
+ * server must see a failure in its place, so that an explicit transaction aborts and a pipeline
+ * skips to Sync exactly as if PostgreSQL had refused it: pgmesh sends a stand-in that fails at parse analysis (a bad integer literal)
  * and reports the guard's error instead of the server's. */
-static bool refuse_managed(struct client *c, struct server *s, const struct frame *f,
-                           const struct guard_finding *found)
+static bool refuse_with_stand_in(struct client *c, struct server *s, const struct frame *f,
+                                 enum refusal why, const char *what)
 {
-    static const char stand_in[] = "SELECT 'pgmesh: managed setting'::pg_catalog.int4";
-    LOG_AT(LOG_WARNING, c->tag, "refused a change of %s (role %s, tenant %s)", found->setting,
-           c->ident.role, c->ident.tenant);
+    static const char stand_in[] = "SELECT 'pgmesh: refused statement'::pg_catalog.int4";
+    LOG_AT(why == REFUSE_MANAGED_SETTING ? LOG_WARNING : LOG_INFO, c->tag, "refused %s%s (role %s, tenant %s)",
+           why == REFUSE_MANAGED_SETTING ? "a change of " : "", what, c->ident.role, c->ident.tenant);
     if (needs_txstart(s, f) && !send_txstart(c, s))
         return false;
     struct pq_writer w;
@@ -269,7 +280,7 @@ static bool refuse_managed(struct client *c, struct server *s, const struct fram
         server_close(s, "out of memory");
         return false;
     }
-    if (!push_refusal(s, OP_GUARD_ERROR, REFUSE_MANAGED_SETTING, found->setting, strlen(found->setting)))
+    if (!push_refusal(s, OP_GUARD_ERROR, why, what, strlen(what)))
         return false;
     iobuf_consume(&c->conn.in, f->total_len);
     after_forward(s, f->type);
@@ -338,7 +349,16 @@ static enum inspect inspect_message(struct client *c, struct server *s, const st
     struct guard_options gopt = {.session_pooling = rt.cfg->pool_mode == POOL_SESSION};
     struct guard_finding found;
     if (guard_check_sql((const char *)sql.p, sql.len, &gopt, &found) == GUARD_REFUSED)
-        return refuse_managed(c, s, f, &found) ? INSPECT_REFUSED : INSPECT_FAILED;
+        return refuse_with_stand_in(c, s, f, REFUSE_MANAGED_SETTING, found.setting) ? INSPECT_REFUSED : INSPECT_FAILED;
+    /* LISTEN and SQL-level PREPARE keep state on one server connection, which transaction
+     * pooling cannot give the next transaction: a clear error instead of silent loss. */
+    if (rt.cfg->pool_mode == POOL_TRANSACTION) {
+        const char *what = sql_has_leading((const char *)sql.p, sql.len, "listen", NULL) ? "LISTEN"
+                           : sql_has_leading((const char *)sql.p, sql.len, "prepare", "transaction") ? "PREPARE"
+                                                                                                       : NULL;
+        if (what)
+            return refuse_with_stand_in(c, s, f, REFUSE_SESSION_ONLY, what) ? INSPECT_REFUSED : INSPECT_FAILED;
+    }
     if (sql_may_leave_session_state((const char *)sql.p, sql.len))
         s->session_dirty = true;
     if (f->type == FE_QUERY) {
@@ -486,14 +506,13 @@ static void log_own_error(struct server *s, const uint8_t *body, size_t len)
 }
 
 /* The stand-in's failure: replaced by the guard's error when it is the expected invalid-integer
- * error; any other error (25P02 in an aborted block) is the server's true answer and passes. */
+ * error; any other error (25P02 in an aborted block, or an earlier message of the same pipeline
+ * failing, after which the server skips the stand-in) is the server's true answer and passes. */
 static bool route_guard_error(struct server *s, const struct op *op, char type, const uint8_t *msg,
                               size_t body_len)
 {
-    if (type != BE_ERROR) {
-        server_close(s, "unexpected reply to pgmesh's stand-in statement");
-        return false;
-    }
+    if (type != BE_ERROR)
+        return s->client != NULL; /* replies to the client's earlier messages of this pipeline */
     struct pq_error_fields e;
     bool ours = error_read(msg + MSG_HEADER_LEN, body_len, &e) && span_eq(e.sqlstate, "22P02");
     if (ours && s->client) {

@@ -35,7 +35,7 @@ enum op_kind {
 };
 
 /* Which refusal an OP_SYNTH_ERROR / OP_GUARD_ERROR reports. */
-enum refusal { REFUSE_NAMED_PARSE, REFUSE_MANAGED_SETTING, REFUSE_TOO_LONG };
+enum refusal { REFUSE_NAMED_PARSE, REFUSE_MANAGED_SETTING, REFUSE_TOO_LONG, REFUSE_SESSION_ONLY };
 
 struct op {
     enum op_kind kind;

@@ -59,6 +59,16 @@ assert_eq "DE" "$(mesh_psql "$de" -c "SELECT current_setting('request.jwt.claim.
 assert_eq "marketing" "$(mesh_psql "$de" -c "SELECT set_config('search_path', 'marketing', false)")" "set_config of another setting"
 assert_eq "1" "$(mesh_psql "$de" -c "SELECT 1 AS set_config_log")" "column named set_config_log"
 
+# LISTEN and SQL-level PREPARE need one server connection for the session: a clear 0A000 in
+# transaction pooling (they would be lost at the next transaction), protocol-level statements run.
+for sql in "LISTEN mesh_channel" "PREPARE q AS SELECT 1" "SELECT 1; listen x"; do
+    out=$(mesh_psql "$de" -v ON_ERROR_STOP=0 -v VERBOSITY=verbose -c "$sql" -c "$claims" 2>&1) || true
+    assert_contains "$out" "0A000" "refused in transaction pooling: $sql"
+    assert_contains "$out" "not supported in transaction pooling" "refused in transaction pooling: $sql"
+    assert_contains "$out" "DE/regional_analyst/30s" "claims after: $sql"
+done
+assert_eq "0" "$(pg_psql -c "SELECT count(*) FROM pg_listening_channels()")" "no channel left anywhere"
+
 # Startup options: refused before any server connection is used.
 out=$(PGOPTIONS="-c request.jwt.claim.tenant=FR" mesh_psql "$de" -c "SELECT 1" 2>&1) || true
 assert_contains "$out" "managed by pgmesh" "PGOPTIONS with a managed setting"

@@ -304,6 +304,31 @@ static void test_session_state(void **state)
     }
 }
 
+static void test_has_leading(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql, *first, *not_second;
+        bool want;
+    } cases[] = {
+        {"LISTEN x", "listen", NULL, true},
+        {"select 1; /* c */ listen x", "listen", NULL, true},
+        {"SELECT 'LISTEN x'", "listen", NULL, false},
+        {"NOTIFY listen", "listen", NULL, false},
+        {"PREPARE q AS SELECT 1", "prepare", "transaction", true},
+        {"PREPARE TRANSACTION 'x'", "prepare", "transaction", false},
+        {"prepare", "prepare", "transaction", true},
+        {"SELECT $$; PREPARE q AS SELECT 1$$", "prepare", "transaction", false},
+        /* decided at the second word: refusing text that would not run anyway is harmless */
+        {"PREPARE q AS SELECT 'unterminated", "prepare", "transaction", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bool got = sql_has_leading(cases[i].sql, strlen(cases[i].sql), cases[i].first, cases[i].not_second);
+        if (got != cases[i].want)
+            fail_msg("%s: got %d, want %d", cases[i].sql, got, cases[i].want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -312,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_init_and_is),
         cmocka_unit_test(test_needs_own_transaction),
         cmocka_unit_test(test_session_state),
+        cmocka_unit_test(test_has_leading),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
