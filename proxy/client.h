@@ -52,8 +52,6 @@ struct client {
     uint32_t body_remaining;       /* bytes of the current client message still to pass */
     bool body_discard;             /* ... and whether they are dropped instead of forwarded */
     bool reapply_settings;         /* session pooling: set the claims again after this Query */
-    bool skip_to_sync;             /* a message was refused: drop the rest up to Sync, as a
-                                    * server does after an error in extended protocol */
 };
 
 void client_accept(int fd, bool is_unix, const char *addr);

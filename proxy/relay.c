@@ -164,8 +164,7 @@ static void after_forward(struct server *s, char type)
 
 static void maybe_release(struct server *s);
 
-/* Sends pgmesh's own replies that have reached the head of the queue: they stand in the reply
- * stream exactly where the server's answer to the refused message would have. */
+/* The error a refusal reports, PostgreSQL style. */
 static void write_refusal(struct pq_writer *w, const struct op *op)
 {
     char msg[160], detail[240];
@@ -210,28 +209,6 @@ static void write_refusal(struct pq_writer *w, const struct op *op)
     error_write(w, BE_ERROR, &e);
 }
 
-/* Sends pgmesh's own replies that have reached the head of the queue: they stand in the reply
- * stream exactly where the server's answer to the refused message would have. */
-static void emit_synthetic(struct server *s)
-{
-    struct op *op;
-    while ((op = opq_head(&s->ops)) && (op->kind == OP_SYNTH_ERROR || op->kind == OP_SYNTH_READY)) {
-        struct client *c = s->client;
-        if (c) {
-            struct pq_writer w;
-            wr_init_dynamic(&w);
-            if (op->kind == OP_SYNTH_READY)
-                be_write_ready(&w, s->tx_status);
-            else
-                write_refusal(&w, op);
-            if (!wr_ok(&w) || !conn_send(&c->conn, w.p, w.len))
-                client_close(c, "out of memory");
-            wr_destroy(&w);
-        }
-        opq_pop(&s->ops);
-    }
-}
-
 static bool push_refusal(struct server *s, enum op_kind kind, enum refusal why, const char *name, size_t len)
 {
     struct op op = {.kind = kind, .why = why};
@@ -243,29 +220,19 @@ static bool push_refusal(struct server *s, enum op_kind kind, enum refusal why, 
     return false;
 }
 
-/* Refuses a named Parse in transaction pooling: an error in its place in the reply stream, then
- * the client's messages up to Sync are dropped, as PostgreSQL itself does after an error. */
-static bool refuse_named_parse(struct client *c, struct server *s, struct span name)
-{
-    LOG_AT(LOG_INFO, c->tag, "refused named prepared statement \"%.*s\" in transaction pooling",
-           (int)(name.len > 63 ? 63 : name.len), (const char *)name.p);
-    if (!push_refusal(s, OP_SYNTH_ERROR, REFUSE_NAMED_PARSE, (const char *)name.p, name.len))
-        return false;
-    c->skip_to_sync = true;
-    emit_synthetic(s);
-    return true;
-}
-
-/* A statement pgmesh refuses (a managed setting, LISTEN or PREPARE in transaction pooling). The
- * server must see a failure in its place, so that an explicit transaction aborts and a pipeline
- * skips to Sync exactly as if PostgreSQL had refused it: pgmesh sends a stand-in that fails at parse analysis (a bad integer literal)
- * and reports the guard's error instead of the server's. */
-static bool refuse_with_stand_in(struct client *c, struct server *s, const struct frame *f,
-                                 enum refusal why, const char *what)
+/* A message pgmesh refuses (a managed setting, LISTEN or PREPARE or a named Parse in transaction
+ * pooling, a text too long to check). The server must see a failure in its place, so that the
+ * error comes in order with the replies to the client's other messages, an explicit transaction
+ * aborts and a pipeline skips to Sync exactly as if PostgreSQL had refused it: pgmesh sends a
+ * stand-in that fails at parse analysis (a bad integer literal) and reports its own error instead
+ * of the server's. The caller consumes the refused message. */
+static bool send_stand_in(struct client *c, struct server *s, const struct frame *f, enum refusal why,
+                          const char *what, size_t what_len)
 {
     static const char stand_in[] = "SELECT 'pgmesh: refused statement'::pg_catalog.int4";
-    LOG_AT(why == REFUSE_MANAGED_SETTING ? LOG_WARNING : LOG_INFO, c->tag, "refused %s%s (role %s, tenant %s)",
-           why == REFUSE_MANAGED_SETTING ? "a change of " : "", what, c->ident.role, c->ident.tenant);
+    LOG_AT(why == REFUSE_MANAGED_SETTING ? LOG_WARNING : LOG_INFO, c->tag, "refused %s%.*s (role %s, tenant %s)",
+           why == REFUSE_MANAGED_SETTING ? "a change of " : "", (int)(what_len > 63 ? 63 : what_len), what,
+           c->ident.role, c->ident.tenant);
     if (needs_txstart(s, f) && !send_txstart(c, s))
         return false;
     struct pq_writer w;
@@ -280,40 +247,38 @@ static bool refuse_with_stand_in(struct client *c, struct server *s, const struc
         server_close(s, "out of memory");
         return false;
     }
-    if (!push_refusal(s, OP_GUARD_ERROR, why, what, strlen(what)))
+    if (!push_refusal(s, OP_GUARD_ERROR, why, what, what_len))
         return false;
-    iobuf_consume(&c->conn.in, f->total_len);
     after_forward(s, f->type);
     return true;
 }
 
-/* Too long to check: refused by pgmesh alone, the body dropped as it streams in. */
+/* Refused with the whole message in the buffer. */
+static bool refuse_with_stand_in(struct client *c, struct server *s, const struct frame *f,
+                                 enum refusal why, const char *what, size_t what_len)
+{
+    if (!send_stand_in(c, s, f, why, what, what_len))
+        return false;
+    iobuf_consume(&c->conn.in, f->total_len);
+    return true;
+}
+
+/* Too long to check: refused, its body dropped as it streams in. */
 static bool refuse_too_long(struct client *c, struct server *s, const struct frame *f)
 {
-    if (!push_refusal(s, OP_SYNTH_ERROR, REFUSE_TOO_LONG, "", 0))
+    if (!send_stand_in(c, s, f, REFUSE_TOO_LONG, "a statement too long to check", 29))
         return false;
-    if (f->type == FE_QUERY) {
-        struct op ready = {.kind = OP_SYNTH_READY};
-        if (!opq_push(&s->ops, ready)) {
-            server_close(s, "out of memory");
-            return false;
-        }
-    } else {
-        c->skip_to_sync = true;
-    }
     size_t n = iobuf_len(&c->conn.in) < f->total_len ? iobuf_len(&c->conn.in) : f->total_len;
     iobuf_consume(&c->conn.in, n);
     c->body_remaining = (uint32_t)(f->total_len - n);
     c->body_discard = true;
-    emit_synthetic(s);
     return true;
 }
 
 enum inspect { INSPECT_FORWARD, INSPECT_WAIT, INSPECT_REFUSED, INSPECT_FAILED };
 
-/* Reads a Query or Parse whole (up to INSPECT_MAX; longer ones are assumed to leave session
- * state) to see whether it may leave session state behind, and refuses named Parse in
- * transaction pooling. */
+/* Reads a Query or Parse whole (up to INSPECT_MAX; longer ones are refused) to check it: the
+ * guard, session state it may leave behind, what transaction pooling cannot serve. */
 static enum inspect inspect_message(struct client *c, struct server *s, const struct frame *f)
 {
     struct iobuf *in = &c->conn.in;
@@ -339,17 +304,16 @@ static enum inspect inspect_message(struct client *c, struct server *s, const st
     }
     if (f->type == FE_PARSE) {
         if (parse.name.len > 0 && rt.cfg->pool_mode == POOL_TRANSACTION) {
-            if (!refuse_named_parse(c, s, parse.name))
-                return INSPECT_FAILED;
-            iobuf_consume(in, f->total_len);
-            return INSPECT_REFUSED;
+            return refuse_with_stand_in(c, s, f, REFUSE_NAMED_PARSE, (const char *)parse.name.p, parse.name.len)
+                       ? INSPECT_REFUSED : INSPECT_FAILED;
         }
         sql = parse.query;
     }
     struct guard_options gopt = {.session_pooling = rt.cfg->pool_mode == POOL_SESSION};
     struct guard_finding found;
     if (guard_check_sql((const char *)sql.p, sql.len, &gopt, &found) == GUARD_REFUSED)
-        return refuse_with_stand_in(c, s, f, REFUSE_MANAGED_SETTING, found.setting) ? INSPECT_REFUSED : INSPECT_FAILED;
+        return refuse_with_stand_in(c, s, f, REFUSE_MANAGED_SETTING, found.setting, strlen(found.setting))
+                   ? INSPECT_REFUSED : INSPECT_FAILED;
     /* LISTEN and SQL-level PREPARE keep state on one server connection, which transaction
      * pooling cannot give the next transaction: a clear error instead of silent loss. */
     if (rt.cfg->pool_mode == POOL_TRANSACTION) {
@@ -357,7 +321,8 @@ static enum inspect inspect_message(struct client *c, struct server *s, const st
                            : sql_has_leading((const char *)sql.p, sql.len, "prepare", "transaction") ? "PREPARE"
                                                                                                        : NULL;
         if (what)
-            return refuse_with_stand_in(c, s, f, REFUSE_SESSION_ONLY, what) ? INSPECT_REFUSED : INSPECT_FAILED;
+            return refuse_with_stand_in(c, s, f, REFUSE_SESSION_ONLY, what, strlen(what)) ? INSPECT_REFUSED
+                                                                                          : INSPECT_FAILED;
     }
     if (sql_may_leave_session_state((const char *)sql.p, sql.len))
         s->session_dirty = true;
@@ -371,35 +336,6 @@ static enum inspect inspect_message(struct client *c, struct server *s, const st
         sql_needs_own_transaction((const char *)sql.p, sql.len))
         c->reapply_settings = true;
     return INSPECT_FORWARD;
-}
-
-/* While skipping after a refusal: drop everything up to the client's Sync. The Sync itself is
- * answered by pgmesh when nothing of this pipeline reached the server, else forwarded. Returns
- * true when the message was consumed here. */
-static bool skip_message(struct client *c, struct server *s, const struct frame *f)
-{
-    struct iobuf *in = &c->conn.in;
-    if (f->type == FE_SYNC) {
-        c->skip_to_sync = false;
-        if (s->open_extended)
-            return false;
-        if (iobuf_len(in) < f->total_len)
-            return true; /* comes whole with the next read; the caller waits */
-        iobuf_consume(in, f->total_len);
-        struct op op = {.kind = OP_SYNTH_READY};
-        if (!opq_push(&s->ops, op)) {
-            server_close(s, "out of memory");
-            return true;
-        }
-        s->at_boundary = true;
-        emit_synthetic(s);
-        return true;
-    }
-    size_t n = iobuf_len(in) < f->total_len ? iobuf_len(in) : f->total_len;
-    iobuf_consume(in, n);
-    c->body_remaining = (uint32_t)(f->total_len - n);
-    c->body_discard = true;
-    return true;
 }
 
 void relay_from_client(struct client *c)
@@ -439,11 +375,6 @@ void relay_from_client(struct client *c)
         if (f.type == FE_TERMINATE) {
             client_close(c, "client terminated");
             return;
-        }
-        if (c->skip_to_sync && skip_message(c, s, &f)) {
-            if (c->skip_to_sync || iobuf_len(in) < avail)
-                continue;
-            return; /* a Sync not yet complete */
         }
         switch (inspect_message(c, s, &f)) {
         case INSPECT_FORWARD: break;
@@ -563,10 +494,6 @@ static bool route_message(struct server *s, const struct frame *f, const uint8_t
         if (type == BE_READY)
             opq_pop(&s->ops);
         return false;
-    case OP_SYNTH_ERROR:
-    case OP_SYNTH_READY:
-        /* emit_synthetic drains these before any server message is routed */
-        return false;
     case OP_GUARD_ERROR:
         return route_guard_error(s, op, type, msg, f->body_len);
     case OP_CLIENT_SYNC:
@@ -628,8 +555,6 @@ void relay_from_server(struct server *s)
             }
             iobuf_consume(in, n);
             s->body_remaining -= (uint32_t)n;
-            if (s->body_remaining == 0)
-                emit_synthetic(s);
             continue;
         }
         struct frame f;
@@ -645,7 +570,6 @@ void relay_from_server(struct server *s)
                 server_close(s, "out of memory");
             break;
         }
-        emit_synthetic(s);
         bool forward = route_message(s, &f, iobuf_head(in));
         if (s->state == SERVER_CLOSING)
             return;
@@ -657,8 +581,6 @@ void relay_from_server(struct server *s)
         iobuf_consume(in, n);
         s->body_remaining = (uint32_t)(f.total_len - n);
         s->body_drop = !forward;
-        if (s->body_remaining == 0)
-            emit_synthetic(s); /* ours may be next in line, right after this message */
         if (f.type == BE_READY && s->body_remaining == 0) {
             maybe_release(s);
             /* Handed on (or closed): anything further is read in the new context. A reset

@@ -28,19 +28,17 @@ enum op_kind {
     OP_TXSTART,     /* our claims Query: swallow through its ReadyForQuery */
     OP_CLIENT_SYNC, /* a client Query or Sync: forward through its ReadyForQuery */
     OP_OWN_QUERY,   /* our own reset Query: swallow through its ReadyForQuery */
-    OP_SYNTH_ERROR, /* pgmesh's own ErrorResponse to the client, sent when this reaches the head */
-    OP_SYNTH_READY, /* pgmesh's own ReadyForQuery (the client's Sync was not forwarded) */
     OP_GUARD_ERROR, /* the server's error to pgmesh's stand-in statement becomes the guard's */
     OP_PARAMS,      /* our SET of the client's session parameters: swallow through ReadyForQuery */
 };
 
-/* Which refusal an OP_SYNTH_ERROR / OP_GUARD_ERROR reports. */
+/* Which refusal an OP_GUARD_ERROR reports. */
 enum refusal { REFUSE_NAMED_PARSE, REFUSE_MANAGED_SETTING, REFUSE_TOO_LONG, REFUSE_SESSION_ONLY };
 
 struct op {
     enum op_kind kind;
     bool known_idle;    /* OP_TXSTART: sent with nothing in flight on an idle server */
-    enum refusal why;   /* OP_SYNTH_ERROR, OP_GUARD_ERROR */
+    enum refusal why;   /* OP_GUARD_ERROR */
     char name[64];      /* ... the refused statement's name, or the managed setting */
 };
 

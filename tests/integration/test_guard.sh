@@ -69,6 +69,12 @@ for sql in "LISTEN mesh_channel" "PREPARE q AS SELECT 1" "SELECT 1; listen x"; d
 done
 assert_eq "0" "$(pg_psql -c "SELECT count(*) FROM pg_listening_channels()")" "no channel left anywhere"
 
+# A statement too long to check (over 16 MiB) is refused with 54000; the connection goes on.
+{ printf 'SELECT 1 /*'; head -c $((17 * 1024 * 1024)) /dev/zero | tr '\0' ' '; printf '*/;\n'; } > "$TEST_DIR/long.sql"
+out=$(mesh_psql "$de" -v ON_ERROR_STOP=0 -v VERBOSITY=verbose -f "$TEST_DIR/long.sql" -c "$claims" 2>&1) || true
+assert_contains "$out" "54000" "statement over 16 MiB"
+assert_contains "$out" "DE/regional_analyst/30s" "claims after the long statement"
+
 # Startup options: refused before any server connection is used.
 out=$(PGOPTIONS="-c request.jwt.claim.tenant=FR" mesh_psql "$de" -c "SELECT 1" 2>&1) || true
 assert_contains "$out" "managed by pgmesh" "PGOPTIONS with a managed setting"
