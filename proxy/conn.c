@@ -336,8 +336,6 @@ void conn_global_init(struct ev_loop *loop)
     ev_prepare_start(loop, &g_prepare);
 }
 
-struct ev_loop *conn_loop(void) { return g_loop; }
-
 void conn_destroy(struct conn *c)
 {
     iobuf_free(&c->in);

@@ -80,6 +80,5 @@ enum io_result conn_tls_accept(struct conn *c, char *why, size_t whylen);
 
 /* Installs the per-iteration flush and release watcher on the loop. */
 void conn_global_init(struct ev_loop *loop);
-struct ev_loop *conn_loop(void);
 
 #endif

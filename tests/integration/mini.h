@@ -140,13 +140,10 @@ static inline void mini_collect(PGconn *conn, int timeout_ms, struct mini_result
     }
 }
 
-/* Runs sql (simple protocol, possibly several statements) with a deadline. Returns the last result
- * (owned by the caller) or NULL on timeout or send failure. After a FATAL the last result is
- * libpq's "server closed the connection" one, without SQLSTATE: use mini_collect to see all. */
-static inline PGresult *mini_exec(PGconn *conn, const char *sql, int timeout_ms)
+/* Collects every result of what was just sent and keeps the last (owned by the caller); NULL on
+ * timeout or when there was none. */
+static inline PGresult *mini_last_result(PGconn *conn, int timeout_ms)
 {
-    if (!PQsendQuery(conn, sql))
-        return NULL;
     struct mini_results r;
     mini_collect(conn, timeout_ms, &r);
     if (r.timed_out || r.n == 0) {
@@ -159,22 +156,23 @@ static inline PGresult *mini_exec(PGconn *conn, const char *sql, int timeout_ms)
     return last;
 }
 
+/* Runs sql (simple protocol, possibly several statements) with a deadline. Returns the last result
+ * (owned by the caller) or NULL on timeout or send failure. After a FATAL the last result is
+ * libpq's "server closed the connection" one, without SQLSTATE: use mini_collect to see all. */
+static inline PGresult *mini_exec(PGconn *conn, const char *sql, int timeout_ms)
+{
+    if (!PQsendQuery(conn, sql))
+        return NULL;
+    return mini_last_result(conn, timeout_ms);
+}
+
 /* As mini_exec, but with the extended protocol and text parameters (unnamed statement). */
 static inline PGresult *mini_exec_params(PGconn *conn, const char *sql, int nparams,
                                          const char *const *params, int timeout_ms)
 {
     if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0))
         return NULL;
-    struct mini_results r;
-    mini_collect(conn, timeout_ms, &r);
-    if (r.timed_out || r.n == 0) {
-        mini_results_clear(&r);
-        return NULL;
-    }
-    PGresult *last = r.res[r.n - 1];
-    r.n--;
-    mini_results_clear(&r);
-    return last;
+    return mini_last_result(conn, timeout_ms);
 }
 
 static inline const char *mini_sqlstate(const PGresult *res)
