@@ -1,0 +1,259 @@
+/* stream: results and messages far larger than pgmesh's buffers, through pgmesh, for
+ * test_stream.sh. pgmesh must relay them as streams; the shell checks its memory afterwards.
+ *   stream select N           SELECT g, md5(g::text) over 1..N in libpq's single-row mode, rows
+ *                             printed to stdout exactly as psql -A -t prints them ("g|md5"), so
+ *                             the shell can compare with psql through pgmesh and straight to PG
+ *   stream bind MIB           one binary bytea parameter of MIB MiB: SELECT length($1), md5($1)
+ *                             checked against md5sum of the same bytes, then SELECT $1 echoed
+ *                             back whole in binary and compared byte for byte
+ *   stream copydata MIB TABLE one CopyData message of MIB MiB (four long lines) into TABLE (note),
+ *                             then count, lengths, md5 and the tenant column checked server side
+ * Env: MESH_PORT, TOKEN, TENANT (the token's tenant claim). */
+#define _GNU_SOURCE
+#include <sys/wait.h>
+
+#include "mini.h"
+
+#define STEP_LIMIT_MS 60000
+
+static PGconn *connect_mesh(void)
+{
+    PGconn *c = mini_pq_connect(atoi(mini_env("MESH_PORT")), "media_analytics", mini_env("TOKEN"));
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "FAIL cannot connect through pgmesh: %s", PQerrorMessage(c));
+        exit(1);
+    }
+    return c;
+}
+
+/* The same bytes on every run, every byte value included (xorshift64). */
+static void fill_bytes(unsigned char *p, size_t n)
+{
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (unsigned char)(x >> 32);
+    }
+}
+
+/* md5 of p as md5sum computes it, so the check does not rest on anything PostgreSQL said. The
+ * harness links these programs with libpq alone; md5sum is in coreutils. */
+static bool local_md5(const void *p, size_t n, char out[33])
+{
+    int to[2], from[2];
+    if (pipe(to) != 0 || pipe(from) != 0)
+        return false;
+    pid_t pid = fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        dup2(to[0], 0);
+        dup2(from[1], 1);
+        close(to[1]);
+        close(from[0]);
+        execlp("md5sum", "md5sum", (char *)NULL);
+        _exit(127);
+    }
+    close(to[0]);
+    close(from[1]);
+    bool ok = true;
+    for (size_t off = 0; ok && off < n;) {
+        ssize_t w = write(to[1], (const char *)p + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        ok = w > 0;
+        off += w > 0 ? (size_t)w : 0;
+    }
+    close(to[1]);
+    char line[64] = {0};
+    size_t got = 0;
+    while (ok && got < 32) {
+        ssize_t r = read(from[0], line + got, sizeof line - 1 - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        ok = r > 0;
+        got += r > 0 ? (size_t)r : 0;
+    }
+    close(from[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (!ok || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return false;
+    memcpy(out, line, 32);
+    out[32] = '\0';
+    return true;
+}
+
+static int do_select(long n)
+{
+    PGconn *c = connect_mesh();
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT g, md5(g::text) FROM generate_series(1, %ld) g", n);
+    CHECK(PQsendQuery(c, sql) && PQsetSingleRowMode(c), "send failed: %s", PQerrorMessage(c));
+    long rows = 0;
+    ExecStatusType last = PGRES_FATAL_ERROR;
+    int64_t deadline = mini_now_ms() + STEP_LIMIT_MS;
+    for (;;) {
+        /* Only when libpq needs more bytes: reading ahead of the rows consumed makes libpq move its
+         * ever larger unread input on every call (quadratic). */
+        if (PQisBusy(c) && !mini_pq_wait(c, deadline)) {
+            CHECK(false, "select: timed out after %ld rows", rows);
+            break;
+        }
+        PGresult *res = PQgetResult(c);
+        if (res == NULL)
+            break;
+        last = PQresultStatus(res);
+        if (last == PGRES_SINGLE_TUPLE) {
+            rows++;
+            printf("%s|%s\n", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+        } else if (last != PGRES_TUPLES_OK) {
+            CHECK(false, "select: %s %s", mini_sqlstate(res), PQresultErrorMessage(res));
+        }
+        PQclear(res);
+    }
+    CHECK(last == PGRES_TUPLES_OK && rows == n, "select: %ld rows, want %ld (last status %s)", rows, n,
+          PQresStatus(last));
+    CHECK(PQtransactionStatus(c) == PQTRANS_IDLE, "select: not idle afterwards");
+    PQfinish(c);
+    return 0;
+}
+
+static int do_bind(size_t mib)
+{
+    size_t len = mib << 20;
+    unsigned char *buf = malloc(len);
+    char want_md5[33];
+    if (buf == NULL) {
+        fprintf(stderr, "FAIL out of memory for %zu MiB\n", mib);
+        return 1;
+    }
+    fill_bytes(buf, len);
+    if (!local_md5(buf, len, want_md5)) {
+        fprintf(stderr, "FAIL md5sum did not run\n");
+        return 1;
+    }
+    PGconn *c = connect_mesh();
+    const Oid types[1] = {17}; /* bytea */
+    const char *values[1] = {(const char *)buf};
+    const int lengths[1] = {(int)len}, formats[1] = {1};
+
+    int64_t t0 = mini_now_ms();
+    CHECK(PQsendQueryParams(c, "SELECT length($1), md5($1)", 1, types, values, lengths, formats, 0),
+          "bind: send failed: %s", PQerrorMessage(c));
+    PGresult *res = mini_last_result(c, STEP_LIMIT_MS);
+    char want_len[32];
+    snprintf(want_len, sizeof want_len, "%zu", len);
+    bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    CHECK(ok, "bind: SELECT length($1), md5($1) failed: %s",
+          res ? PQresultErrorMessage(res) : "timeout");
+    if (ok) {
+        CHECK(strcmp(PQgetvalue(res, 0, 0), want_len) == 0, "bind: server saw %s bytes, sent %s",
+              PQgetvalue(res, 0, 0), want_len);
+        CHECK(strcmp(PQgetvalue(res, 0, 1), want_md5) == 0, "bind: server md5 %s, local md5 %s",
+              PQgetvalue(res, 0, 1), want_md5);
+    }
+    PQclear(res);
+    mini_note("bind: %zu MiB parameter in %lld ms, md5 %s", mib, (long long)(mini_now_ms() - t0),
+              want_md5);
+
+    /* The same bytes back as one DataRow of the same size. */
+    t0 = mini_now_ms();
+    CHECK(PQsendQueryParams(c, "SELECT $1", 1, types, values, lengths, formats, 1),
+          "echo: send failed: %s", PQerrorMessage(c));
+    res = mini_last_result(c, STEP_LIMIT_MS);
+    ok = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    CHECK(ok, "echo: SELECT $1 failed: %s", res ? PQresultErrorMessage(res) : "timeout");
+    if (ok) {
+        size_t got = (size_t)PQgetlength(res, 0, 0);
+        CHECK(got == len && memcmp(PQgetvalue(res, 0, 0), buf, len) == 0,
+              "echo: %zu bytes came back, not the %zu sent", got, len);
+    }
+    PQclear(res);
+    mini_note("echo: %zu MiB DataRow in %lld ms", mib, (long long)(mini_now_ms() - t0));
+    CHECK(PQtransactionStatus(c) == PQTRANS_IDLE, "bind: not idle afterwards");
+    PQfinish(c);
+    free(buf);
+    return 0;
+}
+
+/* Four lines of letters, each a quarter of the message: long COPY lines, no escapes. */
+#define COPY_LINES 4
+
+static int do_copydata(size_t mib, const char *table)
+{
+    size_t len = mib << 20, line = len / COPY_LINES;
+    char *buf = malloc(len), want_md5[33];
+    if (buf == NULL) {
+        fprintf(stderr, "FAIL out of memory for %zu MiB\n", mib);
+        return 1;
+    }
+    fill_bytes((unsigned char *)buf, len);
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (i + 1) % line == 0 ? '\n' : (char)('a' + (unsigned char)buf[i] % 26);
+    if (!local_md5(buf, len, want_md5)) {
+        fprintf(stderr, "FAIL md5sum did not run\n");
+        return 1;
+    }
+    PGconn *c = connect_mesh();
+    char sql[256];
+    snprintf(sql, sizeof sql, "COPY %s (note) FROM STDIN", table);
+    int64_t t0 = mini_now_ms();
+    /* One result only: PQgetResult keeps returning COPY_IN until the copy ends, so mini_exec,
+     * which collects results until NULL, would never return. */
+    PGresult *res = NULL;
+    if (PQsendQuery(c, sql) && mini_pq_wait(c, mini_now_ms() + STEP_LIMIT_MS))
+        res = PQgetResult(c);
+    CHECK(res && PQresultStatus(res) == PGRES_COPY_IN, "copydata: no COPY IN: %s",
+          res ? PQresultErrorMessage(res) : "timeout");
+    PQclear(res);
+    /* libpq sends each PQputCopyData call as one CopyData message, however long. */
+    CHECK(PQputCopyData(c, buf, (int)len) == 1 && PQputCopyEnd(c, NULL) == 1, "copydata: send failed: %s",
+          PQerrorMessage(c));
+    res = mini_last_result(c, STEP_LIMIT_MS);
+    CHECK(res && PQresultStatus(res) == PGRES_COMMAND_OK, "copydata: COPY failed: %s",
+          res ? PQresultErrorMessage(res) : "timeout");
+    PQclear(res);
+    mini_note("copydata: one %zu MiB CopyData in %lld ms, md5 %s", mib, (long long)(mini_now_ms() - t0),
+              want_md5);
+
+    snprintf(sql, sizeof sql,
+             "SELECT count(*), sum(length(note)), md5(string_agg(note, E'\\n' ORDER BY id) || E'\\n'),"
+             " count(*) FILTER (WHERE tenant = $1)"
+             " FROM %s",
+             table);
+    const char *tenant[1] = {mini_env("TENANT")};
+    res = mini_exec_params(c, sql, 1, tenant, STEP_LIMIT_MS);
+    char want[128];
+    snprintf(want, sizeof want, "%d|%zu|%s|%d", COPY_LINES, len - COPY_LINES, want_md5, COPY_LINES);
+    char got[128] = "";
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        snprintf(got, sizeof got, "%s|%s|%s|%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+                 PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3));
+    CHECK(strcmp(got, want) == 0, "copydata: rows|chars|md5|rows of tenant %s: got [%s], want [%s] (%s)",
+          tenant[0], got, want, res ? PQresultErrorMessage(res) : "timeout");
+    PQclear(res);
+    PQfinish(c);
+    free(buf);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    alarm(150); /* last resort: a hang kills the test, it never passes */
+    int st = 2;
+    if (argc == 3 && strcmp(argv[1], "select") == 0)
+        st = do_select(atol(argv[2]));
+    else if (argc == 3 && strcmp(argv[1], "bind") == 0)
+        st = do_bind((size_t)atol(argv[2]));
+    else if (argc == 4 && strcmp(argv[1], "copydata") == 0)
+        st = do_copydata((size_t)atol(argv[2]), argv[3]);
+    else
+        fprintf(stderr, "usage: stream select N | bind MIB | copydata MIB TABLE\n");
+    fflush(stdout);
+    if (st == 0 && mini_failures)
+        st = 1;
+    return st;
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Results and messages far larger than pgmesh's buffers stream through it (stream.c), in
+# transaction pooling with a token: a 1,000,000-row SELECT read by psql and by libpq's single-row
+# mode, byte for byte the same as straight from PostgreSQL; a 256 MiB Bind parameter (its length
+# and md5 on the server match the client's, then it comes back whole as one DataRow); a single
+# 48 MiB CopyData message. pgmesh's peak RSS stays under 32 MiB throughout (memory.sh).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/memory.sh"
+
+ROWS=1000000
+STREAM=$BUILD/tests/integration/stream
+
+mesh_config
+mesh_start
+assert_mesh_hwm "start-up"
+TOKEN=$(mint DE regional_analyst)
+export TOKEN TENANT=DE
+
+echo "== $ROWS-row SELECT: psql and libpq single-row mode through pgmesh, psql straight to PostgreSQL"
+sql="SELECT g, md5(g::text) FROM generate_series(1, $ROWS) g"
+pg_psql -c "$sql" > "$TEST_DIR/select_pg.txt"
+mesh_psql "$TOKEN" -c "$sql" > "$TEST_DIR/select_psql.txt"
+timeout -k 5 60 "$STREAM" select "$ROWS" > "$TEST_DIR/select_libpq.txt"
+want=$(md5sum < "$TEST_DIR/select_pg.txt")
+for f in select_psql select_libpq; do
+    assert_eq "$ROWS" "$(wc -l < "$TEST_DIR/$f.txt")" "rows in $f.txt"
+    assert_eq "$want" "$(md5sum < "$TEST_DIR/$f.txt")" "md5 of $f.txt against the direct SELECT"
+done
+assert_eq "$ROWS|$(printf %s "$ROWS" | md5sum | cut -d' ' -f1)" "$(tail -n 1 "$TEST_DIR/select_libpq.txt")" "last row"
+rm -f "$TEST_DIR"/select_*.txt
+assert_mesh_hwm "the $ROWS-row SELECTs"
+
+echo "== a 256 MiB Bind parameter, echoed back as a 256 MiB DataRow"
+timeout -k 5 90 "$STREAM" bind 256
+assert_mesh_hwm "the 256 MiB Bind and DataRow"
+
+echo "== one 48 MiB CopyData message"
+pg_psql <<'SQL'
+CREATE TABLE core.stream_copy (id serial PRIMARY KEY, note text NOT NULL,
+    tenant text DEFAULT current_setting('request.jwt.claim.tenant', true));
+GRANT SELECT, INSERT ON core.stream_copy TO marketing_domain_role;
+GRANT USAGE ON SEQUENCE core.stream_copy_id_seq TO marketing_domain_role;
+SQL
+timeout -k 5 90 "$STREAM" copydata 48 core.stream_copy
+assert_mesh_hwm "the 48 MiB CopyData"
+
+kill -0 "$MESH_PID" 2>/dev/null || fail "pgmesh exited"
+mesh_stop
