@@ -44,7 +44,7 @@ pgmesh-token: $(TOKEN)
 	ln -sf $(TOKEN) $@
 
 # Unit tests link the pure modules and the config loader (which does no I/O beyond reading files).
-UNIT_LINK := $(AUTH_OBJ) $(PROTO_OBJ) $(BUILD)/proxy/config.o $(BUILD)/proxy/roles.o $(BUILD)/proxy/units.o $(BUILD)/proxy/params.o $(BUILD)/proxy/log.o
+UNIT_LINK := $(AUTH_OBJ) $(PROTO_OBJ) $(BUILD)/proxy/config.o $(BUILD)/proxy/roles.o $(BUILD)/proxy/units.o $(BUILD)/proxy/params.o $(BUILD)/proxy/log.o $(BUILD)/proxy/stmt.o
 $(BUILD)/tests/unit/%: tests/unit/%.c $(UNIT_LINK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(MESH_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lcmocka

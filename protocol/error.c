@@ -73,3 +73,33 @@ bool error_read(const uint8_t *body, size_t len, struct pq_error_fields *out)
     *out = f;
     return true;
 }
+
+void error_rename(struct pq_writer *w, char type, const uint8_t *body, size_t len, const char *from,
+                  const char *to)
+{
+    size_t flen = strlen(from), tlen = strlen(to);
+    struct pq_reader r;
+    rd_init(&r, body, len);
+    wr_begin(w, type);
+    for (;;) {
+        uint8_t code = rd_u8(&r);
+        if (r.bad || code == 0)
+            break;
+        struct span v = rd_cstr(&r);
+        wr_u8(w, code);
+        size_t i = 0;
+        while (i < v.len) {
+            if (flen && v.len - i >= flen && memcmp(v.p + i, from, flen) == 0) {
+                wr_bytes(w, to, tlen);
+                i += flen;
+            } else {
+                wr_u8(w, v.p[i++]);
+            }
+        }
+        wr_u8(w, 0);
+    }
+    wr_u8(w, 0);
+    wr_end(w);
+    if (!rd_finish(&r))
+        w->failed = true;
+}

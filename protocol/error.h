@@ -24,4 +24,10 @@ struct pq_error_fields {
 };
 bool error_read(const uint8_t *body, size_t len, struct pq_error_fields *out) __attribute__((warn_unused_result));
 
+/* Copies a server's ErrorResponse or NoticeResponse (type, body) with every occurrence of `from`
+ * in its text fields replaced by `to`: the server names pgmesh's statements, the client knows its
+ * own names. */
+void error_rename(struct pq_writer *w, char type, const uint8_t *body, size_t len, const char *from,
+                  const char *to);
+
 #endif

@@ -4,6 +4,8 @@
  * Reference: PostgreSQL documentation, "Message Formats". */
 #include "protocol/fe.h"
 
+#include <string.h>
+
 #include "protocol/wire.h"
 
 bool fe_read_password(const uint8_t *body, size_t len, struct span *password)
@@ -43,6 +45,43 @@ bool fe_read_parse(const uint8_t *body, size_t len, struct fe_parse *out)
     return true;
 }
 
+static bool cstr_at(const uint8_t *p, size_t avail, size_t *at, struct span *out)
+{
+    const uint8_t *nul = memchr(p + *at, 0, avail - *at);
+    if (!nul)
+        return false;
+    out->p = p + *at;
+    out->len = (size_t)(nul - (p + *at));
+    *at += out->len + 1;
+    return true;
+}
+
+enum fe_head fe_read_bind_names(const uint8_t *body, size_t avail, size_t len, struct span *portal,
+                                struct span *stmt, size_t *used)
+{
+    size_t have = avail < len ? avail : len, at = 0;
+    struct span a, b;
+    if (!cstr_at(body, have, &at, &a) || !cstr_at(body, have, &at, &b))
+        return have < len ? FE_HEAD_MORE : FE_HEAD_BAD;
+    *portal = a;
+    *stmt = b;
+    *used = at;
+    return FE_HEAD_OK;
+}
+
+bool fe_read_target(const uint8_t *body, size_t len, char *kind, struct span *name)
+{
+    struct pq_reader r;
+    rd_init(&r, body, len);
+    uint8_t k = rd_u8(&r);
+    struct span n = rd_cstr(&r);
+    if (!rd_finish(&r) || (k != 'S' && k != 'P'))
+        return false;
+    *kind = (char)k;
+    *name = n;
+    return true;
+}
+
 void fe_write_query(struct pq_writer *w, const char *sql)
 {
     wr_begin(w, FE_QUERY);
@@ -67,6 +106,14 @@ void fe_write_bind_simple(struct pq_writer *w, const char *portal, const char *s
     wr_u16(w, 0); /* parameter format codes */
     wr_u16(w, 0); /* parameter values */
     wr_u16(w, 0); /* result format codes: all text */
+    wr_end(w);
+}
+
+void fe_write_close(struct pq_writer *w, char kind, const char *name)
+{
+    wr_begin(w, FE_CLOSE);
+    wr_u8(w, (uint8_t)kind);
+    wr_cstr(w, name);
     wr_end(w);
 }
 

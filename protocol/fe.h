@@ -19,9 +19,19 @@ bool fe_read_password(const uint8_t *body, size_t len, struct span *password) __
 bool fe_read_query(const uint8_t *body, size_t len, struct span *sql) __attribute__((warn_unused_result));
 bool fe_read_parse(const uint8_t *body, size_t len, struct fe_parse *out) __attribute__((warn_unused_result));
 
+/* The two names that open a Bind (portal, statement), read from the part of its body that has
+ * arrived: FE_HEAD_OK with *used the bytes they take, FE_HEAD_MORE when avail ends first,
+ * FE_HEAD_BAD when len (the whole body) ends first. */
+enum fe_head { FE_HEAD_OK, FE_HEAD_MORE, FE_HEAD_BAD };
+enum fe_head fe_read_bind_names(const uint8_t *body, size_t avail, size_t len, struct span *portal,
+                                struct span *stmt, size_t *used) __attribute__((warn_unused_result));
+/* Describe and Close: 'S' (statement) or 'P' (portal), and the name. */
+bool fe_read_target(const uint8_t *body, size_t len, char *kind, struct span *name) __attribute__((warn_unused_result));
+
 void fe_write_query(struct pq_writer *w, const char *sql);
 void fe_write_parse(struct pq_writer *w, const char *stmt_name, const char *sql);  /* no param types */
 void fe_write_bind_simple(struct pq_writer *w, const char *portal, const char *stmt_name); /* no params */
+void fe_write_close(struct pq_writer *w, char kind, const char *name);
 void fe_write_execute(struct pq_writer *w, const char *portal, uint32_t max_rows);
 void fe_write_sync(struct pq_writer *w);
 void fe_write_flush(struct pq_writer *w);

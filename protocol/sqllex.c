@@ -500,3 +500,71 @@ bool sql_has_leading(const char *sql, size_t len, const char *first, const char 
         pos++;
     }
 }
+
+/* The identifier token as PostgreSQL reads it: unquoted words lower-cased (ASCII), "quoted" ones
+ * unquoted with "" as one quote. False when it does not fit or is not a plain identifier. */
+static bool ident_text(const struct sqltok *t, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (t->kind == SQLTOK_WORD) {
+        for (size_t i = 0; i < t->len; i++) {
+            char ch = t->text[i];
+            if (n + 1 >= cap)
+                return false;
+            out[n++] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+        }
+    } else if (t->kind == SQLTOK_QIDENT && t->len >= 2 && t->text[0] == '"') {
+        for (size_t i = 1; i + 1 < t->len; i++) {
+            if (t->text[i] == '"')
+                i++; /* "" inside: one quote */
+            if (n + 1 >= cap)
+                return false;
+            out[n++] = t->text[i];
+        }
+    } else {
+        return false;
+    }
+    out[n] = '\0';
+    return n > 0;
+}
+
+enum sql_dealloc sql_deallocate(const char *sql, size_t len, char *name, size_t name_cap)
+{
+    struct sqllex lx;
+    sqllex_init(&lx, sql, len);
+    size_t statements = 0, pos = 0;
+    bool dealloc = false, readable = false, all = false;
+    struct sqltok words[4];
+    for (;;) {
+        struct sqltok t = sqllex_next(&lx);
+        if (t.kind == SQLTOK_UNTERMINATED)
+            return dealloc ? SQL_DEALLOC_OTHER : SQL_DEALLOC_NONE;
+        if (t.kind == SQLTOK_SEMI || t.kind == SQLTOK_EOF) {
+            if (pos > 0 && dealloc && statements == 1) {
+                /* DEALLOCATE x | DEALLOCATE PREPARE x, x a name or ALL */
+                size_t at = pos >= 3 && sqltok_is(&words[1], "prepare") ? 2 : 1;
+                readable = pos == at + 1;
+                all = readable && sqltok_is(&words[at], "all");
+                if (readable && !all)
+                    readable = ident_text(&words[at], name, name_cap);
+            }
+            if (t.kind == SQLTOK_EOF)
+                break;
+            pos = 0;
+            continue;
+        }
+        if (pos == 0) {
+            statements++;
+            if (sqltok_is(&t, "deallocate"))
+                dealloc = true;
+        }
+        if (pos < 4)
+            words[pos] = t;
+        pos++;
+    }
+    if (!dealloc)
+        return SQL_DEALLOC_NONE;
+    if (statements != 1 || !readable)
+        return SQL_DEALLOC_OTHER;
+    return all ? SQL_DEALLOC_ALL : SQL_DEALLOC_ONE;
+}

@@ -56,4 +56,11 @@ bool sql_may_leave_session_state(const char *sql, size_t len);
  * not_second (NULL: any), e.g. ("prepare", "transaction") for PREPARE but not PREPARE TRANSACTION. */
 bool sql_has_leading(const char *sql, size_t len, const char *first, const char *not_second);
 
+/* The DEALLOCATE statements in sql. SQL_DEALLOC_ONE (its name in name, folded the way PostgreSQL
+ * folds identifiers) or SQL_DEALLOC_ALL when sql is exactly one DEALLOCATE [PREPARE] name | ALL
+ * (empty statements aside); SQL_DEALLOC_OTHER when a DEALLOCATE comes with other statements, or
+ * in a form not read here (a name longer than name_cap - 1, U&""); SQL_DEALLOC_NONE otherwise. */
+enum sql_dealloc { SQL_DEALLOC_NONE, SQL_DEALLOC_ONE, SQL_DEALLOC_ALL, SQL_DEALLOC_OTHER };
+enum sql_dealloc sql_deallocate(const char *sql, size_t len, char *name, size_t name_cap);
+
 #endif

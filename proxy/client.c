@@ -104,6 +104,7 @@ static void client_on_release(struct conn *conn)
     conn_destroy(&c->conn);
     txstart_destroy(&c->tx);
     params_clear(&c->params);
+    cstmt_table_clear(&c->stmts);
     jwt_identity_clear(&c->ident);
     free(c);
 }

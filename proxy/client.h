@@ -11,6 +11,7 @@
 #include "proxy/conn.h"
 #include "proxy/limits.h"
 #include "proxy/params.h"
+#include "proxy/stmt.h"
 #include "proxy/txstart.h"
 
 struct pool;
@@ -47,6 +48,7 @@ struct client {
     struct jwt_identity ident;
     struct role_limits limits;
     struct param_set params;       /* session parameters the client wants on its server */
+    struct cstmt_table stmts;      /* its named prepared statements (transaction pooling) */
     uint32_t cancel_key;
     struct txstart tx;
     uint32_t body_remaining;       /* bytes of the current client message still to pass */

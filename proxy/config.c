@@ -80,6 +80,10 @@ static const struct config_key keys[] = {
      VAL_DURATION_MS, AT(server_idle_timeout_ms), 0, 7 * MS_PER_DAY, NULL, NULL},
     {{"pgmesh", "server_connect_timeout", "15s", true, "limit on connecting and logging in to a server"},
      VAL_DURATION_MS, AT(server_connect_timeout_ms), 1, 3600000, NULL, NULL},
+    {{"pgmesh", "max_prepared_statements", "200", false,
+      "transaction pooling: named prepared statements kept per server connection (least recently used "
+      "closed first); 0 refuses named statements"},
+     VAL_INT, AT(max_prepared_statements), 0, 100000, NULL, NULL},
     {{"pgmesh", "log_level", "info", true, "error, warning, info or debug"},
      VAL_STRING, AT(log_level), 0, 16, log_levels, NULL},
     {{"pgmesh", "client_tls", "require", true,

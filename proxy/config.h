@@ -47,6 +47,7 @@ struct config {
     int64_t query_wait_timeout_ms;
     int64_t server_idle_timeout_ms;
     int64_t server_connect_timeout_ms;
+    int max_prepared_statements; /* per server connection in transaction pooling; 0: refused */
     char *log_level;         /* error, warning, info, debug */
     enum client_tls_mode client_tls;
     char *tls_cert_file;     /* "" : no certificate, TLS not offered */

@@ -1,8 +1,7 @@
-/* The relay between a linked client and server. Message bodies are streamed (results and COPY
- * are never held whole); only headers, ReadyForQuery and errors pgmesh must read are inspected.
- * Every request pgmesh sends records in the server's op queue what to do with its replies, in
- * order: the server answers strictly in request order, so the head of the queue always owns the
- * next reply. A server goes back to its pool only at ReadyForQuery idle with an empty queue. */
+/* The relay from a linked client to its server. Message bodies are streamed (COPY data and Bind
+ * parameters are never held whole); Query and Parse texts are read whole to be checked. Every
+ * message sent to the server, the client's and pgmesh's own, records in the server's op queue
+ * what to do with its replies (proxy/replies.c): the server answers strictly in request order. */
 #include "proxy/relay.h"
 
 #include <stdio.h>
@@ -21,21 +20,31 @@
 #include "proxy/limits.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
+#include "proxy/relay_int.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 
 #define READ_CHUNK 65536
-/* Query and Parse are read whole to be checked; longer ones are refused (PostgreSQL allows 1 GB,
- * but such text belongs in COPY or bound parameters). */
-#define INSPECT_MAX (16u * 1024u * 1024u)
 
-static bool push_op(struct server *s, enum op_kind kind, bool known_idle)
+bool relay_push(struct server *s, struct op op)
 {
-    struct op op = {.kind = kind, .known_idle = known_idle};
     if (opq_push(&s->ops, op))
         return true;
     server_close(s, "out of memory");
     return false;
+}
+
+bool relay_send(struct server *s, const void *p, size_t n)
+{
+    if (conn_send(&s->conn, p, n))
+        return true;
+    server_close(s, "out of memory");
+    return false;
+}
+
+static bool push_op(struct server *s, enum op_kind kind, bool known_idle)
+{
+    return relay_push(s, (struct op){.kind = kind, .known_idle = known_idle});
 }
 
 bool relay_own_query(struct server *s, const char *sql)
@@ -82,6 +91,7 @@ static bool send_txstart(struct client *c, struct server *s)
         s->session_dirty = false;
         s->application_name[0] = '\0';
         params_clear(&s->have);
+        sstmt_clear(&s->stmts);
         discarded = true;
     }
     if (known_idle && !sync_params(c, s))
@@ -139,85 +149,34 @@ static bool needs_txstart(const struct server *s, const struct frame *f)
     return !(s->ops.len == 0 && s->tx_status != TX_IDLE);
 }
 
-static void after_forward(struct server *s, char type)
+/* The op for a client message just sent: msg (when not NULL) is the one prep_message filled in. */
+static bool after_forward(struct server *s, char type, const struct op *msg)
 {
     limits_on_forward(s, type);
+    struct op op = {.kind = OP_MSG};
     switch (type) {
     case FE_QUERY:
+    case FE_FUNCTION_CALL:
     case FE_SYNC:
-        if (!push_op(s, OP_CLIENT_SYNC, false))
-            return;
         s->at_boundary = true;
         s->open_extended = false;
-        break;
+        s->batch++;
+        op.kind = type == FE_SYNC ? OP_SYNC : OP_QUERY;
+        return relay_push(s, msg ? *msg : op);
     case FE_COPY_DATA:
     case FE_COPY_DONE:
     case FE_COPY_FAIL:
     case FE_FLUSH:
-        break;
-    default:
-        s->at_boundary = false;
-        s->open_extended = true;
-        break;
-    }
-}
-
-static void maybe_release(struct server *s);
-
-/* The error a refusal reports, PostgreSQL style. */
-static void write_refusal(struct pq_writer *w, const struct op *op)
-{
-    char msg[160], detail[240];
-    struct pq_error e = {.severity = "ERROR"};
-    switch (op->why) {
-    case REFUSE_NAMED_PARSE:
-        snprintf(detail, sizeof detail,
-                 "Statement \"%s\" was prepared with a name; in transaction pooling each "
-                 "transaction may run on a different server connection.", op->name);
-        e.sqlstate = SQLSTATE_FEATURE_NOT_SUPPORTED;
-        e.message = "named prepared statements are not supported in transaction pooling";
-        e.hint = "Use unnamed statements (pgbench -M extended, pgJDBC prepareThreshold=0), or pool_mode = session.";
-        break;
-    case REFUSE_MANAGED_SETTING:
-        snprintf(msg, sizeof msg, "%s is managed by pgmesh", op->name);
-        snprintf(detail, sizeof detail,
-                 "pgmesh sets the token's claims and the role's limits on every transaction; "
-                 "clients may not change them (%s).", op->name);
-        e.sqlstate = SQLSTATE_INSUFFICIENT_PRIVILEGE;
-        e.message = msg;
-        e.hint = "Read the claims with current_setting(); ask for a token with other claims to act as someone else.";
-        break;
-    case REFUSE_SESSION_ONLY:
-        snprintf(msg, sizeof msg, "%s is not supported in transaction pooling", op->name);
-        snprintf(detail, sizeof detail,
-                 "%s outlives the transaction, but each transaction may run on a different server "
-                 "connection.", op->name);
-        e.sqlstate = SQLSTATE_FEATURE_NOT_SUPPORTED;
-        e.message = msg;
-        e.hint = strcmp(op->name, "PREPARE") == 0
-                     ? "Use protocol-level prepared statements (unnamed Parse/Bind), or pool_mode = session."
-                     : "Use pool_mode = session for clients that LISTEN.";
-        break;
-    case REFUSE_TOO_LONG:
-        e.sqlstate = SQLSTATE_PROGRAM_LIMIT_EXCEEDED;
-        e.message = "statement too long for pgmesh to check";
-        snprintf(detail, sizeof detail, "Query and Parse messages are limited to %u bytes.", (unsigned)INSPECT_MAX);
-        e.hint = "Send large data with COPY or as bound parameters.";
-        break;
-    }
-    e.detail = detail;
-    error_write(w, BE_ERROR, &e);
-}
-
-static bool push_refusal(struct server *s, enum op_kind kind, enum refusal why, const char *name, size_t len)
-{
-    struct op op = {.kind = kind, .why = why};
-    size_t n = len < sizeof op.name - 1 ? len : sizeof op.name - 1;
-    memcpy(op.name, name, n);
-    if (opq_push(&s->ops, op))
         return true;
-    server_close(s, "out of memory");
-    return false;
+    case FE_PARSE: op.expect = EXPECT_PARSE; break;
+    case FE_BIND: op.expect = EXPECT_BIND; break;
+    case FE_DESCRIBE: op.expect = EXPECT_DESCRIBE; break;
+    case FE_CLOSE: op.expect = EXPECT_CLOSE; break;
+    default: op.expect = EXPECT_EXECUTE; break;
+    }
+    s->at_boundary = false;
+    s->open_extended = true;
+    return relay_push(s, msg ? *msg : op);
 }
 
 /* A message pgmesh refuses (a managed setting, LISTEN or PREPARE or a named Parse in transaction
@@ -247,10 +206,13 @@ static bool send_stand_in(struct client *c, struct server *s, const struct frame
         server_close(s, "out of memory");
         return false;
     }
-    if (!push_refusal(s, OP_GUARD_ERROR, why, what, what_len))
-        return false;
-    after_forward(s, f->type);
-    return true;
+    struct op op = {.kind = OP_GUARD_ERROR, .why = why, .query = f->type == FE_QUERY};
+    size_t n = what_len < sizeof op.name - 1 ? what_len : sizeof op.name - 1;
+    memcpy(op.name, what, n);
+    /* A Query's stand-in gets its error entry and the Query's own, through ReadyForQuery. */
+    if (f->type == FE_QUERY)
+        return relay_push(s, op) && after_forward(s, f->type, NULL);
+    return after_forward(s, f->type, &op);
 }
 
 /* Refused with the whole message in the buffer. */
@@ -276,6 +238,27 @@ static bool refuse_too_long(struct client *c, struct server *s, const struct fra
 }
 
 enum inspect { INSPECT_FORWARD, INSPECT_WAIT, INSPECT_REFUSED, INSPECT_FAILED };
+
+/* In transaction pooling pgmesh follows DEALLOCATE only when it comes alone in a simple Query
+ * (prepared.c); elsewhere the server would drop statements pgmesh believes are there. A name with
+ * pgmesh's prefix would be another client's statement. */
+static enum refusal check_deallocate(const struct client *c, char type, const struct span *sql)
+{
+    char name[256];
+    switch (sql_deallocate((const char *)sql->p, sql->len, name, sizeof name)) {
+    case SQL_DEALLOC_NONE:
+        return REFUSE_NONE;
+    case SQL_DEALLOC_ALL:
+        return type == FE_QUERY ? REFUSE_NONE : REFUSE_DEALLOCATE;
+    case SQL_DEALLOC_ONE:
+        if (type != FE_QUERY)
+            return REFUSE_DEALLOCATE;
+        return strncmp(name, STMT_PREFIX, strlen(STMT_PREFIX)) == 0 && !cstmt_find(&c->stmts, name, strlen(name))
+                   ? REFUSE_RESERVED_NAME : REFUSE_NONE;
+    default:
+        return REFUSE_DEALLOCATE;
+    }
+}
 
 /* Reads a Query or Parse whole (up to INSPECT_MAX; longer ones are refused) to check it: the
  * guard, session state it may leave behind, what transaction pooling cannot serve. */
@@ -304,8 +287,13 @@ static enum inspect inspect_message(struct client *c, struct server *s, const st
     }
     if (f->type == FE_PARSE) {
         if (parse.name.len > 0 && rt.cfg->pool_mode == POOL_TRANSACTION) {
-            return refuse_with_stand_in(c, s, f, REFUSE_NAMED_PARSE, (const char *)parse.name.p, parse.name.len)
-                       ? INSPECT_REFUSED : INSPECT_FAILED;
+            enum refusal why = !prep_enabled() ? REFUSE_NAMED_PARSE
+                               : cstmt_find(&c->stmts, (const char *)parse.name.p, parse.name.len)
+                                   ? REFUSE_DUPLICATE_STATEMENT
+                                   : REFUSE_NONE;
+            if (why != REFUSE_NONE)
+                return refuse_with_stand_in(c, s, f, why, (const char *)parse.name.p, parse.name.len)
+                           ? INSPECT_REFUSED : INSPECT_FAILED;
         }
         sql = parse.query;
     }
@@ -323,6 +311,9 @@ static enum inspect inspect_message(struct client *c, struct server *s, const st
         if (what)
             return refuse_with_stand_in(c, s, f, REFUSE_SESSION_ONLY, what, strlen(what)) ? INSPECT_REFUSED
                                                                                           : INSPECT_FAILED;
+        enum refusal why = prep_enabled() ? check_deallocate(c, f->type, &sql) : REFUSE_NONE;
+        if (why != REFUSE_NONE)
+            return refuse_with_stand_in(c, s, f, why, "DEALLOCATE", 10) ? INSPECT_REFUSED : INSPECT_FAILED;
     }
     if (sql_may_leave_session_state((const char *)sql.p, sql.len))
         s->session_dirty = true;
@@ -382,8 +373,23 @@ void relay_from_client(struct client *c)
         case INSPECT_WAIT:
         case INSPECT_FAILED: return;
         }
+        bool tracking = prep_enabled();
+        if (tracking && prep_ready(c, &f) != PREP_PASS)
+            return;
         if (needs_txstart(s, &f) && !send_txstart(c, s))
             return;
+        struct op op = {.kind = OP_MSG};
+        switch (tracking ? prep_message(c, s, &f, &op) : PREP_PASS) {
+        case PREP_PASS: break;
+        case PREP_HANDLED:
+            if (!after_forward(s, f.type, &op))
+                return;
+            continue;
+        case PREP_WAIT:
+        case PREP_FAILED:
+            cstmt_unref(op.stmt);
+            return;
+        }
         size_t n = avail < f.total_len ? avail : f.total_len;
         if (!conn_send(&s->conn, iobuf_head(in), n)) {
             client_close(c, "out of memory");
@@ -392,7 +398,8 @@ void relay_from_client(struct client *c)
         iobuf_consume(in, n);
         c->body_remaining = (uint32_t)(f.total_len - n);
         c->body_discard = false;
-        after_forward(s, f.type);
+        if (!after_forward(s, f.type, NULL))
+            return;
         if (c->reapply_settings) {
             c->reapply_settings = false;
             if (!conn_send(&s->conn, c->tx.set_msg, c->tx.set_len) || !push_op(s, OP_TXSTART, false)) {
@@ -402,195 +409,7 @@ void relay_from_client(struct client *c)
         }
     }
     if (s && c->server == s && s->state == SERVER_LINKED && !c->body_remaining)
-        maybe_release(s);
-}
-
-static void maybe_release(struct server *s)
-{
-    struct client *c = s->client;
-    if (s->ops.len || s->tx_status != TX_IDLE || s->open_extended || s->body_remaining || s->in_copy)
-        return;
-    if (s->state == SERVER_RESETTING) {
-        pool_server_ready(s);
-        return;
-    }
-    if (s->state != SERVER_LINKED || rt.cfg->pool_mode != POOL_TRANSACTION || !c || c->body_remaining)
-        return;
-    limits_stop(s);
-    s->client = NULL;
-    pool_server_ready(s);
-    client_unlinked(c);
-}
-
-/* Needs the whole message: ReadyForQuery (its status) and errors pgmesh may have to read. */
-static bool need_whole(char type, const struct op *op)
-{
-    return type == BE_READY || (type == BE_ERROR && op && op->kind != OP_CLIENT_SYNC);
-}
-
-static void log_own_error(struct server *s, const uint8_t *body, size_t len)
-{
-    struct pq_error_fields e;
-    if (error_read(body, len, &e))
-        LOG_AT(LOG_WARNING, s->tag, "own query failed: %.*s %.*s", (int)e.sqlstate.len,
-               (const char *)e.sqlstate.p, (int)e.message.len, (const char *)e.message.p);
-}
-
-/* The stand-in's failure: replaced by the guard's error when it is the expected invalid-integer
- * error; any other error (25P02 in an aborted block, or an earlier message of the same pipeline
- * failing, after which the server skips the stand-in) is the server's true answer and passes. */
-static bool route_guard_error(struct server *s, const struct op *op, char type, const uint8_t *msg,
-                              size_t body_len)
-{
-    if (type != BE_ERROR)
-        return s->client != NULL; /* replies to the client's earlier messages of this pipeline */
-    struct pq_error_fields e;
-    bool ours = error_read(msg + MSG_HEADER_LEN, body_len, &e) && span_eq(e.sqlstate, "22P02");
-    if (ours && s->client) {
-        struct pq_writer w;
-        wr_init_dynamic(&w);
-        write_refusal(&w, op);
-        if (!wr_ok(&w) || !conn_send(&s->client->conn, w.p, w.len))
-            client_close(s->client, "out of memory");
-        wr_destroy(&w);
-    }
-    opq_pop(&s->ops);
-    return !ours && s->client != NULL;
-}
-
-/* Handles one message header (and the whole message when need_whole). Returns whether its bytes
- * go to the client. May close the server. */
-static bool route_message(struct server *s, const struct frame *f, const uint8_t *msg)
-{
-    struct op *op = opq_head(&s->ops);
-    char type = f->type;
-    if (type == BE_COPY_IN || type == BE_COPY_OUT || type == BE_COPY_BOTH)
-        s->in_copy = true;
-    if (type == BE_READY) {
-        char status;
-        if (!be_read_ready(msg + MSG_HEADER_LEN, f->body_len, &status)) {
-            server_close(s, "invalid ReadyForQuery from server");
-            return false;
-        }
-        s->tx_status = status;
-        s->in_copy = false;
-    }
-    if (!op) {
-        limits_on_reply(s, type);
-        return s->client != NULL; /* notices, notifications, parameter changes */
-    }
-    switch (op->kind) {
-    case OP_TXSTART:
-        if (type == BE_ERROR) {
-            log_own_error(s, msg + MSG_HEADER_LEN, f->body_len);
-            /* On an idle server this must not happen: the client's statements are already on
-             * their way, so end the link rather than let them run without their claims. Inside
-             * a block the client pipelined into, its own statements fail the same way. */
-            if (op->known_idle) {
-                server_close(s, "pgmesh could not apply the client's claims");
-                return false;
-            }
-        }
-        if (type == BE_READY)
-            opq_pop(&s->ops);
-        return false;
-    case OP_GUARD_ERROR:
-        return route_guard_error(s, op, type, msg, f->body_len);
-    case OP_CLIENT_SYNC:
-        if (type == BE_READY)
-            opq_pop(&s->ops);
-        limits_on_reply(s, type);
-        return s->client != NULL;
-    case OP_PARAMS:
-        if (type == BE_ERROR) {
-            log_own_error(s, msg + MSG_HEADER_LEN, f->body_len);
-            /* A value PostgreSQL refuses (it would have refused the connection at startup). */
-            server_close(s, "the server refused the client's session parameters");
-            return false;
-        }
-        if (type == BE_READY)
-            opq_pop(&s->ops);
-        return false;
-    case OP_OWN_QUERY:
-        if (type == BE_ERROR) {
-            log_own_error(s, msg + MSG_HEADER_LEN, f->body_len);
-            server_close(s, "pgmesh could not reset the server connection");
-            return false;
-        }
-        if (type == BE_READY)
-            opq_pop(&s->ops);
-        return false;
-    }
-    return false;
-}
-
-void relay_from_server(struct server *s)
-{
-    struct client *c = s->client;
-    if (c && iobuf_len(&c->conn.out) >= OUT_HIGH_WATER) {
-        conn_stop_reading(&s->conn); /* client_on_drained resumes */
-        return;
-    }
-    enum io_result r = conn_fill(&s->conn, READ_CHUNK);
-    if (r == IO_EOF || r == IO_ERROR) {
-        server_close(s, r == IO_EOF ? "server closed the connection" : "server socket error");
-        return;
-    }
-    if (r == IO_AGAIN)
-        return;
-    if (s->state == SERVER_IDLE) {
-        server_close(s, "unexpected data from an idle server");
-        return;
-    }
-    struct iobuf *in = &s->conn.in;
-    while (s->state == SERVER_LINKED || s->state == SERVER_RESETTING) {
-        size_t avail = iobuf_len(in);
-        if (avail == 0)
-            break;
-        if (s->body_remaining) {
-            size_t n = avail < s->body_remaining ? avail : s->body_remaining;
-            if (!s->body_drop && s->client && !conn_send(&s->client->conn, iobuf_head(in), n)) {
-                server_close(s, "out of memory");
-                return;
-            }
-            iobuf_consume(in, n);
-            s->body_remaining -= (uint32_t)n;
-            continue;
-        }
-        struct frame f;
-        enum frame_result fr = frame_peek_be(iobuf_head(in), avail, &rt.limits, &f);
-        if (fr == FRAME_NEED_MORE)
-            break;
-        if (fr != FRAME_OK) {
-            server_close(s, "invalid message from server");
-            return;
-        }
-        if (need_whole(f.type, opq_head(&s->ops)) && avail < f.total_len) {
-            if (!iobuf_reserve(in, f.total_len - avail))
-                server_close(s, "out of memory");
-            break;
-        }
-        bool forward = route_message(s, &f, iobuf_head(in));
-        if (s->state == SERVER_CLOSING)
-            return;
-        size_t n = avail < f.total_len ? avail : f.total_len;
-        if (forward && s->client && !conn_send(&s->client->conn, iobuf_head(in), n)) {
-            server_close(s, "out of memory");
-            return;
-        }
-        iobuf_consume(in, n);
-        s->body_remaining = (uint32_t)(f.total_len - n);
-        s->body_drop = !forward;
-        if (f.type == BE_READY && s->body_remaining == 0) {
-            maybe_release(s);
-            /* Handed on (or closed): anything further is read in the new context. A reset
-             * still in progress keeps reading: its remaining replies may already be here. */
-            if (s->client != c || (s->state != SERVER_LINKED && s->state != SERVER_RESETTING))
-                break;
-        }
-    }
-    if (c && c->server == s && iobuf_len(&c->conn.out) >= OUT_HIGH_WATER)
-        conn_stop_reading(&s->conn);
+        relay_maybe_release(s);
 }
 
 void relay_client_gone(struct server *s)
@@ -615,6 +434,7 @@ void relay_client_gone(struct server *s)
         s->claims_owner = 0; /* DISCARD ALL reset every setting */
         s->claims_tenant[0] = s->claims_role[0] = s->application_name[0] = '\0';
         s->session_dirty = false;
+        sstmt_clear(&s->stmts);
     }
-    maybe_release(s);
+    relay_maybe_release(s);
 }

@@ -70,12 +70,23 @@ bool opq_push(struct opq *q, struct op op)
 
 struct op *opq_head(struct opq *q) { return q->len ? &q->ops[q->head] : NULL; }
 
+struct op *opq_at(struct opq *q, size_t i) { return i < q->len ? &q->ops[(q->head + i) % q->cap] : NULL; }
+
 void opq_pop(struct opq *q)
 {
     if (q->len) {
+        cstmt_unref(q->ops[q->head].stmt);
         q->head = (q->head + 1) % q->cap;
         q->len--;
     }
+}
+
+void opq_destroy(struct opq *q)
+{
+    while (q->len)
+        opq_pop(q);
+    free(q->ops);
+    memset(q, 0, sizeof *q);
 }
 
 static void server_on_read(struct conn *c)
@@ -101,7 +112,8 @@ static void server_on_release(struct conn *c)
         PQfinish(s->pg); /* closes the socket */
     conn_destroy(&s->conn);
     params_clear(&s->have);
-    free(s->ops.ops);
+    opq_destroy(&s->ops);
+    sstmt_clear(&s->stmts);
     free(s);
 }
 
@@ -192,6 +204,7 @@ bool server_connect(struct pool *p)
         return false;
     s->id = ++rt.next_server_id;
     s->pool = p;
+    sstmt_init(&s->stmts);
     snprintf(s->tag, sizeof s->tag, "S-%llu %s/%s", (unsigned long long)s->id, p->database,
              p->server_user);
     const char *keys[] = {"dbname", "user", "fallback_application_name", NULL};

@@ -11,6 +11,7 @@
 
 #include "proxy/conn.h"
 #include "proxy/params.h"
+#include "proxy/stmt.h"
 
 struct pool;
 struct client;
@@ -23,23 +24,44 @@ enum server_state {
     SERVER_CLOSING,
 };
 
-/* What to do with the replies to one request pgmesh sent, in send order. */
+/* What to do with the replies to one message sent to the server, in send order. The first five
+ * end at ReadyForQuery; the others at their own completion message, or are skipped by the server
+ * after an error until the next Sync. */
 enum op_kind {
     OP_TXSTART,     /* our claims Query: swallow through its ReadyForQuery */
-    OP_CLIENT_SYNC, /* a client Query or Sync: forward through its ReadyForQuery */
-    OP_OWN_QUERY,   /* our own reset Query: swallow through its ReadyForQuery */
-    OP_GUARD_ERROR, /* the server's error to pgmesh's stand-in statement becomes the guard's */
     OP_PARAMS,      /* our SET of the client's session parameters: swallow through ReadyForQuery */
+    OP_OWN_QUERY,   /* our own reset Query: swallow through its ReadyForQuery */
+    OP_QUERY,       /* a client Query or FunctionCall: forward through its ReadyForQuery */
+    OP_SYNC,        /* a client Sync: forward its ReadyForQuery */
+    OP_MSG,         /* a client Parse, Bind, Describe, Execute or Close: forward through its completion */
+    OP_PREPARE,     /* our Parse of a client's statement onto this server: swallow ParseComplete */
+    OP_EVICT,       /* our Close of the least recently used statement: swallow CloseComplete */
+    OP_GUARD_ERROR, /* the server's error to pgmesh's stand-in statement becomes pgmesh's own */
 };
 
+/* The reply that completes an OP_MSG. */
+enum op_expect { EXPECT_PARSE, EXPECT_BIND, EXPECT_DESCRIBE, EXPECT_EXECUTE, EXPECT_CLOSE };
+
 /* Which refusal an OP_GUARD_ERROR reports. */
-enum refusal { REFUSE_NAMED_PARSE, REFUSE_MANAGED_SETTING, REFUSE_TOO_LONG, REFUSE_SESSION_ONLY };
+enum refusal {
+    REFUSE_NONE, REFUSE_NAMED_PARSE, REFUSE_MANAGED_SETTING, REFUSE_TOO_LONG, REFUSE_SESSION_ONLY,
+    REFUSE_DUPLICATE_STATEMENT, REFUSE_DEALLOCATE, REFUSE_RESERVED_NAME,
+};
 
 struct op {
     enum op_kind kind;
-    bool known_idle;    /* OP_TXSTART: sent with nothing in flight on an idle server */
-    enum refusal why;   /* OP_GUARD_ERROR */
-    char name[64];      /* ... the refused statement's name, or the managed setting */
+    enum op_expect expect;  /* OP_MSG */
+    bool known_idle;        /* OP_TXSTART: sent with nothing in flight on an idle server */
+    bool query;             /* OP_GUARD_ERROR: the stand-in is a Query (else a Parse) */
+    bool failed;            /* answered by an error: undone at ReadyForQuery with the skipped ones */
+    bool as_parse_complete; /* OP_MSG: a Close standing in for a Parse; report ParseComplete */
+    bool added_sname;       /* OP_MSG Parse: put stmt->sname in the server's set */
+    bool added_client;      /* OP_MSG Parse: put stmt in the client's table */
+    bool closed_client;     /* OP_MSG Close: took stmt out of the client's table */
+    enum refusal why;       /* OP_GUARD_ERROR */
+    char name[64];          /* ... the refused statement's name, or the managed setting */
+    char sname[STMT_SNAME_LEN]; /* OP_PREPARE, OP_EVICT: the server-side statement */
+    struct cstmt *stmt;     /* a reference: the client statement involved, for undo and error text */
 };
 
 struct opq {
@@ -77,6 +99,10 @@ struct server {
     struct param_set have;       /* session parameters as the linked clients left them */
     bool session_dirty;          /* a client statement may have left session state: DISCARD ALL
                                   * before another client runs here */
+    bool skipping;               /* an extended message failed: the server skips to Sync */
+    uint64_t batch;              /* counts Syncs and Queries sent: statements used in the
+                                  * current one are not evicted */
+    struct sstmt_set stmts;      /* server-side prepared statements (transaction pooling) */
 };
 
 bool server_connect(struct pool *pool) __attribute__((warn_unused_result));
@@ -85,6 +111,9 @@ void server_set_state(struct server *s, enum server_state st);
 
 bool opq_push(struct opq *q, struct op op) __attribute__((warn_unused_result));
 struct op *opq_head(struct opq *q);
+struct op *opq_at(struct opq *q, size_t i);
+/* Drops the head and the references it holds. */
 void opq_pop(struct opq *q);
+void opq_destroy(struct opq *q);
 
 #endif

@@ -1,0 +1,311 @@
+/* Named prepared statements in transaction pooling. A client's statement names are its own: pgmesh
+ * keeps them in the client's table and gives the server a name derived from the statement (text,
+ * parameter types, the client's search_path), so clients preparing the same statement share one
+ * server-side preparation and two clients' "S_1" never meet. Before a Bind or Describe runs on a
+ * server connection that lacks the statement, pgmesh sends the Parse there first; each server
+ * connection keeps at most max_prepared_statements, closing the least recently used.
+ *
+ * Every change is made when the message is sent, so that the client's next pipelined message sees
+ * it; an entry in the op queue remembers how to undo it if the server fails or skips the message. */
+#include "proxy/relay_int.h"
+
+#include <string.h>
+
+#include "protocol/fe.h"
+#include "protocol/sqllex.h"
+#include "protocol/wire.h"
+#include "proxy/client.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/runtime.h"
+
+bool prep_enabled(void)
+{
+    return rt.cfg->pool_mode == POOL_TRANSACTION && rt.cfg->max_prepared_statements > 0;
+}
+
+/* The same text means other tables under another search_path: part of the server-side name. */
+static const char *search_path_of(const struct client *c)
+{
+    for (size_t i = 0; i < PARAM_COUNT; i++)
+        if (strcmp(param_names[i], "search_path") == 0)
+            return c->params.sql[i];
+    return NULL;
+}
+
+static bool send_msg(struct server *s, struct pq_writer *w)
+{
+    bool ok = wr_ok(w) && relay_send(s, w->p, w->len);
+    if (!wr_ok(w))
+        server_close(s, "out of memory");
+    wr_destroy(w);
+    return ok;
+}
+
+static bool send_close(struct server *s, const char *name)
+{
+    struct pq_writer w;
+    wr_init_dynamic(&w);
+    fe_write_close(&w, 'S', name);
+    return send_msg(s, &w);
+}
+
+/* Room for one more statement: closes the least recently used ones, but never one the current
+ * batch (since the last Sync) has used, whose portal may still be wanted; the cap then gives. */
+static bool make_room(struct server *s)
+{
+    const struct sstmt *old;
+    while (s->stmts.count >= (size_t)rt.cfg->max_prepared_statements && (old = sstmt_oldest(&s->stmts)) &&
+           old->stamp != s->batch) {
+        struct op op = {.kind = OP_EVICT};
+        memcpy(op.sname, old->name, sizeof op.sname);
+        if (!send_close(s, op.sname) || !relay_push(s, op))
+            return false;
+        sstmt_remove(&s->stmts, op.sname);
+    }
+    return true;
+}
+
+/* The statement exists on this server connection once what is sent so far has run. */
+static bool ensure_prepared(struct server *s, struct cstmt *st)
+{
+    if (sstmt_use(&s->stmts, st->sname, s->batch))
+        return true;
+    if (!make_room(s))
+        return false;
+    struct op op = {.kind = OP_PREPARE, .stmt = cstmt_ref(st)};
+    memcpy(op.sname, st->sname, sizeof op.sname);
+    if (!relay_send(s, st->parse, st->parse_len) || !relay_push(s, op)) {
+        cstmt_unref(st);
+        return false;
+    }
+    if (!sstmt_add(&s->stmts, st->sname, s->batch)) {
+        server_close(s, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+static enum prep on_parse(struct client *c, struct server *s, const struct frame *f, struct op *op)
+{
+    const uint8_t *body = iobuf_head(&c->conn.in) + MSG_HEADER_LEN;
+    struct fe_parse p;
+    if (!fe_read_parse(body, f->body_len, &p) || p.name.len == 0)
+        return PREP_PASS; /* unnamed; inspect_message already refused malformed ones */
+    struct cstmt *st = cstmt_new((const char *)p.name.p, p.name.len, (const char *)p.query.p, p.query.len,
+                                 p.param_types.p, p.nparams, search_path_of(c));
+    if (!st || !cstmt_insert(&c->stmts, st)) {
+        cstmt_unref(st);
+        client_close(c, "out of memory");
+        return PREP_FAILED;
+    }
+    *op = (struct op){.kind = OP_MSG, .expect = EXPECT_PARSE, .added_client = true, .stmt = cstmt_ref(st)};
+    bool ok;
+    if (sstmt_use(&s->stmts, st->sname, s->batch)) {
+        /* Already there (another client's, or this one's before): the server only has to answer
+         * in this message's place, which a Close of a name that never exists does. */
+        op->as_parse_complete = true;
+        op->expect = EXPECT_CLOSE;
+        ok = send_close(s, STMT_NONE);
+    } else {
+        op->added_sname = true;
+        ok = make_room(s) && relay_send(s, st->parse, st->parse_len);
+        if (ok && !sstmt_add(&s->stmts, st->sname, s->batch)) {
+            server_close(s, "out of memory");
+            ok = false;
+        }
+    }
+    iobuf_consume(&c->conn.in, f->total_len);
+    return ok ? PREP_HANDLED : PREP_FAILED;
+}
+
+static enum prep on_bind(struct client *c, struct server *s, const struct frame *f, struct op *op)
+{
+    struct iobuf *in = &c->conn.in;
+    struct span portal, name;
+    size_t used;
+    if (fe_read_bind_names(iobuf_head(in) + MSG_HEADER_LEN, iobuf_len(in) - MSG_HEADER_LEN, f->body_len, &portal,
+                           &name, &used) != FE_HEAD_OK)
+        return PREP_PASS; /* prep_ready saw to it */
+    struct cstmt *st = name.len ? cstmt_find(&c->stmts, (const char *)name.p, name.len) : NULL;
+    if (!st)
+        return PREP_PASS; /* unnamed, or unknown: the server says it does not exist, by that name */
+    if (!ensure_prepared(s, st))
+        return PREP_FAILED;
+    size_t rest = f->body_len - used, slen = strlen(st->sname);
+    struct pq_writer w;
+    wr_init_dynamic(&w);
+    wr_u8(&w, FE_BIND);
+    wr_u32(&w, (uint32_t)(4 + portal.len + 1 + slen + 1 + rest));
+    wr_cstrn(&w, (const char *)portal.p, portal.len);
+    wr_cstr(&w, st->sname);
+    if (!send_msg(s, &w))
+        return PREP_FAILED;
+    size_t head = MSG_HEADER_LEN + used;
+    size_t avail = iobuf_len(in) - head, now = avail < rest ? avail : rest;
+    if (now && !relay_send(s, iobuf_head(in) + head, now))
+        return PREP_FAILED;
+    iobuf_consume(in, head + now);
+    c->body_remaining = (uint32_t)(rest - now);
+    c->body_discard = false;
+    *op = (struct op){.kind = OP_MSG, .expect = EXPECT_BIND, .stmt = cstmt_ref(st)};
+    return PREP_HANDLED;
+}
+
+static enum prep on_target(struct client *c, struct server *s, const struct frame *f, struct op *op)
+{
+    char kind;
+    struct span name;
+    if (!fe_read_target(iobuf_head(&c->conn.in) + MSG_HEADER_LEN, f->body_len, &kind, &name) || kind != 'S' ||
+        name.len == 0)
+        return PREP_PASS;
+    struct pq_writer w;
+    wr_init_dynamic(&w);
+    if (f->type == FE_CLOSE) {
+        /* Never the shared server-side statement: the client's name goes, and the server answers
+         * a Close of a name that never exists. Unknown names too: one with pgmesh's prefix must
+         * not close another client's statement. */
+        struct cstmt *st = cstmt_remove(&c->stmts, (const char *)name.p, name.len);
+        *op = (struct op){.kind = OP_MSG, .expect = EXPECT_CLOSE, .closed_client = st != NULL, .stmt = st};
+        fe_write_close(&w, 'S', STMT_NONE);
+    } else {
+        struct cstmt *st = cstmt_find(&c->stmts, (const char *)name.p, name.len);
+        if (!st) {
+            wr_destroy(&w);
+            return PREP_PASS;
+        }
+        if (!ensure_prepared(s, st)) {
+            wr_destroy(&w);
+            return PREP_FAILED;
+        }
+        *op = (struct op){.kind = OP_MSG, .expect = EXPECT_DESCRIBE, .stmt = cstmt_ref(st)};
+        wr_begin(&w, FE_DESCRIBE);
+        wr_u8(&w, 'S');
+        wr_cstr(&w, st->sname);
+        wr_end(&w);
+    }
+    iobuf_consume(&c->conn.in, f->total_len);
+    return send_msg(s, &w) ? PREP_HANDLED : PREP_FAILED;
+}
+
+/* A lone DEALLOCATE (inspect_message refused every other form): ALL empties the client's table
+ * and the server's set and passes; a name of the client's becomes that of the server. */
+static enum prep on_query(struct client *c, struct server *s, const struct frame *f, struct op *op)
+{
+    struct span sql;
+    if (!fe_read_query(iobuf_head(&c->conn.in) + MSG_HEADER_LEN, f->body_len, &sql))
+        return PREP_PASS;
+    char name[256];
+    switch (sql_deallocate((const char *)sql.p, sql.len, name, sizeof name)) {
+    case SQL_DEALLOC_ALL:
+        cstmt_table_clear(&c->stmts);
+        sstmt_clear(&s->stmts);
+        return PREP_PASS;
+    case SQL_DEALLOC_ONE:
+        break;
+    default:
+        return PREP_PASS;
+    }
+    struct cstmt *st = cstmt_find(&c->stmts, name, strlen(name));
+    if (!st)
+        return PREP_PASS; /* the server answers that it does not exist */
+    if (!ensure_prepared(s, st))
+        return PREP_FAILED;
+    char text[64];
+    snprintf(text, sizeof text, "DEALLOCATE %s", st->sname);
+    sstmt_remove(&s->stmts, st->sname);
+    cstmt_unref(cstmt_remove(&c->stmts, name, strlen(name)));
+    struct pq_writer w;
+    wr_init_dynamic(&w);
+    fe_write_query(&w, text);
+    iobuf_consume(&c->conn.in, f->total_len);
+    *op = (struct op){.kind = OP_QUERY};
+    return send_msg(s, &w) ? PREP_HANDLED : PREP_FAILED;
+}
+
+enum prep prep_ready(struct client *c, const struct frame *f)
+{
+    struct iobuf *in = &c->conn.in;
+    size_t avail = iobuf_len(in);
+    if (f->type == FE_DESCRIBE || f->type == FE_CLOSE) {
+        if (avail >= f->total_len)
+            return PREP_PASS;
+    } else if (f->type == FE_BIND) {
+        struct span portal, name;
+        size_t used;
+        switch (fe_read_bind_names(iobuf_head(in) + MSG_HEADER_LEN, avail - MSG_HEADER_LEN, f->body_len, &portal,
+                                   &name, &used)) {
+        case FE_HEAD_OK:
+            return PREP_PASS;
+        case FE_HEAD_MORE:
+            break;
+        case FE_HEAD_BAD:
+            client_error(c, "FATAL", "08P01", "invalid Bind message", NULL, NULL);
+            return PREP_FAILED;
+        }
+    } else {
+        return PREP_PASS;
+    }
+    /* Names fit in control-sized heads; a longer one waits for a whole message only if that is small. */
+    size_t want = f->total_len < 2 * CONTROL_MAX_LEN ? f->total_len : 2 * CONTROL_MAX_LEN;
+    if (avail >= want) {
+        client_error(c, "FATAL", "08P01", "invalid Bind message", "The portal and statement names are too long.",
+                     NULL);
+        return PREP_FAILED;
+    }
+    if (!iobuf_reserve(in, want - avail)) {
+        client_close(c, "out of memory");
+        return PREP_FAILED;
+    }
+    return PREP_WAIT;
+}
+
+enum prep prep_message(struct client *c, struct server *s, const struct frame *f, struct op *op)
+{
+    switch (f->type) {
+    case FE_PARSE: return on_parse(c, s, f, op);
+    case FE_BIND: return on_bind(c, s, f, op);
+    case FE_DESCRIBE:
+    case FE_CLOSE: return on_target(c, s, f, op);
+    case FE_QUERY: return on_query(c, s, f, op);
+    default: return PREP_PASS;
+    }
+}
+
+bool prep_undo(struct server *s, const struct op *op)
+{
+    struct client *c = s->client;
+    switch (op->kind) {
+    case OP_PREPARE:
+        sstmt_remove(&s->stmts, op->sname);
+        return true;
+    case OP_EVICT:
+        if (sstmt_add(&s->stmts, op->sname, 0))
+            return true;
+        server_close(s, "out of memory");
+        return false;
+    case OP_MSG:
+        break;
+    default:
+        return true;
+    }
+    if (op->added_sname)
+        sstmt_remove(&s->stmts, op->stmt->sname);
+    if (!c)
+        return true;
+    if (op->added_client) {
+        struct cstmt *st = cstmt_remove(&c->stmts, op->stmt->name, op->stmt->name_len);
+        if (st == op->stmt) {
+            cstmt_unref(st);
+        } else if (st && !cstmt_insert(&c->stmts, st)) { /* not the one this Parse made: keep it */
+            cstmt_unref(st);
+            client_close(c, "out of memory");
+        }
+    }
+    if (op->closed_client && !cstmt_find(&c->stmts, op->stmt->name, op->stmt->name_len) &&
+        !cstmt_insert(&c->stmts, cstmt_ref(op->stmt))) {
+        cstmt_unref(op->stmt);
+        client_close(c, "out of memory");
+    }
+    return true;
+}

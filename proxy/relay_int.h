@@ -1,0 +1,41 @@
+/* What the relay's parts share: proxy/relay.c (client to server), proxy/replies.c (server to
+ * client) and proxy/prepared.c (named statements in transaction pooling). Not for other modules. */
+#ifndef PGMESH_PROXY_RELAY_INT_H
+#define PGMESH_PROXY_RELAY_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "protocol/frame.h"
+#include "proxy/server.h"
+
+struct client;
+
+/* Query and Parse are read whole to be checked; longer ones are refused (PostgreSQL allows 1 GB,
+ * but such text belongs in COPY or bound parameters). */
+#define INSPECT_MAX (16u * 1024u * 1024u)
+
+/* Both close the server when memory runs out, and then return false. */
+bool relay_push(struct server *s, struct op op) __attribute__((warn_unused_result));
+bool relay_send(struct server *s, const void *p, size_t n) __attribute__((warn_unused_result));
+/* Gives the server back to its pool when the client's transaction is over. */
+void relay_maybe_release(struct server *s);
+/* Puts back what the failed and skipped messages before the next Sync had changed, then drops
+ * their entries: at ReadyForQuery after an error in an extended-protocol pipeline. */
+bool relay_undo_skipped(struct server *s) __attribute__((warn_unused_result));
+
+enum prep { PREP_PASS, PREP_HANDLED, PREP_WAIT, PREP_FAILED };
+
+/* Named statements are tracked: transaction pooling with max_prepared_statements > 0. */
+bool prep_enabled(void);
+/* Whether what pgmesh reads of a Bind, Describe or Close has arrived (PREP_PASS: go on). */
+enum prep prep_ready(struct client *c, const struct frame *f);
+/* Parse, Bind, Describe and Close naming a client statement, and a lone DEALLOCATE Query: sends
+ * the server's version (preparing the statement there first when needed), consumes the client's
+ * message (or its head, the rest streaming after it) and fills *op for the message's own entry.
+ * PREP_PASS: forward the message unchanged. */
+enum prep prep_message(struct client *c, struct server *s, const struct frame *f, struct op *op);
+/* Undoes one failed or skipped entry (see relay_undo_skipped). */
+bool prep_undo(struct server *s, const struct op *op) __attribute__((warn_unused_result));
+
+#endif
