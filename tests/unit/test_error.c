@@ -145,6 +145,36 @@ static void test_reader_table(void **state)
     }
 }
 
+/* A server's error about pgmesh's statement name, told with the client's name. */
+static void test_rename(void **state)
+{
+    (void)state;
+    struct pq_writer in, out;
+    wr_init_dynamic(&in);
+    wr_init_dynamic(&out);
+    struct pq_error e = {.severity = "ERROR", .sqlstate = "08P01",
+                         .message = "bind message supplies 0 parameters, but prepared statement \"pgmesh_ab\" requires 1",
+                         .detail = "pgmesh_ab and pgmesh_ab"};
+    error_write(&in, BE_ERROR, &e);
+    assert_true(wr_ok(&in));
+    error_rename(&out, BE_ERROR, in.p + MSG_HEADER_LEN, in.len - MSG_HEADER_LEN, "pgmesh_ab", "S_1");
+    assert_true(wr_ok(&out));
+    struct pq_error_fields f;
+    assert_true(error_read(out.p + MSG_HEADER_LEN, out.len - MSG_HEADER_LEN, &f));
+    assert_true(span_eq(f.message, "bind message supplies 0 parameters, but prepared statement \"S_1\" requires 1"));
+    assert_true(span_eq(f.detail, "S_1 and S_1"));
+    assert_true(span_eq(f.sqlstate, "08P01"));
+    struct frame fr;
+    assert_int_equal(frame_peek_be(out.p, out.len, &(struct frame_limits){10000, 10000, 10000}, &fr), FRAME_OK);
+    assert_int_equal(fr.total_len, out.len);
+    /* A truncated body marks the writer failed rather than emit half a message. */
+    wr_reset(&out);
+    error_rename(&out, BE_ERROR, in.p + MSG_HEADER_LEN, in.len - MSG_HEADER_LEN - 3, "pgmesh_ab", "S_1");
+    assert_false(wr_ok(&out));
+    wr_destroy(&in);
+    wr_destroy(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -152,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_exact_bytes),
         cmocka_unit_test(test_builder_refuses),
         cmocka_unit_test(test_reader_table),
+        cmocka_unit_test(test_rename),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

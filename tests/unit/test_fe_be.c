@@ -294,6 +294,44 @@ static void test_be_roundtrips(void **state)
     wr_destroy(&w);
 }
 
+/* The heads pgmesh reads of Bind (from part of the body), Describe and Close. */
+static void test_bind_names_and_targets(void **state)
+{
+    (void)state;
+    static const uint8_t bind[] = "portal\0S_1\0\0\0\0\0\0"; /* then no formats, values, results */
+    size_t len = sizeof bind - 1, used = 0;
+    struct span portal, stmt;
+    for (size_t avail = 0; avail <= len; avail++) {
+        enum fe_head r = fe_read_bind_names(bind, avail, len, &portal, &stmt, &used);
+        assert_int_equal(r, avail < 11 ? FE_HEAD_MORE : FE_HEAD_OK);
+    }
+    assert_int_equal(used, 11);
+    assert_true(span_eq(portal, "portal"));
+    assert_true(span_eq(stmt, "S_1"));
+    static const uint8_t no_nul[] = "abc\0def";
+    assert_int_equal(fe_read_bind_names(no_nul, 7, 7, &portal, &stmt, &used), FE_HEAD_BAD);
+    assert_int_equal(fe_read_bind_names(no_nul, 5, 7, &portal, &stmt, &used), FE_HEAD_MORE);
+
+    char kind = 0;
+    struct span name;
+    assert_true(fe_read_target((const uint8_t *)"SS_1", 5, &kind, &name));
+    assert_int_equal(kind, 'S');
+    assert_true(span_eq(name, "S_1"));
+    assert_true(fe_read_target((const uint8_t *)"P", 2, &kind, &name));
+    assert_int_equal(name.len, 0);
+    assert_false(fe_read_target((const uint8_t *)"XS_1", 5, &kind, &name)); /* neither S nor P */
+    assert_false(fe_read_target((const uint8_t *)"SS_1\0x", 6, &kind, &name)); /* trailing byte */
+    assert_false(fe_read_target((const uint8_t *)"SS_1", 4, &kind, &name));     /* no NUL */
+
+    struct pq_writer w;
+    wr_init_dynamic(&w);
+    fe_write_close(&w, 'S', "S_1");
+    assert_true(wr_ok(&w));
+    assert_int_equal(w.len, 10);
+    assert_memory_equal(w.p, "C\0\0\0\x09SS_1", 10);
+    wr_destroy(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_fe_roundtrips),
         cmocka_unit_test(test_fe_writer_bytes),
         cmocka_unit_test(test_be_roundtrips),
+        cmocka_unit_test(test_bind_names_and_targets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -329,6 +329,42 @@ static void test_has_leading(void **state)
     }
 }
 
+/* DEALLOCATE as pgmesh follows it in transaction pooling: alone, with the name folded. */
+static void test_deallocate(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        enum sql_dealloc want;
+        const char *name;
+    } cases[] = {
+        {"DEALLOCATE S_1", SQL_DEALLOC_ONE, "s_1"},
+        {"deallocate prepare _pg3_0 ;", SQL_DEALLOC_ONE, "_pg3_0"},
+        {"DEALLOCATE \"S_1\"", SQL_DEALLOC_ONE, "S_1"},
+        {"DEALLOCATE \"a\"\"b\"", SQL_DEALLOC_ONE, "a\"b"},
+        {"/* c */ DEALLOCATE -- x\n ALL", SQL_DEALLOC_ALL, ""},
+        {"DEALLOCATE PREPARE ALL;;", SQL_DEALLOC_ALL, ""},
+        {"DEALLOCATE prepare", SQL_DEALLOC_ONE, "prepare"},
+        {"SELECT 1; DEALLOCATE S_1", SQL_DEALLOC_OTHER, ""},
+        {"DEALLOCATE S_1; SELECT 1", SQL_DEALLOC_OTHER, ""},
+        {"DEALLOCATE a b", SQL_DEALLOC_OTHER, ""},
+        {"DEALLOCATE", SQL_DEALLOC_OTHER, ""},
+        {"DEALLOCATE U&\"x\"", SQL_DEALLOC_OTHER, ""},
+        {"DEALLOCATE 'x'", SQL_DEALLOC_OTHER, ""},
+        {"SELECT 'DEALLOCATE x'", SQL_DEALLOC_NONE, ""},
+        {"SELECT deallocate FROM t", SQL_DEALLOC_NONE, ""},
+        {"DEALLOCATE \"unterminated", SQL_DEALLOC_OTHER, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char name[64] = "";
+        enum sql_dealloc got = sql_deallocate(cases[i].sql, strlen(cases[i].sql), name, sizeof name);
+        if (got != cases[i].want || (got == SQL_DEALLOC_ONE && strcmp(name, cases[i].name) != 0))
+            fail_msg("case %zu \"%s\": got %d name \"%s\"", i, cases[i].sql, (int)got, name);
+    }
+    char tiny[4];
+    assert_int_equal(sql_deallocate("DEALLOCATE abcd", 15, tiny, sizeof tiny), SQL_DEALLOC_OTHER);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_needs_own_transaction),
         cmocka_unit_test(test_session_state),
         cmocka_unit_test(test_has_leading),
+        cmocka_unit_test(test_deallocate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
