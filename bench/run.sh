@@ -2,9 +2,11 @@
 # pgmesh vs PgBouncer vs direct, side by side in one run (make bench): its own PostgreSQL 15
 # (max_connections=200, pgbench -i -s 10), PgBouncer (transaction pooling, pool 20, SCRAM) and
 # pgmesh (transaction pooling, pool 20, JWT login, claims set per transaction), then pgbench -S with
-# 64 persistent clients and with a new connection per transaction (-C), interleaved
-# direct/PgBouncer/pgmesh for BENCH_ROUNDS rounds. Prints a table of TPS and average latency per
-# target and the pgmesh/PgBouncer and pgmesh/direct ratios.
+# 64 persistent clients in the simple, extended and prepared query modes and with a new connection
+# per transaction (-C), interleaved direct/PgBouncer/pgmesh for BENCH_ROUNDS rounds (PgBouncer 1.18
+# is left out of -M prepared: it has no prepared statements in transaction pooling). Prints a
+# table of TPS and average latency per target, the pgmesh/PgBouncer and pgmesh/direct ratios, and
+# pgmesh's prepared/extended ratio.
 # Env: BUILD (build), BENCH_T (seconds per run, 20), BENCH_ROUNDS (2), BENCH_SCALE (10),
 #      BENCH_OUT (also write the table there), KEEP_TMP=1 keeps the temp dir.
 set -euo pipefail
@@ -156,16 +158,18 @@ run_one() {
 }
 
 declare -A tps lat
-tests=("S64" "S8C")
+tests=("S64" "S64X" "S64P" "S8C")
 declare -A args=(
     [S64]="-n -S -c 64 -j 2 -T $BENCH_T"
+    [S64X]="-n -S -M extended -c 64 -j 2 -T $BENCH_T"
+    [S64P]="-n -S -M prepared -c 64 -j 2 -T $BENCH_T"
     [S8C]="-n -S -C -c 8 -j 2 -T $BENCH_T"
 )
-targets=(direct pgbouncer pgmesh)
+targets_of() { if [ "$1" = S64P ]; then echo direct pgmesh; else echo direct pgbouncer pgmesh; fi; }
 failed=0
 for t in "${tests[@]}"; do
     for r in $(seq 1 "$BENCH_ROUNDS"); do
-        for target in "${targets[@]}"; do
+        for target in $(targets_of "$t"); do
             # shellcheck disable=SC2086
             read -r tps["$t,$target,$r"] lat["$t,$target,$r"] < <(run_one "$target" ${args[$t]})
             [ "${tps[$t,$target,$r]}" = FAILED ] && failed=1
@@ -179,13 +183,14 @@ mean() { # key-prefix array-name
     local -n a=$2
     local r sum=0 n=0
     for r in $(seq 1 "$BENCH_ROUNDS"); do
+        [ -z "${a[$1,$r]:-}" ] && { echo "n/a"; return; }
         [ "${a[$1,$r]}" = FAILED ] && { echo FAILED; return; }
         sum=$(awk -v s="$sum" -v x="${a[$1,$r]}" 'BEGIN { print s + x }')
         n=$((n + 1))
     done
     awk -v s="$sum" -v n="$n" 'BEGIN { printf "%.1f", s / n }'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "FAILED" || b == "FAILED" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b == 0) print "-"; else printf "%.2f", a / b }'; }
 
 table=$RUN/table.txt
 {
@@ -193,7 +198,7 @@ table=$RUN/table.txt
     echo "pgmesh $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +'%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), PgBouncer $(pgbouncer --version | head -n 1 | awk '{print $2}'); ${BENCH_T}s per run, mean of $BENCH_ROUNDS interleaved rounds"
     printf '%-34s %-10s %12s %14s\n' "pgbench" "target" "tps" "latency (ms)"
     for t in "${tests[@]}"; do
-        for target in "${targets[@]}"; do
+        for target in $(targets_of "$t"); do
             printf '%-34s %-10s %12s %14s\n' "${args[$t]}" "$target" "$(mean "$t,$target" tps)" "$(mean "$t,$target" lat)"
         done
     done
@@ -204,6 +209,9 @@ table=$RUN/table.txt
             "$(ratio "$(mean "$t,pgmesh" tps)" "$(mean "$t,pgbouncer" tps)")" \
             "$(ratio "$(mean "$t,pgmesh" tps)" "$(mean "$t,direct" tps)")"
     done
+    echo
+    printf '%-34s %18s\n' "pgmesh -M prepared / -M extended" \
+        "$(ratio "$(mean "S64P,pgmesh" tps)" "$(mean "S64X,pgmesh" tps)")"
 } > "$table"
 cat "$table"
 [ -n "${BENCH_OUT:-}" ] && cp "$table" "$BENCH_OUT"
