@@ -13,6 +13,7 @@
 
 const char *const param_names[PARAM_COUNT] = {
     "client_encoding", "DateStyle", "IntervalStyle", "TimeZone", "extra_float_digits", "search_path",
+    "application_name",
 };
 
 #define SEARCH_PATH 5 /* index in param_names */
@@ -144,7 +145,7 @@ bool params_from_startup(struct param_set *ps, const struct startup_packet *pkt)
         }
         int idx = param_index(name, strlen(name));
         /* client_encoding "auto" is libpq's to resolve; the server would refuse it. */
-        if (idx < 0 || (idx == 0 && strcasecmp(value, "auto") == 0))
+        if (idx < 0 || idx == PARAM_APPLICATION_NAME || (idx == 0 && strcasecmp(value, "auto") == 0))
             continue;
         if (!(idx == SEARCH_PATH ? set_list(ps, idx, value) : set_literal(ps, idx, value)))
             return false;

@@ -12,7 +12,8 @@
 #include "protocol/buf.h"
 #include "protocol/startup.h"
 
-#define PARAM_COUNT 6
+#define PARAM_COUNT 7
+#define PARAM_APPLICATION_NAME 6 /* from the client's SETs only: the startup value is txstart's */
 extern const char *const param_names[PARAM_COUNT];
 
 struct param_set {

@@ -106,8 +106,13 @@ static bool send_txstart(struct client *c, struct server *s)
         server_close(s, "out of memory");
         return false;
     }
+    /* The startup application_name goes with the switch; one the client SET itself follows it
+     * with the other session parameters (sync_params). */
     const char *app = c->application_name[0] ? c->application_name : "pgmesh";
-    bool set_app = full && strcmp(s->application_name, app) != 0;
+    bool own_app = c->params.sql[PARAM_APPLICATION_NAME] != NULL;
+    if (own_app)
+        s->application_name[0] = '\0';
+    bool set_app = full && !own_app && strcmp(s->application_name, app) != 0;
     if (!conn_send(&s->conn, set_app ? c->tx.switch_msg : c->tx.set_msg,
                    set_app ? c->tx.switch_len : c->tx.set_len)) {
         server_close(s, "out of memory");

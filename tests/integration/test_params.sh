@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Session parameters follow the client across server connections in transaction pooling: startup
-# values (PGTZ, PGDATESTYLE, PGOPTIONS -c search_path / extra_float_digits) and the client's own
-# SET of them are in force in every transaction wherever it runs, and never reach another client.
+# values (PGTZ, PGDATESTYLE, PGOPTIONS -c search_path / extra_float_digits, application_name) and
+# the client's own SET of them are in force in every transaction wherever it runs, and never reach
+# another client.
 . "$(dirname "$0")/lib.sh"
 
 mesh_config
@@ -32,5 +33,13 @@ assert_eq "Europe/Berlin|SQL, DMY|core|3" "$(ask "$show;")" "DE's own SET search
 assert_eq "$base" "$(mesh_psql "$fr" -c "$show")" "FR after DE's SET search_path"
 assert_eq "Europe/Berlin|SQL, DMY|core|3" "$(ask "$show;")" "DE's SET search_path after FR ran"
 assert_eq "3" "$(ask "SELECT count(*) FROM fct_playback_sessions;")" "DE's search_path finds core's table"
+# application_name: the startup value (psql's) and then DE's own SET follow DE; FR keeps its own.
+app="SELECT current_setting('application_name')"
+assert_eq "psql" "$(ask "$app;")" "DE's startup application_name"
+tell "SET application_name = 'de_dashboard';"
+assert_eq "mesh_psql" "$(mesh_psql "$fr" -c "$app")" "FR's application_name after DE's SET"
+assert_eq "de_dashboard" "$(ask "$app;")" "DE's SET application_name after FR ran"
+assert_eq "mesh_psql" "$(mesh_psql "$fr" -c "$app")" "FR's, again"
+assert_eq "de_dashboard" "$(ask "$app;")" "DE's SET application_name, again"
 exec {DE[1]}>&-
 mesh_stop
