@@ -1,6 +1,9 @@
 /* A cancel is forwarded only when pid and key both match a live client (the key compared in
  * constant time) and that client is linked to a server; anything else is ignored silently, as
- * PostgreSQL does. The worker thread owns its PGcancel copy and touches nothing else. */
+ * PostgreSQL does. The worker thread owns its PGcancel copy and touches nothing else; when it is
+ * done it hands the job back to the loop (a locked list and an ev_async), which lets the server
+ * connection go to another client again: a cancel that reached PostgreSQL late must not cancel
+ * the next client's statement. */
 #include "proxy/cancel.h"
 
 #include <libpq-fe.h>
@@ -11,12 +14,60 @@
 
 #include "proxy/client.h"
 #include "proxy/log.h"
+#include "proxy/pool.h"
+#include "proxy/relay_int.h"
+#include "proxy/runtime.h"
 #include "proxy/server.h"
 
 struct cancel_job {
     PGcancel *cancel;
+    uint64_t server_id;
     char tag[128];
+    struct cancel_job *next;
 };
+
+static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cancel_job *done_jobs;
+static ev_async done_async;
+
+static struct server *find_server(uint64_t id)
+{
+    struct pool *p;
+    TAILQ_FOREACH(p, &rt.pools, link) {
+        struct server_list *lists[] = {&p->linked, &p->resetting, &p->idle, &p->connecting};
+        for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+            struct server *s;
+            TAILQ_FOREACH(s, lists[i], link)
+                if (s->id == id)
+                    return s;
+        }
+    }
+    return NULL;
+}
+
+static void on_cancels_done(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)loop, (void)w, (void)revents;
+    pthread_mutex_lock(&done_lock);
+    struct cancel_job *job = done_jobs;
+    done_jobs = NULL;
+    pthread_mutex_unlock(&done_lock);
+    while (job) {
+        struct cancel_job *next = job->next;
+        struct server *s = find_server(job->server_id);
+        if (s && s->cancels_in_flight > 0 && --s->cancels_in_flight == 0)
+            relay_maybe_release(s);
+        free(job);
+        job = next;
+    }
+}
+
+void cancel_init(struct ev_loop *loop)
+{
+    ev_async_init(&done_async, on_cancels_done);
+    ev_async_start(loop, &done_async);
+    ev_unref(loop); /* the loop's lifetime is the listeners' and connections', not this */
+}
 
 static void *cancel_worker(void *arg)
 {
@@ -27,7 +78,11 @@ static void *cancel_worker(void *arg)
     else
         LOG_AT(LOG_INFO, job->tag, "cancel sent to server");
     PQfreeCancel(job->cancel);
-    free(job);
+    pthread_mutex_lock(&done_lock);
+    job->next = done_jobs;
+    done_jobs = job;
+    pthread_mutex_unlock(&done_lock);
+    ev_async_send(rt.loop, &done_async);
     return NULL;
 }
 
@@ -39,6 +94,7 @@ void cancel_server(struct server *s)
     if (!job)
         return;
     job->cancel = PQgetCancel(s->pg);
+    job->server_id = s->id;
     snprintf(job->tag, sizeof job->tag, "%s", s->tag);
     pthread_t t;
     pthread_attr_t attr;
@@ -49,6 +105,8 @@ void cancel_server(struct server *s)
             PQfreeCancel(job->cancel);
         free(job);
         LOG_AT(LOG_WARNING, s->tag, "cancel could not be started");
+    } else {
+        s->cancels_in_flight++;
     }
     pthread_attr_destroy(&attr);
 }

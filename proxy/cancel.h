@@ -7,8 +7,13 @@
 
 struct server;
 
+#include <ev.h>
+
+/* Installs the watcher through which finished cancels come back to the loop. */
+void cancel_init(struct ev_loop *loop);
 void cancel_request(uint32_t pid, uint32_t key);
-/* Cancels whatever the server connection is running (PQcancel on a worker thread). */
+/* Cancels whatever the server connection is running (PQcancel on a worker thread). Until the
+ * cancel has been delivered the server connection is not lent to another client. */
 void cancel_server(struct server *s);
 
 #endif

@@ -12,6 +12,7 @@
 #include "auth/cache.h"
 #include "auth/keys.h"
 #include "protocol/wire.h"
+#include "proxy/cancel.h"
 #include "proxy/config.h"
 #include "proxy/conn.h"
 #include "proxy/listen.h"
@@ -155,6 +156,7 @@ int main(int argc, char **argv)
 
     rt.loop = ev_default_loop(EVFLAG_AUTO);
     conn_global_init(rt.loop);
+    cancel_init(rt.loop);
     if (!listen_start())
         return 1;
     ev_signal sigint, sigterm, sighup;

@@ -96,7 +96,8 @@ static void write_refusal(struct pq_writer *w, const struct op *op)
 void relay_maybe_release(struct server *s)
 {
     struct client *c = s->client;
-    if (s->ops.len || s->tx_status != TX_IDLE || s->open_extended || s->body_remaining || s->in_copy)
+    if (s->ops.len || s->tx_status != TX_IDLE || s->open_extended || s->body_remaining || s->in_copy ||
+        s->cancels_in_flight)
         return;
     if (s->state == SERVER_RESETTING) {
         pool_server_ready(s);

@@ -100,6 +100,7 @@ struct server {
     bool session_dirty;          /* a client statement may have left session state: DISCARD ALL
                                   * before another client runs here */
     bool skipping;               /* an extended message failed: the server skips to Sync */
+    unsigned cancels_in_flight;  /* PQcancel calls not yet done: not lent to another client */
     uint64_t batch;              /* counts Syncs and Queries sent: statements used in the
                                   * current one are not evicted */
     struct sstmt_set stmts;      /* server-side prepared statements (transaction pooling) */
