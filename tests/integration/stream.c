@@ -8,6 +8,8 @@
  *                             back whole in binary and compared byte for byte
  *   stream copydata MIB TABLE one CopyData message of MIB MiB (four long lines) into TABLE (note),
  *                             then count, lengths, md5 and the tenant column checked server side
+ *   stream copyfail TABLE     COPY TABLE (note) FROM STDIN ended by CopyFail: 57014 with the
+ *                             client's reason, no row kept, the next statement has its claims
  * Env: MESH_PORT, TOKEN, TENANT (the token's tenant claim). */
 #define _GNU_SOURCE
 #include <sys/wait.h>
@@ -179,6 +181,22 @@ static int do_bind(size_t mib)
     return 0;
 }
 
+/* Sends COPY TABLE (note) FROM STDIN and waits for the CopyInResponse. One result only:
+ * PQgetResult keeps returning COPY_IN until the copy ends, so mini_exec, which collects results
+ * until NULL, would never return. */
+static bool start_copy_in(PGconn *c, const char *table)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "COPY %s (note) FROM STDIN", table);
+    PGresult *res = NULL;
+    if (PQsendQuery(c, sql) && mini_pq_wait(c, mini_now_ms() + STEP_LIMIT_MS))
+        res = PQgetResult(c);
+    bool ok = res && PQresultStatus(res) == PGRES_COPY_IN;
+    CHECK(ok, "%s: no CopyInResponse: %s", sql, res ? PQresultErrorMessage(res) : "timeout");
+    PQclear(res);
+    return ok;
+}
+
 /* Four lines of letters, each a quarter of the message: long COPY lines, no escapes. */
 #define COPY_LINES 4
 
@@ -198,27 +216,20 @@ static int do_copydata(size_t mib, const char *table)
         return 1;
     }
     PGconn *c = connect_mesh();
-    char sql[256];
-    snprintf(sql, sizeof sql, "COPY %s (note) FROM STDIN", table);
     int64_t t0 = mini_now_ms();
-    /* One result only: PQgetResult keeps returning COPY_IN until the copy ends, so mini_exec,
-     * which collects results until NULL, would never return. */
-    PGresult *res = NULL;
-    if (PQsendQuery(c, sql) && mini_pq_wait(c, mini_now_ms() + STEP_LIMIT_MS))
-        res = PQgetResult(c);
-    CHECK(res && PQresultStatus(res) == PGRES_COPY_IN, "copydata: no COPY IN: %s",
-          res ? PQresultErrorMessage(res) : "timeout");
-    PQclear(res);
+    if (!start_copy_in(c, table))
+        return 1;
     /* libpq sends each PQputCopyData call as one CopyData message, however long. */
     CHECK(PQputCopyData(c, buf, (int)len) == 1 && PQputCopyEnd(c, NULL) == 1, "copydata: send failed: %s",
           PQerrorMessage(c));
-    res = mini_last_result(c, STEP_LIMIT_MS);
+    PGresult *res = mini_last_result(c, STEP_LIMIT_MS);
     CHECK(res && PQresultStatus(res) == PGRES_COMMAND_OK, "copydata: COPY failed: %s",
           res ? PQresultErrorMessage(res) : "timeout");
     PQclear(res);
     mini_note("copydata: one %zu MiB CopyData in %lld ms, md5 %s", mib, (long long)(mini_now_ms() - t0),
               want_md5);
 
+    char sql[256];
     snprintf(sql, sizeof sql,
              "SELECT count(*), sum(length(note)), md5(string_agg(note, E'\\n' ORDER BY id) || E'\\n'),"
              " count(*) FILTER (WHERE tenant = $1)"
@@ -240,6 +251,38 @@ static int do_copydata(size_t mib, const char *table)
     return 0;
 }
 
+/* A client that gives up mid-COPY with CopyFail: PostgreSQL's error carries the client's reason,
+ * no row is kept, and the connection serves the next transaction with the token's claims. */
+static int do_copyfail(const char *table)
+{
+    PGconn *c = connect_mesh();
+    if (!start_copy_in(c, table))
+        return 1;
+    CHECK(PQputCopyData(c, "never kept\n", 11) == 1 && PQputCopyEnd(c, "client gave up") == 1,
+          "copyfail: send failed: %s", PQerrorMessage(c));
+    PGresult *res = mini_last_result(c, STEP_LIMIT_MS);
+    CHECK(res && strcmp(mini_sqlstate(res), "57014") == 0 &&
+              strstr(PQresultErrorMessage(res), "client gave up") != NULL,
+          "copyfail: want 57014 naming the client's reason, got %s %s", mini_sqlstate(res),
+          res ? PQresultErrorMessage(res) : "timeout");
+    PQclear(res);
+    CHECK(PQtransactionStatus(c) == PQTRANS_IDLE, "copyfail: not idle after the failed COPY");
+    char why[600];
+    res = mini_exec(c, MINI_CLAIMS_SQL, STEP_LIMIT_MS);
+    CHECK(mini_claims_ok(res, mini_env("TENANT"), "regional_analyst", why, sizeof why),
+          "copyfail: next statement: %s", why);
+    PQclear(res);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE note = 'never kept'", table);
+    res = mini_exec(c, sql, STEP_LIMIT_MS);
+    CHECK(res && PQresultStatus(res) == PGRES_TUPLES_OK && strcmp(PQgetvalue(res, 0, 0), "0") == 0,
+          "copyfail: the failed COPY's row was kept: %s",
+          res && PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : PQresultErrorMessage(res));
+    PQclear(res);
+    PQfinish(c);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     alarm(150); /* last resort: a hang kills the test, it never passes */
@@ -250,8 +293,10 @@ int main(int argc, char **argv)
         st = do_bind((size_t)atol(argv[2]));
     else if (argc == 4 && strcmp(argv[1], "copydata") == 0)
         st = do_copydata((size_t)atol(argv[2]), argv[3]);
+    else if (argc == 3 && strcmp(argv[1], "copyfail") == 0)
+        st = do_copyfail(argv[2]);
     else
-        fprintf(stderr, "usage: stream select N | bind MIB | copydata MIB TABLE\n");
+        fprintf(stderr, "usage: stream select N | bind MIB | copydata MIB TABLE | copyfail TABLE\n");
     fflush(stdout);
     if (st == 0 && mini_failures)
         st = 1;

@@ -3,7 +3,8 @@
 # transaction pooling with a token: a 1,000,000-row SELECT read by psql and by libpq's single-row
 # mode, byte for byte the same as straight from PostgreSQL; a 256 MiB Bind parameter (its length
 # and md5 on the server match the client's, then it comes back whole as one DataRow); a single
-# 48 MiB CopyData message. pgmesh's peak RSS stays under 32 MiB throughout (memory.sh).
+# 48 MiB CopyData message; a COPY the client ends with CopyFail leaves nothing behind. pgmesh's
+# peak RSS stays under 32 MiB throughout (memory.sh).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/memory.sh"
 
@@ -43,6 +44,9 @@ GRANT USAGE ON SEQUENCE core.stream_copy_id_seq TO marketing_domain_role;
 SQL
 timeout -k 5 90 "$STREAM" copydata 48 core.stream_copy
 assert_mesh_hwm "the 48 MiB CopyData"
+
+echo "== COPY FROM STDIN ended by the client's CopyFail"
+timeout -k 5 30 "$STREAM" copyfail core.stream_copy
 
 kill -0 "$MESH_PID" 2>/dev/null || fail "pgmesh exited"
 mesh_stop
