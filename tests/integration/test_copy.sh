@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # COPY streams through pgmesh in transaction pooling with a token: 1,000,000 rows COPY FROM STDIN
-# (all there, byte for byte, each row stamped with the token's tenant by a column default), then
-# COPY TO STDOUT in text and binary, byte for byte what the same COPY straight to PostgreSQL
-# gives. pgmesh's peak RSS stays under 32 MiB throughout (memory.sh).
+# (all there, byte for byte, each row stamped with the token's tenant by a column default), COPY
+# inside a transaction rolled back and committed, then COPY TO STDOUT in text and binary, byte
+# for byte what the same COPY straight to PostgreSQL gives. pgmesh's peak RSS stays under 32 MiB
+# throughout (memory.sh).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/memory.sh"
 
@@ -18,7 +19,7 @@ TOK=$(mint DE regional_analyst)
 pg_psql <<'SQL'
 CREATE TABLE core.copy_rows (n int PRIMARY KEY, note text NOT NULL,
     tenant text DEFAULT current_setting('request.jwt.claim.tenant', true));
-GRANT SELECT, INSERT ON core.copy_rows TO marketing_domain_role;
+GRANT SELECT, INSERT, DELETE ON core.copy_rows TO marketing_domain_role;
 SQL
 
 echo "== COPY FROM STDIN, $ROWS rows"
@@ -31,6 +32,17 @@ got=$(mesh_psql "$TOK" -c "SELECT count(*), count(*) FILTER (WHERE tenant = 'DE'
 assert_eq "$ROWS|$ROWS|$want_md5" "$got" "rows, rows stamped DE, md5 of the table through pgmesh"
 assert_eq "$ROWS" "$(pg_psql -c 'SELECT count(*) FROM core.copy_rows')" "rows committed, seen straight from PostgreSQL"
 assert_mesh_hwm "COPY FROM STDIN of $ROWS rows"
+
+echo "== COPY FROM STDIN inside BEGIN ... ROLLBACK, then inside BEGIN ... COMMIT"
+# The transaction spans three Queries, so pgmesh must keep the client on one server connection
+# throughout; the rolled-back rows must not appear, the committed ones must.
+seq 2000001 2001000 | sed 's/$/\tin a transaction/' > "$TEST_DIR/tx.tsv"
+mesh_psql "$TOK" -c BEGIN -c "COPY core.copy_rows (n, note) FROM STDIN" -c ROLLBACK < "$TEST_DIR/tx.tsv"
+assert_eq 0 "$(pg_psql -c "SELECT count(*) FROM core.copy_rows WHERE n > $ROWS")" "rows of the rolled-back COPY"
+mesh_psql "$TOK" -c BEGIN -c "COPY core.copy_rows (n, note) FROM STDIN" -c COMMIT < "$TEST_DIR/tx.tsv"
+assert_eq "1000|1000" "$(pg_psql -c "SELECT count(*), count(*) FILTER (WHERE tenant = 'DE') FROM core.copy_rows WHERE n > $ROWS")" \
+    "rows of the committed COPY, stamped DE"
+mesh_psql "$TOK" -c "DELETE FROM core.copy_rows WHERE n > $ROWS"
 
 echo "== COPY TO STDOUT, $ROWS rows, text and binary"
 sql="COPY (SELECT n, note FROM core.copy_rows ORDER BY n) TO STDOUT"
