@@ -4,8 +4,9 @@
  *                             printed to stdout exactly as psql -A -t prints them ("g|md5"), so
  *                             the shell can compare with psql through pgmesh and straight to PG
  *   stream bind MIB           one binary bytea parameter of MIB MiB: SELECT length($1), md5($1)
- *                             checked against md5sum of the same bytes, then SELECT $1 echoed
- *                             back whole in binary and compared byte for byte
+ *                             checked against md5sum of the same bytes, unnamed and through
+ *                             a named statement, then SELECT $1 echoed back whole in binary and
+ *                             compared byte for byte
  *   stream copydata MIB TABLE one CopyData message of MIB MiB (four long lines) into TABLE (note),
  *                             then count, lengths, md5 and the tenant column checked server side
  *   stream copyfail TABLE     COPY TABLE (note) FROM STDIN ended by CopyFail: 57014 with the
@@ -123,6 +124,18 @@ static int do_select(long n)
     return 0;
 }
 
+/* Checks one "SELECT length($1), md5($1)" result against what was sent. */
+static void check_len_md5(PGresult *res, size_t len, const char *want_md5, const char *what)
+{
+    char want[64], got[64] = "";
+    snprintf(want, sizeof want, "%zu|%s", len, want_md5);
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        snprintf(got, sizeof got, "%s|%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+    CHECK(strcmp(got, want) == 0, "%s: length|md5 on the server [%s], sent [%s] (%s)", what, got, want,
+          res ? PQresultErrorMessage(res) : "timeout");
+    PQclear(res);
+}
+
 static int do_bind(size_t mib)
 {
     size_t len = mib << 20;
@@ -145,28 +158,27 @@ static int do_bind(size_t mib)
     int64_t t0 = mini_now_ms();
     CHECK(PQsendQueryParams(c, "SELECT length($1), md5($1)", 1, types, values, lengths, formats, 0),
           "bind: send failed: %s", PQerrorMessage(c));
-    PGresult *res = mini_last_result(c, STEP_LIMIT_MS);
-    char want_len[32];
-    snprintf(want_len, sizeof want_len, "%zu", len);
-    bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
-    CHECK(ok, "bind: SELECT length($1), md5($1) failed: %s",
-          res ? PQresultErrorMessage(res) : "timeout");
-    if (ok) {
-        CHECK(strcmp(PQgetvalue(res, 0, 0), want_len) == 0, "bind: server saw %s bytes, sent %s",
-              PQgetvalue(res, 0, 0), want_len);
-        CHECK(strcmp(PQgetvalue(res, 0, 1), want_md5) == 0, "bind: server md5 %s, local md5 %s",
-              PQgetvalue(res, 0, 1), want_md5);
-    }
-    PQclear(res);
+    check_len_md5(mini_last_result(c, STEP_LIMIT_MS), len, want_md5, "bind (unnamed)");
     mini_note("bind: %zu MiB parameter in %lld ms, md5 %s", mib, (long long)(mini_now_ms() - t0),
               want_md5);
+
+    /* The same through a named statement prepared in an earlier transaction: pgmesh rewrites the
+     * Bind's head for whichever server runs it, and must still stream the rest. */
+    PGresult *res = PQprepare(c, "big_param", "SELECT length($1), md5($1)", 1, types);
+    CHECK(res && PQresultStatus(res) == PGRES_COMMAND_OK, "prepare: %s", res ? PQresultErrorMessage(res) : "failed");
+    PQclear(res);
+    t0 = mini_now_ms();
+    CHECK(PQsendQueryPrepared(c, "big_param", 1, values, lengths, formats, 0), "bind named: send failed: %s",
+          PQerrorMessage(c));
+    check_len_md5(mini_last_result(c, STEP_LIMIT_MS), len, want_md5, "bind (named)");
+    mini_note("bind: %zu MiB parameter to a named statement in %lld ms", mib, (long long)(mini_now_ms() - t0));
 
     /* The same bytes back as one DataRow of the same size. */
     t0 = mini_now_ms();
     CHECK(PQsendQueryParams(c, "SELECT $1", 1, types, values, lengths, formats, 1),
           "echo: send failed: %s", PQerrorMessage(c));
     res = mini_last_result(c, STEP_LIMIT_MS);
-    ok = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
     CHECK(ok, "echo: SELECT $1 failed: %s", res ? PQresultErrorMessage(res) : "timeout");
     if (ok) {
         size_t got = (size_t)PQgetlength(res, 0, 0);
