@@ -3,9 +3,8 @@
 # transaction pooling with a token: a 1,000,000-row SELECT read by psql and by libpq's single-row
 # mode, byte for byte the same as straight from PostgreSQL; a 256 MiB Bind parameter, to an
 # unnamed and to a named statement (its length and md5 on the server match the client's), then
-# back whole as one DataRow; a single
-# 48 MiB CopyData message; a COPY the client ends with CopyFail leaves nothing behind. pgmesh's
-# peak RSS stays under 32 MiB throughout (memory.sh).
+# back whole as one DataRow; a single 48 MiB CopyData message; a COPY the client ends with
+# CopyFail leaves nothing behind. pgmesh's peak RSS stays under 32 MiB throughout (memory.sh).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/memory.sh"
 
