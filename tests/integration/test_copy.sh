@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # COPY streams through pgmesh in transaction pooling with a token: 1,000,000 rows COPY FROM STDIN
 # (all there, byte for byte, each row stamped with the token's tenant by a column default), COPY
-# inside a transaction rolled back and committed, then COPY TO STDOUT in text and binary, byte
-# for byte what the same COPY straight to PostgreSQL gives. pgmesh's peak RSS stays under 32 MiB
-# throughout (memory.sh).
+# inside a transaction rolled back and committed, then COPY TO STDOUT in text (also over TLS)
+# and binary, byte for byte what the same COPY straight to PostgreSQL gives. pgmesh's peak RSS
+# stays under 32 MiB throughout (memory.sh).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/memory.sh"
 
@@ -51,10 +51,13 @@ pg_psql -c "$sql" > "$TEST_DIR/out_pg.tsv"
 assert_eq "$ROWS" "$(wc -l < "$TEST_DIR/out_mesh.tsv")" "lines of COPY TO STDOUT through pgmesh"
 assert_eq "$want_md5" "$(md5sum < "$TEST_DIR/out_pg.tsv" | cut -d' ' -f1)" "md5 of COPY TO STDOUT straight from PostgreSQL"
 assert_eq "$want_md5" "$(md5sum < "$TEST_DIR/out_mesh.tsv" | cut -d' ' -f1)" "md5 of COPY TO STDOUT through pgmesh"
+# The same over TLS between psql and pgmesh: records now span TLS frames.
+mesh_psql "$TOK" -d "dbname=media_analytics sslmode=require" -c "$sql" > "$TEST_DIR/out_mesh_tls.tsv"
+assert_eq "$want_md5" "$(md5sum < "$TEST_DIR/out_mesh_tls.tsv" | cut -d' ' -f1)" "md5 of COPY TO STDOUT through pgmesh over TLS"
 mesh_psql "$TOK" -c "$sql (FORMAT binary)" > "$TEST_DIR/out_mesh.bin"
 pg_psql -c "$sql (FORMAT binary)" > "$TEST_DIR/out_pg.bin"
 cmp "$TEST_DIR/out_pg.bin" "$TEST_DIR/out_mesh.bin" || fail "binary COPY TO STDOUT through pgmesh differs from straight from PostgreSQL"
-assert_mesh_hwm "COPY TO STDOUT of $ROWS rows, twice"
+assert_mesh_hwm "COPY TO STDOUT of $ROWS rows, three times"
 rm -f "$TEST_DIR"/rows.tsv "$TEST_DIR"/out_*
 
 assert_eq "DE|regional_analyst" "$(mesh_psql "$TOK" -c "SELECT current_setting('request.jwt.claim.tenant'), current_setting('request.jwt.claim.role')")" \
