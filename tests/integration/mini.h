@@ -87,6 +87,18 @@ static inline PGconn *mini_pq_connect(int port, const char *dbname, const char *
     return PQconnectdbParams(keys, vals, 0);
 }
 
+/* mini_pq_connect to database media_analytics on $MESH_PORT; exits 1 (with libpq's message) when
+ * the connection fails, for tests that cannot go on without it. */
+static inline PGconn *mini_pq_connect_or_exit(const char *token)
+{
+    PGconn *c = mini_pq_connect(atoi(mini_env("MESH_PORT")), "media_analytics", token);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "FAIL cannot connect through pgmesh: %s", PQerrorMessage(c));
+        exit(1);
+    }
+    return c;
+}
+
 /* Waits until conn's pending command has produced all its results, or deadline_ms passes.
  * Returns true when PQgetResult will not block. */
 static inline bool mini_pq_wait(PGconn *conn, int64_t deadline_ms)
@@ -156,7 +168,9 @@ static inline PGresult *mini_last_result(PGconn *conn, int timeout_ms)
     return last;
 }
 
-/* Runs sql (simple protocol, possibly several statements) with a deadline. Returns the last result
+/* Not for COPY ... FROM STDIN: libpq keeps returning its COPY_IN result and this spins until the
+ * deadline; read one result and feed the COPY yourself.
+ * Runs sql (simple protocol, possibly several statements) with a deadline. Returns the last result
  * (owned by the caller) or NULL on timeout or send failure. After a FATAL the last result is
  * libpq's "server closed the connection" one, without SQLSTATE: use mini_collect to see all. */
 static inline PGresult *mini_exec(PGconn *conn, const char *sql, int timeout_ms)

@@ -10,19 +10,9 @@
 #define _GNU_SOURCE
 #include "mini.h"
 
-static PGconn *connect_mesh(void)
-{
-    PGconn *c = mini_pq_connect(atoi(mini_env("MESH_PORT")), "media_analytics", mini_env("TOKEN"));
-    if (PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "FAIL cannot connect through pgmesh: %s", PQerrorMessage(c));
-        exit(1);
-    }
-    return c;
-}
-
 static int do_listen(const char *channel, int count)
 {
-    PGconn *c = connect_mesh();
+    PGconn *c = mini_pq_connect_or_exit(mini_env("TOKEN"));
     char *ident = PQescapeIdentifier(c, channel, strlen(channel));
     char sql[256];
     snprintf(sql, sizeof sql, "LISTEN %s", ident ? ident : "\"\"");
@@ -89,7 +79,7 @@ static void on_notice(void *arg, const PGresult *res)
 
 static int do_extended(int n)
 {
-    PGconn *c = connect_mesh();
+    PGconn *c = mini_pq_connect_or_exit(mini_env("TOKEN"));
     struct notice_log log = {.in_order = true};
     PQsetNoticeReceiver(c, on_notice, &log);
     for (int i = 1; i <= n; i++) {

@@ -14,16 +14,6 @@
 
 static int port;
 
-static PGconn *connect_as(const char *token)
-{
-    PGconn *c = mini_pq_connect(port, "media_analytics", token);
-    if (PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "FAIL cannot connect: %s\n", PQerrorMessage(c));
-        exit(1);
-    }
-    return c;
-}
-
 static PGresult *prepare(PGconn *c, const char *name, const char *sql)
 {
     if (!PQsendPrepare(c, name, sql, 0, NULL))
@@ -312,8 +302,8 @@ static void close_message(void)
 int main(void)
 {
     port = atoi(mini_env("MESH_PORT"));
-    PGconn *de = connect_as(mini_env("TOK_DE"));
-    PGconn *fr = connect_as(mini_env("TOK_FR"));
+    PGconn *de = mini_pq_connect_or_exit(mini_env("TOK_DE"));
+    PGconn *fr = mini_pq_connect_or_exit(mini_env("TOK_FR"));
     PGconn *pg = PQconnectdb(mini_env("PG_DSN"));
     if (PQstatus(pg) != CONNECTION_OK) {
         fprintf(stderr, "FAIL direct connection: %s\n", PQerrorMessage(pg));

@@ -19,16 +19,6 @@
 
 #define STEP_LIMIT_MS 60000
 
-static PGconn *connect_mesh(void)
-{
-    PGconn *c = mini_pq_connect(atoi(mini_env("MESH_PORT")), "media_analytics", mini_env("TOKEN"));
-    if (PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "FAIL cannot connect through pgmesh: %s", PQerrorMessage(c));
-        exit(1);
-    }
-    return c;
-}
-
 /* The same bytes on every run, every byte value included (xorshift64). */
 static void fill_bytes(unsigned char *p, size_t n)
 {
@@ -91,7 +81,7 @@ static bool local_md5(const void *p, size_t n, char out[33])
 
 static int do_select(long n)
 {
-    PGconn *c = connect_mesh();
+    PGconn *c = mini_pq_connect_or_exit(mini_env("TOKEN"));
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT g, md5(g::text) FROM generate_series(1, %ld) g", n);
     CHECK(PQsendQuery(c, sql) && PQsetSingleRowMode(c), "send failed: %s", PQerrorMessage(c));
@@ -150,7 +140,7 @@ static int do_bind(size_t mib)
         fprintf(stderr, "FAIL md5sum did not run\n");
         return 1;
     }
-    PGconn *c = connect_mesh();
+    PGconn *c = mini_pq_connect_or_exit(mini_env("TOKEN"));
     const Oid types[1] = {17}; /* bytea */
     const char *values[1] = {(const char *)buf};
     const int lengths[1] = {(int)len}, formats[1] = {1};
@@ -227,7 +217,7 @@ static int do_copydata(size_t mib, const char *table)
         fprintf(stderr, "FAIL md5sum did not run\n");
         return 1;
     }
-    PGconn *c = connect_mesh();
+    PGconn *c = mini_pq_connect_or_exit(mini_env("TOKEN"));
     int64_t t0 = mini_now_ms();
     if (!start_copy_in(c, table))
         return 1;
@@ -267,7 +257,7 @@ static int do_copydata(size_t mib, const char *table)
  * no row is kept, and the connection serves the next transaction with the token's claims. */
 static int do_copyfail(const char *table)
 {
-    PGconn *c = connect_mesh();
+    PGconn *c = mini_pq_connect_or_exit(mini_env("TOKEN"));
     if (!start_copy_in(c, table))
         return 1;
     CHECK(PQputCopyData(c, "never kept\n", 11) == 1 && PQputCopyEnd(c, "client gave up") == 1,
