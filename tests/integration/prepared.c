@@ -247,7 +247,9 @@ static void deallocate(PGconn *de, PGconn *fr)
     expect_value(run(fr, "X_fr", NULL), "shared:FR", "FR's statements after DE's DEALLOCATE ALL");
 }
 
-/* The Close message (libpq 15 cannot send one): the client's name goes, the shared statement stays. */
+/* The Close message (libpq 15 cannot send one): the client's name goes, the shared statement stays.
+ * Each step is one message then Sync (S) or Flush (H), and the replies it must get; after a Flush
+ * the client holds its server connection, and its replies come before any Sync. */
 static void close_message(void)
 {
     struct mini_session s;
@@ -257,7 +259,8 @@ static void close_message(void)
         return;
     }
     struct mini_buf b = {0};
-    const char *steps[][2] = {{"P", "1Z"}, {"C", "3Z"}, {"B", "EZ"}, {"P", "1Z"}, {"B", "2Z"}};
+    const char *steps[][2] = {{"PS", "1Z"}, {"CS", "3Z"}, {"BS", "EZ"}, {"PH", "1"}, {"BH", "2"},
+                              {"CS", "3Z"}, {"BS", "EZ"}, {"PS", "1Z"}, {"BS", "2Z"}};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         b.len = 0;
         if (steps[i][0][0] == 'P') {
@@ -276,11 +279,11 @@ static void close_message(void)
             mb_bytes(&b, "\0\0\0\0\0\0", 6);
         }
         mb_end(&b);
-        mb_begin(&b, 'S');
+        mb_begin(&b, steps[i][0][1]);
         mb_end(&b);
         CHECK(mini_send(s.fd, &b), "raw send");
         char got[8] = {0};
-        for (size_t k = 0; k < 2; k++) {
+        for (size_t k = 0; k < strlen(steps[i][1]); k++) {
             struct mini_msg m;
             if (mini_read_msg(s.fd, &m, mini_now_ms() + T_MS) != MINI_READ_OK)
                 break;
