@@ -21,11 +21,15 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 PGMESH := $(BUILD)/pgmesh
 TOKEN  := $(BUILD)/pgmesh-token
 
-.PHONY: all deps check unit integration asan demo demo-stop token bench format clean
+.PHONY: all deps deps-core check unit integration asan demo demo-stop token bench format clean
 all: $(PGMESH) $(TOKEN) pgmesh pgmesh-token
 
 deps:
 	@scripts/install-deps.sh
+
+# Building and the demo only: no JDK, Node.js or client libraries for the test matrix.
+deps-core:
+	@scripts/install-deps.sh --core
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -66,7 +70,7 @@ asan: deps
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    LDFLAGS="-fsanitize=address,undefined" unit integration
 
-demo: deps
+demo: deps-core
 	$(MAKE) all
 	demo/demo.sh
 
