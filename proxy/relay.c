@@ -265,9 +265,28 @@ static enum refusal check_deallocate(const struct client *c, char type, const st
     }
 }
 
+/* What a checked statement will do to the session, applied once the message is on its way: after
+ * the transaction start, so that neither the previous client's reset nor the parameter sync
+ * takes it for something already there. sql points into the client's input buffer. */
+struct effects {
+    bool dirty;        /* may leave session state: DISCARD ALL before another client */
+    bool track;        /* a Query whose SET/RESET of session parameters follow the client */
+    struct span sql;
+};
+
+static void apply_effects(struct client *c, struct server *s, const struct effects *e)
+{
+    if (e->dirty)
+        s->session_dirty = true;
+    if (e->track) {
+        params_track_sql(&c->params, (const char *)e->sql.p, e->sql.len);
+        params_track_sql(&s->have, (const char *)e->sql.p, e->sql.len);
+    }
+}
+
 /* Reads a Query or Parse whole (up to INSPECT_MAX; longer ones are refused) to check it: the
  * guard, session state it may leave behind, what transaction pooling cannot serve. */
-static enum inspect inspect_message(struct client *c, struct server *s, const struct frame *f)
+static enum inspect inspect_message(struct client *c, struct server *s, const struct frame *f, struct effects *fx)
 {
     struct iobuf *in = &c->conn.in;
     if (f->type != FE_QUERY && f->type != FE_PARSE)
@@ -320,12 +339,9 @@ static enum inspect inspect_message(struct client *c, struct server *s, const st
         if (why != REFUSE_NONE)
             return refuse_with_stand_in(c, s, f, why, "DEALLOCATE", 10) ? INSPECT_REFUSED : INSPECT_FAILED;
     }
-    if (sql_may_leave_session_state((const char *)sql.p, sql.len))
-        s->session_dirty = true;
-    if (f->type == FE_QUERY) {
-        params_track_sql(&c->params, (const char *)sql.p, sql.len);
-        params_track_sql(&s->have, (const char *)sql.p, sql.len);
-    }
+    fx->dirty = sql_may_leave_session_state((const char *)sql.p, sql.len);
+    fx->track = f->type == FE_QUERY;
+    fx->sql = sql;
     /* Session pooling lets the client DISCARD ALL (the guard refuses it in transaction pooling);
      * pgmesh then sets its settings again right behind the client's Query. */
     if (f->type == FE_QUERY && rt.cfg->pool_mode == POOL_SESSION &&
@@ -372,7 +388,8 @@ void relay_from_client(struct client *c)
             client_close(c, "client terminated");
             return;
         }
-        switch (inspect_message(c, s, &f)) {
+        struct effects fx = {0};
+        switch (inspect_message(c, s, &f, &fx)) {
         case INSPECT_FORWARD: break;
         case INSPECT_REFUSED: continue;
         case INSPECT_WAIT:
@@ -383,6 +400,7 @@ void relay_from_client(struct client *c)
             return;
         if (needs_txstart(s, &f) && !send_txstart(c, s))
             return;
+        apply_effects(c, s, &fx);
         struct op op = {.kind = OP_MSG};
         switch (tracking ? prep_message(c, s, &f, &op) : PREP_PASS) {
         case PREP_PASS: break;

@@ -302,6 +302,28 @@ static void close_message(void)
     close(s.fd);
 }
 
+/* ParameterStatus from the client's own SET reaches it; pgmesh's SETs that carry a client's
+ * parameters to another server connection (or take them away for the next client) do not. */
+static void parameter_status(PGconn *de, PGconn *fr)
+{
+    const char *fr_before = PQparameterStatus(fr, "TimeZone");
+    char fr_tz[64];
+    snprintf(fr_tz, sizeof fr_tz, "%s", fr_before ? fr_before : "");
+    expect_ok(mini_exec(de, "SET TimeZone = 'Asia/Tokyo'", T_MS), "DE sets TimeZone");
+    const char *tz = PQparameterStatus(de, "TimeZone");
+    CHECK(tz && strcmp(tz, "Asia/Tokyo") == 0, "DE's ParameterStatus TimeZone: %s", tz ? tz : "(none)");
+    for (int i = 0; i < 3; i++) {
+        expect_value(mini_exec(fr, "SELECT current_setting('TimeZone') = current_setting('TimeZone', true)", T_MS),
+                     "t", "FR runs");
+        expect_value(mini_exec(de, "SELECT current_setting('TimeZone')", T_MS), "Asia/Tokyo", "DE's TimeZone follows it");
+    }
+    tz = PQparameterStatus(fr, "TimeZone");
+    CHECK(tz && strcmp(tz, fr_tz) == 0, "FR's ParameterStatus TimeZone changed to %s (was %s)", tz ? tz : "(none)",
+          fr_tz);
+    tz = PQparameterStatus(de, "TimeZone");
+    CHECK(tz && strcmp(tz, "Asia/Tokyo") == 0, "DE's ParameterStatus TimeZone became %s", tz ? tz : "(none)");
+}
+
 int main(void)
 {
     port = atoi(mini_env("MESH_PORT"));
@@ -320,6 +342,7 @@ int main(void)
     pipelines(de);
     deallocate(de, fr);
     close_message();
+    parameter_status(de, fr);
     PQfinish(pg);
     PQfinish(fr);
     PQfinish(de);
