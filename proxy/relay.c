@@ -194,9 +194,14 @@ static bool send_stand_in(struct client *c, struct server *s, const struct frame
                           const char *what, size_t what_len)
 {
     static const char stand_in[] = "SELECT 'pgmesh: refused statement'::pg_catalog.int4";
+    static const char *const lead[] = {
+        [REFUSE_NONE] = "", [REFUSE_NAMED_PARSE] = "named statement ",
+        [REFUSE_MANAGED_SETTING] = "a change of ", [REFUSE_TOO_LONG] = "", [REFUSE_SESSION_ONLY] = "",
+        [REFUSE_DUPLICATE_STATEMENT] = "a second Parse of statement ", [REFUSE_DEALLOCATE] = "a combined ",
+        [REFUSE_RESERVED_NAME] = "a reserved name in ",
+    };
     LOG_AT(why == REFUSE_MANAGED_SETTING ? LOG_WARNING : LOG_INFO, c->tag, "refused %s%.*s (role %s, tenant %s)",
-           why == REFUSE_MANAGED_SETTING ? "a change of " : "", (int)(what_len > 63 ? 63 : what_len), what,
-           c->ident.role, c->ident.tenant);
+           lead[why], (int)(what_len > 63 ? 63 : what_len), what, c->ident.role, c->ident.tenant);
     if (needs_txstart(s, f) && !send_txstart(c, s))
         return false;
     struct pq_writer w;
