@@ -302,6 +302,93 @@ static void close_message(void)
     close(s.fd);
 }
 
+/* Raw: sends what b holds, then reads replies through the readys-th ReadyForQuery; returns their
+ * types, and the DataRows' first column joined by ','. */
+static void raw_round(struct mini_session *s, struct mini_buf *b, int readys, char *types, size_t tcap, char *rows,
+                      size_t rcap)
+{
+    CHECK(mini_send(s->fd, b), "raw send");
+    b->len = 0;
+    size_t nt = 0, nr = 0;
+    types[0] = rows[0] = '\0';
+    for (;;) {
+        struct mini_msg m;
+        if (mini_read_msg(s->fd, &m, mini_now_ms() + T_MS) != MINI_READ_OK) {
+            CHECK(false, "raw: no ReadyForQuery");
+            return;
+        }
+        if (nt + 1 < tcap)
+            types[nt++] = m.type, types[nt] = '\0';
+        if (m.type == 'D' && m.len >= 6) {
+            uint32_t len;
+            memcpy(&len, m.body + 2, 4);
+            len = ntohl(len);
+            if (len < m.len && nr + len + 2 < rcap) {
+                nr += (size_t)snprintf(rows + nr, rcap - nr, "%s%.*s", nr ? "," : "", (int)len, (const char *)m.body + 6);
+            }
+        }
+        char t = m.type;
+        free(m.body);
+        if (t == 'Z' && --readys == 0)
+            return;
+    }
+}
+
+/* A portal outlives its statement: pgmesh closes least recently used statements (or a client
+ * DEALLOCATEs one) while a portal made from it may still be open in the transaction; PostgreSQL
+ * keeps the portal's plan, and pgmesh relies on that. */
+static void portal_outlives_statement(void)
+{
+    struct mini_session s;
+    struct mini_error e;
+    if (mini_login(port, "media_analytics", mini_env("TOK_DE"), &s, &e, NULL) != MINI_LOGIN_READY) {
+        CHECK(false, "raw login: %s %s", e.sqlstate, e.message);
+        return;
+    }
+    struct mini_buf b = {0};
+    char types[64], rows[256];
+    mb_begin(&b, 'Q');
+    mb_cstr(&b, "BEGIN");
+    mb_end(&b);
+    mb_begin(&b, 'P');
+    mb_cstr(&b, "S_p");
+    mb_cstr(&b, "SELECT current_setting('request.jwt.claim.tenant') || g FROM generate_series(1, 3) g");
+    mb_bytes(&b, "\0\0", 2);
+    mb_end(&b);
+    mb_begin(&b, 'B');
+    mb_cstr(&b, "cur");
+    mb_cstr(&b, "S_p");
+    mb_bytes(&b, "\0\0\0\0\0\0", 6);
+    mb_end(&b);
+    mb_begin(&b, 'E');
+    mb_cstr(&b, "cur");
+    mb_u32(&b, 1);
+    mb_end(&b);
+    mb_begin(&b, 'S');
+    mb_end(&b);
+    raw_round(&s, &b, 2, types, sizeof types, rows, sizeof rows);
+    CHECK(strcmp(rows, "DE1") == 0, "first row from the portal: %s (replies %s)", rows, types);
+    mb_begin(&b, 'Q');
+    mb_cstr(&b, "DEALLOCATE \"S_p\"");
+    mb_end(&b);
+    raw_round(&s, &b, 1, types, sizeof types, rows, sizeof rows);
+    CHECK(strcmp(types, "CZ") == 0, "DEALLOCATE S_p: replies %s", types);
+    mb_begin(&b, 'E');
+    mb_cstr(&b, "cur");
+    mb_u32(&b, 0);
+    mb_end(&b);
+    mb_begin(&b, 'S');
+    mb_end(&b);
+    raw_round(&s, &b, 1, types, sizeof types, rows, sizeof rows);
+    CHECK(strcmp(rows, "DE2,DE3") == 0, "rest of the portal after its statement went: %s (replies %s)", rows, types);
+    mb_begin(&b, 'Q');
+    mb_cstr(&b, "COMMIT");
+    mb_end(&b);
+    raw_round(&s, &b, 1, types, sizeof types, rows, sizeof rows);
+    mb_free(&b);
+    close(s.fd);
+}
+
 /* ParameterStatus from the client's own SET reaches it; pgmesh's SETs that carry a client's
  * parameters to another server connection (or take them away for the next client) do not. */
 static void parameter_status(PGconn *de, PGconn *fr)
@@ -342,6 +429,7 @@ int main(void)
     pipelines(de);
     deallocate(de, fr);
     close_message();
+    portal_outlives_statement();
     parameter_status(de, fr);
     PQfinish(pg);
     PQfinish(fr);
