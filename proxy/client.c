@@ -516,7 +516,7 @@ static void client_on_drained(struct conn *conn)
     /* Our output to the client drained: the linked server may send more. */
     struct client *c = container_of(conn, struct client, conn);
     if (c->server)
-        conn_start_reading(&c->server->conn);
+        conn_resume_reading(&c->server->conn);
 }
 
 static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)

@@ -122,6 +122,13 @@ void conn_attach_fd(struct conn *c, int fd)
     ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
 }
 
+void conn_resume_reading(struct conn *c)
+{
+    conn_start_reading(c);
+    if (c->reading && iobuf_len(&c->in) > 0)
+        ev_feed_event(g_loop, &c->rio, EV_READ);
+}
+
 void conn_start_reading(struct conn *c)
 {
     if (!c->reading && !c->closing) {

@@ -57,6 +57,9 @@ void conn_init(struct conn *c, int fd, conn_cb on_read, conn_cb on_drained, conn
 void conn_attach_fd(struct conn *c, int fd);
 void conn_start_reading(struct conn *c);
 void conn_stop_reading(struct conn *c);
+/* conn_start_reading after backpressure: input already buffered (a whole pipeline may be) gets
+ * on_read called in this loop iteration, since no socket event will come for it. */
+void conn_resume_reading(struct conn *c);
 
 enum io_result { IO_OK, IO_AGAIN, IO_EOF, IO_ERROR };
 /* Reads what the socket has into c->in (up to max bytes of free space). */

@@ -198,7 +198,7 @@ static bool send_stand_in(struct client *c, struct server *s, const struct frame
         [REFUSE_NONE] = "", [REFUSE_NAMED_PARSE] = "named statement ",
         [REFUSE_MANAGED_SETTING] = "a change of ", [REFUSE_TOO_LONG] = "", [REFUSE_SESSION_ONLY] = "",
         [REFUSE_DUPLICATE_STATEMENT] = "a second Parse of statement ", [REFUSE_DEALLOCATE] = "a combined ",
-        [REFUSE_RESERVED_NAME] = "a reserved name in ",
+        [REFUSE_RESERVED_NAME] = "a reserved name in ", [REFUSE_TOO_MANY_STATEMENTS] = "statement ",
     };
     LOG_AT(why == REFUSE_MANAGED_SETTING ? LOG_WARNING : LOG_INFO, c->tag, "refused %s%.*s (role %s, tenant %s)",
            lead[why], (int)(what_len > 63 ? 63 : what_len), what, c->ident.role, c->ident.tenant);
@@ -319,6 +319,8 @@ static enum inspect inspect_message(struct client *c, struct server *s, const st
             enum refusal why = !prep_enabled() ? REFUSE_NAMED_PARSE
                                : cstmt_find(&c->stmts, (const char *)parse.name.p, parse.name.len)
                                    ? REFUSE_DUPLICATE_STATEMENT
+                               : c->stmts.count >= CLIENT_STMT_MAX || c->stmts.bytes + f->total_len > CLIENT_STMT_BYTES_MAX
+                                   ? REFUSE_TOO_MANY_STATEMENTS
                                    : REFUSE_NONE;
             if (why != REFUSE_NONE)
                 return refuse_with_stand_in(c, s, f, why, (const char *)parse.name.p, parse.name.len)

@@ -14,6 +14,10 @@ struct client;
 /* Query and Parse are read whole to be checked; longer ones are refused (PostgreSQL allows 1 GB,
  * but such text belongs in COPY or bound parameters). */
 #define INSPECT_MAX (16u * 1024u * 1024u)
+/* What pgmesh keeps of one client's named statements (transaction pooling): it holds their texts
+ * to prepare them on any server connection, so one client must not be able to fill its memory. */
+#define CLIENT_STMT_MAX 10000u
+#define CLIENT_STMT_BYTES_MAX (64u * 1024u * 1024u)
 
 /* Both close the server when memory runs out, and then return false. */
 bool relay_push(struct server *s, struct op op) __attribute__((warn_unused_result));

@@ -81,6 +81,14 @@ static void write_refusal(struct pq_writer *w, const struct op *op)
         snprintf(detail, sizeof detail, "pgmesh names the statements it prepares on server connections so.");
         e.hint = "Use another name.";
         break;
+    case REFUSE_TOO_MANY_STATEMENTS:
+        e.sqlstate = SQLSTATE_PROGRAM_LIMIT_EXCEEDED;
+        e.message = "too many prepared statements";
+        snprintf(detail, sizeof detail,
+                 "pgmesh keeps at most %u named statements or %u MiB of their text per client connection "
+                 "(\"%s\" would pass that).", CLIENT_STMT_MAX, CLIENT_STMT_BYTES_MAX >> 20, op->name);
+        e.hint = "Close or DEALLOCATE statements the client no longer uses.";
+        break;
     case REFUSE_NONE:
     case REFUSE_TOO_LONG:
         e.sqlstate = SQLSTATE_PROGRAM_LIMIT_EXCEEDED;
@@ -344,7 +352,7 @@ void relay_from_server(struct server *s)
         server_close(s, r == IO_EOF ? "server closed the connection" : "server socket error");
         return;
     }
-    if (r == IO_AGAIN)
+    if (r == IO_AGAIN && iobuf_len(&s->conn.in) == 0)
         return;
     if (s->state == SERVER_IDLE) {
         server_close(s, "unexpected data from an idle server");

@@ -100,7 +100,7 @@ static void server_on_drained(struct conn *c)
     /* Our output to the server drained: the linked client may send more. */
     struct server *s = container_of(c, struct server, conn);
     if (s->client && s->state == SERVER_LINKED)
-        conn_start_reading(&s->client->conn);
+        conn_resume_reading(&s->client->conn);
 }
 
 static void server_on_release(struct conn *c)

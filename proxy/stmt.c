@@ -137,6 +137,7 @@ bool cstmt_insert(struct cstmt_table *t, struct cstmt *s)
     s->next = t->b[j];
     t->b[j] = s;
     t->count++;
+    t->bytes += s->parse_len;
     return true;
 }
 
@@ -150,6 +151,7 @@ struct cstmt *cstmt_remove(struct cstmt_table *t, const char *name, size_t len)
             *pp = s->next;
             s->next = NULL;
             t->count--;
+            t->bytes -= s->parse_len;
             return s;
         }
     }

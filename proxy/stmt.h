@@ -39,6 +39,7 @@ void cstmt_unref(struct cstmt *s);
 struct cstmt_table {
     struct cstmt **b;
     size_t nb, count;
+    size_t bytes;                /* the statements' Parse messages together */
 };
 
 struct cstmt *cstmt_find(const struct cstmt_table *t, const char *name, size_t len);

@@ -411,6 +411,57 @@ static void parameter_status(PGconn *de, PGconn *fr)
     CHECK(tz && strcmp(tz, "Asia/Tokyo") == 0, "DE's ParameterStatus TimeZone became %s", tz ? tz : "(none)");
 }
 
+/* pgmesh keeps each client's statement texts: 10,000 named statements per client, then 54000
+ * until the client lets some go. */
+static void client_limit(void)
+{
+    PGconn *c = mini_pq_connect_or_exit(mini_env("TOK_FR"));
+    CHECK(PQenterPipelineMode(c), "pipeline mode");
+    char name[32], sql[64];
+    for (int i = 0; i <= 10000; i++) {
+        snprintf(name, sizeof name, "L_%d", i);
+        snprintf(sql, sizeof sql, "SELECT %d", i);
+        if (!PQsendPrepare(c, name, sql, 0, NULL)) {
+            CHECK(false, "send prepare %d: %s", i, PQerrorMessage(c));
+            break;
+        }
+    }
+    CHECK(PQpipelineSync(c), "sync");
+    int ok = 0, refused = 0, other = 0;
+    int64_t deadline = mini_now_ms() + 30000;
+    for (;;) {
+        if (!mini_pq_wait(c, deadline)) {
+            CHECK(false, "10,001 prepares timed out");
+            break;
+        }
+        PGresult *r = PQgetResult(c);
+        if (!r)
+            continue;
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        if (st == PGRES_COMMAND_OK)
+            ok++;
+        else if (strcmp(mini_sqlstate(r), "54000") == 0)
+            refused++;
+        else
+            other++;
+        PQclear(r);
+    }
+    CHECK(ok == 10000 && refused == 1 && other == 0, "10,001 prepares: %d ok, %d refused with 54000, %d other", ok,
+          refused, other);
+    CHECK(PQexitPipelineMode(c), "exit pipeline mode");
+    expect_value(run(c, "L_9999", NULL), "9999", "the 10,000th statement");
+    expect_ok(mini_exec(c, "DEALLOCATE \"L_0\"", T_MS), "DEALLOCATE one");
+    expect_ok(prepare(c, "L_10000", "SELECT 10000"), "room again for one");
+    expect_error(prepare(c, "L_10001", "SELECT 10001"), "54000", "too many prepared statements", "and no more");
+    expect_ok(mini_exec(c, "DEALLOCATE ALL", T_MS), "DEALLOCATE ALL");
+    expect_ok(prepare(c, "L_10001", "SELECT 10001"), "after DEALLOCATE ALL");
+    PQfinish(c);
+}
+
 int main(void)
 {
     port = atoi(mini_env("MESH_PORT"));
@@ -431,6 +482,7 @@ int main(void)
     close_message();
     portal_outlives_statement();
     parameter_status(de, fr);
+    client_limit();
     PQfinish(pg);
     PQfinish(fr);
     PQfinish(de);

@@ -57,6 +57,8 @@ static void test_client_table(void **state)
         assert_true(cstmt_insert(&t, mk(name, name, NULL)));
     }
     assert_int_equal(t.count, 100);
+    size_t bytes = t.bytes;
+    assert_true(bytes > 100 * (MSG_HEADER_LEN + STMT_SNAME_LEN));
     for (int i = 0; i < 100; i++) {
         snprintf(name, sizeof name, "S_%d", i);
         struct cstmt *s = cstmt_find(&t, name, strlen(name));
@@ -68,13 +70,16 @@ static void test_client_table(void **state)
     assert_non_null(s);
     assert_null(cstmt_find(&t, "S_7", 3));
     assert_null(cstmt_remove(&t, "S_7", 3));
+    size_t removed = s->parse_len;
     cstmt_ref(s); /* an in-flight request keeps it after the table lets go */
     cstmt_unref(s);
     assert_string_equal(s->name, "S_7");
     cstmt_unref(s);
     assert_int_equal(t.count, 99);
+    assert_int_equal(t.bytes, bytes - removed);
     cstmt_table_clear(&t);
     assert_int_equal(t.count, 0);
+    assert_int_equal(t.bytes, 0);
     assert_null(cstmt_find(&t, "S_1", 3));
 }
 
