@@ -26,6 +26,12 @@ struct cancel_job {
     struct cancel_job *next;
 };
 
+/* Each PQcancel holds a thread and a connection to PostgreSQL for up to a connect timeout; past
+ * this many at once further cancels are dropped (logged), as PostgreSQL itself does not promise
+ * that a cancel arrives. Counted on the loop thread only. */
+#define CANCELS_MAX 64
+static unsigned cancels_running;
+
 static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cancel_job *done_jobs;
 static ev_async done_async;
@@ -54,6 +60,7 @@ static void on_cancels_done(struct ev_loop *loop, ev_async *w, int revents)
     pthread_mutex_unlock(&done_lock);
     while (job) {
         struct cancel_job *next = job->next;
+        cancels_running--;
         struct server *s = find_server(job->server_id);
         if (s && s->cancels_in_flight > 0 && --s->cancels_in_flight == 0)
             relay_maybe_release(s);
@@ -90,6 +97,10 @@ void cancel_server(struct server *s)
 {
     if (!s->pg)
         return;
+    if (cancels_running >= CANCELS_MAX) {
+        LOG_AT(LOG_WARNING, s->tag, "cancel dropped: %u cancels already in progress", cancels_running);
+        return;
+    }
     struct cancel_job *job = calloc(1, sizeof *job);
     if (!job)
         return;
@@ -107,6 +118,7 @@ void cancel_server(struct server *s)
         LOG_AT(LOG_WARNING, s->tag, "cancel could not be started");
     } else {
         s->cancels_in_flight++;
+        cancels_running++;
     }
     pthread_attr_destroy(&attr);
 }
