@@ -385,6 +385,40 @@ static void portal_outlives_statement(void)
     mb_cstr(&b, "COMMIT");
     mb_end(&b);
     raw_round(&s, &b, 1, types, sizeof types, rows, sizeof rows);
+    /* A failed Parse, then a Query and a Parse before the Sync: PostgreSQL discards both (and
+     * pgmesh's claims Query before the second Parse); the client gets the error and one
+     * ReadyForQuery, and the next round runs normally. */
+    mb_begin(&b, 'P');
+    mb_cstr(&b, "");
+    mb_cstr(&b, "SELEC 1");
+    mb_bytes(&b, "\0\0", 2);
+    mb_end(&b);
+    mb_begin(&b, 'Q');
+    mb_cstr(&b, "SELECT 'discarded'");
+    mb_end(&b);
+    mb_begin(&b, 'P');
+    mb_cstr(&b, "S_discarded");
+    mb_cstr(&b, "SELECT 1");
+    mb_bytes(&b, "\0\0", 2);
+    mb_end(&b);
+    mb_begin(&b, 'S');
+    mb_end(&b);
+    raw_round(&s, &b, 1, types, sizeof types, rows, sizeof rows);
+    CHECK(strcmp(types, "EZ") == 0, "failed Parse, Query, Parse, Sync: replies %s", types);
+    mb_begin(&b, 'Q');
+    mb_cstr(&b, "SELECT current_setting('request.jwt.claim.tenant')");
+    mb_end(&b);
+    raw_round(&s, &b, 1, types, sizeof types, rows, sizeof rows);
+    CHECK(strcmp(rows, "DE") == 0 && strcmp(types, "TDCZ") == 0, "after the discarded messages: %s %s", types, rows);
+    mb_begin(&b, 'P');
+    mb_cstr(&b, "S_discarded");
+    mb_cstr(&b, "SELECT 1");
+    mb_bytes(&b, "\0\0", 2);
+    mb_end(&b);
+    mb_begin(&b, 'S');
+    mb_end(&b);
+    raw_round(&s, &b, 1, types, sizeof types, rows, sizeof rows);
+    CHECK(strcmp(types, "1Z") == 0, "the discarded Parse's name is free: replies %s", types);
     mb_free(&b);
     close(s.fd);
 }
