@@ -247,6 +247,42 @@ static void deallocate(PGconn *de, PGconn *fr)
     expect_value(run(fr, "X_fr", NULL), "shared:FR", "FR's statements after DE's DEALLOCATE ALL");
 }
 
+/* Raw frontend messages, appended to b. */
+static void raw_parse(struct mini_buf *b, const char *name, const char *sql)
+{
+    mb_begin(b, 'P');
+    mb_cstr(b, name);
+    mb_cstr(b, sql);
+    mb_bytes(b, "\0\0", 2); /* no parameter types */
+    mb_end(b);
+}
+
+static void raw_bind(struct mini_buf *b, const char *portal, const char *stmt)
+{
+    mb_begin(b, 'B');
+    mb_cstr(b, portal);
+    mb_cstr(b, stmt);
+    mb_bytes(b, "\0\0\0\0\0\0", 6); /* no formats, no parameters, no result formats */
+    mb_end(b);
+}
+
+static void raw_execute(struct mini_buf *b, const char *portal, uint32_t max_rows)
+{
+    mb_begin(b, 'E');
+    mb_cstr(b, portal);
+    mb_u32(b, max_rows);
+    mb_end(b);
+}
+
+/* Query (text) or a bodiless message such as Sync and Flush (text NULL). */
+static void raw_msg(struct mini_buf *b, char type, const char *text)
+{
+    mb_begin(b, type);
+    if (text)
+        mb_cstr(b, text);
+    mb_end(b);
+}
+
 /* The Close message (libpq 15 cannot send one): the client's name goes, the shared statement stays.
  * Each step is one message then Sync (S) or Flush (H), and the replies it must get; after a Flush
  * the client holds its server connection, and its replies come before any Sync. */
@@ -264,23 +300,16 @@ static void close_message(void)
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         b.len = 0;
         if (steps[i][0][0] == 'P') {
-            mb_begin(&b, 'P');
-            mb_cstr(&b, "C_1");
-            mb_cstr(&b, "SELECT 7");
-            mb_bytes(&b, "\0\0", 2);
+            raw_parse(&b, "C_1", "SELECT 7");
         } else if (steps[i][0][0] == 'C') {
             mb_begin(&b, 'C');
             mb_bytes(&b, "S", 1);
             mb_cstr(&b, "C_1");
+            mb_end(&b);
         } else {
-            mb_begin(&b, 'B');
-            mb_cstr(&b, "");
-            mb_cstr(&b, "C_1");
-            mb_bytes(&b, "\0\0\0\0\0\0", 6);
+            raw_bind(&b, "", "C_1");
         }
-        mb_end(&b);
-        mb_begin(&b, steps[i][0][1]);
-        mb_end(&b);
+        raw_msg(&b, steps[i][0][1], NULL);
         CHECK(mini_send(s.fd, &b), "raw send");
         char got[8] = {0};
         for (size_t k = 0; k < strlen(steps[i][1]); k++) {
@@ -347,76 +376,36 @@ static void portal_outlives_statement(void)
     }
     struct mini_buf b = {0};
     char types[64], rows[256];
-    mb_begin(&b, 'Q');
-    mb_cstr(&b, "BEGIN");
-    mb_end(&b);
-    mb_begin(&b, 'P');
-    mb_cstr(&b, "S_p");
-    mb_cstr(&b, "SELECT current_setting('request.jwt.claim.tenant') || g FROM generate_series(1, 3) g");
-    mb_bytes(&b, "\0\0", 2);
-    mb_end(&b);
-    mb_begin(&b, 'B');
-    mb_cstr(&b, "cur");
-    mb_cstr(&b, "S_p");
-    mb_bytes(&b, "\0\0\0\0\0\0", 6);
-    mb_end(&b);
-    mb_begin(&b, 'E');
-    mb_cstr(&b, "cur");
-    mb_u32(&b, 1);
-    mb_end(&b);
-    mb_begin(&b, 'S');
-    mb_end(&b);
+    raw_msg(&b, 'Q', "BEGIN");
+    raw_parse(&b, "S_p", "SELECT current_setting('request.jwt.claim.tenant') || g FROM generate_series(1, 3) g");
+    raw_bind(&b, "cur", "S_p");
+    raw_execute(&b, "cur", 1);
+    raw_msg(&b, 'S', NULL);
     raw_round(&s, &b, 2, types, sizeof types, rows, sizeof rows);
     CHECK(strcmp(rows, "DE1") == 0, "first row from the portal: %s (replies %s)", rows, types);
-    mb_begin(&b, 'Q');
-    mb_cstr(&b, "DEALLOCATE \"S_p\"");
-    mb_end(&b);
+    raw_msg(&b, 'Q', "DEALLOCATE \"S_p\"");
     raw_round(&s, &b, 1, types, sizeof types, rows, sizeof rows);
     CHECK(strcmp(types, "CZ") == 0, "DEALLOCATE S_p: replies %s", types);
-    mb_begin(&b, 'E');
-    mb_cstr(&b, "cur");
-    mb_u32(&b, 0);
-    mb_end(&b);
-    mb_begin(&b, 'S');
-    mb_end(&b);
+    raw_execute(&b, "cur", 0);
+    raw_msg(&b, 'S', NULL);
     raw_round(&s, &b, 1, types, sizeof types, rows, sizeof rows);
     CHECK(strcmp(rows, "DE2,DE3") == 0, "rest of the portal after its statement went: %s (replies %s)", rows, types);
-    mb_begin(&b, 'Q');
-    mb_cstr(&b, "COMMIT");
-    mb_end(&b);
+    raw_msg(&b, 'Q', "COMMIT");
     raw_round(&s, &b, 1, types, sizeof types, rows, sizeof rows);
     /* A failed Parse, then a Query and a Parse before the Sync: PostgreSQL discards both (and
      * pgmesh's claims Query before the second Parse); the client gets the error and one
      * ReadyForQuery, and the next round runs normally. */
-    mb_begin(&b, 'P');
-    mb_cstr(&b, "");
-    mb_cstr(&b, "SELEC 1");
-    mb_bytes(&b, "\0\0", 2);
-    mb_end(&b);
-    mb_begin(&b, 'Q');
-    mb_cstr(&b, "SELECT 'discarded'");
-    mb_end(&b);
-    mb_begin(&b, 'P');
-    mb_cstr(&b, "S_discarded");
-    mb_cstr(&b, "SELECT 1");
-    mb_bytes(&b, "\0\0", 2);
-    mb_end(&b);
-    mb_begin(&b, 'S');
-    mb_end(&b);
+    raw_parse(&b, "", "SELEC 1");
+    raw_msg(&b, 'Q', "SELECT 'discarded'");
+    raw_parse(&b, "S_discarded", "SELECT 1");
+    raw_msg(&b, 'S', NULL);
     raw_round(&s, &b, 1, types, sizeof types, rows, sizeof rows);
     CHECK(strcmp(types, "EZ") == 0, "failed Parse, Query, Parse, Sync: replies %s", types);
-    mb_begin(&b, 'Q');
-    mb_cstr(&b, "SELECT current_setting('request.jwt.claim.tenant')");
-    mb_end(&b);
+    raw_msg(&b, 'Q', "SELECT current_setting('request.jwt.claim.tenant')");
     raw_round(&s, &b, 1, types, sizeof types, rows, sizeof rows);
     CHECK(strcmp(rows, "DE") == 0 && strcmp(types, "TDCZ") == 0, "after the discarded messages: %s %s", types, rows);
-    mb_begin(&b, 'P');
-    mb_cstr(&b, "S_discarded");
-    mb_cstr(&b, "SELECT 1");
-    mb_bytes(&b, "\0\0", 2);
-    mb_end(&b);
-    mb_begin(&b, 'S');
-    mb_end(&b);
+    raw_parse(&b, "S_discarded", "SELECT 1");
+    raw_msg(&b, 'S', NULL);
     raw_round(&s, &b, 1, types, sizeof types, rows, sizeof rows);
     CHECK(strcmp(types, "1Z") == 0, "the discarded Parse's name is free: replies %s", types);
     mb_free(&b);
