@@ -33,21 +33,12 @@ static const char *search_path_of(const struct client *c)
     return NULL;
 }
 
-static bool send_msg(struct server *s, struct pq_writer *w)
-{
-    bool ok = wr_ok(w) && relay_send(s, w->p, w->len);
-    if (!wr_ok(w))
-        server_close(s, "out of memory");
-    wr_destroy(w);
-    return ok;
-}
-
 static bool send_close(struct server *s, const char *name)
 {
     struct pq_writer w;
     wr_init_dynamic(&w);
     fe_write_close(&w, 'S', name);
-    return send_msg(s, &w);
+    return relay_send_written(s, &w);
 }
 
 /* Room for one more statement: closes the least recently used ones, but never one the current
@@ -66,24 +57,30 @@ static bool make_room(struct server *s)
     return true;
 }
 
+/* Sends the statement's Parse to this server connection (making room for it) and counts it there. */
+static bool send_parse(struct server *s, const struct cstmt *st)
+{
+    if (!make_room(s) || !relay_send(s, st->parse, st->parse_len))
+        return false;
+    if (sstmt_add(&s->stmts, st->sname, s->batch))
+        return true;
+    server_close(s, "out of memory");
+    return false;
+}
+
 /* The statement exists on this server connection once what is sent so far has run. */
 static bool ensure_prepared(struct server *s, struct cstmt *st)
 {
     if (sstmt_use(&s->stmts, st->sname, s->batch))
         return true;
-    if (!make_room(s))
+    if (!send_parse(s, st))
         return false;
     struct op op = {.kind = OP_PREPARE, .stmt = cstmt_ref(st)};
     memcpy(op.sname, st->sname, sizeof op.sname);
-    if (!relay_send(s, st->parse, st->parse_len) || !relay_push(s, op)) {
-        cstmt_unref(st);
-        return false;
-    }
-    if (!sstmt_add(&s->stmts, st->sname, s->batch)) {
-        server_close(s, "out of memory");
-        return false;
-    }
-    return true;
+    if (relay_push(s, op))
+        return true;
+    cstmt_unref(st);
+    return false;
 }
 
 static enum prep on_parse(struct client *c, struct server *s, const struct frame *f, struct op *op)
@@ -109,11 +106,7 @@ static enum prep on_parse(struct client *c, struct server *s, const struct frame
         ok = send_close(s, STMT_NONE);
     } else {
         op->added_sname = true;
-        ok = make_room(s) && relay_send(s, st->parse, st->parse_len);
-        if (ok && !sstmt_add(&s->stmts, st->sname, s->batch)) {
-            server_close(s, "out of memory");
-            ok = false;
-        }
+        ok = send_parse(s, st);
     }
     iobuf_consume(&c->conn.in, f->total_len);
     return ok ? PREP_HANDLED : PREP_FAILED;
@@ -139,7 +132,7 @@ static enum prep on_bind(struct client *c, struct server *s, const struct frame 
     wr_u32(&w, (uint32_t)(4 + portal.len + 1 + slen + 1 + rest));
     wr_cstrn(&w, (const char *)portal.p, portal.len);
     wr_cstr(&w, st->sname);
-    if (!send_msg(s, &w))
+    if (!relay_send_written(s, &w))
         return PREP_FAILED;
     size_t head = MSG_HEADER_LEN + used;
     size_t avail = iobuf_len(in) - head, now = avail < rest ? avail : rest;
@@ -185,7 +178,7 @@ static enum prep on_target(struct client *c, struct server *s, const struct fram
         wr_end(&w);
     }
     iobuf_consume(&c->conn.in, f->total_len);
-    return send_msg(s, &w) ? PREP_HANDLED : PREP_FAILED;
+    return relay_send_written(s, &w) ? PREP_HANDLED : PREP_FAILED;
 }
 
 /* A lone DEALLOCATE (inspect_message refused every other form): ALL empties the client's table
@@ -220,7 +213,7 @@ static enum prep on_query(struct client *c, struct server *s, const struct frame
     fe_write_query(&w, text);
     iobuf_consume(&c->conn.in, f->total_len);
     *op = (struct op){.kind = OP_QUERY};
-    return send_msg(s, &w) ? PREP_HANDLED : PREP_FAILED;
+    return relay_send_written(s, &w) ? PREP_HANDLED : PREP_FAILED;
 }
 
 enum prep prep_ready(struct client *c, const struct frame *f)

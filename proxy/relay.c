@@ -7,8 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "protocol/be.h"
-#include "protocol/error.h"
 #include "protocol/fe.h"
 #include "protocol/frame.h"
 #include "protocol/guard.h"
@@ -23,8 +21,6 @@
 #include "proxy/relay_int.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
-
-#define READ_CHUNK 65536
 
 bool relay_push(struct server *s, struct op op)
 {
@@ -42,6 +38,13 @@ bool relay_send(struct server *s, const void *p, size_t n)
     return false;
 }
 
+bool relay_send_written(struct server *s, struct pq_writer *w)
+{
+    bool ok = wr_ok(w) ? relay_send(s, w->p, w->len) : (server_close(s, "out of memory"), false);
+    wr_destroy(w);
+    return ok;
+}
+
 static bool push_op(struct server *s, enum op_kind kind, bool known_idle)
 {
     return relay_push(s, (struct op){.kind = kind, .known_idle = known_idle});
@@ -52,13 +55,7 @@ bool relay_own_query(struct server *s, const char *sql)
     struct pq_writer w;
     wr_init_dynamic(&w);
     fe_write_query(&w, sql);
-    bool ok = wr_ok(&w) && conn_send(&s->conn, w.p, w.len);
-    wr_destroy(&w);
-    if (!ok) {
-        server_close(s, "out of memory");
-        return false;
-    }
-    return push_op(s, OP_OWN_QUERY, false);
+    return relay_send_written(s, &w) && push_op(s, OP_OWN_QUERY, false);
 }
 
 /* The client's session parameters (startup packet, its own SETs) onto this server when they
@@ -67,14 +64,17 @@ static bool sync_params(struct client *c, struct server *s)
 {
     struct pq_writer w;
     wr_init_dynamic(&w);
-    bool needed = params_write_sync(&c->params, &s->have, &w);
-    bool ok = !needed || (wr_ok(&w) && conn_send(&s->conn, w.p, w.len) && params_copy(&s->have, &c->params));
-    wr_destroy(&w);
-    if (!ok) {
+    if (!params_write_sync(&c->params, &s->have, &w)) {
+        wr_destroy(&w);
+        return true;
+    }
+    if (!relay_send_written(s, &w))
+        return false;
+    if (!params_copy(&s->have, &c->params)) {
         server_close(s, "out of memory");
         return false;
     }
-    return !needed || push_op(s, OP_PARAMS, false);
+    return push_op(s, OP_PARAMS, false);
 }
 
 /* Queues the client's claims Query ahead of whatever it sends next (see txstart.h). */
@@ -101,11 +101,9 @@ static bool send_txstart(struct client *c, struct server *s)
      * last client had the same tenant and role there is nothing to guard against. */
     bool same_claims = strcmp(s->claims_tenant, c->ident.tenant) == 0 &&
                        strcmp(s->claims_role, c->ident.role) == 0 && !c->ident.claims_json;
-    if (full && !discarded && !same_claims && (!conn_send(&s->conn, c->tx.reset_msg, c->tx.reset_len) ||
-                 !push_op(s, OP_TXSTART, known_idle))) {
-        server_close(s, "out of memory");
+    if (full && !discarded && !same_claims &&
+        (!relay_send(s, c->tx.reset_msg, c->tx.reset_len) || !push_op(s, OP_TXSTART, known_idle)))
         return false;
-    }
     /* The startup application_name goes with the switch; one the client SET itself follows it
      * with the other session parameters (sync_params). */
     const char *app = c->application_name[0] ? c->application_name : "pgmesh";
@@ -113,11 +111,8 @@ static bool send_txstart(struct client *c, struct server *s)
     if (own_app)
         s->application_name[0] = '\0';
     bool set_app = full && !own_app && strcmp(s->application_name, app) != 0;
-    if (!conn_send(&s->conn, set_app ? c->tx.switch_msg : c->tx.set_msg,
-                   set_app ? c->tx.switch_len : c->tx.set_len)) {
-        server_close(s, "out of memory");
+    if (!relay_send(s, set_app ? c->tx.switch_msg : c->tx.set_msg, set_app ? c->tx.switch_len : c->tx.set_len))
         return false;
-    }
     if (set_app)
         snprintf(s->application_name, sizeof s->application_name, "%s", app);
     s->claims_owner = c->id;
@@ -210,12 +205,8 @@ static bool send_stand_in(struct client *c, struct server *s, const struct frame
         fe_write_query(&w, stand_in);
     else
         fe_write_parse(&w, "", stand_in);
-    bool ok = wr_ok(&w) && conn_send(&s->conn, w.p, w.len);
-    wr_destroy(&w);
-    if (!ok) {
-        server_close(s, "out of memory");
+    if (!relay_send_written(s, &w))
         return false;
-    }
     struct op op = {.kind = OP_GUARD_ERROR, .why = why, .query = f->type == FE_QUERY};
     size_t n = what_len < sizeof op.name - 1 ? what_len : sizeof op.name - 1;
     memcpy(op.name, what, n);
@@ -432,10 +423,8 @@ void relay_from_client(struct client *c)
             return;
         if (c->reapply_settings) {
             c->reapply_settings = false;
-            if (!conn_send(&s->conn, c->tx.set_msg, c->tx.set_len) || !push_op(s, OP_TXSTART, false)) {
-                server_close(s, "out of memory");
+            if (!relay_send(s, c->tx.set_msg, c->tx.set_len) || !push_op(s, OP_TXSTART, false))
                 return;
-            }
         }
     }
     if (s && c->server == s && s->state == SERVER_LINKED && !c->body_remaining)

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "protocol/buf.h"
 #include "protocol/frame.h"
 #include "proxy/server.h"
 
@@ -22,6 +23,9 @@ struct client;
 /* Both close the server when memory runs out, and then return false. */
 bool relay_push(struct server *s, struct op op) __attribute__((warn_unused_result));
 bool relay_send(struct server *s, const void *p, size_t n) __attribute__((warn_unused_result));
+/* Sends what the (dynamic) writer built and destroys it; a writer that ran out of memory closes
+ * the server too. */
+bool relay_send_written(struct server *s, struct pq_writer *w) __attribute__((warn_unused_result));
 /* Gives the server back to its pool when the client's transaction is over. */
 void relay_maybe_release(struct server *s);
 /* Puts back what the failed and skipped messages before the next Sync had changed, then drops
