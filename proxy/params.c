@@ -16,7 +16,6 @@ const char *const param_names[PARAM_COUNT] = {
     "application_name",
 };
 
-#define SEARCH_PATH 5 /* index in param_names */
 
 static int param_index(const char *name, size_t len)
 {
@@ -126,7 +125,7 @@ static bool from_options(struct param_set *ps, const char *opts)
         if (eq) {
             int idx = param_index(arg, (size_t)(eq - arg));
             if (idx >= 0)
-                ok = idx == SEARCH_PATH ? set_list(ps, idx, eq + 1) : set_literal(ps, idx, eq + 1);
+                ok = idx == PARAM_SEARCH_PATH ? set_list(ps, idx, eq + 1) : set_literal(ps, idx, eq + 1);
         }
     }
     free(buf);
@@ -147,7 +146,7 @@ bool params_from_startup(struct param_set *ps, const struct startup_packet *pkt)
         /* client_encoding "auto" is libpq's to resolve; the server would refuse it. */
         if (idx < 0 || idx == PARAM_APPLICATION_NAME || (idx == 0 && strcasecmp(value, "auto") == 0))
             continue;
-        if (!(idx == SEARCH_PATH ? set_list(ps, idx, value) : set_literal(ps, idx, value)))
+        if (!(idx == PARAM_SEARCH_PATH ? set_list(ps, idx, value) : set_literal(ps, idx, value)))
             return false;
     }
     return true;

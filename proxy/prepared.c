@@ -24,14 +24,6 @@ bool prep_enabled(void)
     return rt.cfg->pool_mode == POOL_TRANSACTION && rt.cfg->max_prepared_statements > 0;
 }
 
-/* The same text means other tables under another search_path: part of the server-side name. */
-static const char *search_path_of(const struct client *c)
-{
-    for (size_t i = 0; i < PARAM_COUNT; i++)
-        if (strcmp(param_names[i], "search_path") == 0)
-            return c->params.sql[i];
-    return NULL;
-}
 
 static bool send_close(struct server *s, const char *name)
 {
@@ -89,8 +81,9 @@ static enum prep on_parse(struct client *c, struct server *s, const struct frame
     struct fe_parse p;
     if (!fe_read_parse(body, f->body_len, &p) || p.name.len == 0)
         return PREP_PASS; /* unnamed; inspect_message already refused malformed ones */
+    /* The same text means other tables under another search_path: part of the server-side name. */
     struct cstmt *st = cstmt_new((const char *)p.name.p, p.name.len, (const char *)p.query.p, p.query.len,
-                                 p.param_types.p, p.nparams, search_path_of(c));
+                                 p.param_types.p, p.nparams, c->params.sql[PARAM_SEARCH_PATH]);
     if (!st || !cstmt_insert(&c->stmts, st)) {
         cstmt_unref(st);
         client_close(c, "out of memory");

@@ -28,9 +28,6 @@ bool relay_send(struct server *s, const void *p, size_t n) __attribute__((warn_u
 bool relay_send_written(struct server *s, struct pq_writer *w) __attribute__((warn_unused_result));
 /* Gives the server back to its pool when the client's transaction is over. */
 void relay_maybe_release(struct server *s);
-/* Puts back what the failed and skipped messages before the next Sync had changed, then drops
- * their entries: at ReadyForQuery after an error in an extended-protocol pipeline. */
-bool relay_undo_skipped(struct server *s) __attribute__((warn_unused_result));
 
 enum prep { PREP_PASS, PREP_HANDLED, PREP_WAIT, PREP_FAILED };
 
@@ -43,7 +40,8 @@ enum prep prep_ready(struct client *c, const struct frame *f);
  * message (or its head, the rest streaming after it) and fills *op for the message's own entry.
  * PREP_PASS: forward the message unchanged. */
 enum prep prep_message(struct client *c, struct server *s, const struct frame *f, struct op *op);
-/* Undoes one failed or skipped entry (see relay_undo_skipped). */
+/* Undoes what one failed or skipped entry had changed: at ReadyForQuery after an error in an
+ * extended-protocol pipeline (replies.c). */
 bool prep_undo(struct server *s, const struct op *op) __attribute__((warn_unused_result));
 
 #endif

@@ -125,7 +125,9 @@ static bool ends_at_ready(const struct op *op)
            op->kind == OP_SYNC;
 }
 
-bool relay_undo_skipped(struct server *s)
+/* Puts back what the failed and skipped messages before the next Sync had changed, then drops
+ * their entries. */
+static bool undo_skipped(struct server *s)
 {
     size_t n = 0;
     struct op *op;
@@ -265,7 +267,7 @@ static bool route_ready(struct server *s, const struct frame *f, const uint8_t *
     s->in_copy = false;
     if (s->skipping) {
         s->skipping = false;
-        if (!relay_undo_skipped(s))
+        if (!undo_skipped(s))
             return false;
     }
     struct op *op = opq_head(&s->ops);

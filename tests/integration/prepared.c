@@ -247,6 +247,16 @@ static void deallocate(PGconn *de, PGconn *fr)
     expect_value(run(fr, "X_fr", NULL), "shared:FR", "FR's statements after DE's DEALLOCATE ALL");
 }
 
+/* A raw-protocol session as DE; false (a failure counted) when the login does not succeed. */
+static bool raw_login(struct mini_session *s)
+{
+    struct mini_error e;
+    if (mini_login(port, "media_analytics", mini_env("TOK_DE"), s, &e, NULL) == MINI_LOGIN_READY)
+        return true;
+    CHECK(false, "raw login: %s %s", e.sqlstate, e.message);
+    return false;
+}
+
 /* Raw frontend messages, appended to b. */
 static void raw_parse(struct mini_buf *b, const char *name, const char *sql)
 {
@@ -290,10 +300,8 @@ static void close_message(void)
 {
     struct mini_session s;
     struct mini_error e;
-    if (mini_login(port, "media_analytics", mini_env("TOK_DE"), &s, &e, NULL) != MINI_LOGIN_READY) {
-        CHECK(false, "raw login: %s %s", e.sqlstate, e.message);
+    if (!raw_login(&s))
         return;
-    }
     struct mini_buf b = {0};
     const char *steps[][2] = {{"PS", "1Z"}, {"CS", "3Z"}, {"BS", "EZ"}, {"PH", "1"}, {"BH", "2"},
                               {"CS", "3Z"}, {"BS", "EZ"}, {"PS", "1Z"}, {"BS", "2Z"}};
@@ -369,11 +377,8 @@ static void raw_round(struct mini_session *s, struct mini_buf *b, int readys, ch
 static void portal_outlives_statement(void)
 {
     struct mini_session s;
-    struct mini_error e;
-    if (mini_login(port, "media_analytics", mini_env("TOK_DE"), &s, &e, NULL) != MINI_LOGIN_READY) {
-        CHECK(false, "raw login: %s %s", e.sqlstate, e.message);
+    if (!raw_login(&s))
         return;
-    }
     struct mini_buf b = {0};
     char types[64], rows[256];
     raw_msg(&b, 'Q', "BEGIN");

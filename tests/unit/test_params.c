@@ -41,6 +41,9 @@ static char *sync_sql(const struct param_set *want, const struct param_set *have
 
 static void test_startup_and_options(void **state)
 {
+    /* Other modules index parameters by these. */
+    assert_string_equal(param_names[PARAM_SEARCH_PATH], "search_path");
+    assert_string_equal(param_names[PARAM_APPLICATION_NAME], "application_name");
     (void)state;
     const char *names[] = {"user", "TimeZone", "client_encoding", "options", "application_name"};
     const char *values[] = {"u", "Asia/Tokyo", "auto", "-c search_path=a,\\ \"B\" -cextra_float_digits=3 --DateStyle=ISO", "x"};
