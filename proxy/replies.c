@@ -57,7 +57,7 @@ static void write_refusal(struct pq_writer *w, const struct op *op)
         e.sqlstate = SQLSTATE_FEATURE_NOT_SUPPORTED;
         e.message = msg;
         e.hint = strcmp(op->name, "PREPARE") == 0
-                     ? "Use protocol-level prepared statements (unnamed Parse/Bind), or pool_mode = session."
+                     ? "Use protocol-level prepared statements (Parse/Bind, as drivers send them), or pool_mode = session."
                      : "Use pool_mode = session for clients that LISTEN.";
         break;
     case REFUSE_DUPLICATE_STATEMENT:
