@@ -75,15 +75,14 @@ static bool ensure_prepared(struct server *s, struct cstmt *st)
     return false;
 }
 
-static enum prep on_parse(struct client *c, struct server *s, const struct frame *f, struct op *op)
+static enum prep on_parse(struct client *c, struct server *s, const struct frame *f, const struct fe_parse *p,
+                          struct op *op)
 {
-    const uint8_t *body = iobuf_head(&c->conn.in) + MSG_HEADER_LEN;
-    struct fe_parse p;
-    if (!fe_read_parse(body, f->body_len, &p) || p.name.len == 0)
-        return PREP_PASS; /* unnamed; inspect_message already refused malformed ones */
+    if (p->name.len == 0)
+        return PREP_PASS;
     /* The same text means other tables under another search_path: part of the server-side name. */
-    struct cstmt *st = cstmt_new((const char *)p.name.p, p.name.len, (const char *)p.query.p, p.query.len,
-                                 p.param_types.p, p.nparams, c->params.sql[PARAM_SEARCH_PATH]);
+    struct cstmt *st = cstmt_new((const char *)p->name.p, p->name.len, (const char *)p->query.p, p->query.len,
+                                 p->param_types.p, p->nparams, c->params.sql[PARAM_SEARCH_PATH]);
     if (!st || !cstmt_insert(&c->stmts, st)) {
         cstmt_unref(st);
         client_close(c, "out of memory");
@@ -176,13 +175,11 @@ static enum prep on_target(struct client *c, struct server *s, const struct fram
 
 /* A lone DEALLOCATE (inspect_message refused every other form): ALL empties the client's table
  * and the server's set and passes; a name of the client's becomes that of the server. */
-static enum prep on_query(struct client *c, struct server *s, const struct frame *f, struct op *op)
+static enum prep on_query(struct client *c, struct server *s, const struct frame *f, const struct inspected *in,
+                          struct op *op)
 {
-    struct span sql;
-    if (!fe_read_query(iobuf_head(&c->conn.in) + MSG_HEADER_LEN, f->body_len, &sql))
-        return PREP_PASS;
-    char name[256];
-    switch (sql_deallocate((const char *)sql.p, sql.len, name, sizeof name)) {
+    const char *name = in->dealloc_name;
+    switch (in->dealloc) {
     case SQL_DEALLOC_ALL:
         cstmt_table_clear(&c->stmts);
         sstmt_clear(&s->stmts);
@@ -246,14 +243,15 @@ enum prep prep_ready(struct client *c, const struct frame *f)
     return PREP_WAIT;
 }
 
-enum prep prep_message(struct client *c, struct server *s, const struct frame *f, struct op *op)
+enum prep prep_message(struct client *c, struct server *s, const struct frame *f, const struct inspected *in,
+                       struct op *op)
 {
     switch (f->type) {
-    case FE_PARSE: return on_parse(c, s, f, op);
+    case FE_PARSE: return on_parse(c, s, f, &in->parse, op);
     case FE_BIND: return on_bind(c, s, f, op);
     case FE_DESCRIBE:
     case FE_CLOSE: return on_target(c, s, f, op);
-    case FE_QUERY: return on_query(c, s, f, op);
+    case FE_QUERY: return on_query(c, s, f, in, op);
     default: return PREP_PASS;
     }
 }

@@ -243,10 +243,11 @@ enum inspect { INSPECT_FORWARD, INSPECT_WAIT, INSPECT_REFUSED, INSPECT_FAILED };
 /* In transaction pooling pgmesh follows DEALLOCATE only when it comes alone in a simple Query
  * (prepared.c); elsewhere the server would drop statements pgmesh believes are there. A name with
  * pgmesh's prefix would be another client's statement. */
-static enum refusal check_deallocate(const struct client *c, char type, const struct span *sql)
+static enum refusal check_deallocate(const struct client *c, char type, struct inspected *fx)
 {
-    char name[256];
-    switch (sql_deallocate((const char *)sql->p, sql->len, name, sizeof name)) {
+    fx->dealloc = sql_deallocate((const char *)fx->sql.p, fx->sql.len, fx->dealloc_name, sizeof fx->dealloc_name);
+    const char *name = fx->dealloc_name;
+    switch (fx->dealloc) {
     case SQL_DEALLOC_NONE:
         return REFUSE_NONE;
     case SQL_DEALLOC_ALL:
@@ -261,16 +262,10 @@ static enum refusal check_deallocate(const struct client *c, char type, const st
     }
 }
 
-/* What a checked statement will do to the session, applied once the message is on its way: after
- * the transaction start, so that neither the previous client's reset nor the parameter sync
- * takes it for something already there. sql points into the client's input buffer. */
-struct effects {
-    bool dirty;        /* may leave session state: DISCARD ALL before another client */
-    bool track;        /* a Query whose SET/RESET of session parameters follow the client */
-    struct span sql;
-};
-
-static void apply_effects(struct client *c, struct server *s, const struct effects *e)
+/* What the statement will do to the session, applied once the message is on its way: after the
+ * transaction start, so that neither the previous client's reset nor the parameter sync takes it
+ * for something already there. */
+static void apply_effects(struct client *c, struct server *s, const struct inspected *e)
 {
     if (e->dirty)
         s->session_dirty = true;
@@ -282,9 +277,11 @@ static void apply_effects(struct client *c, struct server *s, const struct effec
 
 /* Reads a Query or Parse whole (up to INSPECT_MAX; longer ones are refused) to check it: the
  * guard, session state it may leave behind, what transaction pooling cannot serve. */
-static enum inspect inspect_message(struct client *c, struct server *s, const struct frame *f, struct effects *fx)
+static enum inspect inspect_message(struct client *c, struct server *s, const struct frame *f, struct inspected *fx)
 {
     struct iobuf *in = &c->conn.in;
+    fx->dirty = fx->track = false;
+    fx->dealloc = SQL_DEALLOC_NONE;
     if (f->type != FE_QUERY && f->type != FE_PARSE)
         return INSPECT_FORWARD;
     if (f->total_len > INSPECT_MAX)
@@ -298,27 +295,28 @@ static enum inspect inspect_message(struct client *c, struct server *s, const st
     }
     const uint8_t *body = iobuf_head(in) + MSG_HEADER_LEN;
     struct span sql;
-    struct fe_parse parse;
+    struct fe_parse *parse = &fx->parse;
     bool ok = f->type == FE_QUERY ? fe_read_query(body, f->body_len, &sql)
-                                  : fe_read_parse(body, f->body_len, &parse);
+                                  : fe_read_parse(body, f->body_len, parse);
     if (!ok) {
         client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION, "invalid Query or Parse message", NULL, NULL);
         return INSPECT_FAILED;
     }
     if (f->type == FE_PARSE) {
-        if (parse.name.len > 0 && rt.cfg->pool_mode == POOL_TRANSACTION) {
+        if (parse->name.len > 0 && rt.cfg->pool_mode == POOL_TRANSACTION) {
             enum refusal why = !prep_enabled() ? REFUSE_NAMED_PARSE
-                               : cstmt_find(&c->stmts, (const char *)parse.name.p, parse.name.len)
+                               : cstmt_find(&c->stmts, (const char *)parse->name.p, parse->name.len)
                                    ? REFUSE_DUPLICATE_STATEMENT
                                : c->stmts.count >= CLIENT_STMT_MAX || c->stmts.bytes + f->total_len > CLIENT_STMT_BYTES_MAX
                                    ? REFUSE_TOO_MANY_STATEMENTS
                                    : REFUSE_NONE;
             if (why != REFUSE_NONE)
-                return refuse_with_stand_in(c, s, f, why, (const char *)parse.name.p, parse.name.len)
+                return refuse_with_stand_in(c, s, f, why, (const char *)parse->name.p, parse->name.len)
                            ? INSPECT_REFUSED : INSPECT_FAILED;
         }
-        sql = parse.query;
+        sql = parse->query;
     }
+    fx->sql = sql;
     struct guard_options gopt = {.session_pooling = rt.cfg->pool_mode == POOL_SESSION};
     struct guard_finding found;
     if (guard_check_sql((const char *)sql.p, sql.len, &gopt, &found) == GUARD_REFUSED)
@@ -333,13 +331,12 @@ static enum inspect inspect_message(struct client *c, struct server *s, const st
         if (what)
             return refuse_with_stand_in(c, s, f, REFUSE_SESSION_ONLY, what, strlen(what)) ? INSPECT_REFUSED
                                                                                           : INSPECT_FAILED;
-        enum refusal why = prep_enabled() ? check_deallocate(c, f->type, &sql) : REFUSE_NONE;
+        enum refusal why = prep_enabled() ? check_deallocate(c, f->type, fx) : REFUSE_NONE;
         if (why != REFUSE_NONE)
             return refuse_with_stand_in(c, s, f, why, "DEALLOCATE", 10) ? INSPECT_REFUSED : INSPECT_FAILED;
     }
     fx->dirty = sql_may_leave_session_state((const char *)sql.p, sql.len);
     fx->track = f->type == FE_QUERY;
-    fx->sql = sql;
     /* Session pooling lets the client DISCARD ALL (the guard refuses it in transaction pooling);
      * pgmesh then sets its settings again right behind the client's Query. */
     if (f->type == FE_QUERY && rt.cfg->pool_mode == POOL_SESSION &&
@@ -386,7 +383,7 @@ void relay_from_client(struct client *c)
             client_close(c, "client terminated");
             return;
         }
-        struct effects fx = {0};
+        struct inspected fx;
         switch (inspect_message(c, s, &f, &fx)) {
         case INSPECT_FORWARD: break;
         case INSPECT_REFUSED: continue;
@@ -400,7 +397,7 @@ void relay_from_client(struct client *c)
             return;
         apply_effects(c, s, &fx);
         struct op op = {.kind = OP_MSG};
-        switch (tracking ? prep_message(c, s, &f, &op) : PREP_PASS) {
+        switch (tracking ? prep_message(c, s, &f, &fx, &op) : PREP_PASS) {
         case PREP_PASS: break;
         case PREP_HANDLED:
             if (!after_forward(s, f.type, &op))

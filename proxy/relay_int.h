@@ -7,7 +7,9 @@
 #include <stddef.h>
 
 #include "protocol/buf.h"
+#include "protocol/fe.h"
 #include "protocol/frame.h"
+#include "protocol/sqllex.h"
 #include "proxy/server.h"
 
 struct client;
@@ -29,6 +31,17 @@ bool relay_send_written(struct server *s, struct pq_writer *w) __attribute__((wa
 /* Gives the server back to its pool when the client's transaction is over. */
 void relay_maybe_release(struct server *s);
 
+/* What relay.c read of a Query or Parse when it checked it, for the steps after: the spans point
+ * into the client's input buffer, which keeps the message until it is forwarded. */
+struct inspected {
+    bool dirty;                 /* may leave session state: DISCARD ALL before another client */
+    bool track;                 /* a Query whose SET/RESET of session parameters follow the client */
+    struct span sql;            /* the Query's text or the Parse's query */
+    struct fe_parse parse;      /* a Parse, read */
+    enum sql_dealloc dealloc;   /* its DEALLOCATE (transaction pooling with tracking; else NONE) */
+    char dealloc_name[256];     /* ... the name of DEALLOCATE name, folded */
+};
+
 enum prep { PREP_PASS, PREP_HANDLED, PREP_WAIT, PREP_FAILED };
 
 /* Named statements are tracked: transaction pooling with max_prepared_statements > 0. */
@@ -39,7 +52,8 @@ enum prep prep_ready(struct client *c, const struct frame *f);
  * the server's version (preparing the statement there first when needed), consumes the client's
  * message (or its head, the rest streaming after it) and fills *op for the message's own entry.
  * PREP_PASS: forward the message unchanged. */
-enum prep prep_message(struct client *c, struct server *s, const struct frame *f, struct op *op);
+enum prep prep_message(struct client *c, struct server *s, const struct frame *f, const struct inspected *in,
+                       struct op *op);
 /* Undoes what one failed or skipped entry had changed: at ReadyForQuery after an error in an
  * extended-protocol pipeline (replies.c). */
 bool prep_undo(struct server *s, const struct op *op) __attribute__((warn_unused_result));
