@@ -185,12 +185,11 @@ static bool route_guard_error(struct server *s, struct op *op, char type, const 
         write_refusal(&w, op);
         to_client(s, &w);
     }
-    if (op->query) {
+    /* A Parse stand-in stays queued: at ReadyForQuery it goes with the messages the server skipped. */
+    if (op->query)
         opq_pop(&s->ops);
-    } else {
-        op->failed = true;
+    else
         s->skipping = true;
-    }
     return !ours && s->client != NULL;
 }
 
@@ -231,8 +230,7 @@ static bool route_extended(struct server *s, struct op *op, char type, const uin
     bool own = op->kind != OP_MSG;
     if (is_async(type))
         return s->client != NULL;
-    if (type == BE_ERROR) {
-        op->failed = true;
+    if (type == BE_ERROR) { /* stays queued, undone at ReadyForQuery with those the server skips */
         s->skipping = true;
         limits_on_reply(s, type);
         return error_to_client(s, op, msg, body_len);

@@ -53,7 +53,6 @@ struct op {
     enum op_expect expect;  /* OP_MSG */
     bool known_idle;        /* OP_TXSTART: sent with nothing in flight on an idle server */
     bool query;             /* OP_GUARD_ERROR: the stand-in is a Query (else a Parse) */
-    bool failed;            /* answered by an error: undone at ReadyForQuery with the skipped ones */
     bool as_parse_complete; /* OP_MSG: a Close standing in for a Parse; report ParseComplete */
     bool added_sname;       /* OP_MSG Parse: put stmt->sname in the server's set */
     bool added_client;      /* OP_MSG Parse: put stmt in the client's table */
