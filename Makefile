@@ -9,11 +9,13 @@ MESH_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-pr
 LDLIBS   := -lev -lpq -ljwt -linih -ljansson -lssl -lcrypto -lpthread
 
 PROTO_SRC := $(wildcard protocol/*.c)
+POLICY_SRC := $(wildcard policy/*.c)
 AUTH_SRC  := $(wildcard auth/*.c)
 PROXY_SRC := $(wildcard proxy/*.c)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 
 PROTO_OBJ := $(PROTO_SRC:%.c=$(BUILD)/%.o)
+POLICY_OBJ := $(POLICY_SRC:%.c=$(BUILD)/%.o)
 AUTH_OBJ  := $(AUTH_SRC:%.c=$(BUILD)/%.o)
 PROXY_OBJ := $(PROXY_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
@@ -35,7 +37,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(MESH_CFLAGS) -c $< -o $@
 
-$(PGMESH): $(PROXY_OBJ) $(AUTH_OBJ) $(PROTO_OBJ)
+$(PGMESH): $(PROXY_OBJ) $(POLICY_OBJ) $(AUTH_OBJ) $(PROTO_OBJ)
 	$(CC) $(CFLAGS) $(MESH_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(TOKEN): $(BUILD)/tools/pgmesh-token.o $(AUTH_OBJ) $(PROTO_OBJ)
@@ -48,7 +50,7 @@ pgmesh-token: $(TOKEN)
 	ln -sf $(TOKEN) $@
 
 # Unit tests link the pure modules and the config loader (which does no I/O beyond reading files).
-UNIT_LINK := $(AUTH_OBJ) $(PROTO_OBJ) $(BUILD)/proxy/config.o $(BUILD)/proxy/roles.o $(BUILD)/proxy/units.o $(BUILD)/proxy/params.o $(BUILD)/proxy/log.o $(BUILD)/proxy/stmt.o
+UNIT_LINK := $(POLICY_OBJ) $(AUTH_OBJ) $(PROTO_OBJ) $(BUILD)/proxy/config.o $(BUILD)/proxy/roles.o $(BUILD)/proxy/units.o $(BUILD)/proxy/params.o $(BUILD)/proxy/log.o $(BUILD)/proxy/stmt.o
 $(BUILD)/tests/unit/%: tests/unit/%.c $(UNIT_LINK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(MESH_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lcmocka
@@ -87,7 +89,7 @@ bench: deps
 	bench/run.sh
 
 format:
-	clang-format -i $(PROTO_SRC) $(AUTH_SRC) $(PROXY_SRC) protocol/*.h auth/*.h proxy/*.h tools/*.c tests/unit/*.c
+	clang-format -i $(PROTO_SRC) $(POLICY_SRC) $(AUTH_SRC) $(PROXY_SRC) protocol/*.h policy/*.h auth/*.h proxy/*.h tools/*.c tests/unit/*.c
 
 clean:
 	rm -rf build build-asan pgmesh pgmesh-token

@@ -16,7 +16,7 @@
 #include "protocol/be.h"
 #include "protocol/error.h"
 #include "protocol/fe.h"
-#include "protocol/guard.h"
+#include "policy/guard.h"
 #include "protocol/sqlstate.h"
 #include "protocol/startup.h"
 #include "protocol/wire.h"

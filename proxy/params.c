@@ -8,8 +8,8 @@
 #include <strings.h>
 
 #include "protocol/fe.h"
-#include "protocol/quote.h"
-#include "protocol/sqllex.h"
+#include "policy/quote.h"
+#include "policy/sqllex.h"
 
 const char *const param_names[PARAM_COUNT] = {
     "client_encoding", "DateStyle", "IntervalStyle", "TimeZone", "extra_float_digits", "search_path",

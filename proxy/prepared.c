@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "protocol/fe.h"
-#include "protocol/sqllex.h"
+#include "policy/sqllex.h"
 #include "protocol/wire.h"
 #include "proxy/client.h"
 #include "proxy/config.h"

@@ -9,8 +9,8 @@
 
 #include "protocol/fe.h"
 #include "protocol/frame.h"
-#include "protocol/guard.h"
-#include "protocol/sqllex.h"
+#include "policy/guard.h"
+#include "policy/sqllex.h"
 #include "protocol/sqlstate.h"
 #include "protocol/wire.h"
 #include "proxy/client.h"

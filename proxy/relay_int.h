@@ -9,7 +9,7 @@
 #include "protocol/buf.h"
 #include "protocol/fe.h"
 #include "protocol/frame.h"
-#include "protocol/sqllex.h"
+#include "policy/sqllex.h"
 #include "proxy/server.h"
 
 struct client;

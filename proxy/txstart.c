@@ -9,7 +9,7 @@
 
 #include "protocol/buf.h"
 #include "protocol/fe.h"
-#include "protocol/quote.h"
+#include "policy/quote.h"
 
 #define SETTING_SQL_MAX 512
 

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "protocol/guard.h"
+#include "policy/guard.h"
 
 struct refused_case {
     const char *sql;

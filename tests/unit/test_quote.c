@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "protocol/quote.h"
-#include "protocol/sqllex.h"
+#include "policy/quote.h"
+#include "policy/sqllex.h"
 
 #define IN(lit) lit, sizeof(lit) - 1
 

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "protocol/sqllex.h"
+#include "policy/sqllex.h"
 
 static char kind_letter(enum sqltok_kind k)
 {

@@ -1,7 +1,7 @@
 /* SQL literal and identifier quoting: the only way a value from a token or a client reaches SQL
  * text that pgmesh sends. Output is correct whatever standard_conforming_strings is. */
-#ifndef PGMESH_PROTOCOL_QUOTE_H
-#define PGMESH_PROTOCOL_QUOTE_H
+#ifndef PGMESH_POLICY_QUOTE_H
+#define PGMESH_POLICY_QUOTE_H
 
 #include <stdbool.h>
 #include <stddef.h>

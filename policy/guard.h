@@ -3,8 +3,8 @@
  * Pure functions over borrowed text: no I/O, no globals, no allocation. What it cannot see (SQL
  * built at run time inside functions and DO blocks) is closed on the server by sql/hardening.sql;
  * docs/security.md lists which side covers what. */
-#ifndef PGMESH_PROTOCOL_GUARD_H
-#define PGMESH_PROTOCOL_GUARD_H
+#ifndef PGMESH_POLICY_GUARD_H
+#define PGMESH_POLICY_GUARD_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -2,7 +2,7 @@
  * would reject or truncate at those), and output never depends on standard_conforming_strings:
  * a value with a backslash is always written as an E'' literal. Nothing is written unless the
  * whole result fits. No I/O, no globals. */
-#include "protocol/quote.h"
+#include "policy/quote.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -2,8 +2,8 @@
  * makes on client statements. Handles -- and nested block comments, "quoted" and U&"quoted"
  * identifiers, '...', E'...', U&'...', B'...', X'...' strings, $tag$ dollar quoting, ; between
  * statements. No I/O, no globals, no allocation. */
-#ifndef PGMESH_PROTOCOL_SQLLEX_H
-#define PGMESH_PROTOCOL_SQLLEX_H
+#ifndef PGMESH_POLICY_SQLLEX_H
+#define PGMESH_POLICY_SQLLEX_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -3,11 +3,12 @@
  * database defaults, function SET clauses) and startup parameters that would do the same.
  * It reads tokens only: string bodies (dollar-quoted function bodies, DO blocks) stay strings,
  * and what they run is the hardening SQL's job. No I/O, no globals, no allocation. */
-#include "protocol/guard.h"
+#include "policy/guard.h"
 
 #include <string.h>
 
-#include "protocol/sqllex.h"
+#include "policy/managed.h"
+#include "policy/sqllex.h"
 
 /* Decoded text of a name or string, cut at a fixed size. A cut text can still be recognized by
  * its prefix (request.jwt.*) but never equals a shorter name; `bad` means it could not be decoded
@@ -327,20 +328,17 @@ static bool text_has_prefix(const struct text *t, const char *prefix)
     return true;
 }
 
-/* The managed list, compared the way guc.c compares names (ASCII case-insensitive). */
+/* The managed list (policy/managed.c), compared the way guc.c compares names (ASCII
+ * case-insensitive). */
 static bool text_is_managed(const struct text *t)
 {
-    static const char *const managed[] = {
-        "statement_timeout",     "work_mem",
-        "idle_in_transaction_session_timeout",
-        "role",                  "session_authorization",
-        "standard_conforming_strings",
-    };
-    if (t->bad || text_has_prefix(t, "request.jwt."))
+    if (t->bad)
         return true;
-    for (size_t i = 0; i < sizeof managed / sizeof managed[0]; i++)
-        if (text_equals(t, managed[i]))
+    for (size_t i = 0; i < managed_settings_count; i++) {
+        const struct managed_setting *m = &managed_settings[i];
+        if (m->prefix ? text_has_prefix(t, m->name) : text_equals(t, m->name))
             return true;
+    }
     return false;
 }
 

@@ -3,7 +3,7 @@
  * quoting. It assumes standard_conforming_strings = on for plain '...' strings. It never
  * allocates and never reads past len; on top of it, sql_needs_own_transaction() looks at the
  * leading words of each statement. No I/O, no globals. */
-#include "protocol/sqllex.h"
+#include "policy/sqllex.h"
 
 #include <stdint.h>
 #include <string.h>
