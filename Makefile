@@ -38,10 +38,10 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS) $(MESH_CFLAGS) -c $< -o $@
 
 $(PGMESH): $(PROXY_OBJ) $(POLICY_OBJ) $(AUTH_OBJ) $(PROTO_OBJ)
-	$(CC) $(CFLAGS) $(MESH_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(MESH_CFLAGS) -o $@ $(filter %.o,$^) $(LDFLAGS) $(LDLIBS)
 
 $(TOKEN): $(BUILD)/tools/pgmesh-token.o $(AUTH_OBJ) $(PROTO_OBJ)
-	$(CC) $(CFLAGS) $(MESH_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(MESH_CFLAGS) -o $@ $(filter %.o,$^) $(LDFLAGS) $(LDLIBS)
 
 # Convenience links at the top so the README can say ./pgmesh.
 pgmesh: $(PGMESH)
@@ -53,7 +53,7 @@ pgmesh-token: $(TOKEN)
 UNIT_LINK := $(POLICY_OBJ) $(AUTH_OBJ) $(PROTO_OBJ) $(BUILD)/proxy/config.o $(BUILD)/proxy/roles.o $(BUILD)/proxy/units.o $(BUILD)/proxy/params.o $(BUILD)/proxy/log.o $(BUILD)/proxy/stmt.o
 $(BUILD)/tests/unit/%: tests/unit/%.c $(UNIT_LINK)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(MESH_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(MESH_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS) -lcmocka
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
