@@ -305,34 +305,19 @@ static void send_startup_replies(struct client *c, const struct role_config *rol
     wr_destroy(&w);
 }
 
-static bool build_txstart(struct client *c, const struct role_config *role)
+bool client_apply_role(struct client *c, const struct role_config *role)
 {
-    char timeout[32], work_mem[32];
-    struct txstart_setting set[6] = {
-        {"request.jwt.claim.tenant", c->ident.tenant, false},
-        {"request.jwt.claim.role", c->ident.role, false},
-    };
-    size_t n = 2;
-    /* claims_json: the whole claim set, for policies written the PostgREST/Supabase way. It is a
-     * claim too: among the first nclaims settings, reset when the server changes hands. */
-    if (c->ident.claims_json)
-        set[n++] = (struct txstart_setting){"request.jwt.claims", c->ident.claims_json, false};
-    size_t nclaims = n;
-    if (role->statement_timeout_ms > 0) {
-        snprintf(timeout, sizeof timeout, "%lld", (long long)role->statement_timeout_ms);
-        set[n++] = (struct txstart_setting){"statement_timeout", timeout, false};
-    }
-    if (role->work_mem_kb > 0) {
-        snprintf(work_mem, sizeof work_mem, "%lldkB", (long long)role->work_mem_kb);
-        set[n++] = (struct txstart_setting){"work_mem", work_mem, false};
-    }
-    set[n++] = (struct txstart_setting){"application_name", c->application_name[0] ? c->application_name : "pgmesh", true};
+    struct txstart tx;
+    if (!txstart_for_client(&tx, &c->ident, role, c->application_name[0] ? c->application_name : "pgmesh"))
+        return false;
+    txstart_destroy(&c->tx);
+    c->tx = tx;
     c->limits = (struct role_limits){
         .statement_timeout_ms = role->statement_timeout_ms,
         .idle_in_transaction_ms = role->idle_in_transaction_timeout_ms,
         .max_transaction_age_ms = role->max_transaction_age_ms,
     };
-    return txstart_build(&c->tx, set, n, nclaims);
+    return true;
 }
 
 static void handle_idle(struct client *c);
@@ -419,7 +404,7 @@ static void handle_password(struct client *c)
         return;
     const struct db_config *db = config_find_database(rt.cfg, c->database);
     c->pool = db ? pool_find_or_create(db->name, role->server_user, db->conninfo) : NULL;
-    if (!c->pool || !build_txstart(c, role)) {
+    if (!c->pool || !client_apply_role(c, role)) {
         client_error(c, "FATAL", SQLSTATE_INTERNAL_ERROR, "could not set up the session", NULL, NULL);
         return;
     }

@@ -15,6 +15,7 @@
 #include "proxy/txstart.h"
 
 struct pool;
+struct role_config;
 struct server;
 
 enum client_state {
@@ -67,5 +68,8 @@ void client_linked(struct client *c, struct server *s);
 /* Called by the relay when the transaction ended and the server went back. */
 void client_unlinked(struct client *c);
 struct client *client_find_by_pid(uint32_t pid);
+/* Builds the client's transaction start and limits from its role (at login, and again when a
+ * reload changes the role); the old ones stay when memory runs out (false). */
+bool client_apply_role(struct client *c, const struct role_config *role) __attribute__((warn_unused_result));
 
 #endif

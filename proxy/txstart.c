@@ -7,9 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/jwt.h"
+#include "policy/managed.h"
+#include "policy/quote.h"
 #include "protocol/buf.h"
 #include "protocol/fe.h"
-#include "policy/quote.h"
+#include "proxy/config.h"
 
 #define SETTING_SQL_MAX 512
 
@@ -101,4 +104,51 @@ void txstart_destroy(struct txstart *t)
     free(t->switch_msg);
     free(t->reset_msg);
     memset(t, 0, sizeof *t);
+}
+
+/* One setting's value for this client, from the managed table's source; NULL when the role does
+ * not set it. buf holds formatted numbers. */
+static const char *managed_value(enum managed_source src, const struct jwt_identity *id,
+                                 const struct role_config *role, char *buf, size_t cap)
+{
+    switch (src) {
+    case MANAGED_TENANT: return id->tenant;
+    case MANAGED_ROLE: return id->role;
+    case MANAGED_CLAIMS_JSON: return id->claims_json;
+    case MANAGED_STATEMENT_TIMEOUT:
+        if (role->statement_timeout_ms <= 0)
+            return NULL;
+        snprintf(buf, cap, "%lld", (long long)role->statement_timeout_ms);
+        return buf;
+    case MANAGED_WORK_MEM:
+        if (role->work_mem_kb <= 0)
+            return NULL;
+        snprintf(buf, cap, "%lldkB", (long long)role->work_mem_kb);
+        return buf;
+    case MANAGED_PROTECTED: return NULL;
+    }
+    return NULL;
+}
+
+bool txstart_for_client(struct txstart *t, const struct jwt_identity *id, const struct role_config *role,
+                        const char *application_name)
+{
+    struct txstart_setting set[TXSTART_SETTINGS_MAX];
+    char num[TXSTART_SETTINGS_MAX][32];
+    size_t n = 0, nclaims = 0;
+    /* Claims first: they are the ones the reset Query clears. */
+    for (int claims = 1; claims >= 0; claims--) {
+        for (size_t i = 0; i < managed_settings_count && n < TXSTART_SETTINGS_MAX - 1; i++) {
+            const struct managed_setting *m = &managed_settings[i];
+            if (managed_is_claim(m->source) != claims)
+                continue;
+            const char *v = managed_value(m->source, id, role, num[n], sizeof num[n]);
+            if (v)
+                set[n++] = (struct txstart_setting){m->name, v, false};
+        }
+        if (claims)
+            nclaims = n;
+    }
+    set[n++] = (struct txstart_setting){"application_name", application_name, true};
+    return txstart_build(t, set, n, nclaims);
 }

@@ -36,7 +36,18 @@ struct txstart_setting {
                         * transaction (application_name: the client may change it itself) */
 };
 
-/* The first nclaims settings are the claims. */
+struct jwt_identity;
+struct role_config;
+
+/* At most this many settings in one transaction start. */
+#define TXSTART_SETTINGS_MAX 16
+
+/* The transaction start of a client with this identity and role: every setting of the managed
+ * table (policy/managed.c) that has a value for them, claims first, then application_name when
+ * the server switches clients. False when out of memory (t untouched). */
+bool txstart_for_client(struct txstart *t, const struct jwt_identity *id, const struct role_config *role,
+                        const char *application_name) __attribute__((warn_unused_result));
+/* The first nclaims settings are the claims; t is written only on success. */
 bool txstart_build(struct txstart *t, const struct txstart_setting *settings, size_t n, size_t nclaims)
     __attribute__((warn_unused_result));
 void txstart_destroy(struct txstart *t);
