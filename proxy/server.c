@@ -49,46 +49,6 @@ void server_set_state(struct server *s, enum server_state st)
     s->state = st;
 }
 
-bool opq_push(struct opq *q, struct op op)
-{
-    if (q->len == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 8;
-        struct op *n = malloc(cap * sizeof *n);
-        if (!n)
-            return false;
-        for (size_t i = 0; i < q->len; i++)
-            n[i] = q->ops[(q->head + i) % q->cap];
-        free(q->ops);
-        q->ops = n;
-        q->cap = cap;
-        q->head = 0;
-    }
-    q->ops[(q->head + q->len) % q->cap] = op;
-    q->len++;
-    return true;
-}
-
-struct op *opq_head(struct opq *q) { return q->len ? &q->ops[q->head] : NULL; }
-
-struct op *opq_at(struct opq *q, size_t i) { return i < q->len ? &q->ops[(q->head + i) % q->cap] : NULL; }
-
-void opq_pop(struct opq *q)
-{
-    if (q->len) {
-        cstmt_unref(q->ops[q->head].stmt);
-        q->head = (q->head + 1) % q->cap;
-        q->len--;
-    }
-}
-
-void opq_destroy(struct opq *q)
-{
-    while (q->len)
-        opq_pop(q);
-    free(q->ops);
-    memset(q, 0, sizeof *q);
-}
-
 static void server_on_read(struct conn *c)
 {
     struct server *s = container_of(c, struct server, conn);

@@ -10,6 +10,7 @@
 #include <sys/queue.h>
 
 #include "proxy/conn.h"
+#include "proxy/opq.h"
 #include "proxy/params.h"
 #include "proxy/stmt.h"
 
@@ -22,50 +23,6 @@ enum server_state {
     SERVER_LINKED,     /* lent to a client */
     SERVER_RESETTING,  /* client gone; pgmesh's own reset query in flight */
     SERVER_CLOSING,
-};
-
-/* What to do with the replies to one message sent to the server, in send order. The first five
- * end at ReadyForQuery; the others at their own completion message, or are skipped by the server
- * after an error until the next Sync. */
-enum op_kind {
-    OP_TXSTART,     /* our claims Query: swallow through its ReadyForQuery */
-    OP_PARAMS,      /* our SET of the client's session parameters: swallow through ReadyForQuery */
-    OP_OWN_QUERY,   /* our own reset Query: swallow through its ReadyForQuery */
-    OP_QUERY,       /* a client Query or FunctionCall: forward through its ReadyForQuery */
-    OP_SYNC,        /* a client Sync: forward its ReadyForQuery */
-    OP_MSG,         /* a client Parse, Bind, Describe, Execute or Close: forward through its completion */
-    OP_PREPARE,     /* our Parse of a client's statement onto this server: swallow ParseComplete */
-    OP_EVICT,       /* our Close of the least recently used statement: swallow CloseComplete */
-    OP_GUARD_ERROR, /* the server's error to pgmesh's stand-in statement becomes pgmesh's own */
-};
-
-/* The reply that completes an OP_MSG. */
-enum op_expect { EXPECT_PARSE, EXPECT_BIND, EXPECT_DESCRIBE, EXPECT_EXECUTE, EXPECT_CLOSE };
-
-/* Which refusal an OP_GUARD_ERROR reports. */
-enum refusal {
-    REFUSE_NONE, REFUSE_NAMED_PARSE, REFUSE_MANAGED_SETTING, REFUSE_TOO_LONG, REFUSE_SESSION_ONLY,
-    REFUSE_DUPLICATE_STATEMENT, REFUSE_DEALLOCATE, REFUSE_RESERVED_NAME, REFUSE_TOO_MANY_STATEMENTS,
-};
-
-struct op {
-    enum op_kind kind;
-    enum op_expect expect;  /* OP_MSG */
-    bool known_idle;        /* OP_TXSTART: sent with nothing in flight on an idle server */
-    bool query;             /* OP_GUARD_ERROR: the stand-in is a Query (else a Parse) */
-    bool as_parse_complete; /* OP_MSG: a Close standing in for a Parse; report ParseComplete */
-    bool added_sname;       /* OP_MSG Parse: put stmt->sname in the server's set */
-    bool added_client;      /* OP_MSG Parse: put stmt in the client's table */
-    bool closed_client;     /* OP_MSG Close: took stmt out of the client's table */
-    enum refusal why;       /* OP_GUARD_ERROR */
-    char name[64];          /* ... the refused statement's name, or the managed setting */
-    char sname[STMT_SNAME_LEN]; /* OP_PREPARE, OP_EVICT: the server-side statement */
-    struct cstmt *stmt;     /* a reference: the client statement involved, for undo and error text */
-};
-
-struct opq {
-    struct op *ops;
-    size_t head, len, cap;
 };
 
 struct server {
@@ -109,11 +66,5 @@ bool server_connect(struct pool *pool) __attribute__((warn_unused_result));
 void server_close(struct server *s, const char *why);
 void server_set_state(struct server *s, enum server_state st);
 
-bool opq_push(struct opq *q, struct op op) __attribute__((warn_unused_result));
-struct op *opq_head(struct opq *q);
-struct op *opq_at(struct opq *q, size_t i);
-/* Drops the head and the references it holds. */
-void opq_pop(struct opq *q);
-void opq_destroy(struct opq *q);
 
 #endif
