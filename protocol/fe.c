@@ -149,3 +149,19 @@ void fe_write_password(struct pq_writer *w, const char *password)
     wr_cstr(w, password);
     wr_end(w);
 }
+
+void fe_write_describe(struct pq_writer *w, char kind, const char *name)
+{
+    wr_begin(w, FE_DESCRIBE);
+    wr_u8(w, (uint8_t)kind);
+    wr_cstr(w, name);
+    wr_end(w);
+}
+
+void fe_write_bind_head(struct pq_writer *w, struct span portal, const char *stmt_name, size_t rest_len)
+{
+    wr_u8(w, FE_BIND);
+    wr_u32(w, (uint32_t)(4 + portal.len + 1 + strlen(stmt_name) + 1 + rest_len));
+    wr_cstrn(w, (const char *)portal.p, portal.len);
+    wr_cstr(w, stmt_name);
+}

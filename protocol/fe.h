@@ -23,6 +23,10 @@ bool fe_read_parse(const uint8_t *body, size_t len, struct fe_parse *out) __attr
  * arrived: FE_HEAD_OK with *used the bytes they take, FE_HEAD_MORE when avail ends first,
  * FE_HEAD_BAD when len (the whole body) ends first. */
 enum fe_head { FE_HEAD_OK, FE_HEAD_MORE, FE_HEAD_BAD };
+struct fe_bind_head {
+    struct span portal, stmt;
+    size_t used; /* bytes of the body the two names take */
+};
 enum fe_head fe_read_bind_names(const uint8_t *body, size_t avail, size_t len, struct span *portal,
                                 struct span *stmt, size_t *used) __attribute__((warn_unused_result));
 /* Describe and Close: 'S' (statement) or 'P' (portal), and the name. */
@@ -32,6 +36,10 @@ void fe_write_query(struct pq_writer *w, const char *sql);
 void fe_write_parse(struct pq_writer *w, const char *stmt_name, const char *sql);  /* no param types */
 void fe_write_bind_simple(struct pq_writer *w, const char *portal, const char *stmt_name); /* no params */
 void fe_write_close(struct pq_writer *w, char kind, const char *name);
+void fe_write_describe(struct pq_writer *w, char kind, const char *name);
+/* The head of a Bind naming stmt_name, whose length covers rest_len more bytes that the caller
+ * sends after it (the original Bind's body after its two names, streamed). */
+void fe_write_bind_head(struct pq_writer *w, struct span portal, const char *stmt_name, size_t rest_len);
 void fe_write_execute(struct pq_writer *w, const char *portal, uint32_t max_rows);
 void fe_write_sync(struct pq_writer *w);
 void fe_write_flush(struct pq_writer *w);

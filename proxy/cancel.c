@@ -1,21 +1,17 @@
-/* A cancel is forwarded only when pid and key both match a live client (the key compared in
- * constant time) and that client is linked to a server; anything else is ignored silently, as
- * PostgreSQL does. The worker thread owns its PGcancel copy and touches nothing else; when it is
- * done it hands the job back to the loop (a locked list and an ev_async), which lets the server
- * connection go to another client again: a cancel that reached PostgreSQL late must not cancel
- * the next client's statement. */
+/* Cancels on the server: PQcancel blocks, so it runs on a worker thread that owns its PGcancel
+ * copy and touches nothing else. When it is done it hands the job back to the loop (a locked
+ * list and an ev_async), which lets the server connection go to another client again: a cancel
+ * that reached PostgreSQL late must not cancel the next client's statement. */
 #include "proxy/cancel.h"
 
 #include <libpq-fe.h>
-#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "proxy/client.h"
+#include "proxy/events.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
-#include "proxy/relay_int.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 
@@ -63,7 +59,7 @@ static void on_cancels_done(struct ev_loop *loop, ev_async *w, int revents)
         cancels_running--;
         struct server *s = find_server(job->server_id);
         if (s && s->cancels_in_flight > 0 && --s->cancels_in_flight == 0)
-            relay_maybe_release(s);
+            session_events.server_settled(s);
         free(job);
         job = next;
     }
@@ -121,19 +117,4 @@ void cancel_server(struct server *s)
         cancels_running++;
     }
     pthread_attr_destroy(&attr);
-}
-
-void cancel_request(uint32_t pid, uint32_t key)
-{
-    struct client *c = client_find_by_pid(pid);
-    if (!c || CRYPTO_memcmp(&c->cancel_key, &key, sizeof key) != 0) {
-        log_info("cancel request with unknown pid or wrong key ignored");
-        return;
-    }
-    struct server *s = c->server;
-    if (!s || !s->pg) {
-        LOG_AT(LOG_INFO, c->tag, "cancel request: nothing running on a server");
-        return;
-    }
-    cancel_server(s);
 }

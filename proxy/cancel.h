@@ -1,5 +1,6 @@
-/* CancelRequest handling: find the client by the key pgmesh issued, and cancel what its server
- * connection is running. libpq's PQcancel blocks, so it runs on a short-lived worker thread. */
+/* Cancelling what a server connection runs (for a client's CancelRequest, which client.c checks,
+ * and for the statement backstop in limits.c). libpq's PQcancel blocks, so it runs on a
+ * short-lived worker thread. */
 #ifndef PGMESH_PROXY_CANCEL_H
 #define PGMESH_PROXY_CANCEL_H
 
@@ -11,7 +12,6 @@ struct server;
 
 /* Installs the watcher through which finished cancels come back to the loop. */
 void cancel_init(struct ev_loop *loop);
-void cancel_request(uint32_t pid, uint32_t key);
 /* Cancels whatever the server connection is running (PQcancel on a worker thread). Until the
  * cancel has been delivered the server connection is not lent to another client. */
 void cancel_server(struct server *s);

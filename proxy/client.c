@@ -5,6 +5,8 @@
  * a server. Every refusal is a PostgreSQL ErrorResponse with the right SQLSTATE. */
 #include "proxy/client.h"
 
+#include <assert.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +26,7 @@
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
-#include "proxy/relay.h"
+#include "proxy/link.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"
@@ -36,15 +38,46 @@
 
 static const char *const state_names[] = {"startup", "tls_handshake", "auth", "idle", "wait_server", "linked", "closing"};
 
-void client_set_state(struct client *c, enum client_state st)
+/* Which states each state may move to. */
+static const unsigned legal_next[] = {
+    [CLIENT_STARTUP] = 1u << CLIENT_TLS_HANDSHAKE | 1u << CLIENT_AUTH | 1u << CLIENT_CLOSING,
+    [CLIENT_TLS_HANDSHAKE] = 1u << CLIENT_STARTUP | 1u << CLIENT_CLOSING,
+    [CLIENT_AUTH] = 1u << CLIENT_IDLE | 1u << CLIENT_CLOSING,
+    [CLIENT_IDLE] = 1u << CLIENT_WAIT_SERVER | 1u << CLIENT_LINKED | 1u << CLIENT_CLOSING,
+    [CLIENT_WAIT_SERVER] = 1u << CLIENT_LINKED | 1u << CLIENT_CLOSING,
+    [CLIENT_LINKED] = 1u << CLIENT_IDLE | 1u << CLIENT_CLOSING,
+    [CLIENT_CLOSING] = 0,
+};
+
+/* Entering and leaving WAIT_SERVER moves the client in and out of its pool's wait queue, with the
+ * query_wait_timeout timer. */
+static void wait_queue(struct client *c, bool enter)
 {
-    clog(LOG_DEBUG, c, "%s -> %s", state_names[c->state], state_names[st]);
-    if (c->state == CLIENT_WAIT_SERVER || st == CLIENT_WAIT_SERVER || st == CLIENT_CLOSING)
-        ev_timer_stop(rt.loop, &c->timer);
-    if (st == CLIENT_WAIT_SERVER && rt.cfg->query_wait_timeout_ms > 0) {
+    struct pool *p = c->pool;
+    ev_timer_stop(rt.loop, &c->timer);
+    if (!enter) {
+        TAILQ_REMOVE(&p->waiting, c, wait_link);
+        p->nwaiting--;
+        return;
+    }
+    TAILQ_INSERT_TAIL(&p->waiting, c, wait_link);
+    p->nwaiting++;
+    if (rt.cfg->query_wait_timeout_ms > 0) {
         ev_timer_set(&c->timer, (double)rt.cfg->query_wait_timeout_ms / 1000.0, 0.);
         ev_timer_start(rt.loop, &c->timer);
     }
+}
+
+void client_set_state(struct client *c, enum client_state st)
+{
+    if (c->state == st && st == CLIENT_CLOSING)
+        return; /* terminal */
+    assert(legal_next[c->state] & (1u << st));
+    clog(LOG_DEBUG, c, "%s -> %s", state_names[c->state], state_names[st]);
+    if (c->state == CLIENT_WAIT_SERVER || st == CLIENT_WAIT_SERVER)
+        wait_queue(c, st == CLIENT_WAIT_SERVER);
+    if (st == CLIENT_CLOSING)
+        ev_timer_stop(rt.loop, &c->timer);
     c->state = st;
 }
 
@@ -54,15 +87,10 @@ static void send_or_close(struct client *c, const struct pq_writer *w)
         client_close(c, "out of memory");
 }
 
-/* Leaves the wait queue or gives the server back (the relay decides how clean it is). */
+/* Gives the server back (the link decides how clean it is) or leaves the wait queue. */
 static void detach(struct client *c)
 {
-    pool_forget_waiter(c);
-    if (c->server) {
-        struct server *s = c->server;
-        c->server = NULL;
-        relay_client_gone(s);
-    }
+    link_client_gone(c);
     client_set_state(c, CLIENT_CLOSING);
 }
 
@@ -235,6 +263,23 @@ static void handle_tls_handshake(struct client *c)
     client_set_state(c, CLIENT_STARTUP);
 }
 
+/* A CancelRequest is forwarded only when pid and key both match a live client (the key compared
+ * in constant time) and that client is linked to a server; anything else is ignored silently, as
+ * PostgreSQL does. */
+static void cancel_client(uint32_t pid, uint32_t key)
+{
+    struct client *c = client_find_by_pid(pid);
+    if (!c || CRYPTO_memcmp(&c->cancel_key, &key, sizeof key) != 0) {
+        log_info("cancel request with unknown pid or wrong key ignored");
+        return;
+    }
+    if (!c->server || !c->server->pg) {
+        clog(LOG_INFO, c, "cancel request: nothing running on a server");
+        return;
+    }
+    cancel_server(c->server);
+}
+
 static void handle_startup(struct client *c)
 {
     struct frame f;
@@ -268,7 +313,7 @@ static void handle_startup(struct client *c)
         return;
     case STARTUP_CANCEL:
         iobuf_consume(&c->conn.in, f.total_len);
-        cancel_request(pkt.cancel_pid, pkt.cancel_key);
+        cancel_client(pkt.cancel_pid, pkt.cancel_key);
         client_close(c, "cancel request handled");
         return;
     case STARTUP_MESSAGE:
@@ -319,8 +364,6 @@ bool client_apply_role(struct client *c, const struct role_config *role)
     };
     return true;
 }
-
-static void handle_idle(struct client *c);
 
 /* max_client_conn_per_tenant and the role's max_client_conn count logged-in clients. */
 static bool within_conn_limits(struct client *c, const struct role_config *role)
@@ -415,40 +458,7 @@ static void handle_password(struct client *c)
     send_startup_replies(c, role);
     client_set_state(c, CLIENT_IDLE);
     ev_timer_stop(rt.loop, &c->timer);
-    handle_idle(c);
-}
-
-/* Authenticated, no server: the first byte of a message means a transaction is starting. */
-static void handle_idle(struct client *c)
-{
-    if (iobuf_len(&c->conn.in) == 0)
-        return;
-    if (iobuf_head(&c->conn.in)[0] == FE_TERMINATE) {
-        client_close(c, "client terminated");
-        return;
-    }
-    pool_request(c->pool, c);
-}
-
-void client_linked(struct client *c, struct server *s)
-{
-    if (c->state == CLIENT_WAIT_SERVER)
-        ev_timer_stop(rt.loop, &c->timer);
-    c->server = s;
-    s->client = c;
-    server_set_state(s, SERVER_LINKED);
-    client_set_state(c, CLIENT_LINKED);
-    relay_begin(c, s);
-    conn_start_reading(&c->conn);
-    relay_from_client(c);
-}
-
-void client_unlinked(struct client *c)
-{
-    c->server = NULL;
-    client_set_state(c, CLIENT_IDLE);
-    conn_start_reading(&c->conn);
-    handle_idle(c); /* pipelined messages already buffered start the next transaction */
+    link_client_idle(c);
 }
 
 static void client_on_read(struct conn *conn)
@@ -479,10 +489,10 @@ static void client_on_read(struct conn *conn)
         handle_password(c);
         break;
     case CLIENT_IDLE:
-        handle_idle(c);
+        link_client_idle(c);
         break;
     case CLIENT_LINKED:
-        relay_from_client(c);
+        link_client_input(c);
         break;
     case CLIENT_WAIT_SERVER:
         /* Keep reading while queued (a client that leaves is noticed, and toggling the watcher

@@ -11,6 +11,7 @@
 #include "proxy/conn.h"
 #include "proxy/limits.h"
 #include "proxy/params.h"
+#include "proxy/relay.h"
 #include "proxy/stmt.h"
 #include "proxy/txstart.h"
 
@@ -52,21 +53,18 @@ struct client {
     struct cstmt_table stmts;      /* its named prepared statements (transaction pooling) */
     uint32_t cancel_key;
     struct txstart tx;
-    uint32_t body_remaining;       /* bytes of the current client message still to pass */
-    bool body_discard;             /* ... and whether they are dropped instead of forwarded */
+    struct body_stream body;       /* the client message being streamed to the server */
     bool reapply_settings;         /* session pooling: set the claims again after this Query */
 };
 
 void client_accept(int fd, bool is_unix, const char *addr);
+/* Every state change: moves the client in and out of its pool's wait queue, with its timers;
+ * asserts the transition is legal. */
 void client_set_state(struct client *c, enum client_state st);
 /* Sends an ErrorResponse; FATAL ones close the connection after it is written. */
 void client_error(struct client *c, const char *severity, const char *sqlstate, const char *message,
                   const char *detail, const char *hint);
 void client_close(struct client *c, const char *why);
-/* Called by the pool when a server is lent to a waiting client. */
-void client_linked(struct client *c, struct server *s);
-/* Called by the relay when the transaction ended and the server went back. */
-void client_unlinked(struct client *c);
 struct client *client_find_by_pid(uint32_t pid);
 /* Builds the client's transaction start and limits from its role (at login, and again when a
  * reload changes the role); the old ones stay when memory runs out (false). */

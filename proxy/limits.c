@@ -9,6 +9,7 @@
 #include "protocol/wire.h"
 #include "proxy/cancel.h"
 #include "proxy/client.h"
+#include "proxy/events.h"
 #include "proxy/log.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
@@ -35,9 +36,9 @@ static void end_client(struct server *s, const char *sqlstate, const char *messa
     if (!c)
         return;
     LOG_AT(LOG_WARNING, c->tag, "%s (role %s, tenant %s)", message, c->ident.role, c->ident.tenant);
-    if (s->ops.len)
+    if (s->relay.ops.len)
         cancel_server(s); /* a running statement holds the snapshot too */
-    client_error(c, "FATAL", sqlstate, message, detail, NULL);
+    session_events.limit_expired(s, sqlstate, message, detail);
 }
 
 static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -105,9 +106,9 @@ void limits_on_reply(struct server *s, char be_type)
         break;
     case BE_READY:
         ev_timer_stop(rt.loop, &s->stmt_timer);
-        if (s->ops.len > 0)
+        if (s->relay.ops.len > 0)
             break; /* more of the client's requests are in flight */
-        if (s->tx_status == TX_IDLE) {
+        if (s->relay.tx_status == TX_IDLE) {
             ev_timer_stop(rt.loop, &s->age_timer);
             ev_timer_stop(rt.loop, &s->idle_timer);
         } else {

@@ -15,6 +15,7 @@
 #include "proxy/cancel.h"
 #include "proxy/config.h"
 #include "proxy/conn.h"
+#include "proxy/link.h"
 #include "proxy/listen.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
@@ -157,6 +158,7 @@ int main(int argc, char **argv)
     rt.loop = ev_default_loop(EVFLAG_AUTO);
     conn_global_init(rt.loop);
     cancel_init(rt.loop);
+    link_init();
     if (!listen_start())
         return 1;
     ev_signal sigint, sigterm, sighup;

@@ -1,15 +1,13 @@
-/* Pools: one per (database, server role). Clients wait in FIFO order; a server goes to the
- * longest-waiting client first, else to the idle list. Connections are opened on demand up to
- * the pool size. */
+/* Pools: one per (database, server role), with their server lists (kept by server_set_state) and
+ * wait queue (kept by client_set_state). Connections are opened on demand up to the pool size.
+ * A pool hands out a server or says who waits first; it never calls into clients or links. */
 #include "proxy/pool.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/client.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
-#include "proxy/relay.h"
 #include "proxy/runtime.h"
 
 const char *const pool_param_names[POOL_PARAM_COUNT] = {
@@ -85,7 +83,22 @@ void pool_remember_params(struct pool *p, PGconn *pg)
     }
 }
 
-static void open_if_needed(struct pool *p)
+struct server *pool_idle_server(struct pool *p)
+{
+    return TAILQ_FIRST(&p->idle);
+}
+
+struct client *pool_first_waiter(struct pool *p)
+{
+    return TAILQ_FIRST(&p->waiting);
+}
+
+bool pool_connecting(const struct pool *p)
+{
+    return !TAILQ_EMPTY(&p->connecting);
+}
+
+void pool_open_for_waiters(struct pool *p)
 {
     /* One new connection per waiting client not already covered by one in progress. */
     int in_progress = 0;
@@ -98,60 +111,6 @@ static void open_if_needed(struct pool *p)
             return;
         }
         in_progress++;
-    }
-}
-
-void pool_request(struct pool *p, struct client *c)
-{
-    struct server *s = TAILQ_FIRST(&p->idle);
-    if (s && p->nwaiting == 0) {
-        client_linked(c, s);
-        return;
-    }
-    client_set_state(c, CLIENT_WAIT_SERVER);
-    TAILQ_INSERT_TAIL(&p->waiting, c, wait_link);
-    p->nwaiting++;
-    if (s) {
-        pool_server_ready(s); /* cannot happen with FIFO order kept, but never strand a waiter */
-        return;
-    }
-    open_if_needed(p);
-}
-
-void pool_forget_waiter(struct client *c)
-{
-    struct pool *p = c->pool;
-    if (c->state == CLIENT_WAIT_SERVER && p) {
-        TAILQ_REMOVE(&p->waiting, c, wait_link);
-        p->nwaiting--;
-    }
-}
-
-void pool_server_ready(struct server *s)
-{
-    struct pool *p = s->pool;
-    struct client *c = TAILQ_FIRST(&p->waiting);
-    if (c) {
-        TAILQ_REMOVE(&p->waiting, c, wait_link);
-        p->nwaiting--;
-        client_linked(c, s);
-        return;
-    }
-    server_set_state(s, SERVER_IDLE);
-}
-
-void pool_connect_failed(struct pool *p, const char *server_message)
-{
-    /* While another attempt is under way, leave the waiters to it. */
-    if (!TAILQ_EMPTY(&p->connecting))
-        return;
-    struct client *c;
-    while ((c = TAILQ_FIRST(&p->waiting)) != NULL) {
-        TAILQ_REMOVE(&p->waiting, c, wait_link);
-        p->nwaiting--;
-        c->state = CLIENT_IDLE;
-        client_error(c, "FATAL", "08006", "could not connect to the database server",
-                     server_message, "Check the [databases] entry and that the server accepts the role's login.");
     }
 }
 

@@ -31,13 +31,14 @@ struct pool {
 };
 
 struct pool *pool_find_or_create(const char *database, const char *server_user, const char *conninfo);
-/* Links the client to an idle server now, or queues it (opening a connection when under size). */
-void pool_request(struct pool *p, struct client *c);
-void pool_forget_waiter(struct client *c);
-/* A server became usable (connected, or its reset finished, or its client's transaction ended). */
-void pool_server_ready(struct server *s);
-/* A connection attempt failed: every waiting client gets FATAL 08006 with the server's message. */
-void pool_connect_failed(struct pool *p, const char *server_message);
+/* The first idle server, or NULL. */
+struct server *pool_idle_server(struct pool *p);
+/* The client waiting longest (FIFO), or NULL; client_set_state takes it off the queue. */
+struct client *pool_first_waiter(struct pool *p);
+/* Whether a connection attempt is under way. */
+bool pool_connecting(const struct pool *p);
+/* Opens connections for waiting clients not covered by one in progress, up to the pool size. */
+void pool_open_for_waiters(struct pool *p);
 void pool_remember_params(struct pool *p, PGconn *pg);
 const char *pool_param(const struct pool *p, const char *name);
 /* Closes idle servers past server_idle_timeout. */

@@ -12,18 +12,19 @@
 #include <string.h>
 
 #include "protocol/fe.h"
+#include "protocol/sqlstate.h"
 #include "policy/sqllex.h"
 #include "protocol/wire.h"
 #include "proxy/client.h"
+#include "proxy/server.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/runtime.h"
 
-bool prep_enabled(void)
+bool prep_enabled(const struct server *s)
 {
-    return rt.cfg->pool_mode == POOL_TRANSACTION && rt.cfg->max_prepared_statements > 0;
+    return s->relay.per_transaction && rt.cfg->max_prepared_statements > 0;
 }
-
 
 static bool send_close(struct server *s, const char *name)
 {
@@ -38,13 +39,13 @@ static bool send_close(struct server *s, const char *name)
 static bool make_room(struct server *s)
 {
     const struct sstmt *old;
-    while (s->stmts.count >= (size_t)rt.cfg->max_prepared_statements && (old = sstmt_oldest(&s->stmts)) &&
-           old->stamp != s->batch) {
+    while (s->relay.stmts.count >= (size_t)rt.cfg->max_prepared_statements && (old = sstmt_oldest(&s->relay.stmts)) &&
+           old->stamp != s->relay.batch) {
         struct op op = {.kind = OP_EVICT};
         memcpy(op.sname, old->name, sizeof op.sname);
         if (!send_close(s, op.sname) || !relay_push(s, op))
             return false;
-        sstmt_remove(&s->stmts, op.sname);
+        sstmt_remove(&s->relay.stmts, op.sname);
     }
     return true;
 }
@@ -54,16 +55,13 @@ static bool send_parse(struct server *s, const struct cstmt *st)
 {
     if (!make_room(s) || !relay_send(s, st->parse, st->parse_len))
         return false;
-    if (sstmt_add(&s->stmts, st->sname, s->batch))
-        return true;
-    server_close(s, "out of memory");
-    return false;
+    return sstmt_add(&s->relay.stmts, st->sname, s->relay.batch) || relay_fail_server(s, "out of memory");
 }
 
 /* The statement exists on this server connection once what is sent so far has run. */
 static bool ensure_prepared(struct server *s, struct cstmt *st)
 {
-    if (sstmt_use(&s->stmts, st->sname, s->batch))
+    if (sstmt_use(&s->relay.stmts, st->sname, s->relay.batch))
         return true;
     if (!send_parse(s, st))
         return false;
@@ -85,12 +83,12 @@ static enum prep on_parse(struct client *c, struct server *s, const struct frame
                                  p->param_types.p, p->nparams, c->params.sql[PARAM_SEARCH_PATH]);
     if (!st || !cstmt_insert(&c->stmts, st)) {
         cstmt_unref(st);
-        client_close(c, "out of memory");
+        relay_fail_client(s, "out of memory");
         return PREP_FAILED;
     }
     *op = (struct op){.kind = OP_MSG, .expect = EXPECT_PARSE, .added_client = true, .stmt = cstmt_ref(st)};
     bool ok;
-    if (sstmt_use(&s->stmts, st->sname, s->batch)) {
+    if (sstmt_use(&s->relay.stmts, st->sname, s->relay.batch)) {
         /* Already there (another client's, or this one's before): the server only has to answer
          * in this message's place, which a Close of a name that never exists does. */
         op->as_parse_complete = true;
@@ -104,35 +102,27 @@ static enum prep on_parse(struct client *c, struct server *s, const struct frame
     return ok ? PREP_HANDLED : PREP_FAILED;
 }
 
-static enum prep on_bind(struct client *c, struct server *s, const struct frame *f, struct op *op)
+static enum prep on_bind(struct client *c, struct server *s, const struct frame *f, const struct inspected *in,
+                         struct op *op)
 {
-    struct iobuf *in = &c->conn.in;
-    struct span portal, name;
-    size_t used;
-    if (fe_read_bind_names(iobuf_head(in) + MSG_HEADER_LEN, iobuf_len(in) - MSG_HEADER_LEN, f->body_len, &portal,
-                           &name, &used) != FE_HEAD_OK)
-        return PREP_PASS; /* prep_ready saw to it */
-    struct cstmt *st = name.len ? cstmt_find(&c->stmts, (const char *)name.p, name.len) : NULL;
+    const struct fe_bind_head *h = &in->bind;
+    struct cstmt *st = h->stmt.len ? cstmt_find(&c->stmts, (const char *)h->stmt.p, h->stmt.len) : NULL;
     if (!st)
         return PREP_PASS; /* unnamed, or unknown: the server says it does not exist, by that name */
     if (!ensure_prepared(s, st))
         return PREP_FAILED;
-    size_t rest = f->body_len - used, slen = strlen(st->sname);
+    size_t rest = f->body_len - h->used;
     struct pq_writer w;
     wr_init_dynamic(&w);
-    wr_u8(&w, FE_BIND);
-    wr_u32(&w, (uint32_t)(4 + portal.len + 1 + slen + 1 + rest));
-    wr_cstrn(&w, (const char *)portal.p, portal.len);
-    wr_cstr(&w, st->sname);
+    fe_write_bind_head(&w, h->portal, st->sname, rest);
     if (!relay_send_written(s, &w))
         return PREP_FAILED;
-    size_t head = MSG_HEADER_LEN + used;
-    size_t avail = iobuf_len(in) - head, now = avail < rest ? avail : rest;
-    if (now && !relay_send(s, iobuf_head(in) + head, now))
+    /* The parameters stream behind the new head, never buffered whole. */
+    iobuf_consume(&c->conn.in, MSG_HEADER_LEN + h->used);
+    if (!stream_start(&c->body, &c->conn.in, rest, &s->conn)) {
+        relay_fail_server(s, "out of memory");
         return PREP_FAILED;
-    iobuf_consume(in, head + now);
-    c->body_remaining = (uint32_t)(rest - now);
-    c->body_discard = false;
+    }
     *op = (struct op){.kind = OP_MSG, .expect = EXPECT_BIND, .stmt = cstmt_ref(st)};
     return PREP_HANDLED;
 }
@@ -164,10 +154,7 @@ static enum prep on_target(struct client *c, struct server *s, const struct fram
             return PREP_FAILED;
         }
         *op = (struct op){.kind = OP_MSG, .expect = EXPECT_DESCRIBE, .stmt = cstmt_ref(st)};
-        wr_begin(&w, FE_DESCRIBE);
-        wr_u8(&w, 'S');
-        wr_cstr(&w, st->sname);
-        wr_end(&w);
+        fe_write_describe(&w, 'S', st->sname);
     }
     iobuf_consume(&c->conn.in, f->total_len);
     return relay_send_written(s, &w) ? PREP_HANDLED : PREP_FAILED;
@@ -182,7 +169,7 @@ static enum prep on_query(struct client *c, struct server *s, const struct frame
     switch (in->dealloc) {
     case SQL_DEALLOC_ALL:
         cstmt_table_clear(&c->stmts);
-        sstmt_clear(&s->stmts);
+        sstmt_clear(&s->relay.stmts);
         return PREP_PASS;
     case SQL_DEALLOC_ONE:
         break;
@@ -196,7 +183,7 @@ static enum prep on_query(struct client *c, struct server *s, const struct frame
         return PREP_FAILED;
     char text[64];
     snprintf(text, sizeof text, "DEALLOCATE %s", st->sname);
-    sstmt_remove(&s->stmts, st->sname);
+    sstmt_remove(&s->relay.stmts, st->sname);
     cstmt_unref(cstmt_remove(&c->stmts, name, strlen(name)));
     struct pq_writer w;
     wr_init_dynamic(&w);
@@ -206,7 +193,7 @@ static enum prep on_query(struct client *c, struct server *s, const struct frame
     return relay_send_written(s, &w) ? PREP_HANDLED : PREP_FAILED;
 }
 
-enum prep prep_ready(struct client *c, const struct frame *f)
+enum prep prep_ready(struct client *c, struct server *s, const struct frame *f, struct inspected *fx)
 {
     struct iobuf *in = &c->conn.in;
     size_t avail = iobuf_len(in);
@@ -214,17 +201,12 @@ enum prep prep_ready(struct client *c, const struct frame *f)
         if (avail >= f->total_len)
             return PREP_PASS;
     } else if (f->type == FE_BIND) {
-        struct span portal, name;
-        size_t used;
-        switch (fe_read_bind_names(iobuf_head(in) + MSG_HEADER_LEN, avail - MSG_HEADER_LEN, f->body_len, &portal,
-                                   &name, &used)) {
-        case FE_HEAD_OK:
-            return PREP_PASS;
-        case FE_HEAD_MORE:
-            break;
-        case FE_HEAD_BAD:
-            client_error(c, "FATAL", "08P01", "invalid Bind message", NULL, NULL);
-            return PREP_FAILED;
+        struct fe_bind_head *h = &fx->bind;
+        switch (fe_read_bind_names(iobuf_head(in) + MSG_HEADER_LEN, avail - MSG_HEADER_LEN, f->body_len, &h->portal,
+                                   &h->stmt, &h->used)) {
+        case FE_HEAD_OK: return PREP_PASS;
+        case FE_HEAD_MORE: break;
+        case FE_HEAD_BAD: relay_fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "invalid Bind message", NULL); return PREP_FAILED;
         }
     } else {
         return PREP_PASS;
@@ -232,12 +214,11 @@ enum prep prep_ready(struct client *c, const struct frame *f)
     /* Names fit in control-sized heads; a longer one waits for a whole message only if that is small. */
     size_t want = f->total_len < 2 * CONTROL_MAX_LEN ? f->total_len : 2 * CONTROL_MAX_LEN;
     if (avail >= want) {
-        client_error(c, "FATAL", "08P01", "invalid Bind message", "The portal and statement names are too long.",
-                     NULL);
+        relay_fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "invalid Bind message", "The portal and statement names are too long.");
         return PREP_FAILED;
     }
     if (!iobuf_reserve(in, want - avail)) {
-        client_close(c, "out of memory");
+        relay_fail_client(s, "out of memory");
         return PREP_FAILED;
     }
     return PREP_WAIT;
@@ -248,7 +229,7 @@ enum prep prep_message(struct client *c, struct server *s, const struct frame *f
 {
     switch (f->type) {
     case FE_PARSE: return on_parse(c, s, f, &in->parse, op);
-    case FE_BIND: return on_bind(c, s, f, op);
+    case FE_BIND: return on_bind(c, s, f, in, op);
     case FE_DESCRIBE:
     case FE_CLOSE: return on_target(c, s, f, op);
     case FE_QUERY: return on_query(c, s, f, in, op);
@@ -261,20 +242,17 @@ bool prep_undo(struct server *s, const struct op *op)
     struct client *c = s->client;
     switch (op->kind) {
     case OP_PREPARE:
-        sstmt_remove(&s->stmts, op->sname);
+        sstmt_remove(&s->relay.stmts, op->sname);
         return true;
     case OP_EVICT:
-        if (sstmt_add(&s->stmts, op->sname, 0))
-            return true;
-        server_close(s, "out of memory");
-        return false;
+        return sstmt_add(&s->relay.stmts, op->sname, 0) || relay_fail_server(s, "out of memory");
     case OP_MSG:
         break;
     default:
         return true;
     }
     if (op->added_sname)
-        sstmt_remove(&s->stmts, op->stmt->sname);
+        sstmt_remove(&s->relay.stmts, op->stmt->sname);
     if (!c)
         return true;
     if (op->added_client) {
@@ -283,13 +261,13 @@ bool prep_undo(struct server *s, const struct op *op)
             cstmt_unref(st);
         } else if (st && !cstmt_insert(&c->stmts, st)) { /* not the one this Parse made: keep it */
             cstmt_unref(st);
-            client_close(c, "out of memory");
+            relay_fail_client(s, "out of memory");
         }
     }
     if (op->closed_client && !cstmt_find(&c->stmts, op->stmt->name, op->stmt->name_len) &&
         !cstmt_insert(&c->stmts, cstmt_ref(op->stmt))) {
         cstmt_unref(op->stmt);
-        client_close(c, "out of memory");
+        relay_fail_client(s, "out of memory");
     }
     return true;
 }

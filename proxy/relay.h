@@ -1,23 +1,86 @@
-/* Forwarding between a linked client and server: streams message bodies, injects the
- * per-transaction claims Query, keeps the queue of expected replies, hides pgmesh's own replies,
- * and decides when the server can go back to its pool. */
+/* The relay between a linked client and server, and what it keeps per server connection: the
+ * queue of expected replies, message bodies in flight, the claims and session state the server
+ * holds. It moves bytes and returns a verdict; it never closes either side, links or unlinks:
+ * proxy/link.c acts on the verdict. Parts: relay.c (client to server), replies.c (server to
+ * client), prepared.c (named statements in transaction pooling), refusal.c (what pgmesh refuses). */
 #ifndef PGMESH_PROXY_RELAY_H
 #define PGMESH_PROXY_RELAY_H
 
 #include <stdbool.h>
+#include <stdint.h>
+
+#include "proxy/opq.h"
+#include "proxy/params.h"
+#include "proxy/stmt.h"
 
 struct client;
 struct server;
 
-/* Starts a link: the server is clean and idle. */
-void relay_begin(struct client *c, struct server *s);
+/* What the caller must do after a relay call. */
+enum relay_verdict {
+    RELAY_GO_ON,        /* nothing: wait for more bytes */
+    RELAY_TX_OVER,      /* the server is clean and idle: give it back (or, resetting, to its pool) */
+    RELAY_CLOSE_CLIENT, /* end the client (with relay.fatal when it has a message) */
+    RELAY_CLOSE_SERVER, /* close the server (relay.why says why); its client loses it */
+};
+
+/* A FATAL error for the client that goes with RELAY_CLOSE_CLIENT. Static strings or relay-owned. */
+struct relay_fatal {
+    const char *sqlstate; /* NULL: close without a message */
+    const char *message;
+    const char *detail;
+};
+
+/* Bytes of the message in flight that have not arrived yet, and whether they are dropped. */
+struct body_stream {
+    uint32_t remaining;
+    bool drop;
+};
+
+/* Per server connection; embedded in struct server. All-zero plus relay_init is the state of a
+ * fresh connection; relay_destroy frees. */
+struct relay {
+    struct opq ops;
+    struct body_stream body;     /* the server message being streamed to the client */
+    char tx_status;              /* from the last ReadyForQuery */
+    bool per_transaction;        /* transaction pooling: claims per transaction, link ends with it */
+    bool at_boundary;            /* next client message may start a transaction */
+    bool open_extended;          /* client extended messages sent since the last Sync */
+    bool in_copy;
+    bool skipping;               /* an extended message failed: the server skips to Sync */
+    bool session_dirty;          /* a client statement may have left session state: DISCARD ALL
+                                  * before another client runs here */
+    uint64_t claims_owner;       /* client whose claims may be committed here; 0: none */
+    char claims_tenant[65];      /* ... and those claims ("" when none) */
+    char claims_role[65];
+    char application_name[65];   /* as pgmesh last set it ("" when unknown) */
+    struct param_set have;       /* session parameters as the linked clients left them */
+    uint64_t batch;              /* counts Syncs and Queries sent: statements used in the
+                                  * current one are not evicted */
+    struct sstmt_set stmts;      /* server-side prepared statements (transaction pooling) */
+    /* The verdict of the relay call in progress (the first failure wins). */
+    enum relay_verdict verdict;
+    const char *why;
+    struct relay_fatal fatal;
+};
+
+void relay_init(struct relay *r);
+void relay_destroy(struct relay *r);
+
+/* Starts a link: the server is clean and idle. Session pooling sets the claims here. */
+enum relay_verdict relay_begin(struct client *c, struct server *s) __attribute__((warn_unused_result));
 /* Client bytes arrived (or were waiting) while linked. */
-void relay_from_client(struct client *c);
+enum relay_verdict relay_from_client(struct client *c, struct server *s) __attribute__((warn_unused_result));
 /* Server bytes arrived while linked or resetting. */
-void relay_from_server(struct server *s);
-/* The client went away: give the server back clean, reset it, or close it. */
-void relay_client_gone(struct server *s);
-/* Sends pgmesh's own simple query, replies swallowed. */
-bool relay_own_query(struct server *s, const char *sql) __attribute__((warn_unused_result));
+enum relay_verdict relay_from_server(struct server *s) __attribute__((warn_unused_result));
+/* The linked client went away (already unlinked): queue the reset that makes the server fit to
+ * lend again, or say it must close. */
+enum relay_verdict relay_client_gone(struct server *s, uint32_t client_body_remaining)
+    __attribute__((warn_unused_result));
+/* Whether nothing is in flight and the server is idle outside a transaction. */
+bool relay_settled(const struct server *s);
+/* RELAY_TX_OVER when the server can go back: settled, and its client (if linked in transaction
+ * pooling) is not in the middle of a message; else RELAY_GO_ON. */
+enum relay_verdict relay_settle(struct server *s);
 
 #endif

@@ -1,18 +1,22 @@
-/* What the relay's parts share: proxy/relay.c (client to server), proxy/replies.c (server to
- * client) and proxy/prepared.c (named statements in transaction pooling). Not for other modules. */
+/* What the relay's parts share: relay.c (client to server), replies.c (server to client),
+ * prepared.c (named statements in transaction pooling) and refusal.c (what pgmesh refuses and how
+ * it says so). Not for other modules: they see relay.h. */
 #ifndef PGMESH_PROXY_RELAY_INT_H
 #define PGMESH_PROXY_RELAY_INT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "policy/sqllex.h"
 #include "protocol/buf.h"
 #include "protocol/fe.h"
 #include "protocol/frame.h"
-#include "policy/sqllex.h"
+#include "proxy/conn.h"
+#include "proxy/relay.h"
 #include "proxy/server.h"
 
 struct client;
+struct server;
 
 /* Query and Parse are read whole to be checked; longer ones are refused (PostgreSQL allows 1 GB,
  * but such text belongs in COPY or bound parameters). */
@@ -22,14 +26,30 @@ struct client;
 #define CLIENT_STMT_MAX 10000u
 #define CLIENT_STMT_BYTES_MAX (64u * 1024u * 1024u)
 
-/* Both close the server when memory runs out, and then return false. */
+/* Record the verdict of the call in progress (the first one wins) and return false, so that
+ * failing steps read `return relay_fail_server(s, "...")`. */
+bool relay_fail_server(struct server *s, const char *why);
+bool relay_fail_client(struct server *s, const char *why);
+bool relay_fatal(struct server *s, const char *sqlstate, const char *message, const char *detail);
+static inline bool relay_failed(const struct server *s) { return s->relay.verdict != RELAY_GO_ON; }
+/* The verdict of the call that ends here (otherwise when nothing failed), cleared for the next. */
+enum relay_verdict relay_take_verdict(struct server *s, enum relay_verdict otherwise);
+
+/* Both fail the server when memory runs out, and then return false. */
 bool relay_push(struct server *s, struct op op) __attribute__((warn_unused_result));
 bool relay_send(struct server *s, const void *p, size_t n) __attribute__((warn_unused_result));
-/* Sends what the (dynamic) writer built and destroys it; a writer that ran out of memory closes
+/* Sends what the (dynamic) writer built and destroys it; a writer that ran out of memory fails
  * the server too. */
 bool relay_send_written(struct server *s, struct pq_writer *w) __attribute__((warn_unused_result));
-/* Gives the server back to its pool when the client's transaction is over. */
-void relay_maybe_release(struct server *s);
+/* Sends pgmesh's own simple query, replies swallowed. */
+bool relay_own_query(struct server *s, const char *sql) __attribute__((warn_unused_result));
+
+/* Message bodies in both directions: passes what has arrived of the current message to `to`
+ * (or drops it when the stream drops or `to` is NULL), consuming it. stream_start begins a
+ * message of total_len bytes at the head of in. False when memory runs out. */
+bool stream_body(struct body_stream *b, struct iobuf *in, struct conn *to) __attribute__((warn_unused_result));
+bool stream_start(struct body_stream *b, struct iobuf *in, size_t total_len, struct conn *to)
+    __attribute__((warn_unused_result));
 
 /* What relay.c read of a Query or Parse when it checked it, for the steps after: the spans point
  * into the client's input buffer, which keeps the message until it is forwarded. */
@@ -40,14 +60,29 @@ struct inspected {
     struct fe_parse parse;      /* a Parse, read */
     enum sql_dealloc dealloc;   /* its DEALLOCATE (transaction pooling with tracking; else NONE) */
     char dealloc_name[256];     /* ... the name of DEALLOCATE name, folded */
+    struct fe_bind_head bind;   /* a Bind's names, read once by prep_ready */
 };
+
+/* Whether the client's next message needs its transaction start first (relay.c), and sending it. */
+bool relay_needs_txstart(const struct server *s, const struct frame *f);
+bool relay_send_txstart(struct client *c, struct server *s) __attribute__((warn_unused_result));
+/* The op for a client message just sent: msg (when not NULL) is the one prepared already. */
+bool relay_after_forward(struct server *s, char type, const struct op *msg) __attribute__((warn_unused_result));
+
+/* Refuses the client message f (refusal.c): the server gets a stand-in that fails in its place,
+ * the client pgmesh's error for it; the message is consumed (a too long one dropped as it
+ * streams in). */
+bool refuse_message(struct client *c, struct server *s, const struct frame *f, enum refusal why, const char *what,
+                    size_t what_len) __attribute__((warn_unused_result));
+/* The ErrorResponse a refusal reports, PostgreSQL style. */
+void refusal_write(struct pq_writer *w, enum refusal why, const char *name);
 
 enum prep { PREP_PASS, PREP_HANDLED, PREP_WAIT, PREP_FAILED };
 
 /* Named statements are tracked: transaction pooling with max_prepared_statements > 0. */
-bool prep_enabled(void);
+bool prep_enabled(const struct server *s);
 /* Whether what pgmesh reads of a Bind, Describe or Close has arrived (PREP_PASS: go on). */
-enum prep prep_ready(struct client *c, const struct frame *f);
+enum prep prep_ready(struct client *c, struct server *s, const struct frame *f, struct inspected *fx);
 /* Parse, Bind, Describe and Close naming a client statement, and a lone DEALLOCATE Query: sends
  * the server's version (preparing the statement there first when needed), consumes the client's
  * message (or its head, the rest streaming after it) and fills *op for the message's own entry.

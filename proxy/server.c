@@ -9,11 +9,11 @@
 #include <string.h>
 
 #include "proxy/client.h"
+#include "proxy/events.h"
 #include "proxy/config.h"
 #include "proxy/limits.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
-#include "proxy/relay.h"
 #include "proxy/runtime.h"
 
 #define slog(level, s, ...) LOG_AT(level, (s)->tag, __VA_ARGS__)
@@ -51,8 +51,7 @@ void server_set_state(struct server *s, enum server_state st)
 
 static void server_on_read(struct conn *c)
 {
-    struct server *s = container_of(c, struct server, conn);
-    relay_from_server(s);
+    session_events.server_input(container_of(c, struct server, conn));
 }
 
 static void server_on_drained(struct conn *c)
@@ -71,9 +70,7 @@ static void server_on_release(struct conn *c)
     if (s->pg)
         PQfinish(s->pg); /* closes the socket */
     conn_destroy(&s->conn);
-    params_clear(&s->have);
-    opq_destroy(&s->ops);
-    sstmt_clear(&s->stmts);
+    relay_destroy(&s->relay);
     free(s);
 }
 
@@ -82,16 +79,10 @@ void server_close(struct server *s, const char *why)
     if (s->state == SERVER_CLOSING)
         return;
     slog(s->state == SERVER_IDLE ? LOG_DEBUG : LOG_INFO, s, "closing server connection: %s", why);
-    struct client *cl = s->client;
-    s->client = NULL;
     server_set_state(s, SERVER_CLOSING);
     ev_timer_stop(rt.loop, &s->timer);
     limits_stop(s);
     conn_close(&s->conn);
-    if (cl) {
-        cl->server = NULL;
-        client_error(cl, "FATAL", "08006", "server connection lost", why, NULL);
-    }
 }
 
 static void connect_failed(struct server *s, const char *what)
@@ -105,7 +96,7 @@ static void connect_failed(struct server *s, const char *what)
     slog(LOG_WARNING, s, "could not connect: %s", msg);
     struct pool *p = s->pool;
     server_close(s, "connect failed");
-    pool_connect_failed(p, msg);
+    session_events.connect_failed(p, msg);
 }
 
 static void connected(struct server *s)
@@ -115,12 +106,9 @@ static void connected(struct server *s)
     conn_attach_fd(&s->conn, PQsocket(s->pg));
     if (PQsslInUse(s->pg))
         s->conn.ssl = PQsslStruct(s->pg, "OpenSSL");
-    pool_remember_params(s->pool, s->pg);
-    s->tx_status = 'I';
-    snprintf(s->application_name, sizeof s->application_name, "%s", "pgmesh"); /* fallback_application_name */
     slog(LOG_DEBUG, s, "connected, backend pid %d%s", s->backend_pid, s->conn.ssl ? ", TLS" : "");
     conn_start_reading(&s->conn);
-    pool_server_ready(s);
+    session_events.server_connected(s);
 }
 
 /* Drives PQconnectPoll from whichever watcher fired; re-arms for the direction libpq wants. */
@@ -164,7 +152,7 @@ bool server_connect(struct pool *p)
         return false;
     s->id = ++rt.next_server_id;
     s->pool = p;
-    sstmt_init(&s->stmts);
+    relay_init(&s->relay);
     snprintf(s->tag, sizeof s->tag, "S-%llu %s/%s", (unsigned long long)s->id, p->database,
              p->server_user);
     const char *keys[] = {"dbname", "user", "fallback_application_name", NULL};

@@ -10,9 +10,7 @@
 #include <sys/queue.h>
 
 #include "proxy/conn.h"
-#include "proxy/opq.h"
-#include "proxy/params.h"
-#include "proxy/stmt.h"
+#include "proxy/relay.h"
 
 struct pool;
 struct client;
@@ -40,26 +38,8 @@ struct server {
     ev_tstamp idle_since;
     int poll_status;             /* last PQconnectPoll result while CONNECTING */
 
-    /* Relay bookkeeping (relay.c). */
-    struct opq ops;
-    uint32_t body_remaining;     /* bytes of the current server message still to pass */
-    bool body_drop;              /* ... and whether they are dropped instead of forwarded */
-    char tx_status;              /* from the last ReadyForQuery */
-    bool at_boundary;            /* next client message may start a transaction */
-    bool open_extended;          /* client extended messages sent since the last Sync */
-    bool in_copy;
-    uint64_t claims_owner;       /* client whose claims may be committed here; 0: none */
-    char claims_tenant[65];      /* ... and those claims ("" when none) */
-    char claims_role[65];
-    char application_name[65];   /* as pgmesh last set it ("" when unknown) */
-    struct param_set have;       /* session parameters as the linked clients left them */
-    bool session_dirty;          /* a client statement may have left session state: DISCARD ALL
-                                  * before another client runs here */
-    bool skipping;               /* an extended message failed: the server skips to Sync */
     unsigned cancels_in_flight;  /* PQcancel calls not yet done: not lent to another client */
-    uint64_t batch;              /* counts Syncs and Queries sent: statements used in the
-                                  * current one are not evicted */
-    struct sstmt_set stmts;      /* server-side prepared statements (transaction pooling) */
+    struct relay relay;          /* what the relay keeps on this connection */
 };
 
 bool server_connect(struct pool *pool) __attribute__((warn_unused_result));

@@ -1,0 +1,185 @@
+/* Linking, relaying and unlinking (see link.h). Every relay call returns a verdict that is acted
+ * on here and only here; the lower modules' news (a server's bytes, a finished cancel, an
+ * expired limit, a failed connection) arrives through session_events. A server goes back to its
+ * pool only when the relay says it is clean; otherwise it is reset or closed, never lent dirty. */
+#include "proxy/link.h"
+
+#include "protocol/sqlstate.h"
+#include "protocol/wire.h"
+#include "proxy/client.h"
+#include "proxy/events.h"
+#include "proxy/limits.h"
+#include "proxy/pool.h"
+#include "proxy/relay.h"
+#include "proxy/server.h"
+
+struct session_events session_events;
+
+static void act(struct server *s, enum relay_verdict v);
+
+static void link_pair(struct client *c, struct server *s)
+{
+    c->server = s;
+    s->client = c;
+    server_set_state(s, SERVER_LINKED);
+    client_set_state(c, CLIENT_LINKED);
+    enum relay_verdict v = relay_begin(c, s);
+    if (v != RELAY_GO_ON) {
+        act(s, v);
+        return;
+    }
+    conn_start_reading(&c->conn);
+    link_client_input(c);
+}
+
+static void unlink_pair(struct client *c, struct server *s)
+{
+    limits_stop(s);
+    s->client = NULL;
+    c->server = NULL;
+}
+
+/* A server became usable (connected, reset, its client's transaction over, its last cancel
+ * back): the longest-waiting client gets it, else it goes idle. */
+static void server_usable(struct server *s)
+{
+    struct client *c = pool_first_waiter(s->pool);
+    if (c)
+        link_pair(c, s);
+    else
+        server_set_state(s, SERVER_IDLE);
+}
+
+static void server_lost(struct server *s, const char *why)
+{
+    struct client *c = s->client;
+    if (c)
+        unlink_pair(c, s);
+    server_close(s, why);
+    if (c)
+        client_error(c, "FATAL", SQLSTATE_CONNECTION_FAILURE, "server connection lost", why, NULL);
+}
+
+static void transaction_over(struct server *s)
+{
+    struct client *c = s->client;
+    if (s->state == SERVER_RESETTING) {
+        server_usable(s);
+        return;
+    }
+    if (!c || s->state != SERVER_LINKED)
+        return;
+    unlink_pair(c, s);
+    server_usable(s);
+    client_set_state(c, CLIENT_IDLE);
+    conn_start_reading(&c->conn);
+    link_client_idle(c); /* pipelined messages already buffered start the next transaction */
+}
+
+static void act(struct server *s, enum relay_verdict v)
+{
+    struct client *c = s->client;
+    switch (v) {
+    case RELAY_GO_ON:
+        return;
+    case RELAY_TX_OVER:
+        transaction_over(s);
+        return;
+    case RELAY_CLOSE_SERVER:
+        server_lost(s, s->relay.why);
+        return;
+    case RELAY_CLOSE_CLIENT:
+        if (c && s->relay.fatal.sqlstate)
+            client_error(c, "FATAL", s->relay.fatal.sqlstate, s->relay.fatal.message, s->relay.fatal.detail, NULL);
+        else if (c)
+            client_close(c, s->relay.why);
+        return;
+    }
+}
+
+void link_client_idle(struct client *c)
+{
+    struct iobuf *in = &c->conn.in;
+    if (iobuf_len(in) == 0)
+        return;
+    if (iobuf_head(in)[0] == FE_TERMINATE) {
+        client_close(c, "client terminated");
+        return;
+    }
+    struct pool *p = c->pool;
+    struct server *s = pool_idle_server(p);
+    if (s && !pool_first_waiter(p)) {
+        link_pair(c, s);
+        return;
+    }
+    client_set_state(c, CLIENT_WAIT_SERVER);
+    if (s)
+        server_usable(s); /* cannot happen with FIFO order kept, but never strand a waiter */
+    else
+        pool_open_for_waiters(p);
+}
+
+void link_client_input(struct client *c)
+{
+    if (c->server)
+        act(c->server, relay_from_client(c, c->server));
+}
+
+void link_client_gone(struct client *c)
+{
+    struct server *s = c->server;
+    if (!s)
+        return;
+    uint32_t pending = c->body.remaining;
+    unlink_pair(c, s);
+    if (s->state != SERVER_LINKED)
+        return;
+    server_set_state(s, SERVER_RESETTING);
+    act(s, relay_client_gone(s, pending));
+}
+
+/* ---- session_events ---- */
+
+static void on_server_connected(struct server *s)
+{
+    pool_remember_params(s->pool, s->pg);
+    server_usable(s);
+}
+
+static void on_connect_failed(struct pool *p, const char *server_message)
+{
+    /* While another attempt is under way, leave the waiters to it. */
+    if (pool_connecting(p))
+        return;
+    struct client *c;
+    while ((c = pool_first_waiter(p)) != NULL)
+        client_error(c, "FATAL", SQLSTATE_CONNECTION_FAILURE, "could not connect to the database server",
+                     server_message, "Check the [databases] entry and that the server accepts the role's login.");
+}
+
+static void on_server_input(struct server *s)
+{
+    act(s, relay_from_server(s));
+}
+
+static void on_server_settled(struct server *s)
+{
+    act(s, relay_settle(s));
+}
+
+static void on_limit_expired(struct server *s, const char *sqlstate, const char *message, const char *detail)
+{
+    if (s->client)
+        client_error(s->client, "FATAL", sqlstate, message, detail, NULL);
+}
+
+void link_init(void)
+{
+    session_events = (struct session_events){
+        .server_connected = on_server_connected,
+        .connect_failed = on_connect_failed,
+        .server_input = on_server_input,
+        .server_settled = on_server_settled,
+        .limit_expired = on_limit_expired,
+    };
+}
