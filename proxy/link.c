@@ -159,7 +159,7 @@ static void on_connect_failed(struct pool *p, const char *server_message)
 
 static void on_server_input(struct server *s)
 {
-    act(s, relay_from_server(s));
+    act(s, replies_from_server(s));
 }
 
 static void on_server_settled(struct server *s)

@@ -119,7 +119,7 @@ static enum prep on_bind(struct client *c, struct server *s, const struct frame 
         return PREP_FAILED;
     /* The parameters stream behind the new head, never buffered whole. */
     iobuf_consume(&c->conn.in, MSG_HEADER_LEN + h->used);
-    if (!stream_start(&c->body, &c->conn.in, rest, &s->conn)) {
+    if (!relay_stream_start(&c->body, &c->conn.in, rest, &s->conn)) {
         relay_fail_server(s, "out of memory");
         return PREP_FAILED;
     }

@@ -51,13 +51,13 @@ static bool send_stand_in(struct client *c, struct server *s, const struct frame
     return relay_after_forward(s, f->type, &op);
 }
 
-bool refuse_message(struct client *c, struct server *s, const struct frame *f, enum refusal why, const char *what,
+bool refusal_send(struct client *c, struct server *s, const struct frame *f, enum refusal why, const char *what,
                     size_t what_len)
 {
     if (!send_stand_in(c, s, f, why, what, what_len))
         return false;
     /* A message too long to check was never buffered whole: its body is dropped as it streams in. */
-    if (!stream_start(&c->body, &c->conn.in, f->total_len, NULL))
+    if (!relay_stream_start(&c->body, &c->conn.in, f->total_len, NULL))
         return relay_fail_client(s, "out of memory");
     return true;
 }

@@ -22,203 +22,6 @@
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 
-void relay_init(struct relay *r)
-{
-    memset(r, 0, sizeof *r);
-    sstmt_init(&r->stmts);
-    r->tx_status = TX_IDLE;
-    /* The one place pool_mode is read for the relay: a link lasts a transaction or a session. */
-    r->per_transaction = rt.cfg->pool_mode == POOL_TRANSACTION;
-    snprintf(r->application_name, sizeof r->application_name, "%s", "pgmesh"); /* fallback_application_name */
-}
-
-void relay_destroy(struct relay *r)
-{
-    opq_destroy(&r->ops);
-    params_clear(&r->have);
-    sstmt_clear(&r->stmts);
-}
-
-static bool fail(struct server *s, enum relay_verdict v, const char *why, struct relay_fatal fatal)
-{
-    if (s->relay.verdict == RELAY_GO_ON) {
-        s->relay.verdict = v;
-        s->relay.why = why;
-        s->relay.fatal = fatal;
-    }
-    return false;
-}
-
-bool relay_fail_server(struct server *s, const char *why)
-{
-    return fail(s, RELAY_CLOSE_SERVER, why, (struct relay_fatal){0});
-}
-
-bool relay_fail_client(struct server *s, const char *why)
-{
-    return fail(s, RELAY_CLOSE_CLIENT, why, (struct relay_fatal){0});
-}
-
-bool relay_fatal(struct server *s, const char *sqlstate, const char *message, const char *detail)
-{
-    return fail(s, RELAY_CLOSE_CLIENT, message, (struct relay_fatal){sqlstate, message, detail});
-}
-
-/* The verdict of the call that ends here, cleared for the next one. */
-enum relay_verdict relay_take_verdict(struct server *s, enum relay_verdict otherwise)
-{
-    enum relay_verdict v = s->relay.verdict;
-    s->relay.verdict = RELAY_GO_ON;
-    return v != RELAY_GO_ON ? v : otherwise;
-}
-
-bool relay_push(struct server *s, struct op op)
-{
-    return opq_push(&s->relay.ops, op) || relay_fail_server(s, "out of memory");
-}
-
-bool relay_send(struct server *s, const void *p, size_t n)
-{
-    return conn_send(&s->conn, p, n) || relay_fail_server(s, "out of memory");
-}
-
-bool relay_send_written(struct server *s, struct pq_writer *w)
-{
-    bool ok = wr_ok(w) ? relay_send(s, w->p, w->len) : relay_fail_server(s, "out of memory");
-    wr_destroy(w);
-    return ok;
-}
-
-static bool push_op(struct server *s, enum op_kind kind, bool known_idle)
-{
-    return relay_push(s, (struct op){.kind = kind, .known_idle = known_idle});
-}
-
-bool relay_own_query(struct server *s, const char *sql)
-{
-    struct pq_writer w;
-    wr_init_dynamic(&w);
-    fe_write_query(&w, sql);
-    return relay_send_written(s, &w) && push_op(s, OP_OWN_QUERY, false);
-}
-
-/* Passes up to want bytes to `to` (NULL: dropped); *n says how many were there. */
-static bool pass_bytes(struct iobuf *in, size_t want, struct conn *to, size_t *n)
-{
-    size_t avail = iobuf_len(in);
-    *n = avail < want ? avail : want;
-    if (to && *n && !conn_send(to, iobuf_head(in), *n))
-        return false;
-    iobuf_consume(in, *n);
-    return true;
-}
-
-bool stream_body(struct body_stream *b, struct iobuf *in, struct conn *to)
-{
-    size_t n;
-    if (!pass_bytes(in, b->remaining, b->drop ? NULL : to, &n))
-        return false;
-    b->remaining -= (uint32_t)n;
-    return true;
-}
-
-bool stream_start(struct body_stream *b, struct iobuf *in, size_t total_len, struct conn *to)
-{
-    b->remaining = (uint32_t)total_len;
-    b->drop = to == NULL;
-    return stream_body(b, in, to);
-}
-
-bool relay_settled(const struct server *s)
-{
-    const struct relay *r = &s->relay;
-    return r->ops.len == 0 && r->tx_status == TX_IDLE && !r->open_extended && r->body.remaining == 0 &&
-           !r->in_copy && s->cancels_in_flight == 0;
-}
-
-enum relay_verdict relay_settle(struct server *s)
-{
-    if (!relay_settled(s))
-        return RELAY_GO_ON;
-    if (s->state == SERVER_RESETTING)
-        return RELAY_TX_OVER;
-    const struct client *c = s->client;
-    bool lent_per_transaction = s->state == SERVER_LINKED && s->relay.per_transaction;
-    return lent_per_transaction && c && c->body.remaining == 0 ? RELAY_TX_OVER : RELAY_GO_ON;
-}
-
-/* The client's session parameters (startup packet, its own SETs) onto this server when they
- * differ from what the server has: they follow the client across server connections. */
-static bool sync_params(struct client *c, struct server *s)
-{
-    struct pq_writer w;
-    wr_init_dynamic(&w);
-    if (!params_write_sync(&c->params, &s->relay.have, &w)) {
-        wr_destroy(&w);
-        return true;
-    }
-    if (!relay_send_written(s, &w))
-        return false;
-    if (!params_copy(&s->relay.have, &c->params))
-        return relay_fail_server(s, "out of memory");
-    return push_op(s, OP_PARAMS, false);
-}
-
-/* What the last client left in the session (search_path, temp tables, PREPARE, LISTEN) must not
- * reach this one. DISCARD ALL refuses a transaction block: its own Query. */
-static bool discard_session(struct server *s)
-{
-    struct relay *r = &s->relay;
-    if (!relay_own_query(s, "DISCARD ALL"))
-        return false;
-    r->session_dirty = false;
-    r->application_name[0] = '\0';
-    params_clear(&r->have);
-    sstmt_clear(&r->stmts);
-    return true;
-}
-
-/* The SETs themselves, with application_name when the server changes hands (the startup value
- * goes with the switch; one the client SET itself follows it with the session parameters). */
-static bool send_claims(struct client *c, struct server *s, bool switching)
-{
-    struct relay *r = &s->relay;
-    const char *app = c->application_name[0] ? c->application_name : "pgmesh";
-    bool own_app = c->params.sql[PARAM_APPLICATION_NAME] != NULL;
-    if (own_app)
-        r->application_name[0] = '\0';
-    bool set_app = switching && !own_app && strcmp(r->application_name, app) != 0;
-    if (!relay_send(s, set_app ? c->tx.switch_msg : c->tx.set_msg, set_app ? c->tx.switch_len : c->tx.set_len))
-        return false;
-    if (set_app)
-        snprintf(r->application_name, sizeof r->application_name, "%s", app);
-    r->claims_owner = c->id;
-    snprintf(r->claims_tenant, sizeof r->claims_tenant, "%s", c->ident.tenant);
-    snprintf(r->claims_role, sizeof r->claims_role, "%s", c->ident.role);
-    return true;
-}
-
-/* Queues the client's claims Query ahead of whatever it sends next (see txstart.h). */
-bool relay_send_txstart(struct client *c, struct server *s)
-{
-    struct relay *r = &s->relay;
-    bool known_idle = r->ops.len == 0 && r->tx_status == TX_IDLE;
-    bool switching = known_idle && r->claims_owner != c->id;
-    bool discarded = switching && r->session_dirty;
-    if (discarded && !discard_session(s))
-        return false;
-    if (known_idle && !sync_params(c, s))
-        return false;
-    /* The RESET guards against SETs failing with another tenant's claims left committed; when the
-     * last client had the same tenant and role there is nothing to guard against. */
-    bool same_claims = strcmp(r->claims_tenant, c->ident.tenant) == 0 &&
-                       strcmp(r->claims_role, c->ident.role) == 0 && !c->ident.claims_json;
-    if (switching && !discarded && !same_claims &&
-        (!relay_send(s, c->tx.reset_msg, c->tx.reset_len) || !push_op(s, OP_TXSTART, known_idle)))
-        return false;
-    return send_claims(c, s, switching) && push_op(s, OP_TXSTART, known_idle);
-}
-
 enum relay_verdict relay_begin(struct client *c, struct server *s)
 {
     struct relay *r = &s->relay;
@@ -230,53 +33,6 @@ enum relay_verdict relay_begin(struct client *c, struct server *s)
     if (!r->per_transaction && !relay_send_txstart(c, s))
         return relay_take_verdict(s, RELAY_CLOSE_SERVER);
     return relay_take_verdict(s, RELAY_GO_ON);
-}
-
-/* Messages that never begin a transaction: COPY sub-protocol, Flush, a lone Sync, Terminate. */
-static bool may_start_transaction(char type)
-{
-    return !(type == FE_COPY_DATA || type == FE_COPY_DONE || type == FE_COPY_FAIL || type == FE_FLUSH ||
-             type == FE_SYNC || type == FE_TERMINATE);
-}
-
-/* Whether the client's next message may start a transaction and so needs its claims first. They
- * are skipped only when nothing is in flight and the server says a transaction block is open:
- * then the claims are already in force (or the block is aborted and nothing can run). */
-bool relay_needs_txstart(const struct server *s, const struct frame *f)
-{
-    const struct relay *r = &s->relay;
-    if (!r->per_transaction || !r->at_boundary || !may_start_transaction(f->type))
-        return false;
-    return !(r->ops.len == 0 && r->tx_status != TX_IDLE);
-}
-
-/* The reply that completes an extended-protocol message, by message type. */
-static enum op_expect expect_for(char type)
-{
-    switch (type) {
-    case FE_PARSE: return EXPECT_PARSE;
-    case FE_BIND: return EXPECT_BIND;
-    case FE_DESCRIBE: return EXPECT_DESCRIBE;
-    case FE_CLOSE: return EXPECT_CLOSE;
-    default: return EXPECT_EXECUTE;
-    }
-}
-
-bool relay_after_forward(struct server *s, char type, const struct op *msg)
-{
-    struct relay *r = &s->relay;
-    limits_on_forward(s, type);
-    if (type == FE_COPY_DATA || type == FE_COPY_DONE || type == FE_COPY_FAIL || type == FE_FLUSH)
-        return true;
-    bool ends_batch = type == FE_QUERY || type == FE_FUNCTION_CALL || type == FE_SYNC;
-    r->at_boundary = ends_batch;
-    r->open_extended = !ends_batch;
-    struct op op = {.kind = OP_MSG, .expect = expect_for(type)};
-    if (ends_batch) {
-        r->batch++;
-        op.kind = type == FE_SYNC ? OP_SYNC : OP_QUERY;
-    }
-    return relay_push(s, msg ? *msg : op);
 }
 
 /* In transaction pooling pgmesh follows DEALLOCATE only when it comes alone in a simple Query
@@ -313,7 +69,7 @@ enum inspect { INSPECT_FORWARD, INSPECT_WAIT, INSPECT_REFUSED, INSPECT_FAILED };
 static enum inspect refused(struct client *c, struct server *s, const struct frame *f, enum refusal why,
                             const char *what, size_t len)
 {
-    return refuse_message(c, s, f, why, what, len) ? INSPECT_REFUSED : INSPECT_FAILED;
+    return refusal_send(c, s, f, why, what, len) ? INSPECT_REFUSED : INSPECT_FAILED;
 }
 
 /* A named Parse in transaction pooling: a name already in use, or past the per-client bound. */
@@ -403,7 +159,7 @@ static bool reapply_settings(struct client *c, struct server *s)
     if (!c->reapply_settings)
         return true;
     c->reapply_settings = false;
-    return relay_send(s, c->tx.set_msg, c->tx.set_len) && push_op(s, OP_TXSTART, false);
+    return relay_send(s, c->tx.set_msg, c->tx.set_len) && relay_push(s, (struct op){.kind = OP_TXSTART});
 }
 
 /* One client message whose header has arrived: checked, prefixed with the transaction start when
@@ -431,7 +187,7 @@ static bool forward_message(struct client *c, struct server *s, const struct fra
     case PREP_WAIT:
     case PREP_FAILED: cstmt_unref(op.stmt); return false;
     }
-    if (!stream_start(&c->body, &c->conn.in, f->total_len, &s->conn))
+    if (!relay_stream_start(&c->body, &c->conn.in, f->total_len, &s->conn))
         return relay_fail_client(s, "out of memory");
     return relay_after_forward(s, f->type, NULL) && reapply_settings(c, s);
 }
@@ -451,7 +207,7 @@ static bool relay_next(struct client *c, struct server *s)
 {
     struct iobuf *in = &c->conn.in;
     if (c->body.remaining)
-        return stream_body(&c->body, in, &s->conn) || relay_fail_client(s, "out of memory");
+        return relay_stream_body(&c->body, in, &s->conn) || relay_fail_client(s, "out of memory");
     struct frame f;
     enum frame_result fr = frame_peek_fe(iobuf_head(in), iobuf_len(in), &rt.limits, &f);
     if (fr == FRAME_NEED_MORE)

@@ -2,7 +2,8 @@
  * queue of expected replies, message bodies in flight, the claims and session state the server
  * holds. It moves bytes and returns a verdict; it never closes either side, links or unlinks:
  * proxy/link.c acts on the verdict. Parts: relay.c (client to server), replies.c (server to
- * client), prepared.c (named statements in transaction pooling), refusal.c (what pgmesh refuses). */
+ * client), relay_core.c (the state, sending, streaming, the transaction start), prepared.c (named
+ * statements in transaction pooling), refusal.c (what pgmesh refuses). */
 #ifndef PGMESH_PROXY_RELAY_H
 #define PGMESH_PROXY_RELAY_H
 
@@ -71,8 +72,8 @@ void relay_destroy(struct relay *r);
 enum relay_verdict relay_begin(struct client *c, struct server *s) __attribute__((warn_unused_result));
 /* Client bytes arrived (or were waiting) while linked. */
 enum relay_verdict relay_from_client(struct client *c, struct server *s) __attribute__((warn_unused_result));
-/* Server bytes arrived while linked or resetting. */
-enum relay_verdict relay_from_server(struct server *s) __attribute__((warn_unused_result));
+/* Server bytes arrived while linked or resetting (replies.c). */
+enum relay_verdict replies_from_server(struct server *s) __attribute__((warn_unused_result));
 /* The linked client went away (already unlinked): queue the reset that makes the server fit to
  * lend again, or say it must close. */
 enum relay_verdict relay_client_gone(struct server *s, uint32_t client_body_remaining)

@@ -1,6 +1,7 @@
-/* What the relay's parts share: relay.c (client to server), replies.c (server to client),
- * prepared.c (named statements in transaction pooling) and refusal.c (what pgmesh refuses and how
- * it says so). Not for other modules: they see relay.h. */
+/* What the relay's parts share: relay_core.c's primitives, which relay.c (client to server),
+ * replies.c (server to client), prepared.c (named statements in transaction pooling) and
+ * refusal.c (what pgmesh refuses and how it says so) build on; they call downward only, into
+ * relay_core.c and each other's entry points below. Not for other modules: they see relay.h. */
 #ifndef PGMESH_PROXY_RELAY_INT_H
 #define PGMESH_PROXY_RELAY_INT_H
 
@@ -45,10 +46,10 @@ bool relay_send_written(struct server *s, struct pq_writer *w) __attribute__((wa
 bool relay_own_query(struct server *s, const char *sql) __attribute__((warn_unused_result));
 
 /* Message bodies in both directions: passes what has arrived of the current message to `to`
- * (or drops it when the stream drops or `to` is NULL), consuming it. stream_start begins a
+ * (or drops it when the stream drops or `to` is NULL), consuming it. relay_stream_start begins a
  * message of total_len bytes at the head of in. False when memory runs out. */
-bool stream_body(struct body_stream *b, struct iobuf *in, struct conn *to) __attribute__((warn_unused_result));
-bool stream_start(struct body_stream *b, struct iobuf *in, size_t total_len, struct conn *to)
+bool relay_stream_body(struct body_stream *b, struct iobuf *in, struct conn *to) __attribute__((warn_unused_result));
+bool relay_stream_start(struct body_stream *b, struct iobuf *in, size_t total_len, struct conn *to)
     __attribute__((warn_unused_result));
 
 /* What relay.c read of a Query or Parse when it checked it, for the steps after: the spans point
@@ -63,7 +64,7 @@ struct inspected {
     struct fe_bind_head bind;   /* a Bind's names, read once by prep_ready */
 };
 
-/* Whether the client's next message needs its transaction start first (relay.c), and sending it. */
+/* Whether the client's next message needs its transaction start first, and sending it. */
 bool relay_needs_txstart(const struct server *s, const struct frame *f);
 bool relay_send_txstart(struct client *c, struct server *s) __attribute__((warn_unused_result));
 /* The op for a client message just sent: msg (when not NULL) is the one prepared already. */
@@ -72,7 +73,7 @@ bool relay_after_forward(struct server *s, char type, const struct op *msg) __at
 /* Refuses the client message f (refusal.c): the server gets a stand-in that fails in its place,
  * the client pgmesh's error for it; the message is consumed (a too long one dropped as it
  * streams in). */
-bool refuse_message(struct client *c, struct server *s, const struct frame *f, enum refusal why, const char *what,
+bool refusal_send(struct client *c, struct server *s, const struct frame *f, enum refusal why, const char *what,
                     size_t what_len) __attribute__((warn_unused_result));
 /* The ErrorResponse a refusal reports, PostgreSQL style. */
 void refusal_write(struct pq_writer *w, enum refusal why, const char *name);

@@ -263,14 +263,14 @@ static bool route_next(struct server *s, struct client *c)
     bool forward = route_message(s, &f, iobuf_head(in));
     if (relay_failed(s))
         return false;
-    if (!stream_start(&s->relay.body, in, f.total_len, forward && c ? &c->conn : NULL))
+    if (!relay_stream_start(&s->relay.body, in, f.total_len, forward && c ? &c->conn : NULL))
         return relay_fail_server(s, "out of memory");
     /* At ReadyForQuery the link may be over: anything further is read in the new context. A reset
      * still in progress keeps reading: its remaining replies may already be here. */
     return !(f.type == BE_READY && relay_settle(s) == RELAY_TX_OVER);
 }
 
-enum relay_verdict relay_from_server(struct server *s)
+enum relay_verdict replies_from_server(struct server *s)
 {
     struct client *c = s->client;
     if (c && iobuf_len(&c->conn.out) >= OUT_HIGH_WATER) {
@@ -289,7 +289,7 @@ enum relay_verdict relay_from_server(struct server *s)
         return relay_take_verdict(s, RELAY_GO_ON);
     }
     while (iobuf_len(&s->conn.in) > 0) {
-        bool more = s->relay.body.remaining ? stream_body(&s->relay.body, &s->conn.in, c ? &c->conn : NULL) ||
+        bool more = s->relay.body.remaining ? relay_stream_body(&s->relay.body, &s->conn.in, c ? &c->conn : NULL) ||
                                                   relay_fail_server(s, "out of memory")
                                             : route_next(s, c);
         if (!more)
