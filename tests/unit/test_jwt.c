@@ -662,6 +662,22 @@ static void test_parse_algorithms(void **state)
     assert_non_null(strstr(err, "none"));
     assert_false(jwt_parse_algorithms("HS999", &mask, err, sizeof(err)));
     assert_non_null(strstr(err, "HS999"));
+    /* An empty list and an empty entry in a list are told apart. */
+    static const struct {
+        const char *list, *err;
+    } empties[] = {
+        {"", "algorithm list is empty"},
+        {" \t ", "algorithm list is empty"},
+        {"HS256,", "algorithm list has an empty entry"},
+        {" , HS256", "algorithm list has an empty entry"},
+        {"HS256, ,RS256", "algorithm list has an empty entry"},
+    };
+    for (size_t i = 0; i < sizeof(empties) / sizeof(empties[0]); i++) {
+        assert_false(jwt_parse_algorithms(empties[i].list, &mask, err, sizeof(err)));
+        assert_string_equal(err, empties[i].err);
+    }
+    assert_true(jwt_parse_algorithms(NULL, &mask, err, sizeof(err)) == false);
+    assert_string_equal(err, "algorithm list is empty");
     assert_int_equal(jwt_algs_for_key(KEY_RSA), JWT_ALLOW_RS256 | JWT_ALLOW_RS384 |
                                                     JWT_ALLOW_RS512);
 }
@@ -679,6 +695,17 @@ static void test_status_messages(void **state)
         assert_true(strncmp(m, "token ", 6) == 0);
         assert_int_not_equal(m[strlen(m) - 1], '.');
     }
+    /* Each status has its own message; only a value outside the enum gets the generic one. */
+    for (int s = JWT_OK; s <= JWT_UNKNOWN_KEY; s++) {
+        const char *m = jwt_status_message((enum jwt_status)s);
+        assert_string_not_equal(m, "token is invalid");
+        for (int t = JWT_OK; t < s; t++)
+            assert_string_not_equal(m, jwt_status_message((enum jwt_status)t));
+    }
+    assert_string_equal(jwt_status_message(JWT_OK), "token accepted");
+    assert_string_equal(jwt_status_message((enum jwt_status)(JWT_UNKNOWN_KEY + 1)),
+                        "token is invalid");
+    assert_string_equal(jwt_status_message((enum jwt_status)-1), "token is invalid");
 }
 
 #define T(f) cmocka_unit_test_setup(f, reset_policy)
