@@ -17,6 +17,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include "auth/claims.h"
 #include "auth/jwt.h"
 #include "auth/keys.h"
 
@@ -365,6 +366,20 @@ static void test_not_before(void **state)
     tok = mint("HS256", claims(",\"nbf\":\"soon\""));
     assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_BAD_CLAIM);
     free(tok);
+    /* A fractional nbf rounds up (the stricter side); past 2^53 it is refused. */
+    tok = mint("HS256", claims(",\"nbf\":1800000030.5"));
+    assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_NOT_YET_VALID);
+    free(tok);
+    tok = mint("HS256", claims(",\"nbf\":1800000029.5"));
+    assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_OK);
+    free(tok);
+    tok = mint("HS256", claims(",\"nbf\":9007199254740993"));
+    assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_BAD_CLAIM);
+    assert_string_equal(detail, "Claim \"nbf\" is not a valid NumericDate.");
+    free(tok);
+    tok = mint("HS256", claims(",\"nbf\":-1e300"));
+    assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_BAD_CLAIM);
+    free(tok);
 }
 
 static void test_issuer(void **state)
@@ -458,6 +473,23 @@ static void test_claim_length(void **state)
     assert_int_equal(verify_with(fx.hmac, tok, &id), JWT_OK);
     assert_string_equal(id.sub, "");
     free(tok);
+}
+
+static void test_name_shape(void **state)
+{
+    char name[70];
+    memset(name, 'x', 65);
+    name[65] = '\0';
+    assert_false(claims_name_ok(name)); /* 65 */
+    name[64] = '\0';
+    assert_true(claims_name_ok(name)); /* 64 */
+    static const char *ok[] = {"a", "Z", "0", "_", ".", "-", "regional_analyst", "de-DE.v2"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        assert_true(claims_name_ok(ok[i]));
+    static const char *bad[] = {"",   " ",   "a b",      "a\n", "a'",
+                                "a\"", "a;", "\xc3\xa9", "a/b", "a@b"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(claims_name_ok(bad[i]));
 }
 
 static void test_custom_claim_names(void **state)
@@ -727,6 +759,7 @@ int main(void)
         T(test_audience),
         T(test_required_claims),
         T(test_claim_length),
+        T(test_name_shape),
         T(test_custom_claim_names),
         T(test_tenant_pattern),
         T(test_claims_json),
