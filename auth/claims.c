@@ -12,17 +12,13 @@
 #include <string.h>
 #include <time.h>
 
+static const char name_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-";
+
 bool claims_name_ok(const char *s)
 {
-    size_t n = 0;
-    for (; s[n] != '\0'; n++) {
-        char c = s[n];
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  c == '_' || c == '.' || c == '-';
-        if (!ok || n >= JWT_CLAIM_MAX)
-            return false;
-    }
-    return n > 0;
+    size_t n = strspn(s, name_chars);
+    return n > 0 && n <= JWT_CLAIM_MAX && s[n] == '\0';
 }
 
 /* Short printable ASCII without quotes or backslashes: safe to echo to a client or a log. */
@@ -47,34 +43,44 @@ static void format_time(int64_t t, char *buf, size_t len)
 
 enum numeric_result { NUM_ABSENT, NUM_OK, NUM_BAD };
 
-/* A NumericDate claim as whole seconds; reals round toward the stricter side (exp down, nbf up).
- * Values beyond +-2^53 are refused: no real token needs them and they would lose precision. */
+/* Values beyond +-2^53 are refused: no real token needs them and they would lose precision. */
+#define NUMERIC_LIMIT 9007199254740992.0 /* 2^53 */
+
+static enum numeric_result integer_date(const json_t *v, int64_t *out)
+{
+    json_int_t i = json_integer_value(v);
+    if (i > (json_int_t)NUMERIC_LIMIT || i < -(json_int_t)NUMERIC_LIMIT)
+        return NUM_BAD;
+    *out = (int64_t)i;
+    return NUM_OK;
+}
+
+/* Rounds toward the stricter side: up for nbf, down for exp. */
+static enum numeric_result real_date(const json_t *v, bool round_up, int64_t *out)
+{
+    double d = json_real_value(v);
+    if (!isfinite(d) || d > NUMERIC_LIMIT || d < -NUMERIC_LIMIT)
+        return NUM_BAD;
+    int64_t t = (int64_t)d; /* truncates toward zero; no libm needed */
+    if (round_up && (double)t < d)
+        t++;
+    else if (!round_up && (double)t > d)
+        t--;
+    *out = t;
+    return NUM_OK;
+}
+
+/* A NumericDate claim as whole seconds. */
 static enum numeric_result get_numeric(const json_t *payload, const char *name, bool round_up,
                                        int64_t *out)
 {
-    const double limit = 9007199254740992.0; /* 2^53 */
     json_t *v = json_object_get(payload, name);
     if (v == NULL)
         return NUM_ABSENT;
-    if (json_is_integer(v)) {
-        json_int_t i = json_integer_value(v);
-        if (i > (json_int_t)limit || i < -(json_int_t)limit)
-            return NUM_BAD;
-        *out = (int64_t)i;
-        return NUM_OK;
-    }
-    if (json_is_real(v)) {
-        double d = json_real_value(v);
-        if (!isfinite(d) || d > limit || d < -limit)
-            return NUM_BAD;
-        int64_t t = (int64_t)d; /* truncates toward zero; no libm needed */
-        if (round_up && (double)t < d)
-            t++;
-        else if (!round_up && (double)t > d)
-            t--;
-        *out = t;
-        return NUM_OK;
-    }
+    if (json_is_integer(v))
+        return integer_date(v, out);
+    if (json_is_real(v))
+        return real_date(v, round_up, out);
     return NUM_BAD;
 }
 
@@ -181,6 +187,35 @@ static bool pattern_ok(const regex_t *re, const char *s, size_t len)
     return regexec(re, s, 1, m, 0) == 0 && m[0].rm_so == 0 && (size_t)m[0].rm_eo == len;
 }
 
+/* Whether a tenant or role claim value has the required shape: the built-in identifier check,
+ * or (with a tenant_pattern) 1..JWT_CLAIM_MAX bytes, no NUL, that the pattern matches whole. */
+static bool name_value_ok(const json_t *v, const regex_t *pattern)
+{
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    if (s == NULL)
+        return false;
+    if (pattern == NULL)
+        return claims_name_ok(s);
+    return len > 0 && len <= JWT_CLAIM_MAX && strlen(s) == len && pattern_ok(pattern, s, len);
+}
+
+static void bad_name_detail(const char *name, const struct jwt_policy *policy, char *detail,
+                            size_t detail_len)
+{
+    if (policy->tenant_pattern == NULL) {
+        auth_text(detail, detail_len,
+                   "Claim \"%s\" must be a string of 1 to %d letters, digits, '_', '.' or '-'.",
+                   name, JWT_CLAIM_MAX);
+        return;
+    }
+    const char *src = policy->tenant_pattern_src ? policy->tenant_pattern_src : "";
+    auth_text(detail, detail_len,
+               "Claim \"%s\" must be a string of 1 to %d bytes matching tenant_pattern "
+               "%.100s%s.",
+               name, JWT_CLAIM_MAX, src, strlen(src) > 100 ? "..." : "");
+}
+
 /* Copies a required identifier-like claim into out (JWT_CLAIM_MAX + 1 bytes). */
 static enum jwt_status get_name_claim(const json_t *payload, const char *name,
                                       const struct jwt_policy *policy, char *out, char *detail,
@@ -191,30 +226,33 @@ static enum jwt_status get_name_claim(const json_t *payload, const char *name,
         auth_text(detail, detail_len, "Claim \"%s\" is missing.", name);
         return JWT_MISSING_CLAIM;
     }
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v);
-    bool ok;
-    if (policy->tenant_pattern == NULL)
-        ok = s != NULL && claims_name_ok(s);
-    else
-        ok = s != NULL && len > 0 && len <= JWT_CLAIM_MAX && strlen(s) == len &&
-             pattern_ok(policy->tenant_pattern, s, len);
-    if (!ok && policy->tenant_pattern == NULL) {
-        auth_text(detail, detail_len,
-                   "Claim \"%s\" must be a string of 1 to %d letters, digits, '_', '.' or '-'.",
-                   name, JWT_CLAIM_MAX);
+    if (!name_value_ok(v, policy->tenant_pattern)) {
+        bad_name_detail(name, policy, detail, detail_len);
         return JWT_BAD_CLAIM;
     }
-    if (!ok) {
-        const char *src = policy->tenant_pattern_src ? policy->tenant_pattern_src : "";
-        auth_text(detail, detail_len,
-                   "Claim \"%s\" must be a string of 1 to %d bytes matching tenant_pattern "
-                   "%.100s%s.",
-                   name, JWT_CLAIM_MAX, src, strlen(src) > 100 ? "..." : "");
-        return JWT_BAD_CLAIM;
-    }
-    snprintf(out, JWT_CLAIM_MAX + 1, "%s", s);
+    snprintf(out, JWT_CLAIM_MAX + 1, "%s", json_string_value(v));
     return JWT_OK;
+}
+
+/* Clamped so that now +- leeway stays far from int64 limits for any sane clock. */
+static int64_t clamped_leeway(int64_t leeway_s)
+{
+    if (leeway_s < 0)
+        return 0;
+    return leeway_s > INT64_C(1) << 40 ? INT64_C(1) << 40 : leeway_s;
+}
+
+static const char *claim_name(const char *configured, const char *fallback)
+{
+    return configured != NULL && configured[0] != '\0' ? configured : fallback;
+}
+
+/* sub is for logs only: kept when short and printable, else left empty (never refused). */
+static void copy_sub(const json_t *payload, char *out, size_t len)
+{
+    json_t *sub = json_object_get(payload, "sub");
+    if (json_is_string(sub) && echo_ok(json_string_value(sub)))
+        snprintf(out, len, "%s", json_string_value(sub));
 }
 
 enum jwt_status claims_check(const json_t *payload, const struct jwt_policy *policy, int64_t now,
@@ -222,33 +260,25 @@ enum jwt_status claims_check(const json_t *payload, const struct jwt_policy *pol
 {
     struct jwt_identity id;
     memset(&id, 0, sizeof(id));
-    /* Clamp so that now +- leeway stays far from int64 limits for any sane clock. */
-    int64_t leeway = policy->leeway_s < 0 ? 0 : policy->leeway_s;
-    if (leeway > INT64_C(1) << 40)
-        leeway = INT64_C(1) << 40;
-    const char *tenant = policy->tenant_claim && policy->tenant_claim[0] ? policy->tenant_claim
-                                                                          : "tenant";
-    const char *role = policy->role_claim && policy->role_claim[0] ? policy->role_claim : "role";
-
     if (!json_is_object(payload)) {
         auth_text(detail, detail_len, "The token's payload is not a JSON object.");
         return JWT_MALFORMED;
     }
-    enum jwt_status st = check_times(payload, now, leeway, &id.exp, detail, detail_len);
+    enum jwt_status st = check_times(payload, now, clamped_leeway(policy->leeway_s), &id.exp,
+                                     detail, detail_len);
     if (st == JWT_OK)
         st = check_issuer(payload, policy->issuer, detail, detail_len);
     if (st == JWT_OK)
         st = check_audience(payload, policy->audience, detail, detail_len);
     if (st == JWT_OK)
-        st = get_name_claim(payload, tenant, policy, id.tenant, detail, detail_len);
+        st = get_name_claim(payload, claim_name(policy->tenant_claim, "tenant"), policy,
+                            id.tenant, detail, detail_len);
     if (st == JWT_OK)
-        st = get_name_claim(payload, role, policy, id.role, detail, detail_len);
+        st = get_name_claim(payload, claim_name(policy->role_claim, "role"), policy, id.role,
+                            detail, detail_len);
     if (st != JWT_OK)
         return st;
-
-    json_t *sub = json_object_get(payload, "sub");
-    if (json_is_string(sub) && echo_ok(json_string_value(sub)))
-        snprintf(id.sub, sizeof(id.sub), "%s", json_string_value(sub));
+    copy_sub(payload, id.sub, sizeof(id.sub));
     *out = id;
     return JWT_OK;
 }

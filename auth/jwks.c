@@ -32,6 +32,26 @@ static const struct curve_info curves[] = {
     {"P-384", KEY_CURVE_P384, 48},
     {"P-521", KEY_CURVE_P521, 66},
 };
+#define N_CURVES (sizeof(curves) / sizeof(curves[0]))
+#define EC_COORD_MAX 66 /* P-521's, the longest in curves[] */
+
+/* NULL for a NULL or unsupported name. */
+static const struct curve_info *curve_by_name(const char *crv)
+{
+    for (size_t i = 0; crv != NULL && i < N_CURVES; i++)
+        if (strcmp(crv, curves[i].crv) == 0)
+            return &curves[i];
+    return NULL;
+}
+
+/* NULL for KEY_CURVE_NONE. */
+static const struct curve_info *curve_by_id(enum key_curve curve)
+{
+    for (size_t i = 0; i < N_CURVES; i++)
+        if (curves[i].curve == curve)
+            return &curves[i];
+    return NULL;
+}
 
 /* Where the error message says which key: "key 2 (kid \"abc\")". */
 struct jwk_ctx {
@@ -132,13 +152,30 @@ done:
     return pkey;
 }
 
+/* The public key at (x, y), each ci->coord_len bytes, built and checked by from_params. */
+static EVP_PKEY *ec_from_point(const struct curve_info *ci, const unsigned char *x,
+                               const unsigned char *y, const struct jwk_ctx *c)
+{
+    unsigned char point[1 + 2 * EC_COORD_MAX];
+    point[0] = 0x04; /* uncompressed point, SEC 1 section 2.3.3 */
+    memcpy(point + 1, x, ci->coord_len);
+    memcpy(point + 1 + ci->coord_len, y, ci->coord_len);
+    EVP_PKEY *pkey = NULL;
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    if (bld == NULL ||
+        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, ci->crv, 0) != 1 ||
+        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point,
+                                         1 + 2 * ci->coord_len) != 1)
+        jwk_err(c, "out of memory");
+    else
+        pkey = from_params("EC", bld, c);
+    OSSL_PARAM_BLD_free(bld);
+    return pkey;
+}
+
 static EVP_PKEY *ec_from_jwk(const json_t *jwk, enum key_curve *curve, const struct jwk_ctx *c)
 {
-    const char *crv = json_string_value(json_object_get(jwk, "crv"));
-    const struct curve_info *ci = NULL;
-    for (size_t i = 0; crv != NULL && i < sizeof(curves) / sizeof(curves[0]); i++)
-        if (strcmp(crv, curves[i].crv) == 0)
-            ci = &curves[i];
+    const struct curve_info *ci = curve_by_name(json_string_value(json_object_get(jwk, "crv")));
     if (ci == NULL) {
         jwk_err(c, "\"crv\" must be P-256, P-384 or P-521");
         return NULL;
@@ -146,9 +183,7 @@ static EVP_PKEY *ec_from_jwk(const json_t *jwk, enum key_curve *curve, const str
     size_t x_len = 0, y_len = 0;
     unsigned char *x = get_b64(jwk, "x", &x_len, c);
     unsigned char *y = x != NULL ? get_b64(jwk, "y", &y_len, c) : NULL;
-    unsigned char point[1 + 2 * 66];
     EVP_PKEY *pkey = NULL;
-    OSSL_PARAM_BLD *bld = NULL;
     if (y == NULL)
         goto done;
     /* RFC 7518 section 6.2.1.2: x and y are the full field size, leading zeros kept. */
@@ -159,21 +194,9 @@ static EVP_PKEY *ec_from_jwk(const json_t *jwk, enum key_curve *curve, const str
         jwk_err(c, what);
         goto done;
     }
-    point[0] = 0x04; /* uncompressed point, SEC 1 section 2.3.3 */
-    memcpy(point + 1, x, x_len);
-    memcpy(point + 1 + x_len, y, y_len);
-    bld = OSSL_PARAM_BLD_new();
-    if (bld == NULL ||
-        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, ci->crv, 0) != 1 ||
-        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point,
-                                         1 + x_len + y_len) != 1) {
-        jwk_err(c, "out of memory");
-        goto done;
-    }
-    pkey = from_params("EC", bld, c);
+    pkey = ec_from_point(ci, x, y, c);
     *curve = ci->curve;
 done:
-    OSSL_PARAM_BLD_free(bld);
     free(x);
     free(y);
     return pkey;
@@ -211,10 +234,36 @@ static bool get_opt_string(const json_t *jwk, const char *name, size_t max, char
     return true;
 }
 
+/* Members only private or symmetric keys carry (RFC 7518 sections 6.2.2, 6.3.2, 6.4): a
+ * published set must hold none. */
+static bool has_private_members(const json_t *jwk)
+{
+    static const char *const private_members[] = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"};
+    for (size_t i = 0; i < sizeof(private_members) / sizeof(private_members[0]); i++)
+        if (json_object_get(jwk, private_members[i]) != NULL)
+            return true;
+    return false;
+}
+
+/* The key a JWK of kty RSA or EC describes; sets k->type (and k->curve for EC). */
+static EVP_PKEY *pkey_from_jwk(const json_t *jwk, struct jwt_key *k, const struct jwk_ctx *c)
+{
+    const char *kty = json_string_value(json_object_get(jwk, "kty"));
+    if (kty != NULL && strcmp(kty, "RSA") == 0) {
+        k->type = KEY_RSA;
+        return rsa_from_jwk(jwk, c);
+    }
+    if (kty != NULL && strcmp(kty, "EC") == 0) {
+        k->type = KEY_EC;
+        return ec_from_jwk(jwk, &k->curve, c);
+    }
+    jwk_err(c, "\"kty\" must be \"RSA\" or \"EC\" (shared secrets go in secret_file)");
+    return NULL;
+}
+
 /* Fills *k from one JWK; on failure k holds what was allocated so far (keys_free frees it). */
 static bool load_jwk(const json_t *jwk, struct jwt_key *k, struct jwk_ctx *c)
 {
-    static const char *const private_members[] = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"};
     if (!json_is_object(jwk)) {
         jwk_err(c, "is not a JSON object");
         return false;
@@ -225,24 +274,11 @@ static bool load_jwk(const json_t *jwk, struct jwt_key *k, struct jwk_ctx *c)
     if (!get_opt_string(jwk, "use", JWKS_SHORT_MAX, &k->use, c) ||
         !get_opt_string(jwk, "alg", JWKS_SHORT_MAX, &k->alg, c))
         return false;
-    for (size_t i = 0; i < sizeof(private_members) / sizeof(private_members[0]); i++) {
-        if (json_object_get(jwk, private_members[i]) != NULL) {
-            jwk_err(c, "holds private or secret key material; publish public keys only");
-            return false;
-        }
-    }
-    const char *kty = json_string_value(json_object_get(jwk, "kty"));
-    EVP_PKEY *pkey = NULL;
-    if (kty != NULL && strcmp(kty, "RSA") == 0) {
-        k->type = KEY_RSA;
-        pkey = rsa_from_jwk(jwk, c);
-    } else if (kty != NULL && strcmp(kty, "EC") == 0) {
-        k->type = KEY_EC;
-        pkey = ec_from_jwk(jwk, &k->curve, c);
-    } else {
-        jwk_err(c, "\"kty\" must be \"RSA\" or \"EC\" (shared secrets go in secret_file)");
+    if (has_private_members(jwk)) {
+        jwk_err(c, "holds private or secret key material; publish public keys only");
         return false;
     }
+    EVP_PKEY *pkey = pkey_from_jwk(jwk, k, c);
     if (pkey == NULL)
         return false;
     bool ok = keys_encode_pubkey(pkey, &k->material, &k->material_len);
@@ -274,27 +310,28 @@ static bool check_kids(const struct jwt_keys *keys, char *err, size_t errlen)
     return true;
 }
 
-struct jwt_keys *jwks_parse(const char *text, size_t len, char *err, size_t errlen)
+/* The root's "keys" array when it holds 1..KEYS_JWKS_MAX entries; else NULL with err written. */
+static json_t *key_list(const json_t *root, char *err, size_t errlen)
 {
-    json_error_t jerr;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    struct jwt_keys *keys = NULL;
     json_t *list = json_is_object(root) ? json_object_get(root, "keys") : NULL;
-    if (root == NULL) {
-        auth_text(err, errlen, "not JSON: %s (line %d)", jerr.text, jerr.line);
-        goto fail;
-    }
     if (!json_is_array(list) || json_array_size(list) == 0 ||
         json_array_size(list) > KEYS_JWKS_MAX) {
         auth_text(err, errlen, "expected {\"keys\": [...]} with 1 to %d keys", KEYS_JWKS_MAX);
-        goto fail;
+        return NULL;
     }
-    keys = calloc(1, sizeof(*keys));
-    if (keys == NULL || (keys->set = calloc(json_array_size(list), sizeof(*keys->set))) == NULL) {
+    return list;
+}
+
+/* Every JWK of list loaded into a new set, then the kids checked across the set. */
+static struct jwt_keys *load_set(const json_t *list, char *err, size_t errlen)
+{
+    size_t n = json_array_size(list);
+    struct jwt_keys *keys = calloc(1, sizeof(*keys));
+    if (keys == NULL || (keys->set = calloc(n, sizeof(*keys->set))) == NULL) {
         auth_text(err, errlen, "out of memory");
         goto fail;
     }
-    for (size_t i = 0; i < json_array_size(list); i++) {
+    for (size_t i = 0; i < n; i++) {
         struct jwk_ctx c = {i, NULL, err, errlen};
         keys->nset++;
         if (!load_jwk(json_array_get(list, i), &keys->set[i], &c))
@@ -304,12 +341,26 @@ struct jwt_keys *jwks_parse(const char *text, size_t len, char *err, size_t errl
         goto fail;
     keys->type = keys->set[0].type;
     keys->curve = keys->set[0].curve;
-    json_decref(root);
     return keys;
 fail:
     keys_free(keys);
-    json_decref(root);
     return NULL;
+}
+
+struct jwt_keys *jwks_parse(const char *text, size_t len, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        auth_text(err, errlen, "not JSON: %s (line %d)", jerr.text, jerr.line);
+        return NULL;
+    }
+    struct jwt_keys *keys = NULL;
+    json_t *list = key_list(root, err, errlen);
+    if (list != NULL)
+        keys = load_set(list, err, errlen);
+    json_decref(root);
+    return keys;
 }
 
 struct jwt_keys *jwks_load(const char *path, char *err, size_t errlen)
@@ -340,39 +391,58 @@ static bool put_bn(json_t *jwk, const char *name, const BIGNUM *bn, int pad)
     return json_object_set_new(jwk, name, json_string(text)) == 0;
 }
 
+static bool put_string(json_t *jwk, const char *name, const char *value)
+{
+    return json_object_set_new(jwk, name, json_string(value)) == 0;
+}
+
+/* An optional member: nothing to do when value is NULL. */
+static bool put_optional(json_t *jwk, const char *name, const char *value)
+{
+    return value == NULL || put_string(jwk, name, value);
+}
+
+static bool put_rsa_members(json_t *jwk, const EVP_PKEY *pkey)
+{
+    BIGNUM *n = NULL, *e = NULL;
+    bool ok = EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &n) == 1 &&
+              EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) == 1 &&
+              put_string(jwk, "kty", "RSA") && put_bn(jwk, "n", n, 0) && put_bn(jwk, "e", e, 0);
+    BN_free(n);
+    BN_free(e);
+    return ok;
+}
+
+/* False for a key on a curve outside the table (or not EC at all). */
+static bool put_ec_members(json_t *jwk, const EVP_PKEY *pkey)
+{
+    const struct curve_info *ci = curve_by_id(keys_curve_of(pkey));
+    if (ci == NULL)
+        return false;
+    BIGNUM *x = NULL, *y = NULL;
+    bool ok = EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_X, &x) == 1 &&
+              EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, &y) == 1 &&
+              put_string(jwk, "kty", "EC") && put_string(jwk, "crv", ci->crv) &&
+              put_bn(jwk, "x", x, (int)ci->coord_len) && put_bn(jwk, "y", y, (int)ci->coord_len);
+    BN_free(x);
+    BN_free(y);
+    return ok;
+}
+
+/* kty and the public members; any key that is not RSA is tried as EC. */
+static bool put_key_members(json_t *jwk, const EVP_PKEY *pkey)
+{
+    if (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA)
+        return put_rsa_members(jwk, pkey);
+    return put_ec_members(jwk, pkey);
+}
+
 json_t *jwks_public_jwk(const EVP_PKEY *pkey, const char *kid, const char *alg, char *err,
                         size_t errlen)
 {
     json_t *jwk = json_object();
-    BIGNUM *a = NULL, *b = NULL;
-    bool ok = false;
-    if (jwk == NULL)
-        goto done;
-    if (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA) {
-        ok = EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &a) == 1 &&
-             EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &b) == 1 &&
-             json_object_set_new(jwk, "kty", json_string("RSA")) == 0 && put_bn(jwk, "n", a, 0) &&
-             put_bn(jwk, "e", b, 0);
-    } else {
-        enum key_curve curve = keys_curve_of(pkey);
-        const struct curve_info *ci = NULL;
-        for (size_t i = 0; i < sizeof(curves) / sizeof(curves[0]); i++)
-            if (curves[i].curve == curve && curve != KEY_CURVE_NONE)
-                ci = &curves[i];
-        ok = ci != NULL && EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_X, &a) == 1 &&
-             EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, &b) == 1 &&
-             json_object_set_new(jwk, "kty", json_string("EC")) == 0 &&
-             json_object_set_new(jwk, "crv", json_string(ci->crv)) == 0 &&
-             put_bn(jwk, "x", a, (int)ci->coord_len) && put_bn(jwk, "y", b, (int)ci->coord_len);
-    }
-    ok = ok && json_object_set_new(jwk, "use", json_string("sig")) == 0;
-    if (ok && kid != NULL)
-        ok = json_object_set_new(jwk, "kid", json_string(kid)) == 0;
-    if (ok && alg != NULL)
-        ok = json_object_set_new(jwk, "alg", json_string(alg)) == 0;
-done:
-    BN_free(a);
-    BN_free(b);
+    bool ok = jwk != NULL && put_key_members(jwk, pkey) && put_string(jwk, "use", "sig") &&
+              put_optional(jwk, "kid", kid) && put_optional(jwk, "alg", alg);
     if (!ok) {
         auth_text(err, errlen, "key is not RSA or EC on P-256, P-384 or P-521");
         json_decref(jwk);

@@ -43,6 +43,24 @@ static const struct alg_info algs[] = {
 };
 #define N_ALGS (sizeof(algs) / sizeof(algs[0]))
 
+/* A token split at its two dots (RFC 7515 section 7.1), with a buffer big enough to decode any
+ * of its parts. */
+struct token_parts {
+    const char *token;
+    size_t len;
+    size_t header_len; /* token[0..header_len) is the header */
+    size_t signed_len; /* token[0..signed_len) is "header.payload", the signing input */
+    unsigned char *scratch;
+};
+
+/* What the header settles before any key is used. key may point at tmp (keys_find), so a
+ * struct header_choice is never copied. */
+struct header_choice {
+    const struct alg_info *alg;
+    const struct jwt_key *key;
+    struct jwt_key tmp;
+};
+
 /* Exact, case-sensitive (RFC 7518 names are). */
 static const struct alg_info *alg_by_name(const char *name, size_t len)
 {
@@ -71,35 +89,57 @@ unsigned jwt_algs_for_keys(const struct jwt_keys *keys)
     return mask;
 }
 
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* The length of p[0..n) without its trailing blanks. */
+static size_t trimmed_len(const char *p, size_t n)
+{
+    while (n > 0 && is_blank(p[n - 1]))
+        n--;
+    return n;
+}
+
+/* One trimmed list entry to its allow-list bit; only_entry picks the wording for "". */
+static bool parse_alg_entry(const char *name, size_t len, bool only_entry, unsigned *bit,
+                            char *err, size_t errlen)
+{
+    if (len == 0) {
+        auth_text(err, errlen,
+                  only_entry ? "algorithm list is empty" : "algorithm list has an empty entry");
+        return false;
+    }
+    if (len == 4 && strncasecmp(name, "none", 4) == 0) {
+        auth_text(err, errlen, "algorithm \"none\" (unsigned tokens) can never be allowed");
+        return false;
+    }
+    const struct alg_info *a = alg_by_name(name, len);
+    if (a == NULL) {
+        auth_text(err, errlen,
+                 "unknown algorithm \"%.*s\"; known: HS256, HS384, HS512, RS256, RS384, "
+                 "RS512, ES256, ES384, ES512",
+                 (int)(len > 32 ? 32 : len), name);
+        return false;
+    }
+    *bit = a->bit;
+    return true;
+}
+
 bool jwt_parse_algorithms(const char *list, unsigned *mask, char *err, size_t errlen)
 {
     unsigned out = 0;
     const char *p = list != NULL ? list : "";
     for (;;) {
-        while (*p == ' ' || *p == '\t')
+        while (is_blank(*p))
             p++;
         size_t n = strcspn(p, ",");
-        size_t end = n;
-        while (end > 0 && (p[end - 1] == ' ' || p[end - 1] == '\t'))
-            end--;
-        if (end == 0) {
-            auth_text(err, errlen, out == 0 && p[n] == '\0' ? "algorithm list is empty"
-                                                            : "algorithm list has an empty entry");
+        unsigned bit;
+        /* Every accepted entry adds a bit, so out == 0 means nothing came before this one. */
+        if (!parse_alg_entry(p, trimmed_len(p, n), out == 0 && p[n] == '\0', &bit, err, errlen))
             return false;
-        }
-        if (end == 4 && strncasecmp(p, "none", 4) == 0) {
-            auth_text(err, errlen, "algorithm \"none\" (unsigned tokens) can never be allowed");
-            return false;
-        }
-        const struct alg_info *a = alg_by_name(p, end);
-        if (a == NULL) {
-            auth_text(err, errlen,
-                     "unknown algorithm \"%.*s\"; known: HS256, HS384, HS512, RS256, RS384, "
-                     "RS512, ES256, ES384, ES512",
-                     (int)(end > 32 ? 32 : end), p);
-            return false;
-        }
-        out |= a->bit;
+        out |= bit;
         if (p[n] == '\0')
             break;
         p += n + 1;
@@ -204,11 +244,23 @@ static const char *curve_name(enum key_curve curve)
     return "another curve";
 }
 
-/* The key the header's kid selects, checked against the token's alg: kty family, EC curve, and
- * for a JWK its use and alg. Runs after check_alg, before any signature work. */
-static enum jwt_status select_key(const json_t *header, const struct jwt_keys *keys,
-                                  const struct alg_info *a, const struct jwt_key **out,
-                                  struct jwt_key *tmp, char *detail, size_t detail_len)
+static const char *key_type_name(enum key_type type)
+{
+    switch (type) {
+    case KEY_RSA:
+        return "RSA";
+    case KEY_EC:
+        return "EC";
+    case KEY_HMAC:
+        break;
+    }
+    return "HMAC";
+}
+
+/* The key the header's kid selects (keys_find); JWT_UNKNOWN_KEY when there is none. */
+static enum jwt_status find_key(const json_t *header, const struct jwt_keys *keys,
+                                const struct jwt_key **out, struct jwt_key *tmp, char *detail,
+                                size_t detail_len)
 {
     json_t *kid_v = json_object_get(header, "kid");
     if (kid_v != NULL && !json_is_string(kid_v)) {
@@ -217,16 +269,24 @@ static enum jwt_status select_key(const json_t *header, const struct jwt_keys *k
     }
     const char *kid = json_string_value(kid_v);
     const struct jwt_key *k = keys_find(keys, kid, tmp);
-    if (k == NULL) {
-        if (kid == NULL)
-            auth_text(detail, detail_len, "The token's header has no \"kid\"; the key set has %zu "
-                                         "keys.", keys->nset);
-        else if (printable_short(kid))
-            auth_text(detail, detail_len, "No key in the key set has kid \"%s\".", kid);
-        else
-            auth_text(detail, detail_len, "No key in the key set has the token's kid.");
-        return JWT_UNKNOWN_KEY;
+    if (k != NULL) {
+        *out = k;
+        return JWT_OK;
     }
+    if (kid == NULL)
+        auth_text(detail, detail_len, "The token's header has no \"kid\"; the key set has %zu "
+                                     "keys.", keys->nset);
+    else if (printable_short(kid))
+        auth_text(detail, detail_len, "No key in the key set has kid \"%s\".", kid);
+    else
+        auth_text(detail, detail_len, "No key in the key set has the token's kid.");
+    return JWT_UNKNOWN_KEY;
+}
+
+/* Whether key k may verify alg a: published for signatures, kty family, EC curve, JWK alg. */
+static enum jwt_status key_fits_alg(const struct jwt_key *k, const struct alg_info *a,
+                                    char *detail, size_t detail_len)
+{
     const char *name = k->kid != NULL ? k->kid : "(no kid)";
     if (k->use != NULL && strcmp(k->use, "sig") != 0) {
         auth_text(detail, detail_len, "Key \"%s\" is published for use \"%s\", not signatures.",
@@ -235,7 +295,7 @@ static enum jwt_status select_key(const json_t *header, const struct jwt_keys *k
     }
     if (k->type != a->key) {
         auth_text(detail, detail_len, "The token's alg %s does not fit key \"%s\" (%s).", a->name,
-                 name, k->type == KEY_RSA ? "RSA" : k->type == KEY_EC ? "EC" : "HMAC");
+                 name, key_type_name(k->type));
         return JWT_ALG_NOT_ALLOWED;
     }
     if (a->curve != KEY_CURVE_NONE && k->curve != a->curve) {
@@ -248,8 +308,22 @@ static enum jwt_status select_key(const json_t *header, const struct jwt_keys *k
                  a->name, name, k->alg);
         return JWT_ALG_NOT_ALLOWED;
     }
-    *out = k;
     return JWT_OK;
+}
+
+/* The key the header's kid selects, checked against the token's alg. Runs after check_alg,
+ * before any signature work. */
+static enum jwt_status select_key(const json_t *header, const struct jwt_keys *keys,
+                                  const struct alg_info *a, const struct jwt_key **out,
+                                  struct jwt_key *tmp, char *detail, size_t detail_len)
+{
+    const struct jwt_key *k = NULL;
+    enum jwt_status st = find_key(header, keys, &k, tmp, detail, detail_len);
+    if (st == JWT_OK)
+        st = key_fits_alg(k, a, detail, detail_len);
+    if (st == JWT_OK)
+        *out = k;
+    return st;
 }
 
 /* Our own constant-time HMAC check over "header.payload"; libjwt compares with strcmp. */
@@ -270,22 +344,22 @@ static bool hmac_ok(const struct alg_info *a, const struct jwt_key *keys, const 
 }
 
 /* Signature: our HMAC check first (when HS*), then libjwt, which must agree on the alg. */
-static bool signature_ok(const struct alg_info *a, const struct jwt_key *keys,
-                         const char *token, size_t len, size_t signed_len, unsigned char *scratch)
+static bool signature_ok(const struct alg_info *a, const struct jwt_key *key,
+                         const struct token_parts *t)
 {
-    const char *sig_b64 = token + signed_len + 1;
-    size_t sig_b64_len = len - signed_len - 1, sig_len;
-    if (sig_b64_len == 0 || !b64url_decode(sig_b64, sig_b64_len, scratch, &sig_len))
+    const char *sig_b64 = t->token + t->signed_len + 1;
+    size_t sig_b64_len = t->len - t->signed_len - 1, sig_len;
+    if (sig_b64_len == 0 || !b64url_decode(sig_b64, sig_b64_len, t->scratch, &sig_len))
         return false;
-    if (a->key == KEY_HMAC && !hmac_ok(a, keys, token, signed_len, scratch, sig_len))
+    if (a->key == KEY_HMAC && !hmac_ok(a, key, t->token, t->signed_len, t->scratch, sig_len))
         return false;
-    if (keys->material_len > INT_MAX)
+    if (key->material_len > INT_MAX)
         return false;
-    char *copy = strndup(token, len);
+    char *copy = strndup(t->token, t->len);
     if (copy == NULL)
         return false;
     jwt_t *jwt = NULL;
-    int rc = jwt_decode(&jwt, copy, keys->material, (int)keys->material_len);
+    int rc = jwt_decode(&jwt, copy, key->material, (int)key->material_len);
     bool ok = rc == 0 && jwt != NULL && jwt_get_alg(jwt) == a->libjwt_alg;
     jwt_free(jwt);
     free(copy);
@@ -314,6 +388,78 @@ static enum jwt_status dump_claims(const json_t *payload, char **out, char *deta
     return JWT_OK;
 }
 
+/* The claims of a payload whose signature verified, as an identity; *out written only on JWT_OK. */
+static enum jwt_status identity_of(const json_t *payload, const struct jwt_policy *policy,
+                                   int64_t now, struct jwt_identity *out, char *detail,
+                                   size_t detail_len)
+{
+    struct jwt_identity id;
+    enum jwt_status st = claims_check(payload, policy, now, &id, detail, detail_len);
+    if (st == JWT_OK && policy->claims_json)
+        st = dump_claims(payload, &id.claims_json, detail, detail_len);
+    if (st == JWT_OK)
+        *out = id;
+    return st;
+}
+
+/* Splits token[0..len) at its two dots; false unless there are exactly two and no NUL. */
+static bool split_token(const char *token, size_t len, struct token_parts *t)
+{
+    const char *dot1 = token != NULL ? memchr(token, '.', len) : NULL;
+    const char *dot2 = dot1 != NULL ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token))
+                                    : NULL;
+    if (dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) != NULL ||
+        memchr(token, '\0', len) != NULL)
+        return false;
+    *t = (struct token_parts){.token = token,
+                              .len = len,
+                              .header_len = (size_t)(dot1 - token),
+                              .signed_len = (size_t)(dot2 - token)};
+    return true;
+}
+
+/* Everything the header decides, before any key is used: its alg against the allow-list and
+ * the key set, then the key its kid selects and that key's fit to the alg. */
+static enum jwt_status check_header(const struct token_parts *t, const struct jwt_keys *keys,
+                                    unsigned alg_mask, struct header_choice *hc, char *detail,
+                                    size_t detail_len)
+{
+    json_t *header = decode_json_part(t->token, t->header_len, t->scratch);
+    if (header == NULL) {
+        auth_text(detail, detail_len, "The token's header is not base64url-encoded JSON.");
+        return JWT_MALFORMED;
+    }
+    enum jwt_status st = check_alg(header, keys, alg_mask, &hc->alg, detail, detail_len);
+    if (st == JWT_OK)
+        st = select_key(header, keys, hc->alg, &hc->key, &hc->tmp, detail, detail_len);
+    json_decref(header);
+    return st;
+}
+
+/* The signature with the key check_header chose, then the claims; *out only on JWT_OK. */
+static enum jwt_status check_payload(const struct token_parts *t, const struct header_choice *hc,
+                                     const struct jwt_policy *policy, int64_t now,
+                                     struct jwt_identity *out, char *detail, size_t detail_len)
+{
+    json_t *payload = decode_json_part(t->token + t->header_len + 1,
+                                       t->signed_len - t->header_len - 1, t->scratch);
+    if (payload == NULL) {
+        auth_text(detail, detail_len, "The token's payload is not base64url-encoded JSON.");
+        return JWT_MALFORMED;
+    }
+    enum jwt_status st;
+    if (signature_ok(hc->alg, hc->key, t)) {
+        st = identity_of(payload, policy, now, out, detail, detail_len);
+    } else {
+        auth_text(detail, detail_len, "The token's %s signature does not verify with the "
+                                     "configured key.",
+                 hc->alg->name);
+        st = JWT_BAD_SIGNATURE;
+    }
+    json_decref(payload);
+    return st;
+}
+
 enum jwt_status jwt_verify(const struct jwt_keys *keys, const struct jwt_policy *policy,
                            const char *token, size_t len, int64_t now, struct jwt_identity *out,
                            char *detail, size_t detail_len)
@@ -325,62 +471,22 @@ enum jwt_status jwt_verify(const struct jwt_keys *keys, const struct jwt_policy 
                  JWT_MAX_TOKEN_LEN);
         return JWT_TOO_LARGE;
     }
-    const char *dot1 = token != NULL ? memchr(token, '.', len) : NULL;
-    const char *dot2 = dot1 != NULL ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token))
-                                    : NULL;
-    if (dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) != NULL ||
-        memchr(token, '\0', len) != NULL) {
+    struct token_parts t;
+    if (!split_token(token, len, &t)) {
         auth_text(detail, detail_len, "The token is not three base64url parts joined by dots.");
         return JWT_MALFORMED;
     }
-    size_t header_len = (size_t)(dot1 - token);
-    size_t signed_len = (size_t)(dot2 - token);
-
-    enum jwt_status st;
-    json_t *header = NULL, *payload = NULL;
-    const struct alg_info *alg = NULL;
-    const struct jwt_key *key = NULL;
-    struct jwt_key tmp;
-    struct jwt_identity id;
-    unsigned char *scratch = malloc(len / 4 * 3 + 3);
-    if (scratch == NULL) {
+    t.scratch = malloc(len / 4 * 3 + 3);
+    if (t.scratch == NULL) {
         /* No status means "internal error"; refusing as unverifiable is the safe side. */
         auth_text(detail, detail_len, "The token could not be verified.");
         return JWT_BAD_SIGNATURE;
     }
-    header = decode_json_part(token, header_len, scratch);
-    if (header == NULL) {
-        auth_text(detail, detail_len, "The token's header is not base64url-encoded JSON.");
-        st = JWT_MALFORMED;
-        goto done;
-    }
-    st = check_alg(header, keys, policy->alg_mask, &alg, detail, detail_len);
+    struct header_choice hc;
+    enum jwt_status st = check_header(&t, keys, policy->alg_mask, &hc, detail, detail_len);
     if (st == JWT_OK)
-        st = select_key(header, keys, alg, &key, &tmp, detail, detail_len);
-    if (st != JWT_OK)
-        goto done;
-    payload = decode_json_part(dot1 + 1, signed_len - header_len - 1, scratch);
-    if (payload == NULL) {
-        auth_text(detail, detail_len, "The token's payload is not base64url-encoded JSON.");
-        st = JWT_MALFORMED;
-        goto done;
-    }
-    if (!signature_ok(alg, key, token, len, signed_len, scratch)) {
-        auth_text(detail, detail_len, "The token's %s signature does not verify with the "
-                                     "configured key.",
-                 alg->name);
-        st = JWT_BAD_SIGNATURE;
-        goto done;
-    }
-    st = claims_check(payload, policy, now, &id, detail, detail_len);
-    if (st == JWT_OK && policy->claims_json)
-        st = dump_claims(payload, &id.claims_json, detail, detail_len);
-    if (st == JWT_OK)
-        *out = id;
-done:
-    json_decref(header);
-    json_decref(payload);
-    free(scratch);
+        st = check_payload(&t, &hc, policy, now, out, detail, detail_len);
+    free(t.scratch);
     return st;
 }
 
@@ -404,31 +510,23 @@ bool jwt_identity_copy(struct jwt_identity *dst, const struct jwt_identity *src)
 
 const char *jwt_status_message(enum jwt_status status)
 {
-    switch (status) {
-    case JWT_OK:
-        return "token accepted";
-    case JWT_MALFORMED:
-        return "token is malformed";
-    case JWT_TOO_LARGE:
-        return "token is too large";
-    case JWT_ALG_NOT_ALLOWED:
-        return "token algorithm not allowed";
-    case JWT_BAD_SIGNATURE:
-        return "token signature is invalid";
-    case JWT_EXPIRED:
-        return "token expired";
-    case JWT_NOT_YET_VALID:
-        return "token is not yet valid";
-    case JWT_WRONG_ISSUER:
-        return "token issuer not accepted";
-    case JWT_WRONG_AUDIENCE:
-        return "token audience not accepted";
-    case JWT_MISSING_CLAIM:
-        return "token is missing a required claim";
-    case JWT_BAD_CLAIM:
-        return "token claim is invalid";
-    case JWT_UNKNOWN_KEY:
-        return "token key id not recognized";
-    }
-    return "token is invalid";
+    static const char *const messages[] = {
+        [JWT_OK] = "token accepted",
+        [JWT_MALFORMED] = "token is malformed",
+        [JWT_TOO_LARGE] = "token is too large",
+        [JWT_ALG_NOT_ALLOWED] = "token algorithm not allowed",
+        [JWT_BAD_SIGNATURE] = "token signature is invalid",
+        [JWT_EXPIRED] = "token expired",
+        [JWT_NOT_YET_VALID] = "token is not yet valid",
+        [JWT_WRONG_ISSUER] = "token issuer not accepted",
+        [JWT_WRONG_AUDIENCE] = "token audience not accepted",
+        [JWT_MISSING_CLAIM] = "token is missing a required claim",
+        [JWT_BAD_CLAIM] = "token claim is invalid",
+        [JWT_UNKNOWN_KEY] = "token key id not recognized",
+    };
+    /* A table rather than a switch: a status added to the enum without an entry here gets the
+     * generic text, and test_status_messages checks that every known status has its own. */
+    if ((size_t)status >= sizeof(messages) / sizeof(messages[0]) || messages[status] == NULL)
+        return "token is invalid";
+    return messages[status];
 }

@@ -140,6 +140,85 @@ done:
     return ok;
 }
 
+/* PEM_read_bio_PUBKEY skips blocks of other types, so look for them first: a file that also
+ * carries a private key or a certificate must not be accepted as if it were a public key. */
+static bool only_public_blocks(const unsigned char *buf, size_t len, const char *path, char *err,
+                               size_t errlen)
+{
+    static const char *const certificates[] = {"-----BEGIN CERTIFICATE",
+                                               "-----BEGIN TRUSTED CERTIFICATE",
+                                               "-----BEGIN X509 CERTIFICATE"};
+    if (contains(buf, len, "PRIVATE KEY-----")) {
+        auth_text(err, errlen, "\"%s\" holds a private key; give the public key only", path);
+        return false;
+    }
+    for (size_t i = 0; i < sizeof(certificates) / sizeof(certificates[0]); i++) {
+        if (contains(buf, len, certificates[i])) {
+            auth_text(err, errlen,
+                    "\"%s\" holds a certificate; extract the public key (openssl x509 -pubkey "
+                    "-noout)",
+                    path);
+            return false;
+        }
+    }
+    return true;
+}
+
+static EVP_PKEY *read_pubkey(const unsigned char *buf, size_t len, const char *path, char *err,
+                             size_t errlen)
+{
+    BIO *bio = BIO_new_mem_buf(buf, (int)len);
+    if (bio == NULL) {
+        auth_text(err, errlen, "out of memory");
+        return NULL;
+    }
+    EVP_PKEY *pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    if (pkey == NULL)
+        auth_text(err, errlen, "\"%s\" holds no PEM public key (\"BEGIN PUBLIC KEY\")", path);
+    return pkey;
+}
+
+/* RSA of at least KEYS_MIN_RSA_BITS, or EC on a curve a JWS alg is defined on. */
+static bool pem_key_type(const EVP_PKEY *pkey, const char *path, enum key_type *type, char *err,
+                         size_t errlen)
+{
+    switch (EVP_PKEY_get_base_id(pkey)) {
+    case EVP_PKEY_RSA:
+        if (EVP_PKEY_get_bits(pkey) < KEYS_MIN_RSA_BITS) {
+            auth_text(err, errlen, "RSA key in \"%s\" has %d bits; at least %d are required",
+                    path, EVP_PKEY_get_bits(pkey), KEYS_MIN_RSA_BITS);
+            return false;
+        }
+        *type = KEY_RSA;
+        return true;
+    case EVP_PKEY_EC:
+        if (keys_curve_of(pkey) == KEY_CURVE_NONE) {
+            auth_text(err, errlen, "EC key in \"%s\" is not on P-256, P-384 or P-521", path);
+            return false;
+        }
+        *type = KEY_EC;
+        return true;
+    default:
+        auth_text(err, errlen, "key in \"%s\" is neither RSA nor EC", path);
+        return false;
+    }
+}
+
+static struct jwt_keys *keys_of_pubkey(const EVP_PKEY *pkey, enum key_type type, const char *path,
+                                       char *err, size_t errlen)
+{
+    struct jwt_keys *keys = calloc(1, sizeof(*keys));
+    if (keys == NULL || !keys_encode_pubkey(pkey, &keys->material, &keys->material_len)) {
+        free(keys);
+        auth_text(err, errlen, "cannot re-encode the key in \"%s\"", path);
+        return NULL;
+    }
+    keys->type = type;
+    keys->curve = keys_curve_of(pkey);
+    return keys;
+}
+
 static struct jwt_keys *load_pem(const char *path, char *err, size_t errlen)
 {
     unsigned char *buf;
@@ -148,69 +227,27 @@ static struct jwt_keys *load_pem(const char *path, char *err, size_t errlen)
         return NULL;
     struct jwt_keys *keys = NULL;
     EVP_PKEY *pkey = NULL;
-    BIO *bio = NULL;
-
-    /* PEM_read_bio_PUBKEY skips blocks of other types, so look for them first: a file that
-     * also carries a private key must not be accepted as if it were public. */
-    if (contains(buf, len, "PRIVATE KEY-----")) {
-        auth_text(err, errlen, "\"%s\" holds a private key; give the public key only", path);
-        goto done;
-    }
-    if (contains(buf, len, "-----BEGIN CERTIFICATE") ||
-        contains(buf, len, "-----BEGIN TRUSTED CERTIFICATE") ||
-        contains(buf, len, "-----BEGIN X509 CERTIFICATE")) {
-        auth_text(err, errlen,
-                "\"%s\" holds a certificate; extract the public key (openssl x509 -pubkey "
-                "-noout)",
-                path);
-        goto done;
-    }
-    bio = BIO_new_mem_buf(buf, (int)len);
-    if (bio == NULL) {
-        auth_text(err, errlen, "out of memory");
-        goto done;
-    }
-    pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
-    if (pkey == NULL) {
-        auth_text(err, errlen, "\"%s\" holds no PEM public key (\"BEGIN PUBLIC KEY\")", path);
-        goto done;
-    }
     enum key_type type;
-    switch (EVP_PKEY_get_base_id(pkey)) {
-    case EVP_PKEY_RSA:
-        if (EVP_PKEY_get_bits(pkey) < KEYS_MIN_RSA_BITS) {
-            auth_text(err, errlen, "RSA key in \"%s\" has %d bits; at least %d are required",
-                    path, EVP_PKEY_get_bits(pkey), KEYS_MIN_RSA_BITS);
-            goto done;
-        }
-        type = KEY_RSA;
-        break;
-    case EVP_PKEY_EC:
-        type = KEY_EC;
-        if (keys_curve_of(pkey) == KEY_CURVE_NONE) {
-            auth_text(err, errlen, "EC key in \"%s\" is not on P-256, P-384 or P-521", path);
-            goto done;
-        }
-        break;
-    default:
-        auth_text(err, errlen, "key in \"%s\" is neither RSA nor EC", path);
+    if (!only_public_blocks(buf, len, path, err, errlen))
         goto done;
-    }
-    keys = calloc(1, sizeof(*keys));
-    if (keys == NULL || !keys_encode_pubkey(pkey, &keys->material, &keys->material_len)) {
-        free(keys);
-        keys = NULL;
-        auth_text(err, errlen, "cannot re-encode the key in \"%s\"", path);
-        goto done;
-    }
-    keys->type = type;
-    keys->curve = keys_curve_of(pkey);
+    pkey = read_pubkey(buf, len, path, err, errlen);
+    if (pkey != NULL && pem_key_type(pkey, path, &type, err, errlen))
+        keys = keys_of_pubkey(pkey, type, path, err, errlen);
 done:
-    BIO_free(bio);
     EVP_PKEY_free(pkey);
     free(buf);
     return keys;
 }
+
+/* OpenSSL group names, both its own and the NIST ones it may report. */
+static const struct {
+    const char *name;
+    enum key_curve curve;
+} ec_groups[] = {
+    {"prime256v1", KEY_CURVE_P256}, {"P-256", KEY_CURVE_P256},
+    {"secp384r1", KEY_CURVE_P384},  {"P-384", KEY_CURVE_P384},
+    {"secp521r1", KEY_CURVE_P521},  {"P-521", KEY_CURVE_P521},
+};
 
 enum key_curve keys_curve_of(const EVP_PKEY *pkey)
 {
@@ -220,12 +257,9 @@ enum key_curve keys_curve_of(const EVP_PKEY *pkey)
         EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
                                        &len) != 1)
         return KEY_CURVE_NONE;
-    if (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0)
-        return KEY_CURVE_P256;
-    if (strcmp(group, "secp384r1") == 0 || strcmp(group, "P-384") == 0)
-        return KEY_CURVE_P384;
-    if (strcmp(group, "secp521r1") == 0 || strcmp(group, "P-521") == 0)
-        return KEY_CURVE_P521;
+    for (size_t i = 0; i < sizeof(ec_groups) / sizeof(ec_groups[0]); i++)
+        if (strcmp(group, ec_groups[i].name) == 0)
+            return ec_groups[i].curve;
     return KEY_CURVE_NONE;
 }
 

@@ -363,6 +363,48 @@ static void test_refused_sets(void **state)
     EVP_PKEY_free(small);
 }
 
+/* The members jwks_public_jwk writes, in order, and the keys it refuses. */
+static void test_public_jwk_shape(void **state)
+{
+    static const struct {
+        const char *kid, *alg, *want;
+    } cases[] = {
+        {NULL, NULL, "kty,n,e,use"},
+        {"k1", NULL, "kty,n,e,use,kid"},
+        {"k1", "RS256", "kty,n,e,use,kid,alg"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *j = jwk(fx.rsa1, cases[i].kid, cases[i].alg);
+        char names[64] = "";
+        const char *name;
+        json_t *v;
+        json_object_foreach(j, name, v)
+        {
+            strcat(names, names[0] ? "," : "");
+            strcat(names, name);
+        }
+        assert_string_equal(names, cases[i].want);
+        assert_string_equal(json_string_value(json_object_get(j, "use")), "sig");
+        json_decref(j);
+    }
+    json_t *j = jwk(fx.ec384, "e", "ES384");
+    assert_string_equal(json_string_value(json_object_get(j, "kty")), "EC");
+    assert_string_equal(json_string_value(json_object_get(j, "crv")), "P-384");
+    assert_int_equal(json_string_length(json_object_get(j, "x")), 64); /* 48 bytes, padded */
+    assert_int_equal(json_string_length(json_object_get(j, "y")), 64);
+    assert_null(json_object_get(j, "d"));
+    json_decref(j);
+    EVP_PKEY *other[] = {EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp256k1"),
+                         EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")};
+    for (size_t i = 0; i < 2; i++) {
+        assert_non_null(other[i]);
+        char err[200] = "";
+        assert_null(jwks_public_jwk(other[i], "x", NULL, err, sizeof(err)));
+        assert_string_equal(err, "key is not RSA or EC on P-256, P-384 or P-521");
+        EVP_PKEY_free(other[i]);
+    }
+}
+
 static void test_load_config_sources(void **state)
 {
     struct keys_source none = {NULL, "", NULL};
@@ -384,7 +426,7 @@ int main(void)
         T(test_loaded_set),     T(test_select_by_kid), T(test_unknown_kid),
         T(test_missing_kid),    T(test_kty_alg_mismatch), T(test_curve_mismatch),
         T(test_use_not_sig),    T(test_single_key),   T(test_refused_sets),
-        T(test_load_config_sources),
+        T(test_public_jwk_shape), T(test_load_config_sources),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

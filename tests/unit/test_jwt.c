@@ -17,6 +17,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include "auth/claims.h"
 #include "auth/jwt.h"
 #include "auth/keys.h"
 
@@ -365,6 +366,20 @@ static void test_not_before(void **state)
     tok = mint("HS256", claims(",\"nbf\":\"soon\""));
     assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_BAD_CLAIM);
     free(tok);
+    /* A fractional nbf rounds up (the stricter side); past 2^53 it is refused. */
+    tok = mint("HS256", claims(",\"nbf\":1800000030.5"));
+    assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_NOT_YET_VALID);
+    free(tok);
+    tok = mint("HS256", claims(",\"nbf\":1800000029.5"));
+    assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_OK);
+    free(tok);
+    tok = mint("HS256", claims(",\"nbf\":9007199254740993"));
+    assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_BAD_CLAIM);
+    assert_string_equal(detail, "Claim \"nbf\" is not a valid NumericDate.");
+    free(tok);
+    tok = mint("HS256", claims(",\"nbf\":-1e300"));
+    assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_BAD_CLAIM);
+    free(tok);
 }
 
 static void test_issuer(void **state)
@@ -458,6 +473,23 @@ static void test_claim_length(void **state)
     assert_int_equal(verify_with(fx.hmac, tok, &id), JWT_OK);
     assert_string_equal(id.sub, "");
     free(tok);
+}
+
+static void test_name_shape(void **state)
+{
+    char name[70];
+    memset(name, 'x', 65);
+    name[65] = '\0';
+    assert_false(claims_name_ok(name)); /* 65 */
+    name[64] = '\0';
+    assert_true(claims_name_ok(name)); /* 64 */
+    static const char *ok[] = {"a", "Z", "0", "_", ".", "-", "regional_analyst", "de-DE.v2"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        assert_true(claims_name_ok(ok[i]));
+    static const char *bad[] = {"",   " ",   "a b",      "a\n", "a'",
+                                "a\"", "a;", "\xc3\xa9", "a/b", "a@b"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(claims_name_ok(bad[i]));
 }
 
 static void test_custom_claim_names(void **state)
@@ -662,6 +694,22 @@ static void test_parse_algorithms(void **state)
     assert_non_null(strstr(err, "none"));
     assert_false(jwt_parse_algorithms("HS999", &mask, err, sizeof(err)));
     assert_non_null(strstr(err, "HS999"));
+    /* An empty list and an empty entry in a list are told apart. */
+    static const struct {
+        const char *list, *err;
+    } empties[] = {
+        {"", "algorithm list is empty"},
+        {" \t ", "algorithm list is empty"},
+        {"HS256,", "algorithm list has an empty entry"},
+        {" , HS256", "algorithm list has an empty entry"},
+        {"HS256, ,RS256", "algorithm list has an empty entry"},
+    };
+    for (size_t i = 0; i < sizeof(empties) / sizeof(empties[0]); i++) {
+        assert_false(jwt_parse_algorithms(empties[i].list, &mask, err, sizeof(err)));
+        assert_string_equal(err, empties[i].err);
+    }
+    assert_true(jwt_parse_algorithms(NULL, &mask, err, sizeof(err)) == false);
+    assert_string_equal(err, "algorithm list is empty");
     assert_int_equal(jwt_algs_for_key(KEY_RSA), JWT_ALLOW_RS256 | JWT_ALLOW_RS384 |
                                                     JWT_ALLOW_RS512);
 }
@@ -679,6 +727,17 @@ static void test_status_messages(void **state)
         assert_true(strncmp(m, "token ", 6) == 0);
         assert_int_not_equal(m[strlen(m) - 1], '.');
     }
+    /* Each status has its own message; only a value outside the enum gets the generic one. */
+    for (int s = JWT_OK; s <= JWT_UNKNOWN_KEY; s++) {
+        const char *m = jwt_status_message((enum jwt_status)s);
+        assert_string_not_equal(m, "token is invalid");
+        for (int t = JWT_OK; t < s; t++)
+            assert_string_not_equal(m, jwt_status_message((enum jwt_status)t));
+    }
+    assert_string_equal(jwt_status_message(JWT_OK), "token accepted");
+    assert_string_equal(jwt_status_message((enum jwt_status)(JWT_UNKNOWN_KEY + 1)),
+                        "token is invalid");
+    assert_string_equal(jwt_status_message((enum jwt_status)-1), "token is invalid");
 }
 
 #define T(f) cmocka_unit_test_setup(f, reset_policy)
@@ -700,6 +759,7 @@ int main(void)
         T(test_audience),
         T(test_required_claims),
         T(test_claim_length),
+        T(test_name_shape),
         T(test_custom_claim_names),
         T(test_tenant_pattern),
         T(test_claims_json),

@@ -54,7 +54,11 @@ static int setup(void **state)
     EVP_PKEY *small = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
     EVP_PKEY *ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-    if (rsa == NULL || small == NULL || ec == NULL || ed == NULL)
+    EVP_PKEY *ec384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+    EVP_PKEY *ec521 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-521");
+    EVP_PKEY *k1 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp256k1");
+    if (rsa == NULL || small == NULL || ec == NULL || ed == NULL || ec384 == NULL ||
+        ec521 == NULL || k1 == NULL)
         return -1;
     write_key("rsa.pub", rsa, true, false);
     write_key("rsa.key", rsa, false, true);
@@ -62,6 +66,23 @@ static int setup(void **state)
     write_key("small.pub", small, true, false);
     write_key("ec.pub", ec, true, false);
     write_key("ed.pub", ed, true, false);
+    write_key("ec384.pub", ec384, true, false);
+    write_key("ec521.pub", ec521, true, false);
+    write_key("k1.pub", k1, true, false);
+    /* A certificate block (its body is never parsed) in front of a good public key. */
+    static const char *const certs[] = {"CERTIFICATE", "TRUSTED CERTIFICATE", "X509 CERTIFICATE"};
+    for (size_t i = 0; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "cert%zu.pem", i);
+        FILE *f = fopen(path_in(name), "w");
+        assert_non_null(f);
+        fprintf(f, "-----BEGIN %s-----\nAAAA\n-----END %s-----\n", certs[i], certs[i]);
+        assert_int_equal(PEM_write_PUBKEY(f, rsa), 1);
+        fclose(f);
+    }
+    EVP_PKEY_free(ec384);
+    EVP_PKEY_free(ec521);
+    EVP_PKEY_free(k1);
     EVP_PKEY_free(rsa);
     EVP_PKEY_free(small);
     EVP_PKEY_free(ec);
@@ -78,7 +99,8 @@ static int teardown(void **state)
 {
     static const char *files[] = {"rsa.pub", "rsa.key", "both.pem", "small.pub", "ec.pub",
                                   "ed.pub",  "s32",     "s32crlf",  "s31",       "spem",
-                                  "garbage.pub"};
+                                  "garbage.pub", "ec384.pub", "ec521.pub", "k1.pub",
+                                  "cert0.pem", "cert1.pem", "cert2.pem"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
         unlink(path_in(files[i]));
     rmdir(dir);
@@ -124,10 +146,18 @@ static void test_public_keys(void **state)
     assert_true(strncmp((char *)k->material, "-----BEGIN PUBLIC KEY-----", 26) == 0);
     assert_int_equal(strlen((char *)k->material), k->material_len);
     keys_free(k);
-    k = load_pub("ec.pub");
-    assert_non_null(k);
-    assert_int_equal(k->type, KEY_EC);
-    keys_free(k);
+    static const struct {
+        const char *file;
+        enum key_curve curve;
+    } ec[] = {{"ec.pub", KEY_CURVE_P256}, {"ec384.pub", KEY_CURVE_P384},
+              {"ec521.pub", KEY_CURVE_P521}};
+    for (size_t i = 0; i < sizeof(ec) / sizeof(ec[0]); i++) {
+        k = load_pub(ec[i].file);
+        assert_non_null(k);
+        assert_int_equal(k->type, KEY_EC);
+        assert_int_equal(k->curve, ec[i].curve);
+        keys_free(k);
+    }
 }
 
 static void test_refused_pem(void **state)
@@ -137,7 +167,9 @@ static void test_refused_pem(void **state)
     } cases[] = {
         {"rsa.key", "private key"}, {"both.pem", "private key"}, {"small.pub", "1024 bits"},
         {"ed.pub", "neither RSA nor EC"}, {"garbage.pub", "no PEM public key"},
-        {"s32", "no PEM public key"},
+        {"s32", "no PEM public key"}, {"k1.pub", "not on P-256, P-384 or P-521"},
+        {"cert0.pem", "holds a certificate"}, {"cert1.pem", "holds a certificate"},
+        {"cert2.pem", "holds a certificate"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         assert_null(load_pub(cases[i].file));
