@@ -148,50 +148,75 @@ void conn_stop_reading(struct conn *c)
     }
 }
 
+/* What an SSL_read or SSL_write that returned r <= 0 means. */
+static enum io_result ssl_result(const SSL *ssl, int r)
+{
+    int e = SSL_get_error(ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return IO_AGAIN;
+    return e == SSL_ERROR_ZERO_RETURN ? IO_EOF : IO_ERROR;
+}
+
+/* What errno means after a failed read or send. */
+static enum io_result errno_result(void)
+{
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? IO_AGAIN : IO_ERROR;
+}
+
+static int ssl_len(size_t n)
+{
+    return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
 static ssize_t transport_read(struct conn *c, void *p, size_t n, enum io_result *res)
 {
     if (c->ssl) {
         ERR_clear_error();
-        int r = SSL_read(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+        int r = SSL_read(c->ssl, p, ssl_len(n));
         if (r > 0)
             return r;
-        int e = SSL_get_error(c->ssl, r);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-            *res = IO_AGAIN;
-        else if (e == SSL_ERROR_ZERO_RETURN)
-            *res = IO_EOF;
-        else
-            *res = IO_ERROR;
+        *res = ssl_result(c->ssl, r);
         return -1;
     }
     ssize_t r = read(c->fd, p, n);
     if (r > 0)
         return r;
-    if (r == 0)
-        *res = IO_EOF;
-    else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        *res = IO_AGAIN;
-    else
-        *res = IO_ERROR;
+    *res = r == 0 ? IO_EOF : errno_result();
     return -1;
 }
 
+/* *res is IO_AGAIN when the socket is full; any other result means the peer is gone. */
 static ssize_t transport_write(struct conn *c, const void *p, size_t n, enum io_result *res)
 {
     if (c->ssl) {
         ERR_clear_error();
-        int r = SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+        int r = SSL_write(c->ssl, p, ssl_len(n));
         if (r > 0)
             return r;
-        int e = SSL_get_error(c->ssl, r);
-        *res = (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) ? IO_AGAIN : IO_ERROR;
+        *res = ssl_result(c->ssl, r);
         return -1;
     }
     ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL);
     if (r >= 0)
         return r;
-    *res = (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? IO_AGAIN : IO_ERROR;
+    *res = errno_result();
     return -1;
+}
+
+/* SSL_read returns one record at a time, and what OpenSSL already holds will not wake epoll:
+ * take it now while there is room, else come back for it in this iteration. */
+static void fill_pending(struct conn *c, size_t room)
+{
+    while (room > 0 && SSL_pending(c->ssl) > 0) {
+        enum io_result res = IO_OK;
+        ssize_t r = transport_read(c, c->in.data + c->in.end, room, &res);
+        if (r < 0)
+            break; /* the next call reports an error or EOF */
+        c->in.end += (size_t)r;
+        room -= (size_t)r;
+    }
+    if (SSL_pending(c->ssl) > 0 && c->reading)
+        ev_feed_event(g_loop, &c->rio, EV_READ);
 }
 
 enum io_result conn_fill(struct conn *c, size_t max)
@@ -208,20 +233,8 @@ enum io_result conn_fill(struct conn *c, size_t max)
     if (r < 0)
         return res;
     c->in.end += (size_t)r;
-    if (c->ssl) {
-        /* SSL_read returns one record at a time, and what OpenSSL already holds will not wake
-         * epoll: take it now while there is room, else come back for it in this iteration. */
-        room -= (size_t)r;
-        while (room > 0 && SSL_pending(c->ssl) > 0) {
-            r = transport_read(c, c->in.data + c->in.end, room, &res);
-            if (r < 0)
-                break; /* the next call reports an error or EOF */
-            c->in.end += (size_t)r;
-            room -= (size_t)r;
-        }
-        if (SSL_pending(c->ssl) > 0 && c->reading)
-            ev_feed_event(g_loop, &c->rio, EV_READ);
-    }
+    if (c->ssl)
+        fill_pending(c, room - (size_t)r);
     return IO_OK;
 }
 
@@ -276,6 +289,35 @@ void conn_close_after_flush(struct conn *c)
     conn_want_flush(c);
 }
 
+/* Writes until the out buffer is empty (IO_OK) or the socket is full (IO_AGAIN, wio armed);
+ * IO_ERROR when the peer is gone. */
+static enum io_result write_out(struct conn *c)
+{
+    while (iobuf_len(&c->out) > 0) {
+        enum io_result res = IO_OK;
+        ssize_t w = transport_write(c, iobuf_head(&c->out), iobuf_len(&c->out), &res);
+        if (w < 0 && res == IO_AGAIN) {
+            ev_io_start(g_loop, &c->wio);
+            return IO_AGAIN;
+        }
+        if (w < 0)
+            return IO_ERROR;
+        iobuf_consume(&c->out, (size_t)w);
+    }
+    return IO_OK;
+}
+
+/* The peer is gone; the read side will see it and close. Drop the output. */
+static void drop_output(struct conn *c)
+{
+    iobuf_consume(&c->out, iobuf_len(&c->out));
+    ev_io_stop(g_loop, &c->wio);
+    if (c->close_after_flush)
+        conn_close(c);
+    else
+        c->on_read(c); /* lets the owner observe the error at once */
+}
+
 /* Writes as much as the socket takes. Invariant: wio is active iff output is pending and the
  * socket said EAGAIN. */
 static void flush_one(struct conn *c)
@@ -283,24 +325,9 @@ static void flush_one(struct conn *c)
     if (c->closing)
         return;
     size_t before = iobuf_len(&c->out);
-    while (iobuf_len(&c->out) > 0) {
-        enum io_result res = IO_OK;
-        ssize_t w = transport_write(c, iobuf_head(&c->out), iobuf_len(&c->out), &res);
-        if (w < 0) {
-            if (res == IO_AGAIN) {
-                ev_io_start(g_loop, &c->wio);
-                break;
-            }
-            /* The peer is gone; the read side will see it and close. Drop the output. */
-            iobuf_consume(&c->out, iobuf_len(&c->out));
-            ev_io_stop(g_loop, &c->wio);
-            if (c->close_after_flush)
-                conn_close(c);
-            else
-                c->on_read(c); /* lets the owner observe the error at once */
-            return;
-        }
-        iobuf_consume(&c->out, (size_t)w);
+    if (write_out(c) == IO_ERROR) {
+        drop_output(c);
+        return;
     }
     if (iobuf_len(&c->out) == 0) {
         ev_io_stop(g_loop, &c->wio);

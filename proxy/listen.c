@@ -75,10 +75,29 @@ static bool add_listener(int fd, bool is_unix, const char *path)
     return true;
 }
 
+/* One listening socket for one resolved address. 1: listening; 0: no socket of that family on
+ * this host (skipped); -1: bind or listen failed, or no room for it (logged). */
+static int listen_one(const struct addrinfo *ai, const char *addr, int port)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ai->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        log_error("could not listen on %s port %d: %s", addr, port, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return add_listener(fd, false, NULL) ? 1 : -1;
+}
+
 static bool listen_tcp(const char *addr, int port)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
-    struct addrinfo *res, *ai;
+    struct addrinfo *res;
     char portstr[8];
     snprintf(portstr, sizeof portstr, "%d", port);
     int rc = getaddrinfo(strcmp(addr, "*") == 0 ? NULL : addr, portstr, &hints, &res);
@@ -86,28 +105,14 @@ static bool listen_tcp(const char *addr, int port)
         log_error("listen_addr %s: %s", addr, gai_strerror(rc));
         return false;
     }
-    int opened = 0;
-    for (ai = res; ai; ai = ai->ai_next) {
-        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            continue;
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (ai->ai_family == AF_INET6)
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-            log_error("could not listen on %s port %d: %s", addr, port, strerror(errno));
-            close(fd);
-            freeaddrinfo(res);
-            return false;
-        }
-        if (!add_listener(fd, false, NULL)) {
-            freeaddrinfo(res);
-            return false;
-        }
-        opened++;
+    int opened = 0, r = 0;
+    for (const struct addrinfo *ai = res; ai && r >= 0; ai = ai->ai_next) {
+        r = listen_one(ai, addr, port);
+        opened += r > 0;
     }
     freeaddrinfo(res);
+    if (r < 0)
+        return false;
     if (!opened)
         log_error("could not listen on %s port %d", addr, port);
     return opened > 0;

@@ -25,50 +25,9 @@ static int param_index(const char *name, size_t len)
     return -1;
 }
 
-static bool set_literal(struct param_set *ps, int i, const char *value);
-
-/* search_path is a list: "a, b" from a startup packet must become SET search_path TO 'a', 'b'
- * (one quoted literal would name a single schema called "a, b"). */
-static bool set_list(struct param_set *ps, int i, const char *value)
+static bool is_blank(char c)
 {
-    size_t len = strlen(value), cap = 4 * len + 8;
-    char *out = malloc(cap), *item = malloc(len + 1);
-    bool ok = out && item;
-    size_t o = 0;
-    for (const char *p = value; ok && *p;) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        const char *e = strchr(p, ',');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-            n--;
-        if (n >= 2 && p[0] == '"' && p[n - 1] == '"') {
-            p++;
-            n -= 2;
-        }
-        memcpy(item, p, n);
-        item[n] = '\0';
-        if (o > 0) {
-            memcpy(out + o, ", ", 2);
-            o += 2;
-        }
-        ok = quote_literal(out + o, cap - o, item, n);
-        if (ok)
-            o += strlen(out + o);
-        p = e ? e + 1 : p + strlen(p);
-    }
-    free(item);
-    if (!ok || o == 0) {
-        free(out);
-        return ok ? set_literal(ps, i, value) : false;
-    }
-    if (!set_literal(ps, i, value)) { /* keeps raw for ParameterStatus */
-        free(out);
-        return false;
-    }
-    free(ps->sql[i]);
-    ps->sql[i] = out;
-    return true;
+    return c == ' ' || c == '\t';
 }
 
 static bool set_literal(struct param_set *ps, int i, const char *value)
@@ -89,46 +48,128 @@ static bool set_literal(struct param_set *ps, int i, const char *value)
     return true;
 }
 
+/* The item of a search_path list that starts at *cursor, without the blanks around it or one
+ * pair of double quotes; *cursor moves past its comma (or to the end). */
+static const char *list_item(const char **cursor, size_t *len)
+{
+    const char *p = *cursor;
+    while (is_blank(*p))
+        p++;
+    const char *comma = strchr(p, ',');
+    size_t n = comma ? (size_t)(comma - p) : strlen(p);
+    *cursor = comma ? comma + 1 : p + n;
+    while (n > 0 && is_blank(p[n - 1]))
+        n--;
+    if (n >= 2 && p[0] == '"' && p[n - 1] == '"') {
+        p++;
+        n -= 2;
+    }
+    *len = n;
+    return p;
+}
+
+/* A non-empty list as literals, 'a', 'b', malloc'd; NULL when out of memory or an item cannot be
+ * quoted. */
+static char *quote_list(const char *value)
+{
+    size_t cap = 4 * strlen(value) + 8, o = 0;
+    char *out = malloc(cap);
+    bool ok = out != NULL;
+    for (const char *p = value; ok && *p;) {
+        size_t n;
+        const char *item = list_item(&p, &n);
+        if (o > 0) {
+            memcpy(out + o, ", ", 2);
+            o += 2;
+        }
+        ok = quote_literal(out + o, cap - o, item, n);
+        if (ok)
+            o += strlen(out + o);
+    }
+    if (!ok) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* search_path is a list: "a, b" from a startup packet must become SET search_path TO 'a', 'b'
+ * (one quoted literal would name a single schema called "a, b"). */
+static bool set_list(struct param_set *ps, int i, const char *value)
+{
+    if (!value[0])
+        return set_literal(ps, i, value); /* '': an empty list has no items to quote */
+    char *list = quote_list(value);
+    if (!list || !set_literal(ps, i, value)) { /* set_literal keeps raw for ParameterStatus */
+        free(list);
+        return false;
+    }
+    free(ps->sql[i]);
+    ps->sql[i] = list;
+    return true;
+}
+
+static bool set_value(struct param_set *ps, int i, const char *value)
+{
+    return i == PARAM_SEARCH_PATH ? set_list(ps, i, value) : set_literal(ps, i, value);
+}
+
+/* The blank-separated word of opts[0..n) at *i into buf (room for n + 1), a backslash taking the
+ * next character as it is; *i moves past it. */
+static void next_word(const char *opts, size_t n, size_t *i, char *buf)
+{
+    size_t j = *i, k = 0;
+    while (j < n && is_blank(opts[j]))
+        j++;
+    while (j < n && !is_blank(opts[j])) {
+        if (opts[j] == '\\' && j + 1 < n)
+            j++;
+        buf[k++] = opts[j++];
+    }
+    buf[k] = '\0';
+    *i = j;
+}
+
+/* The name=value a word of options gives: the word after a bare -c, or what follows -c or -- in
+ * the same word; NULL for anything else. *want_c carries a bare -c over to the next word. */
+static const char *option_setting(const char *word, bool *want_c)
+{
+    if (*want_c) {
+        *want_c = false;
+        return word;
+    }
+    if (strcmp(word, "-c") == 0) {
+        *want_c = true;
+        return NULL;
+    }
+    if (strncmp(word, "-c", 2) == 0 || strncmp(word, "--", 2) == 0)
+        return word + 2;
+    return NULL;
+}
+
+/* Untracked names and settings without '=' are the server's business. */
+static bool apply_setting(struct param_set *ps, const char *setting)
+{
+    const char *eq = strchr(setting, '=');
+    int idx = eq ? param_index(setting, (size_t)(eq - setting)) : -1;
+    return idx < 0 || set_value(ps, idx, eq + 1);
+}
+
 /* options: "-c name=value" pairs (PGOPTIONS syntax; backslash escapes the next character). */
 static bool from_options(struct param_set *ps, const char *opts)
 {
     size_t n = strlen(opts);
-    char *buf = malloc(n + 1);
-    if (!buf)
+    char *word = malloc(n + 1);
+    if (!word)
         return false;
     bool ok = true, want_c = false;
     for (size_t i = 0; i < n && ok;) {
-        while (i < n && (opts[i] == ' ' || opts[i] == '\t'))
-            i++;
-        size_t k = 0;
-        while (i < n && opts[i] != ' ' && opts[i] != '\t') {
-            if (opts[i] == '\\' && i + 1 < n)
-                i++;
-            buf[k++] = opts[i++];
-        }
-        buf[k] = '\0';
-        const char *arg = buf;
-        if (!want_c) {
-            if (strcmp(buf, "-c") == 0) {
-                want_c = true;
-                continue;
-            }
-            if (strncmp(buf, "-c", 2) == 0)
-                arg = buf + 2;
-            else if (strncmp(buf, "--", 2) == 0)
-                arg = buf + 2;
-            else
-                continue;
-        }
-        want_c = false;
-        const char *eq = strchr(arg, '=');
-        if (eq) {
-            int idx = param_index(arg, (size_t)(eq - arg));
-            if (idx >= 0)
-                ok = idx == PARAM_SEARCH_PATH ? set_list(ps, idx, eq + 1) : set_literal(ps, idx, eq + 1);
-        }
+        next_word(opts, n, &i, word);
+        const char *setting = option_setting(word, &want_c);
+        if (setting)
+            ok = apply_setting(ps, setting);
     }
-    free(buf);
+    free(word);
     return ok;
 }
 
@@ -144,49 +185,56 @@ bool params_from_startup(struct param_set *ps, const struct startup_packet *pkt)
         }
         int idx = param_index(name, strlen(name));
         /* client_encoding "auto" is libpq's to resolve; the server would refuse it. */
-        if (idx < 0 || idx == PARAM_APPLICATION_NAME || (idx == 0 && strcasecmp(value, "auto") == 0))
+        if (idx < 0 || idx == PARAM_APPLICATION_NAME || (idx == PARAM_CLIENT_ENCODING && strcasecmp(value, "auto") == 0))
             continue;
-        if (!(idx == PARAM_SEARCH_PATH ? set_list(ps, idx, value) : set_literal(ps, idx, value)))
+        if (!set_value(ps, idx, value))
             return false;
     }
     return true;
 }
 
-/* One statement's tokens: SET [SESSION] name {TO | =} value..., SET TIME ZONE v, SET NAMES v,
- * RESET name. LOCAL ends with the transaction and is not followed. */
-static void track_statement(struct param_set *ps, const char *sql, struct sqltok *t, size_t n)
+static int word_param(const struct sqltok *t)
 {
-    if (n < 2)
-        return;
-    size_t i = 1;
-    int idx;
-    if (sqltok_is(&t[0], "reset")) {
-        idx = t[1].kind == SQLTOK_WORD ? param_index(t[1].text, t[1].len) : -1;
-        if (idx >= 0 && n == 2) {
-            free(ps->sql[idx]);
-            ps->sql[idx] = NULL;
-        }
-        return;
+    return t->kind == SQLTOK_WORD ? param_index(t->text, t->len) : -1;
+}
+
+/* RESET name: back to the server's default. */
+static void track_reset(struct param_set *ps, const struct sqltok *t, size_t n)
+{
+    int idx = word_param(&t[1]);
+    if (idx >= 0 && n == 2) {
+        free(ps->sql[idx]);
+        ps->sql[idx] = NULL;
     }
-    if (!sqltok_is(&t[0], "set"))
-        return;
-    if (sqltok_is(&t[1], "session"))
-        i = 2;
+}
+
+/* The tracked parameter a SET names at t[i] (TIME ZONE, NAMES, or name followed by TO or =), and
+ * in *value_at where its value starts; -1 for anything else. */
+static int set_target(const struct sqltok *t, size_t n, size_t i, size_t *value_at)
+{
+    if (sqltok_is(&t[i], "time") && i + 1 < n && sqltok_is(&t[i + 1], "zone")) {
+        *value_at = i + 2;
+        return PARAM_TIMEZONE;
+    }
+    if (sqltok_is(&t[i], "names")) {
+        *value_at = i + 1;
+        return PARAM_CLIENT_ENCODING;
+    }
+    int idx = word_param(&t[i]);
+    if (idx < 0 || i + 1 >= n || !(sqltok_is(&t[i + 1], "to") || (t[i + 1].len == 1 && t[i + 1].text[0] == '=')))
+        return -1;
+    *value_at = i + 2;
+    return idx;
+}
+
+/* SET [SESSION] ...: the client's own text of the value is kept; DEFAULT and LOCAL mean the
+ * server's default. SET LOCAL ends with the transaction and is not followed. */
+static void track_set(struct param_set *ps, const struct sqltok *t, size_t n)
+{
+    size_t i = sqltok_is(&t[1], "session") ? 2 : 1, value_at;
     if (i >= n || sqltok_is(&t[i], "local"))
         return;
-    size_t value_at;
-    if (sqltok_is(&t[i], "time") && i + 1 < n && sqltok_is(&t[i + 1], "zone")) {
-        idx = 3;
-        value_at = i + 2;
-    } else if (sqltok_is(&t[i], "names")) {
-        idx = 0;
-        value_at = i + 1;
-    } else {
-        idx = t[i].kind == SQLTOK_WORD ? param_index(t[i].text, t[i].len) : -1;
-        value_at = i + 2; /* past TO or = */
-        if (i + 1 >= n || !(sqltok_is(&t[i + 1], "to") || (t[i + 1].len == 1 && t[i + 1].text[0] == '=')))
-            return;
-    }
+    int idx = set_target(t, n, i, &value_at);
     if (idx < 0 || value_at >= n)
         return;
     free(ps->sql[idx]);
@@ -195,7 +243,18 @@ static void track_statement(struct param_set *ps, const char *sql, struct sqltok
         return;
     const char *start = t[value_at].text, *end = t[n - 1].text + t[n - 1].len;
     ps->sql[idx] = strndup(start, (size_t)(end - start));
-    (void)sql;
+}
+
+/* One statement's tokens: SET [SESSION] name {TO | =} value..., SET TIME ZONE v, SET NAMES v,
+ * RESET name. */
+static void track_statement(struct param_set *ps, const struct sqltok *t, size_t n)
+{
+    if (n < 2)
+        return;
+    if (sqltok_is(&t[0], "reset"))
+        track_reset(ps, t, n);
+    else if (sqltok_is(&t[0], "set"))
+        track_set(ps, t, n);
 }
 
 #define TRACK_TOKENS 64
@@ -213,7 +272,7 @@ void params_track_sql(struct param_set *ps, const char *sql, size_t len)
             return;
         if (t.kind == SQLTOK_SEMI || t.kind == SQLTOK_EOF) {
             if (!overflow)
-                track_statement(ps, sql, toks, n);
+                track_statement(ps, toks, n);
             n = 0;
             overflow = false;
             if (t.kind == SQLTOK_EOF)
@@ -232,26 +291,42 @@ static bool same(const char *a, const char *b)
     return a == b || (a && b && strcmp(a, b) == 0);
 }
 
-bool params_write_sync(const struct param_set *want, const struct param_set *have, struct pq_writer *w)
+/* Room for the sync Query's text, NUL included; 0 when want and have agree. */
+static size_t sync_cap(const struct param_set *want, const struct param_set *have)
 {
-    size_t cap = 1;
+    size_t cap = 0;
     for (int i = 0; i < PARAM_COUNT; i++)
         if (!same(want->sql[i], have->sql[i]))
             cap += strlen(param_names[i]) + (want->sql[i] ? strlen(want->sql[i]) : 0) + 16;
-    if (cap == 1)
+    return cap ? cap + 1 : 0;
+}
+
+/* The SET or RESET of each parameter that differs, into q[0..cap) as sized by sync_cap. */
+static void sync_text(const struct param_set *want, const struct param_set *have, char *q, size_t cap)
+{
+    size_t o = 0;
+    q[0] = '\0';
+    for (int i = 0; i < PARAM_COUNT; i++) {
+        if (same(want->sql[i], have->sql[i]))
+            continue;
+        const char *sep = o ? "; " : "";
+        int k = want->sql[i] ? snprintf(q + o, cap - o, "%sSET %s TO %s", sep, param_names[i], want->sql[i])
+                             : snprintf(q + o, cap - o, "%sRESET %s", sep, param_names[i]);
+        o += (size_t)k;
+    }
+}
+
+bool params_write_sync(const struct param_set *want, const struct param_set *have, struct pq_writer *w)
+{
+    size_t cap = sync_cap(want, have);
+    if (!cap)
         return false;
-    char *q = malloc(cap), *p = q;
+    char *q = malloc(cap);
     if (!q) {
         w->failed = true;
         return true;
     }
-    *p = '\0';
-    for (int i = 0; i < PARAM_COUNT; i++) {
-        if (same(want->sql[i], have->sql[i]))
-            continue;
-        p += want->sql[i] ? sprintf(p, "%sSET %s TO %s", p == q ? "" : "; ", param_names[i], want->sql[i])
-                          : sprintf(p, "%sRESET %s", p == q ? "" : "; ", param_names[i]);
-    }
+    sync_text(want, have, q, cap);
     fe_write_query(w, q);
     free(q);
     return true;

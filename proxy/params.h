@@ -13,6 +13,8 @@
 #include "protocol/startup.h"
 
 #define PARAM_COUNT 7
+#define PARAM_CLIENT_ENCODING 0
+#define PARAM_TIMEZONE 3
 #define PARAM_SEARCH_PATH 5
 #define PARAM_APPLICATION_NAME 6 /* from the client's SETs only: the startup value is txstart's */
 extern const char *const param_names[PARAM_COUNT];

@@ -49,35 +49,47 @@ static bool grow(void ***buckets, size_t *nb, void *(*next_of)(void *), void (*s
 
 /* ---- client statements ---- */
 
-struct cstmt *cstmt_new(const char *name, size_t name_len, const char *query, size_t query_len,
-                        const uint8_t *types, uint16_t ntypes, const char *context)
+struct part {
+    const void *p;
+    size_t len;
+};
+
+/* SHA-256 of the parts one after another into digest (EVP_MAX_MD_SIZE bytes); false when
+ * OpenSSL fails. */
+static bool sha256_parts(const struct part *parts, size_t n, uint8_t *digest, unsigned *dlen)
 {
-    struct cstmt *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
-    s->refs = 1;
-    s->name = malloc(name_len + 1);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = EVP_DigestUpdate(md, parts[i].p, parts[i].len);
+    ok = ok && EVP_DigestFinal_ex(md, digest, dlen);
+    EVP_MD_CTX_free(md);
+    return ok;
+}
+
+/* The server-side name: the prefix and 16 bytes of a digest of text, types and context, NUL
+ * between them so that no two different triples hash the same bytes. */
+static bool derive_sname(char *sname, const char *query, size_t query_len, const uint8_t *types, uint16_t ntypes,
+                         const char *context)
+{
+    static const uint8_t sep = 0;
+    const char *ctx = context ? context : "";
+    const struct part parts[] = {
+        {query, query_len}, {&sep, 1}, {types, (size_t)ntypes * 4}, {&sep, 1}, {ctx, strlen(ctx)},
+    };
     uint8_t digest[EVP_MAX_MD_SIZE];
     unsigned dlen = 0;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    static const uint8_t sep = 0;
-    size_t ctx_len = context ? strlen(context) : 0;
-    bool hashed = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) && EVP_DigestUpdate(md, query, query_len) &&
-                  EVP_DigestUpdate(md, &sep, 1) && EVP_DigestUpdate(md, types, (size_t)ntypes * 4) &&
-                  EVP_DigestUpdate(md, &sep, 1) && EVP_DigestUpdate(md, context ? context : "", ctx_len) &&
-                  EVP_DigestFinal_ex(md, digest, &dlen) && dlen >= 16;
-    EVP_MD_CTX_free(md);
-    if (!s->name || !hashed) {
-        cstmt_unref(s);
-        return NULL;
-    }
-    memcpy(s->name, name, name_len);
-    s->name[name_len] = '\0';
-    s->name_len = name_len;
-    int k = snprintf(s->sname, sizeof s->sname, "%s", STMT_PREFIX);
+    if (!sha256_parts(parts, sizeof parts / sizeof parts[0], digest, &dlen) || dlen < 16)
+        return false;
+    int k = snprintf(sname, STMT_SNAME_LEN, "%s", STMT_PREFIX);
     for (unsigned i = 0; i < 16; i++)
-        k += snprintf(s->sname + k, sizeof s->sname - (size_t)k, "%02x", digest[i]);
+        k += snprintf(sname + k, STMT_SNAME_LEN - (size_t)k, "%02x", digest[i]);
+    return true;
+}
 
+/* The Parse message that creates s->sname on a server. */
+static bool write_parse(struct cstmt *s, const char *query, size_t query_len, const uint8_t *types, uint16_t ntypes)
+{
     struct pq_writer w;
     wr_init_dynamic(&w);
     wr_begin(&w, FE_PARSE);
@@ -88,11 +100,29 @@ struct cstmt *cstmt_new(const char *name, size_t name_len, const char *query, si
     wr_end(&w);
     if (!wr_ok(&w)) {
         wr_destroy(&w);
-        cstmt_unref(s);
-        return NULL;
+        return false;
     }
     s->parse = w.p;
     s->parse_len = w.len;
+    return true;
+}
+
+struct cstmt *cstmt_new(const char *name, size_t name_len, const char *query, size_t query_len,
+                        const uint8_t *types, uint16_t ntypes, const char *context)
+{
+    struct cstmt *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->refs = 1;
+    s->name = malloc(name_len + 1);
+    if (!s->name || !derive_sname(s->sname, query, query_len, types, ntypes, context) ||
+        !write_parse(s, query, query_len, types, ntypes)) {
+        cstmt_unref(s);
+        return NULL;
+    }
+    memcpy(s->name, name, name_len);
+    s->name[name_len] = '\0';
+    s->name_len = name_len;
     return s;
 }
 

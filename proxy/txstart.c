@@ -35,6 +35,67 @@ static void sql_add(struct sqlbuf *b, const char *piece)
     b->len += n;
 }
 
+/* Appends one statement, after a separator unless it is the first. */
+static void sql_add_stmt(struct sqlbuf *b, const char *stmt)
+{
+    if (b->p)
+        sql_add(b, "; ");
+    sql_add(b, stmt);
+}
+
+/* Done: at least one statement and no failure. */
+static bool sql_done(const struct sqlbuf *b)
+{
+    return !b->failed && b->p;
+}
+
+/* SET name = 'value' in a new buffer; failed when out of memory or the value cannot be quoted
+ * (invalid UTF-8). */
+static struct sqlbuf set_statement(const struct txstart_setting *s)
+{
+    struct sqlbuf stmt = {0};
+    /* Quoting at most doubles the text and may add E, two quotes and a NUL. */
+    size_t vlen = strlen(s->value), cap = 2 * vlen + 4;
+    char *lit = malloc(cap);
+    if (lit && quote_literal(lit, cap, s->value, vlen)) {
+        sql_add(&stmt, "SET ");
+        sql_add(&stmt, s->name);
+        sql_add(&stmt, " = ");
+        sql_add(&stmt, lit);
+    } else {
+        stmt.failed = true;
+    }
+    free(lit);
+    return stmt;
+}
+
+/* The SET of every setting goes into the switch Query, all but the switch_only ones into the
+ * per-transaction one. False when a value cannot be quoted. */
+static bool add_sets(struct sqlbuf *set, struct sqlbuf *sw, const struct txstart_setting *settings, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct sqlbuf stmt = set_statement(&settings[i]);
+        if (stmt.failed) {
+            free(stmt.p);
+            return false;
+        }
+        if (!settings[i].switch_only)
+            sql_add_stmt(set, stmt.p);
+        sql_add_stmt(sw, stmt.p);
+        free(stmt.p);
+    }
+    return true;
+}
+
+static void add_resets(struct sqlbuf *reset, const struct txstart_setting *claims, size_t nclaims)
+{
+    for (size_t i = 0; i < nclaims; i++) {
+        char stmt[SETTING_SQL_MAX];
+        snprintf(stmt, sizeof stmt, "RESET %s", claims[i].name);
+        sql_add_stmt(reset, stmt);
+    }
+}
+
 static bool to_query_msg(const char *sql, uint8_t **out, size_t *len)
 {
     struct pq_writer w;
@@ -49,49 +110,28 @@ static bool to_query_msg(const char *sql, uint8_t **out, size_t *len)
     return true;
 }
 
+/* The three texts as Query messages into t; t untouched on failure. */
+static bool to_query_msgs(struct txstart *t, const char *set, const char *sw, const char *reset)
+{
+    struct txstart built = {0};
+    if (!to_query_msg(set, &built.set_msg, &built.set_len) ||
+        !to_query_msg(sw, &built.switch_msg, &built.switch_len) ||
+        !to_query_msg(reset, &built.reset_msg, &built.reset_len)) {
+        txstart_destroy(&built);
+        return false;
+    }
+    *t = built;
+    return true;
+}
+
+/* A start that resets no claim or sets nothing per transaction is refused: every client has
+ * claims, and the per-transaction Query is what carries them. */
 bool txstart_build(struct txstart *t, const struct txstart_setting *settings, size_t n, size_t nclaims)
 {
     struct sqlbuf set = {0}, sw = {0}, reset = {0};
-    bool ok = false;
-    for (size_t i = 0; i < nclaims && i < n; i++) {
-        char stmt[SETTING_SQL_MAX];
-        snprintf(stmt, sizeof stmt, "%sRESET %s", i ? "; " : "", settings[i].name);
-        sql_add(&reset, stmt);
-    }
-    for (size_t i = 0; i < n; i++) {
-        /* Quoting at most doubles the text and may add E, two quotes and a NUL. */
-        size_t vlen = strlen(settings[i].value), cap = 2 * vlen + 4;
-        size_t scap = cap + strlen(settings[i].name) + 16;
-        char *lit = malloc(cap), *stmt = malloc(scap);
-        bool built = lit && stmt && quote_literal(lit, cap, settings[i].value, vlen);
-        int k = built ? snprintf(stmt, scap, "SET %s = %s", settings[i].name, lit) : -1;
-        if (k >= 0 && (size_t)k < scap) {
-            if (!settings[i].switch_only) {
-                if (set.p)
-                    sql_add(&set, "; ");
-                sql_add(&set, stmt);
-            }
-            if (i > 0)
-                sql_add(&sw, "; ");
-            sql_add(&sw, stmt);
-        }
-        free(lit);
-        free(stmt);
-        if (k < 0 || (size_t)k >= scap)
-            goto done;
-    }
-    if (set.failed || sw.failed || reset.failed || !set.p || !reset.p)
-        goto done;
-    struct txstart built = {0};
-    if (!to_query_msg(set.p, &built.set_msg, &built.set_len) ||
-        !to_query_msg(sw.p, &built.switch_msg, &built.switch_len) ||
-        !to_query_msg(reset.p, &built.reset_msg, &built.reset_len)) {
-        txstart_destroy(&built);
-        goto done;
-    }
-    *t = built;
-    ok = true;
-done:
+    add_resets(&reset, settings, nclaims < n ? nclaims : n);
+    bool ok = add_sets(&set, &sw, settings, n) && sql_done(&set) && sql_done(&sw) && sql_done(&reset) &&
+              to_query_msgs(t, set.p, sw.p, reset.p);
     free(set.p);
     free(sw.p);
     free(reset.p);

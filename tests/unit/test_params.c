@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "protocol/buf.h"
@@ -83,11 +84,152 @@ static void test_track_sql(void **state)
     params_clear(&ps);
 }
 
+/* Each SET/RESET form against a state where three parameters are already set; want is the sync
+ * Query from nothing afterwards (NULL: all back to the server's defaults). */
+static void test_track_forms(void **state)
+{
+    (void)state;
+    static const char before[] = "SET NAMES 'pre'; SET TimeZone = 'pre'; SET search_path = pre";
+#define BEFORE_SQL "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'; SET search_path TO pre"
+    static const struct {
+        const char *sql, *want;
+    } cases[] = {
+        {"SET search_path = a", "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'; SET search_path TO a"},
+        {"set Search_Path to a, \"B\"", "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'; SET search_path TO a, \"B\""},
+        {"SET SESSION search_path TO x", "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'; SET search_path TO x"},
+        {"SET LOCAL search_path = x", BEFORE_SQL},
+        {"SET SESSION LOCAL search_path = x", BEFORE_SQL},
+        {"SET SESSION", BEFORE_SQL},
+        {"SET", BEFORE_SQL},
+        {"SET search_path", BEFORE_SQL},
+        {"SET search_path =", BEFORE_SQL},
+        {"SET search_path == a", BEFORE_SQL},
+        {"SET search_path a", BEFORE_SQL},
+        {"SET \"search_path\" = a", BEFORE_SQL}, /* a quoted name is not followed */
+        {"SET work_mem = 1", BEFORE_SQL},
+        {"SET time = 1", BEFORE_SQL},
+        {"SET search_path = DEFAULT", "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'"},
+        {"SET search_path TO local", "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'"},
+        {"SET search_path TO local, a", "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'; SET search_path TO local, a"},
+        {"SET TIME ZONE 'UTC'", "SET client_encoding TO 'pre'; SET TimeZone TO 'UTC'; SET search_path TO pre"},
+        {"SET TIME ZONE INTERVAL '+02:00' HOUR TO MINUTE",
+         "SET client_encoding TO 'pre'; SET TimeZone TO INTERVAL '+02:00' HOUR TO MINUTE; SET search_path TO pre"},
+        {"SET TIME ZONE LOCAL", "SET client_encoding TO 'pre'; SET search_path TO pre"},
+        {"SET TIME ZONE DEFAULT", "SET client_encoding TO 'pre'; SET search_path TO pre"},
+        {"SET TIME ZONE", BEFORE_SQL},
+        {"SET SESSION TIME ZONE 'b'", "SET client_encoding TO 'pre'; SET TimeZone TO 'b'; SET search_path TO pre"},
+        {"SET NAMES 'LATIN1'", "SET client_encoding TO 'LATIN1'; SET TimeZone TO 'pre'; SET search_path TO pre"},
+        {"SET NAMES", BEFORE_SQL},
+        {"SET timezone = 'c'", "SET client_encoding TO 'pre'; SET TimeZone TO 'c'; SET search_path TO pre"},
+        {"SET application_name = 'me'",
+         "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'; SET search_path TO pre; SET application_name TO 'me'"},
+        {"RESET search_path", "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'"},
+        {"reset TIMEZONE", "SET client_encoding TO 'pre'; SET search_path TO pre"},
+        {"RESET search_path extra", BEFORE_SQL},
+        {"RESET work_mem", BEFORE_SQL},
+        {"RESET", BEFORE_SQL},
+        {"RESET ALL", BEFORE_SQL},
+        {"RESET \"search_path\"", BEFORE_SQL},
+        {"SELECT 1; RESET TimeZone; RESET search_path; SET NAMES DEFAULT", NULL},
+        {"RESET search_path; SET search_path = 'unterminated", "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'"},
+        {"SET search_path = a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r "
+         "s t u v w x y z a b c d e f g h i j k l", BEFORE_SQL}, /* over 64 tokens: not followed */
+    };
+#undef BEFORE_SQL
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        print_message("case: %s\n", cases[i].sql);
+        struct param_set ps = {0}, none = {0};
+        char out[512];
+        params_track_sql(&ps, before, strlen(before));
+        params_track_sql(&ps, cases[i].sql, strlen(cases[i].sql));
+        char *got = sync_sql(&ps, &none, out, sizeof out);
+        if (cases[i].want)
+            assert_string_equal(got, cases[i].want);
+        else
+            assert_null(got);
+        params_clear(&ps);
+    }
+}
+
+/* Startup values: options (PGOPTIONS syntax) and search_path as a list. want is the sync Query
+ * from nothing, NULL when nothing is set; bad means params_from_startup fails. */
+static void test_startup_forms(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name, *value, *want;
+        bool bad;
+    } cases[] = {
+        {"options", "-c search_path=a,b", "SET search_path TO 'a', 'b'", false},
+        {"options", "-csearch_path=a", "SET search_path TO 'a'", false},
+        {"options", "--search_path=a", "SET search_path TO 'a'", false},
+        {"options", "  -c \t search_path=a  ", "SET search_path TO 'a'", false},
+        {"options", "-c work_mem=1", NULL, false},
+        {"options", "search_path=a", NULL, false},
+        {"options", "-c", NULL, false},
+        {"options", "-c DateStyle", NULL, false},
+        {"options", "-c -c DateStyle=x", NULL, false},
+        {"options", "-c DateStyle=x -c TimeZone=y", "SET DateStyle TO 'x'; SET TimeZone TO 'y'", false},
+        {"options", "-c application_name=a\\ b", "SET application_name TO 'a b'", false},
+        {"options", "-c TimeZone=a\\\\b", "SET TimeZone TO E'a\\\\b'", false},
+        {"options", "-c TimeZone=a\\", "SET TimeZone TO E'a\\\\'", false},
+        {"options", "-c TimeZone=it's", "SET TimeZone TO 'it''s'", false},
+        {"options", "-c TimeZone=\xff", NULL, true},
+        {"options", "-c search_path=\xff", NULL, true},
+        {"options", "", NULL, false},
+        {"search_path", "a, b", "SET search_path TO 'a', 'b'", false},
+        {"search_path", " \"B\" ,\tc\t", "SET search_path TO 'B', 'c'", false},
+        {"search_path", "a,,b", "SET search_path TO 'a', '', 'b'", false},
+        {"search_path", ",a", "SET search_path TO '', 'a'", false},
+        {"search_path", "a,", "SET search_path TO 'a'", false},
+        {"search_path", "\"a,b\"", "SET search_path TO '\"a', 'b\"'", false},
+        {"search_path", "\"\"", "SET search_path TO ''", false},
+        {"search_path", "", "SET search_path TO ''", false},
+        {"search_path", "  ", "SET search_path TO ''", false},
+        {"search_path", "it's", "SET search_path TO 'it''s'", false},
+        {"search_path", "a\\b", "SET search_path TO E'a\\\\b'", false},
+        {"search_path", "\xc3(", NULL, true},
+        {"application_name", "x", NULL, false}, /* txstart's */
+        {"client_encoding", "AUTO", NULL, false},
+        {"client_encoding", "UTF8", "SET client_encoding TO 'UTF8'", false},
+        {"timezone", "UTC", "SET TimeZone TO 'UTC'", false},
+        {"work_mem", "1", NULL, false},
+        {"IntervalStyle", "\xc3(", NULL, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        print_message("case: %s=%s\n", cases[i].name, cases[i].value);
+        const char *names[] = {"user", cases[i].name};
+        const char *values[] = {"u", cases[i].value};
+        uint8_t buf[512];
+        struct startup_packet pkt;
+        startup(&pkt, buf, sizeof buf, names, values, 2);
+        struct param_set ps = {0}, none = {0};
+        char out[512];
+        if (cases[i].bad) {
+            assert_false(params_from_startup(&ps, &pkt));
+            params_clear(&ps);
+            continue;
+        }
+        assert_true(params_from_startup(&ps, &pkt));
+        char *got = sync_sql(&ps, &none, out, sizeof out);
+        if (cases[i].want)
+            assert_string_equal(got, cases[i].want);
+        else
+            assert_null(got);
+        /* ParameterStatus reports the value as given, not as quoted. */
+        if (got && strcmp(cases[i].name, "options") != 0)
+            assert_string_equal(params_reported(&ps, cases[i].name), cases[i].value);
+        params_clear(&ps);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_startup_and_options),
         cmocka_unit_test(test_track_sql),
+        cmocka_unit_test(test_track_forms),
+        cmocka_unit_test(test_startup_forms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

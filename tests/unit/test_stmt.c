@@ -33,6 +33,10 @@ static void test_names(void **state)
     assert_string_equal(a->sname, b->sname);   /* same statement, other client names: shared */
     assert_string_not_equal(a->sname, c->sname); /* another search_path: another statement */
     assert_string_not_equal(a->sname, d->sname);
+    /* Known answers: SHA-256 of text, NUL, type OIDs, NUL, search_path; the first 16 bytes in hex.
+     * Servers keep statements under these names, so the scheme must not drift. */
+    assert_string_equal(a->sname, STMT_PREFIX "9e29e6a12836224040189ff6c8774287");
+    assert_string_equal(c->sname, STMT_PREFIX "c00cd9ac9c7f512ea1354621cd3c3ea4");
     /* The Parse message: type, length, the server name, the text, the one parameter type. */
     assert_int_equal(a->parse[0], FE_PARSE);
     struct fe_parse p;
