@@ -127,9 +127,17 @@ void pool_forget_waiter(struct client *c)
     }
 }
 
+static const char *retire_reason(const struct server *s);
+
 void pool_server_ready(struct server *s)
 {
     struct pool *p = s->pool;
+    const char *retire = retire_reason(s);
+    if (retire) {
+        server_close(s, retire);
+        open_if_needed(p); /* a waiting client gets a fresh connection, up to the pool size */
+        return;
+    }
     struct client *c = TAILQ_FIRST(&p->waiting);
     if (c) {
         TAILQ_REMOVE(&p->waiting, c, wait_link);
@@ -167,4 +175,44 @@ void pool_reap_idle(ev_tstamp now)
                 server_close(s, "server_idle_timeout");
         }
     }
+}
+
+bool pool_server_outdated(const struct server *s)
+{
+    return s->generation != s->pool->generation;
+}
+
+/* Why s must close instead of going (back) to its pool after a reload; NULL when it may stay. */
+static const char *retire_reason(const struct server *s)
+{
+    if (pool_server_outdated(s))
+        return "the database's conninfo changed (config reload)";
+    if (s->pool->nservers > s->pool->size)
+        return "the pool is over default_pool_size (config reload)";
+    return NULL;
+}
+
+bool pool_reconfigure(struct pool *p, int size, const char *conninfo)
+{
+    if (conninfo && strcmp(conninfo, p->conninfo) != 0) {
+        char *copy = strdup(conninfo);
+        if (!copy)
+            return false;
+        free(p->conninfo);
+        p->conninfo = copy;
+        p->generation++;
+    }
+    p->size = size;
+    struct server *s, *next;
+    for (s = TAILQ_FIRST(&p->idle); s; s = next) {
+        next = TAILQ_NEXT(s, link);
+        const char *retire = retire_reason(s);
+        if (retire) {
+            /* server_close logs idle ones at debug; this one is news */
+            LOG_AT(LOG_INFO, s->tag, "closing idle server connection: %s", retire);
+            server_close(s, retire);
+        }
+    }
+    open_if_needed(p);
+    return true;
 }

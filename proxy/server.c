@@ -204,6 +204,7 @@ bool server_connect(struct pool *p)
         return false;
     s->id = ++rt.next_server_id;
     s->pool = p;
+    s->generation = p->generation; /* pool_server_outdated: opened with p->conninfo as it is now */
     sstmt_init(&s->stmts);
     snprintf(s->tag, sizeof s->tag, "S-%llu %s/%s", (unsigned long long)s->id, p->database,
              p->server_user);
