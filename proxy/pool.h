@@ -36,7 +36,9 @@ struct pool *pool_find_or_create(const char *database, const char *server_user, 
 /* Links the client to an idle server now, or queues it (opening a connection when under size). */
 void pool_request(struct pool *p, struct client *c);
 void pool_forget_waiter(struct client *c);
-/* A server became usable (connected, or its reset finished, or its client's transaction ended). */
+/* A server became usable (connected, or its reset finished, or its client's transaction ended): it
+ * goes to the longest-waiting client, else idle; after a reload it is closed instead when outdated
+ * or beyond the pool's size (and a waiting client gets a fresh connection). */
 void pool_server_ready(struct server *s);
 /* A connection attempt failed: every waiting client gets FATAL 08006 with the server's message. */
 void pool_connect_failed(struct pool *p, const char *server_message);
