@@ -89,9 +89,9 @@ static const struct config_key keys[] = {
     {{"pgmesh", "client_tls", "require", true,
       "TLS for TCP clients: disable, allow (TLS or clear text) or require; Unix-socket clients are exempt"},
      VAL_ENUM, AT(client_tls), 0, 0, client_tls_modes, NULL},
-    {{"pgmesh", "tls_cert_file", "", true, "PEM certificate (chain) shown to clients; re-read on SIGHUP"},
+    {{"pgmesh", "tls_cert_file", "", true, "PEM certificate (chain) shown to clients"},
      VAL_STRING, AT(tls_cert_file), 0, PATH_MAX - 1, NULL, NULL},
-    {{"pgmesh", "tls_key_file", "", true, "PEM private key of tls_cert_file; re-read on SIGHUP"},
+    {{"pgmesh", "tls_key_file", "", true, "PEM private key of tls_cert_file"},
      VAL_STRING, AT(tls_key_file), 0, PATH_MAX - 1, NULL, NULL},
     {{"pgmesh", "tls_ca_file", "", true,
       "PEM CAs for client certificates: when set, one is requested and checked but not required"},
@@ -263,63 +263,78 @@ static bool parse_duration_key(const struct config_key *k, const char *value, in
     return true;
 }
 
+static bool set_string(struct config *cfg, const struct config_key *k, const char *value, char *err, size_t errlen)
+{
+    size_t len = strlen(value);
+    if (len < (size_t)k->min || len > (size_t)k->max) {
+        snprintf(err, errlen, "%s must be %lld to %lld bytes long, not %zu", k->d.name, (long long)k->min,
+                 (long long)k->max, len);
+        return false;
+    }
+    if (k->choices && choice_index(k->choices, value) < 0) {
+        char list[128];
+        join_choices(k->choices, list, sizeof list);
+        snprintf(err, errlen, "invalid %s \"%s\" (expected one of: %s)", k->d.name, value, list);
+        return false;
+    }
+    if (k->check && !k->check(cfg, value, err, errlen))
+        return false;
+    char *copy = strdup(value);
+    if (!copy) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    char **dst = field(cfg, k);
+    free(*dst);
+    *dst = copy;
+    return true;
+}
+
+static bool set_int(struct config *cfg, const struct config_key *k, const char *value, char *err, size_t errlen)
+{
+    int64_t n;
+    if (!config_parse_count(value, &n) || n < k->min || n > k->max) {
+        snprintf(err, errlen, "%s must be an integer from %lld to %lld, not \"%s\"", k->d.name, (long long)k->min,
+                 (long long)k->max, value);
+        return false;
+    }
+    *(int *)field(cfg, k) = (int)n;
+    return true;
+}
+
+static bool set_enum(struct config *cfg, const struct config_key *k, const char *value, char *err, size_t errlen)
+{
+    int i = choice_index(k->choices, value);
+    if (i < 0) {
+        char list[128];
+        join_choices(k->choices, list, sizeof list);
+        snprintf(err, errlen, "invalid %s \"%s\" (expected one of: %s)", k->d.name, value, list);
+        return false;
+    }
+    *(int *)field(cfg, k) = i;
+    return true;
+}
+
+static bool set_duration(struct config *cfg, const struct config_key *k, const char *value, char *err,
+                         size_t errlen)
+{
+    int64_t v;
+    if (!parse_duration_key(k, value, &v, err, errlen))
+        return false;
+    *(int64_t *)field(cfg, k) = v;
+    return true;
+}
+
 /* Parses value for k and stores it; the destination is untouched on failure. Used for the
  * defaults and the file alike, so a default is held to the same rules as a user's value. */
 static bool key_set(struct config *cfg, const struct config_key *k, const char *value, char *err, size_t errlen)
 {
-    char list[128];
     switch (k->kind) {
-    case VAL_STRING: {
-        if (strlen(value) < (size_t)k->min || strlen(value) > (size_t)k->max) {
-            snprintf(err, errlen, "%s must be %lld to %lld bytes long, not %zu", k->d.name, (long long)k->min,
-                     (long long)k->max, strlen(value));
-            return false;
-        }
-        if (k->choices && choice_index(k->choices, value) < 0) {
-            join_choices(k->choices, list, sizeof list);
-            snprintf(err, errlen, "invalid %s \"%s\" (expected one of: %s)", k->d.name, value, list);
-            return false;
-        }
-        if (k->check && !k->check(cfg, value, err, errlen))
-            return false;
-        char *copy = strdup(value);
-        if (!copy) {
-            snprintf(err, errlen, "out of memory");
-            return false;
-        }
-        char **dst = field(cfg, k);
-        free(*dst);
-        *dst = copy;
-        return true;
-    }
-    case VAL_INT: {
-        int64_t n;
-        if (!config_parse_count(value, &n) || n < k->min || n > k->max) {
-            snprintf(err, errlen, "%s must be an integer from %lld to %lld, not \"%s\"", k->d.name,
-                     (long long)k->min, (long long)k->max, value);
-            return false;
-        }
-        *(int *)field(cfg, k) = (int)n;
-        return true;
-    }
-    case VAL_ENUM: {
-        int i = choice_index(k->choices, value);
-        if (i < 0) {
-            join_choices(k->choices, list, sizeof list);
-            snprintf(err, errlen, "invalid %s \"%s\" (expected one of: %s)", k->d.name, value, list);
-            return false;
-        }
-        *(int *)field(cfg, k) = i;
-        return true;
-    }
+    case VAL_STRING: return set_string(cfg, k, value, err, errlen);
+    case VAL_INT: return set_int(cfg, k, value, err, errlen);
+    case VAL_ENUM: return set_enum(cfg, k, value, err, errlen);
     case VAL_DURATION_MS:
-    case VAL_DURATION_S: {
-        int64_t v;
-        if (!parse_duration_key(k, value, &v, err, errlen))
-            return false;
-        *(int64_t *)field(cfg, k) = v;
-        return true;
-    }
+    case VAL_DURATION_S: return set_duration(cfg, k, value, err, errlen);
     }
     snprintf(err, errlen, "internal error: bad key type");
     return false;
@@ -344,6 +359,55 @@ static bool keys_equal(const struct config *a, const struct config *b, const str
 
 /* ---- [databases] and [roles] ---- */
 
+/* libpq's messages end in a period and a newline; ours are quoted inside a sentence. */
+static void trim_libpq_message(char *why)
+{
+    size_t n = strlen(why);
+    while (n > 0 && (why[n - 1] == '\n' || why[n - 1] == '.'))
+        why[--n] = '\0';
+}
+
+static bool sets_user(const PQconninfoOption *opts)
+{
+    for (const PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, "user") == 0 && o->val != NULL)
+            return true;
+    return false;
+}
+
+/* libpq's own parse of the conninfo, and no user: the server user comes from [roles]. */
+static bool check_conninfo(const char *name, const char *conninfo, char *err, size_t errlen)
+{
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &why);
+    if (!opts) {
+        if (why)
+            trim_libpq_message(why);
+        snprintf(err, errlen, "invalid conninfo for database \"%s\": %s", name, why ? why : "out of memory");
+        PQfreemem(why);
+        return false;
+    }
+    bool has_user = sets_user(opts);
+    PQconninfoFree(opts);
+    if (has_user)
+        snprintf(err, errlen, "conninfo of database \"%s\" must not set user: the server user comes from [roles]",
+                 name);
+    return !has_user;
+}
+
+/* arr with room for one more element of size elem (count used of *cap): arr itself, or a larger
+ * copy (arr is then freed); NULL when out of memory, arr untouched. */
+static void *grow(void *arr, size_t count, size_t *cap, size_t elem)
+{
+    if (count < *cap)
+        return arr;
+    size_t n = *cap ? *cap * 2 : 8;
+    void *p = realloc(arr, n * elem);
+    if (p)
+        *cap = n;
+    return p;
+}
+
 static bool add_database(struct load_state *st, const char *name, const char *conninfo, char *err, size_t errlen)
 {
     struct config *cfg = st->cfg;
@@ -359,68 +423,33 @@ static bool add_database(struct load_state *st, const char *name, const char *co
         snprintf(err, errlen, "database \"%s\" has an empty conninfo", name);
         return false;
     }
-    char *why = NULL;
-    PQconninfoOption *opts = PQconninfoParse(conninfo, &why);
-    if (!opts) {
-        if (why) {
-            size_t n = strlen(why);
-            while (n > 0 && (why[n - 1] == '\n' || why[n - 1] == '.'))
-                why[--n] = '\0';
-        }
-        snprintf(err, errlen, "invalid conninfo for database \"%s\": %s", name, why ? why : "out of memory");
-        PQfreemem(why);
+    if (!check_conninfo(name, conninfo, err, errlen))
         return false;
-    }
-    bool has_user = false;
-    for (PQconninfoOption *o = opts; o->keyword; o++)
-        if (strcmp(o->keyword, "user") == 0 && o->val != NULL)
-            has_user = true;
-    PQconninfoFree(opts);
-    if (has_user) {
-        snprintf(err, errlen, "conninfo of database \"%s\" must not set user: the server user comes from [roles]",
-                 name);
-        return false;
-    }
-    if (cfg->ndatabases == st->db_cap) {
-        size_t cap = st->db_cap ? st->db_cap * 2 : 8;
-        struct db_config *d = realloc(cfg->databases, cap * sizeof *d);
-        if (!d)
-            goto oom;
-        cfg->databases = d;
-        st->db_cap = cap;
-    }
     struct db_config db = {strdup(name), strdup(conninfo)};
-    if (!db.name || !db.conninfo) {
+    struct db_config *dbs = db.name && db.conninfo ? grow(cfg->databases, cfg->ndatabases, &st->db_cap, sizeof db)
+                                                   : NULL;
+    if (!dbs) {
         free(db.name);
         free(db.conninfo);
-        goto oom;
+        snprintf(err, errlen, "out of memory");
+        return false;
     }
-    cfg->databases[cfg->ndatabases++] = db;
+    cfg->databases = dbs;
+    dbs[cfg->ndatabases++] = db;
     return true;
-oom:
-    snprintf(err, errlen, "out of memory");
-    return false;
 }
 
-/* Fills r from "server_user=NAME statement_timeout=30s work_mem=128MB" (any order, each once). */
-
-static bool add_role(struct load_state *st, const char *name, const char *value, char *err, size_t errlen)
+/* Parses a role's options into a new entry with its own copies of the names. */
+static bool make_role(const char *name, const char *value, struct role_config *out, char *err, size_t errlen)
 {
-    struct config *cfg = st->cfg;
-    if (name[0] == '\0' || strlen(name) > JWT_CLAIM_MAX) {
-        snprintf(err, errlen, "role name must be 1 to %d bytes long", JWT_CLAIM_MAX);
-        return false;
-    }
-    if (config_find_role(cfg, name)) {
-        snprintf(err, errlen, "duplicate role \"%s\"", name);
-        return false;
-    }
     char *opts = strdup(value);
-    if (!opts)
-        goto oom;
     struct role_config r = {0};
     const char *server_user;
     char why[256];
+    if (!opts) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
     if (!config_parse_role_options(opts, &r, &server_user, why, sizeof why)) {
         snprintf(err, errlen, "role \"%s\": %s", name, why);
         free(opts);
@@ -429,47 +458,86 @@ static bool add_role(struct load_state *st, const char *name, const char *value,
     r.name = strdup(name);
     r.server_user = strdup(server_user);
     free(opts);
-    if (!r.name || !r.server_user)
-        goto oom_role;
-    if (cfg->nroles == st->role_cap) {
-        size_t cap = st->role_cap ? st->role_cap * 2 : 8;
-        struct role_config *rs = realloc(cfg->roles, cap * sizeof *rs);
-        if (!rs)
-            goto oom_role;
-        cfg->roles = rs;
-        st->role_cap = cap;
+    if (!r.name || !r.server_user) {
+        free(r.name);
+        free(r.server_user);
+        snprintf(err, errlen, "out of memory");
+        return false;
     }
-    cfg->roles[cfg->nroles++] = r;
+    *out = r;
     return true;
-oom_role:
-    free(r.name);
-    free(r.server_user);
-oom:
-    snprintf(err, errlen, "out of memory");
-    return false;
+}
+
+static bool add_role(struct load_state *st, const char *name, const char *value, char *err, size_t errlen)
+{
+    struct config *cfg = st->cfg;
+    struct role_config r;
+    if (name[0] == '\0' || strlen(name) > JWT_CLAIM_MAX) {
+        snprintf(err, errlen, "role name must be 1 to %d bytes long", JWT_CLAIM_MAX);
+        return false;
+    }
+    if (config_find_role(cfg, name)) {
+        snprintf(err, errlen, "duplicate role \"%s\"", name);
+        return false;
+    }
+    if (!make_role(name, value, &r, err, errlen))
+        return false;
+    struct role_config *roles = grow(cfg->roles, cfg->nroles, &st->role_cap, sizeof r);
+    if (!roles) {
+        free(r.name);
+        free(r.server_user);
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    cfg->roles = roles;
+    roles[cfg->nroles++] = r;
+    return true;
 }
 
 /* ---- libinih reader and handler ---- */
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
 
 /* Strips the line ending, leading blanks (so libinih never sees a continuation line), a comment
  * line, an inline " ;" or "\t;" comment, and trailing blanks. Done here rather than left to
  * libinih, whose inline-comment handling is a build option. */
 static char *clean_line(char *s)
 {
-    while (*s == ' ' || *s == '\t')
+    while (is_blank(*s))
         s++;
     if (*s == ';' || *s == '#')
         return s + strlen(s);
-    for (char *p = s; *p; p++) {
-        if (*p == ';' && p > s && (p[-1] == ' ' || p[-1] == '\t')) {
+    for (char *p = s + 1; *s && *p; p++) {
+        if (*p == ';' && is_blank(p[-1])) {
             *p = '\0';
             break;
         }
     }
     size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+    while (n > 0 && strchr("\n\r \t", s[n - 1]))
         s[--n] = '\0';
     return s;
+}
+
+/* "[name]": libinih reports nothing for an empty, unknown or repeated section. */
+static void check_section_header(struct load_state *st, const char *s)
+{
+    const char *end = strchr(s, ']');
+    if (!end)
+        return; /* libinih reports the syntax error */
+    int len = (int)(end - s - 1);
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", len, s + 1);
+    enum section sec = section_of(name);
+    if (len >= (int)sizeof name || sec == SEC_NONE)
+        fail(st, st->lineno, "unknown section [%.*s] (expected [pgmesh], [jwt], [databases] or [roles])", len, s + 1);
+    else if (st->section_line[sec])
+        fail(st, st->lineno, "duplicate section [%s] (first at line %d)", name, st->section_line[sec]);
+    else
+        st->section_line[sec] = st->lineno;
 }
 
 /* Section headers and name lengths are checked here because libinih truncates long names and
@@ -477,24 +545,11 @@ static char *clean_line(char *s)
 static void check_line(struct load_state *st, const char *s)
 {
     if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        if (!end)
-            return; /* libinih reports the syntax error */
-        int len = (int)(end - s - 1);
-        char name[64];
-        snprintf(name, sizeof name, "%.*s", len, s + 1);
-        enum section sec = section_of(name);
-        if (len >= (int)sizeof name || sec == SEC_NONE)
-            fail(st, st->lineno, "unknown section [%.*s] (expected [pgmesh], [jwt], [databases] or [roles])", len,
-                 s + 1);
-        else if (st->section_line[sec])
-            fail(st, st->lineno, "duplicate section [%s] (first at line %d)", name, st->section_line[sec]);
-        else
-            st->section_line[sec] = st->lineno;
+        check_section_header(st, s);
         return;
     }
     size_t name_len = strcspn(s, "=:");
-    while (name_len > 0 && (s[name_len - 1] == ' ' || s[name_len - 1] == '\t'))
+    while (name_len > 0 && is_blank(s[name_len - 1]))
         name_len--;
     if (s[0] != '\0' && name_len == 0)
         fail(st, st->lineno, "missing name before \"=\"");
@@ -526,54 +581,51 @@ static char *read_line(char *str, int num, void *stream)
     return str;
 }
 
+/* A [pgmesh] or [jwt] key: known, given once, valid. */
+static bool set_table_key(struct load_state *st, const char *section, const char *name, const char *value,
+                          char *err, size_t errlen)
+{
+    const struct config_key *k = find_key(section, name);
+    if (!k) {
+        snprintf(err, errlen, "unknown key \"%s\" in [%s]", name, section);
+        return false;
+    }
+    size_t i = (size_t)(k - keys);
+    if (st->key_line[i]) {
+        snprintf(err, errlen, "duplicate key \"%s\" (first at line %d)", name, st->key_line[i]);
+        return false;
+    }
+    st->key_line[i] = st->lineno;
+    return key_set(st->cfg, k, value, err, errlen);
+}
+
+static bool add_entry(struct load_state *st, const char *section, const char *name, const char *value, char *err,
+                      size_t errlen)
+{
+    switch (section_of(section)) {
+    case SEC_PGMESH:
+    case SEC_JWT: return set_table_key(st, section, name, value, err, errlen);
+    case SEC_DATABASES: return add_database(st, name, value, err, errlen);
+    case SEC_ROLES: return add_role(st, name, value, err, errlen);
+    case SEC_NONE:
+    case SEC_COUNT: break;
+    }
+    if (section[0] == '\0')
+        snprintf(err, errlen, "%s is outside any section", name);
+    else
+        snprintf(err, errlen, "unknown section [%s]", section);
+    return false;
+}
+
 static int on_entry(void *user, const char *section, const char *name, const char *value)
 {
     struct load_state *st = user;
     char err[400] = "";
-    bool ok = true;
     if (name == NULL)
         return 1; /* section start, when libinih is built to report it: check_line did */
-    if (value == NULL) {
+    if (value == NULL)
         fail(st, st->lineno, "%s has no value", name);
-        return 1;
-    }
-    enum section sec = section_of(section);
-    switch (sec) {
-    case SEC_NONE:
-        if (section[0] == '\0')
-            snprintf(err, sizeof err, "%s is outside any section", name);
-        else
-            snprintf(err, sizeof err, "unknown section [%s]", section);
-        ok = false;
-        break;
-    case SEC_PGMESH:
-    case SEC_JWT: {
-        const struct config_key *k = find_key(section, name);
-        if (!k) {
-            snprintf(err, sizeof err, "unknown key \"%s\" in [%s]", name, section);
-            ok = false;
-            break;
-        }
-        size_t i = (size_t)(k - keys);
-        if (st->key_line[i]) {
-            snprintf(err, sizeof err, "duplicate key \"%s\" (first at line %d)", name, st->key_line[i]);
-            ok = false;
-            break;
-        }
-        st->key_line[i] = st->lineno;
-        ok = key_set(st->cfg, k, value, err, sizeof err);
-        break;
-    }
-    case SEC_DATABASES:
-        ok = add_database(st, name, value, err, sizeof err);
-        break;
-    case SEC_ROLES:
-        ok = add_role(st, name, value, err, sizeof err);
-        break;
-    case SEC_COUNT:
-        break;
-    }
-    if (!ok)
+    else if (!add_entry(st, section, name, value, err, sizeof err))
         fail(st, st->lineno, "%s", err);
     return 1; /* errors are kept in st, first one wins */
 }
@@ -585,7 +637,12 @@ static int key_line(const struct load_state *st, const char *section, const char
     return st->key_line[find_key(section, name) - keys];
 }
 
-static void check_config(struct load_state *st)
+static int max_line(int a, int b)
+{
+    return a > b ? a : b;
+}
+
+static void check_sections(struct load_state *st)
 {
     const struct config *cfg = st->cfg;
     if (cfg->ndatabases == 0)
@@ -594,54 +651,68 @@ static void check_config(struct load_state *st)
     if (cfg->nroles == 0)
         fail(st, st->section_line[SEC_ROLES], "[roles] is %s: no token role could be mapped to a server user",
              st->section_line[SEC_ROLES] ? "empty" : "missing");
+}
+
+static void check_listeners(struct load_state *st)
+{
+    const struct config *cfg = st->cfg;
     if (cfg->listen_addr[0] == '\0' && cfg->unix_socket_dir[0] == '\0')
         fail(st, key_line(st, "pgmesh", "listen_addr"), "listen_addr and unix_socket_dir are both empty: nothing to "
              "listen on");
-    if ((cfg->tls_cert_file[0] != '\0') != (cfg->tls_key_file[0] != '\0')) {
-        int cl = key_line(st, "pgmesh", "tls_cert_file"), kl = key_line(st, "pgmesh", "tls_key_file");
-        fail(st, cl > kl ? cl : kl, "set both tls_cert_file and tls_key_file, or neither");
-    }
+    if ((cfg->tls_cert_file[0] != '\0') != (cfg->tls_key_file[0] != '\0'))
+        fail(st, max_line(key_line(st, "pgmesh", "tls_cert_file"), key_line(st, "pgmesh", "tls_key_file")),
+             "set both tls_cert_file and tls_key_file, or neither");
+}
 
+/* An HMAC allow-list next to a public key is the classic key-confusion attack; an RSA or EC one
+ * next to a secret could never verify. Refuse both here, not at the first token. */
+static void check_algorithms_match_key(struct load_state *st, bool secret, int key_file_line)
+{
+    const unsigned hs = jwt_algs_for_key(KEY_HMAC);
+    int alg_line = key_line(st, "jwt", "algorithms");
+    int line = alg_line ? alg_line : key_file_line;
+    if (secret && (st->cfg->alg_mask & ~hs))
+        fail(st, line, "algorithms other than HS256/HS384/HS512 need public_key_file, not secret_file");
+    if (!secret && (st->cfg->alg_mask & hs))
+        fail(st, line, "HS256/HS384/HS512 need secret_file; with public_key_file or jwks_file allow only RS* or ES* "
+             "algorithms");
+}
+
+/* Exactly one key source, and algorithms that fit it. */
+static void check_jwt_keys(struct load_state *st)
+{
+    const struct config *cfg = st->cfg;
     bool secret = cfg->secret_file[0] != '\0', pubkey = cfg->public_key_file[0] != '\0';
     bool jwks = cfg->jwks_file[0] != '\0';
     int secret_line = key_line(st, "jwt", "secret_file"), pubkey_line = key_line(st, "jwt", "public_key_file");
     int jwks_line = key_line(st, "jwt", "jwks_file");
-    int last_line = secret_line > pubkey_line ? secret_line : pubkey_line;
-    if (jwks_line > last_line)
-        last_line = jwks_line;
     if (secret + pubkey + jwks > 1)
-        fail(st, last_line, "set only one of secret_file, public_key_file and jwks_file");
+        fail(st, max_line(max_line(secret_line, pubkey_line), jwks_line),
+             "set only one of secret_file, public_key_file and jwks_file");
     else if (!secret && !pubkey && !jwks)
-        fail(st, st->section_line[SEC_JWT],
-             "[jwt] needs secret_file (HS*), public_key_file or jwks_file (RS*, ES*)");
-    else {
-        pubkey = pubkey || jwks;
-        pubkey_line = pubkey_line ? pubkey_line : jwks_line;
-        /* An HMAC allow-list next to a public key is the classic key-confusion attack; an RSA or
-         * EC one next to a secret could never verify. Refuse both here, not at the first token. */
-        const unsigned hs = jwt_algs_for_key(KEY_HMAC);
-        int alg_line = key_line(st, "jwt", "algorithms");
-        if (secret && (cfg->alg_mask & ~hs))
-            fail(st, alg_line ? alg_line : secret_line, "algorithms other than HS256/HS384/HS512 need "
-                 "public_key_file, not secret_file");
-        if (pubkey && (cfg->alg_mask & hs))
-            fail(st, alg_line ? alg_line : pubkey_line, "HS256/HS384/HS512 need secret_file; with "
-                 "public_key_file or jwks_file allow only RS* or ES* algorithms");
-    }
+        fail(st, st->section_line[SEC_JWT], "[jwt] needs secret_file (HS*), public_key_file or jwks_file (RS*, ES*)");
+    else
+        check_algorithms_match_key(st, secret, secret ? secret_line : pubkey ? pubkey_line : jwks_line);
+}
+
+static void check_config(struct load_state *st)
+{
+    check_sections(st);
+    check_listeners(st);
+    check_jwt_keys(st);
 }
 
 /* ---- public API ---- */
 
-struct config *config_load(const char *path, char *err, size_t errlen)
+/* Every key of the table at its default, so a key absent from the file is still set. */
+static struct config *config_with_defaults(const char *path, char *err, size_t errlen)
 {
-    struct load_state st = {0};
     struct config *cfg = calloc(1, sizeof *cfg);
     if (!cfg || !(cfg->path = strdup(path))) {
         snprintf(err, errlen, "%s: out of memory", path);
         free(cfg);
         return NULL;
     }
-    st.cfg = cfg;
     for (size_t i = 0; i < NKEYS; i++) {
         char why[400];
         if (!key_set(cfg, &keys[i], keys[i].d.default_value, why, sizeof why)) {
@@ -650,35 +721,48 @@ struct config *config_load(const char *path, char *err, size_t errlen)
             return NULL;
         }
     }
+    return cfg;
+}
+
+/* Reads the open file into st->cfg; errors are kept in st. */
+static void parse_file(struct load_state *st)
+{
+    int rc = ini_parse_stream(read_line, st, on_entry, st);
+    if (ferror(st->file))
+        fail(st, st->lineno + 1, "read error");
+    if (rc > 0 && (st->err_line == 0 || rc < st->err_line)) {
+        st->err_line = 0; /* libinih's syntax error comes first in the file */
+        fail(st, rc, "syntax error: expected [section], name = value or a ; comment");
+    } else if (rc < 0) {
+        fail(st, 0, "out of memory");
+    }
+    if (st->err_line == 0)
+        check_config(st);
+}
+
+struct config *config_load(const char *path, char *err, size_t errlen)
+{
+    struct load_state st = {0};
+    st.cfg = config_with_defaults(path, err, errlen);
+    if (!st.cfg)
+        return NULL;
     st.file = fopen(path, "r");
     if (!st.file) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        config_free(cfg);
+        config_free(st.cfg);
         return NULL;
     }
-    int rc = ini_parse_stream(read_line, &st, on_entry, &st);
-    bool read_error = ferror(st.file);
+    parse_file(&st);
     fclose(st.file);
     free(st.line);
-    if (read_error)
-        fail(&st, st.lineno + 1, "read error");
-    if (rc > 0 && (st.err_line == 0 || rc < st.err_line)) {
-        st.err_line = 0;
-        fail(&st, rc, "syntax error: expected [section], name = value or a ; comment");
-    } else if (rc < 0) {
-        fail(&st, 0, "out of memory");
-    }
     if (st.err_line == 0)
-        check_config(&st);
-    if (st.err_line != 0) {
-        if (st.err_line > 0)
-            snprintf(err, errlen, "%s:%d: %s", path, st.err_line, st.err);
-        else
-            snprintf(err, errlen, "%s: %s", path, st.err);
-        config_free(cfg);
-        return NULL;
-    }
-    return cfg;
+        return st.cfg;
+    if (st.err_line > 0)
+        snprintf(err, errlen, "%s:%d: %s", path, st.err_line, st.err);
+    else
+        snprintf(err, errlen, "%s: %s", path, st.err);
+    config_free(st.cfg);
+    return NULL;
 }
 
 void config_free(struct config *cfg)
@@ -732,13 +816,14 @@ const struct config_key_doc *config_key_doc(size_t i)
 
 void config_print_reference(FILE *out)
 {
-    fprintf(out, "| Section | Key | Default | Description |\n");
-    fprintf(out, "| --- | --- | --- | --- |\n");
+    fprintf(out, "| Section | Key | Default | On SIGHUP | Description |\n");
+    fprintf(out, "| --- | --- | --- | --- | --- |\n");
     for (size_t i = 0; i < NKEYS; i++) {
         const struct config_key_doc *d = &keys[i].d;
-        fprintf(out, "| [%s] | `%s` | %s%s%s | %s%s |\n", d->section, d->name, d->default_value[0] ? "`" : "",
-                d->default_value[0] ? d->default_value : "(empty)", d->default_value[0] ? "`" : "", d->doc,
-                d->reloadable ? "" : " (restart to change)");
+        bool empty = d->default_value[0] == '\0';
+        fprintf(out, "| [%s] | `%s` | %s%s%s | %s | %s |\n", d->section, d->name, empty ? "" : "`",
+                empty ? "(empty)" : d->default_value, empty ? "" : "`", d->reloadable ? "reloads" : "restart",
+                d->doc);
     }
 }
 
@@ -754,4 +839,42 @@ size_t config_restart_changes(const struct config *old_cfg, const struct config 
         n++;
     }
     return n;
+}
+
+/* Copies one key's value from src to dst. Only for keys without a check function: derived fields
+ * (alg_mask, tenant_regex) are not copied. */
+static bool key_copy(struct config *dst, const struct config *src, const struct config_key *k)
+{
+    switch (k->kind) {
+    case VAL_STRING: {
+        char *copy = strdup(*(char *const *)cfield(src, k));
+        if (!copy)
+            return false;
+        free(*(char **)field(dst, k));
+        *(char **)field(dst, k) = copy;
+        return true;
+    }
+    case VAL_INT:
+    case VAL_ENUM: *(int *)field(dst, k) = *(const int *)cfield(src, k); return true;
+    case VAL_DURATION_MS:
+    case VAL_DURATION_S: *(int64_t *)field(dst, k) = *(const int64_t *)cfield(src, k); return true;
+    }
+    return false;
+}
+
+bool config_keep_restart_keys(struct config *new_cfg, const struct config *old_cfg, const char **names,
+                              size_t max_names, size_t *nkept)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].d.reloadable || keys_equal(old_cfg, new_cfg, &keys[i]))
+            continue;
+        if (keys[i].check || !key_copy(new_cfg, old_cfg, &keys[i]))
+            return false;
+        if (n < max_names)
+            names[n] = keys[i].d.name;
+        n++;
+    }
+    *nkept = n;
+    return true;
 }

@@ -89,6 +89,8 @@ const struct role_config *config_find_role(const struct config *cfg, const char 
  * err set on an unknown key, a repeated key, a bad value or a missing server_user. */
 bool config_parse_role_options(char *opts, struct role_config *r, const char **server_user, char *err,
                                size_t errlen) __attribute__((warn_unused_result));
+/* Same server_user and the same value for every role option (the names are not compared). */
+bool config_role_equal(const struct role_config *a, const struct role_config *b);
 /* A plain non-negative integer: digits only, no sign or spaces, no overflow. */
 bool config_parse_count(const char *s, int64_t *out) __attribute__((warn_unused_result));
 /* "30s", "10m", "5min", "250ms", "2h", "1d"; a bare number is seconds. */
@@ -110,12 +112,18 @@ size_t config_key_count(void);
 /* NULL when i >= config_key_count(). */
 const struct config_key_doc *config_key_doc(size_t i);
 
-/* Markdown table of every key (section, key, default, description) for the README. */
+/* Markdown table of every key (section, key, default, whether a reload applies it, description)
+ * for the README. */
 void config_print_reference(FILE *out);
 
 /* For a reload: stores in names[] (up to max_names) the keys that differ between old_cfg and
  * new_cfg but are not reloadable; returns how many differ (may exceed max_names). */
 size_t config_restart_changes(const struct config *old_cfg, const struct config *new_cfg,
                               const char **names, size_t max_names);
+/* For a reload: gives every key that is not reloadable and differs the value it has in old_cfg, so
+ * new_cfg can be swapped in. The names go to names[] as with config_restart_changes and their
+ * count to *nkept. False when out of memory: new_cfg may then be part changed, free it. */
+bool config_keep_restart_keys(struct config *new_cfg, const struct config *old_cfg, const char **names,
+                              size_t max_names, size_t *nkept) __attribute__((warn_unused_result));
 
 #endif

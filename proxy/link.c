@@ -40,9 +40,16 @@ static void unlink_pair(struct client *c, struct server *s)
 }
 
 /* A server became usable (connected, reset, its client's transaction over, its last cancel
- * back): the longest-waiting client gets it, else it goes idle. */
+ * back): the longest-waiting client gets it, else it goes idle; after a reload it closes instead
+ * when outdated or beyond the pool's size. */
 static void server_usable(struct server *s)
 {
+    const char *retire = pool_retire_reason(s);
+    if (retire) {
+        server_close(s, retire);
+        pool_open_for_waiters(s->pool); /* a waiting client gets a fresh connection, up to the pool size */
+        return;
+    }
     struct client *c = pool_first_waiter(s->pool);
     if (c)
         link_pair(c, s);

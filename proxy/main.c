@@ -1,5 +1,6 @@
-/* pgmesh entry point: options, config and key loading, listeners, one libev loop, signals, and
- * shutdown order (stop accepting, then let the loop end). Only startup errors exit the process. */
+/* pgmesh entry point: options, config and key loading, listeners, one libev loop, signals (SIGHUP
+ * reloads the config through reload.c), and shutdown order (stop accepting, then let the loop
+ * end). Only startup errors exit the process. */
 #include <ev.h>
 #include <getopt.h>
 #include <openssl/ssl.h>
@@ -19,6 +20,7 @@
 #include "proxy/listen.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
+#include "proxy/reload.h"
 #include "proxy/runtime.h"
 #include "proxy/tls.h"
 
@@ -52,38 +54,16 @@ static void janitor_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     log_info("received signal %d, shutting down", w->signum);
-    rt.shutting_down = true;
     listen_stop();
     ev_break(loop, EVBREAK_ALL);
 }
 
-static struct jwt_keys *load_keys(char *err, size_t errlen)
-{
-    struct keys_source src = {rt.cfg->secret_file, rt.cfg->public_key_file, rt.cfg->jwks_file};
-    return keys_load_config(&src, err, errlen);
-}
-
 static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    /* Keys are re-read on SIGHUP: a rotated secret or public key applies to new logins. */
-    char err[256];
-    struct jwt_keys *keys = load_keys(err, sizeof err);
-    if (!keys) {
-        log_warn("SIGHUP: keeping the old keys: %s", err);
-    } else {
-        keys_free(rt.keys);
-        rt.keys = keys;
-        jwt_cache_clear(rt.token_cache); /* entries were verified with the old keys */
-        log_info("SIGHUP: keys reloaded");
-    }
-    /* So are the TLS certificate and key: new sessions get them, running ones keep theirs. */
-    if (tls_available()) {
-        char tls_err[512];
-        if (tls_reload(rt.cfg, tls_err, sizeof tls_err))
-            log_info("SIGHUP: TLS certificate and key reloaded");
-        else
-            log_warn("SIGHUP: keeping the old TLS certificate and key: %s", tls_err);
-    }
+    char err[1024];
+    log_info("SIGHUP: reloading %s", rt.cfg->path);
+    if (!reload_config(err, sizeof err))
+        log_error("SIGHUP: configuration not reloaded, nothing changed: %s", err);
 }
 
 /* Opens one server connection per database at start, so clients are told the real
@@ -99,68 +79,56 @@ static void warm_pools(void)
     }
 }
 
-int main(int argc, char **argv)
+/* What the command line asks for: run with a config file, or print something and exit. */
+enum cli_action { CLI_RUN, CLI_EXIT_OK, CLI_USAGE_ERROR };
+
+static enum cli_action parse_options(int argc, char **argv, const char **config_path)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
         {"config-reference", no_argument, NULL, 'R'}, {NULL, 0, NULL, 0},
     };
-    const char *config_path = NULL;
-    bool verbose = false;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:vVh", opts, NULL)) != -1) {
         switch (opt) {
-        case 'c': config_path = optarg; break;
-        case 'v': verbose = true; break;
-        case 'V': printf("pgmesh %s\n", PGMESH_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        case 'R': config_print_reference(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'c': *config_path = optarg; break;
+        case 'v': rt.debug_forced = true; break;
+        case 'V': printf("pgmesh %s\n", PGMESH_VERSION); return CLI_EXIT_OK;
+        case 'h': usage(stdout); return CLI_EXIT_OK;
+        case 'R': config_print_reference(stdout); return CLI_EXIT_OK;
+        default: return CLI_USAGE_ERROR;
         }
     }
-    if (!config_path || optind != argc) {
-        usage(stderr);
-        return 2;
+    return *config_path && optind == argc ? CLI_RUN : CLI_USAGE_ERROR;
+}
+
+/* Config, log level, keys, token cache and TLS: what must load before anything listens. */
+static bool load_startup(const char *config_path, char *err, size_t errlen)
+{
+    rt.cfg = config_load(config_path, err, errlen);
+    if (!rt.cfg)
+        return false;
+    if (!log_set_level(rt.debug_forced ? "debug" : rt.cfg->log_level)) {
+        snprintf(err, errlen, "bad log_level");
+        return false;
     }
-    char err[512];
-    rt.cfg = config_load(config_path, err, sizeof err);
-    if (!rt.cfg) {
-        fprintf(stderr, "pgmesh: %s\n", err);
-        return 1;
-    }
-    if (!log_set_level(verbose ? "debug" : rt.cfg->log_level)) {
-        fprintf(stderr, "pgmesh: bad log_level\n");
-        return 1;
-    }
-    rt.keys = load_keys(err, sizeof err);
-    if (!rt.keys) {
-        fprintf(stderr, "pgmesh: %s\n", err);
-        return 1;
+    struct keys_source src = {rt.cfg->secret_file, rt.cfg->public_key_file, rt.cfg->jwks_file};
+    rt.keys = keys_load_config(&src, err, errlen);
+    if (!rt.keys)
+        return false;
+    if ((rt.cfg->alg_mask & jwt_algs_for_keys(rt.keys)) == 0) {
+        snprintf(err, errlen, "none of algorithms = %s can be verified with the configured key", rt.cfg->algorithms);
+        return false;
     }
     rt.token_cache = jwt_cache_new((size_t)rt.cfg->verify_cache_size);
-    if ((rt.cfg->alg_mask & jwt_algs_for_keys(rt.keys)) == 0) {
-        fprintf(stderr, "pgmesh: none of algorithms = %s can be verified with the configured key\n",
-                rt.cfg->algorithms);
-        return 1;
-    }
-    rt.limits = (struct frame_limits){
-        .control_max = CONTROL_MAX_LEN, .large_max = LARGE_MAX_LEN, .password_max = PASSWORD_MAX_LEN};
-    TAILQ_INIT(&rt.clients);
-    TAILQ_INIT(&rt.pools);
-    signal(SIGPIPE, SIG_IGN);
     OPENSSL_init_ssl(0, NULL);
-    if (!tls_init(rt.cfg, err, sizeof err)) {
-        fprintf(stderr, "pgmesh: %s\n", err);
-        return 1;
-    }
+    return tls_init(rt.cfg, err, errlen);
+}
 
-    rt.loop = ev_default_loop(EVFLAG_AUTO);
-    conn_global_init(rt.loop);
-    cancel_init(rt.loop);
-    link_init();
-    if (!listen_start())
-        return 1;
+/* Runs the loop until SIGINT or SIGTERM: signals, the janitor, warm pools. */
+static void run_loop(void)
+{
     ev_signal sigint, sigterm, sighup;
     ev_signal_init(&sigint, stop_cb, SIGINT);
     ev_signal_init(&sigterm, stop_cb, SIGTERM);
@@ -176,6 +144,34 @@ int main(int argc, char **argv)
              rt.cfg->nroles);
     warm_pools();
     ev_run(rt.loop, 0);
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    enum cli_action action = parse_options(argc, argv, &config_path);
+    if (action != CLI_RUN) {
+        if (action == CLI_USAGE_ERROR)
+            usage(stderr);
+        return action == CLI_EXIT_OK ? 0 : 2;
+    }
+    char err[512];
+    if (!load_startup(config_path, err, sizeof err)) {
+        fprintf(stderr, "pgmesh: %s\n", err);
+        return 1;
+    }
+    rt.limits = (struct frame_limits){
+        .control_max = CONTROL_MAX_LEN, .large_max = LARGE_MAX_LEN, .password_max = PASSWORD_MAX_LEN};
+    TAILQ_INIT(&rt.clients);
+    TAILQ_INIT(&rt.pools);
+    signal(SIGPIPE, SIG_IGN);
+    rt.loop = ev_default_loop(EVFLAG_AUTO);
+    conn_global_init(rt.loop);
+    cancel_init(rt.loop);
+    link_init();
+    if (!listen_start())
+        return 1;
+    run_loop();
     log_info("stopped");
     tls_shutdown();
     keys_free(rt.keys);

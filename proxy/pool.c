@@ -127,3 +127,43 @@ void pool_reap_idle(ev_tstamp now)
         }
     }
 }
+
+bool pool_server_outdated(const struct server *s)
+{
+    return s->generation != s->pool->generation;
+}
+
+/* Why s must close instead of going (back) to its pool after a reload; NULL when it may stay. */
+const char *pool_retire_reason(const struct server *s)
+{
+    if (pool_server_outdated(s))
+        return "the database's conninfo changed (config reload)";
+    if (s->pool->nservers > s->pool->size)
+        return "the pool is over default_pool_size (config reload)";
+    return NULL;
+}
+
+bool pool_reconfigure(struct pool *p, int size, const char *conninfo)
+{
+    if (conninfo && strcmp(conninfo, p->conninfo) != 0) {
+        char *copy = strdup(conninfo);
+        if (!copy)
+            return false;
+        free(p->conninfo);
+        p->conninfo = copy;
+        p->generation++;
+    }
+    p->size = size;
+    struct server *s, *next;
+    for (s = TAILQ_FIRST(&p->idle); s; s = next) {
+        next = TAILQ_NEXT(s, link);
+        const char *retire = pool_retire_reason(s);
+        if (retire) {
+            /* server_close logs idle ones at debug; this one is news */
+            LOG_AT(LOG_INFO, s->tag, "closing idle server connection: %s", retire);
+            server_close(s, retire);
+        }
+    }
+    pool_open_for_waiters(p);
+    return true;
+}

@@ -5,6 +5,7 @@
 #define PGMESH_PROXY_POOL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/queue.h>
 
 #include "proxy/server.h"
@@ -22,6 +23,7 @@ struct pool {
     char *database;
     char *server_user;
     char *conninfo;
+    uint64_t generation;          /* bumped when a reload changes conninfo */
     int size;
     struct server_list connecting, idle, linked, resetting;
     int nservers;                 /* all but closing */
@@ -39,9 +41,19 @@ struct client *pool_first_waiter(struct pool *p);
 bool pool_connecting(const struct pool *p);
 /* Opens connections for waiting clients not covered by one in progress, up to the pool size. */
 void pool_open_for_waiters(struct pool *p);
+/* Why a server given back must close instead of being lent (a reload made it outdated or the
+ * pool is over its new size), or NULL. */
+const char *pool_retire_reason(const struct server *s);
 void pool_remember_params(struct pool *p, PGconn *pg);
 const char *pool_param(const struct pool *p, const char *name);
 /* Closes idle servers past server_idle_timeout. */
 void pool_reap_idle(ev_tstamp now);
+/* True when s was opened with a conninfo its pool no longer has: it is closed when it next comes
+ * back to the pool instead of being lent again. */
+bool pool_server_outdated(const struct server *s);
+/* A reload: the new size, and the new conninfo (NULL: unchanged), for new connections. Idle servers
+ * that are outdated or beyond the size close now, the others when they come back (link.c);
+ * waiting clients get connections up to the new size. False when out of memory (nothing changed). */
+bool pool_reconfigure(struct pool *p, int size, const char *conninfo) __attribute__((warn_unused_result));
 
 #endif

@@ -4,6 +4,7 @@
 #define PGMESH_PROXY_RUNTIME_H
 
 #include <ev.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
@@ -28,7 +29,7 @@ struct runtime {
     int nclients;
     struct pool_list pools;
     uint64_t next_client_id, next_server_id;
-    bool shutting_down;
+    bool debug_forced;             /* -v: debug logging whatever log_level says, across reloads */
 };
 
 extern struct runtime rt;

@@ -153,6 +153,7 @@ bool server_connect(struct pool *p)
     s->id = ++rt.next_server_id;
     s->pool = p;
     relay_init(&s->relay);
+    s->generation = p->generation; /* pool_server_outdated: opened with p->conninfo as it is now */
     snprintf(s->tag, sizeof s->tag, "S-%llu %s/%s", (unsigned long long)s->id, p->database,
              p->server_user);
     const char *keys[] = {"dbname", "user", "fallback_application_name", NULL};

@@ -29,6 +29,7 @@ struct server {
     char tag[128];               /* "S-<id> db/role" for logs */
     enum server_state state;
     struct pool *pool;
+    uint64_t generation;         /* the pool's generation (conninfo) it was opened with */
     PGconn *pg;
     int backend_pid;
     struct client *client;       /* when LINKED */

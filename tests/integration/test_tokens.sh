@@ -51,7 +51,7 @@ assert_eq "before:DE" "$line" "long session before the rotation"
 "$PGMESH_TOKEN" --private-key "$keys/rsa2.pem" --kid r2 --jwks-out "$keys/jwks2.json" --tenant x --role y > /dev/null
 mv "$keys/jwks2.json" "$keys/jwks.json"
 kill -HUP "$MESH_PID"
-wait_log "SIGHUP: keys reloaded"
+wait_log "config reload: .* applied"
 echo "SELECT 'after:' || current_setting('request.jwt.claim.tenant');" >&"${LONG[1]}"
 read -r -t 10 line <&"${LONG[0]}" || fail "long session did not answer after SIGHUP"
 assert_eq "after:DE" "$line" "long session survives the key rotation"

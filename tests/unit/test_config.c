@@ -103,14 +103,16 @@ static void test_example_loads(void **state)
     config_free(NULL);
 }
 
-/* True when the example has "name =" in [section], or names it in a comment ("; or name ="). */
+/* True when the example sets "name =" in [section], shows its default commented out ("; name ="),
+ * or names it as the alternative to another key ("; or name ="). */
 static bool example_mentions(const char *section, const char *name)
 {
     FILE *f = fopen(example_path(), "r");
     assert_non_null(f);
-    char line[512], current[64] = "", want[96];
+    char line[512], current[64] = "", want[96], commented[100];
     bool found = false;
     snprintf(want, sizeof want, "%s =", name);
+    snprintf(commented, sizeof commented, "; %s", want);
     while (!found && fgets(line, sizeof line, f)) {
         if (line[0] == '[') {
             snprintf(current, sizeof current, "%.*s", (int)strcspn(line + 1, "]"), line + 1);
@@ -118,7 +120,7 @@ static bool example_mentions(const char *section, const char *name)
         }
         if (strcmp(current, section) != 0)
             continue;
-        if (strncmp(line, want, strlen(want)) == 0)
+        if (strncmp(line, want, strlen(want)) == 0 || strncmp(line, commented, strlen(commented)) == 0)
             found = true;
         const char *c = strstr(line, "; or ");
         if (c && strncmp(c + 5, want, strlen(want)) == 0)
@@ -148,16 +150,22 @@ static void test_every_key_documented(void **state)
         if (!d->doc || !d->doc[0] || strchr(d->doc, '\n') || strchr(d->doc, '|') ||
             d->doc[strlen(d->doc) - 1] == '.')
             fail_msg("key [%s] %s needs a one-line doc without a final period", d->section, d->name);
-        /* In the example, or else a default the reference shows. */
-        if (!example_mentions(d->section, d->name) && d->default_value == NULL)
-            fail_msg("key [%s] %s is neither in pgmesh.ini nor has a default", d->section, d->name);
-        char row[128];
-        snprintf(row, sizeof row, "| [%s] | `%s` |", d->section, d->name);
+        /* The example is where users look first: every key is in it, set or commented out. */
+        if (!example_mentions(d->section, d->name))
+            fail_msg("key [%s] %s is missing from pgmesh.ini (set it, or show its default as \"; %s = ...\")",
+                     d->section, d->name, d->name);
+        char row[160];
+        snprintf(row, sizeof row, "| [%s] | `%s` | %s%s%s | %s |", d->section, d->name, d->default_value[0] ? "`" : "",
+                 d->default_value[0] ? d->default_value : "(empty)", d->default_value[0] ? "`" : "",
+                 d->reloadable ? "reloads" : "restart");
         if (!strstr(ref, row))
             fail_msg("reference lacks %s", row);
     }
-    assert_non_null(strstr(ref, "| [pgmesh] | `server_connect_timeout` | `15s` |"));
-    assert_non_null(strstr(ref, "| [jwt] | `issuer` | (empty) |"));
+    assert_non_null(strstr(ref, "| Section | Key | Default | On SIGHUP | Description |"));
+    assert_non_null(strstr(ref, "| [pgmesh] | `server_connect_timeout` | `15s` | reloads |"));
+    assert_non_null(strstr(ref, "| [pgmesh] | `listen_port` | `6432` | restart |"));
+    assert_non_null(strstr(ref, "| [jwt] | `issuer` | (empty) | reloads |"));
+    assert_non_null(strstr(ref, "| [jwt] | `verify_cache_size` | `10000` | restart |"));
     free(ref);
 }
 
@@ -309,6 +317,21 @@ static void test_values_and_comments(void **state)
     assert_string_equal(names[2], "unix_socket_dir");
     assert_string_equal(names[3], "pool_mode");
     assert_int_equal(config_restart_changes(cfg, cfg, names, 8), 0);
+
+    /* A reload of cfg2 over cfg keeps cfg's restart-only values and takes the rest. */
+    size_t kept = 0;
+    assert_true(config_keep_restart_keys(cfg2, cfg, names, 2, &kept));
+    assert_int_equal(kept, 4);
+    assert_string_equal(names[0], "listen_addr");
+    assert_string_equal(names[1], "listen_port");
+    assert_string_equal(cfg2->listen_addr, "*");
+    assert_int_equal(cfg2->listen_port, 6432);
+    assert_string_equal(cfg2->unix_socket_dir, "");
+    assert_int_equal(cfg2->pool_mode, POOL_SESSION);
+    assert_string_equal(cfg2->log_level, "info");
+    assert_int_equal(config_restart_changes(cfg, cfg2, names, 8), 0);
+    assert_true(config_keep_restart_keys(cfg2, cfg, names, 8, &kept));
+    assert_int_equal(kept, 0);
     config_free(cfg2);
     config_free(cfg);
 }
@@ -335,6 +358,18 @@ static const struct err_case err_cases[] = {
     {"role bad token", PGMESH JWT DBS "[roles]\nbad = server_user=a junk\n", 8, "expected key=value"},
     {"role twice", PGMESH JWT DBS "[roles]\nr = server_user=a\nr = server_user=b\n", 9, "duplicate role"},
     {"role bad work_mem", PGMESH JWT DBS "[roles]\nr = server_user=a work_mem=12\n", 8, "invalid work_mem"},
+    {"role server_user twice", PGMESH JWT DBS "[roles]\nr = server_user=a server_user=b\n", 8,
+     "server_user given twice"},
+    {"role work_mem twice", PGMESH JWT DBS "[roles]\nr = server_user=a work_mem=1MB work_mem=2MB\n", 8,
+     "work_mem given twice"},
+    {"role limit twice", PGMESH JWT DBS "[roles]\nr = server_user=a max_transaction_age=1h max_transaction_age=2h\n", 8,
+     "max_transaction_age given twice"},
+    {"role bad max_client_conn", PGMESH JWT DBS "[roles]\nr = server_user=a max_client_conn=0\n", 8,
+     "invalid max_client_conn \"0\" (a positive integer)"},
+    {"role bad idle timeout", PGMESH JWT DBS "[roles]\nr = server_user=a idle_in_transaction_timeout=soon\n", 8,
+     "invalid idle_in_transaction_timeout \"soon\" (use e.g. 30s, 10min)"},
+    {"role long server_user", PGMESH JWT DBS "[roles]\nr = server_user="
+     "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu\n", 8, "at most 63 bytes"},
     {"role zero timeout", PGMESH JWT DBS "[roles]\nr = server_user=a statement_timeout=0\n", 8,
      "invalid statement_timeout"},
     {"conninfo with user", PGMESH JWT "[databases]\nmain = host=localhost user=postgres dbname=main\n" ROLES, 6,
@@ -439,6 +474,40 @@ static void test_jwt_extensions(void **state)
     config_free(cfg);
 }
 
+/* Every role option is compared: a reload re-applies a role to its clients only when it changed. */
+static void test_role_equal(void **state)
+{
+    static const char *const variants[] = {
+        "server_user=b statement_timeout=30s work_mem=1MB",
+        "server_user=a statement_timeout=31s work_mem=1MB",
+        "server_user=a statement_timeout=30s work_mem=2MB",
+        "server_user=a statement_timeout=30s work_mem=1MB idle_in_transaction_timeout=1min",
+        "server_user=a statement_timeout=30s work_mem=1MB max_transaction_age=1h",
+        "server_user=a statement_timeout=30s work_mem=1MB max_client_conn=5",
+    };
+    char base_opts[] = "work_mem=1024kB statement_timeout=30000ms server_user=a";
+    struct role_config base = {0}, other;
+    const char *user;
+    char err[256];
+    assert_true(config_parse_role_options(base_opts, &base, &user, err, sizeof err));
+    base.server_user = (char *)user;
+    assert_true(config_role_equal(&base, &base));
+    char same_opts[] = "server_user=a statement_timeout=30s work_mem=1MB";
+    other = (struct role_config){0};
+    assert_true(config_parse_role_options(same_opts, &other, &user, err, sizeof err));
+    other.server_user = (char *)user;
+    assert_true(config_role_equal(&base, &other));
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
+        char opts[160];
+        snprintf(opts, sizeof opts, "%s", variants[i]);
+        other = (struct role_config){0};
+        assert_true(config_parse_role_options(opts, &other, &user, err, sizeof err));
+        other.server_user = (char *)user;
+        if (config_role_equal(&base, &other))
+            fail_msg("\"%s\" compares equal to the base role", variants[i]);
+    }
+}
+
 static void test_missing_file(void **state)
 {
     char err[256] = "";
@@ -458,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_values_and_comments),
         cmocka_unit_test(test_jwt_extensions),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_role_equal),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
