@@ -52,6 +52,12 @@ void be_write_command_complete(struct pq_writer *w, const char *tag)
     wr_end(w);
 }
 
+void be_write_parse_complete(struct pq_writer *w)
+{
+    wr_begin(w, BE_PARSE_COMPLETE);
+    wr_end(w);
+}
+
 bool be_read_ready(const uint8_t *body, size_t len, char *tx_status)
 {
     struct pq_reader r;

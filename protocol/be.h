@@ -13,6 +13,7 @@ void be_write_parameter_status(struct pq_writer *w, const char *name, const char
 void be_write_backend_key(struct pq_writer *w, uint32_t pid, uint32_t key);
 void be_write_ready(struct pq_writer *w, char tx_status);
 void be_write_command_complete(struct pq_writer *w, const char *tag);
+void be_write_parse_complete(struct pq_writer *w);
 
 bool be_read_ready(const uint8_t *body, size_t len, char *tx_status) __attribute__((warn_unused_result)); /* I, T or E only */
 bool be_read_parameter_status(const uint8_t *body, size_t len, struct span *name, struct span *value) __attribute__((warn_unused_result));
