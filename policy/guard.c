@@ -5,6 +5,7 @@
  * and what they run is the hardening SQL's job. No I/O, no globals, no allocation. */
 #include "policy/guard.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "policy/managed.h"
@@ -77,63 +78,116 @@ static bool read_hex(const char *s, size_t len, size_t *i, size_t n, unsigned lo
     return n ? got == n : got > 0;
 }
 
+/* n hex digits at s[*i] as a code point, or bad. */
+static void put_hex_code_point(struct text *t, const char *s, size_t len, size_t *i, size_t n)
+{
+    unsigned long cp;
+    if (read_hex(s, len, i, n, &cp))
+        text_put_utf8(t, cp);
+    else
+        t->bad = true;
+}
+
 /* A U& escape (default escape character only) at s[*i], just past the backslash. */
 static void put_unicode_escape(struct text *t, const char *s, size_t len, size_t *i)
 {
-    unsigned long cp;
     if (*i < len && s[*i] == '\\') {
         text_put(t, '\\');
         (*i)++;
     } else if (*i < len && s[*i] == '+') {
         (*i)++;
-        if (read_hex(s, len, i, 6, &cp))
-            text_put_utf8(t, cp);
-        else
-            t->bad = true;
-    } else if (read_hex(s, len, i, 4, &cp)) {
-        text_put_utf8(t, cp);
+        put_hex_code_point(t, s, len, i, 6);
     } else {
-        t->bad = true;
+        put_hex_code_point(t, s, len, i, 4);
     }
+}
+
+/* An escaped byte: zero is refused, as PostgreSQL refuses it in text. */
+static void put_escaped_byte(struct text *t, unsigned long v)
+{
+    if (v == 0)
+        t->bad = true;
+    else
+        text_put(t, (char)v);
+}
+
+static bool is_octal(char c)
+{
+    return c >= '0' && c <= '7';
+}
+
+/* \o, \oo or \ooo, first being the digit after the backslash: the value's low byte. */
+static void put_octal_escape(struct text *t, char first, const char *s, size_t len, size_t *i)
+{
+    unsigned long v = (unsigned long)(first - '0');
+    for (int n = 1; n < 3 && *i < len && is_octal(s[*i]); n++)
+        v = v * 8 + (unsigned long)(s[(*i)++] - '0');
+    put_escaped_byte(t, v & 0xFF);
+}
+
+/* \xh or \xhh, *i just past the x. */
+static void put_hex_escape(struct text *t, const char *s, size_t len, size_t *i)
+{
+    unsigned long v;
+    if (read_hex(s, len, i, 0, &v))
+        put_escaped_byte(t, v);
+    else
+        t->bad = true;
+}
+
+/* \b \f \n \r \t stand for control characters; any other character stands for itself. */
+static char c_escape_char(char c)
+{
+    static const char from[] = "bfnrt", to[] = "\b\f\n\r\t";
+    const char *k = c != '\0' ? strchr(from, c) : NULL;
+    return k ? to[k - from] : c;
 }
 
 /* An E'' escape at s[*i], just past the backslash (PostgreSQL 4.1.2.2). */
 static void put_c_escape(struct text *t, const char *s, size_t len, size_t *i)
 {
-    static const char from[] = "bfnrt", to[] = "\b\f\n\r\t";
-    unsigned long v;
     if (*i >= len) {
         t->bad = true;
         return;
     }
     char c = s[(*i)++];
-    const char *k = strchr(from, c);
-    if (c != '\0' && k) {
-        text_put(t, to[k - from]);
-    } else if (c >= '0' && c <= '7') {
-        v = (unsigned long)(c - '0');
-        for (int n = 1; n < 3 && *i < len && s[*i] >= '0' && s[*i] <= '7'; n++)
-            v = v * 8 + (unsigned long)(s[(*i)++] - '0');
-        if ((v & 0xFF) == 0)
-            t->bad = true;
-        else
-            text_put(t, (char)(v & 0xFF));
-    } else if (c == 'x') {
-        if (read_hex(s, len, i, 0, &v) && v != 0)
-            text_put(t, (char)v);
-        else
-            t->bad = true;
-    } else if (c == 'u' || c == 'U') {
-        if (read_hex(s, len, i, c == 'u' ? 4 : 8, &v))
-            text_put_utf8(t, v);
-        else
-            t->bad = true;
-    } else {
-        text_put(t, c);
-    }
+    if (is_octal(c))
+        put_octal_escape(t, c, s, len, i);
+    else if (c == 'x')
+        put_hex_escape(t, s, len, i);
+    else if (c == 'u' || c == 'U')
+        put_hex_code_point(t, s, len, i, c == 'u' ? 4 : 8);
+    else
+        text_put(t, c_escape_char(c));
 }
 
-enum string_form { FORM_PLAIN, FORM_ESCAPE, FORM_UNICODE };
+/* How a quoted body escapes: doubled quotes only, E'' backslash escapes, or U& escapes. */
+enum quote_form { FORM_PLAIN, FORM_ESCAPE, FORM_UNICODE };
+
+/* What opens a quoted token (lower case; letters match either case) and how its body escapes. */
+struct opener {
+    const char *text;
+    enum quote_form form;
+};
+
+/* Bit strings and E'' in other forms are not names and come back bad. */
+static const struct opener string_openers[] = {
+    {"'", FORM_PLAIN}, {"e'", FORM_ESCAPE}, {"n'", FORM_PLAIN}, {"u&'", FORM_UNICODE}};
+static const struct opener ident_openers[] = {{"\"", FORM_PLAIN}, {"u&\"", FORM_UNICODE}};
+
+/* The opener that starts s[0..len) with at least one byte after it, or NULL. */
+static const struct opener *find_opener(const struct opener *table, size_t n, const char *s,
+                                        size_t len)
+{
+    for (size_t k = 0; k < n; k++) {
+        size_t olen = strlen(table[k].text), j = 0;
+        while (j < olen && j < len && lower(s[j]) == table[k].text[j])
+            j++;
+        if (j == olen && len > olen)
+            return &table[k];
+    }
+    return NULL;
+}
 
 /* After a closing quote at s[*i - 1]: white space with a newline (and -- comments) then another
  * quote continue the string. The lexer already checked the shape; we only skip to that quote.
@@ -153,47 +207,27 @@ static bool skip_to_continuation(const char *s, size_t len, size_t *i)
     return true;
 }
 
-/* Decodes a STRING token: '...', E'...', N'...', U&'...' (default escape), $tag$...$tag$. Bit
- * strings and anything unexpected come back bad. */
-static struct text decode_string(const struct sqltok *tok)
+/* At s[*i], just past a quote inside a string: '' stands for one quote; otherwise the string
+ * ends unless it continues. False at the end of the token. */
+static bool put_string_quote(struct text *t, const char *s, size_t len, size_t *i)
+{
+    if (*i < len && s[*i] == '\'') {
+        text_put(t, '\'');
+        (*i)++;
+        return true;
+    }
+    return skip_to_continuation(s, len, i);
+}
+
+/* The body of a quoted string from s[i] on, through its closing quote (and continuations). */
+static struct text decode_quoted(const char *s, size_t len, size_t i, enum quote_form form)
 {
     struct text t = {.len = 0};
-    const char *s = tok->text;
-    size_t len = tok->len, i;
-    enum string_form form = FORM_PLAIN;
-
-    if (len >= 2 && s[0] == '$') {
-        const char *tag_end = memchr(s + 1, '$', len - 1);
-        size_t tag_len = tag_end ? (size_t)(tag_end - s) + 1 : len;
-        if (len < 2 * tag_len) {
-            t.bad = true;
-            return t;
-        }
-        for (i = tag_len; i < len - tag_len; i++)
-            text_put(&t, s[i]);
-        return t;
-    }
-    if (len >= 2 && s[0] == '\'') {
-        i = 1;
-    } else if (len >= 3 && s[1] == '\'' && (lower(s[0]) == 'e' || lower(s[0]) == 'n')) {
-        form = lower(s[0]) == 'e' ? FORM_ESCAPE : FORM_PLAIN;
-        i = 2;
-    } else if (len >= 4 && lower(s[0]) == 'u' && s[1] == '&' && s[2] == '\'') {
-        form = FORM_UNICODE;
-        i = 3;
-    } else {
-        t.bad = true;
-        return t;
-    }
     while (i < len && !t.bad) {
         char c = s[i++];
         if (c == '\'') {
-            if (i < len && s[i] == '\'') {
-                text_put(&t, '\'');
-                i++;
-            } else if (!skip_to_continuation(s, len, &i)) {
+            if (!put_string_quote(&t, s, len, &i))
                 return t;
-            }
         } else if (c == '\\' && form == FORM_ESCAPE) {
             put_c_escape(&t, s, len, &i);
         } else if (c == '\\' && form == FORM_UNICODE) {
@@ -206,40 +240,70 @@ static struct text decode_string(const struct sqltok *tok)
     return t;
 }
 
+/* $tag$body$tag$: the body, verbatim. */
+static struct text decode_dollar(const char *s, size_t len)
+{
+    struct text t = {.len = 0};
+    const char *tag_end = memchr(s + 1, '$', len - 1);
+    size_t tag_len = tag_end ? (size_t)(tag_end - s) + 1 : len;
+    if (len < 2 * tag_len) {
+        t.bad = true;
+        return t;
+    }
+    for (size_t i = tag_len; i < len - tag_len; i++)
+        text_put(&t, s[i]);
+    return t;
+}
+
+/* Decodes a STRING token: '...', E'...', N'...', U&'...' (default escape), $tag$...$tag$. Bit
+ * strings and anything unexpected come back bad. */
+static struct text decode_string(const struct sqltok *tok)
+{
+    const char *s = tok->text;
+    size_t len = tok->len;
+    if (len >= 2 && s[0] == '$')
+        return decode_dollar(s, len);
+    const struct opener *o =
+        find_opener(string_openers, sizeof string_openers / sizeof string_openers[0], s, len);
+    if (o)
+        return decode_quoted(s, len, strlen(o->text), o->form);
+    struct text bad = {.bad = true};
+    return bad;
+}
+
+/* The body of a quoted identifier from s[i] to the closing quote at s[len - 1]. */
+static void put_quoted_ident(struct text *t, const char *s, size_t len, size_t i,
+                             enum quote_form form)
+{
+    size_t end = len - 1;
+    while (i < end && !t->bad) {
+        if (s[i] == '"' && i + 1 < end && s[i + 1] == '"') {
+            text_put(t, '"');
+            i += 2;
+        } else if (s[i] == '\\' && form == FORM_UNICODE) {
+            i++;
+            put_unicode_escape(t, s, end, &i);
+        } else {
+            text_put(t, s[i++]);
+        }
+    }
+}
+
 /* Appends one identifier: an unquoted WORD folded to lower case, a "quoted" one verbatim with ""
  * undoubled, a U&"quoted" one with its default escapes decoded. */
 static void put_ident(struct text *t, const struct sqltok *tok)
 {
-    const char *s = tok->text;
-    size_t len = tok->len, i;
-    bool unicode = false;
-
     if (tok->kind == SQLTOK_WORD) {
-        for (i = 0; i < len; i++)
-            text_put(t, lower(s[i]));
+        for (size_t i = 0; i < tok->len; i++)
+            text_put(t, lower(tok->text[i]));
         return;
     }
-    if (len >= 2 && s[0] == '"') {
-        i = 1;
-    } else if (len >= 4 && lower(s[0]) == 'u' && s[1] == '&' && s[2] == '"') {
-        unicode = true;
-        i = 3;
-    } else {
+    const struct opener *o = find_opener(ident_openers, sizeof ident_openers / sizeof ident_openers[0],
+                                         tok->text, tok->len);
+    if (o)
+        put_quoted_ident(t, tok->text, tok->len, strlen(o->text), o->form);
+    else
         t->bad = true;
-        return;
-    }
-    for (len--; i < len && !t->bad; i++) { /* len - 1: the closing quote */
-        if (s[i] == '"' && i + 1 < len && s[i + 1] == '"') {
-            text_put(t, '"');
-            i++;
-        } else if (s[i] == '\\' && unicode) {
-            i++;
-            put_unicode_escape(t, s, len, &i);
-            i--;
-        } else {
-            text_put(t, s[i]);
-        }
-    }
 }
 
 /* A token cursor: the lexer and its current token. Copying it is how we look ahead. */
@@ -413,37 +477,61 @@ static bool client_encoding_value_refused(struct cur *c, struct guard_finding *f
     return false;
 }
 
-/* After SET: [SESSION | LOCAL] then ROLE, SESSION AUTHORIZATION, NAMES or a dotted name. TIME
- * ZONE, TRANSACTION, SCHEMA, XML OPTION and the like read as names that are not managed. */
-static bool set_refused(struct cur *c, struct guard_finding *f)
+static bool at_session_authorization(const struct cur *c)
+{
+    return cur_is(c, "session") && next_is(c, "authorization");
+}
+
+/* A name a SET clause would change: refused when managed. */
+static bool name_refused(const struct text *name, struct guard_finding *f)
+{
+    if (text_is_managed(name))
+        return refuse_name(f, name);
+    if (text_equals(name, "client_encoding"))
+        return refuse(f, "client_encoding");
+    return false;
+}
+
+/* Moves past SET's SESSION | LOCAL words; true (refused) at SESSION AUTHORIZATION. */
+static bool set_scope_refused(struct cur *c, struct guard_finding *f)
 {
     while (cur_is(c, "session") || cur_is(c, "local")) {
-        if (cur_is(c, "session") && next_is(c, "authorization"))
+        if (at_session_authorization(c))
             return refuse(f, "session_authorization");
         cur_next(c);
-    }
-    if (cur_is(c, "names")) {
-        cur_next(c);
-        return client_encoding_value_refused(c, f);
-    }
-    struct text name;
-    if (!read_name(c, &name))
-        return false; /* not a SET PostgreSQL accepts */
-    if (text_is_managed(&name))
-        return refuse_name(f, &name);
-    if (text_equals(&name, "client_encoding")) {
-        if (cur_is(c, "to") || cur_punct(c, '='))
-            cur_next(c);
-        return client_encoding_value_refused(c, f);
     }
     return false;
 }
 
-static bool reset_refused(struct cur *c, struct guard_finding *f)
+/* One checker per statement form; the cursor is just past the form's leading word. */
+
+/* SET [SESSION | LOCAL] then ROLE, SESSION AUTHORIZATION, NAMES or a dotted name. TIME ZONE,
+ * TRANSACTION, SCHEMA, XML OPTION and the like read as names that are not managed. */
+static bool set_refused(struct cur *c, const struct guard_options *opt, struct guard_finding *f)
+{
+    if (set_scope_refused(c, f))
+        return true;
+    struct text name;
+    if (cur_is(c, "names")) {
+        cur_next(c);
+        return client_encoding_value_refused(c, f);
+    }
+    if (!read_name(c, &name))
+        return false; /* not a SET PostgreSQL accepts */
+    if (text_is_managed(&name))
+        return refuse_name(f, &name);
+    if (!text_equals(&name, "client_encoding"))
+        return false;
+    if (cur_is(c, "to") || cur_punct(c, '='))
+        cur_next(c);
+    return client_encoding_value_refused(c, f);
+}
+
+static bool reset_refused(struct cur *c, const struct guard_options *opt, struct guard_finding *f)
 {
     if (cur_is(c, "all"))
         return refuse(f, "RESET ALL");
-    if (cur_is(c, "session") && next_is(c, "authorization"))
+    if (at_session_authorization(c))
         return refuse(f, "session_authorization");
     struct text name;
     if (read_name(c, &name) && text_is_managed(&name))
@@ -451,26 +539,49 @@ static bool reset_refused(struct cur *c, struct guard_finding *f)
     return false;
 }
 
-/* ALTER ROLE | USER | DATABASE: any SET or RESET outside parentheses changes a default that
- * applies to later sessions, whatever it names. */
+/* DISCARD ALL would drop pgmesh's settings, unless pgmesh sets them again (session pooling). */
+static bool discard_refused(struct cur *c, const struct guard_options *opt,
+                            struct guard_finding *f)
+{
+    return cur_is(c, "all") && !(opt && opt->session_pooling) && refuse(f, "DISCARD ALL");
+}
+
+/* True, with *depth updated, when the token is a parenthesis. */
+static bool paren_step(const struct cur *c, int *depth)
+{
+    if (cur_punct(c, '('))
+        (*depth)++;
+    else if (cur_punct(c, ')'))
+        (*depth)--;
+    else
+        return false;
+    return true;
+}
+
+/* ALTER ROLE | USER | DATABASE | SYSTEM: any SET or RESET outside parentheses changes a default
+ * that applies to later sessions, whatever it names. */
 static bool alter_defaults_refused(struct cur *c, const char *what, struct guard_finding *f)
 {
     int depth = 0;
     for (; !cur_at_end(c); cur_next(c)) {
-        if (cur_punct(c, '('))
-            depth++;
-        else if (cur_punct(c, ')'))
-            depth--;
-        else if (depth == 0 && (cur_is(c, "set") || cur_is(c, "reset"))) {
+        if (paren_step(c, &depth) || depth != 0)
+            continue;
+        if (cur_is(c, "set") || cur_is(c, "reset")) {
             char buf[GUARD_SETTING_MAX];
-            bool set = cur_is(c, "set");
-            size_t n = strlen(what);
-            memcpy(buf, what, n);
-            memcpy(buf + n, set ? " ... SET" : " ... RESET", set ? 9 : 11);
+            snprintf(buf, sizeof buf, "%s ... %s", what, cur_is(c, "set") ? "SET" : "RESET");
             return refuse(f, buf);
         }
     }
     return false;
+}
+
+/* At a routine's SET clause: the name it sets while the routine runs. */
+static bool routine_clause_refused(const struct cur *at_set, struct guard_finding *f)
+{
+    struct cur c = *at_set;
+    struct text name;
+    cur_next(&c);
+    return read_name(&c, &name) && name_refused(&name, f);
 }
 
 /* CREATE FUNCTION / PROCEDURE and ALTER FUNCTION / PROCEDURE / ROUTINE: a SET clause sets the
@@ -480,62 +591,59 @@ static bool routine_set_refused(struct cur *c, struct guard_finding *f)
 {
     int depth = 0;
     for (; !cur_at_end(c); cur_next(c)) {
-        if (cur_punct(c, '(')) {
-            depth++;
-        } else if (cur_punct(c, ')')) {
-            depth--;
-        } else if (depth == 0 && cur_is(c, "begin") && next_is(c, "atomic")) {
+        if (paren_step(c, &depth) || depth != 0)
+            continue;
+        if (cur_is(c, "begin") && next_is(c, "atomic"))
             return false;
-        } else if (depth == 0 && cur_is(c, "set")) {
-            struct cur at_name = *c;
-            struct text name;
-            cur_next(&at_name);
-            if (!read_name(&at_name, &name))
-                continue;
-            if (text_is_managed(&name))
-                return refuse_name(f, &name);
-            if (text_equals(&name, "client_encoding"))
-                return refuse(f, "client_encoding");
-        }
+        if (cur_is(c, "set") && routine_clause_refused(c, f))
+            return true;
     }
     return false;
 }
 
+static bool create_refused(struct cur *c, const struct guard_options *opt, struct guard_finding *f)
+{
+    if (cur_is(c, "or") && next_is(c, "replace")) {
+        cur_next(c);
+        cur_next(c);
+    }
+    return (cur_is(c, "function") || cur_is(c, "procedure")) && routine_set_refused(c, f);
+}
+
+static bool alter_refused(struct cur *c, const struct guard_options *opt, struct guard_finding *f)
+{
+    /* ALTER SYSTEM is superuser only, but never a client's business through pgmesh. */
+    static const struct {
+        const char *object, *what;
+    } defaults[] = {{"role", "ALTER ROLE"},
+                    {"user", "ALTER USER"},
+                    {"database", "ALTER DATABASE"},
+                    {"system", "ALTER SYSTEM"}};
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+        if (cur_is(c, defaults[i].object))
+            return alter_defaults_refused(c, defaults[i].what, f);
+    if (cur_is(c, "function") || cur_is(c, "procedure") || cur_is(c, "routine"))
+        return routine_set_refused(c, f);
+    return false;
+}
+
+static const struct {
+    const char *word;
+    bool (*refused)(struct cur *c, const struct guard_options *opt, struct guard_finding *f);
+} lead_forms[] = {
+    {"set", set_refused},         {"reset", reset_refused}, {"discard", discard_refused},
+    {"create", create_refused},   {"alter", alter_refused},
+};
+
 /* What the leading words of a statement decide. The cursor is at its first token. */
 static bool lead_refused(struct cur *c, const struct guard_options *opt, struct guard_finding *f)
 {
-    if (cur_is(c, "set")) {
-        cur_next(c);
-        return set_refused(c, f);
-    }
-    if (cur_is(c, "reset")) {
-        cur_next(c);
-        return reset_refused(c, f);
-    }
-    if (cur_is(c, "discard")) {
-        return next_is(c, "all") && !(opt && opt->session_pooling) && refuse(f, "DISCARD ALL");
-    }
-    if (cur_is(c, "create")) {
-        cur_next(c);
-        if (cur_is(c, "or") && next_is(c, "replace")) {
+    for (size_t i = 0; i < sizeof lead_forms / sizeof lead_forms[0]; i++) {
+        if (cur_is(c, lead_forms[i].word)) {
             cur_next(c);
-            cur_next(c);
+            return lead_forms[i].refused(c, opt, f);
         }
-        return (cur_is(c, "function") || cur_is(c, "procedure")) && routine_set_refused(c, f);
     }
-    if (!cur_is(c, "alter"))
-        return false;
-    cur_next(c);
-    if (cur_is(c, "role"))
-        return alter_defaults_refused(c, "ALTER ROLE", f);
-    if (cur_is(c, "user"))
-        return alter_defaults_refused(c, "ALTER USER", f);
-    if (cur_is(c, "database"))
-        return alter_defaults_refused(c, "ALTER DATABASE", f);
-    if (cur_is(c, "system")) /* superuser only, but never a client's business through pgmesh */
-        return alter_defaults_refused(c, "ALTER SYSTEM", f);
-    if (cur_is(c, "function") || cur_is(c, "procedure") || cur_is(c, "routine"))
-        return routine_set_refused(c, f);
     return false;
 }
 
@@ -553,34 +661,43 @@ static bool names_set_config(const struct cur *c)
     return read_name(&ahead, &name) && (name.bad || text_equals(&name, "set_config"));
 }
 
-/* At a set_config token: a call is allowed only when its first argument is one string literal
- * (followed by ',' or ')') naming a setting that is neither managed nor client_encoding. */
+/* Moves from a set_config token to the call's first argument; false when this is not a call
+ * of set_config. */
+static bool enter_set_config_call(struct cur *c)
+{
+    struct text fname;
+    if (!read_name(c, &fname) || (!fname.bad && !text_equals(&fname, "set_config")))
+        return false; /* set_config.x(...): a function in a schema called set_config */
+    if (cur_is(c, "uescape")) { /* U&"..." UESCAPE '!' (: skip the clause to the call */
+        cur_next(c);
+        cur_next(c);
+    }
+    if (!cur_punct(c, '('))
+        return false; /* a column or alias called set_config, not a call */
+    cur_next(c);
+    return true;
+}
+
+/* set_config's first argument must be one string literal (followed by ',' or ')') naming a
+ * setting that is neither managed nor client_encoding: anything else could compute a name. */
+static bool set_config_name_refused(struct cur *c, struct guard_finding *f)
+{
+    if (c->tok.kind != SQLTOK_STRING)
+        return refuse(f, "set_config");
+    struct text name = decode_string(&c->tok);
+    cur_next(c);
+    if ((!cur_punct(c, ',') && !cur_punct(c, ')')) || name.bad)
+        return refuse(f, "set_config"); /* 'a' || 'b', 'x'::text, U&'' UESCAPE, ... */
+    /* The string holds the name raw, but the server reads it as SQL would too */
+    if (!name.truncated && guard_is_managed_setting(name.buf, name.len))
+        return refuse_name(f, &name);
+    return name_refused(&name, f);
+}
+
 static bool set_config_refused(const struct cur *at, struct guard_finding *f)
 {
     struct cur c = *at;
-    struct text fname;
-    if (!read_name(&c, &fname) || (!fname.bad && !text_equals(&fname, "set_config")))
-        return false; /* set_config.x(...): a function in a schema called set_config */
-    if (cur_is(&c, "uescape")) { /* U&"..." UESCAPE '!' (: skip the clause to the call */
-        cur_next(&c);
-        cur_next(&c);
-    }
-    if (!cur_punct(&c, '('))
-        return false; /* a column or alias called set_config, not a call */
-    cur_next(&c);
-    if (c.tok.kind != SQLTOK_STRING)
-        return refuse(f, "set_config");
-    struct text name = decode_string(&c.tok);
-    cur_next(&c);
-    if (!cur_punct(&c, ',') && !cur_punct(&c, ')'))
-        return refuse(f, "set_config"); /* 'a' || 'b', 'x'::text, U&'' UESCAPE, ... */
-    if (name.bad)
-        return refuse(f, "set_config");
-    if (text_is_managed(&name) || (!name.truncated && guard_is_managed_setting(name.buf, name.len)))
-        return refuse_name(f, &name);
-    if (text_equals(&name, "client_encoding"))
-        return refuse(f, "client_encoding");
-    return false;
+    return enter_set_config_call(&c) && set_config_name_refused(&c, f);
 }
 
 /* UPDATE [ONLY] [pg_catalog.]pg_settings: the view's rule calls set_config for every row. */
@@ -695,6 +812,12 @@ static bool startup_assignment_allowed(const char *s, size_t len)
     return true;
 }
 
+/* pg_split_opts' separators (isspace in the C locale). */
+static bool is_option_space(char c)
+{
+    return c != '\0' && strchr(" \t\n\r\f\v", c) != NULL;
+}
+
 /* The next argument of a PGOPTIONS string, split as pg_split_opts does: white space separates,
  * a backslash takes the next character literally. Cut at TEXT_MAX (the name comes first, so a
  * cut argument keeps it). False at the end of the string. */
@@ -702,13 +825,12 @@ static bool next_option_arg(const char **p, struct text *arg)
 {
     const char *s = *p;
     memset(arg, 0, sizeof *arg);
-    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' || *s == '\v')
+    while (is_option_space(*s))
         s++;
-    if (*s == '\0') {
-        *p = s;
+    *p = s;
+    if (*s == '\0')
         return false;
-    }
-    while (*s && !(*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' || *s == '\v')) {
+    while (*s && !is_option_space(*s)) {
         if (*s == '\\' && s[1] != '\0')
             s++;
         text_put(arg, *s++);
@@ -723,32 +845,37 @@ static bool switch_takes_arg(char c)
     return c != '\0' && strchr("BcCDdfhkNprStvW-", c) != NULL;
 }
 
+/* A switch with its argument: -S sets work_mem, -c and -- set any setting. */
+static bool switch_allowed(char sw, const char *optarg, size_t optlen)
+{
+    if (sw == 'S')
+        return false;
+    return (sw != 'c' && sw != '-') || startup_assignment_allowed(optarg, optlen);
+}
+
+/* One argument starting with '-': getopt reads its letters as flags up to the first switch that
+ * takes an argument, which is the rest of this argument or else the next one ("-c name=value"). */
+static bool switches_allowed(const struct text *arg, const char **p)
+{
+    for (size_t j = 1; j < arg->len; j++) {
+        char sw = arg->buf[j];
+        if (!switch_takes_arg(sw))
+            continue;
+        if (j + 1 < arg->len)
+            return switch_allowed(sw, arg->buf + j + 1, arg->len - j - 1);
+        struct text next;
+        return !next_option_arg(p, &next) || switch_allowed(sw, next.buf, next.len);
+    }
+    return true;
+}
+
 static bool startup_options_allowed(const char *value)
 {
     const char *p = value;
-    struct text arg, next;
-    while (next_option_arg(&p, &arg)) {
-        if (arg.len < 2 || arg.buf[0] != '-')
-            continue;
-        for (size_t j = 1; j < arg.len; j++) {
-            char sw = arg.buf[j];
-            if (!switch_takes_arg(sw))
-                continue; /* a flag; getopt reads the next letter of the same argument */
-            const char *optarg = arg.buf + j + 1;
-            size_t optlen = arg.len - j - 1;
-            if (optlen == 0) { /* "-c name=value" or "-- name=value": the next argument */
-                if (!next_option_arg(&p, &next))
-                    return true;
-                optarg = next.buf;
-                optlen = next.len;
-            }
-            if (sw == 'S') /* -S sets work_mem */
-                return false;
-            if ((sw == 'c' || sw == '-') && !startup_assignment_allowed(optarg, optlen))
-                return false;
-            break;
-        }
-    }
+    struct text arg;
+    while (next_option_arg(&p, &arg))
+        if (arg.len >= 2 && arg.buf[0] == '-' && !switches_allowed(&arg, &p))
+            return false;
     return true;
 }
 

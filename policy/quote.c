@@ -7,40 +7,53 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Well-formed UTF-8 by lead byte (Unicode, table 3-7): the sequence length and the range of the
+ * second byte, narrowed where a wider one would allow an overlong form, a surrogate or a value
+ * above U+10FFFF. Later bytes are always 80..BF. Other lead bytes are never valid. */
+struct utf8_lead {
+    uint8_t first, last; /* lead bytes of this row */
+    uint8_t len, lo, hi;
+};
+
+static const struct utf8_lead utf8_leads[] = {
+    {0xC2, 0xDF, 2, 0x80, 0xBF},
+    {0xE0, 0xE0, 3, 0xA0, 0xBF}, /* overlong below */
+    {0xE1, 0xEC, 3, 0x80, 0xBF},
+    {0xED, 0xED, 3, 0x80, 0x9F}, /* surrogates above */
+    {0xEE, 0xEF, 3, 0x80, 0xBF},
+    {0xF0, 0xF0, 4, 0x90, 0xBF}, /* overlong below */
+    {0xF1, 0xF3, 4, 0x80, 0xBF},
+    {0xF4, 0xF4, 4, 0x80, 0x8F}, /* above U+10FFFF */
+};
+
+static const struct utf8_lead *utf8_lead_of(uint8_t c)
+{
+    for (size_t i = 0; i < sizeof utf8_leads / sizeof utf8_leads[0]; i++)
+        if (c >= utf8_leads[i].first && c <= utf8_leads[i].last)
+            return &utf8_leads[i];
+    return NULL;
+}
+
+static bool is_continuation(uint8_t c)
+{
+    return c >= 0x80 && c <= 0xBF;
+}
+
 /* Length of the UTF-8 sequence at s[0..n), or 0 when it is not a valid, shortest-form encoding
  * of a scalar value (no surrogates, nothing above U+10FFFF) or holds a NUL. */
 static size_t utf8_seq_len(const uint8_t *s, size_t n)
 {
-    uint8_t c = s[0];
-    if (c == 0)
+    if (s[0] == 0)
         return 0;
-    if (c < 0x80)
+    if (s[0] < 0x80)
         return 1;
-    size_t len;
-    uint8_t lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0)
-            lo = 0xA0; /* overlong */
-        else if (c == 0xED)
-            hi = 0x9F; /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xF4)
-            hi = 0x8F; /* above U+10FFFF */
-    } else {
+    const struct utf8_lead *lead = utf8_lead_of(s[0]);
+    if (!lead || n < lead->len || s[1] < lead->lo || s[1] > lead->hi)
         return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
+    for (size_t i = 2; i < lead->len; i++)
+        if (!is_continuation(s[i]))
             return 0;
-    return len;
+    return lead->len;
 }
 
 static bool valid_utf8(const char *src, size_t len)

@@ -54,9 +54,47 @@ static bool at(const struct sqllex *lx, size_t i, char c)
     return i < lx->len && lx->p[i] == c;
 }
 
+/* The byte at i, or '\0' past the end (which no class below accepts either way). */
+static char peek(const struct sqllex *lx, size_t i)
+{
+    return i < lx->len ? lx->p[i] : '\0';
+}
+
+static char ascii_lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+/* True when the text at i starts with s (lower case), letters compared ignoring ASCII case. */
+static bool opens_at(const struct sqllex *lx, size_t i, const char *s)
+{
+    for (; *s; s++, i++)
+        if (i >= lx->len || ascii_lower(lx->p[i]) != *s)
+            return false;
+    return true;
+}
+
+/* Index of the first byte from i on that is not in the class. */
+static size_t scan_while(const struct sqllex *lx, size_t i, bool (*in_class)(char))
+{
+    while (i < lx->len && in_class(lx->p[i]))
+        i++;
+    return i;
+}
+
+static bool starts_line_comment(const struct sqllex *lx, size_t i)
+{
+    return opens_at(lx, i, "--");
+}
+
+static bool starts_block_comment(const struct sqllex *lx, size_t i)
+{
+    return opens_at(lx, i, "/*");
+}
+
 static bool starts_comment(const struct sqllex *lx, size_t i)
 {
-    return (at(lx, i, '-') && at(lx, i + 1, '-')) || (at(lx, i, '/') && at(lx, i + 1, '*'));
+    return starts_line_comment(lx, i) || starts_block_comment(lx, i);
 }
 
 static size_t skip_line_comment(const struct sqllex *lx, size_t i)
@@ -72,10 +110,10 @@ static size_t skip_block_comment(const struct sqllex *lx, size_t i)
 {
     size_t depth = 0;
     while (i < lx->len) {
-        if (at(lx, i, '/') && at(lx, i + 1, '*')) {
+        if (opens_at(lx, i, "/*")) {
             depth++;
             i += 2;
-        } else if (at(lx, i, '*') && at(lx, i + 1, '/')) {
+        } else if (opens_at(lx, i, "*/")) {
             i += 2;
             if (--depth == 0)
                 return i;
@@ -86,35 +124,73 @@ static size_t skip_block_comment(const struct sqllex *lx, size_t i)
     return SIZE_MAX;
 }
 
+/* White space and comments separate tokens and are never returned. Moves *i past them; false,
+ * *i at its start, when a block comment never closes. */
+static bool skip_separators(const struct sqllex *lx, size_t *i)
+{
+    for (;;) {
+        if (is_space(peek(lx, *i))) {
+            (*i)++;
+        } else if (starts_line_comment(lx, *i)) {
+            *i = skip_line_comment(lx, *i);
+        } else if (starts_block_comment(lx, *i)) {
+            size_t end = skip_block_comment(lx, *i);
+            if (end == SIZE_MAX)
+                return false;
+            *i = end;
+        } else {
+            return true;
+        }
+    }
+}
+
+/* scan.l horiz_whitespace: [ \t\f] */
+static bool is_horiz_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\f';
+}
+
+/* horiz_whitespace*, where a -- comment counts as white space. */
+static size_t skip_horiz_space(const struct sqllex *lx, size_t i)
+{
+    for (;;) {
+        if (is_horiz_space(peek(lx, i)))
+            i++;
+        else if (starts_line_comment(lx, i))
+            i = skip_line_comment(lx, i);
+        else
+            return i;
+    }
+}
+
+/* special_whitespace*: white space, or a -- comment that ends in a newline. SIZE_MAX when a
+ * comment runs to the end of the text. */
+static size_t skip_special_space(const struct sqllex *lx, size_t i)
+{
+    for (;;) {
+        if (is_space(peek(lx, i))) {
+            i++;
+        } else if (starts_line_comment(lx, i)) {
+            size_t end = skip_line_comment(lx, i);
+            if (end >= lx->len)
+                return SIZE_MAX;
+            i = end + 1;
+        } else {
+            return i;
+        }
+    }
+}
+
 /* scan.l quotecontinue: after a closing quote, white space containing a newline and then another
  * quote continue the same string ('a'\n'b' is 'ab'). Returns the index just past that quote, or
  * 0 when the string really ended at i. */
 static size_t quote_continuation(const struct sqllex *lx, size_t i)
 {
-    for (;;) { /* horiz_whitespace*: [ \t\f] or a -- comment */
-        if (at(lx, i, ' ') || at(lx, i, '\t') || at(lx, i, '\f'))
-            i++;
-        else if (at(lx, i, '-') && at(lx, i + 1, '-'))
-            i = skip_line_comment(lx, i);
-        else
-            break;
-    }
-    if (i >= lx->len || !is_newline(lx->p[i]))
+    i = skip_horiz_space(lx, i);
+    if (!is_newline(peek(lx, i)))
         return 0;
-    i++;
-    for (;;) { /* special_whitespace*: spaces, or a -- comment that ends in a newline */
-        if (i < lx->len && is_space(lx->p[i])) {
-            i++;
-        } else if (at(lx, i, '-') && at(lx, i + 1, '-')) {
-            size_t end = skip_line_comment(lx, i);
-            if (end >= lx->len)
-                return 0;
-            i = end + 1;
-        } else {
-            break;
-        }
-    }
-    return at(lx, i, '\'') ? i + 1 : 0;
+    i = skip_special_space(lx, i + 1);
+    return i != SIZE_MAX && at(lx, i, '\'') ? i + 1 : 0;
 }
 
 enum quote_rules {
@@ -146,15 +222,41 @@ static size_t scan_quoted(const struct sqllex *lx, size_t i, char quote, int rul
     return SIZE_MAX;
 }
 
+/* Every string and quoted-identifier form, by what opens it (lower case; letters match either
+ * case). The openers differ before their quote, so at most one matches. */
+struct quoted_form {
+    const char *open;
+    char quote;
+    int rules;
+    enum sqltok_kind kind;
+};
+
+static const struct quoted_form quoted_forms[] = {
+    {"'", '\'', Q_DOUBLED | Q_CONTINUE, SQLTOK_STRING},
+    {"e'", '\'', Q_DOUBLED | Q_BACKSLASH | Q_CONTINUE, SQLTOK_STRING},
+    {"n'", '\'', Q_DOUBLED | Q_CONTINUE, SQLTOK_STRING}, /* national character: a plain string */
+    {"b'", '\'', Q_CONTINUE, SQLTOK_STRING},             /* no '' inside bit strings */
+    {"x'", '\'', Q_CONTINUE, SQLTOK_STRING},
+    {"u&'", '\'', Q_DOUBLED | Q_CONTINUE, SQLTOK_STRING}, /* escapes are decoded later */
+    {"\"", '"', Q_DOUBLED, SQLTOK_QIDENT},
+    {"u&\"", '"', Q_DOUBLED, SQLTOK_QIDENT},
+};
+
+static const struct quoted_form *quoted_form_at(const struct sqllex *lx, size_t i)
+{
+    for (size_t k = 0; k < sizeof quoted_forms / sizeof quoted_forms[0]; k++)
+        if (opens_at(lx, i, quoted_forms[k].open))
+            return &quoted_forms[k];
+    return NULL;
+}
+
 /* $tag$ ... $tag$. Called at a '$' that is followed by '$' or a tag start. Returns the index
  * just past the closing delimiter, SIZE_MAX when it never comes, or 0 when this '$' does not open
  * a dollar quote after all ($abc with no closing $ of the tag). Searching for the first "$tag$"
  * gives the same end as scan.l, which stops at every '$' inside the body. */
 static size_t scan_dollar(const struct sqllex *lx, size_t start)
 {
-    size_t i = start + 1;
-    while (i < lx->len && is_dolq_cont(lx->p[i]))
-        i++;
+    size_t i = scan_while(lx, start + 1, is_dolq_cont);
     if (!at(lx, i, '$'))
         return 0;
     size_t tag_len = i + 1 - start;
@@ -165,34 +267,64 @@ static size_t scan_dollar(const struct sqllex *lx, size_t start)
     return (size_t)(end - lx->p) + tag_len;
 }
 
+/* At a '$': a parameter ($1), a dollar-quoted string, or a lone '$' that the server will reject. */
+static size_t scan_dollar_token(const struct sqllex *lx, size_t i, enum sqltok_kind *kind)
+{
+    char c1 = peek(lx, i + 1);
+    if (is_digit(c1)) {
+        *kind = SQLTOK_PARAM;
+        return scan_while(lx, i + 1, is_digit);
+    }
+    if (c1 == '$' || is_ident_start(c1)) {
+        size_t end = scan_dollar(lx, i);
+        if (end != 0) {
+            *kind = SQLTOK_STRING;
+            return end;
+        }
+    }
+    *kind = SQLTOK_OP;
+    return i + 1;
+}
+
+static bool is_decimal_part(char c)
+{
+    return is_digit(c) || c == '_';
+}
+
+/* After 0x, 0o, 0b: ASCII letters, digits and underscores (the server rejects wrong digits). */
+static bool is_radix_part(char c)
+{
+    return is_dolq_cont(c) && (unsigned char)c < 0x80;
+}
+
+static bool starts_number(const struct sqllex *lx, size_t i)
+{
+    return is_digit(lx->p[i]) || (lx->p[i] == '.' && is_digit(peek(lx, i + 1)));
+}
+
+/* An exponent at i (e, an optional sign, at least one digit); i itself when there is none. */
+static size_t scan_exponent(const struct sqllex *lx, size_t i)
+{
+    if (!opens_at(lx, i, "e"))
+        return i;
+    size_t j = i + 1;
+    if (at(lx, j, '+') || at(lx, j, '-'))
+        j++;
+    if (!is_digit(peek(lx, j)))
+        return i;
+    return scan_while(lx, j, is_decimal_part);
+}
+
 /* Integer, decimal, exponent forms and PostgreSQL 16's 0x/0o/0b integers with underscores. */
 static size_t scan_number(const struct sqllex *lx, size_t i)
 {
-    if (at(lx, i, '0') && i + 1 < lx->len && lx->p[i + 1] && strchr("xXoObB", lx->p[i + 1])) {
-        i += 2;
-        while (i < lx->len && is_dolq_cont(lx->p[i]) && (unsigned char)lx->p[i] < 0x80)
-            i++;
-        return i;
-    }
-    while (i < lx->len && (is_digit(lx->p[i]) || lx->p[i] == '_'))
-        i++;
+    if (opens_at(lx, i, "0x") || opens_at(lx, i, "0o") || opens_at(lx, i, "0b"))
+        return scan_while(lx, i + 2, is_radix_part);
+    i = scan_while(lx, i, is_decimal_part);
     /* "1..5" is 1 followed by "..": scan.l keeps the dots out of the number */
-    if (at(lx, i, '.') && !at(lx, i + 1, '.')) {
-        i++;
-        while (i < lx->len && (is_digit(lx->p[i]) || lx->p[i] == '_'))
-            i++;
-    }
-    if (at(lx, i, 'e') || at(lx, i, 'E')) {
-        size_t j = i + 1;
-        if (at(lx, j, '+') || at(lx, j, '-'))
-            j++;
-        if (j < lx->len && is_digit(lx->p[j])) {
-            i = j;
-            while (i < lx->len && (is_digit(lx->p[i]) || lx->p[i] == '_'))
-                i++;
-        }
-    }
-    return i;
+    if (at(lx, i, '.') && !at(lx, i + 1, '.'))
+        i = scan_while(lx, i + 1, is_decimal_part);
+    return scan_exponent(lx, i);
 }
 
 /* A run of operator characters, cut short where a comment starts (scan.l does the same). */
@@ -204,67 +336,48 @@ static size_t scan_operator(const struct sqllex *lx, size_t i)
     return i;
 }
 
-/* The end of the token starting at i with its kind; end SIZE_MAX means unterminated. */
-static size_t scan_token(const struct sqllex *lx, size_t i, enum sqltok_kind *kind)
+/* scan.l's two-character tokens made of self characters. */
+static bool starts_self_pair(const struct sqllex *lx, size_t i)
 {
-    char c = lx->p[i];
-    char c1 = i + 1 < lx->len ? lx->p[i + 1] : '\0';
-    char c2 = i + 2 < lx->len ? lx->p[i + 2] : '\0';
+    return opens_at(lx, i, "..") || opens_at(lx, i, "::") || opens_at(lx, i, ":=");
+}
 
-    *kind = SQLTOK_STRING;
-    if (c == '\'')
-        return scan_quoted(lx, i + 1, '\'', Q_DOUBLED | Q_CONTINUE);
-    if ((c == 'e' || c == 'E') && c1 == '\'')
-        return scan_quoted(lx, i + 2, '\'', Q_DOUBLED | Q_BACKSLASH | Q_CONTINUE);
-    if ((c == 'n' || c == 'N') && c1 == '\'') /* national character: a plain string */
-        return scan_quoted(lx, i + 2, '\'', Q_DOUBLED | Q_CONTINUE);
-    if ((c == 'b' || c == 'B' || c == 'x' || c == 'X') && c1 == '\'') /* no '' inside these */
-        return scan_quoted(lx, i + 2, '\'', Q_CONTINUE);
-    if ((c == 'u' || c == 'U') && c1 == '&' && c2 == '\'') /* escapes are decoded later */
-        return scan_quoted(lx, i + 3, '\'', Q_DOUBLED | Q_CONTINUE);
-    if (c == '$' && (c1 == '$' || is_ident_start(c1))) {
-        size_t end = scan_dollar(lx, i);
-        if (end != 0)
-            return end;
-        *kind = SQLTOK_OP; /* a lone '$', which the server will reject */
-        return i + 1;
-    }
-
-    *kind = SQLTOK_QIDENT;
-    if (c == '"')
-        return scan_quoted(lx, i + 1, '"', Q_DOUBLED);
-    if ((c == 'u' || c == 'U') && c1 == '&' && c2 == '"')
-        return scan_quoted(lx, i + 3, '"', Q_DOUBLED);
-
-    if (is_ident_start(c)) {
-        *kind = SQLTOK_WORD;
-        while (++i < lx->len && is_ident_cont(lx->p[i]))
-            ;
-        return i;
-    }
-    if (c == '$' && is_digit(c1)) {
-        *kind = SQLTOK_PARAM;
-        while (++i < lx->len && is_digit(lx->p[i]))
-            ;
-        return i;
-    }
-    /* scan.l's two-character tokens made of self characters: "..", "::" and ":=" */
-    if ((c == '.' && c1 == '.') || (c == ':' && (c1 == ':' || c1 == '='))) {
-        *kind = SQLTOK_OP;
-        return i + 2;
-    }
-    if (is_digit(c) || (c == '.' && is_digit(c1))) {
-        *kind = SQLTOK_NUMBER;
-        return scan_number(lx, i);
-    }
-    if (c == ';') {
+/* ';', the self-character pairs, runs of operator characters, and one byte of anything else:
+ * ( ) [ ] , . : and bytes the server will reject. */
+static size_t scan_punct(const struct sqllex *lx, size_t i, enum sqltok_kind *kind)
+{
+    *kind = SQLTOK_OP;
+    if (at(lx, i, ';')) {
         *kind = SQLTOK_SEMI;
         return i + 1;
     }
-    *kind = SQLTOK_OP;
-    if (is_op_char(c))
+    if (starts_self_pair(lx, i))
+        return i + 2;
+    if (is_op_char(lx->p[i]))
         return scan_operator(lx, i);
-    return i + 1; /* ( ) [ ] , . : and anything else, one byte each */
+    return i + 1;
+}
+
+/* The end of the token starting at i with its kind; end SIZE_MAX means unterminated. Quoted
+ * forms come first: e'x', b'1', u&"x" would otherwise start words. */
+static size_t scan_token(const struct sqllex *lx, size_t i, enum sqltok_kind *kind)
+{
+    const struct quoted_form *q = quoted_form_at(lx, i);
+    if (q) {
+        *kind = q->kind;
+        return scan_quoted(lx, i + strlen(q->open), q->quote, q->rules);
+    }
+    if (at(lx, i, '$'))
+        return scan_dollar_token(lx, i, kind);
+    if (is_ident_start(lx->p[i])) {
+        *kind = SQLTOK_WORD;
+        return scan_while(lx, i + 1, is_ident_cont);
+    }
+    if (starts_number(lx, i)) {
+        *kind = SQLTOK_NUMBER;
+        return scan_number(lx, i);
+    }
+    return scan_punct(lx, i, kind);
 }
 
 void sqllex_init(struct sqllex *lx, const char *sql, size_t len)
@@ -280,37 +393,28 @@ static struct sqltok make_tok(const struct sqllex *lx, enum sqltok_kind kind, si
     return (struct sqltok){.kind = kind, .text = lx->p + start, .len = end - start};
 }
 
+/* Text from i on does not lex: report it now and at every later call. */
+static struct sqltok unterminated(struct sqllex *lx, size_t i)
+{
+    lx->pos = POS_UNTERMINATED;
+    return make_tok(lx, SQLTOK_UNTERMINATED, i, lx->len);
+}
+
 struct sqltok sqllex_next(struct sqllex *lx)
 {
     if (lx->pos == POS_UNTERMINATED)
         return make_tok(lx, SQLTOK_UNTERMINATED, lx->len, lx->len);
     size_t i = lx->pos;
-    for (;;) { /* white space and comments separate tokens and are never returned */
-        if (i < lx->len && is_space(lx->p[i])) {
-            i++;
-        } else if (at(lx, i, '-') && at(lx, i + 1, '-')) {
-            i = skip_line_comment(lx, i);
-        } else if (at(lx, i, '/') && at(lx, i + 1, '*')) {
-            size_t end = skip_block_comment(lx, i);
-            if (end == SIZE_MAX) {
-                lx->pos = POS_UNTERMINATED;
-                return make_tok(lx, SQLTOK_UNTERMINATED, i, lx->len);
-            }
-            i = end;
-        } else {
-            break;
-        }
-    }
+    if (!skip_separators(lx, &i))
+        return unterminated(lx, i);
     if (i >= lx->len) {
         lx->pos = lx->len;
         return make_tok(lx, SQLTOK_EOF, lx->len, lx->len);
     }
     enum sqltok_kind kind;
     size_t end = scan_token(lx, i, &kind);
-    if (end == SIZE_MAX || end > lx->len) { /* > len: a backslash as the very last byte */
-        lx->pos = POS_UNTERMINATED;
-        return make_tok(lx, SQLTOK_UNTERMINATED, i, lx->len);
-    }
+    if (end == SIZE_MAX || end > lx->len) /* > len: a backslash as the very last byte */
+        return unterminated(lx, i);
     lx->pos = end;
     return make_tok(lx, kind, i, end);
 }
@@ -373,34 +477,90 @@ static void stmt_add(struct stmt *s, const struct sqltok *t)
     s->nlead++;
 }
 
+/* True when word i of the statement is one of words (a NULL-terminated list). */
+static bool lead_in(const struct stmt *s, size_t i, const char *const *words)
+{
+    for (; *words; words++)
+        if (lead_is(s, i, *words))
+            return true;
+    return false;
+}
+
+/* Objects whose CREATE or DROP cannot run in a transaction block. */
+static const char *const whole_objects[] = {"database", "tablespace", "subscription", NULL};
+
+/* One checker per leading word: does this form of the statement need its own transaction? */
+static bool always(const struct stmt *s)
+{
+    return true;
+}
+
+static bool create_needs_own(const struct stmt *s)
+{
+    size_t i = lead_is(s, 1, "unique") ? 2 : 1;
+    if (lead_is(s, i, "index") && lead_is(s, i + 1, "concurrently"))
+        return true;
+    return lead_in(s, 1, whole_objects);
+}
+
+static bool drop_needs_own(const struct stmt *s)
+{
+    return (lead_is(s, 1, "index") && lead_is(s, 2, "concurrently")) ||
+           lead_in(s, 1, whole_objects);
+}
+
+static bool alter_needs_own(const struct stmt *s)
+{
+    static const char *const objects[] = {"system", "subscription", NULL};
+    return lead_in(s, 1, objects) ||
+           (lead_is(s, 1, "database") && lead_is(s, 3, "set") && lead_is(s, 4, "tablespace")) ||
+           (lead_is(s, 1, "table") && s->detach && s->concurrently);
+}
+
+/* The CONCURRENTLY word or option, or a whole-scope target. */
+static bool reindex_needs_own(const struct stmt *s)
+{
+    static const char *const scopes[] = {"system", "database", "schema", NULL};
+    return s->concurrently || lead_in(s, 1, scopes);
+}
+
+/* COMMIT PREPARED, ROLLBACK PREPARED. */
+static bool prepared_needs_own(const struct stmt *s)
+{
+    return lead_is(s, 1, "prepared");
+}
+
+static bool discard_needs_own(const struct stmt *s)
+{
+    return lead_is(s, 1, "all");
+}
+
+/* CLUSTER [VERBOSE | (options)] with no table: the whole database. */
+static bool cluster_needs_own(const struct stmt *s)
+{
+    return s->nlead == 1 || (s->nlead == 2 && lead_is(s, 1, "verbose"));
+}
+
+static const struct {
+    const char *first;
+    bool (*needs_own)(const struct stmt *);
+} own_transaction_forms[] = {
+    {"vacuum", always},
+    {"create", create_needs_own},
+    {"drop", drop_needs_own},
+    {"alter", alter_needs_own},
+    {"reindex", reindex_needs_own},
+    {"commit", prepared_needs_own},
+    {"rollback", prepared_needs_own},
+    {"discard", discard_needs_own},
+    {"cluster", cluster_needs_own},
+};
+
 static bool stmt_needs_own_transaction(const struct stmt *s)
 {
-    if (lead_is(s, 0, "vacuum"))
-        return true;
-    if (lead_is(s, 0, "create")) {
-        size_t i = lead_is(s, 1, "unique") ? 2 : 1;
-        if (lead_is(s, i, "index") && lead_is(s, i + 1, "concurrently"))
-            return true;
-        return lead_is(s, 1, "database") || lead_is(s, 1, "tablespace") ||
-               lead_is(s, 1, "subscription");
-    }
-    if (lead_is(s, 0, "drop"))
-        return (lead_is(s, 1, "index") && lead_is(s, 2, "concurrently")) ||
-               lead_is(s, 1, "database") || lead_is(s, 1, "tablespace") ||
-               lead_is(s, 1, "subscription");
-    if (lead_is(s, 0, "alter"))
-        return lead_is(s, 1, "system") || lead_is(s, 1, "subscription") ||
-               (lead_is(s, 1, "database") && lead_is(s, 3, "set") && lead_is(s, 4, "tablespace")) ||
-               (lead_is(s, 1, "table") && s->detach && s->concurrently);
-    if (lead_is(s, 0, "reindex")) /* the CONCURRENTLY word or option, or a whole-scope target */
-        return s->concurrently || lead_is(s, 1, "system") || lead_is(s, 1, "database") ||
-               lead_is(s, 1, "schema");
-    if (lead_is(s, 0, "commit") || lead_is(s, 0, "rollback"))
-        return lead_is(s, 1, "prepared");
-    if (lead_is(s, 0, "discard"))
-        return lead_is(s, 1, "all");
-    if (lead_is(s, 0, "cluster")) /* CLUSTER [VERBOSE | (options)] with no table: the whole db */
-        return s->nlead == 1 || (s->nlead == 2 && lead_is(s, 1, "verbose"));
+    for (size_t i = 0; i < sizeof own_transaction_forms / sizeof own_transaction_forms[0]; i++)
+        if (lead_is(s, 0, own_transaction_forms[i].first))
+            return own_transaction_forms[i].needs_own(s);
     return false;
 }
 
@@ -474,97 +634,144 @@ bool sql_may_leave_session_state(const char *sql, size_t len)
     return any_statement(sql, len, stmt_leaves_session_state, tok_leaves_session_state, true);
 }
 
+static bool ends_statement(const struct sqltok *t)
+{
+    return t->kind == SQLTOK_SEMI || t->kind == SQLTOK_EOF || t->kind == SQLTOK_UNTERMINATED;
+}
+
+/* Moves past the rest of the statement; *t becomes the token that ended it. */
+static void skip_statement(struct sqllex *lx, struct sqltok *t)
+{
+    while (!ends_statement(t))
+        *t = sqllex_next(lx);
+}
+
+enum lead_verdict { LEAD_YES, LEAD_NO, LEAD_NEXT };
+
+/* Reads the next statement as far as its first two words decide sql_has_leading: LEAD_YES or
+ * LEAD_NO as soon as they do (without reading further), LEAD_NEXT when the statement does not
+ * start with first, *t then being the token that ended it. */
+static enum lead_verdict statement_leads(struct sqllex *lx, const char *first,
+                                         const char *not_second, struct sqltok *t)
+{
+    *t = sqllex_next(lx);
+    if (ends_statement(t))
+        return LEAD_NEXT;
+    bool match = sqltok_is(t, first);
+    *t = sqllex_next(lx);
+    if (match && (t->kind == SQLTOK_SEMI || t->kind == SQLTOK_EOF))
+        return LEAD_YES; /* the word alone */
+    if (match && t->kind != SQLTOK_UNTERMINATED)
+        return not_second && sqltok_is(t, not_second) ? LEAD_NO : LEAD_YES;
+    skip_statement(lx, t);
+    return LEAD_NEXT;
+}
+
 bool sql_has_leading(const char *sql, size_t len, const char *first, const char *not_second)
 {
     struct sqllex lx;
     sqllex_init(&lx, sql, len);
-    size_t pos = 0; /* token position within the statement */
-    bool match = false;
     for (;;) {
-        struct sqltok t = sqllex_next(&lx);
-        if (t.kind == SQLTOK_UNTERMINATED)
-            return false;
-        if (t.kind == SQLTOK_SEMI || t.kind == SQLTOK_EOF) {
-            if (match && pos == 1)
-                return true; /* the word alone */
-            if (t.kind == SQLTOK_EOF)
-                return false;
-            pos = 0;
-            match = false;
-            continue;
-        }
-        if (pos == 0)
-            match = sqltok_is(&t, first);
-        else if (pos == 1 && match)
-            return !(not_second && sqltok_is(&t, not_second));
-        pos++;
+        struct sqltok end;
+        enum lead_verdict v = statement_leads(&lx, first, not_second, &end);
+        if (v != LEAD_NEXT)
+            return v == LEAD_YES;
+        if (end.kind != SQLTOK_SEMI)
+            return false; /* the end, or text that does not lex (and so runs nothing) */
     }
 }
 
-/* The identifier token as PostgreSQL reads it: unquoted words lower-cased (ASCII), "quoted" ones
- * unquoted with "" as one quote. False when it does not fit or is not a plain identifier. */
-static bool ident_text(const struct sqltok *t, char *out, size_t cap)
+/* An unquoted word as PostgreSQL folds it (ASCII lower case). */
+static bool fold_word(const struct sqltok *t, char *out, size_t cap)
+{
+    if (t->len >= cap)
+        return false;
+    for (size_t i = 0; i < t->len; i++)
+        out[i] = ascii_lower(t->text[i]);
+    out[t->len] = '\0';
+    return true;
+}
+
+/* A "quoted" identifier without its quotes, "" read as one quote; never empty. */
+static bool unquote_ident(const struct sqltok *t, char *out, size_t cap)
 {
     size_t n = 0;
-    if (t->kind == SQLTOK_WORD) {
-        for (size_t i = 0; i < t->len; i++) {
-            char ch = t->text[i];
-            if (n + 1 >= cap)
-                return false;
-            out[n++] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
-        }
-    } else if (t->kind == SQLTOK_QIDENT && t->len >= 2 && t->text[0] == '"') {
-        for (size_t i = 1; i + 1 < t->len; i++) {
-            if (t->text[i] == '"')
-                i++; /* "" inside: one quote */
-            if (n + 1 >= cap)
-                return false;
-            out[n++] = t->text[i];
-        }
-    } else {
-        return false;
+    for (size_t i = 1; i + 1 < t->len; i++) {
+        if (t->text[i] == '"')
+            i++; /* "" inside: one quote */
+        if (n + 1 >= cap)
+            return false;
+        out[n++] = t->text[i];
     }
     out[n] = '\0';
     return n > 0;
+}
+
+/* The identifier token as PostgreSQL reads it. False when it does not fit in cap (NUL
+ * included) or is not a plain identifier (U&"..." is not read here). */
+static bool ident_text(const struct sqltok *t, char *out, size_t cap)
+{
+    if (t->kind == SQLTOK_WORD)
+        return fold_word(t, out, cap);
+    if (t->kind == SQLTOK_QIDENT && t->len >= 2 && t->text[0] == '"')
+        return unquote_ident(t, out, cap);
+    return false;
+}
+
+/* A statement's first words, enough to read DEALLOCATE [PREPARE] name. */
+struct stmt_words {
+    struct sqltok w[4];
+    size_t n; /* every word counted; only the first four kept */
+};
+
+/* Reads the next statement; returns the token that ended it (';', EOF or UNTERMINATED). */
+static struct sqltok read_statement(struct sqllex *lx, struct stmt_words *s)
+{
+    s->n = 0;
+    for (;;) {
+        struct sqltok t = sqllex_next(lx);
+        if (ends_statement(&t))
+            return t;
+        if (s->n < 4)
+            s->w[s->n] = t;
+        s->n++;
+    }
+}
+
+/* DEALLOCATE x | DEALLOCATE PREPARE x, x a name or ALL; anything else is OTHER. */
+static enum sql_dealloc dealloc_form(const struct stmt_words *s, char *name, size_t name_cap)
+{
+    size_t at = s->n >= 3 && sqltok_is(&s->w[1], "prepare") ? 2 : 1;
+    if (s->n != at + 1)
+        return SQL_DEALLOC_OTHER;
+    if (sqltok_is(&s->w[at], "all"))
+        return SQL_DEALLOC_ALL;
+    return ident_text(&s->w[at], name, name_cap) ? SQL_DEALLOC_ONE : SQL_DEALLOC_OTHER;
 }
 
 enum sql_dealloc sql_deallocate(const char *sql, size_t len, char *name, size_t name_cap)
 {
     struct sqllex lx;
     sqllex_init(&lx, sql, len);
-    size_t statements = 0, pos = 0;
-    bool dealloc = false, readable = false, all = false;
-    struct sqltok words[4];
-    for (;;) {
-        struct sqltok t = sqllex_next(&lx);
-        if (t.kind == SQLTOK_UNTERMINATED)
-            return dealloc ? SQL_DEALLOC_OTHER : SQL_DEALLOC_NONE;
-        if (t.kind == SQLTOK_SEMI || t.kind == SQLTOK_EOF) {
-            if (pos > 0 && dealloc && statements == 1) {
-                /* DEALLOCATE x | DEALLOCATE PREPARE x, x a name or ALL */
-                size_t at = pos >= 3 && sqltok_is(&words[1], "prepare") ? 2 : 1;
-                readable = pos == at + 1;
-                all = readable && sqltok_is(&words[at], "all");
-                if (readable && !all)
-                    readable = ident_text(&words[at], name, name_cap);
-            }
-            if (t.kind == SQLTOK_EOF)
-                break;
-            pos = 0;
+    size_t statements = 0, deallocs = 0; /* empty statements aside */
+    enum sql_dealloc form = SQL_DEALLOC_OTHER;
+    struct sqltok end;
+    do {
+        struct stmt_words s;
+        end = read_statement(&lx, &s);
+        if (s.n == 0)
             continue;
-        }
-        if (pos == 0) {
-            statements++;
-            if (sqltok_is(&t, "deallocate"))
-                dealloc = true;
-        }
-        if (pos < 4)
-            words[pos] = t;
-        pos++;
-    }
-    if (!dealloc)
+        statements++;
+        if (!sqltok_is(&s.w[0], "deallocate"))
+            continue;
+        deallocs++;
+        if (statements == 1)
+            form = dealloc_form(&s, name, name_cap);
+    } while (end.kind == SQLTOK_SEMI);
+    if (deallocs == 0)
         return SQL_DEALLOC_NONE;
-    if (statements != 1 || !readable)
+    /* Text that does not lex runs nothing, but it did mean to deallocate something. */
+    if (end.kind == SQLTOK_UNTERMINATED || statements != 1)
         return SQL_DEALLOC_OTHER;
-    return all ? SQL_DEALLOC_ALL : SQL_DEALLOC_ONE;
+    return form;
 }

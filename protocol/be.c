@@ -52,6 +52,12 @@ void be_write_command_complete(struct pq_writer *w, const char *tag)
     wr_end(w);
 }
 
+void be_write_parse_complete(struct pq_writer *w)
+{
+    wr_begin(w, BE_PARSE_COMPLETE);
+    wr_end(w);
+}
+
 bool be_read_ready(const uint8_t *body, size_t len, char *tx_status)
 {
     struct pq_reader r;
@@ -87,30 +93,34 @@ bool be_read_command_complete(const uint8_t *body, size_t len, struct span *tag)
     return true;
 }
 
-/* Authentication codes and how many bytes follow the code: SIZE_MAX when the payload is
- * variable (SASL data, GSS tokens), false for codes PostgreSQL does not define. */
+/* Authentication codes PostgreSQL defines and how many bytes follow the code: SIZE_MAX when the
+ * payload is variable. */
+static const struct {
+    uint32_t code;
+    size_t payload;
+} auth_codes[] = {
+    {AUTH_OK, 0},
+    {2, 0}, /* KerberosV5 */
+    {AUTH_CLEARTEXT_PASSWORD, 0},
+    {5, 4}, /* MD5Password: 4-byte salt */
+    {7, 0}, /* GSS */
+    {8, SIZE_MAX}, /* GSSContinue */
+    {9, 0},        /* SSPI */
+    {10, SIZE_MAX}, /* SASL: mechanism list */
+    {11, SIZE_MAX}, /* SASLContinue */
+    {12, SIZE_MAX}, /* SASLFinal */
+};
+
+/* False for codes PostgreSQL does not define. */
 static bool auth_payload_len(uint32_t code, size_t *n)
 {
-    switch (code) {
-    case AUTH_OK:                 /* AuthenticationOk */
-    case 2:                       /* KerberosV5 */
-    case AUTH_CLEARTEXT_PASSWORD: /* CleartextPassword */
-    case 7:                       /* GSS */
-    case 9:                       /* SSPI */
-        *n = 0;
-        return true;
-    case 5: /* MD5Password: 4-byte salt */
-        *n = 4;
-        return true;
-    case 8:  /* GSSContinue */
-    case 10: /* SASL: mechanism list */
-    case 11: /* SASLContinue */
-    case 12: /* SASLFinal */
-        *n = SIZE_MAX;
-        return true;
-    default:
-        return false;
+    for (size_t i = 0; i < sizeof auth_codes / sizeof auth_codes[0]; i++) {
+        if (auth_codes[i].code == code) {
+            *n = auth_codes[i].payload;
+            return true;
+        }
     }
+    return false;
 }
 
 bool be_read_auth(const uint8_t *body, size_t len, uint32_t *code)

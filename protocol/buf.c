@@ -256,7 +256,7 @@ void wr_cstrn(struct pq_writer *w, const char *s, size_t n)
     wr_u8(w, 0);
 }
 
-void wr_end(struct pq_writer *w)
+void wr_end_head(struct pq_writer *w, size_t rest_len)
 {
     if (w->msg_start == SIZE_MAX) {
         w->failed = true;
@@ -267,9 +267,14 @@ void wr_end(struct pq_writer *w)
     if (w->failed)
         return;
     size_t n = w->len - start; /* the length word counts itself */
-    if (n > UINT32_MAX) {
+    if (n > UINT32_MAX || rest_len > UINT32_MAX - n) {
         w->failed = true;
         return;
     }
-    put_u32_at(w->p + start, (uint32_t)n);
+    put_u32_at(w->p + start, (uint32_t)(n + rest_len));
+}
+
+void wr_end(struct pq_writer *w)
+{
+    wr_end_head(w, 0);
 }

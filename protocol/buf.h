@@ -59,6 +59,9 @@ void wr_cstr(struct pq_writer *w, const char *s);                   /* with its 
 void wr_cstrn(struct pq_writer *w, const char *s, size_t n);         /* n bytes then a NUL */
 void wr_bytes(struct pq_writer *w, const void *p, size_t n);
 void wr_end(struct pq_writer *w);                  /* back-patches the open message's length */
+/* Ends a message whose body goes on past what this writer holds (a head written here, the rest
+ * streamed from elsewhere): the length also counts the rest_len bytes the caller sends next. */
+void wr_end_head(struct pq_writer *w, size_t rest_len);
 static inline bool wr_ok(const struct pq_writer *w) { return !w->failed; }
 
 #endif

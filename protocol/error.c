@@ -44,33 +44,47 @@ void error_write(struct pq_writer *w, char type, const struct pq_error *e)
     wr_end(w);
 }
 
+/* A server's fields as read, before the severity is chosen. */
+struct fields_read {
+    struct pq_error_fields f;
+    struct span localized, plain; /* S and V */
+};
+
+/* Where a field's value goes (a repeated field overrides, as in libpq); NULL for fields pgmesh
+ * does not use: unknown ones must be ignored. */
+static struct span *field_slot(struct fields_read *fr, uint8_t code)
+{
+    switch (code) {
+    case 'S': return &fr->localized;
+    case 'V': return &fr->plain;
+    case 'C': return &fr->f.sqlstate;
+    case 'M': return &fr->f.message;
+    case 'D': return &fr->f.detail;
+    case 'H': return &fr->f.hint;
+    default: return NULL;
+    }
+}
+
 bool error_read(const uint8_t *body, size_t len, struct pq_error_fields *out)
 {
     struct pq_reader r;
     rd_init(&r, body, len);
     /* Absent fields are empty spans over "" so that p[len] == '\0' holds for every field. */
     const struct span none = {.p = (const uint8_t *)"", .len = 0};
-    struct pq_error_fields f = {none, none, none, none, none};
-    struct span localized = none, plain = none;
+    struct fields_read fr = {{none, none, none, none, none}, none, none};
     for (;;) {
         uint8_t code = rd_u8(&r);
         if (r.bad || code == 0)
             break;
         struct span v = rd_cstr(&r);
-        switch (code) { /* a repeated field overrides, as in libpq */
-        case 'S': localized = v; break;
-        case 'V': plain = v; break;
-        case 'C': f.sqlstate = v; break;
-        case 'M': f.message = v; break;
-        case 'D': f.detail = v; break;
-        case 'H': f.hint = v; break;
-        default: break; /* fields pgmesh does not use; unknown ones must be ignored */
-        }
+        struct span *slot = field_slot(&fr, code);
+        if (slot)
+            *slot = v;
     }
     if (!rd_finish(&r))
         return false;
-    f.severity = plain.len ? plain : localized;
-    *out = f;
+    fr.f.severity = fr.plain.len ? fr.plain : fr.localized;
+    *out = fr.f;
     return true;
 }
 

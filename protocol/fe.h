@@ -1,6 +1,6 @@
 /* Frontend messages (client -> server): readers for what pgmesh inspects, writers for what it
- * sends on its own (the transaction-start prefix, reset queries). Bodies exclude the 5-byte
- * header. No I/O, no globals. */
+ * sends on its own (the transaction-start prefix, reset queries, the head of a Bind it renames).
+ * Bodies exclude the 5-byte header. No I/O, no globals. */
 #ifndef PGMESH_PROTOCOL_FE_H
 #define PGMESH_PROTOCOL_FE_H
 
@@ -35,6 +35,11 @@ bool fe_read_target(const uint8_t *body, size_t len, char *kind, struct span *na
 void fe_write_query(struct pq_writer *w, const char *sql);
 void fe_write_parse(struct pq_writer *w, const char *stmt_name, const char *sql);  /* no param types */
 void fe_write_bind_simple(struct pq_writer *w, const char *portal, const char *stmt_name); /* no params */
+/* The head of a Bind that names another statement: 'B', a length that also counts the rest_len
+ * bytes of the original body after its two names, the portal and stmt_name. The caller then sends
+ * those rest_len bytes as they were. A portal holding a NUL fails the writer. */
+void fe_write_bind_head(struct pq_writer *w, struct span portal, const char *stmt_name,
+                        size_t rest_len);
 void fe_write_close(struct pq_writer *w, char kind, const char *name);
 void fe_write_describe(struct pq_writer *w, char kind, const char *name);
 /* The head of a Bind naming stmt_name, whose length covers rest_len more bytes that the caller

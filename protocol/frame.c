@@ -13,38 +13,30 @@ static uint32_t get_u32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static enum frame_class fe_class(uint8_t type)
-{
-    switch (type) {
-    case FE_SYNC: case FE_FLUSH: case FE_TERMINATE: case FE_CLOSE:
-    case FE_DESCRIBE: case FE_EXECUTE: case FE_COPY_DONE:
-        return CLASS_CONTROL;
-    case FE_PASSWORD:
-        return CLASS_PASSWORD;
-    case FE_QUERY: case FE_PARSE: case FE_BIND: case FE_COPY_DATA:
-    case FE_COPY_FAIL: case FE_FUNCTION_CALL:
-        return CLASS_LARGE;
-    default:
-        return CLASS_INVALID;
-    }
-}
+/* Message classes by type byte; every type not listed is invalid (CLASS_INVALID is 0). */
+static const enum frame_class fe_classes[256] = {
+    [FE_SYNC] = CLASS_CONTROL,     [FE_FLUSH] = CLASS_CONTROL,     [FE_TERMINATE] = CLASS_CONTROL,
+    [FE_CLOSE] = CLASS_CONTROL,    [FE_DESCRIBE] = CLASS_CONTROL,  [FE_EXECUTE] = CLASS_CONTROL,
+    [FE_COPY_DONE] = CLASS_CONTROL,
+    [FE_PASSWORD] = CLASS_PASSWORD,
+    [FE_QUERY] = CLASS_LARGE,      [FE_PARSE] = CLASS_LARGE,       [FE_BIND] = CLASS_LARGE,
+    [FE_COPY_DATA] = CLASS_LARGE,  [FE_COPY_FAIL] = CLASS_LARGE,   [FE_FUNCTION_CALL] = CLASS_LARGE,
+};
 
-static enum frame_class be_class(uint8_t type)
-{
-    switch (type) {
-    case BE_READY: case BE_PARSE_COMPLETE: case BE_BIND_COMPLETE: case BE_CLOSE_COMPLETE:
-    case BE_NO_DATA: case BE_PORTAL_SUSPENDED: case BE_EMPTY_QUERY: case BE_BACKEND_KEY:
-    case BE_AUTH: case BE_COPY_DONE:
-        return CLASS_CONTROL;
-    case BE_COMMAND_COMPLETE: case BE_COPY_BOTH: case BE_COPY_DATA: case BE_COPY_IN:
-    case BE_COPY_OUT: case BE_DATA_ROW: case BE_ERROR: case BE_FUNCTION_RESULT:
-    case BE_NEGOTIATE_VERSION: case BE_NOTICE: case BE_NOTIFICATION: case BE_PARAMETER_DESC:
-    case BE_PARAMETER_STATUS: case BE_ROW_DESC:
-        return CLASS_LARGE;
-    default:
-        return CLASS_INVALID;
-    }
-}
+static const enum frame_class be_classes[256] = {
+    [BE_READY] = CLASS_CONTROL,            [BE_PARSE_COMPLETE] = CLASS_CONTROL,
+    [BE_BIND_COMPLETE] = CLASS_CONTROL,    [BE_CLOSE_COMPLETE] = CLASS_CONTROL,
+    [BE_NO_DATA] = CLASS_CONTROL,          [BE_PORTAL_SUSPENDED] = CLASS_CONTROL,
+    [BE_EMPTY_QUERY] = CLASS_CONTROL,      [BE_BACKEND_KEY] = CLASS_CONTROL,
+    [BE_AUTH] = CLASS_CONTROL,             [BE_COPY_DONE] = CLASS_CONTROL,
+    [BE_COMMAND_COMPLETE] = CLASS_LARGE,   [BE_COPY_BOTH] = CLASS_LARGE,
+    [BE_COPY_DATA] = CLASS_LARGE,          [BE_COPY_IN] = CLASS_LARGE,
+    [BE_COPY_OUT] = CLASS_LARGE,           [BE_DATA_ROW] = CLASS_LARGE,
+    [BE_ERROR] = CLASS_LARGE,              [BE_FUNCTION_RESULT] = CLASS_LARGE,
+    [BE_NEGOTIATE_VERSION] = CLASS_LARGE,  [BE_NOTICE] = CLASS_LARGE,
+    [BE_NOTIFICATION] = CLASS_LARGE,       [BE_PARAMETER_DESC] = CLASS_LARGE,
+    [BE_PARAMETER_STATUS] = CLASS_LARGE,   [BE_ROW_DESC] = CLASS_LARGE,
+};
 
 static enum frame_result peek_typed(const uint8_t *p, size_t avail, const struct frame_limits *lim,
                                     enum frame_class cls, struct frame *out)
@@ -73,7 +65,7 @@ enum frame_result frame_peek_fe(const uint8_t *p, size_t avail, const struct fra
     /* The type byte alone is enough to reject garbage early, before the length arrives. */
     if (avail < 1)
         return FRAME_NEED_MORE;
-    return peek_typed(p, avail, lim, fe_class(p[0]), out);
+    return peek_typed(p, avail, lim, fe_classes[p[0]], out);
 }
 
 enum frame_result frame_peek_be(const uint8_t *p, size_t avail, const struct frame_limits *lim,
@@ -81,7 +73,7 @@ enum frame_result frame_peek_be(const uint8_t *p, size_t avail, const struct fra
 {
     if (avail < 1)
         return FRAME_NEED_MORE;
-    return peek_typed(p, avail, lim, be_class(p[0]), out);
+    return peek_typed(p, avail, lim, be_classes[p[0]], out);
 }
 
 enum frame_result frame_peek_startup(const uint8_t *p, size_t avail, uint32_t max_len,

@@ -160,6 +160,45 @@ static void test_writer_roundtrip(void **state)
     assert_true(rd_finish(&r));
 }
 
+/* A head whose body goes on elsewhere: the length counts what follows it, and a declared rest
+ * that the length word cannot hold fails the writer rather than wrapping. */
+static void test_writer_end_head(void **state)
+{
+    uint8_t buf[16];
+    struct pq_writer w;
+    wr_init_fixed(&w, buf, sizeof buf);
+    wr_begin(&w, 'B');
+    wr_cstr(&w, "p");
+    wr_end_head(&w, 10);
+    assert_true(wr_ok(&w));
+    assert_int_equal(w.len, 7);
+    assert_memory_equal(buf, "B\0\0\0\x10p\0", 7); /* 4 + 2 + 10 */
+
+    wr_reset(&w);
+    wr_begin(&w, 'B');
+    wr_end_head(&w, 0); /* the same as wr_end */
+    assert_true(wr_ok(&w));
+    assert_memory_equal(buf, "B\0\0\0\4", 5);
+
+    wr_reset(&w);
+    wr_begin(&w, 'B');
+    wr_end_head(&w, UINT32_MAX - 4); /* exactly the largest length word */
+    assert_true(wr_ok(&w));
+    assert_memory_equal(buf, "B\xff\xff\xff\xff", 5);
+
+    static const size_t too_long[] = {UINT32_MAX - 3, UINT32_MAX, SIZE_MAX};
+    for (size_t i = 0; i < sizeof too_long / sizeof too_long[0]; i++) {
+        wr_reset(&w);
+        wr_begin(&w, 'B');
+        wr_end_head(&w, too_long[i]);
+        assert_false(wr_ok(&w));
+    }
+
+    wr_reset(&w);
+    wr_end_head(&w, 1); /* no open message */
+    assert_false(wr_ok(&w));
+}
+
 static void test_writer_untyped_and_several(void **state)
 {
     struct pq_writer w;
@@ -277,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_reader_bytes),
         cmocka_unit_test(test_reader_empty_and_null),
         cmocka_unit_test(test_writer_roundtrip),
+        cmocka_unit_test(test_writer_end_head),
         cmocka_unit_test(test_writer_untyped_and_several),
         cmocka_unit_test(test_writer_fixed_overflow),
         cmocka_unit_test(test_writer_misuse),

@@ -287,6 +287,12 @@ static void test_be_roundtrips(void **state)
     }
 
     wr_reset(&w);
+    be_write_parse_complete(&w);
+    body = one_message(&w, false, BE_PARSE_COMPLETE, &len);
+    assert_int_equal(len, 0);
+    assert_memory_equal(w.p, "1\0\0\0\4", 5);
+
+    wr_reset(&w);
     be_write_backend_key(&w, 0x01020304, 0xa0b0c0d0);
     body = one_message(&w, false, BE_BACKEND_KEY, &len);
     assert_int_equal(len, 8);
@@ -332,6 +338,67 @@ static void test_bind_names_and_targets(void **state)
     wr_destroy(&w);
 }
 
+/* A Bind renamed on its way through: the head written by fe_write_bind_head and the rest of the
+ * client's body sent after it read back as one Bind, from the head alone as from all of it. */
+static void test_bind_head_roundtrip(void **state)
+{
+    (void)state;
+    /* After the names: no parameter formats, one value "abc", no result formats. */
+    static const uint8_t rest[] = "\0\0\0\1\0\0\0\3abc\0\0";
+    const size_t rest_len = sizeof rest - 1;
+    const struct span portal = {(const uint8_t *)"cur1", 4};
+    struct pq_writer w;
+    wr_init_dynamic(&w);
+    fe_write_bind_head(&w, portal, "S_7", rest_len);
+    assert_true(wr_ok(&w));
+    const size_t head_len = w.len;
+    assert_int_equal(head_len, MSG_HEADER_LEN + 5 + 4);
+
+    /* The framer trusts the head for the whole message before the rest arrives. */
+    struct frame f;
+    assert_int_equal(frame_peek_fe(w.p, head_len, &limits, &f), FRAME_OK);
+    assert_int_equal(f.total_len, head_len + rest_len);
+
+    wr_bytes(&w, rest, rest_len);
+    size_t len;
+    const uint8_t *body = one_message(&w, true, FE_BIND, &len);
+    struct span p, st;
+    size_t used = 0;
+    for (size_t avail = head_len - MSG_HEADER_LEN; avail <= len; avail++)
+        assert_int_equal(fe_read_bind_names(body, avail, len, &p, &st, &used), FE_HEAD_OK);
+    assert_true(span_eq(p, "cur1"));
+    assert_true(span_eq(st, "S_7"));
+    assert_int_equal(used, head_len - MSG_HEADER_LEN);
+
+    struct pq_reader r;
+    rd_init(&r, body + used, len - used);
+    assert_int_equal(rd_u16(&r), 0);
+    assert_int_equal(rd_u16(&r), 1);
+    assert_int_equal(rd_i32(&r), 3);
+    assert_memory_equal(rd_bytes(&r, 3).p, "abc", 3);
+    assert_int_equal(rd_u16(&r), 0);
+    assert_true(rd_finish(&r));
+
+    /* The unnamed portal, exact bytes. */
+    wr_reset(&w);
+    fe_write_bind_head(&w, (struct span){(const uint8_t *)"", 0}, "s", 6);
+    assert_true(wr_ok(&w));
+    assert_int_equal(w.len, 8);
+    assert_memory_equal(w.p, "B\0\0\0\x0d\0s\0", 8); /* 4 + 1 + 2 + 6 */
+
+    /* A portal with a NUL inside, no statement name, or a rest no length word holds. */
+    wr_reset(&w);
+    fe_write_bind_head(&w, (struct span){(const uint8_t *)"a\0b", 3}, "s", 0);
+    assert_false(wr_ok(&w));
+    wr_reset(&w);
+    fe_write_bind_head(&w, portal, NULL, 0);
+    assert_false(wr_ok(&w));
+    wr_reset(&w);
+    fe_write_bind_head(&w, portal, "s", UINT32_MAX);
+    assert_false(wr_ok(&w));
+    wr_destroy(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +408,7 @@ int main(void)
         cmocka_unit_test(test_fe_writer_bytes),
         cmocka_unit_test(test_be_roundtrips),
         cmocka_unit_test(test_bind_names_and_targets),
+        cmocka_unit_test(test_bind_head_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

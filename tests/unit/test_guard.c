@@ -1,8 +1,8 @@
-/* Unit tests for protocol/guard.c: a table of tampering attempts, each refused with the setting or
+/* Unit tests for policy/guard.c: a table of tampering attempts, each refused with the setting or
  * construct it names and the statement it is in; a table of look-alikes that must pass; the
  * session-pooling option; guard_is_managed_setting spellings; startup parameters and PGOPTIONS
- * strings; and every prefix of some attacks checked from an exact-size heap copy (no crash, no read
- * past the end under ASan). */
+ * strings; every entry of policy/managed.c's table in every form that sets it; and every prefix of
+ * some attacks checked from an exact-size heap copy (no crash, no read past the end under ASan). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include "policy/guard.h"
+#include "policy/managed.h"
+#include "policy/quote.h"
 
 struct refused_case {
     const char *sql;
@@ -433,6 +435,59 @@ static void test_prefixes(void **state)
     }
 }
 
+/* Refused with the setting named, whatever else the statement holds. */
+static void expect_refused_for(const char *sql, const char *setting)
+{
+    const struct guard_options opt = {.session_pooling = false};
+    struct guard_finding f;
+    if (guard_check_sql(sql, strlen(sql), &opt, &f) != GUARD_REFUSED)
+        fail_msg("%s: passed, want refused for %s", sql, setting);
+    if (strcmp(f.setting, setting) != 0)
+        fail_msg("%s: setting [%s], want [%s]", sql, f.setting, setting);
+}
+
+/* Every entry of policy/managed.c's table, the one list the transaction start also reads, is
+ * refused in every statement form that changes a setting, spelled bare and as one quoted
+ * identifier; a prefix entry stands for a name under it. So a setting added to the table is
+ * protected, or this test says which form lets it through. */
+static void test_managed_table(void **state)
+{
+    (void)state;
+    assert_true(managed_settings_count > 0);
+    static const char *const forms[] = {
+        "SET %s = 'x'",
+        "SET LOCAL %s TO 'x'",
+        "SET SESSION %s = DEFAULT",
+        "RESET %s",
+        "SELECT set_config('%s', 'x', false)",
+        "SELECT 1; SELECT set_config('%s', 'x', true)",
+        "CREATE FUNCTION f() RETURNS int SET %s = 'x' AS 'SELECT 1' LANGUAGE sql",
+        "ALTER FUNCTION f() SET %s FROM CURRENT",
+    };
+    for (size_t i = 0; i < managed_settings_count; i++) {
+        const struct managed_setting *m = &managed_settings[i];
+        char name[GUARD_SETTING_MAX], quoted[2 * GUARD_SETTING_MAX + 3], sql[512];
+        int n = snprintf(name, sizeof name, "%s%s", m->name, m->prefix ? "claim.other" : "");
+        assert_true(n > 0 && (size_t)n < sizeof name);
+        assert_true(quote_ident(quoted, sizeof quoted, name, strlen(name)));
+        assert_true(guard_is_managed_setting(name, strlen(name)));
+        for (size_t k = 0; k < sizeof forms / sizeof forms[0]; k++) {
+            /* set_config takes the name as a string: a quoted identifier there is not a name */
+            bool string_arg = strstr(forms[k], "'%s'") != NULL;
+            snprintf(sql, sizeof sql, forms[k], name);
+            expect_refused_for(sql, name);
+            if (!string_arg) {
+                snprintf(sql, sizeof sql, forms[k], quoted);
+                expect_refused_for(sql, name);
+            }
+        }
+        /* and as a startup parameter, directly or through PGOPTIONS */
+        assert_false(guard_check_startup_option(name, "x"));
+        snprintf(sql, sizeof sql, "-c %s=x", name);
+        assert_false(guard_check_startup_option("options", sql));
+    }
+}
+
 static void test_counts(void **state)
 {
     (void)state;
@@ -451,7 +506,7 @@ int main(void)
         cmocka_unit_test(test_refused),   cmocka_unit_test(test_benign),
         cmocka_unit_test(test_options),   cmocka_unit_test(test_is_managed),
         cmocka_unit_test(test_startup),   cmocka_unit_test(test_prefixes),
-        cmocka_unit_test(test_counts),
+        cmocka_unit_test(test_counts),    cmocka_unit_test(test_managed_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
