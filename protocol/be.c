@@ -139,9 +139,3 @@ bool be_read_auth(const uint8_t *body, size_t len, uint32_t *code)
     *code = c;
     return true;
 }
-
-void be_write_parse_complete(struct pq_writer *w)
-{
-    wr_begin(w, BE_PARSE_COMPLETE);
-    wr_end(w);
-}

@@ -166,11 +166,3 @@ void fe_write_describe(struct pq_writer *w, char kind, const char *name)
     wr_cstr(w, name);
     wr_end(w);
 }
-
-void fe_write_bind_head(struct pq_writer *w, struct span portal, const char *stmt_name, size_t rest_len)
-{
-    wr_u8(w, FE_BIND);
-    wr_u32(w, (uint32_t)(4 + portal.len + 1 + strlen(stmt_name) + 1 + rest_len));
-    wr_cstrn(w, (const char *)portal.p, portal.len);
-    wr_cstr(w, stmt_name);
-}

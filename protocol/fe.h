@@ -42,9 +42,7 @@ void fe_write_bind_head(struct pq_writer *w, struct span portal, const char *stm
                         size_t rest_len);
 void fe_write_close(struct pq_writer *w, char kind, const char *name);
 void fe_write_describe(struct pq_writer *w, char kind, const char *name);
-/* The head of a Bind naming stmt_name, whose length covers rest_len more bytes that the caller
- * sends after it (the original Bind's body after its two names, streamed). */
-void fe_write_bind_head(struct pq_writer *w, struct span portal, const char *stmt_name, size_t rest_len);
+
 void fe_write_execute(struct pq_writer *w, const char *portal, uint32_t max_rows);
 void fe_write_sync(struct pq_writer *w);
 void fe_write_flush(struct pq_writer *w);
