@@ -1,5 +1,5 @@
 # pgmesh build. One build tree per flavour: build/ (default) and build-asan/ (make asan).
-# Targets: all, check, unit, integration, asan, demo, token, bench, format, clean.
+# Targets: all, check, unit, integration, asan, demo, token, bench, format, format-check, clean.
 
 BUILD    ?= build
 CC       ?= gcc
@@ -23,7 +23,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 PGMESH := $(BUILD)/pgmesh
 TOKEN  := $(BUILD)/pgmesh-token
 
-.PHONY: all deps deps-core check unit integration asan demo demo-stop token bench format clean
+.PHONY: all deps deps-core check unit integration asan demo demo-stop token bench format format-check clean
 all: $(PGMESH) $(TOKEN) pgmesh pgmesh-token
 
 deps:
@@ -88,8 +88,19 @@ bench: deps
 	$(MAKE) all
 	bench/run.sh
 
+FORMAT_SRC = $(PROTO_SRC) $(POLICY_SRC) $(AUTH_SRC) $(PROXY_SRC) $(wildcard protocol/*.h policy/*.h auth/*.h proxy/*.h) \
+             $(wildcard tools/*.c) $(wildcard tests/unit/*.c)
 format:
-	clang-format -i $(PROTO_SRC) $(POLICY_SRC) $(AUTH_SRC) $(PROXY_SRC) protocol/*.h policy/*.h auth/*.h proxy/*.h tools/*.c tests/unit/*.c
+	clang-format -i $(FORMAT_SRC)
+
+# Lists the files `make format` would change (with the number of changed lines) and fails if any.
+format-check:
+	@command -v clang-format >/dev/null || { echo "format-check: clang-format is not installed"; exit 1; }
+	@bad=0; for f in $(FORMAT_SRC); do \
+	    n=$$(clang-format "$$f" | diff "$$f" - | grep -c '^[<>]'); \
+	    if [ "$$n" -gt 0 ]; then echo "  $$f ($$n lines)"; bad=$$((bad + 1)); fi; \
+	done; \
+	if [ $$bad -gt 0 ]; then echo "format-check: clang-format would change $$bad files; run make format"; exit 1; fi
 
 clean:
 	rm -rf build build-asan pgmesh pgmesh-token
