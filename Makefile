@@ -1,5 +1,5 @@
 # pgmesh build. One build tree per flavour: build/ (default) and build-asan/ (make asan).
-# Targets: all, check, lint, unit, integration, asan, demo, token, bench, format, format-check, clean.
+# Targets: all, check, lint, unit, integration, asan, demo, token, bench, format, format-check, metrics, clean.
 
 BUILD    ?= build
 CC       ?= gcc
@@ -23,7 +23,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 PGMESH := $(BUILD)/pgmesh
 TOKEN  := $(BUILD)/pgmesh-token
 
-.PHONY: all deps deps-core check lint unit integration asan demo demo-stop token bench format format-check clean
+.PHONY: all deps deps-core check lint unit integration asan demo demo-stop token bench format format-check metrics clean
 all: $(PGMESH) $(TOKEN) pgmesh pgmesh-token
 
 deps:
@@ -115,6 +115,10 @@ format-check:
 	    if [ "$$n" -gt 0 ]; then echo "  $$f ($$n lines)"; bad=$$((bad + 1)); fi; \
 	done; \
 	if [ $$bad -gt 0 ]; then echo "format-check: clang-format would change $$bad files; run make format"; exit 1; fi
+
+# Structure figures: function complexity and length, file length, proxy/ file-level call loops.
+metrics:
+	@scripts/metrics.sh
 
 clean:
 	rm -rf build build-asan pgmesh pgmesh-token
