@@ -214,13 +214,13 @@ static bool printable(const char *s, size_t len)
 static bool get_opt_string(const json_t *jwk, const char *name, size_t max, char **out,
                            const struct jwk_ctx *c)
 {
-    char what[96];
     json_t *v = json_object_get(jwk, name);
     *out = NULL;
     if (v == NULL)
         return true;
     size_t len = json_string_length(v);
     if (!json_is_string(v) || len == 0 || len > max || !printable(json_string_value(v), len)) {
+        char what[96];
         snprintf(what, sizeof(what), "\"%s\" must be a string of 1 to %zu printable characters",
                  name, max);
         jwk_err(c, what);

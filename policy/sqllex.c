@@ -741,12 +741,12 @@ static struct sqltok read_statement(struct sqllex *lx, struct stmt_words *s)
 /* DEALLOCATE x | DEALLOCATE PREPARE x, x a name or ALL; anything else is OTHER. */
 static enum sql_dealloc dealloc_form(const struct stmt_words *s, char *name, size_t name_cap)
 {
-    size_t at = s->n >= 3 && sqltok_is(&s->w[1], "prepare") ? 2 : 1;
-    if (s->n != at + 1)
+    size_t name_at = s->n >= 3 && sqltok_is(&s->w[1], "prepare") ? 2 : 1;
+    if (s->n != name_at + 1)
         return SQL_DEALLOC_OTHER;
-    if (sqltok_is(&s->w[at], "all"))
+    if (sqltok_is(&s->w[name_at], "all"))
         return SQL_DEALLOC_ALL;
-    return ident_text(&s->w[at], name, name_cap) ? SQL_DEALLOC_ONE : SQL_DEALLOC_OTHER;
+    return ident_text(&s->w[name_at], name, name_cap) ? SQL_DEALLOC_ONE : SQL_DEALLOC_OTHER;
 }
 
 enum sql_dealloc sql_deallocate(const char *sql, size_t len, char *name, size_t name_cap)
