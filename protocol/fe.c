@@ -98,6 +98,17 @@ void fe_write_parse(struct pq_writer *w, const char *stmt_name, const char *sql)
     wr_end(w);
 }
 
+void fe_write_parse_typed(struct pq_writer *w, const char *stmt_name, struct span query, uint16_t ntypes,
+                          const uint8_t *types)
+{
+    wr_begin(w, FE_PARSE);
+    wr_cstr(w, stmt_name);
+    wr_cstrn(w, (const char *)query.p, query.len);
+    wr_u16(w, ntypes);
+    wr_bytes(w, types, (size_t)ntypes * 4);
+    wr_end(w);
+}
+
 void fe_write_bind_simple(struct pq_writer *w, const char *portal, const char *stmt_name)
 {
     wr_begin(w, FE_BIND);

@@ -34,6 +34,10 @@ bool fe_read_target(const uint8_t *body, size_t len, char *kind, struct span *na
 
 void fe_write_query(struct pq_writer *w, const char *sql);
 void fe_write_parse(struct pq_writer *w, const char *stmt_name, const char *sql);  /* no param types */
+/* A Parse with the client's parameter types: ntypes OIDs of 4 bytes each, network order, as a
+ * client's own Parse carried them. */
+void fe_write_parse_typed(struct pq_writer *w, const char *stmt_name, struct span query, uint16_t ntypes,
+                          const uint8_t *types);
 void fe_write_bind_simple(struct pq_writer *w, const char *portal, const char *stmt_name); /* no params */
 /* The head of a Bind that names another statement: 'B', a length that also counts the rest_len
  * bytes of the original body after its two names, the portal and stmt_name. The caller then sends

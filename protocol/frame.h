@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol/wire.h"
+
 enum frame_result {
     FRAME_NEED_MORE, /* fewer bytes than a header */
     FRAME_OK,        /* header valid; body may still be arriving */
@@ -36,5 +38,29 @@ enum frame_result frame_peek_be(const uint8_t *p, size_t avail, const struct fra
  * out->type is 0; body_len excludes the length word. */
 enum frame_result frame_peek_startup(const uint8_t *p, size_t avail, uint32_t max_len,
                                      struct frame *out);
+
+/* The type byte of the typed message that starts at msg (at least one byte there). */
+static inline char frame_type(const uint8_t *msg)
+{
+    return (char)msg[0];
+}
+
+/* The body of the typed message that starts at msg: what follows its type byte and length. */
+static inline const uint8_t *frame_body(const uint8_t *msg)
+{
+    return msg + MSG_HEADER_LEN;
+}
+
+/* The bytes of a typed message up to body_bytes into its body: what to consume to pass its head. */
+static inline size_t frame_prefix_len(size_t body_bytes)
+{
+    return MSG_HEADER_LEN + body_bytes;
+}
+
+/* How much of a typed message's body is among the avail bytes that start with its header. */
+static inline size_t frame_body_arrived(size_t avail)
+{
+    return avail > MSG_HEADER_LEN ? avail - MSG_HEADER_LEN : 0;
+}
 
 #endif

@@ -1,4 +1,5 @@
-/* SQLSTATE codes pgmesh emits itself. Every client-facing error names one of these.
+/* SQLSTATE codes pgmesh emits itself, and the few it expects from servers. Every client-facing
+ * error names one of these.
  * Reference: PostgreSQL documentation, Appendix A "PostgreSQL Error Codes". */
 #ifndef PGMESH_PROTOCOL_SQLSTATE_H
 #define PGMESH_PROTOCOL_SQLSTATE_H
@@ -20,5 +21,7 @@
 #define SQLSTATE_ADMIN_SHUTDOWN "57P01"
 #define SQLSTATE_CANNOT_CONNECT_NOW "57P03"
 #define SQLSTATE_INTERNAL_ERROR "XX000"
+/* What PostgreSQL answers to pgmesh's stand-in for a refused statement (a bad integer literal). */
+#define SQLSTATE_INVALID_TEXT_REPRESENTATION "22P02"
 
 #endif

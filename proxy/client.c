@@ -19,6 +19,7 @@
 #include "protocol/error.h"
 #include "protocol/fe.h"
 #include "policy/guard.h"
+#include "protocol/frame.h"
 #include "protocol/sqlstate.h"
 #include "protocol/startup.h"
 #include "protocol/wire.h"
@@ -399,7 +400,7 @@ static void handle_password(struct client *c)
     if (fr == FRAME_NEED_MORE)
         return;
     /* frame_peek_fe fills f only on FRAME_OK: the type byte is read here for the size refusal. */
-    if (fr == FRAME_TOO_BIG && iobuf_head(&c->conn.in)[0] == FE_PASSWORD) {
+    if (fr == FRAME_TOO_BIG && frame_type(iobuf_head(&c->conn.in)) == FE_PASSWORD) {
         client_error(c, "FATAL", SQLSTATE_INVALID_PASSWORD, jwt_status_message(JWT_TOO_LARGE),
                      "Tokens are limited to 16384 bytes.", NULL);
         return;
@@ -411,7 +412,7 @@ static void handle_password(struct client *c)
     if (iobuf_len(&c->conn.in) < f.total_len)
         return;
     struct span token;
-    if (!fe_read_password(iobuf_head(&c->conn.in) + MSG_HEADER_LEN, f.body_len, &token)) {
+    if (!fe_read_password(frame_body(iobuf_head(&c->conn.in)), f.body_len, &token)) {
         protocol_violation(c, "invalid password message");
         return;
     }

@@ -4,6 +4,7 @@
  * pool only when the relay says it is clean; otherwise it is reset or closed, never lent dirty. */
 #include "proxy/link.h"
 
+#include "protocol/frame.h"
 #include "protocol/sqlstate.h"
 #include "protocol/wire.h"
 #include "proxy/client.h"
@@ -109,7 +110,7 @@ void link_client_idle(struct client *c)
     struct iobuf *in = &c->conn.in;
     if (iobuf_len(in) == 0)
         return;
-    if (iobuf_head(in)[0] == FE_TERMINATE) {
+    if (frame_type(iobuf_head(in)) == FE_TERMINATE) {
         client_close(c, "client terminated");
         return;
     }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "protocol/fe.h"
+#include "protocol/frame.h"
 #include "protocol/sqlstate.h"
 #include "policy/sqllex.h"
 #include "protocol/wire.h"
@@ -118,7 +119,7 @@ static enum prep on_bind(struct client *c, struct server *s, const struct frame 
     if (!relay_send_written(s, &w))
         return PREP_FAILED;
     /* The parameters stream behind the new head, never buffered whole. */
-    iobuf_consume(&c->conn.in, MSG_HEADER_LEN + h->used);
+    iobuf_consume(&c->conn.in, frame_prefix_len(h->used));
     if (!relay_stream_start(&c->body, &c->conn.in, rest, &s->conn)) {
         relay_fail_server(s, "out of memory");
         return PREP_FAILED;
@@ -131,7 +132,7 @@ static enum prep on_target(struct client *c, struct server *s, const struct fram
 {
     char kind;
     struct span name;
-    if (!fe_read_target(iobuf_head(&c->conn.in) + MSG_HEADER_LEN, f->body_len, &kind, &name) || kind != 'S' ||
+    if (!fe_read_target(frame_body(iobuf_head(&c->conn.in)), f->body_len, &kind, &name) || kind != 'S' ||
         name.len == 0)
         return PREP_PASS;
     struct pq_writer w;
@@ -202,7 +203,7 @@ enum prep prep_ready(struct client *c, struct server *s, const struct frame *f, 
             return PREP_PASS;
     } else if (f->type == FE_BIND) {
         struct fe_bind_head *h = &fx->bind;
-        switch (fe_read_bind_names(iobuf_head(in) + MSG_HEADER_LEN, avail - MSG_HEADER_LEN, f->body_len, &h->portal,
+        switch (fe_read_bind_names(frame_body(iobuf_head(in)), frame_body_arrived(avail), f->body_len, &h->portal,
                                    &h->stmt, &h->used)) {
         case FE_HEAD_OK: return PREP_PASS;
         case FE_HEAD_MORE: break;

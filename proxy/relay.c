@@ -137,7 +137,7 @@ static enum inspect inspect_message(struct client *c, struct server *s, const st
         relay_fail_client(s, "out of memory");
         return INSPECT_FAILED;
     }
-    const uint8_t *body = iobuf_head(in) + MSG_HEADER_LEN;
+    const uint8_t *body = frame_body(iobuf_head(in));
     bool ok = f->type == FE_QUERY ? fe_read_query(body, f->body_len, &fx->sql)
                                   : fe_read_parse(body, f->body_len, &fx->parse);
     if (!ok) {
@@ -195,7 +195,7 @@ static bool forward_message(struct client *c, struct server *s, const struct fra
 static bool protocol_violation(struct client *c, struct server *s, enum frame_result fr)
 {
     bool big = fr == FRAME_TOO_BIG;
-    LOG_AT(LOG_WARNING, c->tag, "protocol violation: message type 0x%02x, %s", (unsigned)iobuf_head(&c->conn.in)[0],
+    LOG_AT(LOG_WARNING, c->tag, "protocol violation: message type 0x%02x, %s", (unsigned)(uint8_t)frame_type(iobuf_head(&c->conn.in)),
            big ? "too large" : "invalid");
     return relay_fatal(s, SQLSTATE_PROTOCOL_VIOLATION,
                        big ? "message too large" : "invalid frontend message type or length", NULL);

@@ -84,7 +84,7 @@ static bool route_guard_error(struct server *s, struct op *op, char type, const 
         return false;
     }
     struct pq_error_fields e;
-    bool ours = error_read(msg + MSG_HEADER_LEN, body_len, &e) && span_eq(e.sqlstate, "22P02");
+    bool ours = error_read(frame_body(msg), body_len, &e) && span_eq(e.sqlstate, SQLSTATE_INVALID_TEXT_REPRESENTATION);
     if (ours) {
         struct pq_writer w;
         wr_init_dynamic(&w);
@@ -125,7 +125,7 @@ static bool error_to_client(struct server *s, const struct op *op, const uint8_t
         return s->client != NULL;
     struct pq_writer w;
     wr_init_dynamic(&w);
-    error_rename(&w, BE_ERROR, msg + MSG_HEADER_LEN, body_len, op->stmt->sname, op->stmt->name);
+    error_rename(&w, BE_ERROR, frame_body(msg), body_len, op->stmt->sname, op->stmt->name);
     to_client(s, &w);
     return false;
 }
@@ -163,7 +163,7 @@ static bool route_extended(struct server *s, struct op *op, char type, const uin
 static bool route_ready(struct server *s, const struct frame *f, const uint8_t *msg)
 {
     char status;
-    if (!be_read_ready(msg + MSG_HEADER_LEN, f->body_len, &status)) {
+    if (!be_read_ready(frame_body(msg), f->body_len, &status)) {
         return relay_fail_server(s, "invalid ReadyForQuery from server");
     }
     s->relay.tx_status = status;
@@ -211,7 +211,7 @@ static bool route_message(struct server *s, const struct frame *f, const uint8_t
          * way, so end the link rather than let them run without their claims. Inside a block the
          * client pipelined into, its own statements fail the same way. */
         if (type == BE_ERROR) {
-            log_own_error(s, msg + MSG_HEADER_LEN, f->body_len);
+            log_own_error(s, frame_body(msg), f->body_len);
             if (op->known_idle) {
                 return relay_fail_server(s, "pgmesh could not apply the client's claims");
             }
@@ -220,7 +220,7 @@ static bool route_message(struct server *s, const struct frame *f, const uint8_t
     case OP_PARAMS:
     case OP_OWN_QUERY:
         if (type == BE_ERROR) {
-            log_own_error(s, msg + MSG_HEADER_LEN, f->body_len);
+            log_own_error(s, frame_body(msg), f->body_len);
             /* A session parameter PostgreSQL refuses (it would have refused the connection at
              * startup), or a reset that failed: the connection is not fit to lend. */
             return relay_fail_server(s, op->kind == OP_PARAMS ? "the server refused the client's session parameters"

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "protocol/buf.h"
+#include "protocol/fe.h"
 #include "protocol/wire.h"
 
 static uint64_t hash_bytes(const char *p, size_t n)
@@ -92,12 +93,7 @@ static bool write_parse(struct cstmt *s, const char *query, size_t query_len, co
 {
     struct pq_writer w;
     wr_init_dynamic(&w);
-    wr_begin(&w, FE_PARSE);
-    wr_cstr(&w, s->sname);
-    wr_cstrn(&w, query, query_len);
-    wr_u16(&w, ntypes);
-    wr_bytes(&w, types, (size_t)ntypes * 4);
-    wr_end(&w);
+    fe_write_parse_typed(&w, s->sname, (struct span){(const uint8_t *)query, query_len}, ntypes, types);
     if (!wr_ok(&w)) {
         wr_destroy(&w);
         return false;
