@@ -51,6 +51,12 @@ static inline const uint8_t *frame_body(const uint8_t *msg)
     return msg + MSG_HEADER_LEN;
 }
 
+/* The body of the startup-class packet that starts at msg: what follows its length word. */
+static inline const uint8_t *frame_startup_body(const uint8_t *msg)
+{
+    return msg + 4;
+}
+
 /* The bytes of a typed message up to body_bytes into its body: what to consume to pass its head. */
 static inline size_t frame_prefix_len(size_t body_bytes)
 {

@@ -281,56 +281,67 @@ static void cancel_client(uint32_t pid, uint32_t key)
     cancel_server(c->server);
 }
 
+/* Refused before AuthenticationCleartextPassword, so the token is never sent in clear. */
+static void handle_startup_message(struct client *c, const struct startup_packet *pkt)
+{
+    if (!c->is_unix && !c->conn.ssl && rt.cfg->client_tls == CLIENT_TLS_REQUIRE) {
+        client_error(c, "FATAL", SQLSTATE_INVALID_AUTHORIZATION, "TLS is required",
+                     "pgmesh accepts TCP clients only over TLS (client_tls = require), so that tokens never "
+                     "cross the network in clear text.",
+                     "Connect with sslmode=require (or verify-full).");
+        return;
+    }
+    start_auth(c, pkt);
+}
+
+/* A whole startup-class packet of len bytes at the head of the input. */
+static void handle_packet(struct client *c, const struct startup_packet *pkt, size_t len)
+{
+    if (pkt->kind == STARTUP_MESSAGE) {
+        handle_startup_message(c, pkt); /* reads pkt, which points into the input */
+        iobuf_consume(&c->conn.in, len);
+        return;
+    }
+    iobuf_consume(&c->conn.in, len);
+    switch (pkt->kind) {
+    case STARTUP_SSL_REQUEST:
+        handle_ssl_request(c);
+        return;
+    case STARTUP_GSSENC_REQUEST:
+        /* GSS encryption is not offered: the client continues without it (or gives up). */
+        if (!conn_send(&c->conn, "N", 1))
+            client_close(c, "out of memory");
+        return;
+    case STARTUP_CANCEL:
+        cancel_client(pkt->cancel_pid, pkt->cancel_key);
+        client_close(c, "cancel request handled");
+        return;
+    case STARTUP_MESSAGE:
+        return;
+    }
+}
+
 static void handle_startup(struct client *c)
 {
+    struct iobuf *in = &c->conn.in;
     struct frame f;
-    enum frame_result fr = frame_peek_startup(iobuf_head(&c->conn.in), iobuf_len(&c->conn.in),
-                                              STARTUP_MAX_LEN, &f);
+    enum frame_result fr = frame_peek_startup(iobuf_head(in), iobuf_len(in), STARTUP_MAX_LEN, &f);
     if (fr == FRAME_NEED_MORE)
         return;
     if (fr != FRAME_OK) {
         protocol_violation(c, fr == FRAME_TOO_BIG ? "startup packet too large" : "invalid startup packet length");
         return;
     }
-    if (iobuf_len(&c->conn.in) < f.total_len)
+    if (iobuf_len(in) < f.total_len)
         return;
     struct startup_packet pkt;
-    enum startup_result sr = startup_read(iobuf_head(&c->conn.in) + 4, f.body_len, &pkt);
+    enum startup_result sr = startup_read(frame_startup_body(iobuf_head(in)), f.body_len, &pkt);
     if (sr != STARTUP_OK) {
         protocol_violation(c, sr == STARTUP_UNSUPPORTED_VERSION ? "unsupported frontend protocol"
                                                                 : "invalid startup packet layout");
         return;
     }
-    switch (pkt.kind) {
-    case STARTUP_SSL_REQUEST:
-        iobuf_consume(&c->conn.in, f.total_len);
-        handle_ssl_request(c);
-        return;
-    case STARTUP_GSSENC_REQUEST:
-        /* GSS encryption is not offered: the client continues without it (or gives up). */
-        iobuf_consume(&c->conn.in, f.total_len);
-        if (!conn_send(&c->conn, "N", 1))
-            client_close(c, "out of memory");
-        return;
-    case STARTUP_CANCEL:
-        iobuf_consume(&c->conn.in, f.total_len);
-        cancel_client(pkt.cancel_pid, pkt.cancel_key);
-        client_close(c, "cancel request handled");
-        return;
-    case STARTUP_MESSAGE:
-        /* Refused before AuthenticationCleartextPassword, so the token is never sent in clear. */
-        if (!c->is_unix && !c->conn.ssl && rt.cfg->client_tls == CLIENT_TLS_REQUIRE) {
-            iobuf_consume(&c->conn.in, f.total_len);
-            client_error(c, "FATAL", SQLSTATE_INVALID_AUTHORIZATION, "TLS is required",
-                         "pgmesh accepts TCP clients only over TLS (client_tls = require), so that tokens "
-                         "never cross the network in clear text.",
-                         "Connect with sslmode=require (or verify-full).");
-            return;
-        }
-        start_auth(c, &pkt);
-        iobuf_consume(&c->conn.in, f.total_len);
-        return;
-    }
+    handle_packet(c, &pkt, f.total_len);
 }
 
 static void send_startup_replies(struct client *c, const struct role_config *role)
@@ -393,29 +404,9 @@ static bool within_conn_limits(struct client *c, const struct role_config *role)
     return true;
 }
 
-static void handle_password(struct client *c)
+/* Verifies the token against the current [jwt] settings; fills c->ident. */
+static bool verify_token(struct client *c, struct span token)
 {
-    struct frame f;
-    enum frame_result fr = frame_peek_fe(iobuf_head(&c->conn.in), iobuf_len(&c->conn.in), &rt.limits, &f);
-    if (fr == FRAME_NEED_MORE)
-        return;
-    /* frame_peek_fe fills f only on FRAME_OK: the type byte is read here for the size refusal. */
-    if (fr == FRAME_TOO_BIG && frame_type(iobuf_head(&c->conn.in)) == FE_PASSWORD) {
-        client_error(c, "FATAL", SQLSTATE_INVALID_PASSWORD, jwt_status_message(JWT_TOO_LARGE),
-                     "Tokens are limited to 16384 bytes.", NULL);
-        return;
-    }
-    if (fr != FRAME_OK || f.type != FE_PASSWORD) {
-        protocol_violation(c, "expected a password message");
-        return;
-    }
-    if (iobuf_len(&c->conn.in) < f.total_len)
-        return;
-    struct span token;
-    if (!fe_read_password(frame_body(iobuf_head(&c->conn.in)), f.body_len, &token)) {
-        protocol_violation(c, "invalid password message");
-        return;
-    }
     char detail[256] = "";
     struct jwt_policy policy = {
         .alg_mask = rt.cfg->alg_mask,
@@ -429,19 +420,24 @@ static void handle_password(struct client *c)
         .claims_json = rt.cfg->claims_json,
     };
     enum jwt_status st = jwt_verify_cached(rt.token_cache, rt.keys, &policy, (const char *)token.p, token.len,
-                                    (int64_t)time(NULL), &c->ident, detail, sizeof detail);
-    iobuf_consume(&c->conn.in, f.total_len);
-    if (st != JWT_OK) {
-        client_error(c, "FATAL", SQLSTATE_INVALID_PASSWORD, jwt_status_message(st), detail,
-                     "Obtain a new token from your identity provider.");
-        return;
-    }
+                                           (int64_t)time(NULL), &c->ident, detail, sizeof detail);
+    if (st == JWT_OK)
+        return true;
+    client_error(c, "FATAL", SQLSTATE_INVALID_PASSWORD, jwt_status_message(st), detail,
+                 "Obtain a new token from your identity provider.");
+    return false;
+}
+
+/* A verified client: its role's entry, the connection limits, its pool and transaction start,
+ * then the startup replies; it goes idle, and what it already sent is handled. */
+static void admit(struct client *c)
+{
     const struct role_config *role = config_find_role(rt.cfg, c->ident.role);
     if (!role) {
         char msg[160];
         snprintf(msg, sizeof msg, "token role \"%s\" is not configured", c->ident.role);
-        client_error(c, "FATAL", SQLSTATE_INVALID_PASSWORD, msg,
-                     "pgmesh has no [roles] entry for this role claim.", NULL);
+        client_error(c, "FATAL", SQLSTATE_INVALID_PASSWORD, msg, "pgmesh has no [roles] entry for this role claim.",
+                     NULL);
         return;
     }
     if (!within_conn_limits(c, role))
@@ -452,14 +448,69 @@ static void handle_password(struct client *c)
         client_error(c, "FATAL", SQLSTATE_INTERNAL_ERROR, "could not set up the session", NULL, NULL);
         return;
     }
-    snprintf(c->tag, sizeof c->tag, "C-%llu %s/%s@%s", (unsigned long long)c->id, c->database,
-             c->ident.tenant, c->addr);
-    clog(LOG_INFO, c, "login: role=%s tenant=%s sub=%s server_user=%s", c->ident.role,
-         c->ident.tenant, c->ident.sub, role->server_user);
+    snprintf(c->tag, sizeof c->tag, "C-%llu %s/%s@%s", (unsigned long long)c->id, c->database, c->ident.tenant,
+             c->addr);
+    clog(LOG_INFO, c, "login: role=%s tenant=%s sub=%s server_user=%s", c->ident.role, c->ident.tenant,
+         c->ident.sub, role->server_user);
     send_startup_replies(c, role);
     client_set_state(c, CLIENT_IDLE);
     ev_timer_stop(rt.loop, &c->timer);
     link_client_idle(c);
+}
+
+/* The password message, whose password is the token. */
+static void handle_password(struct client *c)
+{
+    struct iobuf *in = &c->conn.in;
+    struct frame f;
+    enum frame_result fr = frame_peek_fe(iobuf_head(in), iobuf_len(in), &rt.limits, &f);
+    if (fr == FRAME_NEED_MORE)
+        return;
+    /* frame_peek_fe fills f only on FRAME_OK: the type byte is read here for the size refusal. */
+    if (fr == FRAME_TOO_BIG && frame_type(iobuf_head(in)) == FE_PASSWORD) {
+        client_error(c, "FATAL", SQLSTATE_INVALID_PASSWORD, jwt_status_message(JWT_TOO_LARGE),
+                     "Tokens are limited to 16384 bytes.", NULL);
+        return;
+    }
+    if (fr != FRAME_OK || f.type != FE_PASSWORD) {
+        protocol_violation(c, "expected a password message");
+        return;
+    }
+    if (iobuf_len(in) < f.total_len)
+        return;
+    struct span token;
+    if (!fe_read_password(frame_body(iobuf_head(in)), f.body_len, &token)) {
+        protocol_violation(c, "invalid password message");
+        return;
+    }
+    bool verified = verify_token(c, token);
+    iobuf_consume(in, f.total_len);
+    if (verified)
+        admit(c);
+}
+
+/* What the client sent, handled as its state says. */
+static void dispatch(struct client *c)
+{
+    switch (c->state) {
+    case CLIENT_STARTUP:
+        handle_startup(c);
+        /* An SSLRequest may be followed at once by the startup packet. */
+        if (c->state == CLIENT_STARTUP && iobuf_len(&c->conn.in) > 0 && !c->conn.closing)
+            handle_startup(c);
+        break;
+    case CLIENT_AUTH: handle_password(c); break;
+    case CLIENT_IDLE: link_client_idle(c); break;
+    case CLIENT_LINKED: link_client_input(c); break;
+    case CLIENT_WAIT_SERVER:
+        /* Keep reading while queued (a client that leaves is noticed, and toggling the watcher
+         * would cost epoll_ctl calls per transaction), but only up to a bound. */
+        if (iobuf_len(&c->conn.in) >= OUT_HIGH_WATER)
+            conn_stop_reading(&c->conn);
+        break;
+    case CLIENT_TLS_HANDSHAKE: /* handled before reading */
+    case CLIENT_CLOSING: break;
+    }
 }
 
 static void client_on_read(struct conn *conn)
@@ -479,32 +530,7 @@ static void client_on_read(struct conn *conn)
         client_close(c, r == IO_EOF ? "client closed the connection" : "client socket error");
         return;
     }
-    switch (c->state) {
-    case CLIENT_STARTUP:
-        handle_startup(c);
-        /* An SSLRequest may be followed at once by the startup packet. */
-        if (c->state == CLIENT_STARTUP && iobuf_len(&c->conn.in) > 0 && !c->conn.closing)
-            handle_startup(c);
-        break;
-    case CLIENT_AUTH:
-        handle_password(c);
-        break;
-    case CLIENT_IDLE:
-        link_client_idle(c);
-        break;
-    case CLIENT_LINKED:
-        link_client_input(c);
-        break;
-    case CLIENT_WAIT_SERVER:
-        /* Keep reading while queued (a client that leaves is noticed, and toggling the watcher
-         * would cost epoll_ctl calls per transaction), but only up to a bound. */
-        if (iobuf_len(&c->conn.in) >= OUT_HIGH_WATER)
-            conn_stop_reading(conn);
-        break;
-    case CLIENT_TLS_HANDSHAKE: /* handled before reading */
-    case CLIENT_CLOSING:
-        break;
-    }
+    dispatch(c);
 }
 
 static void client_on_drained(struct conn *conn)

@@ -190,6 +190,14 @@ static bool send_claims(struct client *c, struct server *s, bool switching)
     return true;
 }
 
+/* The RESET guards against SETs failing with another tenant's claims left committed; when the
+ * last client had the same tenant and role there is nothing to guard against. */
+static bool needs_reset(const struct relay *r, const struct client *c)
+{
+    bool same_claims = strcmp(r->claims_tenant, c->ident.tenant) == 0 && strcmp(r->claims_role, c->ident.role) == 0;
+    return !same_claims || c->ident.claims_json;
+}
+
 /* Queues the client's claims Query ahead of whatever it sends next (see txstart.h). */
 bool relay_send_txstart(struct client *c, struct server *s)
 {
@@ -201,12 +209,8 @@ bool relay_send_txstart(struct client *c, struct server *s)
         return false;
     if (known_idle && !sync_params(c, s))
         return false;
-    /* The RESET guards against SETs failing with another tenant's claims left committed; when the
-     * last client had the same tenant and role there is nothing to guard against. */
-    bool same_claims = strcmp(r->claims_tenant, c->ident.tenant) == 0 &&
-                       strcmp(r->claims_role, c->ident.role) == 0 && !c->ident.claims_json;
-    if (switching && !discarded && !same_claims &&
-        (!relay_send(s, c->tx.reset_msg, c->tx.reset_len) || !push_op(s, OP_TXSTART, known_idle)))
+    bool reset = switching && !discarded && needs_reset(r, c);
+    if (reset && (!relay_send(s, c->tx.reset_msg, c->tx.reset_len) || !push_op(s, OP_TXSTART, known_idle)))
         return false;
     return send_claims(c, s, switching) && push_op(s, OP_TXSTART, known_idle);
 }

@@ -40,9 +40,8 @@ static bool undo_skipped(struct server *s)
     struct op *op;
     while ((op = opq_at(&s->relay.ops, n)) && op->kind != OP_SYNC)
         n++;
-    if (!op) {
+    if (!op)
         return relay_fail_server(s, "ReadyForQuery from the server with no Sync in flight");
-    }
     /* Last first: a statement evicted then prepared again within the batch comes back right. */
     for (size_t i = n; i-- > 0;)
         if (!prep_undo(s, opq_at(&s->relay.ops, i)))
@@ -191,8 +190,29 @@ static bool route_ready(struct server *s, const struct frame *f, const uint8_t *
     return forward && s->client != NULL;
 }
 
+/* Replies to pgmesh's own Queries (claims, session parameters, resets) are swallowed; an error
+ * to one of them may leave the connection unfit to lend. */
+static bool route_own(struct server *s, const struct op *op, const struct frame *f, const uint8_t *msg)
+{
+    if (f->type != BE_ERROR)
+        return false;
+    log_own_error(s, frame_body(msg), f->body_len);
+    switch (op->kind) {
+    case OP_TXSTART:
+        /* On an idle server the client's statements are already on their way: end the link
+         * rather than let them run without their claims. Inside a block the client pipelined
+         * into, its own statements fail the same way. */
+        return op->known_idle ? relay_fail_server(s, "pgmesh could not apply the client's claims") : false;
+    case OP_PARAMS:
+        /* A session parameter PostgreSQL refuses (it would have refused the connection at startup). */
+        return relay_fail_server(s, "the server refused the client's session parameters");
+    default:
+        return relay_fail_server(s, "pgmesh could not reset the server connection");
+    }
+}
+
 /* Handles one message header (and the whole message when need_whole). Returns whether its bytes
- * go to the client. May close the server. */
+ * go to the client. May fail the server. */
 static bool route_message(struct server *s, const struct frame *f, const uint8_t *msg)
 {
     char type = f->type;
@@ -201,38 +221,18 @@ static bool route_message(struct server *s, const struct frame *f, const uint8_t
     if (type == BE_READY)
         return route_ready(s, f, msg);
     struct op *op = opq_head(&s->relay.ops);
-    if (!op) {
-        limits_on_reply(s, type);
-        return s->client != NULL; /* notices, notifications, parameter changes */
-    }
-    switch (op->kind) {
+    switch (op ? op->kind : OP_QUERY) {
     case OP_TXSTART:
-        /* On an idle server this must not happen: the client's statements are already on their
-         * way, so end the link rather than let them run without their claims. Inside a block the
-         * client pipelined into, its own statements fail the same way. */
-        if (type == BE_ERROR) {
-            log_own_error(s, frame_body(msg), f->body_len);
-            if (op->known_idle) {
-                return relay_fail_server(s, "pgmesh could not apply the client's claims");
-            }
-        }
-        return false;
     case OP_PARAMS:
     case OP_OWN_QUERY:
-        if (type == BE_ERROR) {
-            log_own_error(s, frame_body(msg), f->body_len);
-            /* A session parameter PostgreSQL refuses (it would have refused the connection at
-             * startup), or a reset that failed: the connection is not fit to lend. */
-            return relay_fail_server(s, op->kind == OP_PARAMS ? "the server refused the client's session parameters"
-                                                              : "pgmesh could not reset the server connection");
-        }
-        return false;
+        return route_own(s, op, f, msg);
     case OP_GUARD_ERROR:
         if (!op->query || type == BE_ERROR)
             return route_guard_error(s, op, type, msg, f->body_len);
         return s->client != NULL;
     case OP_QUERY:
     case OP_SYNC:
+        /* With nothing queued: notices, notifications, parameter changes. */
         limits_on_reply(s, type);
         return s->client != NULL;
     case OP_MSG:
@@ -270,32 +270,46 @@ static bool route_next(struct server *s, struct client *c)
     return !(f.type == BE_READY && relay_settle(s) == RELAY_TX_OVER);
 }
 
+static bool backed_up(const struct client *c)
+{
+    return c && iobuf_len(&c->conn.out) >= OUT_HIGH_WATER;
+}
+
+/* Reads what the server sent. False when there is nothing to route: no new bytes, or the
+ * connection is gone or sent what it should not (the verdict says so). */
+static bool fill(struct server *s)
+{
+    enum io_result r = conn_fill(&s->conn, READ_CHUNK);
+    if (r == IO_EOF || r == IO_ERROR)
+        return relay_fail_server(s, r == IO_EOF ? "server closed the connection" : "server socket error");
+    if (r == IO_AGAIN && iobuf_len(&s->conn.in) == 0)
+        return false;
+    if (s->state == SERVER_IDLE)
+        return relay_fail_server(s, "unexpected data from an idle server");
+    return true;
+}
+
+/* The rest of a streaming message, or the next message. */
+static bool next_piece(struct server *s, struct client *c)
+{
+    if (!s->relay.body.remaining)
+        return route_next(s, c);
+    return relay_stream_body(&s->relay.body, &s->conn.in, c ? &c->conn : NULL) ||
+           relay_fail_server(s, "out of memory");
+}
+
 enum relay_verdict replies_from_server(struct server *s)
 {
     struct client *c = s->client;
-    if (c && iobuf_len(&c->conn.out) >= OUT_HIGH_WATER) {
+    if (backed_up(c)) {
         conn_stop_reading(&s->conn); /* client_on_drained resumes */
         return RELAY_GO_ON;
     }
-    enum io_result r = conn_fill(&s->conn, READ_CHUNK);
-    if (r == IO_EOF || r == IO_ERROR) {
-        relay_fail_server(s, r == IO_EOF ? "server closed the connection" : "server socket error");
+    if (!fill(s))
         return relay_take_verdict(s, RELAY_GO_ON);
-    }
-    if (r == IO_AGAIN && iobuf_len(&s->conn.in) == 0)
-        return RELAY_GO_ON;
-    if (s->state == SERVER_IDLE) {
-        relay_fail_server(s, "unexpected data from an idle server");
-        return relay_take_verdict(s, RELAY_GO_ON);
-    }
-    while (iobuf_len(&s->conn.in) > 0) {
-        bool more = s->relay.body.remaining ? relay_stream_body(&s->relay.body, &s->conn.in, c ? &c->conn : NULL) ||
-                                                  relay_fail_server(s, "out of memory")
-                                            : route_next(s, c);
-        if (!more)
-            break;
-    }
-    if (c && iobuf_len(&c->conn.out) >= OUT_HIGH_WATER)
+    while (iobuf_len(&s->conn.in) > 0 && next_piece(s, c))
+        ;
+    if (backed_up(c))
         conn_stop_reading(&s->conn);
     return relay_take_verdict(s, relay_settle(s));
 }
