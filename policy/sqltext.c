@@ -1,7 +1,7 @@
-/* Names and strings as PostgreSQL reads them (see sqltext.h): undoes quoting, doubled quotes,
- * E'' and default U& escapes and identifier case folding, into a fixed buffer that records when
- * it was cut or could not be decoded. It decides nothing about what a name means; that is the
- * guard's. No I/O, no globals, no allocation. */
+/* Names and strings as PostgreSQL reads them (see sqltext.h): strips quotes, undoubles them,
+ * decodes E'' and default U& escapes and folds unquoted identifiers, into a fixed buffer that
+ * records when it was cut or could not be decoded. It decides nothing about what a name means;
+ * that is the guard's. No I/O, no globals, no allocation. */
 #include "policy/sqltext.h"
 
 #include <string.h>

@@ -18,7 +18,8 @@
  * - `bad`: the text could not be decoded the way the server would (a malformed or refused escape,
  *   a missing closing quote, a token form this module does not read); buf then holds a meaningless
  *   partial result and the caller must assume the worst case. Decoding stops at the first fault.
- * buf is not NUL-terminated and may hold any byte but NUL (an escape for NUL makes the text bad). */
+ * buf is not NUL-terminated. An escape that yields NUL makes the text bad; a NUL byte in the
+ * token itself (never in a Query message) is copied like any other. */
 #define SQLTEXT_MAX 128
 struct sqltext {
     char buf[SQLTEXT_MAX];
