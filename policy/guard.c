@@ -2,7 +2,8 @@
  * would change a setting pgmesh manages (SET/RESET, set_config, UPDATE pg_settings, role and
  * database defaults, function SET clauses) and startup parameters that would do the same.
  * It reads tokens only: string bodies (dollar-quoted function bodies, DO blocks) stay strings,
- * and what they run is the hardening SQL's job. No I/O, no globals, no allocation. */
+ * and what they run is the hardening SQL's job. Names and strings are decoded by policy/sqltext.c.
+ * No I/O, no globals, no allocation. */
 #include "policy/guard.h"
 
 #include <stdio.h>
@@ -10,301 +11,7 @@
 
 #include "policy/managed.h"
 #include "policy/sqllex.h"
-
-/* Decoded text of a name or string, cut at a fixed size. A cut text can still be recognized by
- * its prefix (request.jwt.*) but never equals a shorter name; `bad` means it could not be decoded
- * and must be treated as the worst case. */
-#define TEXT_MAX 128
-struct text {
-    char buf[TEXT_MAX];
-    size_t len;
-    bool truncated, bad;
-};
-
-static void text_put(struct text *t, char c)
-{
-    if (t->len < TEXT_MAX)
-        t->buf[t->len++] = c;
-    else
-        t->truncated = true;
-}
-
-static char lower(char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-}
-
-/* Code point as UTF-8, the only server encoding pgmesh supports for U& escapes. */
-static void text_put_utf8(struct text *t, unsigned long cp)
-{
-    if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        t->bad = true; /* PostgreSQL rejects these; refusing costs nothing */
-    } else if (cp < 0x80) {
-        text_put(t, (char)cp);
-    } else if (cp < 0x800) {
-        text_put(t, (char)(0xC0 | (cp >> 6)));
-        text_put(t, (char)(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-        text_put(t, (char)(0xE0 | (cp >> 12)));
-        text_put(t, (char)(0x80 | ((cp >> 6) & 0x3F)));
-        text_put(t, (char)(0x80 | (cp & 0x3F)));
-    } else {
-        text_put(t, (char)(0xF0 | (cp >> 18)));
-        text_put(t, (char)(0x80 | ((cp >> 12) & 0x3F)));
-        text_put(t, (char)(0x80 | ((cp >> 6) & 0x3F)));
-        text_put(t, (char)(0x80 | (cp & 0x3F)));
-    }
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = lower(c);
-    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-}
-
-/* Reads exactly n hex digits at s[*i] (n = 0: one or two, as after E'\x'). */
-static bool read_hex(const char *s, size_t len, size_t *i, size_t n, unsigned long *out)
-{
-    size_t want = n ? n : 2, got = 0;
-    unsigned long v = 0;
-    while (got < want && *i < len && hex_value(s[*i]) >= 0) {
-        v = v * 16 + (unsigned long)hex_value(s[*i]);
-        (*i)++;
-        got++;
-    }
-    *out = v;
-    return n ? got == n : got > 0;
-}
-
-/* n hex digits at s[*i] as a code point, or bad. */
-static void put_hex_code_point(struct text *t, const char *s, size_t len, size_t *i, size_t n)
-{
-    unsigned long cp;
-    if (read_hex(s, len, i, n, &cp))
-        text_put_utf8(t, cp);
-    else
-        t->bad = true;
-}
-
-/* A U& escape (default escape character only) at s[*i], just past the backslash. */
-static void put_unicode_escape(struct text *t, const char *s, size_t len, size_t *i)
-{
-    if (*i < len && s[*i] == '\\') {
-        text_put(t, '\\');
-        (*i)++;
-    } else if (*i < len && s[*i] == '+') {
-        (*i)++;
-        put_hex_code_point(t, s, len, i, 6);
-    } else {
-        put_hex_code_point(t, s, len, i, 4);
-    }
-}
-
-/* An escaped byte: zero is refused, as PostgreSQL refuses it in text. */
-static void put_escaped_byte(struct text *t, unsigned long v)
-{
-    if (v == 0)
-        t->bad = true;
-    else
-        text_put(t, (char)v);
-}
-
-static bool is_octal(char c)
-{
-    return c >= '0' && c <= '7';
-}
-
-/* \o, \oo or \ooo, first being the digit after the backslash: the value's low byte. */
-static void put_octal_escape(struct text *t, char first, const char *s, size_t len, size_t *i)
-{
-    unsigned long v = (unsigned long)(first - '0');
-    for (int n = 1; n < 3 && *i < len && is_octal(s[*i]); n++)
-        v = v * 8 + (unsigned long)(s[(*i)++] - '0');
-    put_escaped_byte(t, v & 0xFF);
-}
-
-/* \xh or \xhh, *i just past the x. */
-static void put_hex_escape(struct text *t, const char *s, size_t len, size_t *i)
-{
-    unsigned long v;
-    if (read_hex(s, len, i, 0, &v))
-        put_escaped_byte(t, v);
-    else
-        t->bad = true;
-}
-
-/* \b \f \n \r \t stand for control characters; any other character stands for itself. */
-static char c_escape_char(char c)
-{
-    static const char from[] = "bfnrt", to[] = "\b\f\n\r\t";
-    const char *k = c != '\0' ? strchr(from, c) : NULL;
-    return k ? to[k - from] : c;
-}
-
-/* An E'' escape at s[*i], just past the backslash (PostgreSQL 4.1.2.2). */
-static void put_c_escape(struct text *t, const char *s, size_t len, size_t *i)
-{
-    if (*i >= len) {
-        t->bad = true;
-        return;
-    }
-    char c = s[(*i)++];
-    if (is_octal(c))
-        put_octal_escape(t, c, s, len, i);
-    else if (c == 'x')
-        put_hex_escape(t, s, len, i);
-    else if (c == 'u' || c == 'U')
-        put_hex_code_point(t, s, len, i, c == 'u' ? 4 : 8);
-    else
-        text_put(t, c_escape_char(c));
-}
-
-/* How a quoted body escapes: doubled quotes only, E'' backslash escapes, or U& escapes. */
-enum quote_form { FORM_PLAIN, FORM_ESCAPE, FORM_UNICODE };
-
-/* What opens a quoted token (lower case; letters match either case) and how its body escapes. */
-struct opener {
-    const char *text;
-    enum quote_form form;
-};
-
-/* Bit strings and E'' in other forms are not names and come back bad. */
-static const struct opener string_openers[] = {
-    {"'", FORM_PLAIN}, {"e'", FORM_ESCAPE}, {"n'", FORM_PLAIN}, {"u&'", FORM_UNICODE}};
-static const struct opener ident_openers[] = {{"\"", FORM_PLAIN}, {"u&\"", FORM_UNICODE}};
-
-/* The opener that starts s[0..len) with at least one byte after it, or NULL. */
-static const struct opener *find_opener(const struct opener *table, size_t n, const char *s,
-                                        size_t len)
-{
-    for (size_t k = 0; k < n; k++) {
-        size_t olen = strlen(table[k].text), j = 0;
-        while (j < olen && j < len && lower(s[j]) == table[k].text[j])
-            j++;
-        if (j == olen && len > olen)
-            return &table[k];
-    }
-    return NULL;
-}
-
-/* After a closing quote at s[*i - 1]: white space with a newline (and -- comments) then another
- * quote continue the string. The lexer already checked the shape; we only skip to that quote.
- * Returns false at the end of the token. */
-static bool skip_to_continuation(const char *s, size_t len, size_t *i)
-{
-    while (*i < len && s[*i] != '\'') {
-        if (s[*i] == '-' && *i + 1 < len && s[*i + 1] == '-')
-            while (*i < len && s[*i] != '\n' && s[*i] != '\r')
-                (*i)++;
-        else
-            (*i)++;
-    }
-    if (*i >= len)
-        return false;
-    (*i)++;
-    return true;
-}
-
-/* At s[*i], just past a quote inside a string: '' stands for one quote; otherwise the string
- * ends unless it continues. False at the end of the token. */
-static bool put_string_quote(struct text *t, const char *s, size_t len, size_t *i)
-{
-    if (*i < len && s[*i] == '\'') {
-        text_put(t, '\'');
-        (*i)++;
-        return true;
-    }
-    return skip_to_continuation(s, len, i);
-}
-
-/* The body of a quoted string from s[i] on, through its closing quote (and continuations). */
-static struct text decode_quoted(const char *s, size_t len, size_t i, enum quote_form form)
-{
-    struct text t = {.len = 0};
-    while (i < len && !t.bad) {
-        char c = s[i++];
-        if (c == '\'') {
-            if (!put_string_quote(&t, s, len, &i))
-                return t;
-        } else if (c == '\\' && form == FORM_ESCAPE) {
-            put_c_escape(&t, s, len, &i);
-        } else if (c == '\\' && form == FORM_UNICODE) {
-            put_unicode_escape(&t, s, len, &i);
-        } else {
-            text_put(&t, c);
-        }
-    }
-    t.bad = true; /* ran off the end without a closing quote */
-    return t;
-}
-
-/* $tag$body$tag$: the body, verbatim. */
-static struct text decode_dollar(const char *s, size_t len)
-{
-    struct text t = {.len = 0};
-    const char *tag_end = memchr(s + 1, '$', len - 1);
-    size_t tag_len = tag_end ? (size_t)(tag_end - s) + 1 : len;
-    if (len < 2 * tag_len) {
-        t.bad = true;
-        return t;
-    }
-    for (size_t i = tag_len; i < len - tag_len; i++)
-        text_put(&t, s[i]);
-    return t;
-}
-
-/* Decodes a STRING token: '...', E'...', N'...', U&'...' (default escape), $tag$...$tag$. Bit
- * strings and anything unexpected come back bad. */
-static struct text decode_string(const struct sqltok *tok)
-{
-    const char *s = tok->text;
-    size_t len = tok->len;
-    if (len >= 2 && s[0] == '$')
-        return decode_dollar(s, len);
-    const struct opener *o =
-        find_opener(string_openers, sizeof string_openers / sizeof string_openers[0], s, len);
-    if (o)
-        return decode_quoted(s, len, strlen(o->text), o->form);
-    struct text bad = {.bad = true};
-    return bad;
-}
-
-/* The body of a quoted identifier from s[i] to the closing quote at s[len - 1]. */
-static void put_quoted_ident(struct text *t, const char *s, size_t len, size_t i,
-                             enum quote_form form)
-{
-    size_t end = len - 1;
-    while (i < end && !t->bad) {
-        if (s[i] == '"' && i + 1 < end && s[i + 1] == '"') {
-            text_put(t, '"');
-            i += 2;
-        } else if (s[i] == '\\' && form == FORM_UNICODE) {
-            i++;
-            put_unicode_escape(t, s, end, &i);
-        } else {
-            text_put(t, s[i++]);
-        }
-    }
-}
-
-/* Appends one identifier: an unquoted WORD folded to lower case, a "quoted" one verbatim with ""
- * undoubled, a U&"quoted" one with its default escapes decoded. */
-static void put_ident(struct text *t, const struct sqltok *tok)
-{
-    if (tok->kind == SQLTOK_WORD) {
-        for (size_t i = 0; i < tok->len; i++)
-            text_put(t, lower(tok->text[i]));
-        return;
-    }
-    const struct opener *o = find_opener(ident_openers, sizeof ident_openers / sizeof ident_openers[0],
-                                         tok->text, tok->len);
-    if (o)
-        put_quoted_ident(t, tok->text, tok->len, strlen(o->text), o->form);
-    else
-        t->bad = true;
-}
+#include "policy/sqltext.h"
 
 /* A token cursor: the lexer and its current token. Copying it is how we look ahead. */
 struct cur {
@@ -350,14 +57,14 @@ static bool is_ident(const struct sqltok *tok)
 /* A dotted name (PostgreSQL's var_name: ColId ['.' ColId]...), normalized into *out and the
  * cursor moved past it. False, cursor unmoved, when no identifier starts here. A U&"..." followed
  * by UESCAPE uses an escape character we do not decode: bad. */
-static bool read_name(struct cur *c, struct text *out)
+static bool read_name(struct cur *c, struct sqltext *out)
 {
     memset(out, 0, sizeof *out);
     if (!is_ident(&c->tok))
         return false;
     for (;;) {
         bool unicode = c->tok.kind == SQLTOK_QIDENT && c->tok.text[0] != '"';
-        put_ident(out, &c->tok);
+        sqltext_put_ident(out, &c->tok);
         cur_next(c);
         if (unicode && cur_is(c, "uescape"))
             out->bad = true;
@@ -365,42 +72,20 @@ static bool read_name(struct cur *c, struct text *out)
         cur_next(&ahead);
         if (!cur_punct(c, '.') || !is_ident(&ahead.tok))
             return true;
-        text_put(out, '.');
+        sqltext_put(out, '.');
         *c = ahead;
     }
 }
 
-static bool text_equals(const struct text *t, const char *word)
-{
-    size_t n = strlen(word);
-    if (t->truncated || t->len != n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (lower(t->buf[i]) != word[i])
-            return false;
-    return true;
-}
-
-static bool text_has_prefix(const struct text *t, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    if (t->len < n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (lower(t->buf[i]) != prefix[i])
-            return false;
-    return true;
-}
-
 /* The managed list (policy/managed.c), compared the way guc.c compares names (ASCII
  * case-insensitive). */
-static bool text_is_managed(const struct text *t)
+static bool text_is_managed(const struct sqltext *t)
 {
     if (t->bad)
         return true;
     for (size_t i = 0; i < managed_settings_count; i++) {
         const struct managed_setting *m = &managed_settings[i];
-        if (m->prefix ? text_has_prefix(t, m->name) : text_equals(t, m->name))
+        if (m->prefix ? sqltext_has_prefix(t, m->name) : sqltext_equals(t, m->name))
             return true;
     }
     return false;
@@ -417,14 +102,14 @@ static bool encoding_is_unsafe(const char *name, size_t len)
         "win950", "windows950", "gbk",  "win936", "windows936", "cp936",  "gb18030",
         "uhc",   "win949",  "windows949", "johab",
     };
-    struct text t = {.len = 0};
+    struct sqltext t = {.len = 0};
     for (size_t i = 0; i < len; i++) {
-        char c = lower(name[i]);
+        char c = sqltext_lower(name[i]);
         if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
-            text_put(&t, c);
+            sqltext_put(&t, c);
     }
     for (size_t i = 0; i < sizeof unsafe / sizeof unsafe[0]; i++)
-        if (text_equals(&t, unsafe[i]))
+        if (sqltext_equals(&t, unsafe[i]))
             return true;
     return false;
 }
@@ -447,13 +132,13 @@ static bool refuse(struct guard_finding *f, const char *what)
 }
 
 /* Refuses a managed name, naming it (lower case, as guc.c would report it). */
-static bool refuse_name(struct guard_finding *f, const struct text *name)
+static bool refuse_name(struct guard_finding *f, const struct sqltext *name)
 {
     if (name->bad)
         return refuse(f, "undecodable setting name");
-    char lc[TEXT_MAX];
+    char lc[SQLTEXT_MAX];
     for (size_t i = 0; i < name->len; i++)
-        lc[i] = lower(name->buf[i]);
+        lc[i] = sqltext_lower(name->buf[i]);
     set_finding(f, lc, name->truncated ? sizeof f->setting : name->len);
     return true;
 }
@@ -464,11 +149,11 @@ static bool client_encoding_value_refused(struct cur *c, struct guard_finding *f
 {
     if (cur_at_end(c) || cur_is(c, "default"))
         return false;
-    struct text v = {.len = 0};
+    struct sqltext v = {.len = 0};
     if (c->tok.kind == SQLTOK_STRING)
-        v = decode_string(&c->tok);
+        v = sqltext_decode_string(&c->tok);
     else if (c->tok.kind == SQLTOK_WORD || c->tok.kind == SQLTOK_QIDENT)
-        put_ident(&v, &c->tok);
+        sqltext_put_ident(&v, &c->tok);
     else
         v.bad = true;
     cur_next(c);
@@ -483,11 +168,11 @@ static bool at_session_authorization(const struct cur *c)
 }
 
 /* A name a SET clause would change: refused when managed. */
-static bool name_refused(const struct text *name, struct guard_finding *f)
+static bool name_refused(const struct sqltext *name, struct guard_finding *f)
 {
     if (text_is_managed(name))
         return refuse_name(f, name);
-    if (text_equals(name, "client_encoding"))
+    if (sqltext_equals(name, "client_encoding"))
         return refuse(f, "client_encoding");
     return false;
 }
@@ -511,7 +196,7 @@ static bool set_refused(struct cur *c, const struct guard_options *opt, struct g
 {
     if (set_scope_refused(c, f))
         return true;
-    struct text name;
+    struct sqltext name;
     if (cur_is(c, "names")) {
         cur_next(c);
         return client_encoding_value_refused(c, f);
@@ -520,7 +205,7 @@ static bool set_refused(struct cur *c, const struct guard_options *opt, struct g
         return false; /* not a SET PostgreSQL accepts */
     if (text_is_managed(&name))
         return refuse_name(f, &name);
-    if (!text_equals(&name, "client_encoding"))
+    if (!sqltext_equals(&name, "client_encoding"))
         return false;
     if (cur_is(c, "to") || cur_punct(c, '='))
         cur_next(c);
@@ -533,7 +218,7 @@ static bool reset_refused(struct cur *c, const struct guard_options *opt, struct
         return refuse(f, "RESET ALL");
     if (at_session_authorization(c))
         return refuse(f, "session_authorization");
-    struct text name;
+    struct sqltext name;
     if (read_name(c, &name) && text_is_managed(&name))
         return refuse_name(f, &name);
     return false;
@@ -579,7 +264,7 @@ static bool alter_defaults_refused(struct cur *c, const char *what, struct guard
 static bool routine_clause_refused(const struct cur *at_set, struct guard_finding *f)
 {
     struct cur c = *at_set;
-    struct text name;
+    struct sqltext name;
     cur_next(&c);
     return read_name(&c, &name) && name_refused(&name, f);
 }
@@ -657,16 +342,16 @@ static bool names_set_config(const struct cur *c)
     if (c->tok.kind != SQLTOK_QIDENT)
         return false;
     struct cur ahead = *c;
-    struct text name;
-    return read_name(&ahead, &name) && (name.bad || text_equals(&name, "set_config"));
+    struct sqltext name;
+    return read_name(&ahead, &name) && (name.bad || sqltext_equals(&name, "set_config"));
 }
 
 /* Moves from a set_config token to the call's first argument; false when this is not a call
  * of set_config. */
 static bool enter_set_config_call(struct cur *c)
 {
-    struct text fname;
-    if (!read_name(c, &fname) || (!fname.bad && !text_equals(&fname, "set_config")))
+    struct sqltext fname;
+    if (!read_name(c, &fname) || (!fname.bad && !sqltext_equals(&fname, "set_config")))
         return false; /* set_config.x(...): a function in a schema called set_config */
     if (cur_is(c, "uescape")) { /* U&"..." UESCAPE '!' (: skip the clause to the call */
         cur_next(c);
@@ -684,7 +369,7 @@ static bool set_config_name_refused(struct cur *c, struct guard_finding *f)
 {
     if (c->tok.kind != SQLTOK_STRING)
         return refuse(f, "set_config");
-    struct text name = decode_string(&c->tok);
+    struct sqltext name = sqltext_decode_string(&c->tok);
     cur_next(c);
     if ((!cur_punct(c, ',') && !cur_punct(c, ')')) || name.bad)
         return refuse(f, "set_config"); /* 'a' || 'b', 'x'::text, U&'' UESCAPE, ... */
@@ -704,14 +389,14 @@ static bool set_config_refused(const struct cur *at, struct guard_finding *f)
 static bool update_pg_settings_refused(const struct cur *at, struct guard_finding *f)
 {
     struct cur c = *at;
-    struct text name;
+    struct sqltext name;
     cur_next(&c);
     if (cur_is(&c, "only"))
         cur_next(&c);
     if (!read_name(&c, &name))
         return false;
-    return (name.bad || text_equals(&name, "pg_settings") ||
-            text_equals(&name, "pg_catalog.pg_settings")) &&
+    return (name.bad || sqltext_equals(&name, "pg_settings") ||
+            sqltext_equals(&name, "pg_catalog.pg_settings")) &&
            refuse(f, "pg_settings");
 }
 
@@ -761,15 +446,15 @@ bool guard_is_managed_setting(const char *name, size_t len)
     if (!name)
         return false;
     /* Raw, as set_config and startup packets pass names. */
-    struct text raw = {.len = 0};
+    struct sqltext raw = {.len = 0};
     for (size_t i = 0; i < len; i++)
-        text_put(&raw, name[i]);
+        sqltext_put(&raw, name[i]);
     if (text_is_managed(&raw))
         return true;
     /* As SQL spells it: quoted parts, U& escapes, folded case. Only when the whole text is one
      * dotted name; otherwise the raw comparison above is the one that applies. */
     struct cur c;
-    struct text sql_name;
+    struct sqltext sql_name;
     sqllex_init(&c.lx, name, len);
     cur_next(&c);
     return read_name(&c, &sql_name) && text_is_managed(&sql_name);
@@ -784,7 +469,7 @@ static bool startup_name_allowed(const char *s, size_t len)
         b++;
     while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t'))
         e--;
-    char buf[TEXT_MAX];
+    char buf[SQLTEXT_MAX];
     size_t n = 0;
     for (size_t i = b; i < e && n < sizeof buf; i++)
         buf[n++] = s[i] == '-' ? '_' : s[i];
@@ -793,10 +478,10 @@ static bool startup_name_allowed(const char *s, size_t len)
 
 static bool text_equals_raw(const char *s, size_t len, const char *word)
 {
-    struct text t = {.len = 0};
+    struct sqltext t = {.len = 0};
     for (size_t i = 0; i < len; i++)
-        text_put(&t, s[i]);
-    return text_equals(&t, word);
+        sqltext_put(&t, s[i]);
+    return sqltext_equals(&t, word);
 }
 
 /* One NAME=VALUE from -c or --. */
@@ -819,9 +504,9 @@ static bool is_option_space(char c)
 }
 
 /* The next argument of a PGOPTIONS string, split as pg_split_opts does: white space separates,
- * a backslash takes the next character literally. Cut at TEXT_MAX (the name comes first, so a
+ * a backslash takes the next character literally. Cut at SQLTEXT_MAX (the name comes first, so a
  * cut argument keeps it). False at the end of the string. */
-static bool next_option_arg(const char **p, struct text *arg)
+static bool next_option_arg(const char **p, struct sqltext *arg)
 {
     const char *s = *p;
     memset(arg, 0, sizeof *arg);
@@ -833,7 +518,7 @@ static bool next_option_arg(const char **p, struct text *arg)
     while (*s && !is_option_space(*s)) {
         if (*s == '\\' && s[1] != '\0')
             s++;
-        text_put(arg, *s++);
+        sqltext_put(arg, *s++);
     }
     *p = s;
     return true;
@@ -855,7 +540,7 @@ static bool switch_allowed(char sw, const char *optarg, size_t optlen)
 
 /* One argument starting with '-': getopt reads its letters as flags up to the first switch that
  * takes an argument, which is the rest of this argument or else the next one ("-c name=value"). */
-static bool switches_allowed(const struct text *arg, const char **p)
+static bool switches_allowed(const struct sqltext *arg, const char **p)
 {
     for (size_t j = 1; j < arg->len; j++) {
         char sw = arg->buf[j];
@@ -863,7 +548,7 @@ static bool switches_allowed(const struct text *arg, const char **p)
             continue;
         if (j + 1 < arg->len)
             return switch_allowed(sw, arg->buf + j + 1, arg->len - j - 1);
-        struct text next;
+        struct sqltext next;
         return !next_option_arg(p, &next) || switch_allowed(sw, next.buf, next.len);
     }
     return true;
@@ -872,7 +557,7 @@ static bool switches_allowed(const struct text *arg, const char **p)
 static bool startup_options_allowed(const char *value)
 {
     const char *p = value;
-    struct text arg;
+    struct sqltext arg;
     while (next_option_arg(&p, &arg))
         if (arg.len >= 2 && arg.buf[0] == '-' && !switches_allowed(&arg, &p))
             return false;
