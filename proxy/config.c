@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "auth/jwt.h"
+#include "proxy/roles.h"
+#include "proxy/units.h"
 
 enum value_kind {
     VAL_STRING,      /* char *, at most max bytes, one of choices when set */
@@ -241,7 +243,7 @@ static bool parse_duration_key(const struct config_key *k, const char *value, in
                                size_t errlen)
 {
     int64_t ms;
-    if (!config_parse_duration_ms(value, &ms)) {
+    if (!units_parse_duration_ms(value, &ms)) {
         snprintf(err, errlen, "invalid duration for %s: \"%s\" (use e.g. 250ms, 30s, 10m, 2h, 1d)", k->d.name, value);
         return false;
     }
@@ -293,7 +295,7 @@ static bool set_string(struct config *cfg, const struct config_key *k, const cha
 static bool set_int(struct config *cfg, const struct config_key *k, const char *value, char *err, size_t errlen)
 {
     int64_t n;
-    if (!config_parse_count(value, &n) || n < k->min || n > k->max) {
+    if (!units_parse_count(value, &n) || n < k->min || n > k->max) {
         snprintf(err, errlen, "%s must be an integer from %lld to %lld, not \"%s\"", k->d.name, (long long)k->min,
                  (long long)k->max, value);
         return false;
@@ -450,7 +452,7 @@ static bool make_role(const char *name, const char *value, struct role_config *o
         snprintf(err, errlen, "out of memory");
         return false;
     }
-    if (!config_parse_role_options(opts, &r, &server_user, why, sizeof why)) {
+    if (!roles_parse_options(opts, &r, &server_user, why, sizeof why)) {
         snprintf(err, errlen, "role \"%s\": %s", name, why);
         free(opts);
         return false;

@@ -85,19 +85,6 @@ void config_free(struct config *cfg);
 const struct db_config *config_find_database(const struct config *cfg, const char *name);
 const struct role_config *config_find_role(const struct config *cfg, const char *name);
 
-/* Parses a [roles] value into r (opts is modified); *server_user points into opts. False with
- * err set on an unknown key, a repeated key, a bad value or a missing server_user. */
-bool config_parse_role_options(char *opts, struct role_config *r, const char **server_user, char *err,
-                               size_t errlen) __attribute__((warn_unused_result));
-/* Same server_user and the same value for every role option (the names are not compared). */
-bool config_role_equal(const struct role_config *a, const struct role_config *b);
-/* A plain non-negative integer: digits only, no sign or spaces, no overflow. */
-bool config_parse_count(const char *s, int64_t *out) __attribute__((warn_unused_result));
-/* "30s", "10m", "5min", "250ms", "2h", "1d"; a bare number is seconds. */
-bool config_parse_duration_ms(const char *s, int64_t *out_ms) __attribute__((warn_unused_result));
-/* "128MB", "64kB", "1GB"; a bare number is kB (as PostgreSQL's work_mem). */
-bool config_parse_size_kb(const char *s, int64_t *out_kb) __attribute__((warn_unused_result));
-
 /* One documented key of [pgmesh] or [jwt], from the key table: for SHOW CONFIG, the README
  * reference and tests. Pointers are static. */
 struct config_key_doc {

@@ -14,6 +14,7 @@
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
+#include "proxy/roles.h"
 #include "proxy/runtime.h"
 #include "proxy/tls.h"
 
@@ -120,7 +121,7 @@ static void log_role(const struct role_config *was, const struct role_config *no
     else if (strcmp(was->server_user, now->server_user) != 0)
         log_warn("config reload: role %s now maps to server_user %s: connected clients keep %s and its limits "
                  "until they reconnect", now->name, now->server_user, was->server_user);
-    else if (!config_role_equal(was, now))
+    else if (!roles_equal(was, now))
         log_info("config reload: role %s changed: connected clients get its new limits from their next "
                  "transaction", now->name);
 }
@@ -146,7 +147,7 @@ static void apply_roles(const struct config *old_cfg, const struct config *cfg)
             continue;
         const struct role_config *was = config_find_role(old_cfg, c->ident.role);
         const struct role_config *now = config_find_role(cfg, c->ident.role);
-        if (!now || strcmp(now->server_user, c->pool->server_user) != 0 || (was && config_role_equal(was, now)))
+        if (!now || strcmp(now->server_user, c->pool->server_user) != 0 || (was && roles_equal(was, now)))
             continue;
         if (!client_apply_role(c, now))
             LOG_AT(LOG_WARNING, c->tag, "keeps its role's old settings after the reload: out of memory");

@@ -1,12 +1,15 @@
 /* The value grammar of a [roles] line: space-separated key=value pairs, each at most once, read
  * through one table of role options (server_user, statement_timeout, work_mem,
- * idle_in_transaction_timeout, max_transaction_age, max_client_conn). Declared in config.h; no I/O. */
+ * idle_in_transaction_timeout, max_transaction_age, max_client_conn). No I/O. */
+#include "proxy/roles.h"
+
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "proxy/config.h"
+#include "proxy/units.h"
 
 enum role_value {
     ROLE_NAME,        /* server_user: a PostgreSQL name, kept as a view into the options */
@@ -48,9 +51,9 @@ static const struct role_option *find_option(const char *key)
 static bool parse_number(const struct role_option *o, const char *val, int64_t *out)
 {
     switch (o->kind) {
-    case ROLE_DURATION_MS: return config_parse_duration_ms(val, out);
-    case ROLE_SIZE_KB: return config_parse_size_kb(val, out);
-    case ROLE_COUNT: return config_parse_count(val, out);
+    case ROLE_DURATION_MS: return units_parse_duration_ms(val, out);
+    case ROLE_SIZE_KB: return units_parse_size_kb(val, out);
+    case ROLE_COUNT: return units_parse_count(val, out);
     case ROLE_NAME: break;
     }
     return false;
@@ -85,8 +88,7 @@ static bool set_option(const struct role_option *o, const char *val, struct role
     return true;
 }
 
-bool config_parse_role_options(char *opts, struct role_config *r, const char **server_user, char *err,
-                               size_t errlen)
+bool roles_parse_options(char *opts, struct role_config *r, const char **server_user, char *err, size_t errlen)
 {
     bool seen[NOPTIONS] = {false};
     *server_user = NULL;
@@ -126,7 +128,7 @@ static bool number_equal(const struct role_option *o, const struct role_config *
     return *(const int64_t *)x == *(const int64_t *)y;
 }
 
-bool config_role_equal(const struct role_config *a, const struct role_config *b)
+bool roles_equal(const struct role_config *a, const struct role_config *b)
 {
     if (strcmp(a->server_user, b->server_user) != 0)
         return false;

@@ -14,6 +14,8 @@
 
 #include "auth/jwt.h"
 #include "proxy/config.h"
+#include "proxy/roles.h"
+#include "proxy/units.h"
 
 static const char *example_path(void)
 {
@@ -216,14 +218,14 @@ static void test_durations(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t v = -1;
-        bool ok = config_parse_duration_ms(cases[i].text, &v);
+        bool ok = units_parse_duration_ms(cases[i].text, &v);
         if (ok != cases[i].ok || (ok && v != cases[i].value))
             fail_msg("duration \"%s\": got ok=%d value=%lld", cases[i].text, ok, (long long)v);
         if (!ok && v != -1)
             fail_msg("duration \"%s\": output written on failure", cases[i].text);
     }
     int64_t v;
-    assert_false(config_parse_duration_ms(NULL, &v));
+    assert_false(units_parse_duration_ms(NULL, &v));
 }
 
 static void test_sizes(void **state)
@@ -237,7 +239,7 @@ static void test_sizes(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t v = -1;
-        bool ok = config_parse_size_kb(cases[i].text, &v);
+        bool ok = units_parse_size_kb(cases[i].text, &v);
         if (ok != cases[i].ok || (ok && v != cases[i].value))
             fail_msg("size \"%s\": got ok=%d value=%lld", cases[i].text, ok, (long long)v);
     }
@@ -489,21 +491,21 @@ static void test_role_equal(void **state)
     struct role_config base = {0}, other;
     const char *user;
     char err[256];
-    assert_true(config_parse_role_options(base_opts, &base, &user, err, sizeof err));
+    assert_true(roles_parse_options(base_opts, &base, &user, err, sizeof err));
     base.server_user = (char *)user;
-    assert_true(config_role_equal(&base, &base));
+    assert_true(roles_equal(&base, &base));
     char same_opts[] = "server_user=a statement_timeout=30s work_mem=1MB";
     other = (struct role_config){0};
-    assert_true(config_parse_role_options(same_opts, &other, &user, err, sizeof err));
+    assert_true(roles_parse_options(same_opts, &other, &user, err, sizeof err));
     other.server_user = (char *)user;
-    assert_true(config_role_equal(&base, &other));
+    assert_true(roles_equal(&base, &other));
     for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
         char opts[160];
         snprintf(opts, sizeof opts, "%s", variants[i]);
         other = (struct role_config){0};
-        assert_true(config_parse_role_options(opts, &other, &user, err, sizeof err));
+        assert_true(roles_parse_options(opts, &other, &user, err, sizeof err));
         other.server_user = (char *)user;
-        if (config_role_equal(&base, &other))
+        if (roles_equal(&base, &other))
             fail_msg("\"%s\" compares equal to the base role", variants[i]);
     }
 }
