@@ -1,5 +1,6 @@
-/* Configuration: INI sections [pgmesh], [jwt], [databases], [roles], read with libinih through one
- * table of keys. A loaded config is immutable; a reload parses a new one and swaps it whole.
+/* Configuration: INI sections [pgmesh], [jwt], [databases], [roles], read with libinih. The
+ * [pgmesh] and [jwt] keys are described by one table (config_keys.h), a [roles] value by roles.h.
+ * A loaded config is immutable; a reload parses a new one and swaps it whole.
  * Owner: config_load's caller frees with config_free. */
 #ifndef PGMESH_PROXY_CONFIG_H
 #define PGMESH_PROXY_CONFIG_H
@@ -84,33 +85,5 @@ void config_free(struct config *cfg);
 
 const struct db_config *config_find_database(const struct config *cfg, const char *name);
 const struct role_config *config_find_role(const struct config *cfg, const char *name);
-
-/* One documented key of [pgmesh] or [jwt], from the key table: for SHOW CONFIG, the README
- * reference and tests. Pointers are static. */
-struct config_key_doc {
-    const char *section;
-    const char *name;
-    const char *default_value; /* as it would be written in the file; "" means empty */
-    bool reloadable;           /* false: a changed value takes effect only after a restart */
-    const char *doc;           /* one line, no final period */
-};
-
-size_t config_key_count(void);
-/* NULL when i >= config_key_count(). */
-const struct config_key_doc *config_key_doc(size_t i);
-
-/* Markdown table of every key (section, key, default, whether a reload applies it, description)
- * for the README. */
-void config_print_reference(FILE *out);
-
-/* For a reload: stores in names[] (up to max_names) the keys that differ between old_cfg and
- * new_cfg but are not reloadable; returns how many differ (may exceed max_names). */
-size_t config_restart_changes(const struct config *old_cfg, const struct config *new_cfg,
-                              const char **names, size_t max_names);
-/* For a reload: gives every key that is not reloadable and differs the value it has in old_cfg, so
- * new_cfg can be swapped in. The names go to names[] as with config_restart_changes and their
- * count to *nkept. False when out of memory: new_cfg may then be part changed, free it. */
-bool config_keep_restart_keys(struct config *new_cfg, const struct config *old_cfg, const char **names,
-                              size_t max_names, size_t *nkept) __attribute__((warn_unused_result));
 
 #endif

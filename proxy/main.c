@@ -15,6 +15,7 @@
 #include "protocol/wire.h"
 #include "proxy/cancel.h"
 #include "proxy/config.h"
+#include "proxy/config_keys.h"
 #include "proxy/conn.h"
 #include "proxy/link.h"
 #include "proxy/listen.h"
@@ -96,7 +97,7 @@ static enum cli_action parse_options(int argc, char **argv, const char **config_
         case 'v': rt.debug_forced = true; break;
         case 'V': printf("pgmesh %s\n", PGMESH_VERSION); return CLI_EXIT_OK;
         case 'h': usage(stdout); return CLI_EXIT_OK;
-        case 'R': config_print_reference(stdout); return CLI_EXIT_OK;
+        case 'R': config_keys_print_reference(stdout); return CLI_EXIT_OK;
         default: return CLI_USAGE_ERROR;
         }
     }

@@ -12,6 +12,7 @@
 #include "auth/keys.h"
 #include "proxy/client.h"
 #include "proxy/config.h"
+#include "proxy/config_keys.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
 #include "proxy/roles.h"
@@ -29,7 +30,7 @@ static bool keep_restart_keys(struct config *cfg, char *err, size_t errlen)
 {
     const char *names[16];
     size_t n;
-    if (!config_keep_restart_keys(cfg, rt.cfg, names, sizeof names / sizeof names[0], &n)) {
+    if (!config_keys_keep_restart(cfg, rt.cfg, names, sizeof names / sizeof names[0], &n)) {
         snprintf(err, errlen, "out of memory");
         return false;
     }

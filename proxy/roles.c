@@ -1,11 +1,13 @@
 /* The value grammar of a [roles] line: space-separated key=value pairs, each at most once, read
  * through one table of role options (server_user, statement_timeout, work_mem,
- * idle_in_transaction_timeout, max_transaction_age, max_client_conn). No I/O. */
+ * idle_in_transaction_timeout, max_transaction_age, max_client_conn), and the role entry built from
+ * it. The loader (config.c) checks the role's name and appends the entry. No I/O. */
 #include "proxy/roles.h"
 
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proxy/config.h"
@@ -117,6 +119,34 @@ bool roles_parse_options(char *opts, struct role_config *r, const char **server_
         snprintf(err, errlen, "server_user is required");
         return false;
     }
+    return true;
+}
+
+bool roles_make_entry(const char *name, const char *value, struct role_config *out, char *err, size_t errlen)
+{
+    char *opts = strdup(value);
+    struct role_config r = {0};
+    const char *server_user;
+    char why[256];
+    if (!opts) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    if (!roles_parse_options(opts, &r, &server_user, why, sizeof why)) {
+        snprintf(err, errlen, "role \"%s\": %s", name, why);
+        free(opts);
+        return false;
+    }
+    r.name = strdup(name);
+    r.server_user = strdup(server_user);
+    free(opts);
+    if (!r.name || !r.server_user) {
+        free(r.name);
+        free(r.server_user);
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    *out = r;
     return true;
 }
 

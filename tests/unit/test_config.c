@@ -14,6 +14,7 @@
 
 #include "auth/jwt.h"
 #include "proxy/config.h"
+#include "proxy/config_keys.h"
 #include "proxy/roles.h"
 #include "proxy/units.h"
 
@@ -134,17 +135,17 @@ static bool example_mentions(const char *section, const char *name)
 
 static void test_every_key_documented(void **state)
 {
-    size_t n = config_key_count();
+    size_t n = config_keys_count();
     assert_true(n >= 18);
-    assert_null(config_key_doc(n));
+    assert_null(config_keys_doc(n));
     char *ref = NULL;
     size_t ref_len = 0;
     FILE *out = open_memstream(&ref, &ref_len);
     assert_non_null(out);
-    config_print_reference(out);
+    config_keys_print_reference(out);
     fclose(out);
     for (size_t i = 0; i < n; i++) {
-        const struct config_key_doc *d = config_key_doc(i);
+        const struct config_key_doc *d = config_keys_doc(i);
         assert_non_null(d);
         bool section_ok = strcmp(d->section, "pgmesh") == 0 || strcmp(d->section, "jwt") == 0;
         if (!section_ok)
@@ -189,8 +190,8 @@ static void test_example_keys_in_table(void **state)
         char name[64];
         snprintf(name, sizeof name, "%.*s", (int)strcspn(line, " ="), line);
         bool found = false;
-        for (size_t i = 0; i < config_key_count(); i++)
-            if (strcmp(config_key_doc(i)->section, section) == 0 && strcmp(config_key_doc(i)->name, name) == 0)
+        for (size_t i = 0; i < config_keys_count(); i++)
+            if (strcmp(config_keys_doc(i)->section, section) == 0 && strcmp(config_keys_doc(i)->name, name) == 0)
                 found = true;
         if (!found)
             fail_msg("[%s] %s is in pgmesh.ini but not in the key table", section, name);
@@ -312,17 +313,17 @@ static void test_values_and_comments(void **state)
     if (!cfg2)
         fail_msg("%s", err2);
     const char *names[8];
-    size_t n = config_restart_changes(cfg, cfg2, names, 8);
+    size_t n = config_keys_restart_changes(cfg, cfg2, names, 8);
     assert_int_equal(n, 4); /* listen_addr, listen_port, unix_socket_dir, pool_mode; not log_level */
     assert_string_equal(names[0], "listen_addr");
     assert_string_equal(names[1], "listen_port");
     assert_string_equal(names[2], "unix_socket_dir");
     assert_string_equal(names[3], "pool_mode");
-    assert_int_equal(config_restart_changes(cfg, cfg, names, 8), 0);
+    assert_int_equal(config_keys_restart_changes(cfg, cfg, names, 8), 0);
 
     /* A reload of cfg2 over cfg keeps cfg's restart-only values and takes the rest. */
     size_t kept = 0;
-    assert_true(config_keep_restart_keys(cfg2, cfg, names, 2, &kept));
+    assert_true(config_keys_keep_restart(cfg2, cfg, names, 2, &kept));
     assert_int_equal(kept, 4);
     assert_string_equal(names[0], "listen_addr");
     assert_string_equal(names[1], "listen_port");
@@ -331,8 +332,8 @@ static void test_values_and_comments(void **state)
     assert_string_equal(cfg2->unix_socket_dir, "");
     assert_int_equal(cfg2->pool_mode, POOL_SESSION);
     assert_string_equal(cfg2->log_level, "info");
-    assert_int_equal(config_restart_changes(cfg, cfg2, names, 8), 0);
-    assert_true(config_keep_restart_keys(cfg2, cfg, names, 8, &kept));
+    assert_int_equal(config_keys_restart_changes(cfg, cfg2, names, 8), 0);
+    assert_true(config_keys_keep_restart(cfg2, cfg, names, 8, &kept));
     assert_int_equal(kept, 0);
     config_free(cfg2);
     config_free(cfg);
