@@ -60,7 +60,6 @@ static enum section section_of(const char *name)
     return SEC_NONE;
 }
 
-
 /* ---- [databases] and [roles] ---- */
 
 /* libpq's messages end in a period and a newline; ours are quoted inside a sentence. */
@@ -132,8 +131,8 @@ static bool add_database(struct load_state *st, const char *name, const char *co
     if (!check_conninfo(name, conninfo, err, errlen))
         return false;
     struct db_config db = {strdup(name), strdup(conninfo)};
-    struct db_config *dbs = db.name && db.conninfo ? grow(cfg->databases, cfg->ndatabases, &st->db_cap, sizeof db)
-                                                   : NULL;
+    struct db_config *dbs =
+        db.name && db.conninfo ? grow(cfg->databases, cfg->ndatabases, &st->db_cap, sizeof db) : NULL;
     if (!dbs) {
         free(db.name);
         free(db.conninfo);
@@ -209,7 +208,8 @@ static void check_section_header(struct load_state *st, const char *s)
     snprintf(name, sizeof name, "%.*s", len, s + 1);
     enum section sec = section_of(name);
     if (len >= (int)sizeof name || sec == SEC_NONE)
-        fail(st, st->lineno, "unknown section [%.*s] (expected [pgmesh], [jwt], [databases] or [roles])", len, s + 1);
+        fail(st, st->lineno, "unknown section [%.*s] (expected [pgmesh], [jwt], [databases] or [roles])", len,
+             s + 1);
     else if (st->section_line[sec])
         fail(st, st->lineno, "duplicate section [%s] (first at line %d)", name, st->section_line[sec]);
     else
@@ -337,8 +337,8 @@ static void check_listeners(struct load_state *st)
 {
     const struct config *cfg = st->cfg;
     if (cfg->listen_addr[0] == '\0' && cfg->unix_socket_dir[0] == '\0')
-        fail(st, key_line(st, "pgmesh", "listen_addr"), "listen_addr and unix_socket_dir are both empty: nothing to "
-             "listen on");
+        fail(st, key_line(st, "pgmesh", "listen_addr"),
+             "listen_addr and unix_socket_dir are both empty: nothing to listen on");
     if ((cfg->tls_cert_file[0] != '\0') != (cfg->tls_key_file[0] != '\0'))
         fail(st, max_line(key_line(st, "pgmesh", "tls_cert_file"), key_line(st, "pgmesh", "tls_key_file")),
              "set both tls_cert_file and tls_key_file, or neither");
@@ -354,7 +354,8 @@ static void check_algorithms_match_key(struct load_state *st, bool secret, int k
     if (secret && (st->cfg->alg_mask & ~hs))
         fail(st, line, "algorithms other than HS256/HS384/HS512 need public_key_file, not secret_file");
     if (!secret && (st->cfg->alg_mask & hs))
-        fail(st, line, "HS256/HS384/HS512 need secret_file; with public_key_file or jwks_file allow only RS* or ES* "
+        fail(st, line,
+             "HS256/HS384/HS512 need secret_file; with public_key_file or jwks_file allow only RS* or ES* "
              "algorithms");
 }
 
@@ -370,7 +371,8 @@ static void check_jwt_keys(struct load_state *st)
         fail(st, max_line(max_line(secret_line, pubkey_line), jwks_line),
              "set only one of secret_file, public_key_file and jwks_file");
     else if (!secret && !pubkey && !jwks)
-        fail(st, st->section_line[SEC_JWT], "[jwt] needs secret_file (HS*), public_key_file or jwks_file (RS*, ES*)");
+        fail(st, st->section_line[SEC_JWT],
+             "[jwt] needs secret_file (HS*), public_key_file or jwks_file (RS*, ES*)");
     else
         check_algorithms_match_key(st, secret, secret ? secret_line : pubkey ? pubkey_line : jwks_line);
 }

@@ -5,9 +5,9 @@
 #ifndef PGMESH_PROXY_CONFIG_H
 #define PGMESH_PROXY_CONFIG_H
 
+#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <regex.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -26,10 +26,10 @@ struct db_config {
 
 /* [roles] jwt_role = server_user=... statement_timeout=30s work_mem=128MB */
 struct role_config {
-    char *name;              /* the token's role claim */
-    char *server_user;       /* login role on the server */
-    int64_t statement_timeout_ms; /* 0: not set by pgmesh */
-    int64_t work_mem_kb;          /* 0: not set by pgmesh */
+    char *name;                             /* the token's role claim */
+    char *server_user;                      /* login role on the server */
+    int64_t statement_timeout_ms;           /* 0: not set by pgmesh */
+    int64_t work_mem_kb;                    /* 0: not set by pgmesh */
     int64_t idle_in_transaction_timeout_ms; /* 0: no limit; enforced by pgmesh */
     int64_t max_transaction_age_ms;         /* 0: no limit; enforced by pgmesh */
     int max_client_conn;                    /* clients of this role at once; 0: no limit */
@@ -38,9 +38,9 @@ struct role_config {
 struct config {
     char *path;
     /* [pgmesh] */
-    char *listen_addr;       /* "" disables TCP; "*" means all IPv4 and IPv6 addresses */
+    char *listen_addr; /* "" disables TCP; "*" means all IPv4 and IPv6 addresses */
     int listen_port;
-    char *unix_socket_dir;   /* "" disables */
+    char *unix_socket_dir; /* "" disables */
     enum pool_mode pool_mode;
     int default_pool_size;
     int max_client_conn;
@@ -49,15 +49,15 @@ struct config {
     int64_t server_idle_timeout_ms;
     int64_t server_connect_timeout_ms;
     int max_prepared_statements; /* per server connection in transaction pooling; 0: refused */
-    char *log_level;         /* error, warning, info, debug */
+    char *log_level;             /* error, warning, info, debug */
     enum client_tls_mode client_tls;
-    char *tls_cert_file;     /* "" : no certificate, TLS not offered */
+    char *tls_cert_file; /* "" : no certificate, TLS not offered */
     char *tls_key_file;
-    char *tls_ca_file;       /* "" : client certificates not requested */
-    char *tls_ciphers;       /* TLS 1.2 cipher list; "" : OpenSSL's default */
+    char *tls_ca_file; /* "" : client certificates not requested */
+    char *tls_ciphers; /* TLS 1.2 cipher list; "" : OpenSSL's default */
     /* [jwt] */
     char *algorithms;
-    unsigned alg_mask;       /* parsed from algorithms */
+    unsigned alg_mask; /* parsed from algorithms */
     char *secret_file;
     char *public_key_file;
     char *issuer;
@@ -65,12 +65,12 @@ struct config {
     int64_t leeway_s;
     char *tenant_claim;
     char *role_claim;
-    char *jwks_file;         /* JWKS of RSA/EC public keys chosen by kid */
-    char *tenant_pattern;    /* POSIX ERE the tenant and role claims must match whole */
-    regex_t tenant_regex;    /* tenant_pattern compiled at load (REG_EXTENDED); freed by config_free */
+    char *jwks_file;      /* JWKS of RSA/EC public keys chosen by kid */
+    char *tenant_pattern; /* POSIX ERE the tenant and role claims must match whole */
+    regex_t tenant_regex; /* tenant_pattern compiled at load (REG_EXTENDED); freed by config_free */
     bool tenant_regex_set;
-    int claims_json;         /* 0 off, 1 on: pass the claim set as request.jwt.claims */
-    int verify_cache_size;   /* verified-token cache entries; 0 disables the cache */
+    int claims_json;       /* 0 off, 1 on: pass the claim set as request.jwt.claims */
+    int verify_cache_size; /* verified-token cache entries; 0 disables the cache */
     /* [databases], [roles] in file order */
     struct db_config *databases;
     size_t ndatabases;

@@ -202,7 +202,8 @@ static bool parse_duration_key(const struct config_key *k, const char *value, in
 {
     int64_t ms;
     if (!units_parse_duration_ms(value, &ms)) {
-        snprintf(err, errlen, "invalid duration for %s: \"%s\" (use e.g. 250ms, 30s, 10m, 2h, 1d)", k->d.name, value);
+        snprintf(err, errlen, "invalid duration for %s: \"%s\" (use e.g. 250ms, 30s, 10m, 2h, 1d)", k->d.name,
+                 value);
         return false;
     }
     int64_t v = ms;
@@ -308,11 +309,9 @@ static bool keys_equal(const struct config *a, const struct config *b, const str
         return strcmp(x ? x : "", y ? y : "") == 0;
     }
     case VAL_INT:
-    case VAL_ENUM:
-        return *(const int *)cfield(a, k) == *(const int *)cfield(b, k);
+    case VAL_ENUM: return *(const int *)cfield(a, k) == *(const int *)cfield(b, k);
     case VAL_DURATION_MS:
-    case VAL_DURATION_S:
-        return *(const int64_t *)cfield(a, k) == *(const int64_t *)cfield(b, k);
+    case VAL_DURATION_S: return *(const int64_t *)cfield(a, k) == *(const int64_t *)cfield(b, k);
     }
     return false;
 }

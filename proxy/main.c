@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/jwt.h"
 #include "auth/cache.h"
+#include "auth/jwt.h"
 #include "auth/keys.h"
 #include "protocol/wire.h"
 #include "proxy/cancel.h"
@@ -73,8 +73,8 @@ static void warm_pools(void)
 {
     const struct config *cfg = rt.cfg;
     for (size_t i = 0; i < cfg->ndatabases && cfg->nroles > 0; i++) {
-        struct pool *p = pool_find_or_create(cfg->databases[i].name, cfg->roles[0].server_user,
-                                             cfg->databases[i].conninfo);
+        struct pool *p =
+            pool_find_or_create(cfg->databases[i].name, cfg->roles[0].server_user, cfg->databases[i].conninfo);
         if (p && !server_connect(p))
             log_warn("could not start a connection for %s", cfg->databases[i].name);
     }
@@ -86,8 +86,8 @@ enum cli_action { CLI_RUN, CLI_EXIT_OK, CLI_USAGE_ERROR };
 static enum cli_action parse_options(int argc, char **argv, const char **config_path)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
-        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},     {"verbose", no_argument, NULL, 'v'},
+        {"version", no_argument, NULL, 'V'},          {"help", no_argument, NULL, 'h'},
         {"config-reference", no_argument, NULL, 'R'}, {NULL, 0, NULL, 0},
     };
     int opt;
@@ -119,7 +119,8 @@ static bool load_startup(const char *config_path, char *err, size_t errlen)
     if (!rt.keys)
         return false;
     if ((rt.cfg->alg_mask & jwt_algs_for_keys(rt.keys)) == 0) {
-        snprintf(err, errlen, "none of algorithms = %s can be verified with the configured key", rt.cfg->algorithms);
+        snprintf(err, errlen, "none of algorithms = %s can be verified with the configured key",
+                 rt.cfg->algorithms);
         return false;
     }
     rt.token_cache = jwt_cache_new((size_t)rt.cfg->verify_cache_size);
@@ -141,8 +142,7 @@ static void run_loop(void)
     ev_timer_init(&janitor, janitor_cb, JANITOR_INTERVAL_S, JANITOR_INTERVAL_S);
     ev_timer_start(rt.loop, &janitor);
     log_info("pgmesh %s started (pool_mode=%s, %zu database(s), %zu role(s))", PGMESH_VERSION,
-             rt.cfg->pool_mode == POOL_SESSION ? "session" : "transaction", rt.cfg->ndatabases,
-             rt.cfg->nroles);
+             rt.cfg->pool_mode == POOL_SESSION ? "session" : "transaction", rt.cfg->ndatabases, rt.cfg->nroles);
     warm_pools();
     ev_run(rt.loop, 0);
 }

@@ -53,7 +53,8 @@ static bool load_keys(struct staged *st, char *err, size_t errlen)
         return false;
     }
     if ((st->cfg->alg_mask & jwt_algs_for_keys(st->keys)) == 0) {
-        snprintf(err, errlen, "none of algorithms = %s can be verified with the configured key", st->cfg->algorithms);
+        snprintf(err, errlen, "none of algorithms = %s can be verified with the configured key",
+                 st->cfg->algorithms);
         return false;
     }
     return true;
@@ -107,12 +108,14 @@ static void log_databases(const struct config *old_cfg, const struct config *cfg
             log_info("config reload: database %s added", cfg->databases[i].name);
         else if (strcmp(was->conninfo, cfg->databases[i].conninfo) != 0)
             log_info("config reload: database %s has a new conninfo: new server connections use it, open ones "
-                     "close when they are next idle", cfg->databases[i].name);
+                     "close when they are next idle",
+                     cfg->databases[i].name);
     }
     for (size_t i = 0; i < old_cfg->ndatabases; i++)
         if (!config_find_database(cfg, old_cfg->databases[i].name))
             log_warn("config reload: database %s removed: new logins to it are refused, connected clients keep "
-                     "their server connections", old_cfg->databases[i].name);
+                     "their server connections",
+                     old_cfg->databases[i].name);
 }
 
 static void log_role(const struct role_config *was, const struct role_config *now)
@@ -121,10 +124,12 @@ static void log_role(const struct role_config *was, const struct role_config *no
         log_info("config reload: role %s added", now->name);
     else if (strcmp(was->server_user, now->server_user) != 0)
         log_warn("config reload: role %s now maps to server_user %s: connected clients keep %s and its limits "
-                 "until they reconnect", now->name, now->server_user, was->server_user);
+                 "until they reconnect",
+                 now->name, now->server_user, was->server_user);
     else if (!roles_equal(was, now))
         log_info("config reload: role %s changed: connected clients get its new limits from their next "
-                 "transaction", now->name);
+                 "transaction",
+                 now->name);
 }
 
 static void log_roles(const struct config *old_cfg, const struct config *cfg)
@@ -134,7 +139,8 @@ static void log_roles(const struct config *old_cfg, const struct config *cfg)
     for (size_t i = 0; i < old_cfg->nroles; i++)
         if (!config_find_role(cfg, old_cfg->roles[i].name))
             log_warn("config reload: role %s removed: new logins with it are refused, connected clients keep "
-                     "their settings", old_cfg->roles[i].name);
+                     "their settings",
+                     old_cfg->roles[i].name);
 }
 
 /* A logged-in client whose role entry changed, with the same server_user its pool logs in as,

@@ -77,8 +77,8 @@ static bool set_number(const struct role_option *o, const char *val, struct role
     return true;
 }
 
-static bool set_option(const struct role_option *o, const char *val, struct role_config *r, const char **server_user,
-                       char *err, size_t errlen)
+static bool set_option(const struct role_option *o, const char *val, struct role_config *r,
+                       const char **server_user, char *err, size_t errlen)
 {
     if (o->kind != ROLE_NAME)
         return set_number(o, val, r, err, errlen);
@@ -103,8 +103,10 @@ bool roles_parse_options(char *opts, struct role_config *r, const char **server_
         *eq = '\0';
         const struct role_option *o = find_option(tok);
         if (!o) {
-            snprintf(err, errlen, "unknown role setting \"%s\" (expected server_user, statement_timeout, work_mem, "
-                     "idle_in_transaction_timeout, max_transaction_age, max_client_conn)", tok);
+            snprintf(err, errlen,
+                     "unknown role setting \"%s\" (expected server_user, statement_timeout, work_mem, "
+                     "idle_in_transaction_timeout, max_transaction_age, max_client_conn)",
+                     tok);
             return false;
         }
         if (seen[o - options]) {

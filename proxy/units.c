@@ -57,8 +57,8 @@ bool units_parse_count(const char *s, int64_t *out)
 bool units_parse_duration_ms(const char *s, int64_t *out_ms)
 {
     static const struct unit units[] = {
-        {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"min", 60000},
-        {"h", 3600000}, {"d", 86400000}, {NULL, 0},
+        {"", 1000},     {"ms", 1},      {"s", 1000},     {"m", 60000},
+        {"min", 60000}, {"h", 3600000}, {"d", 86400000}, {NULL, 0},
     };
     return parse_with_unit(s, units, out_ms);
 }

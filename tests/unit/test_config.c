@@ -158,9 +158,9 @@ static void test_every_key_documented(void **state)
             fail_msg("key [%s] %s is missing from pgmesh.ini (set it, or show its default as \"; %s = ...\")",
                      d->section, d->name, d->name);
         char row[160];
-        snprintf(row, sizeof row, "| [%s] | `%s` | %s%s%s | %s |", d->section, d->name, d->default_value[0] ? "`" : "",
-                 d->default_value[0] ? d->default_value : "(empty)", d->default_value[0] ? "`" : "",
-                 d->reloadable ? "reloads" : "restart");
+        snprintf(row, sizeof row, "| [%s] | `%s` | %s%s%s | %s |", d->section, d->name,
+                 d->default_value[0] ? "`" : "", d->default_value[0] ? d->default_value : "(empty)",
+                 d->default_value[0] ? "`" : "", d->reloadable ? "reloads" : "restart");
         if (!strstr(ref, row))
             fail_msg("reference lacks %s", row);
     }
@@ -208,14 +208,33 @@ struct num_case {
 static void test_durations(void **state)
 {
     static const struct num_case cases[] = {
-        {"30s", true, 30000}, {"10m", true, 600000}, {"5min", true, 300000}, {"250ms", true, 250},
-        {"2h", true, 7200000}, {"1d", true, 86400000}, {"45", true, 45000}, {"0", true, 0},
-        {"0ms", true, 0}, {"007s", true, 7000},
+        {"30s", true, 30000},
+        {"10m", true, 600000},
+        {"5min", true, 300000},
+        {"250ms", true, 250},
+        {"2h", true, 7200000},
+        {"1d", true, 86400000},
+        {"45", true, 45000},
+        {"0", true, 0},
+        {"0ms", true, 0},
+        {"007s", true, 7000},
         {"9223372036854775807ms", true, INT64_MAX},
-        {"", false, 0}, {"s", false, 0}, {"-5s", false, 0}, {"+5s", false, 0}, {"5x", false, 0},
-        {"5 s", false, 0}, {" 5s", false, 0}, {"5s ", false, 0}, {"1.5h", false, 0}, {"5S", false, 0},
-        {"5sec", false, 0}, {"5mins", false, 0}, {"9223372036854775807", false, 0},
-        {"9223372036854775808ms", false, 0}, {"106751991167301d", false, 0}, {"0x10", false, 0},
+        {"", false, 0},
+        {"s", false, 0},
+        {"-5s", false, 0},
+        {"+5s", false, 0},
+        {"5x", false, 0},
+        {"5 s", false, 0},
+        {" 5s", false, 0},
+        {"5s ", false, 0},
+        {"1.5h", false, 0},
+        {"5S", false, 0},
+        {"5sec", false, 0},
+        {"5mins", false, 0},
+        {"9223372036854775807", false, 0},
+        {"9223372036854775808ms", false, 0},
+        {"106751991167301d", false, 0},
+        {"0x10", false, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t v = -1;
@@ -232,11 +251,23 @@ static void test_durations(void **state)
 static void test_sizes(void **state)
 {
     static const struct num_case cases[] = {
-        {"128MB", true, 131072}, {"64kB", true, 64}, {"1GB", true, 1048576}, {"1TB", true, 1073741824},
-        {"4096", true, 4096}, {"0", true, 0},
-        {"", false, 0}, {"MB", false, 0}, {"-1MB", false, 0}, {"128mb", false, 0}, {"128KB", false, 0},
-        {"128 MB", false, 0}, {"1.5GB", false, 0}, {"128B", false, 0}, {"12PB", false, 0},
-        {"9223372036854775807GB", false, 0}, {"99999999999999999999", false, 0},
+        {"128MB", true, 131072},
+        {"64kB", true, 64},
+        {"1GB", true, 1048576},
+        {"1TB", true, 1073741824},
+        {"4096", true, 4096},
+        {"0", true, 0},
+        {"", false, 0},
+        {"MB", false, 0},
+        {"-1MB", false, 0},
+        {"128mb", false, 0},
+        {"128KB", false, 0},
+        {"128 MB", false, 0},
+        {"1.5GB", false, 0},
+        {"128B", false, 0},
+        {"12PB", false, 0},
+        {"9223372036854775807GB", false, 0},
+        {"99999999999999999999", false, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t v = -1;
@@ -246,9 +277,9 @@ static void test_sizes(void **state)
     }
 }
 
-#define PGMESH "[pgmesh]\nlisten_port = 6432\n"                 /* lines 1-2 */
+#define PGMESH "[pgmesh]\nlisten_port = 6432\n"                /* lines 1-2 */
 #define JWT "[jwt]\nsecret_file = dev/jwt.secret\n"            /* 2 lines */
-#define DBS "[databases]\nmain = host=localhost dbname=main\n"  /* 2 lines */
+#define DBS "[databases]\nmain = host=localhost dbname=main\n" /* 2 lines */
 #define ROLES "[roles]\nanalyst = server_user=reader\n"        /* 2 lines */
 
 /* Defaults come from the table when a key is absent. */
@@ -286,8 +317,7 @@ static void test_values_and_comments(void **state)
                                    "algorithms = RS256, ES256\n"
                                    "public_key_file = keys/idp.pem\n"
                                    "issuer = https://idp.example/a;b\n"
-                                   "leeway = 2min\n" DBS
-                                   "[roles]\n"
+                                   "leeway = 2min\n" DBS "[roles]\n"
                                    "a = work_mem=64kB   server_user=x\tstatement_timeout=250ms\n",
                                    err, sizeof err, NULL);
     if (!cfg)
@@ -308,8 +338,9 @@ static void test_values_and_comments(void **state)
     assert_int_equal(r->statement_timeout_ms, 250);
 
     char err2[512] = "";
-    struct config *cfg2 = load_text("[pgmesh]\nlisten_port = 7000\npool_mode = transaction\nlog_level = info\n"
-                                    JWT DBS ROLES, err2, sizeof err2, NULL);
+    struct config *cfg2 =
+        load_text("[pgmesh]\nlisten_port = 7000\npool_mode = transaction\nlog_level = info\n" JWT DBS ROLES, err2,
+                  sizeof err2, NULL);
     if (!cfg2)
         fail_msg("%s", err2);
     const char *names[8];
@@ -365,14 +396,17 @@ static const struct err_case err_cases[] = {
      "server_user given twice"},
     {"role work_mem twice", PGMESH JWT DBS "[roles]\nr = server_user=a work_mem=1MB work_mem=2MB\n", 8,
      "work_mem given twice"},
-    {"role limit twice", PGMESH JWT DBS "[roles]\nr = server_user=a max_transaction_age=1h max_transaction_age=2h\n", 8,
+    {"role limit twice",
+     PGMESH JWT DBS "[roles]\nr = server_user=a max_transaction_age=1h max_transaction_age=2h\n", 8,
      "max_transaction_age given twice"},
     {"role bad max_client_conn", PGMESH JWT DBS "[roles]\nr = server_user=a max_client_conn=0\n", 8,
      "invalid max_client_conn \"0\" (a positive integer)"},
     {"role bad idle timeout", PGMESH JWT DBS "[roles]\nr = server_user=a idle_in_transaction_timeout=soon\n", 8,
      "invalid idle_in_transaction_timeout \"soon\" (use e.g. 30s, 10min)"},
-    {"role long server_user", PGMESH JWT DBS "[roles]\nr = server_user="
-     "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu\n", 8, "at most 63 bytes"},
+    {"role long server_user",
+     PGMESH JWT DBS "[roles]\nr = server_user="
+                    "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu\n",
+     8, "at most 63 bytes"},
     {"role zero timeout", PGMESH JWT DBS "[roles]\nr = server_user=a statement_timeout=0\n", 8,
      "invalid statement_timeout"},
     {"conninfo with user", PGMESH JWT "[databases]\nmain = host=localhost user=postgres dbname=main\n" ROLES, 6,
@@ -385,9 +419,11 @@ static const struct err_case err_cases[] = {
      "duplicate database \"main\""},
     {"both key files", PGMESH "[jwt]\nsecret_file = a\nalgorithms = HS256\npublic_key_file = b.pem\n" DBS ROLES, 6,
      "only one of secret_file, public_key_file and jwks_file"},
-    {"jwks and public key", PGMESH "[jwt]\njwks_file = k.json\nalgorithms = RS256\npublic_key_file = b.pem\n" DBS ROLES,
-     6, "only one of secret_file, public_key_file and jwks_file"},
-    {"HS with jwks", PGMESH "[jwt]\njwks_file = k.json\nalgorithms = HS256\n" DBS ROLES, 5, "jwks_file allow only"},
+    {"jwks and public key",
+     PGMESH "[jwt]\njwks_file = k.json\nalgorithms = RS256\npublic_key_file = b.pem\n" DBS ROLES, 6,
+     "only one of secret_file, public_key_file and jwks_file"},
+    {"HS with jwks", PGMESH "[jwt]\njwks_file = k.json\nalgorithms = HS256\n" DBS ROLES, 5,
+     "jwks_file allow only"},
     {"bad tenant_pattern", PGMESH "[jwt]\nsecret_file = a\ntenant_pattern = ^[A-Z{2}$\n" DBS ROLES, 5,
      "invalid tenant_pattern \"^[A-Z{2}$\""},
     {"empty tenant_pattern", PGMESH "[jwt]\nsecret_file = a\ntenant_pattern =\n" DBS ROLES, 5,
@@ -404,27 +440,38 @@ static const struct err_case err_cases[] = {
     {"HS with public key", PGMESH "[jwt]\npublic_key_file = k.pem\nalgorithms = HS256\n" DBS ROLES, 5,
      "need secret_file"},
     {"RS with secret", PGMESH "[jwt]\nsecret_file = s\nalgorithms = RS256\n" DBS ROLES, 5, "need public_key_file"},
-    {"duplicate key", PGMESH "listen_port = 6433\n" JWT DBS ROLES, 3, "duplicate key \"listen_port\" (first at line 2)"},
+    {"duplicate key", PGMESH "listen_port = 6433\n" JWT DBS ROLES, 3,
+     "duplicate key \"listen_port\" (first at line 2)"},
     {"unknown section", PGMESH "[pool]\n" JWT DBS ROLES, 3, "unknown section [pool]"},
     {"duplicate section", PGMESH JWT DBS ROLES "[pgmesh]\n", 9, "duplicate section [pgmesh]"},
     {"key outside section", "listen_port = 6432\n" JWT DBS ROLES, 1, "outside any section"},
     {"empty databases", PGMESH JWT "[databases]\n; nothing\n" ROLES, 5, "[databases] is empty"},
     {"missing roles", PGMESH JWT DBS, 0, "[roles] is missing"},
-    {"bad pool_mode", "[pgmesh]\npool_mode = statement\n" JWT DBS ROLES, 2, "expected one of: transaction, session"},
+    {"bad pool_mode", "[pgmesh]\npool_mode = statement\n" JWT DBS ROLES, 2,
+     "expected one of: transaction, session"},
     {"bad log_level", "[pgmesh]\nlog_level = verbose\n" JWT DBS ROLES, 2, "log_level"},
-    {"leeway fraction", PGMESH "[jwt]\nsecret_file = a\nleeway = 1500ms\n" DBS ROLES, 5, "whole number of seconds"},
+    {"leeway fraction", PGMESH "[jwt]\nsecret_file = a\nleeway = 1500ms\n" DBS ROLES, 5,
+     "whole number of seconds"},
     {"leeway too big", PGMESH "[jwt]\nsecret_file = a\nleeway = 2h\n" DBS ROLES, 5, "leeway must be between"},
-    {"long socket dir", "[pgmesh]\nunix_socket_dir = /tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n" JWT DBS ROLES, 2, "unix_socket_dir must be 0 to 92 bytes"},
-    {"long claim name", PGMESH "[jwt]\nsecret_file = a\ntenant_claim = "
-                        "ttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt\n" DBS ROLES, 5,
-     "tenant_claim must be 1 to 64 bytes"},
-    {"long name", PGMESH JWT "[databases]\n"
-                  "dddddddddddddddddddddddddddddddddddddddddddddddddd = host=a\n" ROLES, 6, "too long"},
-    {"long line", PGMESH JWT "[databases]\nmain = host=a options='"
-                  "-c xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-                  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'\n"
-                  ROLES, 6, "line is too long"},
+    {"long socket dir",
+     "[pgmesh]\nunix_socket_dir = /tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n" JWT DBS ROLES,
+     2, "unix_socket_dir must be 0 to 92 bytes"},
+    {"long claim name",
+     PGMESH "[jwt]\nsecret_file = a\ntenant_claim = "
+            "ttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt\n" DBS ROLES,
+     5, "tenant_claim must be 1 to 64 bytes"},
+    {"long name",
+     PGMESH JWT "[databases]\n"
+                "dddddddddddddddddddddddddddddddddddddddddddddddddd = host=a\n" ROLES,
+     6, "too long"},
+    {"long line",
+     PGMESH JWT
+     "[databases]\nmain = host=a options='"
+     "-c xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'"
+     "\n" ROLES,
+     6, "line is too long"},
     {"no listener", "[pgmesh]\nlisten_addr =\nunix_socket_dir =\n" JWT DBS ROLES, 2, "nothing to listen on"},
     {"syntax error", PGMESH "listen_port 6432\n" JWT DBS ROLES, 3, "syntax error"},
     {"continuation line", PGMESH "listen_addr = 127.0.0.1\n    ::1\n" JWT DBS ROLES, 4, "missing name"},
