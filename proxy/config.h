@@ -1,12 +1,13 @@
-/* Configuration: INI sections [pgmesh], [jwt], [databases], [roles], read with libinih through one
- * table of keys. A loaded config is immutable; a reload parses a new one and swaps it whole.
+/* Configuration: INI sections [pgmesh], [jwt], [databases], [roles], read with libinih. The
+ * [pgmesh] and [jwt] keys are described by one table (config_keys.h), a [roles] value by roles.h.
+ * A loaded config is immutable; a reload parses a new one and swaps it whole.
  * Owner: config_load's caller frees with config_free. */
 #ifndef PGMESH_PROXY_CONFIG_H
 #define PGMESH_PROXY_CONFIG_H
 
+#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <regex.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -25,10 +26,10 @@ struct db_config {
 
 /* [roles] jwt_role = server_user=... statement_timeout=30s work_mem=128MB */
 struct role_config {
-    char *name;              /* the token's role claim */
-    char *server_user;       /* login role on the server */
-    int64_t statement_timeout_ms; /* 0: not set by pgmesh */
-    int64_t work_mem_kb;          /* 0: not set by pgmesh */
+    char *name;                             /* the token's role claim */
+    char *server_user;                      /* login role on the server */
+    int64_t statement_timeout_ms;           /* 0: not set by pgmesh */
+    int64_t work_mem_kb;                    /* 0: not set by pgmesh */
     int64_t idle_in_transaction_timeout_ms; /* 0: no limit; enforced by pgmesh */
     int64_t max_transaction_age_ms;         /* 0: no limit; enforced by pgmesh */
     int max_client_conn;                    /* clients of this role at once; 0: no limit */
@@ -37,9 +38,9 @@ struct role_config {
 struct config {
     char *path;
     /* [pgmesh] */
-    char *listen_addr;       /* "" disables TCP; "*" means all IPv4 and IPv6 addresses */
+    char *listen_addr; /* "" disables TCP; "*" means all IPv4 and IPv6 addresses */
     int listen_port;
-    char *unix_socket_dir;   /* "" disables */
+    char *unix_socket_dir; /* "" disables */
     enum pool_mode pool_mode;
     int default_pool_size;
     int max_client_conn;
@@ -48,15 +49,15 @@ struct config {
     int64_t server_idle_timeout_ms;
     int64_t server_connect_timeout_ms;
     int max_prepared_statements; /* per server connection in transaction pooling; 0: refused */
-    char *log_level;         /* error, warning, info, debug */
+    char *log_level;             /* error, warning, info, debug */
     enum client_tls_mode client_tls;
-    char *tls_cert_file;     /* "" : no certificate, TLS not offered */
+    char *tls_cert_file; /* "" : no certificate, TLS not offered */
     char *tls_key_file;
-    char *tls_ca_file;       /* "" : client certificates not requested */
-    char *tls_ciphers;       /* TLS 1.2 cipher list; "" : OpenSSL's default */
+    char *tls_ca_file; /* "" : client certificates not requested */
+    char *tls_ciphers; /* TLS 1.2 cipher list; "" : OpenSSL's default */
     /* [jwt] */
     char *algorithms;
-    unsigned alg_mask;       /* parsed from algorithms */
+    unsigned alg_mask; /* parsed from algorithms */
     char *secret_file;
     char *public_key_file;
     char *issuer;
@@ -64,12 +65,12 @@ struct config {
     int64_t leeway_s;
     char *tenant_claim;
     char *role_claim;
-    char *jwks_file;         /* JWKS of RSA/EC public keys chosen by kid */
-    char *tenant_pattern;    /* POSIX ERE the tenant and role claims must match whole */
-    regex_t tenant_regex;    /* tenant_pattern compiled at load (REG_EXTENDED); freed by config_free */
+    char *jwks_file;      /* JWKS of RSA/EC public keys chosen by kid */
+    char *tenant_pattern; /* POSIX ERE the tenant and role claims must match whole */
+    regex_t tenant_regex; /* tenant_pattern compiled at load (REG_EXTENDED); freed by config_free */
     bool tenant_regex_set;
-    int claims_json;         /* 0 off, 1 on: pass the claim set as request.jwt.claims */
-    int verify_cache_size;   /* verified-token cache entries; 0 disables the cache */
+    int claims_json;       /* 0 off, 1 on: pass the claim set as request.jwt.claims */
+    int verify_cache_size; /* verified-token cache entries; 0 disables the cache */
     /* [databases], [roles] in file order */
     struct db_config *databases;
     size_t ndatabases;
@@ -84,46 +85,5 @@ void config_free(struct config *cfg);
 
 const struct db_config *config_find_database(const struct config *cfg, const char *name);
 const struct role_config *config_find_role(const struct config *cfg, const char *name);
-
-/* Parses a [roles] value into r (opts is modified); *server_user points into opts. False with
- * err set on an unknown key, a repeated key, a bad value or a missing server_user. */
-bool config_parse_role_options(char *opts, struct role_config *r, const char **server_user, char *err,
-                               size_t errlen) __attribute__((warn_unused_result));
-/* Same server_user and the same value for every role option (the names are not compared). */
-bool config_role_equal(const struct role_config *a, const struct role_config *b);
-/* A plain non-negative integer: digits only, no sign or spaces, no overflow. */
-bool config_parse_count(const char *s, int64_t *out) __attribute__((warn_unused_result));
-/* "30s", "10m", "5min", "250ms", "2h", "1d"; a bare number is seconds. */
-bool config_parse_duration_ms(const char *s, int64_t *out_ms) __attribute__((warn_unused_result));
-/* "128MB", "64kB", "1GB"; a bare number is kB (as PostgreSQL's work_mem). */
-bool config_parse_size_kb(const char *s, int64_t *out_kb) __attribute__((warn_unused_result));
-
-/* One documented key of [pgmesh] or [jwt], from the key table: for SHOW CONFIG, the README
- * reference and tests. Pointers are static. */
-struct config_key_doc {
-    const char *section;
-    const char *name;
-    const char *default_value; /* as it would be written in the file; "" means empty */
-    bool reloadable;           /* false: a changed value takes effect only after a restart */
-    const char *doc;           /* one line, no final period */
-};
-
-size_t config_key_count(void);
-/* NULL when i >= config_key_count(). */
-const struct config_key_doc *config_key_doc(size_t i);
-
-/* Markdown table of every key (section, key, default, whether a reload applies it, description)
- * for the README. */
-void config_print_reference(FILE *out);
-
-/* For a reload: stores in names[] (up to max_names) the keys that differ between old_cfg and
- * new_cfg but are not reloadable; returns how many differ (may exceed max_names). */
-size_t config_restart_changes(const struct config *old_cfg, const struct config *new_cfg,
-                              const char **names, size_t max_names);
-/* For a reload: gives every key that is not reloadable and differs the value it has in old_cfg, so
- * new_cfg can be swapped in. The names go to names[] as with config_restart_changes and their
- * count to *nkept. False when out of memory: new_cfg may then be part changed, free it. */
-bool config_keep_restart_keys(struct config *new_cfg, const struct config *old_cfg, const char **names,
-                              size_t max_names, size_t *nkept) __attribute__((warn_unused_result));
 
 #endif

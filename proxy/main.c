@@ -9,12 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/jwt.h"
 #include "auth/cache.h"
+#include "auth/jwt.h"
 #include "auth/keys.h"
 #include "protocol/wire.h"
 #include "proxy/cancel.h"
 #include "proxy/config.h"
+#include "proxy/config_keys.h"
 #include "proxy/conn.h"
 #include "proxy/link.h"
 #include "proxy/listen.h"
@@ -72,8 +73,8 @@ static void warm_pools(void)
 {
     const struct config *cfg = rt.cfg;
     for (size_t i = 0; i < cfg->ndatabases && cfg->nroles > 0; i++) {
-        struct pool *p = pool_find_or_create(cfg->databases[i].name, cfg->roles[0].server_user,
-                                             cfg->databases[i].conninfo);
+        struct pool *p =
+            pool_find_or_create(cfg->databases[i].name, cfg->roles[0].server_user, cfg->databases[i].conninfo);
         if (p && !server_connect(p))
             log_warn("could not start a connection for %s", cfg->databases[i].name);
     }
@@ -85,8 +86,8 @@ enum cli_action { CLI_RUN, CLI_EXIT_OK, CLI_USAGE_ERROR };
 static enum cli_action parse_options(int argc, char **argv, const char **config_path)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
-        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},     {"verbose", no_argument, NULL, 'v'},
+        {"version", no_argument, NULL, 'V'},          {"help", no_argument, NULL, 'h'},
         {"config-reference", no_argument, NULL, 'R'}, {NULL, 0, NULL, 0},
     };
     int opt;
@@ -96,7 +97,7 @@ static enum cli_action parse_options(int argc, char **argv, const char **config_
         case 'v': rt.debug_forced = true; break;
         case 'V': printf("pgmesh %s\n", PGMESH_VERSION); return CLI_EXIT_OK;
         case 'h': usage(stdout); return CLI_EXIT_OK;
-        case 'R': config_print_reference(stdout); return CLI_EXIT_OK;
+        case 'R': config_keys_print_reference(stdout); return CLI_EXIT_OK;
         default: return CLI_USAGE_ERROR;
         }
     }
@@ -118,7 +119,8 @@ static bool load_startup(const char *config_path, char *err, size_t errlen)
     if (!rt.keys)
         return false;
     if ((rt.cfg->alg_mask & jwt_algs_for_keys(rt.keys)) == 0) {
-        snprintf(err, errlen, "none of algorithms = %s can be verified with the configured key", rt.cfg->algorithms);
+        snprintf(err, errlen, "none of algorithms = %s can be verified with the configured key",
+                 rt.cfg->algorithms);
         return false;
     }
     rt.token_cache = jwt_cache_new((size_t)rt.cfg->verify_cache_size);
@@ -140,8 +142,7 @@ static void run_loop(void)
     ev_timer_init(&janitor, janitor_cb, JANITOR_INTERVAL_S, JANITOR_INTERVAL_S);
     ev_timer_start(rt.loop, &janitor);
     log_info("pgmesh %s started (pool_mode=%s, %zu database(s), %zu role(s))", PGMESH_VERSION,
-             rt.cfg->pool_mode == POOL_SESSION ? "session" : "transaction", rt.cfg->ndatabases,
-             rt.cfg->nroles);
+             rt.cfg->pool_mode == POOL_SESSION ? "session" : "transaction", rt.cfg->ndatabases, rt.cfg->nroles);
     warm_pools();
     ev_run(rt.loop, 0);
 }

@@ -12,8 +12,10 @@
 #include "auth/keys.h"
 #include "proxy/client.h"
 #include "proxy/config.h"
+#include "proxy/config_keys.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
+#include "proxy/roles.h"
 #include "proxy/runtime.h"
 #include "proxy/tls.h"
 
@@ -28,7 +30,7 @@ static bool keep_restart_keys(struct config *cfg, char *err, size_t errlen)
 {
     const char *names[16];
     size_t n;
-    if (!config_keep_restart_keys(cfg, rt.cfg, names, sizeof names / sizeof names[0], &n)) {
+    if (!config_keys_keep_restart(cfg, rt.cfg, names, sizeof names / sizeof names[0], &n)) {
         snprintf(err, errlen, "out of memory");
         return false;
     }
@@ -51,7 +53,8 @@ static bool load_keys(struct staged *st, char *err, size_t errlen)
         return false;
     }
     if ((st->cfg->alg_mask & jwt_algs_for_keys(st->keys)) == 0) {
-        snprintf(err, errlen, "none of algorithms = %s can be verified with the configured key", st->cfg->algorithms);
+        snprintf(err, errlen, "none of algorithms = %s can be verified with the configured key",
+                 st->cfg->algorithms);
         return false;
     }
     return true;
@@ -105,12 +108,14 @@ static void log_databases(const struct config *old_cfg, const struct config *cfg
             log_info("config reload: database %s added", cfg->databases[i].name);
         else if (strcmp(was->conninfo, cfg->databases[i].conninfo) != 0)
             log_info("config reload: database %s has a new conninfo: new server connections use it, open ones "
-                     "close when they are next idle", cfg->databases[i].name);
+                     "close when they are next idle",
+                     cfg->databases[i].name);
     }
     for (size_t i = 0; i < old_cfg->ndatabases; i++)
         if (!config_find_database(cfg, old_cfg->databases[i].name))
             log_warn("config reload: database %s removed: new logins to it are refused, connected clients keep "
-                     "their server connections", old_cfg->databases[i].name);
+                     "their server connections",
+                     old_cfg->databases[i].name);
 }
 
 static void log_role(const struct role_config *was, const struct role_config *now)
@@ -119,10 +124,12 @@ static void log_role(const struct role_config *was, const struct role_config *no
         log_info("config reload: role %s added", now->name);
     else if (strcmp(was->server_user, now->server_user) != 0)
         log_warn("config reload: role %s now maps to server_user %s: connected clients keep %s and its limits "
-                 "until they reconnect", now->name, now->server_user, was->server_user);
-    else if (!config_role_equal(was, now))
+                 "until they reconnect",
+                 now->name, now->server_user, was->server_user);
+    else if (!roles_equal(was, now))
         log_info("config reload: role %s changed: connected clients get its new limits from their next "
-                 "transaction", now->name);
+                 "transaction",
+                 now->name);
 }
 
 static void log_roles(const struct config *old_cfg, const struct config *cfg)
@@ -132,7 +139,8 @@ static void log_roles(const struct config *old_cfg, const struct config *cfg)
     for (size_t i = 0; i < old_cfg->nroles; i++)
         if (!config_find_role(cfg, old_cfg->roles[i].name))
             log_warn("config reload: role %s removed: new logins with it are refused, connected clients keep "
-                     "their settings", old_cfg->roles[i].name);
+                     "their settings",
+                     old_cfg->roles[i].name);
 }
 
 /* A logged-in client whose role entry changed, with the same server_user its pool logs in as,
@@ -146,7 +154,7 @@ static void apply_roles(const struct config *old_cfg, const struct config *cfg)
             continue;
         const struct role_config *was = config_find_role(old_cfg, c->ident.role);
         const struct role_config *now = config_find_role(cfg, c->ident.role);
-        if (!now || strcmp(now->server_user, c->pool->server_user) != 0 || (was && config_role_equal(was, now)))
+        if (!now || strcmp(now->server_user, c->pool->server_user) != 0 || (was && roles_equal(was, now)))
             continue;
         if (!client_apply_role(c, now))
             LOG_AT(LOG_WARNING, c->tag, "keeps its role's old settings after the reload: out of memory");

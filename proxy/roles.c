@@ -1,12 +1,17 @@
 /* The value grammar of a [roles] line: space-separated key=value pairs, each at most once, read
  * through one table of role options (server_user, statement_timeout, work_mem,
- * idle_in_transaction_timeout, max_transaction_age, max_client_conn). Declared in config.h; no I/O. */
+ * idle_in_transaction_timeout, max_transaction_age, max_client_conn), and the role entry built from
+ * it. The loader (config.c) checks the role's name and appends the entry. No I/O. */
+#include "proxy/roles.h"
+
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proxy/config.h"
+#include "proxy/units.h"
 
 enum role_value {
     ROLE_NAME,        /* server_user: a PostgreSQL name, kept as a view into the options */
@@ -48,9 +53,9 @@ static const struct role_option *find_option(const char *key)
 static bool parse_number(const struct role_option *o, const char *val, int64_t *out)
 {
     switch (o->kind) {
-    case ROLE_DURATION_MS: return config_parse_duration_ms(val, out);
-    case ROLE_SIZE_KB: return config_parse_size_kb(val, out);
-    case ROLE_COUNT: return config_parse_count(val, out);
+    case ROLE_DURATION_MS: return units_parse_duration_ms(val, out);
+    case ROLE_SIZE_KB: return units_parse_size_kb(val, out);
+    case ROLE_COUNT: return units_parse_count(val, out);
     case ROLE_NAME: break;
     }
     return false;
@@ -72,8 +77,8 @@ static bool set_number(const struct role_option *o, const char *val, struct role
     return true;
 }
 
-static bool set_option(const struct role_option *o, const char *val, struct role_config *r, const char **server_user,
-                       char *err, size_t errlen)
+static bool set_option(const struct role_option *o, const char *val, struct role_config *r,
+                       const char **server_user, char *err, size_t errlen)
 {
     if (o->kind != ROLE_NAME)
         return set_number(o, val, r, err, errlen);
@@ -85,8 +90,7 @@ static bool set_option(const struct role_option *o, const char *val, struct role
     return true;
 }
 
-bool config_parse_role_options(char *opts, struct role_config *r, const char **server_user, char *err,
-                               size_t errlen)
+bool roles_parse_options(char *opts, struct role_config *r, const char **server_user, char *err, size_t errlen)
 {
     bool seen[NOPTIONS] = {false};
     *server_user = NULL;
@@ -99,8 +103,10 @@ bool config_parse_role_options(char *opts, struct role_config *r, const char **s
         *eq = '\0';
         const struct role_option *o = find_option(tok);
         if (!o) {
-            snprintf(err, errlen, "unknown role setting \"%s\" (expected server_user, statement_timeout, work_mem, "
-                     "idle_in_transaction_timeout, max_transaction_age, max_client_conn)", tok);
+            snprintf(err, errlen,
+                     "unknown role setting \"%s\" (expected server_user, statement_timeout, work_mem, "
+                     "idle_in_transaction_timeout, max_transaction_age, max_client_conn)",
+                     tok);
             return false;
         }
         if (seen[o - options]) {
@@ -118,6 +124,34 @@ bool config_parse_role_options(char *opts, struct role_config *r, const char **s
     return true;
 }
 
+bool roles_make_entry(const char *name, const char *value, struct role_config *out, char *err, size_t errlen)
+{
+    char *opts = strdup(value);
+    struct role_config r = {0};
+    const char *server_user;
+    char why[256];
+    if (!opts) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    if (!roles_parse_options(opts, &r, &server_user, why, sizeof why)) {
+        snprintf(err, errlen, "role \"%s\": %s", name, why);
+        free(opts);
+        return false;
+    }
+    r.name = strdup(name);
+    r.server_user = strdup(server_user);
+    free(opts);
+    if (!r.name || !r.server_user) {
+        free(r.name);
+        free(r.server_user);
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    *out = r;
+    return true;
+}
+
 static bool number_equal(const struct role_option *o, const struct role_config *a, const struct role_config *b)
 {
     const char *x = (const char *)a + o->offset, *y = (const char *)b + o->offset;
@@ -126,7 +160,7 @@ static bool number_equal(const struct role_option *o, const struct role_config *
     return *(const int64_t *)x == *(const int64_t *)y;
 }
 
-bool config_role_equal(const struct role_config *a, const struct role_config *b)
+bool roles_equal(const struct role_config *a, const struct role_config *b)
 {
     if (strcmp(a->server_user, b->server_user) != 0)
         return false;

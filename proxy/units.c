@@ -1,10 +1,10 @@
 /* Durations and sizes as written in the config ("30s", "5min", "128MB"): digits and a unit, no
- * sign, no spaces, no overflow. Declared in config.h; no I/O. */
+ * sign, no spaces, no overflow. No I/O. */
+#include "proxy/units.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
-
-#include "proxy/config.h"
 
 /* Digits only (no sign, no spaces); false on none or on int64 overflow. */
 static bool parse_digits(const char **sp, int64_t *out)
@@ -45,7 +45,7 @@ static bool parse_with_unit(const char *s, const struct unit *units, int64_t *ou
     return false;
 }
 
-bool config_parse_count(const char *s, int64_t *out)
+bool units_parse_count(const char *s, int64_t *out)
 {
     int64_t n;
     if (s == NULL || !parse_digits(&s, &n) || *s != '\0')
@@ -54,16 +54,16 @@ bool config_parse_count(const char *s, int64_t *out)
     return true;
 }
 
-bool config_parse_duration_ms(const char *s, int64_t *out_ms)
+bool units_parse_duration_ms(const char *s, int64_t *out_ms)
 {
     static const struct unit units[] = {
-        {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"min", 60000},
-        {"h", 3600000}, {"d", 86400000}, {NULL, 0},
+        {"", 1000},     {"ms", 1},      {"s", 1000},     {"m", 60000},
+        {"min", 60000}, {"h", 3600000}, {"d", 86400000}, {NULL, 0},
     };
     return parse_with_unit(s, units, out_ms);
 }
 
-bool config_parse_size_kb(const char *s, int64_t *out_kb)
+bool units_parse_size_kb(const char *s, int64_t *out_kb)
 {
     /* PostgreSQL's memory units, case-sensitive as in postgresql.conf. */
     static const struct unit units[] = {

@@ -14,6 +14,9 @@
 
 #include "auth/jwt.h"
 #include "proxy/config.h"
+#include "proxy/config_keys.h"
+#include "proxy/roles.h"
+#include "proxy/units.h"
 
 static const char *example_path(void)
 {
@@ -132,17 +135,17 @@ static bool example_mentions(const char *section, const char *name)
 
 static void test_every_key_documented(void **state)
 {
-    size_t n = config_key_count();
+    size_t n = config_keys_count();
     assert_true(n >= 18);
-    assert_null(config_key_doc(n));
+    assert_null(config_keys_doc(n));
     char *ref = NULL;
     size_t ref_len = 0;
     FILE *out = open_memstream(&ref, &ref_len);
     assert_non_null(out);
-    config_print_reference(out);
+    config_keys_print_reference(out);
     fclose(out);
     for (size_t i = 0; i < n; i++) {
-        const struct config_key_doc *d = config_key_doc(i);
+        const struct config_key_doc *d = config_keys_doc(i);
         assert_non_null(d);
         bool section_ok = strcmp(d->section, "pgmesh") == 0 || strcmp(d->section, "jwt") == 0;
         if (!section_ok)
@@ -155,9 +158,9 @@ static void test_every_key_documented(void **state)
             fail_msg("key [%s] %s is missing from pgmesh.ini (set it, or show its default as \"; %s = ...\")",
                      d->section, d->name, d->name);
         char row[160];
-        snprintf(row, sizeof row, "| [%s] | `%s` | %s%s%s | %s |", d->section, d->name, d->default_value[0] ? "`" : "",
-                 d->default_value[0] ? d->default_value : "(empty)", d->default_value[0] ? "`" : "",
-                 d->reloadable ? "reloads" : "restart");
+        snprintf(row, sizeof row, "| [%s] | `%s` | %s%s%s | %s |", d->section, d->name,
+                 d->default_value[0] ? "`" : "", d->default_value[0] ? d->default_value : "(empty)",
+                 d->default_value[0] ? "`" : "", d->reloadable ? "reloads" : "restart");
         if (!strstr(ref, row))
             fail_msg("reference lacks %s", row);
     }
@@ -187,8 +190,8 @@ static void test_example_keys_in_table(void **state)
         char name[64];
         snprintf(name, sizeof name, "%.*s", (int)strcspn(line, " ="), line);
         bool found = false;
-        for (size_t i = 0; i < config_key_count(); i++)
-            if (strcmp(config_key_doc(i)->section, section) == 0 && strcmp(config_key_doc(i)->name, name) == 0)
+        for (size_t i = 0; i < config_keys_count(); i++)
+            if (strcmp(config_keys_doc(i)->section, section) == 0 && strcmp(config_keys_doc(i)->name, name) == 0)
                 found = true;
         if (!found)
             fail_msg("[%s] %s is in pgmesh.ini but not in the key table", section, name);
@@ -205,47 +208,78 @@ struct num_case {
 static void test_durations(void **state)
 {
     static const struct num_case cases[] = {
-        {"30s", true, 30000}, {"10m", true, 600000}, {"5min", true, 300000}, {"250ms", true, 250},
-        {"2h", true, 7200000}, {"1d", true, 86400000}, {"45", true, 45000}, {"0", true, 0},
-        {"0ms", true, 0}, {"007s", true, 7000},
+        {"30s", true, 30000},
+        {"10m", true, 600000},
+        {"5min", true, 300000},
+        {"250ms", true, 250},
+        {"2h", true, 7200000},
+        {"1d", true, 86400000},
+        {"45", true, 45000},
+        {"0", true, 0},
+        {"0ms", true, 0},
+        {"007s", true, 7000},
         {"9223372036854775807ms", true, INT64_MAX},
-        {"", false, 0}, {"s", false, 0}, {"-5s", false, 0}, {"+5s", false, 0}, {"5x", false, 0},
-        {"5 s", false, 0}, {" 5s", false, 0}, {"5s ", false, 0}, {"1.5h", false, 0}, {"5S", false, 0},
-        {"5sec", false, 0}, {"5mins", false, 0}, {"9223372036854775807", false, 0},
-        {"9223372036854775808ms", false, 0}, {"106751991167301d", false, 0}, {"0x10", false, 0},
+        {"", false, 0},
+        {"s", false, 0},
+        {"-5s", false, 0},
+        {"+5s", false, 0},
+        {"5x", false, 0},
+        {"5 s", false, 0},
+        {" 5s", false, 0},
+        {"5s ", false, 0},
+        {"1.5h", false, 0},
+        {"5S", false, 0},
+        {"5sec", false, 0},
+        {"5mins", false, 0},
+        {"9223372036854775807", false, 0},
+        {"9223372036854775808ms", false, 0},
+        {"106751991167301d", false, 0},
+        {"0x10", false, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t v = -1;
-        bool ok = config_parse_duration_ms(cases[i].text, &v);
+        bool ok = units_parse_duration_ms(cases[i].text, &v);
         if (ok != cases[i].ok || (ok && v != cases[i].value))
             fail_msg("duration \"%s\": got ok=%d value=%lld", cases[i].text, ok, (long long)v);
         if (!ok && v != -1)
             fail_msg("duration \"%s\": output written on failure", cases[i].text);
     }
     int64_t v;
-    assert_false(config_parse_duration_ms(NULL, &v));
+    assert_false(units_parse_duration_ms(NULL, &v));
 }
 
 static void test_sizes(void **state)
 {
     static const struct num_case cases[] = {
-        {"128MB", true, 131072}, {"64kB", true, 64}, {"1GB", true, 1048576}, {"1TB", true, 1073741824},
-        {"4096", true, 4096}, {"0", true, 0},
-        {"", false, 0}, {"MB", false, 0}, {"-1MB", false, 0}, {"128mb", false, 0}, {"128KB", false, 0},
-        {"128 MB", false, 0}, {"1.5GB", false, 0}, {"128B", false, 0}, {"12PB", false, 0},
-        {"9223372036854775807GB", false, 0}, {"99999999999999999999", false, 0},
+        {"128MB", true, 131072},
+        {"64kB", true, 64},
+        {"1GB", true, 1048576},
+        {"1TB", true, 1073741824},
+        {"4096", true, 4096},
+        {"0", true, 0},
+        {"", false, 0},
+        {"MB", false, 0},
+        {"-1MB", false, 0},
+        {"128mb", false, 0},
+        {"128KB", false, 0},
+        {"128 MB", false, 0},
+        {"1.5GB", false, 0},
+        {"128B", false, 0},
+        {"12PB", false, 0},
+        {"9223372036854775807GB", false, 0},
+        {"99999999999999999999", false, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t v = -1;
-        bool ok = config_parse_size_kb(cases[i].text, &v);
+        bool ok = units_parse_size_kb(cases[i].text, &v);
         if (ok != cases[i].ok || (ok && v != cases[i].value))
             fail_msg("size \"%s\": got ok=%d value=%lld", cases[i].text, ok, (long long)v);
     }
 }
 
-#define PGMESH "[pgmesh]\nlisten_port = 6432\n"                 /* lines 1-2 */
+#define PGMESH "[pgmesh]\nlisten_port = 6432\n"                /* lines 1-2 */
 #define JWT "[jwt]\nsecret_file = dev/jwt.secret\n"            /* 2 lines */
-#define DBS "[databases]\nmain = host=localhost dbname=main\n"  /* 2 lines */
+#define DBS "[databases]\nmain = host=localhost dbname=main\n" /* 2 lines */
 #define ROLES "[roles]\nanalyst = server_user=reader\n"        /* 2 lines */
 
 /* Defaults come from the table when a key is absent. */
@@ -283,8 +317,7 @@ static void test_values_and_comments(void **state)
                                    "algorithms = RS256, ES256\n"
                                    "public_key_file = keys/idp.pem\n"
                                    "issuer = https://idp.example/a;b\n"
-                                   "leeway = 2min\n" DBS
-                                   "[roles]\n"
+                                   "leeway = 2min\n" DBS "[roles]\n"
                                    "a = work_mem=64kB   server_user=x\tstatement_timeout=250ms\n",
                                    err, sizeof err, NULL);
     if (!cfg)
@@ -305,22 +338,23 @@ static void test_values_and_comments(void **state)
     assert_int_equal(r->statement_timeout_ms, 250);
 
     char err2[512] = "";
-    struct config *cfg2 = load_text("[pgmesh]\nlisten_port = 7000\npool_mode = transaction\nlog_level = info\n"
-                                    JWT DBS ROLES, err2, sizeof err2, NULL);
+    struct config *cfg2 =
+        load_text("[pgmesh]\nlisten_port = 7000\npool_mode = transaction\nlog_level = info\n" JWT DBS ROLES, err2,
+                  sizeof err2, NULL);
     if (!cfg2)
         fail_msg("%s", err2);
     const char *names[8];
-    size_t n = config_restart_changes(cfg, cfg2, names, 8);
+    size_t n = config_keys_restart_changes(cfg, cfg2, names, 8);
     assert_int_equal(n, 4); /* listen_addr, listen_port, unix_socket_dir, pool_mode; not log_level */
     assert_string_equal(names[0], "listen_addr");
     assert_string_equal(names[1], "listen_port");
     assert_string_equal(names[2], "unix_socket_dir");
     assert_string_equal(names[3], "pool_mode");
-    assert_int_equal(config_restart_changes(cfg, cfg, names, 8), 0);
+    assert_int_equal(config_keys_restart_changes(cfg, cfg, names, 8), 0);
 
     /* A reload of cfg2 over cfg keeps cfg's restart-only values and takes the rest. */
     size_t kept = 0;
-    assert_true(config_keep_restart_keys(cfg2, cfg, names, 2, &kept));
+    assert_true(config_keys_keep_restart(cfg2, cfg, names, 2, &kept));
     assert_int_equal(kept, 4);
     assert_string_equal(names[0], "listen_addr");
     assert_string_equal(names[1], "listen_port");
@@ -329,8 +363,8 @@ static void test_values_and_comments(void **state)
     assert_string_equal(cfg2->unix_socket_dir, "");
     assert_int_equal(cfg2->pool_mode, POOL_SESSION);
     assert_string_equal(cfg2->log_level, "info");
-    assert_int_equal(config_restart_changes(cfg, cfg2, names, 8), 0);
-    assert_true(config_keep_restart_keys(cfg2, cfg, names, 8, &kept));
+    assert_int_equal(config_keys_restart_changes(cfg, cfg2, names, 8), 0);
+    assert_true(config_keys_keep_restart(cfg2, cfg, names, 8, &kept));
     assert_int_equal(kept, 0);
     config_free(cfg2);
     config_free(cfg);
@@ -362,14 +396,17 @@ static const struct err_case err_cases[] = {
      "server_user given twice"},
     {"role work_mem twice", PGMESH JWT DBS "[roles]\nr = server_user=a work_mem=1MB work_mem=2MB\n", 8,
      "work_mem given twice"},
-    {"role limit twice", PGMESH JWT DBS "[roles]\nr = server_user=a max_transaction_age=1h max_transaction_age=2h\n", 8,
+    {"role limit twice",
+     PGMESH JWT DBS "[roles]\nr = server_user=a max_transaction_age=1h max_transaction_age=2h\n", 8,
      "max_transaction_age given twice"},
     {"role bad max_client_conn", PGMESH JWT DBS "[roles]\nr = server_user=a max_client_conn=0\n", 8,
      "invalid max_client_conn \"0\" (a positive integer)"},
     {"role bad idle timeout", PGMESH JWT DBS "[roles]\nr = server_user=a idle_in_transaction_timeout=soon\n", 8,
      "invalid idle_in_transaction_timeout \"soon\" (use e.g. 30s, 10min)"},
-    {"role long server_user", PGMESH JWT DBS "[roles]\nr = server_user="
-     "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu\n", 8, "at most 63 bytes"},
+    {"role long server_user",
+     PGMESH JWT DBS "[roles]\nr = server_user="
+                    "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu\n",
+     8, "at most 63 bytes"},
     {"role zero timeout", PGMESH JWT DBS "[roles]\nr = server_user=a statement_timeout=0\n", 8,
      "invalid statement_timeout"},
     {"conninfo with user", PGMESH JWT "[databases]\nmain = host=localhost user=postgres dbname=main\n" ROLES, 6,
@@ -382,9 +419,11 @@ static const struct err_case err_cases[] = {
      "duplicate database \"main\""},
     {"both key files", PGMESH "[jwt]\nsecret_file = a\nalgorithms = HS256\npublic_key_file = b.pem\n" DBS ROLES, 6,
      "only one of secret_file, public_key_file and jwks_file"},
-    {"jwks and public key", PGMESH "[jwt]\njwks_file = k.json\nalgorithms = RS256\npublic_key_file = b.pem\n" DBS ROLES,
-     6, "only one of secret_file, public_key_file and jwks_file"},
-    {"HS with jwks", PGMESH "[jwt]\njwks_file = k.json\nalgorithms = HS256\n" DBS ROLES, 5, "jwks_file allow only"},
+    {"jwks and public key",
+     PGMESH "[jwt]\njwks_file = k.json\nalgorithms = RS256\npublic_key_file = b.pem\n" DBS ROLES, 6,
+     "only one of secret_file, public_key_file and jwks_file"},
+    {"HS with jwks", PGMESH "[jwt]\njwks_file = k.json\nalgorithms = HS256\n" DBS ROLES, 5,
+     "jwks_file allow only"},
     {"bad tenant_pattern", PGMESH "[jwt]\nsecret_file = a\ntenant_pattern = ^[A-Z{2}$\n" DBS ROLES, 5,
      "invalid tenant_pattern \"^[A-Z{2}$\""},
     {"empty tenant_pattern", PGMESH "[jwt]\nsecret_file = a\ntenant_pattern =\n" DBS ROLES, 5,
@@ -401,27 +440,38 @@ static const struct err_case err_cases[] = {
     {"HS with public key", PGMESH "[jwt]\npublic_key_file = k.pem\nalgorithms = HS256\n" DBS ROLES, 5,
      "need secret_file"},
     {"RS with secret", PGMESH "[jwt]\nsecret_file = s\nalgorithms = RS256\n" DBS ROLES, 5, "need public_key_file"},
-    {"duplicate key", PGMESH "listen_port = 6433\n" JWT DBS ROLES, 3, "duplicate key \"listen_port\" (first at line 2)"},
+    {"duplicate key", PGMESH "listen_port = 6433\n" JWT DBS ROLES, 3,
+     "duplicate key \"listen_port\" (first at line 2)"},
     {"unknown section", PGMESH "[pool]\n" JWT DBS ROLES, 3, "unknown section [pool]"},
     {"duplicate section", PGMESH JWT DBS ROLES "[pgmesh]\n", 9, "duplicate section [pgmesh]"},
     {"key outside section", "listen_port = 6432\n" JWT DBS ROLES, 1, "outside any section"},
     {"empty databases", PGMESH JWT "[databases]\n; nothing\n" ROLES, 5, "[databases] is empty"},
     {"missing roles", PGMESH JWT DBS, 0, "[roles] is missing"},
-    {"bad pool_mode", "[pgmesh]\npool_mode = statement\n" JWT DBS ROLES, 2, "expected one of: transaction, session"},
+    {"bad pool_mode", "[pgmesh]\npool_mode = statement\n" JWT DBS ROLES, 2,
+     "expected one of: transaction, session"},
     {"bad log_level", "[pgmesh]\nlog_level = verbose\n" JWT DBS ROLES, 2, "log_level"},
-    {"leeway fraction", PGMESH "[jwt]\nsecret_file = a\nleeway = 1500ms\n" DBS ROLES, 5, "whole number of seconds"},
+    {"leeway fraction", PGMESH "[jwt]\nsecret_file = a\nleeway = 1500ms\n" DBS ROLES, 5,
+     "whole number of seconds"},
     {"leeway too big", PGMESH "[jwt]\nsecret_file = a\nleeway = 2h\n" DBS ROLES, 5, "leeway must be between"},
-    {"long socket dir", "[pgmesh]\nunix_socket_dir = /tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n" JWT DBS ROLES, 2, "unix_socket_dir must be 0 to 92 bytes"},
-    {"long claim name", PGMESH "[jwt]\nsecret_file = a\ntenant_claim = "
-                        "ttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt\n" DBS ROLES, 5,
-     "tenant_claim must be 1 to 64 bytes"},
-    {"long name", PGMESH JWT "[databases]\n"
-                  "dddddddddddddddddddddddddddddddddddddddddddddddddd = host=a\n" ROLES, 6, "too long"},
-    {"long line", PGMESH JWT "[databases]\nmain = host=a options='"
-                  "-c xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-                  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'\n"
-                  ROLES, 6, "line is too long"},
+    {"long socket dir",
+     "[pgmesh]\nunix_socket_dir = /tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n" JWT DBS ROLES,
+     2, "unix_socket_dir must be 0 to 92 bytes"},
+    {"long claim name",
+     PGMESH "[jwt]\nsecret_file = a\ntenant_claim = "
+            "ttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt\n" DBS ROLES,
+     5, "tenant_claim must be 1 to 64 bytes"},
+    {"long name",
+     PGMESH JWT "[databases]\n"
+                "dddddddddddddddddddddddddddddddddddddddddddddddddd = host=a\n" ROLES,
+     6, "too long"},
+    {"long line",
+     PGMESH JWT
+     "[databases]\nmain = host=a options='"
+     "-c xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'"
+     "\n" ROLES,
+     6, "line is too long"},
     {"no listener", "[pgmesh]\nlisten_addr =\nunix_socket_dir =\n" JWT DBS ROLES, 2, "nothing to listen on"},
     {"syntax error", PGMESH "listen_port 6432\n" JWT DBS ROLES, 3, "syntax error"},
     {"continuation line", PGMESH "listen_addr = 127.0.0.1\n    ::1\n" JWT DBS ROLES, 4, "missing name"},
@@ -489,21 +539,21 @@ static void test_role_equal(void **state)
     struct role_config base = {0}, other;
     const char *user;
     char err[256];
-    assert_true(config_parse_role_options(base_opts, &base, &user, err, sizeof err));
+    assert_true(roles_parse_options(base_opts, &base, &user, err, sizeof err));
     base.server_user = (char *)user;
-    assert_true(config_role_equal(&base, &base));
+    assert_true(roles_equal(&base, &base));
     char same_opts[] = "server_user=a statement_timeout=30s work_mem=1MB";
     other = (struct role_config){0};
-    assert_true(config_parse_role_options(same_opts, &other, &user, err, sizeof err));
+    assert_true(roles_parse_options(same_opts, &other, &user, err, sizeof err));
     other.server_user = (char *)user;
-    assert_true(config_role_equal(&base, &other));
+    assert_true(roles_equal(&base, &other));
     for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
         char opts[160];
         snprintf(opts, sizeof opts, "%s", variants[i]);
         other = (struct role_config){0};
-        assert_true(config_parse_role_options(opts, &other, &user, err, sizeof err));
+        assert_true(roles_parse_options(opts, &other, &user, err, sizeof err));
         other.server_user = (char *)user;
-        if (config_role_equal(&base, &other))
+        if (roles_equal(&base, &other))
             fail_msg("\"%s\" compares equal to the base role", variants[i]);
     }
 }
