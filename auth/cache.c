@@ -14,7 +14,7 @@
 struct cache_entry {
     unsigned char digest[DIGEST_LEN];
     struct jwt_identity id;
-    struct cache_entry *chain;      /* next in the bucket */
+    struct cache_entry *chain;         /* next in the bucket */
     struct cache_entry *newer, *older; /* LRU list */
 };
 
@@ -127,8 +127,7 @@ bool jwt_cache_lookup(struct jwt_cache *cache, const char *token, size_t len, in
     return true;
 }
 
-void jwt_cache_insert(struct jwt_cache *cache, const char *token, size_t len,
-                      const struct jwt_identity *id)
+void jwt_cache_insert(struct jwt_cache *cache, const char *token, size_t len, const struct jwt_identity *id)
 {
     unsigned char digest[DIGEST_LEN];
     if (cache == NULL || !digest_of(token, len, digest))
@@ -178,9 +177,8 @@ void jwt_cache_free(struct jwt_cache *cache)
 }
 
 enum jwt_status jwt_verify_cached(struct jwt_cache *cache, const struct jwt_keys *keys,
-                                  const struct jwt_policy *policy, const char *token, size_t len,
-                                  int64_t now, struct jwt_identity *out, char *detail,
-                                  size_t detail_len)
+                                  const struct jwt_policy *policy, const char *token, size_t len, int64_t now,
+                                  struct jwt_identity *out, char *detail, size_t detail_len)
 {
     /* Oversized tokens are refused by jwt_verify without being hashed. */
     if (len <= JWT_MAX_TOKEN_LEN && jwt_cache_lookup(cache, token, len, now, out)) {

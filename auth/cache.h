@@ -27,8 +27,7 @@ bool jwt_cache_lookup(struct jwt_cache *cache, const char *token, size_t len, in
                       struct jwt_identity *out) __attribute__((warn_unused_result));
 /* Remembers a verified token (the identity is copied), evicting the least recently used entry
  * when full. Replaces an existing entry for the same token. */
-void jwt_cache_insert(struct jwt_cache *cache, const char *token, size_t len,
-                      const struct jwt_identity *id);
+void jwt_cache_insert(struct jwt_cache *cache, const char *token, size_t len, const struct jwt_identity *id);
 /* Drops every entry. Call it whenever the keys or any [jwt] setting change (reload): entries
  * were verified under the old ones. */
 void jwt_cache_clear(struct jwt_cache *cache);
@@ -38,8 +37,8 @@ size_t jwt_cache_count(const struct jwt_cache *cache);
  * runs jwt_verify and caches only a JWT_OK result. Policy and keys must be those the cache's
  * entries were verified under (clear it when they change). Same contract as jwt_verify. */
 enum jwt_status jwt_verify_cached(struct jwt_cache *cache, const struct jwt_keys *keys,
-                                  const struct jwt_policy *policy, const char *token, size_t len,
-                                  int64_t now, struct jwt_identity *out, char *detail,
-                                  size_t detail_len) __attribute__((warn_unused_result));
+                                  const struct jwt_policy *policy, const char *token, size_t len, int64_t now,
+                                  struct jwt_identity *out, char *detail, size_t detail_len)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -12,8 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-static const char name_chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-";
+static const char name_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-";
 
 bool claims_name_ok(const char *s)
 {
@@ -71,8 +70,7 @@ static enum numeric_result real_date(const json_t *v, bool round_up, int64_t *ou
 }
 
 /* A NumericDate claim as whole seconds. */
-static enum numeric_result get_numeric(const json_t *payload, const char *name, bool round_up,
-                                       int64_t *out)
+static enum numeric_result get_numeric(const json_t *payload, const char *name, bool round_up, int64_t *out)
 {
     json_t *v = json_object_get(payload, name);
     if (v == NULL)
@@ -84,8 +82,8 @@ static enum numeric_result get_numeric(const json_t *payload, const char *name, 
     return NUM_BAD;
 }
 
-static enum jwt_status check_times(const json_t *payload, int64_t now, int64_t leeway,
-                                   int64_t *exp_out, char *detail, size_t detail_len)
+static enum jwt_status check_times(const json_t *payload, int64_t now, int64_t leeway, int64_t *exp_out,
+                                   char *detail, size_t detail_len)
 {
     char when[64];
     int64_t exp, nbf;
@@ -102,8 +100,7 @@ static enum jwt_status check_times(const json_t *payload, int64_t now, int64_t l
     /* now > exp + leeway, with both sides well inside int64 (|exp| <= 2^53, leeway clamped). */
     if (now - leeway > exp) {
         format_time(exp, when, sizeof(when));
-        auth_text(detail, detail_len, "The token expired at %s (leeway %lld s).", when,
-                   (long long)leeway);
+        auth_text(detail, detail_len, "The token expired at %s (leeway %lld s).", when, (long long)leeway);
         return JWT_EXPIRED;
     }
     switch (get_numeric(payload, "nbf", true, &nbf)) {
@@ -115,8 +112,8 @@ static enum jwt_status check_times(const json_t *payload, int64_t now, int64_t l
     case NUM_OK:
         if (now + leeway < nbf) {
             format_time(nbf, when, sizeof(when));
-            auth_text(detail, detail_len, "The token is not valid before %s (leeway %lld s).",
-                       when, (long long)leeway);
+            auth_text(detail, detail_len, "The token is not valid before %s (leeway %lld s).", when,
+                      (long long)leeway);
             return JWT_NOT_YET_VALID;
         }
         break;
@@ -125,8 +122,7 @@ static enum jwt_status check_times(const json_t *payload, int64_t now, int64_t l
     return JWT_OK;
 }
 
-static enum jwt_status check_issuer(const json_t *payload, const char *issuer, char *detail,
-                                    size_t detail_len)
+static enum jwt_status check_issuer(const json_t *payload, const char *issuer, char *detail, size_t detail_len)
 {
     if (issuer == NULL || issuer[0] == '\0')
         return JWT_OK;
@@ -138,8 +134,7 @@ static enum jwt_status check_issuer(const json_t *payload, const char *issuer, c
     if (json_is_string(v) && strcmp(json_string_value(v), issuer) == 0)
         return JWT_OK;
     if (json_is_string(v) && echo_ok(json_string_value(v)))
-        auth_text(detail, detail_len, "The token's issuer \"%s\" is not accepted.",
-                   json_string_value(v));
+        auth_text(detail, detail_len, "The token's issuer \"%s\" is not accepted.", json_string_value(v));
     else
         auth_text(detail, detail_len, "The token's issuer is not accepted.");
     return JWT_WRONG_ISSUER;
@@ -161,15 +156,13 @@ static bool aud_matches(const json_t *v, const char *audience)
     return false;
 }
 
-static enum jwt_status check_audience(const json_t *payload, const char *audience, char *detail,
-                                      size_t detail_len)
+static enum jwt_status check_audience(const json_t *payload, const char *audience, char *detail, size_t detail_len)
 {
     if (audience == NULL || audience[0] == '\0')
         return JWT_OK;
     json_t *v = json_object_get(payload, "aud");
     if (v == NULL) {
-        auth_text(detail, detail_len,
-                   "The token has no \"aud\" claim; an audience is required.");
+        auth_text(detail, detail_len, "The token has no \"aud\" claim; an audience is required.");
         return JWT_WRONG_AUDIENCE;
     }
     if (aud_matches(v, audience))
@@ -200,26 +193,23 @@ static bool name_value_ok(const json_t *v, const regex_t *pattern)
     return len > 0 && len <= JWT_CLAIM_MAX && strlen(s) == len && pattern_ok(pattern, s, len);
 }
 
-static void bad_name_detail(const char *name, const struct jwt_policy *policy, char *detail,
-                            size_t detail_len)
+static void bad_name_detail(const char *name, const struct jwt_policy *policy, char *detail, size_t detail_len)
 {
     if (policy->tenant_pattern == NULL) {
-        auth_text(detail, detail_len,
-                   "Claim \"%s\" must be a string of 1 to %d letters, digits, '_', '.' or '-'.",
-                   name, JWT_CLAIM_MAX);
+        auth_text(detail, detail_len, "Claim \"%s\" must be a string of 1 to %d letters, digits, '_', '.' or '-'.",
+                  name, JWT_CLAIM_MAX);
         return;
     }
     const char *src = policy->tenant_pattern_src ? policy->tenant_pattern_src : "";
     auth_text(detail, detail_len,
-               "Claim \"%s\" must be a string of 1 to %d bytes matching tenant_pattern "
-               "%.100s%s.",
-               name, JWT_CLAIM_MAX, src, strlen(src) > 100 ? "..." : "");
+              "Claim \"%s\" must be a string of 1 to %d bytes matching tenant_pattern "
+              "%.100s%s.",
+              name, JWT_CLAIM_MAX, src, strlen(src) > 100 ? "..." : "");
 }
 
 /* Copies a required identifier-like claim into out (JWT_CLAIM_MAX + 1 bytes). */
-static enum jwt_status get_name_claim(const json_t *payload, const char *name,
-                                      const struct jwt_policy *policy, char *out, char *detail,
-                                      size_t detail_len)
+static enum jwt_status get_name_claim(const json_t *payload, const char *name, const struct jwt_policy *policy,
+                                      char *out, char *detail, size_t detail_len)
 {
     json_t *v = json_object_get(payload, name);
     if (v == NULL) {
@@ -264,18 +254,16 @@ enum jwt_status claims_check(const json_t *payload, const struct jwt_policy *pol
         auth_text(detail, detail_len, "The token's payload is not a JSON object.");
         return JWT_MALFORMED;
     }
-    enum jwt_status st = check_times(payload, now, clamped_leeway(policy->leeway_s), &id.exp,
-                                     detail, detail_len);
+    enum jwt_status st = check_times(payload, now, clamped_leeway(policy->leeway_s), &id.exp, detail, detail_len);
     if (st == JWT_OK)
         st = check_issuer(payload, policy->issuer, detail, detail_len);
     if (st == JWT_OK)
         st = check_audience(payload, policy->audience, detail, detail_len);
     if (st == JWT_OK)
-        st = get_name_claim(payload, claim_name(policy->tenant_claim, "tenant"), policy,
-                            id.tenant, detail, detail_len);
+        st = get_name_claim(payload, claim_name(policy->tenant_claim, "tenant"), policy, id.tenant, detail,
+                            detail_len);
     if (st == JWT_OK)
-        st = get_name_claim(payload, claim_name(policy->role_claim, "role"), policy, id.role,
-                            detail, detail_len);
+        st = get_name_claim(payload, claim_name(policy->role_claim, "role"), policy, id.role, detail, detail_len);
     if (st != JWT_OK)
         return st;
     copy_sub(payload, id.sub, sizeof(id.sub));

@@ -70,8 +70,7 @@ static void jwk_err(const struct jwk_ctx *c, const char *what)
 }
 
 /* A base64url member decoded into a fresh buffer; NULL with err written when absent or bad. */
-static unsigned char *get_b64(const json_t *jwk, const char *name, size_t *out_len,
-                              const struct jwk_ctx *c)
+static unsigned char *get_b64(const json_t *jwk, const char *name, size_t *out_len, const struct jwk_ctx *c)
 {
     char what[96];
     json_t *v = json_object_get(jwk, name);
@@ -137,8 +136,8 @@ static EVP_PKEY *rsa_from_jwk(const json_t *jwk, const struct jwk_ctx *c)
     }
     if (BN_num_bits(bn_n) < JWKS_MIN_RSA_BITS) {
         char what[96];
-        snprintf(what, sizeof(what), "RSA key has %d bits; at least %d are required",
-                 BN_num_bits(bn_n), JWKS_MIN_RSA_BITS);
+        snprintf(what, sizeof(what), "RSA key has %d bits; at least %d are required", BN_num_bits(bn_n),
+                 JWKS_MIN_RSA_BITS);
         jwk_err(c, what);
         goto done;
     }
@@ -153,8 +152,8 @@ done:
 }
 
 /* The public key at (x, y), each ci->coord_len bytes, built and checked by from_params. */
-static EVP_PKEY *ec_from_point(const struct curve_info *ci, const unsigned char *x,
-                               const unsigned char *y, const struct jwk_ctx *c)
+static EVP_PKEY *ec_from_point(const struct curve_info *ci, const unsigned char *x, const unsigned char *y,
+                               const struct jwk_ctx *c)
 {
     unsigned char point[1 + 2 * EC_COORD_MAX];
     point[0] = 0x04; /* uncompressed point, SEC 1 section 2.3.3 */
@@ -162,10 +161,8 @@ static EVP_PKEY *ec_from_point(const struct curve_info *ci, const unsigned char 
     memcpy(point + 1 + ci->coord_len, y, ci->coord_len);
     EVP_PKEY *pkey = NULL;
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-    if (bld == NULL ||
-        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, ci->crv, 0) != 1 ||
-        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point,
-                                         1 + 2 * ci->coord_len) != 1)
+    if (bld == NULL || OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, ci->crv, 0) != 1 ||
+        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * ci->coord_len) != 1)
         jwk_err(c, "out of memory");
     else
         pkey = from_params("EC", bld, c);
@@ -189,8 +186,7 @@ static EVP_PKEY *ec_from_jwk(const json_t *jwk, enum key_curve *curve, const str
     /* RFC 7518 section 6.2.1.2: x and y are the full field size, leading zeros kept. */
     if (x_len != ci->coord_len || y_len != ci->coord_len) {
         char what[96];
-        snprintf(what, sizeof(what), "\"x\" and \"y\" must be %zu bytes each for %s",
-                 ci->coord_len, ci->crv);
+        snprintf(what, sizeof(what), "\"x\" and \"y\" must be %zu bytes each for %s", ci->coord_len, ci->crv);
         jwk_err(c, what);
         goto done;
     }
@@ -211,8 +207,7 @@ static bool printable(const char *s, size_t len)
 }
 
 /* An optional short string member copied into *out (NULL when absent). */
-static bool get_opt_string(const json_t *jwk, const char *name, size_t max, char **out,
-                           const struct jwk_ctx *c)
+static bool get_opt_string(const json_t *jwk, const char *name, size_t max, char **out, const struct jwk_ctx *c)
 {
     json_t *v = json_object_get(jwk, name);
     *out = NULL;
@@ -221,8 +216,7 @@ static bool get_opt_string(const json_t *jwk, const char *name, size_t max, char
     size_t len = json_string_length(v);
     if (!json_is_string(v) || len == 0 || len > max || !printable(json_string_value(v), len)) {
         char what[96];
-        snprintf(what, sizeof(what), "\"%s\" must be a string of 1 to %zu printable characters",
-                 name, max);
+        snprintf(what, sizeof(what), "\"%s\" must be a string of 1 to %zu printable characters", name, max);
         jwk_err(c, what);
         return false;
     }
@@ -295,14 +289,12 @@ static bool check_kids(const struct jwt_keys *keys, char *err, size_t errlen)
         return true;
     for (size_t i = 0; i < keys->nset; i++) {
         if (keys->set[i].kid == NULL) {
-            auth_text(err, errlen, "key %zu has no \"kid\"; a set of several keys needs one on each",
-                    i + 1);
+            auth_text(err, errlen, "key %zu has no \"kid\"; a set of several keys needs one on each", i + 1);
             return false;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(keys->set[i].kid, keys->set[j].kid) == 0) {
-                auth_text(err, errlen, "keys %zu and %zu share kid \"%s\"", j + 1, i + 1,
-                        keys->set[i].kid);
+                auth_text(err, errlen, "keys %zu and %zu share kid \"%s\"", j + 1, i + 1, keys->set[i].kid);
                 return false;
             }
         }
@@ -314,8 +306,7 @@ static bool check_kids(const struct jwt_keys *keys, char *err, size_t errlen)
 static json_t *key_list(const json_t *root, char *err, size_t errlen)
 {
     json_t *list = json_is_object(root) ? json_object_get(root, "keys") : NULL;
-    if (!json_is_array(list) || json_array_size(list) == 0 ||
-        json_array_size(list) > KEYS_JWKS_MAX) {
+    if (!json_is_array(list) || json_array_size(list) == 0 || json_array_size(list) > KEYS_JWKS_MAX) {
         auth_text(err, errlen, "expected {\"keys\": [...]} with 1 to %d keys", KEYS_JWKS_MAX);
         return NULL;
     }
@@ -406,8 +397,8 @@ static bool put_rsa_members(json_t *jwk, const EVP_PKEY *pkey)
 {
     BIGNUM *n = NULL, *e = NULL;
     bool ok = EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &n) == 1 &&
-              EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) == 1 &&
-              put_string(jwk, "kty", "RSA") && put_bn(jwk, "n", n, 0) && put_bn(jwk, "e", e, 0);
+              EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) == 1 && put_string(jwk, "kty", "RSA") &&
+              put_bn(jwk, "n", n, 0) && put_bn(jwk, "e", e, 0);
     BN_free(n);
     BN_free(e);
     return ok;
@@ -421,9 +412,9 @@ static bool put_ec_members(json_t *jwk, const EVP_PKEY *pkey)
         return false;
     BIGNUM *x = NULL, *y = NULL;
     bool ok = EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_X, &x) == 1 &&
-              EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, &y) == 1 &&
-              put_string(jwk, "kty", "EC") && put_string(jwk, "crv", ci->crv) &&
-              put_bn(jwk, "x", x, (int)ci->coord_len) && put_bn(jwk, "y", y, (int)ci->coord_len);
+              EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, &y) == 1 && put_string(jwk, "kty", "EC") &&
+              put_string(jwk, "crv", ci->crv) && put_bn(jwk, "x", x, (int)ci->coord_len) &&
+              put_bn(jwk, "y", y, (int)ci->coord_len);
     BN_free(x);
     BN_free(y);
     return ok;
@@ -437,8 +428,7 @@ static bool put_key_members(json_t *jwk, const EVP_PKEY *pkey)
     return put_ec_members(jwk, pkey);
 }
 
-json_t *jwks_public_jwk(const EVP_PKEY *pkey, const char *kid, const char *alg, char *err,
-                        size_t errlen)
+json_t *jwks_public_jwk(const EVP_PKEY *pkey, const char *kid, const char *alg, char *err, size_t errlen)
 {
     json_t *jwk = json_object();
     bool ok = jwk != NULL && put_key_members(jwk, pkey) && put_string(jwk, "use", "sig") &&

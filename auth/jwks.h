@@ -24,7 +24,6 @@ struct jwt_keys *jwks_load(const char *path, char *err, size_t errlen);
 /* The public JWK of pkey (RSA, or EC on a supported curve; a private key is fine, only its public
  * half is written) with kid and alg when non-NULL, and "use":"sig". Returns a new reference or
  * NULL with err written. */
-json_t *jwks_public_jwk(const EVP_PKEY *pkey, const char *kid, const char *alg, char *err,
-                        size_t errlen);
+json_t *jwks_public_jwk(const EVP_PKEY *pkey, const char *kid, const char *alg, char *err, size_t errlen);
 
 #endif

@@ -103,12 +103,10 @@ static size_t trimmed_len(const char *p, size_t n)
 }
 
 /* One trimmed list entry to its allow-list bit; only_entry picks the wording for "". */
-static bool parse_alg_entry(const char *name, size_t len, bool only_entry, unsigned *bit,
-                            char *err, size_t errlen)
+static bool parse_alg_entry(const char *name, size_t len, bool only_entry, unsigned *bit, char *err, size_t errlen)
 {
     if (len == 0) {
-        auth_text(err, errlen,
-                  only_entry ? "algorithm list is empty" : "algorithm list has an empty entry");
+        auth_text(err, errlen, only_entry ? "algorithm list is empty" : "algorithm list has an empty entry");
         return false;
     }
     if (len == 4 && strncasecmp(name, "none", 4) == 0) {
@@ -118,9 +116,9 @@ static bool parse_alg_entry(const char *name, size_t len, bool only_entry, unsig
     const struct alg_info *a = alg_by_name(name, len);
     if (a == NULL) {
         auth_text(err, errlen,
-                 "unknown algorithm \"%.*s\"; known: HS256, HS384, HS512, RS256, RS384, "
-                 "RS512, ES256, ES384, ES512",
-                 (int)(len > 32 ? 32 : len), name);
+                  "unknown algorithm \"%.*s\"; known: HS256, HS384, HS512, RS256, RS384, "
+                  "RS512, ES256, ES384, ES512",
+                  (int)(len > 32 ? 32 : len), name);
         return false;
     }
     *bit = a->bit;
@@ -192,9 +190,8 @@ static bool printable_short(const char *s)
 }
 
 /* The header's alg, checked against the allow-list and the key type. */
-static enum jwt_status check_alg(const json_t *header, const struct jwt_keys *keys,
-                                 unsigned alg_mask, const struct alg_info **out, char *detail,
-                                 size_t detail_len)
+static enum jwt_status check_alg(const json_t *header, const struct jwt_keys *keys, unsigned alg_mask,
+                                 const struct alg_info **out, char *detail, size_t detail_len)
 {
     json_t *alg = json_object_get(header, "alg");
     if (!json_is_string(alg)) {
@@ -203,8 +200,9 @@ static enum jwt_status check_alg(const json_t *header, const struct jwt_keys *ke
     }
     /* RFC 7515 section 4.1.11: extensions listed in crit must be understood; we know none. */
     if (json_object_get(header, "crit") != NULL) {
-        auth_text(detail, detail_len, "The token's header has a \"crit\" parameter, which is "
-                                     "not supported.");
+        auth_text(detail, detail_len,
+                  "The token's header has a \"crit\" parameter, which is "
+                  "not supported.");
         return JWT_MALFORMED;
     }
     const char *name = json_string_value(alg);
@@ -212,8 +210,7 @@ static enum jwt_status check_alg(const json_t *header, const struct jwt_keys *ke
     char allowed[96];
     format_mask(usable, allowed, sizeof(allowed));
     if (strcmp(name, "none") == 0) {
-        auth_text(detail, detail_len, "The token's alg is none (unsigned); allowed: %s.",
-                 allowed);
+        auth_text(detail, detail_len, "The token's alg is none (unsigned); allowed: %s.", allowed);
         return JWT_ALG_NOT_ALLOWED;
     }
     const struct alg_info *a = alg_by_name(name, json_string_length(alg));
@@ -221,8 +218,7 @@ static enum jwt_status check_alg(const json_t *header, const struct jwt_keys *ke
         if (printable_short(name))
             auth_text(detail, detail_len, "The token's alg is %s; allowed: %s.", name, allowed);
         else
-            auth_text(detail, detail_len, "The token's alg is not supported; allowed: %s.",
-                     allowed);
+            auth_text(detail, detail_len, "The token's alg is not supported; allowed: %s.", allowed);
         return JWT_ALG_NOT_ALLOWED;
     }
     *out = a;
@@ -258,9 +254,8 @@ static const char *key_type_name(enum key_type type)
 }
 
 /* The key the header's kid selects (keys_find); JWT_UNKNOWN_KEY when there is none. */
-static enum jwt_status find_key(const json_t *header, const struct jwt_keys *keys,
-                                const struct jwt_key **out, struct jwt_key *tmp, char *detail,
-                                size_t detail_len)
+static enum jwt_status find_key(const json_t *header, const struct jwt_keys *keys, const struct jwt_key **out,
+                                struct jwt_key *tmp, char *detail, size_t detail_len)
 {
     json_t *kid_v = json_object_get(header, "kid");
     if (kid_v != NULL && !json_is_string(kid_v)) {
@@ -274,8 +269,10 @@ static enum jwt_status find_key(const json_t *header, const struct jwt_keys *key
         return JWT_OK;
     }
     if (kid == NULL)
-        auth_text(detail, detail_len, "The token's header has no \"kid\"; the key set has %zu "
-                                     "keys.", keys->nset);
+        auth_text(detail, detail_len,
+                  "The token's header has no \"kid\"; the key set has %zu "
+                  "keys.",
+                  keys->nset);
     else if (printable_short(kid))
         auth_text(detail, detail_len, "No key in the key set has kid \"%s\".", kid);
     else
@@ -284,28 +281,26 @@ static enum jwt_status find_key(const json_t *header, const struct jwt_keys *key
 }
 
 /* Whether key k may verify alg a: published for signatures, kty family, EC curve, JWK alg. */
-static enum jwt_status key_fits_alg(const struct jwt_key *k, const struct alg_info *a,
-                                    char *detail, size_t detail_len)
+static enum jwt_status key_fits_alg(const struct jwt_key *k, const struct alg_info *a, char *detail,
+                                    size_t detail_len)
 {
     const char *name = k->kid != NULL ? k->kid : "(no kid)";
     if (k->use != NULL && strcmp(k->use, "sig") != 0) {
-        auth_text(detail, detail_len, "Key \"%s\" is published for use \"%s\", not signatures.",
-                 name, k->use);
+        auth_text(detail, detail_len, "Key \"%s\" is published for use \"%s\", not signatures.", name, k->use);
         return JWT_UNKNOWN_KEY;
     }
     if (k->type != a->key) {
-        auth_text(detail, detail_len, "The token's alg %s does not fit key \"%s\" (%s).", a->name,
-                 name, key_type_name(k->type));
+        auth_text(detail, detail_len, "The token's alg %s does not fit key \"%s\" (%s).", a->name, name,
+                  key_type_name(k->type));
         return JWT_ALG_NOT_ALLOWED;
     }
     if (a->curve != KEY_CURVE_NONE && k->curve != a->curve) {
-        auth_text(detail, detail_len, "The token's alg %s needs a %s key; key \"%s\" is %s.",
-                 a->name, curve_name(a->curve), name, curve_name(k->curve));
+        auth_text(detail, detail_len, "The token's alg %s needs a %s key; key \"%s\" is %s.", a->name,
+                  curve_name(a->curve), name, curve_name(k->curve));
         return JWT_ALG_NOT_ALLOWED;
     }
     if (k->alg != NULL && strcmp(k->alg, a->name) != 0) {
-        auth_text(detail, detail_len, "The token's alg is %s; key \"%s\" is for %s only.",
-                 a->name, name, k->alg);
+        auth_text(detail, detail_len, "The token's alg is %s; key \"%s\" is for %s only.", a->name, name, k->alg);
         return JWT_ALG_NOT_ALLOWED;
     }
     return JWT_OK;
@@ -313,9 +308,8 @@ static enum jwt_status key_fits_alg(const struct jwt_key *k, const struct alg_in
 
 /* The key the header's kid selects, checked against the token's alg. Runs after check_alg,
  * before any signature work. */
-static enum jwt_status select_key(const json_t *header, const struct jwt_keys *keys,
-                                  const struct alg_info *a, const struct jwt_key **out,
-                                  struct jwt_key *tmp, char *detail, size_t detail_len)
+static enum jwt_status select_key(const json_t *header, const struct jwt_keys *keys, const struct alg_info *a,
+                                  const struct jwt_key **out, struct jwt_key *tmp, char *detail, size_t detail_len)
 {
     const struct jwt_key *k = NULL;
     enum jwt_status st = find_key(header, keys, &k, tmp, detail, detail_len);
@@ -327,16 +321,16 @@ static enum jwt_status select_key(const json_t *header, const struct jwt_keys *k
 }
 
 /* Our own constant-time HMAC check over "header.payload"; libjwt compares with strcmp. */
-static bool hmac_ok(const struct alg_info *a, const struct jwt_key *keys, const char *token,
-                    size_t signed_len, const unsigned char *sig, size_t sig_len)
+static bool hmac_ok(const struct alg_info *a, const struct jwt_key *keys, const char *token, size_t signed_len,
+                    const unsigned char *sig, size_t sig_len)
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
     const EVP_MD *md = EVP_get_digestbyname(a->digest);
     if (md == NULL || keys->material_len > INT_MAX)
         return false;
-    if (HMAC(md, keys->material, (int)keys->material_len, (const unsigned char *)token,
-             signed_len, mac, &mac_len) == NULL)
+    if (HMAC(md, keys->material, (int)keys->material_len, (const unsigned char *)token, signed_len, mac,
+             &mac_len) == NULL)
         return false;
     bool ok = sig_len == mac_len && CRYPTO_memcmp(mac, sig, mac_len) == 0;
     OPENSSL_cleanse(mac, sizeof(mac));
@@ -344,8 +338,7 @@ static bool hmac_ok(const struct alg_info *a, const struct jwt_key *keys, const 
 }
 
 /* Signature: our HMAC check first (when HS*), then libjwt, which must agree on the alg. */
-static bool signature_ok(const struct alg_info *a, const struct jwt_key *key,
-                         const struct token_parts *t)
+static bool signature_ok(const struct alg_info *a, const struct jwt_key *key, const struct token_parts *t)
 {
     const char *sig_b64 = t->token + t->signed_len + 1;
     size_t sig_b64_len = t->len - t->signed_len - 1, sig_len;
@@ -368,8 +361,7 @@ static bool signature_ok(const struct alg_info *a, const struct jwt_key *key,
 
 /* The verified payload as compact JSON for SET request.jwt.claims; bounded so a token cannot
  * make the proxy send an arbitrarily long statement. */
-static enum jwt_status dump_claims(const json_t *payload, char **out, char *detail,
-                                   size_t detail_len)
+static enum jwt_status dump_claims(const json_t *payload, char **out, char *detail, size_t detail_len)
 {
     char *json = json_dumps(payload, JSON_COMPACT);
     if (json == NULL) {
@@ -378,9 +370,10 @@ static enum jwt_status dump_claims(const json_t *payload, char **out, char *deta
     }
     size_t n = strlen(json);
     if (n > JWT_CLAIMS_JSON_MAX) {
-        auth_text(detail, detail_len, "The token's claims are %zu bytes as JSON; at most %d are "
-                                     "accepted.",
-                 n, JWT_CLAIMS_JSON_MAX);
+        auth_text(detail, detail_len,
+                  "The token's claims are %zu bytes as JSON; at most %d are "
+                  "accepted.",
+                  n, JWT_CLAIMS_JSON_MAX);
         free(json);
         return JWT_TOO_LARGE;
     }
@@ -389,9 +382,8 @@ static enum jwt_status dump_claims(const json_t *payload, char **out, char *deta
 }
 
 /* The claims of a payload whose signature verified, as an identity; *out written only on JWT_OK. */
-static enum jwt_status identity_of(const json_t *payload, const struct jwt_policy *policy,
-                                   int64_t now, struct jwt_identity *out, char *detail,
-                                   size_t detail_len)
+static enum jwt_status identity_of(const json_t *payload, const struct jwt_policy *policy, int64_t now,
+                                   struct jwt_identity *out, char *detail, size_t detail_len)
 {
     struct jwt_identity id;
     enum jwt_status st = claims_check(payload, policy, now, &id, detail, detail_len);
@@ -406,23 +398,19 @@ static enum jwt_status identity_of(const json_t *payload, const struct jwt_polic
 static bool split_token(const char *token, size_t len, struct token_parts *t)
 {
     const char *dot1 = token != NULL ? memchr(token, '.', len) : NULL;
-    const char *dot2 = dot1 != NULL ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token))
-                                    : NULL;
+    const char *dot2 = dot1 != NULL ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
     if (dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) != NULL ||
         memchr(token, '\0', len) != NULL)
         return false;
-    *t = (struct token_parts){.token = token,
-                              .len = len,
-                              .header_len = (size_t)(dot1 - token),
-                              .signed_len = (size_t)(dot2 - token)};
+    *t = (struct token_parts){
+        .token = token, .len = len, .header_len = (size_t)(dot1 - token), .signed_len = (size_t)(dot2 - token)};
     return true;
 }
 
 /* Everything the header decides, before any key is used: its alg against the allow-list and
  * the key set, then the key its kid selects and that key's fit to the alg. */
-static enum jwt_status check_header(const struct token_parts *t, const struct jwt_keys *keys,
-                                    unsigned alg_mask, struct header_choice *hc, char *detail,
-                                    size_t detail_len)
+static enum jwt_status check_header(const struct token_parts *t, const struct jwt_keys *keys, unsigned alg_mask,
+                                    struct header_choice *hc, char *detail, size_t detail_len)
 {
     json_t *header = decode_json_part(t->token, t->header_len, t->scratch);
     if (header == NULL) {
@@ -438,11 +426,11 @@ static enum jwt_status check_header(const struct token_parts *t, const struct jw
 
 /* The signature with the key check_header chose, then the claims; *out only on JWT_OK. */
 static enum jwt_status check_payload(const struct token_parts *t, const struct header_choice *hc,
-                                     const struct jwt_policy *policy, int64_t now,
-                                     struct jwt_identity *out, char *detail, size_t detail_len)
+                                     const struct jwt_policy *policy, int64_t now, struct jwt_identity *out,
+                                     char *detail, size_t detail_len)
 {
-    json_t *payload = decode_json_part(t->token + t->header_len + 1,
-                                       t->signed_len - t->header_len - 1, t->scratch);
+    json_t *payload =
+        decode_json_part(t->token + t->header_len + 1, t->signed_len - t->header_len - 1, t->scratch);
     if (payload == NULL) {
         auth_text(detail, detail_len, "The token's payload is not base64url-encoded JSON.");
         return JWT_MALFORMED;
@@ -451,24 +439,23 @@ static enum jwt_status check_payload(const struct token_parts *t, const struct h
     if (signature_ok(hc->alg, hc->key, t)) {
         st = identity_of(payload, policy, now, out, detail, detail_len);
     } else {
-        auth_text(detail, detail_len, "The token's %s signature does not verify with the "
-                                     "configured key.",
-                 hc->alg->name);
+        auth_text(detail, detail_len,
+                  "The token's %s signature does not verify with the "
+                  "configured key.",
+                  hc->alg->name);
         st = JWT_BAD_SIGNATURE;
     }
     json_decref(payload);
     return st;
 }
 
-enum jwt_status jwt_verify(const struct jwt_keys *keys, const struct jwt_policy *policy,
-                           const char *token, size_t len, int64_t now, struct jwt_identity *out,
-                           char *detail, size_t detail_len)
+enum jwt_status jwt_verify(const struct jwt_keys *keys, const struct jwt_policy *policy, const char *token,
+                           size_t len, int64_t now, struct jwt_identity *out, char *detail, size_t detail_len)
 {
     if (detail != NULL && detail_len > 0)
         detail[0] = '\0';
     if (len > JWT_MAX_TOKEN_LEN) {
-        auth_text(detail, detail_len, "The token is %zu bytes; at most %d are accepted.", len,
-                 JWT_MAX_TOKEN_LEN);
+        auth_text(detail, detail_len, "The token is %zu bytes; at most %d are accepted.", len, JWT_MAX_TOKEN_LEN);
         return JWT_TOO_LARGE;
     }
     struct token_parts t;

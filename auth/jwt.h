@@ -4,10 +4,10 @@
 #ifndef PGMESH_AUTH_JWT_H
 #define PGMESH_AUTH_JWT_H
 
+#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <regex.h>
 
 #include "auth/keys.h"
 
@@ -43,8 +43,8 @@ unsigned jwt_algs_for_keys(const struct jwt_keys *keys);
 
 struct jwt_policy {
     unsigned alg_mask;
-    const char *issuer;    /* NULL or "": not checked */
-    const char *audience;  /* NULL or "": not checked; token aud may be a string or an array */
+    const char *issuer;   /* NULL or "": not checked */
+    const char *audience; /* NULL or "": not checked; token aud may be a string or an array */
     int64_t leeway_s;
     const char *tenant_claim; /* claim names, e.g. "tenant", "role"; NULL or "": those two */
     const char *role_claim;
@@ -58,23 +58,23 @@ struct jwt_policy {
 
 enum jwt_status {
     JWT_OK,
-    JWT_MALFORMED,         /* not three base64url parts, bad JSON, ... */
+    JWT_MALFORMED, /* not three base64url parts, bad JSON, ... */
     JWT_TOO_LARGE,
-    JWT_ALG_NOT_ALLOWED,   /* none, outside the allow-list, or not matching the key's type */
+    JWT_ALG_NOT_ALLOWED, /* none, outside the allow-list, or not matching the key's type */
     JWT_BAD_SIGNATURE,
     JWT_EXPIRED,
     JWT_NOT_YET_VALID,
     JWT_WRONG_ISSUER,
     JWT_WRONG_AUDIENCE,
-    JWT_MISSING_CLAIM,     /* exp, tenant or role absent */
-    JWT_BAD_CLAIM,         /* tenant or role not a string of 1..64 bytes matching the pattern */
-    JWT_UNKNOWN_KEY,       /* JWKS: kid unknown, missing with several keys, or key not for "sig" */
+    JWT_MISSING_CLAIM, /* exp, tenant or role absent */
+    JWT_BAD_CLAIM,     /* tenant or role not a string of 1..64 bytes matching the pattern */
+    JWT_UNKNOWN_KEY,   /* JWKS: kid unknown, missing with several keys, or key not for "sig" */
 };
 
 struct jwt_identity {
     char tenant[JWT_CLAIM_MAX + 1];
     char role[JWT_CLAIM_MAX + 1];
-    char sub[JWT_CLAIM_MAX + 1];  /* "" when absent or too long; for logs only */
+    char sub[JWT_CLAIM_MAX + 1]; /* "" when absent or too long; for logs only */
     int64_t exp;
     /* The payload as compact JSON (at most JWT_CLAIMS_JSON_MAX bytes), malloc'd, when the policy
      * asked for it; else NULL. The holder frees it with jwt_identity_clear: a struct holding one
@@ -93,9 +93,9 @@ bool jwt_identity_copy(struct jwt_identity *dst, const struct jwt_identity *src)
  * set has several) and the key's kty, curve, use and alg must fit the token. On any other status,
  * writes a one-sentence detail for the client (e.g. "The token expired at 2026-11-27 10:00:00 UTC
  * (leeway 30 s).") into detail; never the token itself. */
-enum jwt_status jwt_verify(const struct jwt_keys *keys, const struct jwt_policy *policy,
-                           const char *token, size_t len, int64_t now, struct jwt_identity *out,
-                           char *detail, size_t detail_len) __attribute__((warn_unused_result));
+enum jwt_status jwt_verify(const struct jwt_keys *keys, const struct jwt_policy *policy, const char *token,
+                           size_t len, int64_t now, struct jwt_identity *out, char *detail, size_t detail_len)
+    __attribute__((warn_unused_result));
 
 /* Short primary message for a status, PostgreSQL style: "token expired", "token signature is
  * invalid", "token algorithm not allowed", ... */

@@ -12,9 +12,9 @@
 #include <string.h>
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
 #include <openssl/pem.h>
 
 #include "auth/jwks.h"
@@ -25,8 +25,7 @@
 #define KEYS_MIN_RSA_BITS 2048
 
 /* Whole file into a NUL-terminated heap buffer; refuses files over KEYS_MAX_FILE_LEN. */
-static bool read_file(const char *path, unsigned char **out, size_t *out_len, char *err,
-                      size_t errlen)
+static bool read_file(const char *path, unsigned char **out, size_t *out_len, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
@@ -60,8 +59,7 @@ fail:
     return false;
 }
 
-bool keys_read_secret(const char *path, unsigned char **out, size_t *out_len, char *err,
-                      size_t errlen)
+bool keys_read_secret(const char *path, unsigned char **out, size_t *out_len, char *err, size_t errlen)
 {
     unsigned char *buf;
     size_t len;
@@ -89,13 +87,12 @@ static struct jwt_keys *load_secret(const char *path, char *err, size_t errlen)
     /* A PEM file given as a secret would make its public text an HMAC key: the very key
      * confusion the alg checks exist to stop. Refuse it outright. */
     if (contains(buf, len, "-----BEGIN")) {
-        auth_text(err, errlen, "\"%s\" holds a PEM block; give a public key as public_key_file",
-                path);
+        auth_text(err, errlen, "\"%s\" holds a PEM block; give a public key as public_key_file", path);
         goto done;
     }
     if (len < KEYS_MIN_SECRET_LEN) {
-        auth_text(err, errlen, "secret in \"%s\" is %zu bytes; at least %d are required", path,
-                len, KEYS_MIN_SECRET_LEN);
+        auth_text(err, errlen, "secret in \"%s\" is %zu bytes; at least %d are required", path, len,
+                  KEYS_MIN_SECRET_LEN);
         goto done;
     }
     keys = calloc(1, sizeof(*keys));
@@ -142,11 +139,9 @@ done:
 
 /* PEM_read_bio_PUBKEY skips blocks of other types, so look for them first: a file that also
  * carries a private key or a certificate must not be accepted as if it were a public key. */
-static bool only_public_blocks(const unsigned char *buf, size_t len, const char *path, char *err,
-                               size_t errlen)
+static bool only_public_blocks(const unsigned char *buf, size_t len, const char *path, char *err, size_t errlen)
 {
-    static const char *const certificates[] = {"-----BEGIN CERTIFICATE",
-                                               "-----BEGIN TRUSTED CERTIFICATE",
+    static const char *const certificates[] = {"-----BEGIN CERTIFICATE", "-----BEGIN TRUSTED CERTIFICATE",
                                                "-----BEGIN X509 CERTIFICATE"};
     if (contains(buf, len, "PRIVATE KEY-----")) {
         auth_text(err, errlen, "\"%s\" holds a private key; give the public key only", path);
@@ -155,17 +150,16 @@ static bool only_public_blocks(const unsigned char *buf, size_t len, const char 
     for (size_t i = 0; i < sizeof(certificates) / sizeof(certificates[0]); i++) {
         if (contains(buf, len, certificates[i])) {
             auth_text(err, errlen,
-                    "\"%s\" holds a certificate; extract the public key (openssl x509 -pubkey "
-                    "-noout)",
-                    path);
+                      "\"%s\" holds a certificate; extract the public key (openssl x509 -pubkey "
+                      "-noout)",
+                      path);
             return false;
         }
     }
     return true;
 }
 
-static EVP_PKEY *read_pubkey(const unsigned char *buf, size_t len, const char *path, char *err,
-                             size_t errlen)
+static EVP_PKEY *read_pubkey(const unsigned char *buf, size_t len, const char *path, char *err, size_t errlen)
 {
     BIO *bio = BIO_new_mem_buf(buf, (int)len);
     if (bio == NULL) {
@@ -180,14 +174,13 @@ static EVP_PKEY *read_pubkey(const unsigned char *buf, size_t len, const char *p
 }
 
 /* RSA of at least KEYS_MIN_RSA_BITS, or EC on a curve a JWS alg is defined on. */
-static bool pem_key_type(const EVP_PKEY *pkey, const char *path, enum key_type *type, char *err,
-                         size_t errlen)
+static bool pem_key_type(const EVP_PKEY *pkey, const char *path, enum key_type *type, char *err, size_t errlen)
 {
     switch (EVP_PKEY_get_base_id(pkey)) {
     case EVP_PKEY_RSA:
         if (EVP_PKEY_get_bits(pkey) < KEYS_MIN_RSA_BITS) {
-            auth_text(err, errlen, "RSA key in \"%s\" has %d bits; at least %d are required",
-                    path, EVP_PKEY_get_bits(pkey), KEYS_MIN_RSA_BITS);
+            auth_text(err, errlen, "RSA key in \"%s\" has %d bits; at least %d are required", path,
+                      EVP_PKEY_get_bits(pkey), KEYS_MIN_RSA_BITS);
             return false;
         }
         *type = KEY_RSA;
@@ -205,8 +198,8 @@ static bool pem_key_type(const EVP_PKEY *pkey, const char *path, enum key_type *
     }
 }
 
-static struct jwt_keys *keys_of_pubkey(const EVP_PKEY *pkey, enum key_type type, const char *path,
-                                       char *err, size_t errlen)
+static struct jwt_keys *keys_of_pubkey(const EVP_PKEY *pkey, enum key_type type, const char *path, char *err,
+                                       size_t errlen)
 {
     struct jwt_keys *keys = calloc(1, sizeof(*keys));
     if (keys == NULL || !keys_encode_pubkey(pkey, &keys->material, &keys->material_len)) {
@@ -244,9 +237,8 @@ static const struct {
     const char *name;
     enum key_curve curve;
 } ec_groups[] = {
-    {"prime256v1", KEY_CURVE_P256}, {"P-256", KEY_CURVE_P256},
-    {"secp384r1", KEY_CURVE_P384},  {"P-384", KEY_CURVE_P384},
-    {"secp521r1", KEY_CURVE_P521},  {"P-521", KEY_CURVE_P521},
+    {"prime256v1", KEY_CURVE_P256}, {"P-256", KEY_CURVE_P256},     {"secp384r1", KEY_CURVE_P384},
+    {"P-384", KEY_CURVE_P384},      {"secp521r1", KEY_CURVE_P521}, {"P-521", KEY_CURVE_P521},
 };
 
 enum key_curve keys_curve_of(const EVP_PKEY *pkey)
@@ -254,8 +246,7 @@ enum key_curve keys_curve_of(const EVP_PKEY *pkey)
     char group[64];
     size_t len = 0;
     if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC ||
-        EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
-                                       &len) != 1)
+        EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), &len) != 1)
         return KEY_CURVE_NONE;
     for (size_t i = 0; i < sizeof(ec_groups) / sizeof(ec_groups[0]); i++)
         if (strcmp(group, ec_groups[i].name) == 0)
@@ -272,8 +263,7 @@ struct jwt_keys *keys_load_config(const struct keys_source *src, char *err, size
 {
     int n = nonempty(src->secret_file) + nonempty(src->public_key_file) + nonempty(src->jwks_file);
     if (n != 1) {
-        auth_text(err, errlen,
-                "exactly one of secret_file, public_key_file and jwks_file must be set");
+        auth_text(err, errlen, "exactly one of secret_file, public_key_file and jwks_file must be set");
         return NULL;
     }
     if (nonempty(src->secret_file))
@@ -283,8 +273,7 @@ struct jwt_keys *keys_load_config(const struct keys_source *src, char *err, size
     return jwks_load(src->jwks_file, err, errlen);
 }
 
-struct jwt_keys *keys_load(const char *secret_file, const char *public_key_file, char *err,
-                           size_t errlen)
+struct jwt_keys *keys_load(const char *secret_file, const char *public_key_file, char *err, size_t errlen)
 {
     bool have_secret = nonempty(secret_file), have_pem = nonempty(public_key_file);
     if (have_secret == have_pem) {
@@ -295,8 +284,7 @@ struct jwt_keys *keys_load(const char *secret_file, const char *public_key_file,
     return keys_load_config(&src, err, errlen);
 }
 
-const struct jwt_key *keys_find(const struct jwt_keys *keys, const char *kid,
-                                struct jwt_key *tmp)
+const struct jwt_key *keys_find(const struct jwt_keys *keys, const char *kid, struct jwt_key *tmp)
 {
     if (keys->set == NULL) {
         *tmp = (struct jwt_key){.type = keys->type,

@@ -53,21 +53,19 @@ struct keys_source {
  * writes err. */
 struct jwt_keys *keys_load_config(const struct keys_source *src, char *err, size_t errlen);
 /* keys_load_config without a JWKS; kept for existing callers. */
-struct jwt_keys *keys_load(const char *secret_file, const char *public_key_file, char *err,
-                           size_t errlen);
+struct jwt_keys *keys_load(const char *secret_file, const char *public_key_file, char *err, size_t errlen);
 void keys_free(struct jwt_keys *keys);
 
 /* The key a token with this kid (NULL: header has none) selects, or NULL. A secret or PEM file's
  * one key is returned whatever the kid (as before JWKS support; it is exposed as a stack copy in
  * *tmp). In a JWKS: the key with that kid; with no kid, the only key when there is one. */
-const struct jwt_key *keys_find(const struct jwt_keys *keys, const char *kid,
-                                struct jwt_key *tmp);
+const struct jwt_key *keys_find(const struct jwt_keys *keys, const char *kid, struct jwt_key *tmp);
 
 /* Reads a secret file the way keys_load does (size-limited, trailing CR/LF stripped) without the
  * length minimum or any PEM check; for tools/pgmesh-token. On success *out is malloc'd (caller
  * frees, and should wipe it with OPENSSL_cleanse first) and NUL-terminated past *out_len. */
-bool keys_read_secret(const char *path, unsigned char **out, size_t *out_len, char *err,
-                      size_t errlen) __attribute__((warn_unused_result));
+bool keys_read_secret(const char *path, unsigned char **out, size_t *out_len, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* For auth/jwks.c: an EVP_PKEY (OpenSSL's struct evp_pkey_st) re-encoded as one
  * SubjectPublicKeyInfo PEM block, malloc'd and NUL-terminated past *out_len. */

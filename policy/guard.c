@@ -27,8 +27,7 @@ static void cur_next(struct cur *c)
 /* End of the statement: ';', end of text, or the point where lexing stopped. */
 static bool cur_at_end(const struct cur *c)
 {
-    return c->tok.kind == SQLTOK_SEMI || c->tok.kind == SQLTOK_EOF ||
-           c->tok.kind == SQLTOK_UNTERMINATED;
+    return c->tok.kind == SQLTOK_SEMI || c->tok.kind == SQLTOK_EOF || c->tok.kind == SQLTOK_UNTERMINATED;
 }
 
 static bool cur_is(const struct cur *c, const char *word)
@@ -98,9 +97,9 @@ static bool text_is_managed(const struct sqltext *t)
 static bool encoding_is_unsafe(const char *name, size_t len)
 {
     static const char *const unsafe[] = {
-        "sjis",  "shiftjis", "mskanji", "win932", "windows932", "shiftjis2004", "big5",
-        "win950", "windows950", "gbk",  "win936", "windows936", "cp936",  "gb18030",
-        "uhc",   "win949",  "windows949", "johab",
+        "sjis",  "shiftjis", "mskanji",    "win932", "windows932", "shiftjis2004",
+        "big5",  "win950",   "windows950", "gbk",    "win936",     "windows936",
+        "cp936", "gb18030",  "uhc",        "win949", "windows949", "johab",
     };
     struct sqltext t = {.len = 0};
     for (size_t i = 0; i < len; i++) {
@@ -225,8 +224,7 @@ static bool reset_refused(struct cur *c, const struct guard_options *opt, struct
 }
 
 /* DISCARD ALL would drop pgmesh's settings, unless pgmesh sets them again (session pooling). */
-static bool discard_refused(struct cur *c, const struct guard_options *opt,
-                            struct guard_finding *f)
+static bool discard_refused(struct cur *c, const struct guard_options *opt, struct guard_finding *f)
 {
     return cur_is(c, "all") && !(opt && opt->session_pooling) && refuse(f, "DISCARD ALL");
 }
@@ -316,8 +314,8 @@ static const struct {
     const char *word;
     bool (*refused)(struct cur *c, const struct guard_options *opt, struct guard_finding *f);
 } lead_forms[] = {
-    {"set", set_refused},         {"reset", reset_refused}, {"discard", discard_refused},
-    {"create", create_refused},   {"alter", alter_refused},
+    {"set", set_refused},       {"reset", reset_refused}, {"discard", discard_refused},
+    {"create", create_refused}, {"alter", alter_refused},
 };
 
 /* What the leading words of a statement decide. The cursor is at its first token. */
@@ -352,7 +350,7 @@ static bool enter_set_config_call(struct cur *c)
 {
     struct sqltext fname;
     if (!read_name(c, &fname) || (!fname.bad && !sqltext_equals(&fname, "set_config")))
-        return false; /* set_config.x(...): a function in a schema called set_config */
+        return false;           /* set_config.x(...): a function in a schema called set_config */
     if (cur_is(c, "uescape")) { /* U&"..." UESCAPE '!' (: skip the clause to the call */
         cur_next(c);
         cur_next(c);
@@ -395,14 +393,12 @@ static bool update_pg_settings_refused(const struct cur *at, struct guard_findin
         cur_next(&c);
     if (!read_name(&c, &name))
         return false;
-    return (name.bad || sqltext_equals(&name, "pg_settings") ||
-            sqltext_equals(&name, "pg_catalog.pg_settings")) &&
+    return (name.bad || sqltext_equals(&name, "pg_settings") || sqltext_equals(&name, "pg_catalog.pg_settings")) &&
            refuse(f, "pg_settings");
 }
 
 /* One statement, cursor at its first token (not at its end). */
-static bool statement_refused(struct cur c, const struct guard_options *opt,
-                              struct guard_finding *f)
+static bool statement_refused(struct cur c, const struct guard_options *opt, struct guard_finding *f)
 {
     struct cur lead = c;
     if (lead_refused(&lead, opt, f))

@@ -51,7 +51,6 @@ bool guard_is_managed_setting(const char *name, size_t len) __attribute__((warn_
  * contain a backslash byte (SJIS, BIG5, GBK, GB18030, UHC, JOHAB: the lexer would see escapes the
  * server does not), or when it is "options" and its PGOPTIONS switches (-c NAME=V, -cNAME=V,
  * --NAME=V, -S for work_mem; space-separated, backslash escapes) set such a setting. */
-bool guard_check_startup_option(const char *name, const char *value)
-    __attribute__((warn_unused_result));
+bool guard_check_startup_option(const char *name, const char *value) __attribute__((warn_unused_result));
 
 #endif

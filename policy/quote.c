@@ -16,14 +16,10 @@ struct utf8_lead {
 };
 
 static const struct utf8_lead utf8_leads[] = {
-    {0xC2, 0xDF, 2, 0x80, 0xBF},
-    {0xE0, 0xE0, 3, 0xA0, 0xBF}, /* overlong below */
-    {0xE1, 0xEC, 3, 0x80, 0xBF},
-    {0xED, 0xED, 3, 0x80, 0x9F}, /* surrogates above */
-    {0xEE, 0xEF, 3, 0x80, 0xBF},
-    {0xF0, 0xF0, 4, 0x90, 0xBF}, /* overlong below */
-    {0xF1, 0xF3, 4, 0x80, 0xBF},
-    {0xF4, 0xF4, 4, 0x80, 0x8F}, /* above U+10FFFF */
+    {0xC2, 0xDF, 2, 0x80, 0xBF}, {0xE0, 0xE0, 3, 0xA0, 0xBF}, /* overlong below */
+    {0xE1, 0xEC, 3, 0x80, 0xBF}, {0xED, 0xED, 3, 0x80, 0x9F}, /* surrogates above */
+    {0xEE, 0xEF, 3, 0x80, 0xBF}, {0xF0, 0xF0, 4, 0x90, 0xBF}, /* overlong below */
+    {0xF1, 0xF3, 4, 0x80, 0xBF}, {0xF4, 0xF4, 4, 0x80, 0x8F}, /* above U+10FFFF */
 };
 
 static const struct utf8_lead *utf8_lead_of(uint8_t c)
@@ -75,8 +71,8 @@ static bool is_doubled(char c, const char *doubled)
 
 /* Writes prefix, src with every byte in `doubled` written twice, the closing quote and a NUL.
  * The size is computed first so that dst is untouched when the result does not fit. */
-static bool quote_into(char *dst, size_t cap, const char *prefix, char close, const char *src,
-                       size_t len, const char *doubled)
+static bool quote_into(char *dst, size_t cap, const char *prefix, char close, const char *src, size_t len,
+                       const char *doubled)
 {
     size_t extra = 0;
     for (size_t i = 0; i < len; i++)

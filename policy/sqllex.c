@@ -387,8 +387,7 @@ void sqllex_init(struct sqllex *lx, const char *sql, size_t len)
     lx->pos = 0;
 }
 
-static struct sqltok make_tok(const struct sqllex *lx, enum sqltok_kind kind, size_t start,
-                              size_t end)
+static struct sqltok make_tok(const struct sqllex *lx, enum sqltok_kind kind, size_t start, size_t end)
 {
     return (struct sqltok){.kind = kind, .text = lx->p + start, .len = end - start};
 }
@@ -440,8 +439,8 @@ bool sqltok_is(const struct sqltok *tok, const char *word)
 #define STMT_LEAD_MAX 8
 struct stmt {
     struct sqltok lead[STMT_LEAD_MAX];
-    size_t nlead;   /* tokens kept, options left out; may exceed STMT_LEAD_MAX */
-    size_t paren;   /* depth inside the option list */
+    size_t nlead; /* tokens kept, options left out; may exceed STMT_LEAD_MAX */
+    size_t paren; /* depth inside the option list */
     bool concurrently, detach;
 };
 
@@ -505,8 +504,7 @@ static bool create_needs_own(const struct stmt *s)
 
 static bool drop_needs_own(const struct stmt *s)
 {
-    return (lead_is(s, 1, "index") && lead_is(s, 2, "concurrently")) ||
-           lead_in(s, 1, whole_objects);
+    return (lead_is(s, 1, "index") && lead_is(s, 2, "concurrently")) || lead_in(s, 1, whole_objects);
 }
 
 static bool alter_needs_own(const struct stmt *s)
@@ -602,8 +600,8 @@ bool sql_needs_own_transaction(const char *sql, size_t len)
 static bool qident_is(const struct sqltok *t, const char *word)
 {
     size_t n = strlen(word);
-    return t->kind == SQLTOK_QIDENT && t->len == n + 2 && t->text[0] == '"' &&
-           memcmp(t->text + 1, word, n) == 0 && t->text[n + 1] == '"';
+    return t->kind == SQLTOK_QIDENT && t->len == n + 2 && t->text[0] == '"' && memcmp(t->text + 1, word, n) == 0 &&
+           t->text[n + 1] == '"';
 }
 
 /* Statements whose effect outlives the transaction on the server connection: session settings,
@@ -614,8 +612,7 @@ static bool stmt_leaves_session_state(const struct stmt *s)
 {
     static const char *const leading[] = {"reset", "prepare", "listen", "declare", "do", "load"};
     if (lead_is(s, 0, "set"))
-        return !(lead_is(s, 1, "local") || lead_is(s, 1, "transaction") ||
-                 lead_is(s, 1, "constraints"));
+        return !(lead_is(s, 1, "local") || lead_is(s, 1, "transaction") || lead_is(s, 1, "constraints"));
     for (size_t i = 0; i < sizeof leading / sizeof leading[0]; i++)
         if (lead_is(s, 0, leading[i]))
             return true;
@@ -651,8 +648,8 @@ enum lead_verdict { LEAD_YES, LEAD_NO, LEAD_NEXT };
 /* Reads the next statement as far as its first two words decide sql_has_leading: LEAD_YES or
  * LEAD_NO as soon as they do (without reading further), LEAD_NEXT when the statement does not
  * start with first, *t then being the token that ended it. */
-static enum lead_verdict statement_leads(struct sqllex *lx, const char *first,
-                                         const char *not_second, struct sqltok *t)
+static enum lead_verdict statement_leads(struct sqllex *lx, const char *first, const char *not_second,
+                                         struct sqltok *t)
 {
     *t = sqllex_next(lx);
     if (ends_statement(t))

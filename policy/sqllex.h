@@ -10,13 +10,13 @@
 
 enum sqltok_kind {
     SQLTOK_EOF,
-    SQLTOK_WORD,     /* keyword or unquoted identifier; compare with sqltok_is */
-    SQLTOK_QIDENT,   /* "quoted" or U&"quoted" identifier (text includes the quotes) */
-    SQLTOK_STRING,   /* any string constant, dollar-quoted included (text includes the quotes) */
+    SQLTOK_WORD,   /* keyword or unquoted identifier; compare with sqltok_is */
+    SQLTOK_QIDENT, /* "quoted" or U&"quoted" identifier (text includes the quotes) */
+    SQLTOK_STRING, /* any string constant, dollar-quoted included (text includes the quotes) */
     SQLTOK_NUMBER,
-    SQLTOK_PARAM,    /* $1 */
-    SQLTOK_SEMI,     /* ; */
-    SQLTOK_OP,       /* any other punctuation or operator, one token per run of operator chars */
+    SQLTOK_PARAM,        /* $1 */
+    SQLTOK_SEMI,         /* ; */
+    SQLTOK_OP,           /* any other punctuation or operator, one token per run of operator chars */
     SQLTOK_UNTERMINATED, /* a string, identifier or comment that never ends */
 };
 

@@ -102,10 +102,10 @@ static const struct {
     {AUTH_OK, 0},
     {2, 0}, /* KerberosV5 */
     {AUTH_CLEARTEXT_PASSWORD, 0},
-    {5, 4}, /* MD5Password: 4-byte salt */
-    {7, 0}, /* GSS */
-    {8, SIZE_MAX}, /* GSSContinue */
-    {9, 0},        /* SSPI */
+    {5, 4},         /* MD5Password: 4-byte salt */
+    {7, 0},         /* GSS */
+    {8, SIZE_MAX},  /* GSSContinue */
+    {9, 0},         /* SSPI */
     {10, SIZE_MAX}, /* SASL: mechanism list */
     {11, SIZE_MAX}, /* SASLContinue */
     {12, SIZE_MAX}, /* SASLFinal */

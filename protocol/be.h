@@ -8,16 +8,19 @@
 
 #include "protocol/buf.h"
 
-void be_write_auth(struct pq_writer *w, uint32_t code);            /* AuthenticationOk, Cleartext */
+void be_write_auth(struct pq_writer *w, uint32_t code); /* AuthenticationOk, Cleartext */
 void be_write_parameter_status(struct pq_writer *w, const char *name, const char *value);
 void be_write_backend_key(struct pq_writer *w, uint32_t pid, uint32_t key);
 void be_write_ready(struct pq_writer *w, char tx_status);
 void be_write_command_complete(struct pq_writer *w, const char *tag);
 void be_write_parse_complete(struct pq_writer *w);
 
-bool be_read_ready(const uint8_t *body, size_t len, char *tx_status) __attribute__((warn_unused_result)); /* I, T or E only */
-bool be_read_parameter_status(const uint8_t *body, size_t len, struct span *name, struct span *value) __attribute__((warn_unused_result));
-bool be_read_command_complete(const uint8_t *body, size_t len, struct span *tag) __attribute__((warn_unused_result));
+bool be_read_ready(const uint8_t *body, size_t len, char *tx_status)
+    __attribute__((warn_unused_result)); /* I, T or E only */
+bool be_read_parameter_status(const uint8_t *body, size_t len, struct span *name, struct span *value)
+    __attribute__((warn_unused_result));
+bool be_read_command_complete(const uint8_t *body, size_t len, struct span *tag)
+    __attribute__((warn_unused_result));
 bool be_read_auth(const uint8_t *body, size_t len, uint32_t *code) __attribute__((warn_unused_result));
 
 #endif

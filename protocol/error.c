@@ -55,13 +55,20 @@ struct fields_read {
 static struct span *field_slot(struct fields_read *fr, uint8_t code)
 {
     switch (code) {
-    case 'S': return &fr->localized;
-    case 'V': return &fr->plain;
-    case 'C': return &fr->f.sqlstate;
-    case 'M': return &fr->f.message;
-    case 'D': return &fr->f.detail;
-    case 'H': return &fr->f.hint;
-    default: return NULL;
+    case 'S':
+        return &fr->localized;
+    case 'V':
+        return &fr->plain;
+    case 'C':
+        return &fr->f.sqlstate;
+    case 'M':
+        return &fr->f.message;
+    case 'D':
+        return &fr->f.detail;
+    case 'H':
+        return &fr->f.hint;
+    default:
+        return NULL;
     }
 }
 

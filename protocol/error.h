@@ -12,8 +12,8 @@ struct pq_error {
     const char *severity; /* "ERROR", "FATAL", "WARNING", ...; also sent as the V field */
     const char *sqlstate; /* a SQLSTATE_* constant */
     const char *message;
-    const char *detail;   /* NULL: omitted */
-    const char *hint;     /* NULL: omitted */
+    const char *detail; /* NULL: omitted */
+    const char *hint;   /* NULL: omitted */
 };
 
 /* type: 'E' (ErrorResponse) or 'N' (NoticeResponse). */

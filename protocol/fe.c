@@ -120,8 +120,7 @@ void fe_write_bind_simple(struct pq_writer *w, const char *portal, const char *s
     wr_end(w);
 }
 
-void fe_write_bind_head(struct pq_writer *w, struct span portal, const char *stmt_name,
-                        size_t rest_len)
+void fe_write_bind_head(struct pq_writer *w, struct span portal, const char *stmt_name, size_t rest_len)
 {
     wr_begin(w, FE_BIND);
     wr_cstrn(w, (const char *)portal.p, portal.len);

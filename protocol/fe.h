@@ -30,10 +30,11 @@ struct fe_bind_head {
 enum fe_head fe_read_bind_names(const uint8_t *body, size_t avail, size_t len, struct span *portal,
                                 struct span *stmt, size_t *used) __attribute__((warn_unused_result));
 /* Describe and Close: 'S' (statement) or 'P' (portal), and the name. */
-bool fe_read_target(const uint8_t *body, size_t len, char *kind, struct span *name) __attribute__((warn_unused_result));
+bool fe_read_target(const uint8_t *body, size_t len, char *kind, struct span *name)
+    __attribute__((warn_unused_result));
 
 void fe_write_query(struct pq_writer *w, const char *sql);
-void fe_write_parse(struct pq_writer *w, const char *stmt_name, const char *sql);  /* no param types */
+void fe_write_parse(struct pq_writer *w, const char *stmt_name, const char *sql); /* no param types */
 /* A Parse with the client's parameter types: ntypes OIDs of 4 bytes each, network order, as a
  * client's own Parse carried them. */
 void fe_write_parse_typed(struct pq_writer *w, const char *stmt_name, struct span query, uint16_t ntypes,
@@ -42,8 +43,7 @@ void fe_write_bind_simple(struct pq_writer *w, const char *portal, const char *s
 /* The head of a Bind that names another statement: 'B', a length that also counts the rest_len
  * bytes of the original body after its two names, the portal and stmt_name. The caller then sends
  * those rest_len bytes as they were. A portal holding a NUL fails the writer. */
-void fe_write_bind_head(struct pq_writer *w, struct span portal, const char *stmt_name,
-                        size_t rest_len);
+void fe_write_bind_head(struct pq_writer *w, struct span portal, const char *stmt_name, size_t rest_len);
 void fe_write_close(struct pq_writer *w, char kind, const char *name);
 void fe_write_describe(struct pq_writer *w, char kind, const char *name);
 

@@ -15,27 +15,38 @@ static uint32_t get_u32(const uint8_t *p)
 
 /* Message classes by type byte; every type not listed is invalid (CLASS_INVALID is 0). */
 static const enum frame_class fe_classes[256] = {
-    [FE_SYNC] = CLASS_CONTROL,     [FE_FLUSH] = CLASS_CONTROL,     [FE_TERMINATE] = CLASS_CONTROL,
-    [FE_CLOSE] = CLASS_CONTROL,    [FE_DESCRIBE] = CLASS_CONTROL,  [FE_EXECUTE] = CLASS_CONTROL,
-    [FE_COPY_DONE] = CLASS_CONTROL,
-    [FE_PASSWORD] = CLASS_PASSWORD,
-    [FE_QUERY] = CLASS_LARGE,      [FE_PARSE] = CLASS_LARGE,       [FE_BIND] = CLASS_LARGE,
-    [FE_COPY_DATA] = CLASS_LARGE,  [FE_COPY_FAIL] = CLASS_LARGE,   [FE_FUNCTION_CALL] = CLASS_LARGE,
+    [FE_SYNC] = CLASS_CONTROL,      [FE_FLUSH] = CLASS_CONTROL,       [FE_TERMINATE] = CLASS_CONTROL,
+    [FE_CLOSE] = CLASS_CONTROL,     [FE_DESCRIBE] = CLASS_CONTROL,    [FE_EXECUTE] = CLASS_CONTROL,
+    [FE_COPY_DONE] = CLASS_CONTROL, [FE_PASSWORD] = CLASS_PASSWORD,   [FE_QUERY] = CLASS_LARGE,
+    [FE_PARSE] = CLASS_LARGE,       [FE_BIND] = CLASS_LARGE,          [FE_COPY_DATA] = CLASS_LARGE,
+    [FE_COPY_FAIL] = CLASS_LARGE,   [FE_FUNCTION_CALL] = CLASS_LARGE,
 };
 
 static const enum frame_class be_classes[256] = {
-    [BE_READY] = CLASS_CONTROL,            [BE_PARSE_COMPLETE] = CLASS_CONTROL,
-    [BE_BIND_COMPLETE] = CLASS_CONTROL,    [BE_CLOSE_COMPLETE] = CLASS_CONTROL,
-    [BE_NO_DATA] = CLASS_CONTROL,          [BE_PORTAL_SUSPENDED] = CLASS_CONTROL,
-    [BE_EMPTY_QUERY] = CLASS_CONTROL,      [BE_BACKEND_KEY] = CLASS_CONTROL,
-    [BE_AUTH] = CLASS_CONTROL,             [BE_COPY_DONE] = CLASS_CONTROL,
-    [BE_COMMAND_COMPLETE] = CLASS_LARGE,   [BE_COPY_BOTH] = CLASS_LARGE,
-    [BE_COPY_DATA] = CLASS_LARGE,          [BE_COPY_IN] = CLASS_LARGE,
-    [BE_COPY_OUT] = CLASS_LARGE,           [BE_DATA_ROW] = CLASS_LARGE,
-    [BE_ERROR] = CLASS_LARGE,              [BE_FUNCTION_RESULT] = CLASS_LARGE,
-    [BE_NEGOTIATE_VERSION] = CLASS_LARGE,  [BE_NOTICE] = CLASS_LARGE,
-    [BE_NOTIFICATION] = CLASS_LARGE,       [BE_PARAMETER_DESC] = CLASS_LARGE,
-    [BE_PARAMETER_STATUS] = CLASS_LARGE,   [BE_ROW_DESC] = CLASS_LARGE,
+    [BE_READY] = CLASS_CONTROL,
+    [BE_PARSE_COMPLETE] = CLASS_CONTROL,
+    [BE_BIND_COMPLETE] = CLASS_CONTROL,
+    [BE_CLOSE_COMPLETE] = CLASS_CONTROL,
+    [BE_NO_DATA] = CLASS_CONTROL,
+    [BE_PORTAL_SUSPENDED] = CLASS_CONTROL,
+    [BE_EMPTY_QUERY] = CLASS_CONTROL,
+    [BE_BACKEND_KEY] = CLASS_CONTROL,
+    [BE_AUTH] = CLASS_CONTROL,
+    [BE_COPY_DONE] = CLASS_CONTROL,
+    [BE_COMMAND_COMPLETE] = CLASS_LARGE,
+    [BE_COPY_BOTH] = CLASS_LARGE,
+    [BE_COPY_DATA] = CLASS_LARGE,
+    [BE_COPY_IN] = CLASS_LARGE,
+    [BE_COPY_OUT] = CLASS_LARGE,
+    [BE_DATA_ROW] = CLASS_LARGE,
+    [BE_ERROR] = CLASS_LARGE,
+    [BE_FUNCTION_RESULT] = CLASS_LARGE,
+    [BE_NEGOTIATE_VERSION] = CLASS_LARGE,
+    [BE_NOTICE] = CLASS_LARGE,
+    [BE_NOTIFICATION] = CLASS_LARGE,
+    [BE_PARAMETER_DESC] = CLASS_LARGE,
+    [BE_PARAMETER_STATUS] = CLASS_LARGE,
+    [BE_ROW_DESC] = CLASS_LARGE,
 };
 
 static enum frame_result peek_typed(const uint8_t *p, size_t avail, const struct frame_limits *lim,
@@ -48,9 +59,9 @@ static enum frame_result peek_typed(const uint8_t *p, size_t avail, const struct
     uint32_t len = get_u32(p + 1);
     if (len < 4)
         return FRAME_BAD;
-    uint32_t max = cls == CLASS_CONTROL ? lim->control_max
-                 : cls == CLASS_PASSWORD ? lim->password_max
-                                         : lim->large_max;
+    uint32_t max = cls == CLASS_CONTROL    ? lim->control_max
+                   : cls == CLASS_PASSWORD ? lim->password_max
+                                           : lim->large_max;
     if (len > max)
         return FRAME_TOO_BIG;
     out->type = (char)p[0];
@@ -59,8 +70,7 @@ static enum frame_result peek_typed(const uint8_t *p, size_t avail, const struct
     return FRAME_OK;
 }
 
-enum frame_result frame_peek_fe(const uint8_t *p, size_t avail, const struct frame_limits *lim,
-                                struct frame *out)
+enum frame_result frame_peek_fe(const uint8_t *p, size_t avail, const struct frame_limits *lim, struct frame *out)
 {
     /* The type byte alone is enough to reject garbage early, before the length arrives. */
     if (avail < 1)
@@ -68,16 +78,14 @@ enum frame_result frame_peek_fe(const uint8_t *p, size_t avail, const struct fra
     return peek_typed(p, avail, lim, fe_classes[p[0]], out);
 }
 
-enum frame_result frame_peek_be(const uint8_t *p, size_t avail, const struct frame_limits *lim,
-                                struct frame *out)
+enum frame_result frame_peek_be(const uint8_t *p, size_t avail, const struct frame_limits *lim, struct frame *out)
 {
     if (avail < 1)
         return FRAME_NEED_MORE;
     return peek_typed(p, avail, lim, be_classes[p[0]], out);
 }
 
-enum frame_result frame_peek_startup(const uint8_t *p, size_t avail, uint32_t max_len,
-                                     struct frame *out)
+enum frame_result frame_peek_startup(const uint8_t *p, size_t avail, uint32_t max_len, struct frame *out)
 {
     if (avail < 4)
         return FRAME_NEED_MORE;

@@ -23,21 +23,18 @@ struct frame_limits {
 };
 
 struct frame {
-    char type;        /* 0 for startup-class packets */
+    char type;         /* 0 for startup-class packets */
     uint32_t body_len; /* bytes after the header */
     size_t total_len;  /* header + body */
 };
 
 /* Typed frontend message (client -> server). */
-enum frame_result frame_peek_fe(const uint8_t *p, size_t avail, const struct frame_limits *lim,
-                                struct frame *out);
+enum frame_result frame_peek_fe(const uint8_t *p, size_t avail, const struct frame_limits *lim, struct frame *out);
 /* Typed backend message (server -> client). */
-enum frame_result frame_peek_be(const uint8_t *p, size_t avail, const struct frame_limits *lim,
-                                struct frame *out);
+enum frame_result frame_peek_be(const uint8_t *p, size_t avail, const struct frame_limits *lim, struct frame *out);
 /* Untyped startup-class packet: int32 length (counting itself, at least 8) then body.
  * out->type is 0; body_len excludes the length word. */
-enum frame_result frame_peek_startup(const uint8_t *p, size_t avail, uint32_t max_len,
-                                     struct frame *out);
+enum frame_result frame_peek_startup(const uint8_t *p, size_t avail, uint32_t max_len, struct frame *out);
 
 /* The type byte of the typed message that starts at msg (at least one byte there). */
 static inline char frame_type(const uint8_t *msg)

@@ -12,8 +12,7 @@
 static bool name_seen(const struct startup_packet *pkt, struct span name)
 {
     for (size_t i = 0; i < pkt->nparams; i++)
-        if (pkt->params[i].name.len == name.len &&
-            memcmp(pkt->params[i].name.p, name.p, name.len) == 0)
+        if (pkt->params[i].name.len == name.len && memcmp(pkt->params[i].name.p, name.p, name.len) == 0)
             return true;
     return false;
 }
@@ -107,8 +106,7 @@ void startup_write_cancel(struct pq_writer *w, uint32_t pid, uint32_t key)
     wr_end(w);
 }
 
-void startup_write_message(struct pq_writer *w, const char *const *names, const char *const *values,
-                           size_t n)
+void startup_write_message(struct pq_writer *w, const char *const *names, const char *const *values, size_t n)
 {
     wr_begin(w, 0);
     wr_u32(w, PROTOCOL_V3);

@@ -25,10 +25,10 @@ struct startup_param {
 
 struct startup_packet {
     enum startup_kind kind;
-    uint32_t version;      /* STARTUP_MESSAGE */
-    size_t nparams;        /* STARTUP_MESSAGE: name/value pairs, in order */
+    uint32_t version; /* STARTUP_MESSAGE */
+    size_t nparams;   /* STARTUP_MESSAGE: name/value pairs, in order */
     struct startup_param params[STARTUP_MAX_PARAMS];
-    uint32_t cancel_pid;   /* STARTUP_CANCEL */
+    uint32_t cancel_pid; /* STARTUP_CANCEL */
     uint32_t cancel_key;
 };
 
@@ -42,7 +42,6 @@ const struct span *startup_get(const struct startup_packet *pkt, const char *nam
 /* Builds a CancelRequest packet (for tests and for pgmesh's own use). */
 void startup_write_cancel(struct pq_writer *w, uint32_t pid, uint32_t key);
 /* Builds a StartupMessage with protocol 3.0 from NULL-terminated name, value, ... pairs. */
-void startup_write_message(struct pq_writer *w, const char *const *names, const char *const *values,
-                           size_t n);
+void startup_write_message(struct pq_writer *w, const char *const *names, const char *const *values, size_t n);
 
 #endif

@@ -64,9 +64,9 @@
 
 /* Size limits. A message length counts itself (4 bytes) but not the type byte. */
 #define MSG_HEADER_LEN 5u
-#define STARTUP_MAX_LEN 10000u      /* PostgreSQL's MAX_STARTUP_PACKET_LENGTH */
-#define CONTROL_MAX_LEN 10000u      /* Sync, Flush, Close, Describe, Execute, ... */
-#define PASSWORD_MAX_LEN 20000u     /* a JWT of up to 16 KiB plus slack */
-#define LARGE_MAX_LEN 0x3fffffffu   /* PostgreSQL's MaxAllocSize - 1: Query, Parse, Bind, CopyData, DataRow */
+#define STARTUP_MAX_LEN 10000u    /* PostgreSQL's MAX_STARTUP_PACKET_LENGTH */
+#define CONTROL_MAX_LEN 10000u    /* Sync, Flush, Close, Describe, Execute, ... */
+#define PASSWORD_MAX_LEN 20000u   /* a JWT of up to 16 KiB plus slack */
+#define LARGE_MAX_LEN 0x3fffffffu /* PostgreSQL's MaxAllocSize - 1: Query, Parse, Bind, CopyData, DataRow */
 
 #endif

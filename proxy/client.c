@@ -15,19 +15,19 @@
 #include <unistd.h>
 
 #include "auth/cache.h"
+#include "policy/guard.h"
 #include "protocol/be.h"
 #include "protocol/error.h"
 #include "protocol/fe.h"
-#include "policy/guard.h"
 #include "protocol/frame.h"
 #include "protocol/sqlstate.h"
 #include "protocol/startup.h"
 #include "protocol/wire.h"
 #include "proxy/cancel.h"
 #include "proxy/config.h"
+#include "proxy/link.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
-#include "proxy/link.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"
@@ -37,7 +37,8 @@
 /* A client has this long to finish startup and authentication. */
 #define CLIENT_LOGIN_TIMEOUT_S 60.0
 
-static const char *const state_names[] = {"startup", "tls_handshake", "auth", "idle", "wait_server", "linked", "closing"};
+static const char *const state_names[] = {"startup",     "tls_handshake", "auth",   "idle",
+                                          "wait_server", "linked",        "closing"};
 
 /* Which states each state may move to. */
 static const unsigned legal_next[] = {
@@ -103,8 +104,8 @@ void client_error(struct client *c, const char *severity, const char *sqlstate, 
     wr_init_dynamic(&w);
     error_write(&w, BE_ERROR, &e);
     bool fatal = strcmp(severity, "FATAL") == 0;
-    clog(fatal ? LOG_WARNING : LOG_INFO, c, "%s %s: %s%s%s", severity, sqlstate, message,
-         detail ? " - " : "", detail ? detail : "");
+    clog(fatal ? LOG_WARNING : LOG_INFO, c, "%s %s: %s%s%s", severity, sqlstate, message, detail ? " - " : "",
+         detail ? detail : "");
     if (c->state != CLIENT_CLOSING && (!wr_ok(&w) || !conn_send(&c->conn, w.p, w.len)))
         fatal = true;
     wr_destroy(&w);
@@ -162,8 +163,8 @@ static void protocol_violation(struct client *c, const char *what)
 {
     const uint8_t *h = iobuf_head(&c->conn.in);
     size_t n = iobuf_len(&c->conn.in);
-    clog(LOG_WARNING, c, "protocol violation: %s (first bytes %02x %02x %02x %02x %02x)", what,
-         n > 0 ? h[0] : 0, n > 1 ? h[1] : 0, n > 2 ? h[2] : 0, n > 3 ? h[3] : 0, n > 4 ? h[4] : 0);
+    clog(LOG_WARNING, c, "protocol violation: %s (first bytes %02x %02x %02x %02x %02x)", what, n > 0 ? h[0] : 0,
+         n > 1 ? h[1] : 0, n > 2 ? h[2] : 0, n > 3 ? h[3] : 0, n > 4 ? h[4] : 0);
     client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION, what, NULL, NULL);
 }
 
@@ -173,13 +174,12 @@ static void start_auth(struct client *c, const struct startup_packet *pkt)
     const struct span *db = startup_get(pkt, "database");
     copy_name(c->database, db && db->len ? db : startup_get(pkt, "user"));
     copy_name(c->application_name, startup_get(pkt, "application_name"));
-    snprintf(c->tag, sizeof c->tag, "C-%llu %s/%s@%s", (unsigned long long)c->id, c->database,
-             c->user, c->addr);
+    snprintf(c->tag, sizeof c->tag, "C-%llu %s/%s@%s", (unsigned long long)c->id, c->database, c->user, c->addr);
     if (c->over_limit) {
         char detail[128];
         snprintf(detail, sizeof detail, "max_client_conn is %d.", rt.cfg->max_client_conn);
-        client_error(c, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS, "too many client connections",
-                     detail, "Try again later, or raise max_client_conn.");
+        client_error(c, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS, "too many client connections", detail,
+                     "Try again later, or raise max_client_conn.");
         return;
     }
     /* Startup parameters may not preset what pgmesh manages (PGOPTIONS="-c role=..."). */
@@ -352,7 +352,8 @@ static void send_startup_replies(struct client *c, const struct role_config *rol
     for (int i = 0; i < POOL_PARAM_COUNT; i++) {
         /* What the client asked for at startup is what its server will be given. */
         const char *asked = params_reported(&c->params, pool_param_names[i]);
-        be_write_parameter_status(&w, pool_param_names[i], asked ? asked : pool_param(c->pool, pool_param_names[i]));
+        be_write_parameter_status(&w, pool_param_names[i],
+                                  asked ? asked : pool_param(c->pool, pool_param_names[i]));
     }
     be_write_parameter_status(&w, "application_name", c->application_name);
     be_write_parameter_status(&w, "session_authorization", role->server_user);
@@ -392,13 +393,15 @@ static bool within_conn_limits(struct client *c, const struct role_config *role)
     if (rt.cfg->max_client_conn_per_tenant > 0 && same_tenant >= rt.cfg->max_client_conn_per_tenant) {
         snprintf(detail, sizeof detail, "Tenant \"%s\" already has %d connections (max_client_conn_per_tenant).",
                  c->ident.tenant, same_tenant);
-        client_error(c, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS, "too many connections for this tenant", detail, NULL);
+        client_error(c, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS, "too many connections for this tenant", detail,
+                     NULL);
         return false;
     }
     if (role->max_client_conn > 0 && same_role >= role->max_client_conn) {
         snprintf(detail, sizeof detail, "Role \"%s\" already has %d connections (its max_client_conn).",
                  c->ident.role, same_role);
-        client_error(c, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS, "too many connections for this role", detail, NULL);
+        client_error(c, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS, "too many connections for this role", detail,
+                     NULL);
         return false;
     }
     return true;
@@ -436,8 +439,8 @@ static void admit(struct client *c)
     if (!role) {
         char msg[160];
         snprintf(msg, sizeof msg, "token role \"%s\" is not configured", c->ident.role);
-        client_error(c, "FATAL", SQLSTATE_INVALID_PASSWORD, msg, "pgmesh has no [roles] entry for this role claim.",
-                     NULL);
+        client_error(c, "FATAL", SQLSTATE_INVALID_PASSWORD, msg,
+                     "pgmesh has no [roles] entry for this role claim.", NULL);
         return;
     }
     if (!within_conn_limits(c, role))
@@ -499,9 +502,15 @@ static void dispatch(struct client *c)
         if (c->state == CLIENT_STARTUP && iobuf_len(&c->conn.in) > 0 && !c->conn.closing)
             handle_startup(c);
         break;
-    case CLIENT_AUTH: handle_password(c); break;
-    case CLIENT_IDLE: link_client_idle(c); break;
-    case CLIENT_LINKED: link_client_input(c); break;
+    case CLIENT_AUTH:
+        handle_password(c);
+        break;
+    case CLIENT_IDLE:
+        link_client_idle(c);
+        break;
+    case CLIENT_LINKED:
+        link_client_input(c);
+        break;
     case CLIENT_WAIT_SERVER:
         /* Keep reading while queued (a client that leaves is noticed, and toggling the watcher
          * would cost epoll_ctl calls per transaction), but only up to a bound. */
@@ -509,7 +518,8 @@ static void dispatch(struct client *c)
             conn_stop_reading(&c->conn);
         break;
     case CLIENT_TLS_HANDSHAKE: /* handled before reading */
-    case CLIENT_CLOSING: break;
+    case CLIENT_CLOSING:
+        break;
     }
 }
 
@@ -546,7 +556,8 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct client *c = container_of(w, struct client, timer);
     if (c->state == CLIENT_WAIT_SERVER) {
         char detail[160];
-        snprintf(detail, sizeof detail, "No server connection of pool %s/%s became free within query_wait_timeout (%lld ms).",
+        snprintf(detail, sizeof detail,
+                 "No server connection of pool %s/%s became free within query_wait_timeout (%lld ms).",
                  c->pool->database, c->pool->server_user, (long long)rt.cfg->query_wait_timeout_ms);
         client_error(c, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS, "query_wait_timeout expired", detail,
                      "Retry later, or raise default_pool_size or query_wait_timeout.");
@@ -555,7 +566,8 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         clog(LOG_INFO, c, "login timeout during the TLS handshake");
         client_close(c, "login timeout");
     } else if (c->state == CLIENT_STARTUP || c->state == CLIENT_AUTH) {
-        client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION, "login timeout", "Startup and authentication must finish within 60 s.", NULL);
+        client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION, "login timeout",
+                     "Startup and authentication must finish within 60 s.", NULL);
     }
 }
 

@@ -20,11 +20,11 @@ struct role_config;
 struct server;
 
 enum client_state {
-    CLIENT_STARTUP,     /* waiting for the startup packet (or SSLRequest, CancelRequest) */
+    CLIENT_STARTUP,       /* waiting for the startup packet (or SSLRequest, CancelRequest) */
     CLIENT_TLS_HANDSHAKE, /* answered 'S' to an SSLRequest; SSL_accept in progress */
-    CLIENT_AUTH,        /* waiting for the password message carrying the token */
-    CLIENT_IDLE,        /* authenticated, no server */
-    CLIENT_WAIT_SERVER, /* queued in its pool */
+    CLIENT_AUTH,          /* waiting for the password message carrying the token */
+    CLIENT_IDLE,          /* authenticated, no server */
+    CLIENT_WAIT_SERVER,   /* queued in its pool */
     CLIENT_LINKED,
     CLIENT_CLOSING,
 };
@@ -34,7 +34,7 @@ enum client_state {
 struct client {
     struct conn conn;
     uint64_t id;
-    char tag[192];                 /* "C-<id> db/tenant@addr" for logs */
+    char tag[192]; /* "C-<id> db/tenant@addr" for logs */
     enum client_state state;
     TAILQ_ENTRY(client) link;      /* rt.clients */
     TAILQ_ENTRY(client) wait_link; /* pool->waiting */
@@ -42,19 +42,19 @@ struct client {
     struct pool *pool;
     struct server *server;
     bool is_unix;
-    bool over_limit;               /* accepted beyond max_client_conn: refuse after startup */
+    bool over_limit; /* accepted beyond max_client_conn: refuse after startup */
     char addr[64];
     char database[CLIENT_NAME_MAX + 1];
     char user[CLIENT_NAME_MAX + 1];
     char application_name[CLIENT_NAME_MAX + 1];
     struct jwt_identity ident;
     struct role_limits limits;
-    struct param_set params;       /* session parameters the client wants on its server */
-    struct cstmt_table stmts;      /* its named prepared statements (transaction pooling) */
+    struct param_set params;  /* session parameters the client wants on its server */
+    struct cstmt_table stmts; /* its named prepared statements (transaction pooling) */
     uint32_t cancel_key;
     struct txstart tx;
-    struct body_stream body;       /* the client message being streamed to the server */
-    bool reapply_settings;         /* session pooling: set the claims again after this Query */
+    struct body_stream body; /* the client message being streamed to the server */
+    bool reapply_settings;   /* session pooling: set the claims again after this Query */
 };
 
 void client_accept(int fd, bool is_unix, const char *addr);

@@ -279,11 +279,15 @@ static bool add_entry(struct load_state *st, const char *section, const char *na
 {
     switch (section_of(section)) {
     case SEC_PGMESH:
-    case SEC_JWT: return set_table_key(st, section, name, value, err, errlen);
-    case SEC_DATABASES: return add_database(st, name, value, err, errlen);
-    case SEC_ROLES: return add_role(st, name, value, err, errlen);
+    case SEC_JWT:
+        return set_table_key(st, section, name, value, err, errlen);
+    case SEC_DATABASES:
+        return add_database(st, name, value, err, errlen);
+    case SEC_ROLES:
+        return add_role(st, name, value, err, errlen);
     case SEC_NONE:
-    case SEC_COUNT: break;
+    case SEC_COUNT:
+        break;
     }
     if (section[0] == '\0')
         snprintf(err, errlen, "%s is outside any section", name);

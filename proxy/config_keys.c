@@ -291,11 +291,15 @@ static bool set_duration(struct config *cfg, const struct config_key *k, const c
 static bool key_set(struct config *cfg, const struct config_key *k, const char *value, char *err, size_t errlen)
 {
     switch (k->kind) {
-    case VAL_STRING: return set_string(cfg, k, value, err, errlen);
-    case VAL_INT: return set_int(cfg, k, value, err, errlen);
-    case VAL_ENUM: return set_enum(cfg, k, value, err, errlen);
+    case VAL_STRING:
+        return set_string(cfg, k, value, err, errlen);
+    case VAL_INT:
+        return set_int(cfg, k, value, err, errlen);
+    case VAL_ENUM:
+        return set_enum(cfg, k, value, err, errlen);
     case VAL_DURATION_MS:
-    case VAL_DURATION_S: return set_duration(cfg, k, value, err, errlen);
+    case VAL_DURATION_S:
+        return set_duration(cfg, k, value, err, errlen);
     }
     snprintf(err, errlen, "internal error: bad key type");
     return false;
@@ -309,9 +313,11 @@ static bool keys_equal(const struct config *a, const struct config *b, const str
         return strcmp(x ? x : "", y ? y : "") == 0;
     }
     case VAL_INT:
-    case VAL_ENUM: return *(const int *)cfield(a, k) == *(const int *)cfield(b, k);
+    case VAL_ENUM:
+        return *(const int *)cfield(a, k) == *(const int *)cfield(b, k);
     case VAL_DURATION_MS:
-    case VAL_DURATION_S: return *(const int64_t *)cfield(a, k) == *(const int64_t *)cfield(b, k);
+    case VAL_DURATION_S:
+        return *(const int64_t *)cfield(a, k) == *(const int64_t *)cfield(b, k);
     }
     return false;
 }
@@ -330,9 +336,13 @@ static bool key_copy(struct config *dst, const struct config *src, const struct 
         return true;
     }
     case VAL_INT:
-    case VAL_ENUM: *(int *)field(dst, k) = *(const int *)cfield(src, k); return true;
+    case VAL_ENUM:
+        *(int *)field(dst, k) = *(const int *)cfield(src, k);
+        return true;
     case VAL_DURATION_MS:
-    case VAL_DURATION_S: *(int64_t *)field(dst, k) = *(const int64_t *)cfield(src, k); return true;
+    case VAL_DURATION_S:
+        *(int64_t *)field(dst, k) = *(const int64_t *)cfield(src, k);
+        return true;
     }
     return false;
 }

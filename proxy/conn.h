@@ -13,7 +13,10 @@
 
 #include <openssl/ssl.h>
 
+/* clang-format 14 reads "(ptr) - offsetof" as a cast of a negation and glues them together. */
+// clang-format off
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+// clang-format on
 
 /* Byte queue: data[start..end) is pending. Grows on demand; compacts before growing. */
 struct iobuf {
@@ -21,8 +24,14 @@ struct iobuf {
     size_t start, end, cap;
 };
 
-static inline size_t iobuf_len(const struct iobuf *b) { return b->end - b->start; }
-static inline uint8_t *iobuf_head(const struct iobuf *b) { return b->data + b->start; }
+static inline size_t iobuf_len(const struct iobuf *b)
+{
+    return b->end - b->start;
+}
+static inline uint8_t *iobuf_head(const struct iobuf *b)
+{
+    return b->data + b->start;
+}
 bool iobuf_reserve(struct iobuf *b, size_t n) __attribute__((warn_unused_result));
 bool iobuf_append(struct iobuf *b, const void *p, size_t n) __attribute__((warn_unused_result));
 void iobuf_consume(struct iobuf *b, size_t n);
@@ -37,14 +46,14 @@ typedef void (*conn_cb)(struct conn *c);
 
 struct conn {
     int fd;
-    SSL *ssl;               /* NULL: plain. Owned (freed by conn_destroy) iff ssl_owned */
-    bool ssl_owned;         /* client sessions: ours; server links: libpq's, never freed here */
-    bool handshaking;       /* TLS accept in progress: write readiness goes to on_read */
+    SSL *ssl;         /* NULL: plain. Owned (freed by conn_destroy) iff ssl_owned */
+    bool ssl_owned;   /* client sessions: ours; server links: libpq's, never freed here */
+    bool handshaking; /* TLS accept in progress: write readiness goes to on_read */
     ev_io rio, wio;
     struct iobuf in, out;
-    conn_cb on_read;        /* socket readable */
-    conn_cb on_drained;     /* output fell below the low-water mark */
-    conn_cb on_release;     /* after the loop iteration in which conn_close was called */
+    conn_cb on_read;    /* socket readable */
+    conn_cb on_drained; /* output fell below the low-water mark */
+    conn_cb on_release; /* after the loop iteration in which conn_close was called */
     struct conn *flush_next, *free_next;
     bool flush_queued;
     bool reading;

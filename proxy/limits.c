@@ -45,7 +45,8 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct server *s = container_of(w, struct server, idle_timer);
     char detail[160];
-    snprintf(detail, sizeof detail, "The transaction was idle for longer than idle_in_transaction_timeout (%lld ms) and was rolled back.",
+    snprintf(detail, sizeof detail,
+             "The transaction was idle for longer than idle_in_transaction_timeout (%lld ms) and was rolled back.",
              s->client ? (long long)s->client->limits.idle_in_transaction_ms : 0LL);
     end_client(s, SQLSTATE_IDLE_IN_TRANSACTION_TIMEOUT,
                "terminating connection due to idle-in-transaction timeout", detail);
@@ -55,9 +56,11 @@ static void age_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct server *s = container_of(w, struct server, age_timer);
     char detail[160];
-    snprintf(detail, sizeof detail, "The transaction was open for longer than max_transaction_age (%lld ms) and was rolled back.",
+    snprintf(detail, sizeof detail,
+             "The transaction was open for longer than max_transaction_age (%lld ms) and was rolled back.",
              s->client ? (long long)s->client->limits.max_transaction_age_ms : 0LL);
-    end_client(s, SQLSTATE_QUERY_CANCELED, "terminating connection: transaction exceeded max_transaction_age", detail);
+    end_client(s, SQLSTATE_QUERY_CANCELED, "terminating connection: transaction exceeded max_transaction_age",
+               detail);
 }
 
 void limits_init(struct server *s)

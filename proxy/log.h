@@ -13,8 +13,11 @@ bool log_set_level(const char *name) __attribute__((warn_unused_result));
 void log_write(enum log_level level, const char *prefix, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define LOG_AT(level, prefix, ...) \
-    do { if ((level) <= log_min_level) log_write((level), (prefix), __VA_ARGS__); } while (0)
+#define LOG_AT(level, prefix, ...)                                                                                \
+    do {                                                                                                          \
+        if ((level) <= log_min_level)                                                                             \
+            log_write((level), (prefix), __VA_ARGS__);                                                            \
+    } while (0)
 #define log_error(...) LOG_AT(LOG_ERROR, NULL, __VA_ARGS__)
 #define log_warn(...) LOG_AT(LOG_WARNING, NULL, __VA_ARGS__)
 #define log_info(...) LOG_AT(LOG_INFO, NULL, __VA_ARGS__)

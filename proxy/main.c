@@ -93,12 +93,23 @@ static enum cli_action parse_options(int argc, char **argv, const char **config_
     int opt;
     while ((opt = getopt_long(argc, argv, "c:vVh", opts, NULL)) != -1) {
         switch (opt) {
-        case 'c': *config_path = optarg; break;
-        case 'v': rt.debug_forced = true; break;
-        case 'V': printf("pgmesh %s\n", PGMESH_VERSION); return CLI_EXIT_OK;
-        case 'h': usage(stdout); return CLI_EXIT_OK;
-        case 'R': config_keys_print_reference(stdout); return CLI_EXIT_OK;
-        default: return CLI_USAGE_ERROR;
+        case 'c':
+            *config_path = optarg;
+            break;
+        case 'v':
+            rt.debug_forced = true;
+            break;
+        case 'V':
+            printf("pgmesh %s\n", PGMESH_VERSION);
+            return CLI_EXIT_OK;
+        case 'h':
+            usage(stdout);
+            return CLI_EXIT_OK;
+        case 'R':
+            config_keys_print_reference(stdout);
+            return CLI_EXIT_OK;
+        default:
+            return CLI_USAGE_ERROR;
         }
     }
     return *config_path && optind == argc ? CLI_RUN : CLI_USAGE_ERROR;

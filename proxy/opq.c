@@ -23,9 +23,15 @@ bool opq_push(struct opq *q, struct op op)
     return true;
 }
 
-struct op *opq_head(struct opq *q) { return q->len ? &q->ops[q->head] : NULL; }
+struct op *opq_head(struct opq *q)
+{
+    return q->len ? &q->ops[q->head] : NULL;
+}
 
-struct op *opq_at(struct opq *q, size_t i) { return i < q->len ? &q->ops[(q->head + i) % q->cap] : NULL; }
+struct op *opq_at(struct opq *q, size_t i)
+{
+    return i < q->len ? &q->ops[(q->head + i) % q->cap] : NULL;
+}
 
 void opq_pop(struct opq *q)
 {

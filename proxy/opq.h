@@ -31,23 +31,30 @@ enum op_expect { EXPECT_PARSE, EXPECT_BIND, EXPECT_DESCRIBE, EXPECT_EXECUTE, EXP
 
 /* Which refusal an OP_GUARD_ERROR reports. */
 enum refusal {
-    REFUSE_NONE, REFUSE_NAMED_PARSE, REFUSE_MANAGED_SETTING, REFUSE_TOO_LONG, REFUSE_SESSION_ONLY,
-    REFUSE_DUPLICATE_STATEMENT, REFUSE_DEALLOCATE, REFUSE_RESERVED_NAME, REFUSE_TOO_MANY_STATEMENTS,
+    REFUSE_NONE,
+    REFUSE_NAMED_PARSE,
+    REFUSE_MANAGED_SETTING,
+    REFUSE_TOO_LONG,
+    REFUSE_SESSION_ONLY,
+    REFUSE_DUPLICATE_STATEMENT,
+    REFUSE_DEALLOCATE,
+    REFUSE_RESERVED_NAME,
+    REFUSE_TOO_MANY_STATEMENTS,
 };
 
 struct op {
     enum op_kind kind;
-    enum op_expect expect;  /* OP_MSG */
-    bool known_idle;        /* OP_TXSTART: sent with nothing in flight on an idle server */
-    bool query;             /* OP_GUARD_ERROR: the stand-in is a Query (else a Parse) */
-    bool as_parse_complete; /* OP_MSG: a Close standing in for a Parse; report ParseComplete */
-    bool added_sname;       /* OP_MSG Parse: put stmt->sname in the server's set */
-    bool added_client;      /* OP_MSG Parse: put stmt in the client's table */
-    bool closed_client;     /* OP_MSG Close: took stmt out of the client's table */
-    enum refusal why;       /* OP_GUARD_ERROR */
-    char name[64];          /* ... the refused statement's name, or the managed setting */
+    enum op_expect expect;      /* OP_MSG */
+    bool known_idle;            /* OP_TXSTART: sent with nothing in flight on an idle server */
+    bool query;                 /* OP_GUARD_ERROR: the stand-in is a Query (else a Parse) */
+    bool as_parse_complete;     /* OP_MSG: a Close standing in for a Parse; report ParseComplete */
+    bool added_sname;           /* OP_MSG Parse: put stmt->sname in the server's set */
+    bool added_client;          /* OP_MSG Parse: put stmt in the client's table */
+    bool closed_client;         /* OP_MSG Close: took stmt out of the client's table */
+    enum refusal why;           /* OP_GUARD_ERROR */
+    char name[64];              /* ... the refused statement's name, or the managed setting */
     char sname[STMT_SNAME_LEN]; /* OP_PREPARE, OP_EVICT: the server-side statement */
-    struct cstmt *stmt;     /* a reference: the client statement involved, for undo and error text */
+    struct cstmt *stmt;         /* a reference: the client statement involved, for undo and error text */
 };
 
 struct opq {

@@ -7,15 +7,14 @@
 #include <string.h>
 #include <strings.h>
 
-#include "protocol/fe.h"
 #include "policy/quote.h"
 #include "policy/sqllex.h"
+#include "protocol/fe.h"
 
 const char *const param_names[PARAM_COUNT] = {
-    "client_encoding", "DateStyle", "IntervalStyle", "TimeZone", "extra_float_digits", "search_path",
-    "application_name",
+    "client_encoding",    "DateStyle",   "IntervalStyle",    "TimeZone",
+    "extra_float_digits", "search_path", "application_name",
 };
-
 
 static int param_index(const char *name, size_t len)
 {
@@ -185,7 +184,8 @@ bool params_from_startup(struct param_set *ps, const struct startup_packet *pkt)
         }
         int idx = param_index(name, strlen(name));
         /* client_encoding "auto" is libpq's to resolve; the server would refuse it. */
-        if (idx < 0 || idx == PARAM_APPLICATION_NAME || (idx == PARAM_CLIENT_ENCODING && strcasecmp(value, "auto") == 0))
+        if (idx < 0 || idx == PARAM_APPLICATION_NAME ||
+            (idx == PARAM_CLIENT_ENCODING && strcasecmp(value, "auto") == 0))
             continue;
         if (!set_value(ps, idx, value))
             return false;

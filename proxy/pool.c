@@ -11,8 +11,9 @@
 #include "proxy/runtime.h"
 
 const char *const pool_param_names[POOL_PARAM_COUNT] = {
-    "server_version", "server_encoding", "client_encoding", "DateStyle", "IntervalStyle",
-    "TimeZone", "integer_datetimes", "standard_conforming_strings", "is_superuser",
+    "server_version", "server_encoding", "client_encoding",   "DateStyle",
+    "IntervalStyle",  "TimeZone",        "integer_datetimes", "standard_conforming_strings",
+    "is_superuser",
 };
 
 /* What clients are told before any server connection of their pool has been seen: PostgreSQL

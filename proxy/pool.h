@@ -23,10 +23,10 @@ struct pool {
     char *database;
     char *server_user;
     char *conninfo;
-    uint64_t generation;          /* bumped when a reload changes conninfo */
+    uint64_t generation; /* bumped when a reload changes conninfo */
     int size;
     struct server_list connecting, idle, linked, resetting;
-    int nservers;                 /* all but closing */
+    int nservers; /* all but closing */
     struct waiter_list waiting;
     int nwaiting;
     char *params[POOL_PARAM_COUNT]; /* server_version, ... as the last connection reported */

@@ -11,16 +11,16 @@
 
 #include <string.h>
 
+#include "policy/sqllex.h"
 #include "protocol/fe.h"
 #include "protocol/frame.h"
 #include "protocol/sqlstate.h"
-#include "policy/sqllex.h"
 #include "protocol/wire.h"
 #include "proxy/client.h"
-#include "proxy/server.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/runtime.h"
+#include "proxy/server.h"
 
 bool prep_enabled(const struct server *s)
 {
@@ -40,8 +40,8 @@ static bool send_close(struct server *s, const char *name)
 static bool make_room(struct server *s)
 {
     const struct sstmt *old;
-    while (s->relay.stmts.count >= (size_t)rt.cfg->max_prepared_statements && (old = sstmt_oldest(&s->relay.stmts)) &&
-           old->stamp != s->relay.batch) {
+    while (s->relay.stmts.count >= (size_t)rt.cfg->max_prepared_statements &&
+           (old = sstmt_oldest(&s->relay.stmts)) && old->stamp != s->relay.batch) {
         struct op op = {.kind = OP_EVICT};
         memcpy(op.sname, old->name, sizeof op.sname);
         if (!send_close(s, op.sname) || !relay_push(s, op))
@@ -205,9 +205,13 @@ enum prep prep_ready(struct client *c, struct server *s, const struct frame *f, 
         struct fe_bind_head *h = &fx->bind;
         switch (fe_read_bind_names(frame_body(iobuf_head(in)), frame_body_arrived(avail), f->body_len, &h->portal,
                                    &h->stmt, &h->used)) {
-        case FE_HEAD_OK: return PREP_PASS;
-        case FE_HEAD_MORE: break;
-        case FE_HEAD_BAD: relay_fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "invalid Bind message", NULL); return PREP_FAILED;
+        case FE_HEAD_OK:
+            return PREP_PASS;
+        case FE_HEAD_MORE:
+            break;
+        case FE_HEAD_BAD:
+            relay_fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "invalid Bind message", NULL);
+            return PREP_FAILED;
         }
     } else {
         return PREP_PASS;
@@ -215,7 +219,8 @@ enum prep prep_ready(struct client *c, struct server *s, const struct frame *f, 
     /* Names fit in control-sized heads; a longer one waits for a whole message only if that is small. */
     size_t want = f->total_len < 2 * CONTROL_MAX_LEN ? f->total_len : 2 * CONTROL_MAX_LEN;
     if (avail >= want) {
-        relay_fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "invalid Bind message", "The portal and statement names are too long.");
+        relay_fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "invalid Bind message",
+                    "The portal and statement names are too long.");
         return PREP_FAILED;
     }
     if (!iobuf_reserve(in, want - avail)) {
@@ -229,12 +234,17 @@ enum prep prep_message(struct client *c, struct server *s, const struct frame *f
                        struct op *op)
 {
     switch (f->type) {
-    case FE_PARSE: return on_parse(c, s, f, &in->parse, op);
-    case FE_BIND: return on_bind(c, s, f, in, op);
+    case FE_PARSE:
+        return on_parse(c, s, f, &in->parse, op);
+    case FE_BIND:
+        return on_bind(c, s, f, in, op);
     case FE_DESCRIBE:
-    case FE_CLOSE: return on_target(c, s, f, op);
-    case FE_QUERY: return on_query(c, s, f, in, op);
-    default: return PREP_PASS;
+    case FE_CLOSE:
+        return on_target(c, s, f, op);
+    case FE_QUERY:
+        return on_query(c, s, f, in, op);
+    default:
+        return PREP_PASS;
     }
 }
 

@@ -18,10 +18,15 @@
 static void log_refusal(const struct client *c, enum refusal why, const char *what, size_t what_len)
 {
     static const char *const lead[] = {
-        [REFUSE_NONE] = "", [REFUSE_NAMED_PARSE] = "named statement ",
-        [REFUSE_MANAGED_SETTING] = "a change of ", [REFUSE_TOO_LONG] = "", [REFUSE_SESSION_ONLY] = "",
-        [REFUSE_DUPLICATE_STATEMENT] = "a second Parse of statement ", [REFUSE_DEALLOCATE] = "a combined ",
-        [REFUSE_RESERVED_NAME] = "a reserved name in ", [REFUSE_TOO_MANY_STATEMENTS] = "statement ",
+        [REFUSE_NONE] = "",
+        [REFUSE_NAMED_PARSE] = "named statement ",
+        [REFUSE_MANAGED_SETTING] = "a change of ",
+        [REFUSE_TOO_LONG] = "",
+        [REFUSE_SESSION_ONLY] = "",
+        [REFUSE_DUPLICATE_STATEMENT] = "a second Parse of statement ",
+        [REFUSE_DEALLOCATE] = "a combined ",
+        [REFUSE_RESERVED_NAME] = "a reserved name in ",
+        [REFUSE_TOO_MANY_STATEMENTS] = "statement ",
     };
     LOG_AT(why == REFUSE_MANAGED_SETTING ? LOG_WARNING : LOG_INFO, c->tag, "refused %s%.*s (role %s, tenant %s)",
            lead[why], (int)(what_len > 63 ? 63 : what_len), what, c->ident.role, c->ident.tenant);
@@ -52,7 +57,7 @@ static bool send_stand_in(struct client *c, struct server *s, const struct frame
 }
 
 bool refusal_send(struct client *c, struct server *s, const struct frame *f, enum refusal why, const char *what,
-                    size_t what_len)
+                  size_t what_len)
 {
     if (!send_stand_in(c, s, f, why, what, what_len))
         return false;
@@ -69,7 +74,8 @@ static void managed_setting(struct pq_error *e, const char *name, char *msg, cha
     snprintf(msg, cap, "%s is managed by pgmesh", name);
     snprintf(detail, cap,
              "pgmesh sets the token's claims and the role's limits on every transaction; clients may not change "
-             "them (%s).", name);
+             "them (%s).",
+             name);
     *e = (struct pq_error){"ERROR", SQLSTATE_INSUFFICIENT_PRIVILEGE, msg, detail,
                            "Read the claims with current_setting(); ask for a token with other claims to act as "
                            "someone else."};
@@ -91,7 +97,8 @@ static void named_parse(struct pq_error *e, const char *name, char *detail, size
 {
     snprintf(detail, cap,
              "Statement \"%s\" was prepared with a name; in transaction pooling each transaction may run on a "
-             "different server connection.", name);
+             "different server connection.",
+             name);
     *e = (struct pq_error){"ERROR", SQLSTATE_FEATURE_NOT_SUPPORTED,
                            "named prepared statements are not supported in transaction pooling", detail,
                            "Use unnamed statements (pgbench -M extended, pgJDBC prepareThreshold=0), or pool_mode "
@@ -102,7 +109,8 @@ static void too_many_statements(struct pq_error *e, const char *name, char *deta
 {
     snprintf(detail, cap,
              "pgmesh keeps at most %u named statements or %u MiB of their text per client connection (\"%s\" "
-             "would pass that).", CLIENT_STMT_MAX, CLIENT_STMT_BYTES_MAX >> 20, name);
+             "would pass that).",
+             CLIENT_STMT_MAX, CLIENT_STMT_BYTES_MAX >> 20, name);
     *e = (struct pq_error){"ERROR", SQLSTATE_PROGRAM_LIMIT_EXCEEDED, "too many prepared statements", detail,
                            "Close or DEALLOCATE statements the client no longer uses."};
 }
@@ -114,17 +122,18 @@ static void statement_names(struct pq_error *e, enum refusal why, const char *na
         snprintf(msg, cap, "prepared statement \"%s\" already exists", name);
         *e = (struct pq_error){"ERROR", SQLSTATE_DUPLICATE_PSTATEMENT, msg, NULL, NULL};
     } else if (why == REFUSE_DEALLOCATE) {
-        *e = (struct pq_error){"ERROR", SQLSTATE_FEATURE_NOT_SUPPORTED,
-                               "DEALLOCATE must be sent alone in a simple query in transaction pooling",
-                               "pgmesh keeps each client's prepared statements and follows DEALLOCATE only when it "
-                               "is the whole of a simple Query message.",
-                               "Send DEALLOCATE name (or DEALLOCATE ALL) on its own, or close the statement with a "
-                               "Close message."};
+        *e =
+            (struct pq_error){"ERROR", SQLSTATE_FEATURE_NOT_SUPPORTED,
+                              "DEALLOCATE must be sent alone in a simple query in transaction pooling",
+                              "pgmesh keeps each client's prepared statements and follows DEALLOCATE only when it "
+                              "is the whole of a simple Query message.",
+                              "Send DEALLOCATE name (or DEALLOCATE ALL) on its own, or close the statement with a "
+                              "Close message."};
     } else {
-        *e = (struct pq_error){"ERROR", SQLSTATE_RESERVED_NAME,
-                               "prepared statement names beginning with \"" STMT_PREFIX "\" are reserved by pgmesh",
-                               "pgmesh names the statements it prepares on server connections so.",
-                               "Use another name."};
+        *e = (struct pq_error){
+            "ERROR", SQLSTATE_RESERVED_NAME,
+            "prepared statement names beginning with \"" STMT_PREFIX "\" are reserved by pgmesh",
+            "pgmesh names the statements it prepares on server connections so.", "Use another name."};
     }
 }
 
@@ -140,15 +149,27 @@ void refusal_write(struct pq_writer *w, enum refusal why, const char *name)
     char msg[240], detail[240];
     struct pq_error e;
     switch (why) {
-    case REFUSE_MANAGED_SETTING: managed_setting(&e, name, msg, detail, sizeof detail); break;
-    case REFUSE_SESSION_ONLY: session_only(&e, name, msg, detail, sizeof detail); break;
-    case REFUSE_NAMED_PARSE: named_parse(&e, name, detail, sizeof detail); break;
-    case REFUSE_TOO_MANY_STATEMENTS: too_many_statements(&e, name, detail, sizeof detail); break;
+    case REFUSE_MANAGED_SETTING:
+        managed_setting(&e, name, msg, detail, sizeof detail);
+        break;
+    case REFUSE_SESSION_ONLY:
+        session_only(&e, name, msg, detail, sizeof detail);
+        break;
+    case REFUSE_NAMED_PARSE:
+        named_parse(&e, name, detail, sizeof detail);
+        break;
+    case REFUSE_TOO_MANY_STATEMENTS:
+        too_many_statements(&e, name, detail, sizeof detail);
+        break;
     case REFUSE_DUPLICATE_STATEMENT:
     case REFUSE_DEALLOCATE:
-    case REFUSE_RESERVED_NAME: statement_names(&e, why, name, msg, sizeof msg); break;
+    case REFUSE_RESERVED_NAME:
+        statement_names(&e, why, name, msg, sizeof msg);
+        break;
     case REFUSE_NONE:
-    case REFUSE_TOO_LONG: too_long(&e, detail, sizeof detail); break;
+    case REFUSE_TOO_LONG:
+        too_long(&e, detail, sizeof detail);
+        break;
     }
     error_write(w, BE_ERROR, &e);
 }

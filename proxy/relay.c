@@ -42,12 +42,17 @@ static enum refusal check_deallocate(const struct client *c, char type, struct i
 {
     fx->dealloc = sql_deallocate((const char *)fx->sql.p, fx->sql.len, fx->dealloc_name, sizeof fx->dealloc_name);
     const char *name = fx->dealloc_name;
-    bool reserved = strncmp(name, STMT_PREFIX, strlen(STMT_PREFIX)) == 0 && !cstmt_find(&c->stmts, name, strlen(name));
+    bool reserved =
+        strncmp(name, STMT_PREFIX, strlen(STMT_PREFIX)) == 0 && !cstmt_find(&c->stmts, name, strlen(name));
     switch (fx->dealloc) {
-    case SQL_DEALLOC_NONE: return REFUSE_NONE;
-    case SQL_DEALLOC_ALL: return type == FE_QUERY ? REFUSE_NONE : REFUSE_DEALLOCATE;
-    case SQL_DEALLOC_ONE: return type != FE_QUERY ? REFUSE_DEALLOCATE : reserved ? REFUSE_RESERVED_NAME : REFUSE_NONE;
-    default: return REFUSE_DEALLOCATE;
+    case SQL_DEALLOC_NONE:
+        return REFUSE_NONE;
+    case SQL_DEALLOC_ALL:
+        return type == FE_QUERY ? REFUSE_NONE : REFUSE_DEALLOCATE;
+    case SQL_DEALLOC_ONE:
+        return type != FE_QUERY ? REFUSE_DEALLOCATE : reserved ? REFUSE_RESERVED_NAME : REFUSE_NONE;
+    default:
+        return REFUSE_DEALLOCATE;
     }
 }
 
@@ -97,7 +102,8 @@ static const char *session_only(const struct span *sql)
 }
 
 /* The checks on a Query or Parse that has arrived whole and been read into fx. */
-static enum inspect check_statement(struct client *c, struct server *s, const struct frame *f, struct inspected *fx)
+static enum inspect check_statement(struct client *c, struct server *s, const struct frame *f,
+                                    struct inspected *fx)
 {
     struct guard_options gopt = {.session_pooling = !s->relay.per_transaction};
     struct guard_finding found;
@@ -123,7 +129,8 @@ static enum inspect check_statement(struct client *c, struct server *s, const st
 
 /* Reads a Query or Parse whole (up to INSPECT_MAX; longer ones are refused) to check it: the
  * guard, session state it may leave behind, what transaction pooling cannot serve. */
-static enum inspect inspect_message(struct client *c, struct server *s, const struct frame *f, struct inspected *fx)
+static enum inspect inspect_message(struct client *c, struct server *s, const struct frame *f,
+                                    struct inspected *fx)
 {
     struct iobuf *in = &c->conn.in;
     *fx = (struct inspected){.dealloc = SQL_DEALLOC_NONE};
@@ -169,10 +176,13 @@ static bool forward_message(struct client *c, struct server *s, const struct fra
 {
     struct inspected fx;
     switch (inspect_message(c, s, f, &fx)) {
-    case INSPECT_FORWARD: break;
-    case INSPECT_REFUSED: return true;
+    case INSPECT_FORWARD:
+        break;
+    case INSPECT_REFUSED:
+        return true;
     case INSPECT_WAIT:
-    case INSPECT_FAILED: return false;
+    case INSPECT_FAILED:
+        return false;
     }
     bool tracking = prep_enabled(s);
     if (tracking && prep_ready(c, s, f, &fx) != PREP_PASS)
@@ -182,10 +192,14 @@ static bool forward_message(struct client *c, struct server *s, const struct fra
     apply_effects(c, s, &fx);
     struct op op = {.kind = OP_MSG};
     switch (tracking ? prep_message(c, s, f, &fx, &op) : PREP_PASS) {
-    case PREP_PASS: break;
-    case PREP_HANDLED: return relay_after_forward(s, f->type, &op);
+    case PREP_PASS:
+        break;
+    case PREP_HANDLED:
+        return relay_after_forward(s, f->type, &op);
     case PREP_WAIT:
-    case PREP_FAILED: cstmt_unref(op.stmt); return false;
+    case PREP_FAILED:
+        cstmt_unref(op.stmt);
+        return false;
     }
     if (!relay_stream_start(&c->body, &c->conn.in, f->total_len, &s->conn))
         return relay_fail_client(s, "out of memory");
@@ -195,8 +209,8 @@ static bool forward_message(struct client *c, struct server *s, const struct fra
 static bool protocol_violation(struct client *c, struct server *s, enum frame_result fr)
 {
     bool big = fr == FRAME_TOO_BIG;
-    LOG_AT(LOG_WARNING, c->tag, "protocol violation: message type 0x%02x, %s", (unsigned)(uint8_t)frame_type(iobuf_head(&c->conn.in)),
-           big ? "too large" : "invalid");
+    LOG_AT(LOG_WARNING, c->tag, "protocol violation: message type 0x%02x, %s",
+           (unsigned)(uint8_t)frame_type(iobuf_head(&c->conn.in)), big ? "too large" : "invalid");
     return relay_fatal(s, SQLSTATE_PROTOCOL_VIOLATION,
                        big ? "message too large" : "invalid frontend message type or length", NULL);
 }

@@ -42,23 +42,23 @@ struct body_stream {
  * fresh connection; relay_destroy frees. */
 struct relay {
     struct opq ops;
-    struct body_stream body;     /* the server message being streamed to the client */
-    char tx_status;              /* from the last ReadyForQuery */
-    bool per_transaction;        /* transaction pooling: claims per transaction, link ends with it */
-    bool at_boundary;            /* next client message may start a transaction */
-    bool open_extended;          /* client extended messages sent since the last Sync */
+    struct body_stream body; /* the server message being streamed to the client */
+    char tx_status;          /* from the last ReadyForQuery */
+    bool per_transaction;    /* transaction pooling: claims per transaction, link ends with it */
+    bool at_boundary;        /* next client message may start a transaction */
+    bool open_extended;      /* client extended messages sent since the last Sync */
     bool in_copy;
-    bool skipping;               /* an extended message failed: the server skips to Sync */
-    bool session_dirty;          /* a client statement may have left session state: DISCARD ALL
-                                  * before another client runs here */
-    uint64_t claims_owner;       /* client whose claims may be committed here; 0: none */
-    char claims_tenant[65];      /* ... and those claims ("" when none) */
+    bool skipping;          /* an extended message failed: the server skips to Sync */
+    bool session_dirty;     /* a client statement may have left session state: DISCARD ALL
+                             * before another client runs here */
+    uint64_t claims_owner;  /* client whose claims may be committed here; 0: none */
+    char claims_tenant[65]; /* ... and those claims ("" when none) */
     char claims_role[65];
-    char application_name[65];   /* as pgmesh last set it ("" when unknown) */
-    struct param_set have;       /* session parameters as the linked clients left them */
-    uint64_t batch;              /* counts Syncs and Queries sent: statements used in the
-                                  * current one are not evicted */
-    struct sstmt_set stmts;      /* server-side prepared statements (transaction pooling) */
+    char application_name[65]; /* as pgmesh last set it ("" when unknown) */
+    struct param_set have;     /* session parameters as the linked clients left them */
+    uint64_t batch;            /* counts Syncs and Queries sent: statements used in the
+                                * current one are not evicted */
+    struct sstmt_set stmts;    /* server-side prepared statements (transaction pooling) */
     /* The verdict of the relay call in progress (the first failure wins). */
     enum relay_verdict verdict;
     const char *why;

@@ -194,7 +194,8 @@ static bool send_claims(struct client *c, struct server *s, bool switching)
  * last client had the same tenant and role there is nothing to guard against. */
 static bool needs_reset(const struct relay *r, const struct client *c)
 {
-    bool same_claims = strcmp(r->claims_tenant, c->ident.tenant) == 0 && strcmp(r->claims_role, c->ident.role) == 0;
+    bool same_claims =
+        strcmp(r->claims_tenant, c->ident.tenant) == 0 && strcmp(r->claims_role, c->ident.role) == 0;
     return !same_claims || c->ident.claims_json;
 }
 
@@ -237,11 +238,16 @@ bool relay_needs_txstart(const struct server *s, const struct frame *f)
 static enum op_expect expect_for(char type)
 {
     switch (type) {
-    case FE_PARSE: return EXPECT_PARSE;
-    case FE_BIND: return EXPECT_BIND;
-    case FE_DESCRIBE: return EXPECT_DESCRIBE;
-    case FE_CLOSE: return EXPECT_CLOSE;
-    default: return EXPECT_EXECUTE;
+    case FE_PARSE:
+        return EXPECT_PARSE;
+    case FE_BIND:
+        return EXPECT_BIND;
+    case FE_DESCRIBE:
+        return EXPECT_DESCRIBE;
+    case FE_CLOSE:
+        return EXPECT_CLOSE;
+    default:
+        return EXPECT_EXECUTE;
     }
 }
 

@@ -32,7 +32,10 @@ struct server;
 bool relay_fail_server(struct server *s, const char *why);
 bool relay_fail_client(struct server *s, const char *why);
 bool relay_fatal(struct server *s, const char *sqlstate, const char *message, const char *detail);
-static inline bool relay_failed(const struct server *s) { return s->relay.verdict != RELAY_GO_ON; }
+static inline bool relay_failed(const struct server *s)
+{
+    return s->relay.verdict != RELAY_GO_ON;
+}
 /* The verdict of the call that ends here (otherwise when nothing failed), cleared for the next. */
 enum relay_verdict relay_take_verdict(struct server *s, enum relay_verdict otherwise);
 
@@ -48,20 +51,21 @@ bool relay_own_query(struct server *s, const char *sql) __attribute__((warn_unus
 /* Message bodies in both directions: passes what has arrived of the current message to `to`
  * (or drops it when the stream drops or `to` is NULL), consuming it. relay_stream_start begins a
  * message of total_len bytes at the head of in. False when memory runs out. */
-bool relay_stream_body(struct body_stream *b, struct iobuf *in, struct conn *to) __attribute__((warn_unused_result));
+bool relay_stream_body(struct body_stream *b, struct iobuf *in, struct conn *to)
+    __attribute__((warn_unused_result));
 bool relay_stream_start(struct body_stream *b, struct iobuf *in, size_t total_len, struct conn *to)
     __attribute__((warn_unused_result));
 
 /* What relay.c read of a Query or Parse when it checked it, for the steps after: the spans point
  * into the client's input buffer, which keeps the message until it is forwarded. */
 struct inspected {
-    bool dirty;                 /* may leave session state: DISCARD ALL before another client */
-    bool track;                 /* a Query whose SET/RESET of session parameters follow the client */
-    struct span sql;            /* the Query's text or the Parse's query */
-    struct fe_parse parse;      /* a Parse, read */
-    enum sql_dealloc dealloc;   /* its DEALLOCATE (transaction pooling with tracking; else NONE) */
-    char dealloc_name[256];     /* ... the name of DEALLOCATE name, folded */
-    struct fe_bind_head bind;   /* a Bind's names, read once by prep_ready */
+    bool dirty;               /* may leave session state: DISCARD ALL before another client */
+    bool track;               /* a Query whose SET/RESET of session parameters follow the client */
+    struct span sql;          /* the Query's text or the Parse's query */
+    struct fe_parse parse;    /* a Parse, read */
+    enum sql_dealloc dealloc; /* its DEALLOCATE (transaction pooling with tracking; else NONE) */
+    char dealloc_name[256];   /* ... the name of DEALLOCATE name, folded */
+    struct fe_bind_head bind; /* a Bind's names, read once by prep_ready */
 };
 
 /* Whether the client's next message needs its transaction start first, and sending it. */
@@ -74,7 +78,7 @@ bool relay_after_forward(struct server *s, char type, const struct op *msg) __at
  * the client pgmesh's error for it; the message is consumed (a too long one dropped as it
  * streams in). */
 bool refusal_send(struct client *c, struct server *s, const struct frame *f, enum refusal why, const char *what,
-                    size_t what_len) __attribute__((warn_unused_result));
+                  size_t what_len) __attribute__((warn_unused_result));
 /* The ErrorResponse a refusal reports, PostgreSQL style. */
 void refusal_write(struct pq_writer *w, enum refusal why, const char *name);
 

@@ -62,8 +62,8 @@ static void log_own_error(struct server *s, const uint8_t *body, size_t len)
 {
     struct pq_error_fields e;
     if (error_read(body, len, &e))
-        LOG_AT(LOG_WARNING, s->tag, "own query failed: %.*s %.*s", (int)e.sqlstate.len,
-               (const char *)e.sqlstate.p, (int)e.message.len, (const char *)e.message.p);
+        LOG_AT(LOG_WARNING, s->tag, "own query failed: %.*s %.*s", (int)e.sqlstate.len, (const char *)e.sqlstate.p,
+               (int)e.message.len, (const char *)e.message.p);
 }
 
 static void to_client(struct server *s, struct pq_writer *w)
@@ -83,7 +83,8 @@ static bool route_guard_error(struct server *s, struct op *op, char type, const 
         return false;
     }
     struct pq_error_fields e;
-    bool ours = error_read(frame_body(msg), body_len, &e) && span_eq(e.sqlstate, SQLSTATE_INVALID_TEXT_REPRESENTATION);
+    bool ours =
+        error_read(frame_body(msg), body_len, &e) && span_eq(e.sqlstate, SQLSTATE_INVALID_TEXT_REPRESENTATION);
     if (ours) {
         struct pq_writer w;
         wr_init_dynamic(&w);
@@ -102,10 +103,14 @@ static bool route_guard_error(struct server *s, struct op *op, char type, const 
 static bool completes(enum op_expect expect, char type)
 {
     switch (expect) {
-    case EXPECT_PARSE: return type == BE_PARSE_COMPLETE;
-    case EXPECT_BIND: return type == BE_BIND_COMPLETE;
-    case EXPECT_CLOSE: return type == BE_CLOSE_COMPLETE;
-    case EXPECT_DESCRIBE: return type == BE_ROW_DESC || type == BE_NO_DATA;
+    case EXPECT_PARSE:
+        return type == BE_PARSE_COMPLETE;
+    case EXPECT_BIND:
+        return type == BE_BIND_COMPLETE;
+    case EXPECT_CLOSE:
+        return type == BE_CLOSE_COMPLETE;
+    case EXPECT_DESCRIBE:
+        return type == BE_ROW_DESC || type == BE_NO_DATA;
     case EXPECT_EXECUTE:
         return type == BE_COMMAND_COMPLETE || type == BE_EMPTY_QUERY || type == BE_PORTAL_SUSPENDED;
     }

@@ -53,10 +53,14 @@ static const struct role_option *find_option(const char *key)
 static bool parse_number(const struct role_option *o, const char *val, int64_t *out)
 {
     switch (o->kind) {
-    case ROLE_DURATION_MS: return units_parse_duration_ms(val, out);
-    case ROLE_SIZE_KB: return units_parse_size_kb(val, out);
-    case ROLE_COUNT: return units_parse_count(val, out);
-    case ROLE_NAME: break;
+    case ROLE_DURATION_MS:
+        return units_parse_duration_ms(val, out);
+    case ROLE_SIZE_KB:
+        return units_parse_size_kb(val, out);
+    case ROLE_COUNT:
+        return units_parse_count(val, out);
+    case ROLE_NAME:
+        break;
     }
     return false;
 }

@@ -29,7 +29,7 @@ struct runtime {
     int nclients;
     struct pool_list pools;
     uint64_t next_client_id, next_server_id;
-    bool debug_forced;             /* -v: debug logging whatever log_level says, across reloads */
+    bool debug_forced; /* -v: debug logging whatever log_level says, across reloads */
 };
 
 extern struct runtime rt;

@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "proxy/client.h"
-#include "proxy/events.h"
 #include "proxy/config.h"
+#include "proxy/events.h"
 #include "proxy/limits.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
@@ -23,11 +23,16 @@ static const char *const state_names[] = {"connecting", "idle", "linked", "reset
 static struct server_list *list_for(struct pool *p, enum server_state st)
 {
     switch (st) {
-    case SERVER_CONNECTING: return &p->connecting;
-    case SERVER_IDLE: return &p->idle;
-    case SERVER_LINKED: return &p->linked;
-    case SERVER_RESETTING: return &p->resetting;
-    case SERVER_CLOSING: return NULL;
+    case SERVER_CONNECTING:
+        return &p->connecting;
+    case SERVER_IDLE:
+        return &p->idle;
+    case SERVER_LINKED:
+        return &p->linked;
+    case SERVER_RESETTING:
+        return &p->resetting;
+    case SERVER_CLOSING:
+        return NULL;
     }
     return NULL;
 }
@@ -134,8 +139,8 @@ static void poll_connect(struct server *s)
 
 static void connect_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    struct server *s = (revents & EV_READ) ? container_of(w, struct server, conn.rio)
-                                           : container_of(w, struct server, conn.wio);
+    struct server *s =
+        (revents & EV_READ) ? container_of(w, struct server, conn.rio) : container_of(w, struct server, conn.wio);
     poll_connect(s);
 }
 
@@ -154,8 +159,7 @@ bool server_connect(struct pool *p)
     s->pool = p;
     relay_init(&s->relay);
     s->generation = p->generation; /* pool_server_outdated: opened with p->conninfo as it is now */
-    snprintf(s->tag, sizeof s->tag, "S-%llu %s/%s", (unsigned long long)s->id, p->database,
-             p->server_user);
+    snprintf(s->tag, sizeof s->tag, "S-%llu %s/%s", (unsigned long long)s->id, p->database, p->server_user);
     const char *keys[] = {"dbname", "user", "fallback_application_name", NULL};
     const char *vals[] = {p->conninfo, p->server_user, "pgmesh", NULL};
     s->pg = PQconnectStartParams(keys, vals, 1);

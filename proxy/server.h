@@ -26,26 +26,25 @@ enum server_state {
 struct server {
     struct conn conn;
     uint64_t id;
-    char tag[128];               /* "S-<id> db/role" for logs */
+    char tag[128]; /* "S-<id> db/role" for logs */
     enum server_state state;
     struct pool *pool;
-    uint64_t generation;         /* the pool's generation (conninfo) it was opened with */
+    uint64_t generation; /* the pool's generation (conninfo) it was opened with */
     PGconn *pg;
     int backend_pid;
-    struct client *client;       /* when LINKED */
-    TAILQ_ENTRY(server) link;    /* in the pool list for its state */
-    ev_timer timer;              /* connect timeout */
+    struct client *client;                      /* when LINKED */
+    TAILQ_ENTRY(server) link;                   /* in the pool list for its state */
+    ev_timer timer;                             /* connect timeout */
     ev_timer stmt_timer, idle_timer, age_timer; /* limits.c */
     ev_tstamp idle_since;
-    int poll_status;             /* last PQconnectPoll result while CONNECTING */
+    int poll_status; /* last PQconnectPoll result while CONNECTING */
 
-    unsigned cancels_in_flight;  /* PQcancel calls not yet done: not lent to another client */
-    struct relay relay;          /* what the relay keeps on this connection */
+    unsigned cancels_in_flight; /* PQcancel calls not yet done: not lent to another client */
+    struct relay relay;         /* what the relay keeps on this connection */
 };
 
 bool server_connect(struct pool *pool) __attribute__((warn_unused_result));
 void server_close(struct server *s, const char *why);
 void server_set_state(struct server *s, enum server_state st);
-
 
 #endif

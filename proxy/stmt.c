@@ -89,7 +89,8 @@ static bool derive_sname(char *sname, const char *query, size_t query_len, const
 }
 
 /* The Parse message that creates s->sname on a server. */
-static bool write_parse(struct cstmt *s, const char *query, size_t query_len, const uint8_t *types, uint16_t ntypes)
+static bool write_parse(struct cstmt *s, const char *query, size_t query_len, const uint8_t *types,
+                        uint16_t ntypes)
 {
     struct pq_writer w;
     wr_init_dynamic(&w);
@@ -137,8 +138,14 @@ void cstmt_unref(struct cstmt *s)
     free(s);
 }
 
-static void *cnext(void *e) { return ((struct cstmt *)e)->next; }
-static void cset_next(void *e, void *n) { ((struct cstmt *)e)->next = n; }
+static void *cnext(void *e)
+{
+    return ((struct cstmt *)e)->next;
+}
+static void cset_next(void *e, void *n)
+{
+    ((struct cstmt *)e)->next = n;
+}
 static const char *ckey(void *e, size_t *len)
 {
     *len = ((struct cstmt *)e)->name_len;
@@ -201,8 +208,14 @@ void cstmt_table_clear(struct cstmt_table *t)
 
 /* ---- server statements ---- */
 
-static void *snext(void *e) { return ((struct sstmt *)e)->next; }
-static void sset_next(void *e, void *n) { ((struct sstmt *)e)->next = n; }
+static void *snext(void *e)
+{
+    return ((struct sstmt *)e)->next;
+}
+static void sset_next(void *e, void *n)
+{
+    ((struct sstmt *)e)->next = n;
+}
 static const char *skey(void *e, size_t *len)
 {
     *len = strlen(((struct sstmt *)e)->name);

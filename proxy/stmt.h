@@ -19,13 +19,13 @@
 /* One client statement. Reference-counted: the client's table holds one reference, and so does
  * every in-flight request whose reply may need it after the client has closed it. */
 struct cstmt {
-    char *name;                  /* the client's name, NUL-terminated */
+    char *name; /* the client's name, NUL-terminated */
     size_t name_len;
-    char sname[STMT_SNAME_LEN];  /* the server-side name */
-    uint8_t *parse;              /* a whole Parse message for sname, ready to send */
+    char sname[STMT_SNAME_LEN]; /* the server-side name */
+    uint8_t *parse;             /* a whole Parse message for sname, ready to send */
     size_t parse_len;
     unsigned refs;
-    struct cstmt *next;          /* hash chain */
+    struct cstmt *next; /* hash chain */
 };
 
 /* Builds a statement from a client's Parse: name, query text and parameter type OIDs (network
@@ -39,7 +39,7 @@ void cstmt_unref(struct cstmt *s);
 struct cstmt_table {
     struct cstmt **b;
     size_t nb, count;
-    size_t bytes;                /* the statements' Parse messages together */
+    size_t bytes; /* the statements' Parse messages together */
 };
 
 struct cstmt *cstmt_find(const struct cstmt_table *t, const char *name, size_t len);
@@ -52,9 +52,9 @@ void cstmt_table_clear(struct cstmt_table *t);
 /* Server-side statements of one server connection. */
 struct sstmt {
     char name[STMT_SNAME_LEN];
-    uint64_t stamp;              /* the caller's clock at the last use */
-    struct sstmt *next;          /* hash chain */
-    TAILQ_ENTRY(sstmt) lru;      /* head: least recently used */
+    uint64_t stamp;         /* the caller's clock at the last use */
+    struct sstmt *next;     /* hash chain */
+    TAILQ_ENTRY(sstmt) lru; /* head: least recently used */
 };
 
 struct sstmt_set {

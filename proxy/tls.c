@@ -34,7 +34,8 @@ static void ssl_fail(char *err, size_t errlen, const char *what, const char *pat
 static bool set_validity(X509 *x)
 {
     return ASN1_INTEGER_set(X509_get_serialNumber(x), (long)(time(NULL) & 0x7fffffff)) &&
-           X509_gmtime_adj(X509_getm_notBefore(x), -60) && X509_gmtime_adj(X509_getm_notAfter(x), 365L * 24 * 3600);
+           X509_gmtime_adj(X509_getm_notBefore(x), -60) &&
+           X509_gmtime_adj(X509_getm_notAfter(x), 365L * 24 * 3600);
 }
 
 /* Subject and issuer are the same name: the certificate signs itself. */
@@ -42,8 +43,8 @@ static bool set_self_names(X509 *x)
 {
     X509_NAME *name = X509_get_subject_name(x);
     return name &&
-           X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"pgmesh (self-signed)", -1, -1,
-                                      0) &&
+           X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"pgmesh (self-signed)", -1,
+                                      -1, 0) &&
            X509_set_issuer_name(x, name);
 }
 
@@ -78,8 +79,8 @@ static bool set_protocol(SSL_CTX *ctx, const struct config *cfg, char *err, size
         ssl_fail(err, errlen, "cannot set TLS 1.2 as the minimum version", NULL);
         return false;
     }
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                 SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_NO_TICKET);
     SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     /* conn.c retries a write with the out buffer's current head, which may have moved or grown. */

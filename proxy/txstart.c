@@ -152,9 +152,12 @@ static const char *managed_value(enum managed_source src, const struct jwt_ident
                                  const struct role_config *role, char *buf, size_t cap)
 {
     switch (src) {
-    case MANAGED_TENANT: return id->tenant;
-    case MANAGED_ROLE: return id->role;
-    case MANAGED_CLAIMS_JSON: return id->claims_json;
+    case MANAGED_TENANT:
+        return id->tenant;
+    case MANAGED_ROLE:
+        return id->role;
+    case MANAGED_CLAIMS_JSON:
+        return id->claims_json;
     case MANAGED_STATEMENT_TIMEOUT:
         if (role->statement_timeout_ms <= 0)
             return NULL;
@@ -165,7 +168,8 @@ static const char *managed_value(enum managed_source src, const struct jwt_ident
             return NULL;
         snprintf(buf, cap, "%lldkB", (long long)role->work_mem_kb);
         return buf;
-    case MANAGED_PROTECTED: return NULL;
+    case MANAGED_PROTECTED:
+        return NULL;
     }
     return NULL;
 }

@@ -17,7 +17,7 @@
  * - VACUUM and other statements that refuse a transaction block need no special path.
  * The Query is pipelined with the client's first message, so it costs no extra round trip. */
 struct txstart {
-    uint8_t *set_msg;     /* Query: SET claim = '..'; SET ...; (limits too) */
+    uint8_t *set_msg; /* Query: SET claim = '..'; SET ...; (limits too) */
     size_t set_len;
     /* For a server whose last claims were another client's: a Query that RESETs the claims,
      * committed on its own (a COMMIT inside one multi-statement Query would log a WARNING per

@@ -95,8 +95,23 @@ static void push(const char **list, int *n, const char *opt, const char *value)
 }
 
 enum option_id {
-    O_SECRET = 256, O_PRIV, O_ALG, O_KID, O_JWKS_OUT, O_TENANT, O_ROLE, O_ISS, O_AUD, O_SUB,
-    O_TTL, O_EXP, O_NBF, O_CLAIM, O_CLAIM_JSON, O_OMIT, O_HELP
+    O_SECRET = 256,
+    O_PRIV,
+    O_ALG,
+    O_KID,
+    O_JWKS_OUT,
+    O_TENANT,
+    O_ROLE,
+    O_ISS,
+    O_AUD,
+    O_SUB,
+    O_TTL,
+    O_EXP,
+    O_NBF,
+    O_CLAIM,
+    O_CLAIM_JSON,
+    O_OMIT,
+    O_HELP
 };
 
 static const struct option longopts[] = {
@@ -125,11 +140,21 @@ static const struct option longopts[] = {
 static bool key_option(struct options *o, int id, const char *arg)
 {
     switch (id) {
-    case O_SECRET: o->secret_file = arg; return true;
-    case O_PRIV: o->private_key = arg; return true;
-    case O_ALG: o->alg = arg; return true;
-    case O_KID: o->kid = arg; return true;
-    case O_JWKS_OUT: o->jwks_out = arg; return true;
+    case O_SECRET:
+        o->secret_file = arg;
+        return true;
+    case O_PRIV:
+        o->private_key = arg;
+        return true;
+    case O_ALG:
+        o->alg = arg;
+        return true;
+    case O_KID:
+        o->kid = arg;
+        return true;
+    case O_JWKS_OUT:
+        o->jwks_out = arg;
+        return true;
     }
     return false;
 }
@@ -137,11 +162,21 @@ static bool key_option(struct options *o, int id, const char *arg)
 static bool string_claim_option(struct options *o, int id, const char *arg)
 {
     switch (id) {
-    case O_TENANT: o->tenant = arg; return true;
-    case O_ROLE: o->role = arg; return true;
-    case O_ISS: o->iss = arg; return true;
-    case O_AUD: o->aud = arg; return true;
-    case O_SUB: o->sub = arg; return true;
+    case O_TENANT:
+        o->tenant = arg;
+        return true;
+    case O_ROLE:
+        o->role = arg;
+        return true;
+    case O_ISS:
+        o->iss = arg;
+        return true;
+    case O_AUD:
+        o->aud = arg;
+        return true;
+    case O_SUB:
+        o->sub = arg;
+        return true;
     }
     return false;
 }
@@ -149,9 +184,17 @@ static bool string_claim_option(struct options *o, int id, const char *arg)
 static bool time_option(struct options *o, int id, const char *arg)
 {
     switch (id) {
-    case O_TTL: o->ttl = parse_int("--ttl", arg); return true;
-    case O_EXP: o->exp = parse_int("--exp", arg); o->have_exp = true; return true;
-    case O_NBF: o->nbf = parse_int("--nbf", arg); o->have_nbf = true; return true;
+    case O_TTL:
+        o->ttl = parse_int("--ttl", arg);
+        return true;
+    case O_EXP:
+        o->exp = parse_int("--exp", arg);
+        o->have_exp = true;
+        return true;
+    case O_NBF:
+        o->nbf = parse_int("--nbf", arg);
+        o->have_nbf = true;
+        return true;
     }
     return false;
 }
@@ -160,9 +203,15 @@ static bool time_option(struct options *o, int id, const char *arg)
 static bool list_option(struct options *o, int id, const char *arg)
 {
     switch (id) {
-    case O_CLAIM: push(o->claims, &o->n_claims, "--claim", arg); return true;
-    case O_CLAIM_JSON: push(o->claims_json, &o->n_claims_json, "--claim-json", arg); return true;
-    case O_OMIT: push(o->omit, &o->n_omit, "--omit", arg); return true;
+    case O_CLAIM:
+        push(o->claims, &o->n_claims, "--claim", arg);
+        return true;
+    case O_CLAIM_JSON:
+        push(o->claims_json, &o->n_claims_json, "--claim-json", arg);
+        return true;
+    case O_OMIT:
+        push(o->omit, &o->n_omit, "--omit", arg);
+        return true;
     }
     return false;
 }
@@ -337,8 +386,7 @@ static void add_claims(jwt_t *jwt, const struct options *o)
         add_int(jwt, "nbf", o->nbf);
     const struct {
         const char *name, *value;
-    } strings[] = {{"tenant", o->tenant}, {"role", o->role}, {"iss", o->iss},
-                   {"aud", o->aud},       {"sub", o->sub}};
+    } strings[] = {{"tenant", o->tenant}, {"role", o->role}, {"iss", o->iss}, {"aud", o->aud}, {"sub", o->sub}};
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
         if (strings[i].value != NULL)
             add_string(jwt, strings[i].name, strings[i].value);
@@ -409,15 +457,13 @@ static void write_jwks(const struct options *o)
     json_t *root = read_or_new_jwks(o->jwks_out);
     json_t *list = json_object_get(root, "keys");
     check_new_kid(list, o->kid, o->jwks_out);
-    if (json_array_append_new(list, jwk) != 0 ||
-        json_dump_file(root, o->jwks_out, JSON_INDENT(2)) != 0)
+    if (json_array_append_new(list, jwk) != 0 || json_dump_file(root, o->jwks_out, JSON_INDENT(2)) != 0)
         die("--jwks-out: cannot write \"%s\"", o->jwks_out);
     json_decref(root);
 }
 
 /* The signed (or, for alg none, unsigned) token text, malloc'd. */
-static char *make_token(const struct options *o, jwt_alg_t alg, const unsigned char *key,
-                        size_t key_len)
+static char *make_token(const struct options *o, jwt_alg_t alg, const unsigned char *key, size_t key_len)
 {
     if (key_len > INT_MAX)
         die("key too large");

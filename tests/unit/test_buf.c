@@ -101,8 +101,8 @@ static void test_reader_bytes(void **state)
         size_t first, second;
         bool bad;
     } cases[] = {
-        {0, 4, false}, {4, 0, false}, {2, 2, false}, {3, 2, true}, {5, 0, true}, {SIZE_MAX, 0, true},
-        {1, SIZE_MAX, true},
+        {0, 4, false}, {4, 0, false},       {2, 2, false},       {3, 2, true},
+        {5, 0, true},  {SIZE_MAX, 0, true}, {1, SIZE_MAX, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct pq_reader r;

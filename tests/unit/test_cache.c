@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
 #include <jwt.h>
+#include <cmocka.h>
 
 #include "auth/cache.h"
 #include "auth/jwt.h"
@@ -66,7 +66,7 @@ static void test_expiry_boundary(void **state)
     put(c, "t", "DE", 1000);
     assert_string_equal(get(c, "t", 998), "DE");
     assert_string_equal(get(c, "t", 999), "DE");
-    assert_null(get(c, "t", 1000)); /* at exp: no leeway on the cache side */
+    assert_null(get(c, "t", 1000));          /* at exp: no leeway on the cache side */
     assert_int_equal(jwt_cache_count(c), 0); /* and the entry is gone */
     assert_null(get(c, "t", 999));
     put(c, "u", "DE", 1000);
@@ -157,9 +157,7 @@ static char *mint(const char *claims)
     jwt_t *jwt = NULL;
     assert_int_equal(jwt_new(&jwt), 0);
     assert_int_equal(jwt_add_grants_json(jwt, claims), 0);
-    assert_int_equal(jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret,
-                                 (int)strlen(secret)),
-                     0);
+    assert_int_equal(jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)), 0);
     char *tok = jwt_encode_str(jwt);
     jwt_free(jwt);
     return tok;
@@ -167,9 +165,7 @@ static char *mint(const char *claims)
 
 static void test_verify_cached(void **state)
 {
-    struct jwt_keys keys = {.type = KEY_HMAC,
-                            .material = (unsigned char *)secret,
-                            .material_len = strlen(secret)};
+    struct jwt_keys keys = {.type = KEY_HMAC, .material = (unsigned char *)secret, .material_len = strlen(secret)};
     struct jwt_policy policy = {.alg_mask = JWT_ALLOW_HS256, .leeway_s = 30, .claims_json = true};
     struct jwt_cache *c = jwt_cache_new(8);
     struct jwt_identity id;
@@ -177,41 +173,34 @@ static void test_verify_cached(void **state)
     char *good = mint("{\"exp\":1000,\"tenant\":\"DE\",\"role\":\"r\"}");
     char *bad = mint("{\"exp\":1000,\"tenant\":\"D E\",\"role\":\"r\"}");
 
-    assert_int_equal(jwt_verify_cached(c, &keys, &policy, good, strlen(good), 900, &id, detail,
-                                       sizeof(detail)),
+    assert_int_equal(jwt_verify_cached(c, &keys, &policy, good, strlen(good), 900, &id, detail, sizeof(detail)),
                      JWT_OK);
     assert_non_null(strstr(id.claims_json, "\"tenant\":\"DE\""));
     jwt_identity_clear(&id);
     assert_int_equal(jwt_cache_count(c), 1);
-    assert_int_equal(jwt_verify_cached(c, &keys, &policy, bad, strlen(bad), 900, &id, detail,
-                                       sizeof(detail)),
+    assert_int_equal(jwt_verify_cached(c, &keys, &policy, bad, strlen(bad), 900, &id, detail, sizeof(detail)),
                      JWT_BAD_CLAIM);
     assert_int_equal(jwt_cache_count(c), 1); /* failures are not cached */
     /* A hit works even with keys that could not verify it: proof it came from the cache. */
     struct jwt_keys other = keys;
     other.material = (unsigned char *)"ffffffffffffffffffffffffffffffff";
-    assert_int_equal(jwt_verify_cached(c, &other, &policy, good, strlen(good), 999, &id, detail,
-                                       sizeof(detail)),
+    assert_int_equal(jwt_verify_cached(c, &other, &policy, good, strlen(good), 999, &id, detail, sizeof(detail)),
                      JWT_OK);
     assert_string_equal(id.tenant, "DE");
     assert_string_equal(detail, "");
     jwt_identity_clear(&id);
     /* At exp the cache misses; jwt_verify then applies its leeway (30 s) and succeeds. */
-    assert_int_equal(jwt_verify_cached(c, &other, &policy, good, strlen(good), 1000, &id, detail,
-                                       sizeof(detail)),
+    assert_int_equal(jwt_verify_cached(c, &other, &policy, good, strlen(good), 1000, &id, detail, sizeof(detail)),
                      JWT_BAD_SIGNATURE);
-    assert_int_equal(jwt_verify_cached(c, &keys, &policy, good, strlen(good), 1000, &id, detail,
-                                       sizeof(detail)),
+    assert_int_equal(jwt_verify_cached(c, &keys, &policy, good, strlen(good), 1000, &id, detail, sizeof(detail)),
                      JWT_OK);
     jwt_identity_clear(&id);
     /* After a key reload the proxy clears the cache. */
     jwt_cache_clear(c);
-    assert_int_equal(jwt_verify_cached(c, &other, &policy, good, strlen(good), 900, &id, detail,
-                                       sizeof(detail)),
+    assert_int_equal(jwt_verify_cached(c, &other, &policy, good, strlen(good), 900, &id, detail, sizeof(detail)),
                      JWT_BAD_SIGNATURE);
     /* Without a cache it is jwt_verify. */
-    assert_int_equal(jwt_verify_cached(NULL, &keys, &policy, good, strlen(good), 900, &id, detail,
-                                       sizeof(detail)),
+    assert_int_equal(jwt_verify_cached(NULL, &keys, &policy, good, strlen(good), 900, &id, detail, sizeof(detail)),
                      JWT_OK);
     jwt_identity_clear(&id);
     free(good);
@@ -222,8 +211,8 @@ static void test_verify_cached(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hit_and_miss),   cmocka_unit_test(test_expiry_boundary),
-        cmocka_unit_test(test_lru_eviction),   cmocka_unit_test(test_clear_and_null),
+        cmocka_unit_test(test_hit_and_miss),      cmocka_unit_test(test_expiry_boundary),
+        cmocka_unit_test(test_lru_eviction),      cmocka_unit_test(test_clear_and_null),
         cmocka_unit_test(test_claims_json_owned), cmocka_unit_test(test_verify_cached),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,7 +16,9 @@
 #define BODY(lit) (const uint8_t *)(lit), sizeof(lit) - 1
 
 static const struct frame_limits limits = {
-    .control_max = CONTROL_MAX_LEN, .large_max = LARGE_MAX_LEN, .password_max = PASSWORD_MAX_LEN,
+    .control_max = CONTROL_MAX_LEN,
+    .large_max = LARGE_MAX_LEN,
+    .password_max = PASSWORD_MAX_LEN,
 };
 
 static bool span_is(struct span s, const char *want)
@@ -27,8 +29,8 @@ static bool span_is(struct span s, const char *want)
 static void test_roundtrip(void **state)
 {
     static const struct pq_error cases[] = {
-        {"FATAL", SQLSTATE_INVALID_PASSWORD, "token expired",
-         "The token expired at 10:00:00 UTC (leeway 30 s).", "Get a new token."},
+        {"FATAL", SQLSTATE_INVALID_PASSWORD, "token expired", "The token expired at 10:00:00 UTC (leeway 30 s).",
+         "Get a new token."},
         {"ERROR", SQLSTATE_PROTOCOL_VIOLATION, "invalid message length", NULL, NULL},
         {"WARNING", SQLSTATE_ADMIN_SHUTDOWN, "", NULL, "hint only"},
     };
@@ -77,16 +79,11 @@ static void test_builder_refuses(void **state)
         char type;
         struct pq_error e;
     } cases[] = {
-        {'X', {"ERROR", "08P01", "m", NULL, NULL}},
-        {'\0', {"ERROR", "08P01", "m", NULL, NULL}},
-        {'E', {NULL, "08P01", "m", NULL, NULL}},
-        {'E', {"", "08P01", "m", NULL, NULL}},
-        {'E', {"ERROR", NULL, "m", NULL, NULL}},
-        {'E', {"ERROR", "08p01", "m", NULL, NULL}},
-        {'E', {"ERROR", "0801", "m", NULL, NULL}},
-        {'E', {"ERROR", "08P011", "m", NULL, NULL}},
-        {'E', {"ERROR", "08P0\n", "m", NULL, NULL}},
-        {'E', {"ERROR", "08P01", NULL, NULL, NULL}},
+        {'X', {"ERROR", "08P01", "m", NULL, NULL}},  {'\0', {"ERROR", "08P01", "m", NULL, NULL}},
+        {'E', {NULL, "08P01", "m", NULL, NULL}},     {'E', {"", "08P01", "m", NULL, NULL}},
+        {'E', {"ERROR", NULL, "m", NULL, NULL}},     {'E', {"ERROR", "08p01", "m", NULL, NULL}},
+        {'E', {"ERROR", "0801", "m", NULL, NULL}},   {'E', {"ERROR", "08P011", "m", NULL, NULL}},
+        {'E', {"ERROR", "08P0\n", "m", NULL, NULL}}, {'E', {"ERROR", "08P01", NULL, NULL, NULL}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t buf[128];
@@ -114,8 +111,9 @@ static void test_reader_table(void **state)
         bool ok;
         const char *severity, *sqlstate, *message;
     } cases[] = {
-        {"server style", BODY("SERREUR\0VERROR\0C42P01\0Mrelation \"x\" does not exist\0P15\0"
-                              "Fparse_relation.c\0L1392\0\0"),
+        {"server style",
+         BODY("SERREUR\0VERROR\0C42P01\0Mrelation \"x\" does not exist\0P15\0"
+              "Fparse_relation.c\0L1392\0\0"),
          true, "ERROR", "42P01", "relation \"x\" does not exist"},
         {"localized only", BODY("SFEHLER\0C42501\0Mnein\0\0"), true, "FEHLER", "42501", "nein"},
         {"nothing", BODY("\0"), true, NULL, NULL, NULL},
@@ -152,8 +150,10 @@ static void test_rename(void **state)
     struct pq_writer in, out;
     wr_init_dynamic(&in);
     wr_init_dynamic(&out);
-    struct pq_error e = {.severity = "ERROR", .sqlstate = "08P01",
-                         .message = "bind message supplies 0 parameters, but prepared statement \"pgmesh_ab\" requires 1",
+    struct pq_error e = {.severity = "ERROR",
+                         .sqlstate = "08P01",
+                         .message =
+                             "bind message supplies 0 parameters, but prepared statement \"pgmesh_ab\" requires 1",
                          .detail = "pgmesh_ab and pgmesh_ab"};
     error_write(&in, BE_ERROR, &e);
     assert_true(wr_ok(&in));
@@ -161,7 +161,8 @@ static void test_rename(void **state)
     assert_true(wr_ok(&out));
     struct pq_error_fields f;
     assert_true(error_read(out.p + MSG_HEADER_LEN, out.len - MSG_HEADER_LEN, &f));
-    assert_true(span_eq(f.message, "bind message supplies 0 parameters, but prepared statement \"S_1\" requires 1"));
+    assert_true(
+        span_eq(f.message, "bind message supplies 0 parameters, but prepared statement \"S_1\" requires 1"));
     assert_true(span_eq(f.detail, "S_1 and S_1"));
     assert_true(span_eq(f.sqlstate, "08P01"));
     struct frame fr;
@@ -178,10 +179,8 @@ static void test_rename(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_exact_bytes),
-        cmocka_unit_test(test_builder_refuses),
-        cmocka_unit_test(test_reader_table),
+        cmocka_unit_test(test_roundtrip),       cmocka_unit_test(test_exact_bytes),
+        cmocka_unit_test(test_builder_refuses), cmocka_unit_test(test_reader_table),
         cmocka_unit_test(test_rename),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

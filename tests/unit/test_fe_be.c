@@ -17,7 +17,9 @@
 #define BODY(lit) (const uint8_t *)(lit), sizeof(lit) - 1
 
 static const struct frame_limits limits = {
-    .control_max = CONTROL_MAX_LEN, .large_max = LARGE_MAX_LEN, .password_max = PASSWORD_MAX_LEN,
+    .control_max = CONTROL_MAX_LEN,
+    .large_max = LARGE_MAX_LEN,
+    .password_max = PASSWORD_MAX_LEN,
 };
 
 /* The writer holds exactly one message of the given type; returns its body. */
@@ -25,8 +27,8 @@ static const uint8_t *one_message(const struct pq_writer *w, bool frontend, char
 {
     assert_true(wr_ok(w));
     struct frame f;
-    enum frame_result res = frontend ? frame_peek_fe(w->p, w->len, &limits, &f)
-                                     : frame_peek_be(w->p, w->len, &limits, &f);
+    enum frame_result res =
+        frontend ? frame_peek_fe(w->p, w->len, &limits, &f) : frame_peek_be(w->p, w->len, &limits, &f);
     assert_int_equal(res, FRAME_OK);
     assert_int_equal(f.type, type);
     assert_int_equal(f.total_len, w->len);
@@ -225,13 +227,27 @@ static void test_fe_writer_bytes(void **state)
         struct pq_writer w;
         wr_init_fixed(&w, buf, sizeof buf);
         switch (cases[i].which) {
-        case 0: fe_write_sync(&w); break;
-        case 1: fe_write_flush(&w); break;
-        case 2: fe_write_terminate(&w); break;
-        case 3: fe_write_execute(&w, "p1", 5); break;
-        case 4: fe_write_bind_simple(&w, "p", "st"); break;
-        case 5: fe_write_parse(&w, "s", "select"); break;
-        case 6: fe_write_query(&w, ""); break;
+        case 0:
+            fe_write_sync(&w);
+            break;
+        case 1:
+            fe_write_flush(&w);
+            break;
+        case 2:
+            fe_write_terminate(&w);
+            break;
+        case 3:
+            fe_write_execute(&w, "p1", 5);
+            break;
+        case 4:
+            fe_write_bind_simple(&w, "p", "st");
+            break;
+        case 5:
+            fe_write_parse(&w, "s", "select");
+            break;
+        case 6:
+            fe_write_query(&w, "");
+            break;
         }
         assert_true(wr_ok(&w));
         if (w.len != cases[i].len || memcmp(buf, cases[i].want, w.len) != 0)
@@ -325,9 +341,9 @@ static void test_bind_names_and_targets(void **state)
     assert_true(span_eq(name, "S_1"));
     assert_true(fe_read_target((const uint8_t *)"P", 2, &kind, &name));
     assert_int_equal(name.len, 0);
-    assert_false(fe_read_target((const uint8_t *)"XS_1", 5, &kind, &name)); /* neither S nor P */
+    assert_false(fe_read_target((const uint8_t *)"XS_1", 5, &kind, &name));    /* neither S nor P */
     assert_false(fe_read_target((const uint8_t *)"SS_1\0x", 6, &kind, &name)); /* trailing byte */
-    assert_false(fe_read_target((const uint8_t *)"SS_1", 4, &kind, &name));     /* no NUL */
+    assert_false(fe_read_target((const uint8_t *)"SS_1", 4, &kind, &name));    /* no NUL */
 
     struct pq_writer w;
     wr_init_dynamic(&w);
@@ -402,12 +418,9 @@ static void test_bind_head_roundtrip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reader_table),
-        cmocka_unit_test(test_outputs_untouched_on_failure),
-        cmocka_unit_test(test_fe_roundtrips),
-        cmocka_unit_test(test_fe_writer_bytes),
-        cmocka_unit_test(test_be_roundtrips),
-        cmocka_unit_test(test_bind_names_and_targets),
+        cmocka_unit_test(test_reader_table),        cmocka_unit_test(test_outputs_untouched_on_failure),
+        cmocka_unit_test(test_fe_roundtrips),       cmocka_unit_test(test_fe_writer_bytes),
+        cmocka_unit_test(test_be_roundtrips),       cmocka_unit_test(test_bind_names_and_targets),
         cmocka_unit_test(test_bind_head_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

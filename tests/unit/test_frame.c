@@ -12,7 +12,9 @@
 #include "protocol/wire.h"
 
 static const struct frame_limits limits = {
-    .control_max = 100, .large_max = 100000, .password_max = 1000,
+    .control_max = 100,
+    .large_max = 100000,
+    .password_max = 1000,
 };
 
 enum cls { INVALID, CONTROL, PASSWORD, LARGE };
@@ -51,8 +53,7 @@ static void put_header(uint8_t *h, int type, uint32_t len)
     h[4] = (uint8_t)len;
 }
 
-typedef enum frame_result (*peek_fn)(const uint8_t *, size_t, const struct frame_limits *,
-                                     struct frame *);
+typedef enum frame_result (*peek_fn)(const uint8_t *, size_t, const struct frame_limits *, struct frame *);
 
 /* For every type byte: lengths below 4, the minimum, the limit and one past it, the maximum. */
 static void check_all_types(peek_fn peek, enum cls (*expected)(int))
@@ -64,8 +65,8 @@ static void check_all_types(peek_fn peek, enum cls (*expected)(int))
             uint32_t len;
             enum frame_result valid_result;
         } lens[] = {
-            {0, FRAME_BAD}, {3, FRAME_BAD}, {4, FRAME_OK}, {max, FRAME_OK},
-            {max + 1, FRAME_TOO_BIG}, {UINT32_MAX, FRAME_TOO_BIG},
+            {0, FRAME_BAD},  {3, FRAME_BAD},           {4, FRAME_OK},
+            {max, FRAME_OK}, {max + 1, FRAME_TOO_BIG}, {UINT32_MAX, FRAME_TOO_BIG},
         };
         for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
             uint8_t h[5];
@@ -141,15 +142,27 @@ static void test_startup(void **state)
         size_t avail;
         enum frame_result want;
     } cases[] = {
-        {8, 0, FRAME_NEED_MORE}, {8, 3, FRAME_NEED_MORE}, {8, 4, FRAME_OK},
-        {0, 4, FRAME_BAD},       {4, 4, FRAME_BAD},       {7, 4, FRAME_BAD},
-        {8, 8, FRAME_OK},        {STARTUP_MAX_LEN, 4, FRAME_OK},
-        {STARTUP_MAX_LEN + 1, 4, FRAME_TOO_BIG},          {UINT32_MAX, 4, FRAME_TOO_BIG},
+        {8, 0, FRAME_NEED_MORE},
+        {8, 3, FRAME_NEED_MORE},
+        {8, 4, FRAME_OK},
+        {0, 4, FRAME_BAD},
+        {4, 4, FRAME_BAD},
+        {7, 4, FRAME_BAD},
+        {8, 8, FRAME_OK},
+        {STARTUP_MAX_LEN, 4, FRAME_OK},
+        {STARTUP_MAX_LEN + 1, 4, FRAME_TOO_BIG},
+        {UINT32_MAX, 4, FRAME_TOO_BIG},
         {0x80000000u, 4, FRAME_TOO_BIG},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        uint8_t h[8] = {(uint8_t)(cases[i].len >> 24), (uint8_t)(cases[i].len >> 16),
-                        (uint8_t)(cases[i].len >> 8), (uint8_t)cases[i].len, 0, 3, 0, 0};
+        uint8_t h[8] = {(uint8_t)(cases[i].len >> 24),
+                        (uint8_t)(cases[i].len >> 16),
+                        (uint8_t)(cases[i].len >> 8),
+                        (uint8_t)cases[i].len,
+                        0,
+                        3,
+                        0,
+                        0};
         struct frame f = {.type = '?', .body_len = 1, .total_len = 1};
         assert_int_equal(frame_peek_startup(h, cases[i].avail, STARTUP_MAX_LEN, &f), cases[i].want);
         if (cases[i].want == FRAME_OK) {

@@ -88,11 +88,13 @@ static const struct refused_case refused_cases[] = {
     {"ALTER SYSTEM SET work_mem = '1GB'", "ALTER SYSTEM ... SET", 0},
     /* function SET clauses: the setting holds while the function runs */
     {"CREATE FUNCTION pg_temp.f() RETURNS SETOF text LANGUAGE sql "
-     "SET request.jwt.claim.tenant = 'FR' AS $$SELECT 1$$", "request.jwt.claim.tenant", 0},
+     "SET request.jwt.claim.tenant = 'FR' AS $$SELECT 1$$",
+     "request.jwt.claim.tenant", 0},
     {"CREATE OR REPLACE FUNCTION pg_temp.f(role text) RETURNS int AS 'select 1' LANGUAGE sql "
-     "SET role = audit_role", "role", 0},
-    {"ALTER FUNCTION f(int) SET \"request.jwt.claim.role\" TO 'global_corporate_audit'",
-     "request.jwt.claim.role", 0},
+     "SET role = audit_role",
+     "role", 0},
+    {"ALTER FUNCTION f(int) SET \"request.jwt.claim.role\" TO 'global_corporate_audit'", "request.jwt.claim.role",
+     0},
     {"ALTER ROUTINE f SET statement_timeout = 0", "statement_timeout", 0},
     /* later statements of a multi-statement string */
     {"SELECT 1; SET request.jwt.claim.tenant = 'FR'", "request.jwt.claim.tenant", 1},
@@ -115,8 +117,7 @@ static const struct refused_case refused_cases[] = {
     {"SELECT set_config(('request.jwt.claim.tenant'), 'FR', false)", "set_config", 0},
     {"SELECT set_config('request.jwt.claim.tenant'::text, 'FR', false)", "set_config", 0},
     {"SELECT set_config(lower('STATEMENT_TIMEOUT'), '0', false)", "set_config", 0},
-    {"SELECT set_config(setting_name => 'work_mem', new_value => '1GB', is_local => false)",
-     "set_config", 0},
+    {"SELECT set_config(setting_name => 'work_mem', new_value => '1GB', is_local => false)", "set_config", 0},
     {"SELECT set_config(E'request.jwt.claim.tenant', 'FR', false)", "request.jwt.claim.tenant", 0},
     {"SELECT set_config(E'request.jwt.claim.tenan\\x74', 'FR', false)", "request.jwt.claim.tenant", 0},
     {"SELECT set_config(E'\\162ole', 'audit_role', false)", "role", 0},
@@ -127,8 +128,8 @@ static const struct refused_case refused_cases[] = {
     {"SELECT set_config('request.jwt.'\n'claim.tenant', 'FR', false)", "request.jwt.claim.tenant", 0},
     {"SELECT set_config(B'1010', 'x', false)", "set_config", 0},
     {"SELECT set_config('work_mem', '1GB', false)", "work_mem", 0},
-    {"SELECT set_config('idle_in_transaction_session_timeout', '0', false)",
-     "idle_in_transaction_session_timeout", 0},
+    {"SELECT set_config('idle_in_transaction_session_timeout', '0', false)", "idle_in_transaction_session_timeout",
+     0},
     {"SELECT set_config('standard_conforming_strings', 'off', false)", "standard_conforming_strings", 0},
     {"SELECT set_config('client_encoding', 'UTF8', false)", "client_encoding", 0},
     {"SELECT set_config /* c */ ('session_authorization', 'x', false)", "session_authorization", 0},
@@ -136,18 +137,17 @@ static const struct refused_case refused_cases[] = {
      "request.jwt.claim.tenant", 0},
     {"WITH c AS (SELECT set_config('request.jwt.claim.tenant', 'FR', true) AS x) SELECT * FROM c",
      "request.jwt.claim.tenant", 0},
-    {"SELECT coalesce(nullif(set_config('search_path', set_config('role', 'a', false), false), ''))",
-     "role", 0},
+    {"SELECT coalesce(nullif(set_config('search_path', set_config('role', 'a', false), false), ''))", "role", 0},
     {"SELECT * FROM t WHERE x IN (SELECT ((set_config(x, 'FR', false)))) ", "set_config", 0},
-    {"EXPLAIN ANALYZE SELECT set_config('request.jwt.claim.tenant', 'FR', false)",
-     "request.jwt.claim.tenant", 0},
+    {"EXPLAIN ANALYZE SELECT set_config('request.jwt.claim.tenant', 'FR', false)", "request.jwt.claim.tenant", 0},
     {"PREPARE p(text) AS SELECT set_config($1, 'FR', false)", "set_config", 0},
     {"SELECT 1; SELECT set_config('request.jwt.claim.tenant', 'FR', false)", "request.jwt.claim.tenant", 1},
     /* pg_settings' update rule calls set_config */
     {"UPDATE pg_settings SET setting = '0' WHERE name = 'statement_timeout'", "pg_settings", 0},
     {"update ONLY pg_catalog.\"pg_settings\" set setting = '1GB' where name = 'work_mem'", "pg_settings", 0},
     {"WITH u AS (UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings' "
-     "RETURNING 1) SELECT 1", "pg_settings", 0},
+     "RETURNING 1) SELECT 1",
+     "pg_settings", 0},
     /* text that stops lexing is still checked up to that point */
     {"SET ROLE audit_role; SELECT 'unterminated", "role", 0},
     {"SET request.jwt.claim.tenant = 'FR", "request.jwt.claim.tenant", 0},
@@ -305,7 +305,7 @@ static void test_is_managed(void **state)
     assert_true(guard_is_managed_setting(IN("request . jwt . claim . tenant")));
     assert_true(guard_is_managed_setting(IN("U&\"request.jwt.claim.tenan\\0074\"")));
     assert_true(guard_is_managed_setting(IN("U&\"statement\\005ftimeout\"")));
-    assert_true(guard_is_managed_setting(IN("U&\"x\\d800\"")));   /* cannot decode: managed */
+    assert_true(guard_is_managed_setting(IN("U&\"x\\d800\""))); /* cannot decode: managed */
     assert_true(guard_is_managed_setting(IN("U&\"x\\00\"")));
     assert_true(guard_is_managed_setting(IN("U&\"x!0041\" UESCAPE '!'")));
     assert_true(guard_is_managed_setting(IN("statement_timeout")));
@@ -496,17 +496,15 @@ static void test_counts(void **state)
         refused += refused_cases[i].setting != NULL;
     assert_true(refused >= 40);
     assert_true(sizeof benign_cases / sizeof benign_cases[0] >= 15);
-    print_message("guard: %zu refused, %zu benign cases\n", refused,
-                  sizeof benign_cases / sizeof benign_cases[0]);
+    print_message("guard: %zu refused, %zu benign cases\n", refused, sizeof benign_cases / sizeof benign_cases[0]);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_refused),   cmocka_unit_test(test_benign),
-        cmocka_unit_test(test_options),   cmocka_unit_test(test_is_managed),
-        cmocka_unit_test(test_startup),   cmocka_unit_test(test_prefixes),
-        cmocka_unit_test(test_counts),    cmocka_unit_test(test_managed_table),
+        cmocka_unit_test(test_refused),    cmocka_unit_test(test_benign),        cmocka_unit_test(test_options),
+        cmocka_unit_test(test_is_managed), cmocka_unit_test(test_startup),       cmocka_unit_test(test_prefixes),
+        cmocka_unit_test(test_counts),     cmocka_unit_test(test_managed_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

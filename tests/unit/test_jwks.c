@@ -11,11 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <cmocka.h>
 #include <jansson.h>
 #include <jwt.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <cmocka.h>
 
 #include "auth/jwks.h"
 #include "auth/jwt.h"
@@ -92,8 +92,7 @@ static int setup(void **state)
     fx.ec384_priv = private_pem(fx.ec384);
 
     /* Through a file and keys_load_config, as the proxy loads it. */
-    char *text = set_text(jwk(fx.rsa1, "r1", NULL), jwk(fx.rsa2, "r2", "RS256"),
-                          jwk(fx.ec256, "e1", NULL));
+    char *text = set_text(jwk(fx.rsa1, "r1", NULL), jwk(fx.rsa2, "r2", "RS256"), jwk(fx.ec256, "e1", NULL));
     char path[128];
     snprintf(path, sizeof(path), "%s/set.json", fx.dir);
     FILE *f = fopen(path, "w");
@@ -127,8 +126,7 @@ static int teardown(void **state)
 static int reset_policy(void **state)
 {
     fx.policy = (struct jwt_policy){
-        .alg_mask = JWT_ALLOW_RS256 | JWT_ALLOW_RS384 | JWT_ALLOW_ES256 | JWT_ALLOW_ES384 |
-                    JWT_ALLOW_HS256,
+        .alg_mask = JWT_ALLOW_RS256 | JWT_ALLOW_RS384 | JWT_ALLOW_ES256 | JWT_ALLOW_ES384 | JWT_ALLOW_HS256,
         .leeway_s = 30,
     };
     return 0;
@@ -142,9 +140,7 @@ static char *mint(const char *alg, const char *priv, const char *kid)
     assert_int_equal(jwt_add_grants_json(jwt, CLAIMS), 0);
     if (kid != NULL)
         assert_int_equal(jwt_add_header(jwt, "kid", kid), 0);
-    assert_int_equal(jwt_set_alg(jwt, jwt_str_alg(alg), (const unsigned char *)priv,
-                                 (int)strlen(priv)),
-                     0);
+    assert_int_equal(jwt_set_alg(jwt, jwt_str_alg(alg), (const unsigned char *)priv, (int)strlen(priv)), 0);
     char *tok = jwt_encode_str(jwt);
     assert_non_null(tok);
     jwt_free(jwt);
@@ -155,8 +151,7 @@ static enum jwt_status verify(const struct jwt_keys *keys, const char *tok)
 {
     struct jwt_identity id;
     fx.detail[0] = '\0';
-    enum jwt_status st = jwt_verify(keys, &fx.policy, tok, strlen(tok), NOW, &id, fx.detail,
-                                    sizeof(fx.detail));
+    enum jwt_status st = jwt_verify(keys, &fx.policy, tok, strlen(tok), NOW, &id, fx.detail, sizeof(fx.detail));
     if (st == JWT_OK) {
         assert_string_equal(id.tenant, "DE");
         assert_null(id.claims_json);
@@ -183,8 +178,7 @@ static void test_loaded_set(void **state)
     assert_int_equal(fx.set->set[2].type, KEY_EC);
     assert_int_equal(fx.set->set[2].curve, KEY_CURVE_P256);
     assert_true(strncmp((char *)fx.set->set[0].material, "-----BEGIN PUBLIC KEY-----", 26) == 0);
-    assert_int_equal(jwt_algs_for_keys(fx.set),
-                     jwt_algs_for_key(KEY_RSA) | jwt_algs_for_key(KEY_EC));
+    assert_int_equal(jwt_algs_for_keys(fx.set), jwt_algs_for_key(KEY_RSA) | jwt_algs_for_key(KEY_EC));
 }
 
 static void test_select_by_kid(void **state)
@@ -210,9 +204,8 @@ static void test_unknown_kid(void **state)
     assert_int_equal(jwt_new(&jwt), 0);
     assert_int_equal(jwt_add_grants_json(jwt, CLAIMS), 0);
     assert_int_equal(jwt_add_headers_json(jwt, "{\"kid\":7}"), 0);
-    assert_int_equal(jwt_set_alg(jwt, JWT_ALG_RS256, (const unsigned char *)fx.rsa1_priv,
-                                 (int)strlen(fx.rsa1_priv)),
-                     0);
+    assert_int_equal(
+        jwt_set_alg(jwt, JWT_ALG_RS256, (const unsigned char *)fx.rsa1_priv, (int)strlen(fx.rsa1_priv)), 0);
     char *tok = jwt_encode_str(jwt);
     jwt_free(jwt);
     assert_int_equal(verify(fx.set, tok), JWT_MALFORMED);
@@ -335,16 +328,14 @@ static void test_refused_sets(void **state)
         {strdup("[]"), "1 to 64 keys"},
         {strdup("{\"keys\":[1]}"), "not a JSON object"},
         {strdup("{\"keys\":[{\"kty\":\"oct\",\"k\":\"AAAA\"}]}"), "private or secret"},
-        {strdup("{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AAAA\"}]}"),
-         "\"kty\" must be"},
+        {strdup("{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AAAA\"}]}"), "\"kty\" must be"},
         {edited(fx.rsa1, "a", "d", "\"AAAA\""), "private or secret"},
         {edited(fx.rsa1, "a", "n", "\"AAAA=\""), "\"n\" is not valid"},
         {edited(fx.rsa1, "a", "e", NULL), "\"e\" must be"},
         {edited(fx.ec256, "a", "crv", "\"P-192\""), "\"crv\" must be"},
         {edited(fx.ec256, "a", "crv", "\"P-384\""), "48 bytes"},
         /* x of the right length but (with overwhelming probability) not on the curve. */
-        {edited(fx.ec256, "a", "x", "\"AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA\""),
-         "key 1 (kid \"a\")"},
+        {edited(fx.ec256, "a", "x", "\"AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA\""), "key 1 (kid \"a\")"},
         {edited(fx.ec256, "a", "kid", "\"\""), "\"kid\" must be"},
         {edited(fx.ec256, "a", "kid", "\"a\\\"b\""), "\"kid\" must be"},
         {edited(fx.ec256, "a", "use", "5"), "\"use\" must be"},
@@ -356,8 +347,8 @@ static void test_refused_sets(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct jwt_keys *k = parse(cases[i].text);
         if (k != NULL || strstr(fx.err, cases[i].err_part) == NULL)
-            fail_msg("case %zu: %s: err \"%s\" lacks \"%s\"", i, k ? "accepted" : "refused",
-                     fx.err, cases[i].err_part);
+            fail_msg("case %zu: %s: err \"%s\" lacks \"%s\"", i, k ? "accepted" : "refused", fx.err,
+                     cases[i].err_part);
         free(cases[i].text);
     }
     EVP_PKEY_free(small);
@@ -423,10 +414,9 @@ static void test_load_config_sources(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_loaded_set),     T(test_select_by_kid), T(test_unknown_kid),
-        T(test_missing_kid),    T(test_kty_alg_mismatch), T(test_curve_mismatch),
-        T(test_use_not_sig),    T(test_single_key),   T(test_refused_sets),
-        T(test_public_jwk_shape), T(test_load_config_sources),
+        T(test_loaded_set),       T(test_select_by_kid),    T(test_unknown_kid),         T(test_missing_kid),
+        T(test_kty_alg_mismatch), T(test_curve_mismatch),   T(test_use_not_sig),         T(test_single_key),
+        T(test_refused_sets),     T(test_public_jwk_shape), T(test_load_config_sources),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

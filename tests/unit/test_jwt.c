@@ -1,6 +1,7 @@
 /* Unit tests for auth/jwt.c and auth/claims.c. Keys are made in-process with OpenSSL (RSA 2048,
  * EC P-256, a random HMAC secret) and written to a mkdtemp dir; tokens are minted with libjwt or
  * assembled by hand for malformed cases. The clock is always passed in. */
+#include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,14 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <regex.h>
 #include <unistd.h>
 
-#include <cmocka.h>
 #include <jwt.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <cmocka.h>
 
 #include "auth/claims.h"
 #include "auth/jwt.h"
@@ -62,8 +62,7 @@ static void write_public(EVP_PKEY *pkey, const char *name)
 static struct jwt_keys *load(const char *secret, const char *pub)
 {
     char err[256] = "";
-    struct jwt_keys *k = keys_load(secret ? path_in(secret) : NULL, pub ? path_in(pub) : NULL,
-                                   err, sizeof(err));
+    struct jwt_keys *k = keys_load(secret ? path_in(secret) : NULL, pub ? path_in(pub) : NULL, err, sizeof(err));
     if (k == NULL)
         fail_msg("keys_load: %s", err);
     return k;
@@ -166,13 +165,12 @@ static const char *claims(const char *extra)
 
 static char detail[256];
 
-static enum jwt_status verify_with(const struct jwt_keys *keys, const char *tok,
-                                   struct jwt_identity *id)
+static enum jwt_status verify_with(const struct jwt_keys *keys, const char *tok, struct jwt_identity *id)
 {
     struct jwt_identity local;
     memset(detail, 0, sizeof(detail));
-    enum jwt_status st = jwt_verify(keys, &fx.policy, tok, strlen(tok), NOW, id ? id : &local,
-                                    detail, sizeof(detail));
+    enum jwt_status st =
+        jwt_verify(keys, &fx.policy, tok, strlen(tok), NOW, id ? id : &local, detail, sizeof(detail));
     if (st != JWT_OK) {
         assert_true(strlen(detail) > 0);
         assert_int_equal(detail[strlen(detail) - 1], '.');
@@ -246,8 +244,7 @@ static void test_alg_none(void **state)
     free(tok);
     /* With a bogus signature part too, and however the mask is set. */
     fx.policy.alg_mask = ~0u;
-    assert_int_equal(verify_with(fx.rsa, raw_token("{\"alg\":\"none\"}", claims(""), "AAAA"),
-                                 NULL),
+    assert_int_equal(verify_with(fx.rsa, raw_token("{\"alg\":\"none\"}", claims(""), "AAAA"), NULL),
                      JWT_ALG_NOT_ALLOWED);
 }
 
@@ -262,12 +259,10 @@ static void test_alg_outside_allow_list(void **state)
     assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_ALG_NOT_ALLOWED);
     assert_string_equal(detail, "The token's alg is HS384; allowed: HS256.");
     free(tok);
-    assert_int_equal(
-        verify_with(fx.hmac, raw_token("{\"alg\":\"HS999\"}", claims(""), "AAAA"), NULL),
-        JWT_ALG_NOT_ALLOWED);
-    assert_int_equal(
-        verify_with(fx.hmac, raw_token("{\"alg\":\"hs256\"}", claims(""), "AAAA"), NULL),
-        JWT_ALG_NOT_ALLOWED);
+    assert_int_equal(verify_with(fx.hmac, raw_token("{\"alg\":\"HS999\"}", claims(""), "AAAA"), NULL),
+                     JWT_ALG_NOT_ALLOWED);
+    assert_int_equal(verify_with(fx.hmac, raw_token("{\"alg\":\"hs256\"}", claims(""), "AAAA"), NULL),
+                     JWT_ALG_NOT_ALLOWED);
 }
 
 static void test_alg_key_type_mismatch(void **state)
@@ -332,22 +327,19 @@ static void test_bad_signature(void **state)
 static void test_expiry(void **state)
 {
     char buf[128];
-    snprintf(buf, sizeof(buf), "{\"exp\":%lld,\"tenant\":\"DE\",\"role\":\"r\"}",
-             (long long)(NOW - 31));
+    snprintf(buf, sizeof(buf), "{\"exp\":%lld,\"tenant\":\"DE\",\"role\":\"r\"}", (long long)(NOW - 31));
     char *tok = mint("HS256", buf);
     assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_EXPIRED);
     assert_string_equal(detail, "The token expired at 2027-01-15 07:59:29 UTC (leeway 30 s).");
     free(tok);
-    snprintf(buf, sizeof(buf), "{\"exp\":%lld,\"tenant\":\"DE\",\"role\":\"r\"}",
-             (long long)(NOW - 30));
+    snprintf(buf, sizeof(buf), "{\"exp\":%lld,\"tenant\":\"DE\",\"role\":\"r\"}", (long long)(NOW - 30));
     tok = mint("HS256", buf);
     assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_OK);
     fx.policy.leeway_s = 0;
     assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_EXPIRED);
     free(tok);
     /* Fractional NumericDate: 0.5 s past exp with no leeway is expired. */
-    snprintf(buf, sizeof(buf), "{\"exp\":%lld.5,\"tenant\":\"DE\",\"role\":\"r\"}",
-             (long long)(NOW - 1));
+    snprintf(buf, sizeof(buf), "{\"exp\":%lld.5,\"tenant\":\"DE\",\"role\":\"r\"}", (long long)(NOW - 1));
     tok = mint("HS256", buf);
     assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_EXPIRED);
     free(tok);
@@ -357,8 +349,7 @@ static void test_not_before(void **state)
 {
     char *tok = mint("HS256", claims(",\"nbf\":1800000031"));
     assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_NOT_YET_VALID);
-    assert_string_equal(detail,
-                        "The token is not valid before 2027-01-15 08:00:31 UTC (leeway 30 s).");
+    assert_string_equal(detail, "The token is not valid before 2027-01-15 08:00:31 UTC (leeway 30 s).");
     free(tok);
     tok = mint("HS256", claims(",\"nbf\":1800000030"));
     assert_int_equal(verify_with(fx.hmac, tok, NULL), JWT_OK);
@@ -486,8 +477,7 @@ static void test_name_shape(void **state)
     static const char *ok[] = {"a", "Z", "0", "_", ".", "-", "regional_analyst", "de-DE.v2"};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
         assert_true(claims_name_ok(ok[i]));
-    static const char *bad[] = {"",   " ",   "a b",      "a\n", "a'",
-                                "a\"", "a;", "\xc3\xa9", "a/b", "a@b"};
+    static const char *bad[] = {"", " ", "a b", "a\n", "a'", "a\"", "a;", "\xc3\xa9", "a/b", "a@b"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_false(claims_name_ok(bad[i]));
 }
@@ -518,15 +508,18 @@ static void test_tenant_pattern(void **state)
         const char *tenant, *role;
         enum jwt_status want;
     } cases[] = {
-        {"\"DE\"", "\"RA\"", JWT_OK},      {"\"de\"", "\"RA\"", JWT_BAD_CLAIM},
-        {"\"DEU\"", "\"RA\"", JWT_BAD_CLAIM}, {"\"D\"", "\"RA\"", JWT_BAD_CLAIM},
-        {"42", "\"RA\"", JWT_BAD_CLAIM},     {"[\"DE\"]", "\"RA\"", JWT_BAD_CLAIM},
+        {"\"DE\"", "\"RA\"", JWT_OK},
+        {"\"de\"", "\"RA\"", JWT_BAD_CLAIM},
+        {"\"DEU\"", "\"RA\"", JWT_BAD_CLAIM},
+        {"\"D\"", "\"RA\"", JWT_BAD_CLAIM},
+        {"42", "\"RA\"", JWT_BAD_CLAIM},
+        {"[\"DE\"]", "\"RA\"", JWT_BAD_CLAIM},
         {"\"DE\"", "\"analyst\"", JWT_BAD_CLAIM}, /* the role claim is held to it too */
     };
     char buf[200];
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        snprintf(buf, sizeof(buf), "{\"exp\":1900000000,\"tenant\":%s,\"role\":%s}",
-                 cases[i].tenant, cases[i].role);
+        snprintf(buf, sizeof(buf), "{\"exp\":1900000000,\"tenant\":%s,\"role\":%s}", cases[i].tenant,
+                 cases[i].role);
         char *tok = mint("HS256", buf);
         struct jwt_identity id;
         assert_int_equal(verify_with(fx.hmac, tok, &id), cases[i].want);
@@ -626,37 +619,29 @@ static void test_malformed(void **state)
     snprintf(fourparts, sizeof(fourparts), "%s.e30.AAAA.AAAA", hs);
     snprintf(padded, sizeof(padded), "%s=.e30.AAAA", hs);
     const char *cases[] = {
-        "",
-        "abcdef",
-        twoparts,
-        fourparts,
-        padded,
-        "..",
-        "!!!!.e30.AAAA",
-        raw_token("hello", good_payload, "AAAA"),
+        "", "abcdef", twoparts, fourparts, padded, "..", "!!!!.e30.AAAA", raw_token("hello", good_payload, "AAAA"),
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         assert_int_equal(verify_with(fx.hmac, cases[i], NULL), JWT_MALFORMED);
     static const char *headers[] = {
-        "{\"typ\":\"JWT\"}",          "{\"alg\":256}",
-        "[\"HS256\"]",                "{\"alg\":\"HS256\",\"alg\":\"none\"}",
-        "{\"alg\":\"HS256\",\"crit\":[\"exp\"]}", "{\"alg\":\"HS256\"",
+        "{\"typ\":\"JWT\"}",
+        "{\"alg\":256}",
+        "[\"HS256\"]",
+        "{\"alg\":\"HS256\",\"alg\":\"none\"}",
+        "{\"alg\":\"HS256\",\"crit\":[\"exp\"]}",
+        "{\"alg\":\"HS256\"",
     };
     for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++)
-        assert_int_equal(verify_with(fx.hmac, raw_token(headers[i], good_payload, "AAAA"), NULL),
-                         JWT_MALFORMED);
+        assert_int_equal(verify_with(fx.hmac, raw_token(headers[i], good_payload, "AAAA"), NULL), JWT_MALFORMED);
     /* A good header with a payload that is not a JSON object. */
-    assert_int_equal(verify_with(fx.hmac, raw_token("{\"alg\":\"HS256\"}", "[1]", "AAAA"), NULL),
-                     JWT_MALFORMED);
-    assert_int_equal(verify_with(fx.hmac, raw_token("{\"alg\":\"HS256\"}", "nope", "AAAA"), NULL),
-                     JWT_MALFORMED);
+    assert_int_equal(verify_with(fx.hmac, raw_token("{\"alg\":\"HS256\"}", "[1]", "AAAA"), NULL), JWT_MALFORMED);
+    assert_int_equal(verify_with(fx.hmac, raw_token("{\"alg\":\"HS256\"}", "nope", "AAAA"), NULL), JWT_MALFORMED);
     /* Embedded NUL within the given length. */
     char *tok = mint("HS256", claims(""));
     size_t len = strlen(tok);
     tok[len - 2] = '\0';
     struct jwt_identity id;
-    assert_int_equal(jwt_verify(fx.hmac, &fx.policy, tok, len, NOW, &id, detail, sizeof(detail)),
-                     JWT_MALFORMED);
+    assert_int_equal(jwt_verify(fx.hmac, &fx.policy, tok, len, NOW, &id, detail, sizeof(detail)), JWT_MALFORMED);
     free(tok);
 }
 
@@ -667,8 +652,7 @@ static void test_prefixes(void **state)
     size_t len = strlen(tok);
     struct jwt_identity id;
     for (size_t n = 0; n < len; n++)
-        assert_int_not_equal(
-            jwt_verify(fx.ec, &fx.policy, tok, n, NOW, &id, detail, sizeof(detail)), JWT_OK);
+        assert_int_not_equal(jwt_verify(fx.ec, &fx.policy, tok, n, NOW, &id, detail, sizeof(detail)), JWT_OK);
     assert_int_equal(jwt_verify(fx.ec, &fx.policy, tok, len, NOW, &id, NULL, 0), JWT_OK);
     free(tok);
 }
@@ -681,8 +665,8 @@ static void test_parse_algorithms(void **state)
     assert_int_equal(mask, JWT_ALLOW_HS256);
     assert_true(jwt_parse_algorithms(" RS256 ,ES512,\tHS384 ", &mask, err, sizeof(err)));
     assert_int_equal(mask, JWT_ALLOW_RS256 | JWT_ALLOW_ES512 | JWT_ALLOW_HS384);
-    static const char *bad[] = {"", "  ", "none", "HS256, none", "NONE", "HS999",
-                                "HS256,", ",HS256", "HS256,,RS256", "hs256", "HS 256"};
+    static const char *bad[] = {"",       "  ",     "none",         "HS256, none", "NONE",  "HS999",
+                                "HS256,", ",HS256", "HS256,,RS256", "hs256",       "HS 256"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         mask = 777;
         err[0] = '\0';
@@ -710,8 +694,7 @@ static void test_parse_algorithms(void **state)
     }
     assert_true(jwt_parse_algorithms(NULL, &mask, err, sizeof(err)) == false);
     assert_string_equal(err, "algorithm list is empty");
-    assert_int_equal(jwt_algs_for_key(KEY_RSA), JWT_ALLOW_RS256 | JWT_ALLOW_RS384 |
-                                                    JWT_ALLOW_RS512);
+    assert_int_equal(jwt_algs_for_key(KEY_RSA), JWT_ALLOW_RS256 | JWT_ALLOW_RS384 | JWT_ALLOW_RS512);
 }
 
 static void test_status_messages(void **state)
@@ -719,8 +702,7 @@ static void test_status_messages(void **state)
     assert_string_equal(jwt_status_message(JWT_EXPIRED), "token expired");
     assert_string_equal(jwt_status_message(JWT_BAD_SIGNATURE), "token signature is invalid");
     assert_string_equal(jwt_status_message(JWT_ALG_NOT_ALLOWED), "token algorithm not allowed");
-    assert_string_equal(jwt_status_message(JWT_MISSING_CLAIM),
-                        "token is missing a required claim");
+    assert_string_equal(jwt_status_message(JWT_MISSING_CLAIM), "token is missing a required claim");
     assert_string_equal(jwt_status_message(JWT_UNKNOWN_KEY), "token key id not recognized");
     for (int s = JWT_MALFORMED; s <= JWT_UNKNOWN_KEY; s++) {
         const char *m = jwt_status_message((enum jwt_status)s);
@@ -735,9 +717,8 @@ static void test_status_messages(void **state)
             assert_string_not_equal(m, jwt_status_message((enum jwt_status)t));
     }
     assert_string_equal(jwt_status_message(JWT_OK), "token accepted");
-    assert_string_equal(jwt_status_message((enum jwt_status)(JWT_UNKNOWN_KEY + 1)),
-                        "token is invalid");
-    assert_string_equal(jwt_status_message((enum jwt_status)-1), "token is invalid");
+    assert_string_equal(jwt_status_message((enum jwt_status)(JWT_UNKNOWN_KEY + 1)), "token is invalid");
+    assert_string_equal(jwt_status_message((enum jwt_status) - 1), "token is invalid");
 }
 
 #define T(f) cmocka_unit_test_setup(f, reset_policy)

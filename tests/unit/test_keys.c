@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <cmocka.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <cmocka.h>
 
 #include "auth/keys.h"
 
@@ -57,8 +57,7 @@ static int setup(void **state)
     EVP_PKEY *ec384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
     EVP_PKEY *ec521 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-521");
     EVP_PKEY *k1 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp256k1");
-    if (rsa == NULL || small == NULL || ec == NULL || ed == NULL || ec384 == NULL ||
-        ec521 == NULL || k1 == NULL)
+    if (rsa == NULL || small == NULL || ec == NULL || ed == NULL || ec384 == NULL || ec521 == NULL || k1 == NULL)
         return -1;
     write_key("rsa.pub", rsa, true, false);
     write_key("rsa.key", rsa, false, true);
@@ -97,10 +96,9 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    static const char *files[] = {"rsa.pub", "rsa.key", "both.pem", "small.pub", "ec.pub",
-                                  "ed.pub",  "s32",     "s32crlf",  "s31",       "spem",
-                                  "garbage.pub", "ec384.pub", "ec521.pub", "k1.pub",
-                                  "cert0.pem", "cert1.pem", "cert2.pem"};
+    static const char *files[] = {"rsa.pub",   "rsa.key", "both.pem",  "small.pub", "ec.pub",      "ed.pub",
+                                  "s32",       "s32crlf", "s31",       "spem",      "garbage.pub", "ec384.pub",
+                                  "ec521.pub", "k1.pub",  "cert0.pem", "cert1.pem", "cert2.pem"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
         unlink(path_in(files[i]));
     rmdir(dir);
@@ -149,8 +147,7 @@ static void test_public_keys(void **state)
     static const struct {
         const char *file;
         enum key_curve curve;
-    } ec[] = {{"ec.pub", KEY_CURVE_P256}, {"ec384.pub", KEY_CURVE_P384},
-              {"ec521.pub", KEY_CURVE_P521}};
+    } ec[] = {{"ec.pub", KEY_CURVE_P256}, {"ec384.pub", KEY_CURVE_P384}, {"ec521.pub", KEY_CURVE_P521}};
     for (size_t i = 0; i < sizeof(ec) / sizeof(ec[0]); i++) {
         k = load_pub(ec[i].file);
         assert_non_null(k);
@@ -165,10 +162,15 @@ static void test_refused_pem(void **state)
     static const struct {
         const char *file, *err_part;
     } cases[] = {
-        {"rsa.key", "private key"}, {"both.pem", "private key"}, {"small.pub", "1024 bits"},
-        {"ed.pub", "neither RSA nor EC"}, {"garbage.pub", "no PEM public key"},
-        {"s32", "no PEM public key"}, {"k1.pub", "not on P-256, P-384 or P-521"},
-        {"cert0.pem", "holds a certificate"}, {"cert1.pem", "holds a certificate"},
+        {"rsa.key", "private key"},
+        {"both.pem", "private key"},
+        {"small.pub", "1024 bits"},
+        {"ed.pub", "neither RSA nor EC"},
+        {"garbage.pub", "no PEM public key"},
+        {"s32", "no PEM public key"},
+        {"k1.pub", "not on P-256, P-384 or P-521"},
+        {"cert0.pem", "holds a certificate"},
+        {"cert1.pem", "holds a certificate"},
         {"cert2.pem", "holds a certificate"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

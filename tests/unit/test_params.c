@@ -3,11 +3,11 @@
  * what differs. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
-#include <stdbool.h>
 #include <string.h>
+#include <cmocka.h>
 
 #include "protocol/buf.h"
 #include "protocol/startup.h"
@@ -47,7 +47,8 @@ static void test_startup_and_options(void **state)
     assert_string_equal(param_names[PARAM_APPLICATION_NAME], "application_name");
     (void)state;
     const char *names[] = {"user", "TimeZone", "client_encoding", "options", "application_name"};
-    const char *values[] = {"u", "Asia/Tokyo", "auto", "-c search_path=a,\\ \"B\" -cextra_float_digits=3 --DateStyle=ISO", "x"};
+    const char *values[] = {"u", "Asia/Tokyo", "auto",
+                            "-c search_path=a,\\ \"B\" -cextra_float_digits=3 --DateStyle=ISO", "x"};
     uint8_t buf[512];
     struct startup_packet pkt;
     startup(&pkt, buf, sizeof buf, names, values, 5);
@@ -95,8 +96,10 @@ static void test_track_forms(void **state)
         const char *sql, *want;
     } cases[] = {
         {"SET search_path = a", "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'; SET search_path TO a"},
-        {"set Search_Path to a, \"B\"", "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'; SET search_path TO a, \"B\""},
-        {"SET SESSION search_path TO x", "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'; SET search_path TO x"},
+        {"set Search_Path to a, \"B\"",
+         "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'; SET search_path TO a, \"B\""},
+        {"SET SESSION search_path TO x",
+         "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'; SET search_path TO x"},
         {"SET LOCAL search_path = x", BEFORE_SQL},
         {"SET SESSION LOCAL search_path = x", BEFORE_SQL},
         {"SET SESSION", BEFORE_SQL},
@@ -110,7 +113,8 @@ static void test_track_forms(void **state)
         {"SET time = 1", BEFORE_SQL},
         {"SET search_path = DEFAULT", "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'"},
         {"SET search_path TO local", "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'"},
-        {"SET search_path TO local, a", "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'; SET search_path TO local, a"},
+        {"SET search_path TO local, a",
+         "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'; SET search_path TO local, a"},
         {"SET TIME ZONE 'UTC'", "SET client_encoding TO 'pre'; SET TimeZone TO 'UTC'; SET search_path TO pre"},
         {"SET TIME ZONE INTERVAL '+02:00' HOUR TO MINUTE",
          "SET client_encoding TO 'pre'; SET TimeZone TO INTERVAL '+02:00' HOUR TO MINUTE; SET search_path TO pre"},
@@ -121,8 +125,8 @@ static void test_track_forms(void **state)
         {"SET NAMES 'LATIN1'", "SET client_encoding TO 'LATIN1'; SET TimeZone TO 'pre'; SET search_path TO pre"},
         {"SET NAMES", BEFORE_SQL},
         {"SET timezone = 'c'", "SET client_encoding TO 'pre'; SET TimeZone TO 'c'; SET search_path TO pre"},
-        {"SET application_name = 'me'",
-         "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'; SET search_path TO pre; SET application_name TO 'me'"},
+        {"SET application_name = 'me'", "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'; SET search_path TO "
+                                        "pre; SET application_name TO 'me'"},
         {"RESET search_path", "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'"},
         {"reset TIMEZONE", "SET client_encoding TO 'pre'; SET search_path TO pre"},
         {"RESET search_path extra", BEFORE_SQL},
@@ -131,9 +135,12 @@ static void test_track_forms(void **state)
         {"RESET ALL", BEFORE_SQL},
         {"RESET \"search_path\"", BEFORE_SQL},
         {"SELECT 1; RESET TimeZone; RESET search_path; SET NAMES DEFAULT", NULL},
-        {"RESET search_path; SET search_path = 'unterminated", "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'"},
-        {"SET search_path = a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r "
-         "s t u v w x y z a b c d e f g h i j k l", BEFORE_SQL}, /* over 64 tokens: not followed */
+        {"RESET search_path; SET search_path = 'unterminated",
+         "SET client_encoding TO 'pre'; SET TimeZone TO 'pre'"},
+        {"SET search_path = a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q "
+         "r "
+         "s t u v w x y z a b c d e f g h i j k l",
+         BEFORE_SQL}, /* over 64 tokens: not followed */
     };
 #undef BEFORE_SQL
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

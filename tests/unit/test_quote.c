@@ -49,22 +49,22 @@ static void test_literals(void **state)
         {IN("x'; DROP TABLE t; --"), "'x''; DROP TABLE t; --'"},
         {IN("\"dq\""), "'\"dq\"'"},
         {IN("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x98"), "'caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x98'"},
-        {IN("\xef\xbf\xbf"), "'\xef\xbf\xbf'"},             /* U+FFFF: a noncharacter, still valid */
-        {IN("\xf4\x8f\xbf\xbf"), "'\xf4\x8f\xbf\xbf'"},     /* U+10FFFF */
+        {IN("\xef\xbf\xbf"), "'\xef\xbf\xbf'"},         /* U+FFFF: a noncharacter, still valid */
+        {IN("\xf4\x8f\xbf\xbf"), "'\xf4\x8f\xbf\xbf'"}, /* U+10FFFF */
         {IN("a\0b"), NULL},
         {IN("\0"), NULL},
-        {IN("\x80"), NULL},                 /* lone continuation byte */
-        {IN("\xc3"), NULL},                 /* truncated */
-        {IN("\xc3("), NULL},                /* bad continuation */
-        {IN("\xc0\xaf"), NULL},             /* overlong '/' */
-        {IN("\xc1\xbf"), NULL},             /* overlong */
-        {IN("\xe0\x80\xaf"), NULL},         /* overlong, 3 bytes */
-        {IN("\xf0\x80\x80\xaf"), NULL},     /* overlong, 4 bytes */
-        {IN("\xed\xa0\x80"), NULL},         /* surrogate U+D800 */
-        {IN("\xf4\x90\x80\x80"), NULL},     /* above U+10FFFF */
+        {IN("\x80"), NULL},             /* lone continuation byte */
+        {IN("\xc3"), NULL},             /* truncated */
+        {IN("\xc3("), NULL},            /* bad continuation */
+        {IN("\xc0\xaf"), NULL},         /* overlong '/' */
+        {IN("\xc1\xbf"), NULL},         /* overlong */
+        {IN("\xe0\x80\xaf"), NULL},     /* overlong, 3 bytes */
+        {IN("\xf0\x80\x80\xaf"), NULL}, /* overlong, 4 bytes */
+        {IN("\xed\xa0\x80"), NULL},     /* surrogate U+D800 */
+        {IN("\xf4\x90\x80\x80"), NULL}, /* above U+10FFFF */
         {IN("\xf5\x80\x80\x80"), NULL},
         {IN("\xff"), NULL},
-        {IN("\xe2\x82"), NULL},             /* truncated 3-byte */
+        {IN("\xe2\x82"), NULL}, /* truncated 3-byte */
         {IN("ok\xe2\x82"), NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -107,7 +107,7 @@ static void test_identifiers(void **state)
         {IN("regional_analyst"), "\"regional_analyst\""},
         {IN("Mixed Case"), "\"Mixed Case\""},
         {IN("a\"b"), "\"a\"\"b\""},
-        {IN("a'b\\c"), "\"a'b\\c\""},          /* nothing but " is special inside "" */
+        {IN("a'b\\c"), "\"a'b\\c\""}, /* nothing but " is special inside "" */
         {IN("\xc3\xa4rger"), "\"\xc3\xa4rger\""},
         {max_len, QUOTE_IDENT_MAX_LEN, NULL}, /* checked below: accepted */
         {too_long, QUOTE_IDENT_MAX_LEN + 1, NULL},
@@ -150,8 +150,8 @@ static void test_capacity(void **state)
         size_t len;
         bool ident;
     } cases[] = {
-        {IN(""), false}, {IN("abc"), false}, {IN("a'b"), false}, {IN("a\\b"), false},
-        {IN("x"), true},  {IN("a\"b"), true},
+        {IN(""), false},     {IN("abc"), false}, {IN("a'b"), false},
+        {IN("a\\b"), false}, {IN("x"), true},    {IN("a\"b"), true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char ref[64];

@@ -17,15 +17,24 @@
 static char kind_letter(enum sqltok_kind k)
 {
     switch (k) {
-    case SQLTOK_EOF: return 'E';
-    case SQLTOK_WORD: return 'W';
-    case SQLTOK_QIDENT: return 'Q';
-    case SQLTOK_STRING: return 'S';
-    case SQLTOK_NUMBER: return 'N';
-    case SQLTOK_PARAM: return 'P';
-    case SQLTOK_SEMI: return ';';
-    case SQLTOK_OP: return 'O';
-    case SQLTOK_UNTERMINATED: return 'U';
+    case SQLTOK_EOF:
+        return 'E';
+    case SQLTOK_WORD:
+        return 'W';
+    case SQLTOK_QIDENT:
+        return 'Q';
+    case SQLTOK_STRING:
+        return 'S';
+    case SQLTOK_NUMBER:
+        return 'N';
+    case SQLTOK_PARAM:
+        return 'P';
+    case SQLTOK_SEMI:
+        return ';';
+    case SQLTOK_OP:
+        return 'O';
+    case SQLTOK_UNTERMINATED:
+        return 'U';
     }
     return '?';
 }
@@ -50,8 +59,8 @@ static void dump(const char *sql, size_t len, char *out, size_t cap)
             break;
         }
         assert_true(t.len > 0);
-        o += (size_t)snprintf(out + o, cap - o, "%s%c:%.*s", o ? "|" : "", kind_letter(t.kind),
-                              (int)t.len, t.text);
+        o +=
+            (size_t)snprintf(out + o, cap - o, "%s%c:%.*s", o ? "|" : "", kind_letter(t.kind), (int)t.len, t.text);
         assert_true(o < cap);
     }
 }
@@ -65,7 +74,10 @@ static const struct {
     {"select 1", "W:select|N:1"},
     {"SELECT a$b, $1 FROM t", "W:SELECT|W:a$b|O:,|P:$1|W:FROM|W:t"},
     {"a$$b$$ x", "W:a$$b$$|W:x"},
-    {"_x1 \xc3\xbc" "ber", "W:_x1|W:\xc3\xbc" "ber"},
+    {"_x1 \xc3\xbc"
+     "ber",
+     "W:_x1|W:\xc3\xbc"
+     "ber"},
     {"foo(bar[1])", "W:foo|O:(|W:bar|O:[|N:1|O:]|O:)"},
     {"x::int a:=b c:d", "W:x|O:::|W:int|W:a|O::=|W:b|W:c|O::|W:d"},
     {"a<=b a/b", "W:a|O:<=|W:b|W:a|O:/|W:b"},
@@ -134,8 +146,7 @@ static void test_tokens(void **state)
         char got[512];
         dump(lex_cases[i].sql, strlen(lex_cases[i].sql), got, sizeof got);
         if (strcmp(got, lex_cases[i].want) != 0)
-            fail_msg("lexing [%s]\n  got  [%s]\n  want [%s]", lex_cases[i].sql, got,
-                     lex_cases[i].want);
+            fail_msg("lexing [%s]\n  got  [%s]\n  want [%s]", lex_cases[i].sql, got, lex_cases[i].want);
     }
 }
 
@@ -253,7 +264,7 @@ static void test_needs_own_transaction(void **state)
         {"ALTER TABLE p DETACH PARTITION c", false},
         {"DISCARD PLANS", false},
         {"ANALYZE", false},
-        {"select 'a; vacuum", false},  /* does not lex: the server runs none of it */
+        {"select 'a; vacuum", false}, /* does not lex: the server runs none of it */
         {"vacuum; select 'x", false},
         {"vacuum /* open", false},
     };
@@ -368,12 +379,9 @@ static void test_deallocate(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tokens),
-        cmocka_unit_test(test_prefixes),
-        cmocka_unit_test(test_init_and_is),
-        cmocka_unit_test(test_needs_own_transaction),
-        cmocka_unit_test(test_session_state),
-        cmocka_unit_test(test_has_leading),
+        cmocka_unit_test(test_tokens),        cmocka_unit_test(test_prefixes),
+        cmocka_unit_test(test_init_and_is),   cmocka_unit_test(test_needs_own_transaction),
+        cmocka_unit_test(test_session_state), cmocka_unit_test(test_has_leading),
         cmocka_unit_test(test_deallocate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

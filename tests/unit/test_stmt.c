@@ -30,7 +30,7 @@ static void test_names(void **state)
     struct cstmt *c = mk("S_1", "SELECT $1", "'other', public"), *d = mk("S_1", "SELECT $1 ", NULL);
     assert_int_equal(strlen(a->sname), STMT_SNAME_LEN - 1);
     assert_memory_equal(a->sname, STMT_PREFIX, strlen(STMT_PREFIX));
-    assert_string_equal(a->sname, b->sname);   /* same statement, other client names: shared */
+    assert_string_equal(a->sname, b->sname);     /* same statement, other client names: shared */
     assert_string_not_equal(a->sname, c->sname); /* another search_path: another statement */
     assert_string_not_equal(a->sname, d->sname);
     /* Known answers: SHA-256 of text, NUL, type OIDs, NUL, search_path; the first 16 bytes in hex.

@@ -107,9 +107,8 @@ static void test_for_client(void **state)
          CLAIMS_SET "; SET statement_timeout = '30000'; SET work_mem = '131072kB'; SET application_name = 'psql'"},
         {"no limits", "DE", "regional_analyst", NULL, 0, 0, "psql", CLAIMS_SET, CLAIMS_RESET,
          CLAIMS_SET "; SET application_name = 'psql'"},
-        {"work_mem only", "DE", "regional_analyst", NULL, 0, 64, "",
-         CLAIMS_SET "; SET work_mem = '64kB'", CLAIMS_RESET,
-         CLAIMS_SET "; SET work_mem = '64kB'; SET application_name = ''"},
+        {"work_mem only", "DE", "regional_analyst", NULL, 0, 64, "", CLAIMS_SET "; SET work_mem = '64kB'",
+         CLAIMS_RESET, CLAIMS_SET "; SET work_mem = '64kB'; SET application_name = ''"},
         {"statement_timeout only", "DE", "regional_analyst", NULL, 250, 0, "app",
          CLAIMS_SET "; SET statement_timeout = '250'", CLAIMS_RESET,
          CLAIMS_SET "; SET statement_timeout = '250'; SET application_name = 'app'"},
@@ -234,8 +233,7 @@ static void test_build(void **state)
         {"request.jwt.claim.role", "r", false},
     };
     assert_true(txstart_build(&t, first_switch, 2, 2));
-    assert_txstart(&t, "SET request.jwt.claim.role = 'r'",
-                   "RESET application_name; RESET request.jwt.claim.role",
+    assert_txstart(&t, "SET request.jwt.claim.role = 'r'", "RESET application_name; RESET request.jwt.claim.role",
                    "SET application_name = 'x'; SET request.jwt.claim.role = 'r'");
     txstart_destroy(&t);
 }
@@ -249,7 +247,10 @@ static void test_build_refused(void **state)
         size_t n, nclaims;
     } cases[] = {
         {"invalid UTF-8", {{"request.jwt.claim.tenant", "\xc3(", false}, {"work_mem", "1", false}}, 2, 1},
-        {"invalid UTF-8 later", {{"request.jwt.claim.tenant", "DE", false}, {"application_name", "\x80", true}}, 2, 1},
+        {"invalid UTF-8 later",
+         {{"request.jwt.claim.tenant", "DE", false}, {"application_name", "\x80", true}},
+         2,
+         1},
         {"no claims to reset", {{"work_mem", "1", false}, {"application_name", "a", true}}, 2, 0},
         {"nothing per transaction", {{"application_name", "a", true}, {"application_name", "b", true}}, 2, 1},
         {"nothing at all", {{NULL, NULL, false}}, 0, 0},
