@@ -101,6 +101,7 @@ lint:
 	    $(if $(QUEUE_H),--include=$(QUEUE_H)) --enable=warning,portability,performance,style \
 	    --inline-suppr --suppressions-list=scripts/cppcheck-suppressions --error-exitcode=1 -q -j2 \
 	    --template='{file}:{line}: {severity} ({id}): {message}' $(LINT_DIRS)
+	@$(MAKE) --no-print-directory format-check
 
 FORMAT_SRC = $(PROTO_SRC) $(POLICY_SRC) $(AUTH_SRC) $(PROXY_SRC) $(wildcard protocol/*.h policy/*.h auth/*.h proxy/*.h) \
              $(wildcard tools/*.c) $(wildcard tests/unit/*.c)

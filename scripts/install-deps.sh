@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building, the demo and the tests need: Debian packages, and node-postgres (from npm,
 # locked in tests/clients/node/package-lock.json) for the client-matrix tests. With --core, only
-# what building and the demo need (no JDK, Node.js, client libraries or cppcheck).
+# what building and the demo need (no JDK, Node.js, client libraries, cppcheck or clang-format).
 # Idempotent and quiet when everything is already there; must run as root on a fresh machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,8 +10,9 @@ core=false
 pkgs=(gcc libc6-dev make pkg-config
       libev-dev libssl-dev libpq-dev libjwt-dev libinih-dev libjansson-dev libcmocka-dev
       postgresql-15 postgresql-client-15 pgbouncer openssl procps iproute2 netcat-openbsd)
-# cppcheck: make lint, which make check runs.
-$core || pkgs+=(python3-psycopg libpostgresql-jdbc-java cppcheck)
+# cppcheck and clang-format: make lint (static analysis, and that `make format` would change
+# nothing), which make check runs.
+$core || pkgs+=(python3-psycopg libpostgresql-jdbc-java cppcheck clang-format)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
