@@ -5,10 +5,13 @@
 # 64 persistent clients in the simple, extended and prepared query modes and with a new connection
 # per transaction (-C), interleaved direct/PgBouncer/pgmesh for BENCH_ROUNDS rounds (PgBouncer 1.18
 # is left out of -M prepared: it has no prepared statements in transaction pooling). Prints a
-# table of TPS and average latency per target, the pgmesh/PgBouncer and pgmesh/direct ratios, and
-# pgmesh's prepared/extended ratio.
+# table of TPS, average latency and pgmesh's CPU time per transaction per target, the
+# pgmesh/PgBouncer and pgmesh/direct ratios, and pgmesh's prepared/extended ratio.
 # Env: BUILD (build), BENCH_T (seconds per run, 20), BENCH_ROUNDS (2), BENCH_SCALE (10),
-#      BENCH_OUT (also write the table there), KEEP_TMP=1 keeps the temp dir.
+#      BENCH_OUT (also write the table there), KEEP_TMP=1 keeps the temp dir,
+#      BENCH_TESTS (which workloads: S64 S64X S64P S8C, the default all four),
+#      BENCH_BASE (another pgmesh binary, e.g. a build of an earlier commit: run as target "base"
+#      with the same config, interleaved with the others, for a before/after in one run).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,13 +20,14 @@ BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 PGMESH=$BUILD/pgmesh
 PGMESH_TOKEN=$BUILD/pgmesh-token
+BENCH_BASE=${BENCH_BASE:-}
 BENCH_T=${BENCH_T:-20}
 BENCH_ROUNDS=${BENCH_ROUNDS:-2}
 BENCH_SCALE=${BENCH_SCALE:-10}
 . "$ROOT/scripts/pgcluster.sh"
 PGBENCH=$PGBIN/pgbench
 
-for bin in "$PGMESH" "$PGMESH_TOKEN" "$PGBENCH" "$(command -v pgbouncer || echo /usr/sbin/pgbouncer)"; do
+for bin in "$PGMESH" "$PGMESH_TOKEN" ${BENCH_BASE:+"$BENCH_BASE"} "$PGBENCH" "$(command -v pgbouncer || echo /usr/sbin/pgbouncer)"; do
     [ -x "$bin" ] || { echo "bench: $bin not found (make all; make deps)" >&2; exit 2; }
 done
 
@@ -31,8 +35,10 @@ RUN=$(mktemp -d /tmp/pgmesh-bench.XXXXXX)
 chmod 755 "$RUN"
 PG_PORT=
 MESH_PID=
+BASE_PID=
 teardown() {
     [ -n "$MESH_PID" ] && { kill -TERM "$MESH_PID" 2>/dev/null; wait "$MESH_PID" 2>/dev/null; }
+    [ -n "$BASE_PID" ] && { kill -TERM "$BASE_PID" 2>/dev/null; wait "$BASE_PID" 2>/dev/null; }
     if [ -f "$RUN/pgbouncer/pgbouncer.pid" ]; then
         kill -TERM "$(cat "$RUN/pgbouncer/pgbouncer.pid")" 2>/dev/null
         sleep 0.5
@@ -133,48 +139,73 @@ EOF
 "$PGMESH" -c "$RUN/pgmesh.ini" > "$RUN/pgmesh.log" 2>&1 < /dev/null &
 MESH_PID=$!
 wait_port "$MESH_PORT" pgmesh
+if [ -n "$BENCH_BASE" ]; then
+    echo "== base: $BENCH_BASE (the same config on another port)"
+    BASE_PORT=$(pgcluster_free_port)
+    sed "s/^listen_port = .*/listen_port = $BASE_PORT/" "$RUN/pgmesh.ini" > "$RUN/base.ini"
+    "$BENCH_BASE" -c "$RUN/base.ini" > "$RUN/base.log" 2>&1 < /dev/null &
+    BASE_PID=$!
+    wait_port "$BASE_PORT" "base pgmesh"
+fi
 token=$("$PGMESH_TOKEN" --secret-file "$RUN/jwt.secret" --tenant DE --role regional_analyst --ttl 36000)
 
-# run_one TARGET ARGS... : prints "tps latency_ms" (or "FAILED FAILED") for one pgbench run.
+# CPU time (user + system, in clock ticks) a process has used so far; 0 when there is no process.
+cpu_ticks() { if [ -n "$1" ]; then awk '{ print $14 + $15 }' "/proc/$1/stat"; else echo 0; fi; }
+CLK_TCK=$(getconf CLK_TCK)
+
+# run_one TARGET ARGS... : prints "tps latency_ms cpu_us" (or FAILED three times) for one pgbench
+# run; cpu_us is the pooler's CPU time per transaction (pgmesh and base only, "-" otherwise).
 run_one() {
     local target=$1 out
     shift
     out=$RUN/pgbench-$target-$(date +%s%N).txt
-    local port user pass
+    local port user pass pid=
     case $target in
         direct) port=$PG_PORT user=bench_user pass=$pw ;;
         pgbouncer) port=$PB_PORT user=bench_user pass=$pw ;;
-        pgmesh) port=$MESH_PORT user=analyst pass=$token ;;
+        pgmesh) port=$MESH_PORT user=analyst pass=$token pid=$MESH_PID ;;
+        base) port=$BASE_PORT user=analyst pass=$token pid=$BASE_PID ;;
     esac
+    local t0 t1
+    t0=$(cpu_ticks "$pid")
     if PGPASSWORD=$pass PGSSLMODE=disable timeout $((BENCH_T + 120)) "$PGBENCH" -h 127.0.0.1 -p "$port" \
             -U "$user" "$@" bench > "$out" 2>&1 && ! grep -q 'aborted' "$out"; then
-        awk '/^tps = / && !tps { tps = $3 } /^latency average = / { lat = $4 }
-             END { if (tps == "") print "FAILED FAILED"; else print tps, lat }' "$out"
+        t1=$(cpu_ticks "$pid")
+        awk -v ticks=$((t1 - t0)) -v hz="$CLK_TCK" -v pid="$pid" '
+             /^tps = / && !tps { tps = $3 } /^latency average = / { lat = $4 }
+             /^number of transactions actually processed: / { n = $6 + 0 }
+             END { if (tps == "") { print "FAILED FAILED FAILED"; exit }
+                   cpu = (pid == "" || n == 0) ? "-" : sprintf("%.2f", ticks * 1e6 / hz / n)
+                   print tps, lat, cpu }' "$out"
     else
         echo "bench: pgbench $target $* failed:" >&2
         tail -n 5 "$out" >&2
-        echo "FAILED FAILED"
+        echo "FAILED FAILED FAILED"
     fi
 }
 
-declare -A tps lat
-tests=("S64" "S64X" "S64P" "S8C")
+declare -A tps lat cpu
+read -r -a tests <<< "${BENCH_TESTS:-S64 S64X S64P S8C}"
 declare -A args=(
     [S64]="-n -S -c 64 -j 2 -T $BENCH_T"
     [S64X]="-n -S -M extended -c 64 -j 2 -T $BENCH_T"
     [S64P]="-n -S -M prepared -c 64 -j 2 -T $BENCH_T"
     [S8C]="-n -S -C -c 8 -j 2 -T $BENCH_T"
 )
-targets_of() { if [ "$1" = S64P ]; then echo direct pgmesh; else echo direct pgbouncer pgmesh; fi; }
+targets_of() {
+    local t="direct pgbouncer pgmesh"
+    [ "$1" = S64P ] && t="direct pgmesh"
+    echo "$t${BENCH_BASE:+ base}"
+}
 failed=0
 for t in "${tests[@]}"; do
     for r in $(seq 1 "$BENCH_ROUNDS"); do
         for target in $(targets_of "$t"); do
             # shellcheck disable=SC2086
-            read -r tps["$t,$target,$r"] lat["$t,$target,$r"] < <(run_one "$target" ${args[$t]})
+            read -r tps["$t,$target,$r"] lat["$t,$target,$r"] cpu["$t,$target,$r"] < <(run_one "$target" ${args[$t]})
             [ "${tps[$t,$target,$r]}" = FAILED ] && failed=1
-            printf '  pgbench %-32s %-9s round %d: tps %s, latency %s ms\n' "${args[$t]}" "$target" "$r" \
-                "${tps[$t,$target,$r]}" "${lat[$t,$target,$r]}"
+            printf '  pgbench %-32s %-9s round %d: tps %s, latency %s ms, pooler CPU %s us/tx\n' "${args[$t]}" \
+                "$target" "$r" "${tps[$t,$target,$r]}" "${lat[$t,$target,$r]}" "${cpu[$t,$target,$r]}"
         done
     done
 done
@@ -185,6 +216,7 @@ mean() { # key-prefix array-name
     for r in $(seq 1 "$BENCH_ROUNDS"); do
         [ -z "${a[$1,$r]:-}" ] && { echo "n/a"; return; }
         [ "${a[$1,$r]}" = FAILED ] && { echo FAILED; return; }
+        [ "${a[$1,$r]}" = - ] && { echo -; return; }
         sum=$(awk -v s="$sum" -v x="${a[$1,$r]}" 'BEGIN { print s + x }')
         n=$((n + 1))
     done
@@ -196,10 +228,11 @@ table=$RUN/table.txt
 {
     echo
     echo "pgmesh $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +'%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), PgBouncer $(pgbouncer --version | head -n 1 | awk '{print $2}'); ${BENCH_T}s per run, mean of $BENCH_ROUNDS interleaved rounds"
-    printf '%-34s %-10s %12s %14s\n' "pgbench" "target" "tps" "latency (ms)"
+    printf '%-34s %-10s %12s %14s %16s\n' "pgbench" "target" "tps" "latency (ms)" "CPU (us/tx)"
     for t in "${tests[@]}"; do
         for target in $(targets_of "$t"); do
-            printf '%-34s %-10s %12s %14s\n' "${args[$t]}" "$target" "$(mean "$t,$target" tps)" "$(mean "$t,$target" lat)"
+            printf '%-34s %-10s %12s %14s %16s\n' "${args[$t]}" "$target" "$(mean "$t,$target" tps)" \
+                "$(mean "$t,$target" lat)" "$(mean "$t,$target" cpu)"
         done
     done
     echo
@@ -209,6 +242,13 @@ table=$RUN/table.txt
             "$(ratio "$(mean "$t,pgmesh" tps)" "$(mean "$t,pgbouncer" tps)")" \
             "$(ratio "$(mean "$t,pgmesh" tps)" "$(mean "$t,direct" tps)")"
     done
+    if [ -n "$BENCH_BASE" ]; then
+        echo
+        printf '%-34s %18s\n' "tps ratio" "pgmesh/base"
+        for t in "${tests[@]}"; do
+            printf '%-34s %18s\n' "${args[$t]}" "$(ratio "$(mean "$t,pgmesh" tps)" "$(mean "$t,base" tps)")"
+        done
+    fi
     echo
     printf '%-34s %18s\n' "pgmesh -M prepared / -M extended" \
         "$(ratio "$(mean "S64P,pgmesh" tps)" "$(mean "S64X,pgmesh" tps)")"

@@ -82,14 +82,15 @@ static size_t scan_while(const struct sqllex *lx, size_t i, bool (*in_class)(cha
     return i;
 }
 
+/* Both are asked at every token: plain byte compares, not opens_at's case folding. */
 static bool starts_line_comment(const struct sqllex *lx, size_t i)
 {
-    return opens_at(lx, i, "--");
+    return at(lx, i, '-') && at(lx, i + 1, '-');
 }
 
 static bool starts_block_comment(const struct sqllex *lx, size_t i)
 {
-    return opens_at(lx, i, "/*");
+    return at(lx, i, '/') && at(lx, i + 1, '*');
 }
 
 static bool starts_comment(const struct sqllex *lx, size_t i)
@@ -244,6 +245,10 @@ static const struct quoted_form quoted_forms[] = {
 
 static const struct quoted_form *quoted_form_at(const struct sqllex *lx, size_t i)
 {
+    /* Every token passes here first: most open no quoted form, and only these bytes can. */
+    char first = lx->p[i];
+    if (first == '\0' || !strchr("'\"eEnNbBxXuU", first))
+        return NULL;
     for (size_t k = 0; k < sizeof quoted_forms / sizeof quoted_forms[0]; k++)
         if (opens_at(lx, i, quoted_forms[k].open))
             return &quoted_forms[k];

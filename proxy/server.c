@@ -4,6 +4,7 @@
  * (or the SSL object libpq negotiated) and only returns to libpq for PQfinish. */
 #include "proxy/server.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,11 +38,22 @@ static struct server_list *list_for(struct pool *p, enum server_state st)
     return NULL;
 }
 
+/* Which states each state may move to. LINKED to LINKED is a server handed from the client whose
+ * transaction ended straight to a waiting one. */
+static const unsigned legal_next[] = {
+    [SERVER_CONNECTING] = 1u << SERVER_IDLE | 1u << SERVER_LINKED | 1u << SERVER_CLOSING,
+    [SERVER_IDLE] = 1u << SERVER_LINKED | 1u << SERVER_CLOSING,
+    [SERVER_LINKED] = 1u << SERVER_IDLE | 1u << SERVER_LINKED | 1u << SERVER_RESETTING | 1u << SERVER_CLOSING,
+    [SERVER_RESETTING] = 1u << SERVER_IDLE | 1u << SERVER_LINKED | 1u << SERVER_CLOSING,
+    [SERVER_CLOSING] = 0,
+};
+
 void server_set_state(struct server *s, enum server_state st)
 {
     struct server_list *from = list_for(s->pool, s->state), *to = list_for(s->pool, st);
     if (s->state == SERVER_CLOSING)
         return; /* terminal */
+    assert(legal_next[s->state] & (1u << st));
     slog(LOG_DEBUG, s, "%s -> %s", state_names[s->state], state_names[st]);
     if (from)
         TAILQ_REMOVE(from, s, link);

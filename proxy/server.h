@@ -45,6 +45,8 @@ struct server {
 
 bool server_connect(struct pool *pool) __attribute__((warn_unused_result));
 void server_close(struct server *s, const char *why);
+/* Every state change: moves the server between its pool's lists and counters, asserts the
+ * transition is legal; CLOSING is terminal. */
 void server_set_state(struct server *s, enum server_state st);
 
 #endif
