@@ -176,3 +176,13 @@ void fe_write_describe(struct pq_writer *w, char kind, const char *name)
     wr_cstr(w, name);
     wr_end(w);
 }
+
+bool fe_read_function_oid(const uint8_t *body, size_t avail, size_t len, uint32_t *oid)
+{
+    struct pq_reader r;
+    if (avail < 4 || len < 4)
+        return false;
+    rd_init(&r, body, 4);
+    *oid = rd_u32(&r);
+    return rd_finish(&r);
+}

@@ -29,6 +29,10 @@ struct fe_bind_head {
 };
 enum fe_head fe_read_bind_names(const uint8_t *body, size_t avail, size_t len, struct span *portal,
                                 struct span *stmt, size_t *used) __attribute__((warn_unused_result));
+/* The function OID that opens a FunctionCall body, from the avail bytes of it that have arrived
+ * (len: the whole body). False until 4 bytes are there, or when the body is shorter. */
+bool fe_read_function_oid(const uint8_t *body, size_t avail, size_t len, uint32_t *oid)
+    __attribute__((warn_unused_result));
 /* Describe and Close: 'S' (statement) or 'P' (portal), and the name. */
 bool fe_read_target(const uint8_t *body, size_t len, char *kind, struct span *name)
     __attribute__((warn_unused_result));

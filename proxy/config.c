@@ -381,11 +381,21 @@ static void check_jwt_keys(struct load_state *st)
         check_algorithms_match_key(st, secret, secret ? secret_line : pubkey ? pubkey_line : jwks_line);
 }
 
+/* Requiring the extension without the key that talks to it could only refuse every client. */
+static void check_enforcement(struct load_state *st)
+{
+    const struct config *cfg = st->cfg;
+    if (cfg->server_enforcement == ENFORCE_REQUIRE && cfg->server_key_file[0] == '\0')
+        fail(st, key_line(st, "pgmesh", "server_enforcement"),
+             "server_enforcement = require needs server_key_file (scripts/server-setup.sh prints it)");
+}
+
 static void check_config(struct load_state *st)
 {
     check_sections(st);
     check_listeners(st);
     check_jwt_keys(st);
+    check_enforcement(st);
 }
 
 /* ---- public API ---- */

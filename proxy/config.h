@@ -17,6 +17,8 @@
 enum pool_mode { POOL_TRANSACTION, POOL_SESSION };
 /* client_tls: what a TCP client's SSLRequest gets and whether clear text is refused. */
 enum client_tls_mode { CLIENT_TLS_DISABLE, CLIENT_TLS_ALLOW, CLIENT_TLS_REQUIRE };
+/* server_enforcement: whether claims and limits must be set through the pgmesh extension. */
+enum server_enforcement { ENFORCE_OFF, ENFORCE_PREFER, ENFORCE_REQUIRE };
 
 /* [databases] name = libpq conninfo (no user). */
 struct db_config {
@@ -51,7 +53,9 @@ struct config {
     int max_prepared_statements; /* per server connection in transaction pooling; 0: refused */
     char *log_level;             /* error, warning, info, debug */
     enum client_tls_mode client_tls;
-    char *tls_cert_file; /* "" : no certificate, TLS not offered */
+    enum server_enforcement server_enforcement;
+    char *server_key_file; /* the key shared with the extension ("" : none) */
+    char *tls_cert_file;   /* "" : no certificate, TLS not offered */
     char *tls_key_file;
     char *tls_ca_file; /* "" : client certificates not requested */
     char *tls_ciphers; /* TLS 1.2 cipher list; "" : OpenSSL's default */

@@ -37,11 +37,13 @@ struct config_key {
 
 _Static_assert(sizeof(enum pool_mode) == sizeof(int), "VAL_ENUM stores an int");
 _Static_assert(sizeof(enum client_tls_mode) == sizeof(int), "VAL_ENUM stores an int");
+_Static_assert(sizeof(enum server_enforcement) == sizeof(int), "VAL_ENUM stores an int");
 
 static const char *const pool_modes[] = {"transaction", "session", NULL}; /* POOL_* order */
 static const char *const log_levels[] = {"error", "warning", "info", "debug", NULL};
 static const char *const off_on[] = {"off", "on", NULL};
 static const char *const client_tls_modes[] = {"disable", "allow", "require", NULL}; /* CLIENT_TLS_* order */
+static const char *const enforcements[] = {"off", "prefer", "require", NULL};        /* ENFORCE_* order */
 
 /* Unix socket path "<dir>/.s.PGSQL.<port>" must fit sockaddr_un.sun_path (108 bytes). */
 #define SOCKET_DIR_MAX (108 - 1 - (int)(sizeof "/.s.PGSQL.65535" - 1))
@@ -82,6 +84,13 @@ static const struct config_key keys[] = {
       "transaction pooling: named prepared statements kept per server connection (least recently used "
       "closed first); 0 refuses named statements"},
      VAL_INT, AT(max_prepared_statements), 0, 100000, NULL, NULL},
+    {{"pgmesh", "server_enforcement", "prefer", false,
+      "require: lend only server connections whose database has the pgmesh extension (claims and limits set "
+      "through it); prefer: use it where it is, warn once per pool where it is not; off: plain SETs"},
+     VAL_ENUM, AT(server_enforcement), 0, 0, enforcements, NULL},
+    {{"pgmesh", "server_key_file", "", false,
+      "file holding the key shared with the pgmesh extension (hex, as scripts/server-setup.sh writes it)"},
+     VAL_STRING, AT(server_key_file), 0, PATH_MAX - 1, NULL, NULL},
     {{"pgmesh", "log_level", "info", true, "error, warning, info or debug"},
      VAL_STRING, AT(log_level), 0, 16, log_levels, NULL},
     {{"pgmesh", "client_tls", "require", true,

@@ -85,8 +85,8 @@ void limits_on_forward(struct server *s, char fe_type)
     if (!l)
         return;
     ev_timer_stop(rt.loop, &s->idle_timer); /* the client is active again */
-    if ((fe_type == FE_QUERY || fe_type == FE_EXECUTE) && l->statement_timeout_ms > 0 &&
-        !ev_is_active(&s->stmt_timer))
+    bool starts_statement = fe_type == FE_QUERY || fe_type == FE_EXECUTE || fe_type == FE_FUNCTION_CALL;
+    if (starts_statement && l->statement_timeout_ms > 0 && !ev_is_active(&s->stmt_timer))
         arm(&s->stmt_timer, l->statement_timeout_ms + LIMITS_STATEMENT_GRACE_MS);
     if (l->max_transaction_age_ms > 0 && !ev_is_active(&s->age_timer) && fe_type != FE_SYNC &&
         fe_type != FE_FLUSH && fe_type != FE_TERMINATE)

@@ -17,6 +17,7 @@
 #include "proxy/config.h"
 #include "proxy/config_keys.h"
 #include "proxy/conn.h"
+#include "proxy/enforce.h"
 #include "proxy/link.h"
 #include "proxy/listen.h"
 #include "proxy/log.h"
@@ -135,6 +136,11 @@ static bool load_startup(const char *config_path, char *err, size_t errlen)
         return false;
     }
     rt.token_cache = jwt_cache_new((size_t)rt.cfg->verify_cache_size);
+    if (!enforce_init(rt.cfg, err, errlen))
+        return false;
+    if (rt.cfg->server_enforcement != ENFORCE_OFF && !enforce_active())
+        log_warn("server_enforcement = prefer without server_key_file: claims and limits are set with plain SET, "
+                 "which SQL run inside functions, views and DO blocks can change (scripts/server-setup.sh)");
     OPENSSL_init_ssl(0, NULL);
     return tls_init(rt.cfg, err, errlen);
 }

@@ -40,6 +40,7 @@ enum refusal {
     REFUSE_DEALLOCATE,
     REFUSE_RESERVED_NAME,
     REFUSE_TOO_MANY_STATEMENTS,
+    REFUSE_FUNCTION_CALL,
 };
 
 struct op {

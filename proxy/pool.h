@@ -29,6 +29,7 @@ struct pool {
     int nservers; /* all but closing */
     struct waiter_list waiting;
     int nwaiting;
+    bool warned_unprotected;        /* logged once: the database has no pgmesh extension */
     char *params[POOL_PARAM_COUNT]; /* server_version, ... as the last connection reported */
 };
 

@@ -27,9 +27,11 @@ static void log_refusal(const struct client *c, enum refusal why, const char *wh
         [REFUSE_DEALLOCATE] = "a combined ",
         [REFUSE_RESERVED_NAME] = "a reserved name in ",
         [REFUSE_TOO_MANY_STATEMENTS] = "statement ",
+        [REFUSE_FUNCTION_CALL] = "a FunctionCall of ",
     };
-    LOG_AT(why == REFUSE_MANAGED_SETTING ? LOG_WARNING : LOG_INFO, c->tag, "refused %s%.*s (role %s, tenant %s)",
-           lead[why], (int)(what_len > 63 ? 63 : what_len), what, c->ident.role, c->ident.tenant);
+    LOG_AT(why == REFUSE_MANAGED_SETTING || why == REFUSE_FUNCTION_CALL ? LOG_WARNING : LOG_INFO, c->tag,
+           "refused %s%.*s (role %s, tenant %s)", lead[why], (int)(what_len > 63 ? 63 : what_len), what,
+           c->ident.role, c->ident.tenant);
 }
 
 static bool send_stand_in(struct client *c, struct server *s, const struct frame *f, enum refusal why,
@@ -41,17 +43,19 @@ static bool send_stand_in(struct client *c, struct server *s, const struct frame
         return false;
     struct pq_writer w;
     wr_init_dynamic(&w);
-    if (f->type == FE_QUERY)
+    /* A FunctionCall is answered like a Query (an error, then ReadyForQuery): a Query stands in. */
+    bool query = f->type == FE_QUERY || f->type == FE_FUNCTION_CALL;
+    if (query)
         fe_write_query(&w, stand_in);
     else
         fe_write_parse(&w, "", stand_in);
     if (!relay_send_written(s, &w))
         return false;
-    struct op op = {.kind = OP_GUARD_ERROR, .why = why, .query = f->type == FE_QUERY};
+    struct op op = {.kind = OP_GUARD_ERROR, .why = why, .query = query};
     size_t n = what_len < sizeof op.name - 1 ? what_len : sizeof op.name - 1;
     memcpy(op.name, what, n);
     /* A Query's stand-in gets its error entry and the Query's own, through ReadyForQuery. */
-    if (f->type == FE_QUERY)
+    if (query)
         return relay_push(s, op) && relay_after_forward(s, f->type, NULL);
     return relay_after_forward(s, f->type, &op);
 }
@@ -137,6 +141,16 @@ static void statement_names(struct pq_error *e, enum refusal why, const char *na
     }
 }
 
+static void function_call(struct pq_error *e, const char *oid, char *detail, size_t cap)
+{
+    snprintf(detail, cap,
+             "pgmesh passes fast-path function calls only for the large-object functions libpq's lo_* API "
+             "uses; function OID %s is not one of them.",
+             oid);
+    *e = (struct pq_error){"ERROR", SQLSTATE_INSUFFICIENT_PRIVILEGE, "FunctionCall messages are refused by pgmesh",
+                           detail, "Call the function in a query (SELECT f(...)) instead."};
+}
+
 static void too_long(struct pq_error *e, char *detail, size_t cap)
 {
     snprintf(detail, cap, "Query and Parse messages are limited to %u bytes.", (unsigned)INSPECT_MAX);
@@ -165,6 +179,9 @@ void refusal_write(struct pq_writer *w, enum refusal why, const char *name)
     case REFUSE_DEALLOCATE:
     case REFUSE_RESERVED_NAME:
         statement_names(&e, why, name, msg, sizeof msg);
+        break;
+    case REFUSE_FUNCTION_CALL:
+        function_call(&e, name, detail, sizeof detail);
         break;
     case REFUSE_NONE:
     case REFUSE_TOO_LONG:

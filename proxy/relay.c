@@ -127,6 +127,41 @@ static enum inspect check_statement(struct client *c, struct server *s, const st
     return INSPECT_FORWARD;
 }
 
+/* The fast-path FunctionCall ('F') calls a function by OID with no SQL around it, so neither the
+ * guard nor a policy sees what it does (set_config by OID): only the large-object functions
+ * libpq's lo_* API calls pass. Their OIDs are the ones libpq's own lookup by name in pg_catalog
+ * finds: built-in functions' OIDs are fixed in PostgreSQL's catalog (pg_proc.dat). */
+static bool large_object_function(uint32_t oid)
+{
+    static const uint32_t allowed[] = {
+        715,  /* lo_create */ 952,  /* lo_open */ 953,      /* lo_close */ 954,    /* loread */
+        955,  /* lowrite */ 956,    /* lo_lseek */ 957,     /* lo_creat */ 958,    /* lo_tell */
+        964,  /* lo_unlink */ 1004, /* lo_truncate */ 3170, /* lo_lseek64 */ 3171, /* lo_tell64 */
+        3172,                                                                      /* lo_truncate64 */
+    };
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
+        if (allowed[i] == oid)
+            return true;
+    return false;
+}
+
+static enum inspect inspect_function_call(struct client *c, struct server *s, const struct frame *f)
+{
+    uint32_t oid;
+    if (f->body_len < 4) {
+        relay_fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "invalid FunctionCall message", NULL);
+        return INSPECT_FAILED;
+    }
+    if (!fe_read_function_oid(frame_body(iobuf_head(&c->conn.in)), frame_body_arrived(iobuf_len(&c->conn.in)),
+                              f->body_len, &oid))
+        return INSPECT_WAIT; /* the OID is in the first bytes; the rest may stream */
+    if (large_object_function(oid))
+        return INSPECT_FORWARD;
+    char what[16];
+    snprintf(what, sizeof what, "%u", oid);
+    return refused(c, s, f, REFUSE_FUNCTION_CALL, what, strlen(what));
+}
+
 /* Reads a Query or Parse whole (up to INSPECT_MAX; longer ones are refused) to check it: the
  * guard, session state it may leave behind, what transaction pooling cannot serve. */
 static enum inspect inspect_message(struct client *c, struct server *s, const struct frame *f,
@@ -134,6 +169,8 @@ static enum inspect inspect_message(struct client *c, struct server *s, const st
 {
     struct iobuf *in = &c->conn.in;
     *fx = (struct inspected){.dealloc = SQL_DEALLOC_NONE};
+    if (f->type == FE_FUNCTION_CALL)
+        return inspect_function_call(c, s, f);
     if (f->type != FE_QUERY && f->type != FE_PARSE)
         return INSPECT_FORWARD;
     if (f->total_len > INSPECT_MAX)
@@ -166,7 +203,7 @@ static bool reapply_settings(struct client *c, struct server *s)
     if (!c->reapply_settings)
         return true;
     c->reapply_settings = false;
-    return relay_send(s, c->tx.set_msg, c->tx.set_len) && relay_push(s, (struct op){.kind = OP_TXSTART});
+    return relay_send_settings(c, s, false) && relay_push(s, (struct op){.kind = OP_TXSTART});
 }
 
 /* One client message whose header has arrived: checked, prefixed with the transaction start when

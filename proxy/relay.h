@@ -45,6 +45,9 @@ struct relay {
     struct body_stream body; /* the server message being streamed to the client */
     char tx_status;          /* from the last ReadyForQuery */
     bool per_transaction;    /* transaction pooling: claims per transaction, link ends with it */
+    bool enforced;           /* the database has the pgmesh extension: claims through pgmesh.apply */
+    char nonce[33];          /* ... this backend's nonce (enforce.h), which binds each message to it */
+    uint64_t apply_counter;  /* ... the last counter sent: each message's must be higher */
     bool at_boundary;        /* next client message may start a transaction */
     bool open_extended;      /* client extended messages sent since the last Sync */
     bool in_copy;

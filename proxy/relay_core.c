@@ -9,6 +9,7 @@
 #include "protocol/wire.h"
 #include "proxy/client.h"
 #include "proxy/config.h"
+#include "proxy/enforce.h"
 #include "proxy/limits.h"
 #include "proxy/relay_int.h"
 #include "proxy/runtime.h"
@@ -170,6 +171,40 @@ static bool discard_session(struct server *s)
     return true;
 }
 
+/* With the extension: the same settings through pgmesh.apply, authenticated for this backend and
+ * this call (a counter that only rises), so the text is worthless to anyone who reads it. */
+static bool send_apply(struct client *c, struct server *s, bool switching)
+{
+    size_t key_len;
+    const uint8_t *key = enforce_key(&key_len);
+    struct pq_writer w;
+    wr_init_dynamic(&w);
+    if (!txstart_write_apply(&c->tx, &w, s->relay.nonce, ++s->relay.apply_counter, key, key_len, switching)) {
+        wr_destroy(&w);
+        return relay_fail_server(s, "out of memory");
+    }
+    return relay_send_written(s, &w);
+}
+
+bool relay_send_settings(struct client *c, struct server *s, bool switching)
+{
+    if (s->relay.enforced)
+        return send_apply(c, s, switching);
+    return relay_send(s, switching ? c->tx.switch_msg : c->tx.set_msg,
+                      switching ? c->tx.switch_len : c->tx.set_len);
+}
+
+/* Clears the previous client's claims, committed on its own: SET-based, or pgmesh.clear(). */
+static bool send_reset(struct client *c, struct server *s)
+{
+    if (!s->relay.enforced)
+        return relay_send(s, c->tx.reset_msg, c->tx.reset_len);
+    struct pq_writer w;
+    wr_init_dynamic(&w);
+    fe_write_query(&w, TXSTART_CLEAR_SQL);
+    return relay_send_written(s, &w);
+}
+
 /* The SETs themselves, with application_name when the server changes hands (the startup value
  * goes with the switch; one the client SET itself follows it with the session parameters). */
 static bool send_claims(struct client *c, struct server *s, bool switching)
@@ -180,7 +215,7 @@ static bool send_claims(struct client *c, struct server *s, bool switching)
     if (own_app)
         r->application_name[0] = '\0';
     bool set_app = switching && !own_app && strcmp(r->application_name, app) != 0;
-    if (!relay_send(s, set_app ? c->tx.switch_msg : c->tx.set_msg, set_app ? c->tx.switch_len : c->tx.set_len))
+    if (!relay_send_settings(c, s, set_app))
         return false;
     if (set_app)
         snprintf(r->application_name, sizeof r->application_name, "%s", app);
@@ -211,7 +246,7 @@ bool relay_send_txstart(struct client *c, struct server *s)
     if (known_idle && !sync_params(c, s))
         return false;
     bool reset = switching && !discarded && needs_reset(r, c);
-    if (reset && (!relay_send(s, c->tx.reset_msg, c->tx.reset_len) || !push_op(s, OP_TXSTART, known_idle)))
+    if (reset && (!send_reset(c, s) || !push_op(s, OP_TXSTART, known_idle)))
         return false;
     return send_claims(c, s, switching) && push_op(s, OP_TXSTART, known_idle);
 }

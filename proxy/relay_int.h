@@ -71,6 +71,9 @@ struct inspected {
 /* Whether the client's next message needs its transaction start first, and sending it. */
 bool relay_needs_txstart(const struct server *s, const struct frame *f);
 bool relay_send_txstart(struct client *c, struct server *s) __attribute__((warn_unused_result));
+/* The client's claims and limits alone (with the switch_only settings when switching): SETs, or
+ * pgmesh.apply where the server has the extension. No op entry. */
+bool relay_send_settings(struct client *c, struct server *s, bool switching) __attribute__((warn_unused_result));
 /* The op for a client message just sent: msg (when not NULL) is the one prepared already. */
 bool relay_after_forward(struct server *s, char type, const struct op *msg) __attribute__((warn_unused_result));
 

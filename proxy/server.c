@@ -11,6 +11,7 @@
 
 #include "proxy/client.h"
 #include "proxy/config.h"
+#include "proxy/enforce.h"
 #include "proxy/events.h"
 #include "proxy/limits.h"
 #include "proxy/log.h"
@@ -116,6 +117,7 @@ static void connect_failed(struct server *s, const char *what)
     session_events.connect_failed(p, msg);
 }
 
+/* libpq is done (and the probe, if any): the relay takes the socket over. */
 static void connected(struct server *s)
 {
     ev_timer_stop(rt.loop, &s->timer);
@@ -128,25 +130,94 @@ static void connected(struct server *s)
     session_events.server_connected(s);
 }
 
-/* Drives PQconnectPoll from whichever watcher fired; re-arms for the direction libpq wants. */
-static void poll_connect(struct server *s)
+/* Both watchers on the one the connection waits for next. */
+static void wait_for(struct server *s, bool write)
 {
-    PostgresPollingStatusType st = PQconnectPoll(s->pg);
-    if (st == PGRES_POLLING_OK) {
-        connected(s);
-        return;
-    }
-    if (st == PGRES_POLLING_FAILED) {
-        connect_failed(s, "");
-        return;
-    }
     int fd = PQsocket(s->pg);
     ev_io_stop(rt.loop, &s->conn.rio);
     ev_io_stop(rt.loop, &s->conn.wio);
     s->conn.fd = fd;
     ev_io_set(&s->conn.rio, fd, EV_READ);
     ev_io_set(&s->conn.wio, fd, EV_WRITE);
-    ev_io_start(rt.loop, st == PGRES_POLLING_READING ? &s->conn.rio : &s->conn.wio);
+    ev_io_start(rt.loop, write ? &s->conn.wio : &s->conn.rio);
+}
+
+/* The probe's verdict: the extension's nonce, or whether the pool may use a server without it. */
+static void probe_done(struct server *s, enum enforce_probe verdict, const char *nonce, const char *why)
+{
+    if (verdict == PROBE_FAILED) {
+        connect_failed(s, why[0] ? why : "the probe for the pgmesh extension failed");
+        return;
+    }
+    if (verdict == PROBE_FOUND) {
+        s->relay.enforced = true;
+        memcpy(s->relay.nonce, nonce, sizeof s->relay.nonce);
+    } else if (rt.cfg->server_enforcement == ENFORCE_REQUIRE) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "database \"%s\" has no pgmesh extension, and server_enforcement = require: run "
+                 "scripts/server-setup.sh on the database host (or CREATE EXTENSION pgmesh in it)",
+                 s->pool->database);
+        connect_failed(s, msg);
+        return;
+    } else if (!s->pool->warned_unprotected) {
+        s->pool->warned_unprotected = true;
+        slog(LOG_WARNING, s,
+             "database %s has no pgmesh extension: claims and limits are set with plain SET, which SQL run "
+             "inside functions, views and DO blocks can change (scripts/server-setup.sh installs it)",
+             s->pool->database);
+    }
+    connected(s);
+}
+
+static void probe_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct server *s =
+        (revents & EV_READ) ? container_of(w, struct server, conn.rio) : container_of(w, struct server, conn.wio);
+    char nonce[ENFORCE_NONCE_LEN + 1] = "", why[300] = "";
+    bool want_write;
+    enum enforce_probe seen = (enum enforce_probe)s->probe_seen;
+    enum enforce_probe verdict = enforce_probe_poll(s->pg, &seen, nonce, &want_write, why, sizeof why);
+    s->probe_seen = (int)seen;
+    if (seen == PROBE_FOUND && nonce[0])
+        memcpy(s->relay.nonce, nonce, sizeof s->relay.nonce);
+    if (verdict == PROBE_BUSY)
+        wait_for(s, want_write);
+    else
+        probe_done(s, verdict, s->relay.nonce, why);
+}
+
+/* Connected: with enforcement on, ask the server for the extension first, still under the
+ * connect timeout. */
+static void logged_in(struct server *s)
+{
+    if (!enforce_active()) {
+        connected(s);
+        return;
+    }
+    if (!enforce_probe_start(s->pg)) {
+        connect_failed(s, "could not send the probe for the pgmesh extension: ");
+        return;
+    }
+    s->probe_seen = PROBE_BUSY;
+    ev_set_cb(&s->conn.rio, probe_io_cb);
+    ev_set_cb(&s->conn.wio, probe_io_cb);
+    wait_for(s, true);
+}
+
+/* Drives PQconnectPoll from whichever watcher fired; re-arms for the direction libpq wants. */
+static void poll_connect(struct server *s)
+{
+    PostgresPollingStatusType st = PQconnectPoll(s->pg);
+    if (st == PGRES_POLLING_OK) {
+        logged_in(s);
+        return;
+    }
+    if (st == PGRES_POLLING_FAILED) {
+        connect_failed(s, "");
+        return;
+    }
+    wait_for(s, st != PGRES_POLLING_READING);
 }
 
 static void connect_io_cb(struct ev_loop *loop, ev_io *w, int revents)

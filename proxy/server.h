@@ -38,6 +38,7 @@ struct server {
     ev_timer stmt_timer, idle_timer, age_timer; /* limits.c */
     ev_tstamp idle_since;
     int poll_status; /* last PQconnectPoll result while CONNECTING */
+    int probe_seen;  /* enum enforce_probe: the probe's verdict so far, while CONNECTING */
 
     unsigned cancels_in_flight; /* PQcancel calls not yet done: not lent to another client */
     struct relay relay;         /* what the relay keeps on this connection */

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "auth/jwt.h"
 #include "policy/managed.h"
 #include "policy/quote.h"
@@ -110,6 +113,104 @@ static bool to_query_msg(const char *sql, uint8_t **out, size_t *len)
     return true;
 }
 
+/* "<length>:<bytes>", the MAC's unambiguous field encoding. */
+static void mac_field(struct sqlbuf *b, const char *field)
+{
+    char len[24];
+    snprintf(len, sizeof len, "%zu:", strlen(field));
+    sql_add(b, len);
+    sql_add(b, field);
+}
+
+/* For the extension: ARRAY['name', 'value', ...] and the pairs' MAC encoding of the
+ * per-transaction settings, the switch_only SETs on their own. Fields hold no NUL (quote_literal
+ * refused those), so the MAC body is text too. */
+static bool add_apply_parts(struct txstart *t, const struct txstart_setting *settings, size_t n)
+{
+    struct sqlbuf arr = {0}, mac = {0}, sw = {0};
+    sql_add(&arr, "ARRAY[");
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        struct sqlbuf stmt = set_statement(&settings[i]);
+        if (settings[i].switch_only) {
+            sql_add_stmt(&sw, stmt.p ? stmt.p : "");
+        } else {
+            /* set_statement's text is "SET name = <literal>": the literal is what follows " = ". */
+            const char *lit = stmt.p ? strstr(stmt.p, " = ") : NULL;
+            sql_add(&arr, first ? "'" : ", '");
+            sql_add(&arr, settings[i].name);
+            sql_add(&arr, "', ");
+            sql_add(&arr, lit ? lit + 3 : "");
+            mac_field(&mac, settings[i].name);
+            mac_field(&mac, settings[i].value);
+            first = false;
+        }
+        stmt.failed = stmt.failed || !stmt.p;
+        bool bad = stmt.failed;
+        free(stmt.p);
+        if (bad)
+            arr.failed = true;
+    }
+    sql_add(&arr, "]::pg_catalog.text[]");
+    bool ok = !arr.failed && !mac.failed && !sw.failed;
+    if (ok) {
+        t->apply_array = arr.p;
+        t->mac_body = (uint8_t *)mac.p;
+        t->mac_body_len = mac.len;
+        t->switch_sql = sw.p;
+    } else {
+        free(arr.p);
+        free(mac.p);
+        free(sw.p);
+    }
+    return ok;
+}
+
+bool txstart_write_apply(const struct txstart *t, struct pq_writer *w, const char *nonce, uint64_t counter,
+                         const uint8_t *key, size_t key_len, bool switching)
+{
+    char num[24];
+    snprintf(num, sizeof num, "%llu", (unsigned long long)counter);
+    struct sqlbuf m = {0}, q = {0};
+    sql_add(&m, "pgmesh-v1");
+    mac_field(&m, nonce);
+    mac_field(&m, num);
+    if (!m.failed && t->mac_body_len) {
+        char *p = realloc(m.p, m.len + t->mac_body_len + 1);
+        if (p) {
+            memcpy(p + m.len, t->mac_body, t->mac_body_len);
+            m.len += t->mac_body_len;
+            p[m.len] = '\0';
+            m.p = p;
+        } else {
+            m.failed = true;
+        }
+    }
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned mac_len = 0;
+    bool ok = !m.failed && HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)m.p, m.len, mac, &mac_len);
+    free(m.p);
+    if (!ok)
+        return false;
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    for (unsigned i = 0; i < mac_len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    sql_add(&q, "SELECT pgmesh.apply(");
+    sql_add(&q, num);
+    sql_add(&q, ", ");
+    sql_add(&q, t->apply_array);
+    sql_add(&q, ", '");
+    sql_add(&q, hex);
+    sql_add(&q, "')");
+    if (switching && t->switch_sql)
+        sql_add_stmt(&q, t->switch_sql);
+    ok = !q.failed;
+    if (ok)
+        fe_write_query(w, q.p);
+    free(q.p);
+    return ok && wr_ok(w);
+}
+
 /* The three texts as Query messages into t; t untouched on failure. */
 static bool to_query_msgs(struct txstart *t, const char *set, const char *sw, const char *reset)
 {
@@ -130,8 +231,13 @@ bool txstart_build(struct txstart *t, const struct txstart_setting *settings, si
 {
     struct sqlbuf set = {0}, sw = {0}, reset = {0};
     add_resets(&reset, settings, nclaims < n ? nclaims : n);
+    struct txstart built = {0};
     bool ok = add_sets(&set, &sw, settings, n) && sql_done(&set) && sql_done(&sw) && sql_done(&reset) &&
-              to_query_msgs(t, set.p, sw.p, reset.p);
+              to_query_msgs(&built, set.p, sw.p, reset.p) && add_apply_parts(&built, settings, n);
+    if (ok)
+        *t = built;
+    else
+        txstart_destroy(&built);
     free(set.p);
     free(sw.p);
     free(reset.p);
@@ -143,6 +249,9 @@ void txstart_destroy(struct txstart *t)
     free(t->set_msg);
     free(t->switch_msg);
     free(t->reset_msg);
+    free(t->apply_array);
+    free(t->mac_body);
+    free(t->switch_sql);
     memset(t, 0, sizeof *t);
 }
 

@@ -27,6 +27,13 @@ struct txstart {
     size_t reset_len;
     uint8_t *switch_msg;
     size_t switch_len;
+    /* Where the server has the pgmesh extension, the same settings go through pgmesh.apply,
+     * authenticated per backend and per call (txstart_write_apply): the array literal of name,
+     * value pairs, the pairs as the MAC reads them, and the switch_only SETs. */
+    char *apply_array;
+    uint8_t *mac_body;
+    size_t mac_body_len;
+    char *switch_sql;
 };
 
 struct txstart_setting {
@@ -37,6 +44,7 @@ struct txstart_setting {
 };
 
 struct jwt_identity;
+struct pq_writer;
 struct role_config;
 
 /* At most this many settings in one transaction start. */
@@ -51,5 +59,14 @@ bool txstart_for_client(struct txstart *t, const struct jwt_identity *id, const 
 bool txstart_build(struct txstart *t, const struct txstart_setting *settings, size_t n, size_t nclaims)
     __attribute__((warn_unused_result));
 void txstart_destroy(struct txstart *t);
+
+/* The Query "SELECT pgmesh.apply(counter, ARRAY[...], 'mac')" (then the switch_only SETs when
+ * switching) for the backend whose nonce is given: mac is HMAC-SHA256 under key over "pgmesh-v1"
+ * and, for the nonce, the counter in decimal and each name and value in turn, the field's length
+ * in decimal, ':' and its bytes (the extension computes the same). False when out of memory. */
+bool txstart_write_apply(const struct txstart *t, struct pq_writer *w, const char *nonce, uint64_t counter,
+                         const uint8_t *key, size_t key_len, bool switching) __attribute__((warn_unused_result));
+/* What clears the claims on a server with the extension, before it passes to another client. */
+#define TXSTART_CLEAR_SQL "SELECT pgmesh.clear()"
 
 #endif
