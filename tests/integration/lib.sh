@@ -189,9 +189,10 @@ log_level = info
 client_tls = allow
 tls_cert_file = $MESH_TLS_CERT
 tls_key_file = $MESH_TLS_KEY
-; The suite's cluster has no pgmesh extension: the tests of the SET path ask for it explicitly
-; (prefer would only log that it is missing); test_enforcement.sh sets up a cluster that has it.
-server_enforcement = off
+; Without the pgmesh extension in the suite's cluster, the SET path (prefer would only log that
+; it is missing); with it (run.sh PGMESH_EXTENSION=1), every transaction goes through it.
+server_enforcement = $([ -n "${SERVER_KEY_FILE:-}" ] && echo require || echo off)
+server_key_file = ${SERVER_KEY_FILE:-}
 
 [jwt]
 algorithms = HS256
