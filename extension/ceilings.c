@@ -385,7 +385,8 @@ pg_attribute_noreturn() static void
 refuse_nested(const char *what)
 {
 	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					errmsg("pgmesh: %s can only run at the top level while pgmesh sets limits", what),
+					errmsg("pgmesh: %s can only run at the top level once pgmesh has set limits",
+						   what),
 					errdetail(NESTED_DETAIL)));
 }
 
@@ -411,7 +412,10 @@ check_after_set(const union guc_value *before, bool toplevel)
 		if (same_value(s, before + i, &now))
 			continue;
 		if (!toplevel)
-			refuse_nested(psprintf("changing \"%s\"", s->gen->name));
+			ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+							errmsg("pgmesh: \"%s\" can only be changed by a top-level SET",
+								   s->gen->name),
+							errdetail(NESTED_DETAIL)));
 		if (!within(s, &now))
 			ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 							errmsg("pgmesh: \"%s\" cannot be set above %s", s->gen->name,
