@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building, the demo and the tests need: Debian packages (postgresql-server-dev-15
 # builds the server extension, make extension; core, as the demo is to install it), and
-# node-postgres (from npm, locked in tests/clients/node/package-lock.json) for the client-matrix tests. With --core, only
-# what building and the demo need (no JDK, Node.js, client libraries, cppcheck or clang-format).
+# node-postgres (from npm, locked in tests/clients/node/package-lock.json) for the client-matrix
+# tests. With --core, only what building and the demo need (no JDK, Node.js, client libraries,
+# cppcheck or clang-format).
 # Idempotent and quiet when everything is already there; must run as root on a fresh machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

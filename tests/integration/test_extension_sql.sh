@@ -306,6 +306,13 @@ ok "set_config with the error swallowed by an EXCEPTION block changes nothing"
 out=$(session "RESET ALL; DISCARD ALL;")
 assert_contains "$out" "$APPLIED_STATE" "RESET ALL and DISCARD ALL"
 ok "RESET ALL and DISCARD ALL keep the claims"
+out=$(session "SET force_parallel_mode = on; SET parallel_setup_cost = 0;
+    EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT count(*) FROM d.rows;
+    SELECT 'parallel:' || count(*) FROM d.rows;")
+assert_contains "$out" "Workers Launched: 1" "parallel plan"
+assert_contains "$out" "parallel:3" "parallel workers see the claims"
+assert_not_contains "$out" "ERROR" "parallel query"
+ok "parallel workers see the claims, and the limits do not refuse them"
 out=$(session "SELECT pgmesh.clear();")
 assert_contains "$out" "state://0/64MB/30s/2" "pgmesh.clear()"
 ok "pgmesh.clear() clears the claims (no MAC needed) and keeps the limits"
