@@ -1,5 +1,6 @@
 # pgmesh build. One build tree per flavour: build/ (default) and build-asan/ (make asan).
-# Targets: all, check, lint, unit, integration, asan, demo, token, bench, format, format-check, metrics, clean.
+# Targets: all, check, lint, unit, integration, asan, demo, token, bench, format, format-check, metrics, clean,
+# extension.
 
 BUILD    ?= build
 CC       ?= gcc
@@ -23,7 +24,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 PGMESH := $(BUILD)/pgmesh
 TOKEN  := $(BUILD)/pgmesh-token
 
-.PHONY: all deps deps-core check lint unit integration asan demo demo-stop token bench format format-check metrics clean
+.PHONY: all deps deps-core check lint unit integration asan demo demo-stop token bench format format-check metrics clean extension
 all: $(PGMESH) $(TOKEN) pgmesh pgmesh-token
 
 deps:
@@ -80,6 +81,14 @@ demo: deps-core
 demo-stop:
 	demo/stop.sh
 
+# The server extension (extension/, PGXS, PostgreSQL's own code style). Installing writes into the
+# PostgreSQL installation, so only root does it; anyone else gets the build and the command.
+# Not part of all yet.
+extension:
+	$(MAKE) -C extension
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) -C extension install; \
+	else echo "extension: built, not installed (not root): sudo $(MAKE) -C extension install"; fi
+
 TENANT ?= DE
 ROLE   ?= regional_analyst
 token: $(TOKEN)
@@ -123,5 +132,6 @@ metrics:
 
 clean:
 	rm -rf build build-asan pgmesh pgmesh-token
+	rm -f extension/*.o extension/*.so extension/*.bc
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs what building, the demo and the tests need: Debian packages, and node-postgres (from npm,
-# locked in tests/clients/node/package-lock.json) for the client-matrix tests. With --core, only
-# what building and the demo need (no JDK, Node.js, client libraries, cppcheck or clang-format).
+# Installs what building, the demo and the tests need: Debian packages (postgresql-server-dev-15
+# builds the server extension, make extension; core, as the demo is to install it), and
+# node-postgres (from npm, locked in tests/clients/node/package-lock.json) for the client-matrix
+# tests. With --core, only what building and the demo need (no JDK, Node.js, client libraries,
+# cppcheck or clang-format).
 # Idempotent and quiet when everything is already there; must run as root on a fresh machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,7 +11,8 @@ core=false
 [ "${1:-}" = --core ] && core=true
 pkgs=(gcc libc6-dev make pkg-config
       libev-dev libssl-dev libpq-dev libjwt-dev libinih-dev libjansson-dev libcmocka-dev
-      postgresql-15 postgresql-client-15 pgbouncer openssl procps iproute2 netcat-openbsd)
+      postgresql-15 postgresql-client-15 postgresql-server-dev-15 pgbouncer openssl procps iproute2
+      netcat-openbsd)
 # cppcheck and clang-format: make lint (static analysis, and that `make format` would change
 # nothing), which make check runs.
 $core || pkgs+=(python3-psycopg libpostgresql-jdbc-java cppcheck clang-format)
