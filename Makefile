@@ -1,5 +1,5 @@
 # pgmesh build. One build tree per flavour: build/ (default) and build-asan/ (make asan).
-# Targets: all, check, lint, unit, integration, asan, demo, token, bench, format, format-check, metrics, clean,
+# Targets: all, check, lint, unit, integration, integration-ext, asan, demo, token, bench, format, format-check, metrics, clean,
 # extension.
 
 BUILD    ?= build
@@ -24,7 +24,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 PGMESH := $(BUILD)/pgmesh
 TOKEN  := $(BUILD)/pgmesh-token
 
-.PHONY: all deps deps-core check lint unit integration asan demo demo-stop token bench format format-check metrics clean extension
+.PHONY: all deps deps-core check lint unit integration integration-ext asan demo demo-stop token bench format format-check metrics clean extension
 all: $(PGMESH) $(TOKEN) pgmesh pgmesh-token
 
 deps:
@@ -62,17 +62,23 @@ unit: $(UNIT_BIN)
 integration: $(PGMESH) $(TOKEN)
 	BUILD=$(BUILD) tests/integration/run.sh
 
+# The suite again with the pgmesh extension in the suite's PostgreSQL: every pgmesh requires it,
+# so every transaction's claims and limits go through pgmesh.apply.
+integration-ext: $(PGMESH) $(TOKEN) extension
+	PGMESH_EXTENSION=1 BUILD=$(BUILD) tests/integration/run.sh
+
 check: deps
 	$(MAKE) all
 	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) integration
+	$(MAKE) integration-ext
 
 asan: deps
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    LDFLAGS="-fsanitize=address,undefined" build-asan/pgmesh build-asan/pgmesh-token
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	    LDFLAGS="-fsanitize=address,undefined" unit integration
+	    LDFLAGS="-fsanitize=address,undefined" unit integration integration-ext
 
 demo: deps-core
 	$(MAKE) all

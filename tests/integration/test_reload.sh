@@ -68,6 +68,8 @@ reload() {
 }
 
 mesh_config   # default_pool_size = 2, regional_analyst has statement_timeout=30s
+# Its own cluster has no pgmesh extension: where the suite's has it, prefer uses it there only.
+if [ -n "${SERVER_KEY_FILE:-}" ]; then ini_set pgmesh server_enforcement prefer; fi
 mesh_start
 tok=$(mint DE regional_analyst)
 

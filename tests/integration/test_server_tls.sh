@@ -23,6 +23,8 @@ pgcluster_psql "$srv" "$port" -d postgres -c "CREATE ROLE marketing_domain_role 
     -c "CREATE DATABASE tlsdb OWNER marketing_domain_role" > /dev/null
 
 mesh_config
+# Its own cluster has no pgmesh extension: where the suite's has it, prefer uses it there only.
+if [ -n "${SERVER_KEY_FILE:-}" ]; then ini_set pgmesh server_enforcement prefer; fi
 ini_set databases tlsdb "host=127.0.0.1 port=$port dbname=tlsdb password=$pw sslmode=verify-full sslrootcert=$certs/server.crt"
 ini_set databases wrongca "host=127.0.0.1 port=$port dbname=tlsdb password=$pw sslmode=verify-full sslrootcert=$certs/other.crt"
 mesh_start
