@@ -10,6 +10,9 @@
 # Env: BUILD (build), BENCH_T (seconds per run, 20), BENCH_ROUNDS (2), BENCH_SCALE (10),
 #      BENCH_OUT (also write the table there), KEEP_TMP=1 keeps the temp dir,
 #      BENCH_TESTS (which workloads: S64 S64X S64P S8C, the default all four),
+#      BENCH_EXTENSION=1 (also target "ext": a second PostgreSQL with the pgmesh extension preloaded
+#      and a pgmesh that requires it, so claims and limits go through pgmesh.apply; make extension
+#      installs it first),
 #      BENCH_BASE (another pgmesh binary, e.g. a build of an earlier commit: run as target "base"
 #      with the same config, interleaved with the others, for a before/after in one run).
 set -euo pipefail
@@ -21,6 +24,7 @@ case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 PGMESH=$BUILD/pgmesh
 PGMESH_TOKEN=$BUILD/pgmesh-token
 BENCH_BASE=${BENCH_BASE:-}
+BENCH_EXTENSION=${BENCH_EXTENSION:-0}
 BENCH_T=${BENCH_T:-20}
 BENCH_ROUNDS=${BENCH_ROUNDS:-2}
 BENCH_SCALE=${BENCH_SCALE:-10}
@@ -36,9 +40,12 @@ chmod 755 "$RUN"
 PG_PORT=
 MESH_PID=
 BASE_PID=
+EXT_PID=
 teardown() {
     [ -n "$MESH_PID" ] && { kill -TERM "$MESH_PID" 2>/dev/null; wait "$MESH_PID" 2>/dev/null; }
     [ -n "$BASE_PID" ] && { kill -TERM "$BASE_PID" 2>/dev/null; wait "$BASE_PID" 2>/dev/null; }
+    [ -n "$EXT_PID" ] && { kill -TERM "$EXT_PID" 2>/dev/null; wait "$EXT_PID" 2>/dev/null; }
+    [ -d "$RUN/pgx" ] && pgcluster_stop "$RUN/pgx"
     if [ -f "$RUN/pgbouncer/pgbouncer.pid" ]; then
         kill -TERM "$(cat "$RUN/pgbouncer/pgbouncer.pid")" 2>/dev/null
         sleep 0.5
@@ -60,21 +67,40 @@ wait_port() { # PORT WHAT
     return 1
 }
 
+# bench_db DIR PORT: the bench database, its pgbench tables and bench_user's grants (password $pw).
+bench_db() {
+    pgcluster_psql "$1" "$2" -d postgres -v pw="$pw" <<'EOF'
+CREATE ROLE bench_user LOGIN PASSWORD :'pw';
+CREATE DATABASE bench;
+EOF
+    timeout 600 "$PGBENCH" -i -q -s "$BENCH_SCALE" -h "$(pgcluster_socket_dir "$1")" -p "$2" \
+        -U postgres bench > "$RUN/pgbench-init-$2.txt" 2>&1 || { cat "$RUN/pgbench-init-$2.txt"; exit 1; }
+    pgcluster_psql "$1" "$2" -d bench \
+        -c 'GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO bench_user' \
+        -c 'GRANT USAGE ON SCHEMA public TO bench_user' -c 'VACUUM ANALYZE'
+}
+
 echo "== PostgreSQL 15 (max_connections=200), pgbench -i -s $BENCH_SCALE"
 pgcluster_start_free "$RUN/pg" "" max_connections=200 shared_buffers=256MB log_connections=off \
     log_disconnections=off
 PG_PORT=$PGCLUSTER_PORT
 pw=$(openssl rand -hex 16)
-pgcluster_psql "$RUN/pg" "$PG_PORT" -d postgres -v pw="$pw" <<'EOF'
-CREATE ROLE bench_user LOGIN PASSWORD :'pw';
-CREATE DATABASE bench;
-EOF
-timeout 600 "$PGBENCH" -i -q -s "$BENCH_SCALE" -h "$(pgcluster_socket_dir "$RUN/pg")" -p "$PG_PORT" \
-    -U postgres bench > "$RUN/pgbench-init.txt" 2>&1 || { cat "$RUN/pgbench-init.txt"; exit 1; }
-pgcluster_psql "$RUN/pg" "$PG_PORT" -d bench \
-    -c 'GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO bench_user' \
-    -c 'GRANT USAGE ON SCHEMA public TO bench_user' -c 'VACUUM ANALYZE'
+bench_db "$RUN/pg" "$PG_PORT"
 (umask 077 && echo "127.0.0.1:$PG_PORT:bench:bench_user:$pw" > "$RUN/pgpass")
+
+if [ "$BENCH_EXTENSION" = 1 ]; then
+    echo "== a second PostgreSQL 15 with the pgmesh extension preloaded"
+    mkdir -p "$RUN/pgx"
+    (umask 077 && openssl rand -hex 32 > "$RUN/server.key")
+    install -m 600 "$RUN/server.key" "$RUN/pgx/pgmesh.key"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$RUN/pgx/pgmesh.key"
+    pgcluster_start_free "$RUN/pgx" "" max_connections=200 shared_buffers=256MB log_connections=off \
+        log_disconnections=off shared_preload_libraries=pgmesh "pgmesh.key_file=$RUN/pgx/pgmesh.key"
+    PGX_PORT=$PGCLUSTER_PORT
+    bench_db "$RUN/pgx" "$PGX_PORT"
+    pgcluster_psql "$RUN/pgx" "$PGX_PORT" -d bench -c 'CREATE EXTENSION pgmesh'
+    echo "127.0.0.1:$PGX_PORT:bench:bench_user:$pw" >> "$RUN/pgpass"
+fi
 
 echo "== PgBouncer $(pgbouncer --version | head -n 1 | awk '{print $2}') (transaction pooling, pool 20, scram-sha-256)"
 PB_PORT=$(pgcluster_free_port)
@@ -139,6 +165,16 @@ EOF
 "$PGMESH" -c "$RUN/pgmesh.ini" > "$RUN/pgmesh.log" 2>&1 < /dev/null &
 MESH_PID=$!
 wait_port "$MESH_PORT" pgmesh
+if [ "$BENCH_EXTENSION" = 1 ]; then
+    echo "== ext: pgmesh requiring the extension, on the second PostgreSQL"
+    EXT_PORT=$(pgcluster_free_port)
+    sed -e "s/^listen_port = .*/listen_port = $EXT_PORT/" -e "s/port=$PG_PORT /port=$PGX_PORT /" \
+        -e "s|^\\[pgmesh\\]|[pgmesh]\\nserver_enforcement = require\\nserver_key_file = $RUN/server.key|" \
+        "$RUN/pgmesh.ini" > "$RUN/ext.ini"
+    "$PGMESH" -c "$RUN/ext.ini" > "$RUN/ext.log" 2>&1 < /dev/null &
+    EXT_PID=$!
+    wait_port "$EXT_PORT" "ext pgmesh"
+fi
 if [ -n "$BENCH_BASE" ]; then
     echo "== base: $BENCH_BASE (the same config on another port)"
     BASE_PORT=$(pgcluster_free_port)
@@ -165,6 +201,7 @@ run_one() {
         pgbouncer) port=$PB_PORT user=bench_user pass=$pw ;;
         pgmesh) port=$MESH_PORT user=analyst pass=$token pid=$MESH_PID ;;
         base) port=$BASE_PORT user=analyst pass=$token pid=$BASE_PID ;;
+        ext) port=$EXT_PORT user=analyst pass=$token pid=$EXT_PID ;;
     esac
     local t0 t1
     t0=$(cpu_ticks "$pid")
@@ -195,6 +232,7 @@ declare -A args=(
 targets_of() {
     local t="direct pgbouncer pgmesh"
     [ "$1" = S64P ] && t="direct pgmesh"
+    [ "$BENCH_EXTENSION" = 1 ] && t="$t ext"
     echo "$t${BENCH_BASE:+ base}"
 }
 failed=0
@@ -242,6 +280,13 @@ table=$RUN/table.txt
             "$(ratio "$(mean "$t,pgmesh" tps)" "$(mean "$t,pgbouncer" tps)")" \
             "$(ratio "$(mean "$t,pgmesh" tps)" "$(mean "$t,direct" tps)")"
     done
+    if [ "$BENCH_EXTENSION" = 1 ]; then
+        echo
+        printf '%-34s %18s\n' "tps ratio" "ext/pgmesh"
+        for t in "${tests[@]}"; do
+            printf '%-34s %18s\n' "${args[$t]}" "$(ratio "$(mean "$t,ext" tps)" "$(mean "$t,pgmesh" tps)")"
+        done
+    fi
     if [ -n "$BENCH_BASE" ]; then
         echo
         printf '%-34s %18s\n' "tps ratio" "pgmesh/base"
