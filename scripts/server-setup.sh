@@ -366,7 +366,7 @@ else
         [ "$(stat -c %u "$KEY")" = "$OWNER_UID" ] || need_root "giving $KEY to $OWNER"
         [ "$IS_ROOT" = 1 ] && chown "$OWNER_UID:$OWNER_GID" "$KEY"
         chmod 600 "$KEY"
-        say "kept the key in $KEY, which $problem: now it is"
+        say "kept the key in $KEY, which $problem: fixed (owner $OWNER, mode 600)"
     else
         say "kept $KEY (a valid key, owner $(stat -c %U "$KEY"), mode $(stat -c %a "$KEY"))"
     fi
