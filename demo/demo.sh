@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The pgmesh demo (make demo): a throwaway PostgreSQL 15 with the sample data mesh, pgmesh in front
 # of it, and the same queries run with a DE, an FR and an audit token, showing that each sees only
-# what its claims allow. Leaves both running in demo/run/ (stop with demo/stop.sh or make demo-stop)
+# what its claims allow. The pgmesh extension is installed and set up in that PostgreSQL
+# (scripts/server-setup.sh) and pgmesh requires it, so not even SQL sent straight to the server
+# can change a claim. Run as root (the extension installs into PostgreSQL). Leaves both running in demo/run/ (stop with demo/stop.sh or make demo-stop)
 # and prints a psql command to try it. Exits non-zero if any result is not the expected one.
 # Env: BUILD (build), PG_PORT (55432 if free), MESH_PORT (6432 if free).
 set -euo pipefail
@@ -40,6 +42,16 @@ pgcluster_psql "$RUN/pg" "$PG_PORT" -d postgres -v marketing_password="$pw_marke
     > "$RUN/mesh.log" 2>&1 || { cat "$RUN/mesh.log" >&2; die "loading demo/mesh.sql"; }
 echo "PostgreSQL on 127.0.0.1:$PG_PORT, data in $RUN/pg/data; database media_analytics loaded."
 
+say "The pgmesh extension in that PostgreSQL (make extension, scripts/server-setup.sh)"
+# As a user would on a database host: install the extension, then set the cluster up; the
+# setup restarts the cluster once, to preload the library.
+make -C "$ROOT" --no-print-directory extension > "$RUN/extension.log" 2>&1 ||
+    { tail -n 20 "$RUN/extension.log" >&2; die "make extension failed"; }
+"$ROOT/scripts/server-setup.sh" --pgdata "$RUN/pg/data" --port "$PG_PORT" --database media_analytics \
+    --key-out "$RUN/pgmesh-server.key" > "$RUN/server-setup.log" 2>&1 ||
+    { tail -n 20 "$RUN/server-setup.log" >&2; die "scripts/server-setup.sh failed (as root? it installs the extension)"; }
+echo "Installed, preloaded and created in media_analytics; shared key $RUN/pgmesh-server.key (log: $RUN/server-setup.log)."
+
 # The server roles' passwords live only in this passfile, which pgmesh reads.
 (
     umask 077
@@ -73,6 +85,10 @@ log_level = info
 client_tls = require
 tls_cert_file = $RUN/tls.crt
 tls_key_file = $RUN/tls.key
+; From scripts/server-setup.sh: claims and limits go through the pgmesh extension, and a server
+; without it is refused.
+server_key_file = $RUN/pgmesh-server.key
+server_enforcement = require
 
 [jwt]
 algorithms = HS256
@@ -145,6 +161,18 @@ show "role global_corporate_audit" "$tok_audit" "$q_product"
 say "What pgmesh set for the DE token's transaction"
 show "tenant DE" "$tok_de" "SELECT current_user AS server_role, current_setting('request.jwt.claim.tenant') AS tenant, current_setting('request.jwt.claim.role') AS role, current_setting('statement_timeout') AS statement_timeout, current_setting('work_mem') AS work_mem"
 expect "marketing_domain_role|DE|regional_analyst|30s|128MB" "DE settings"
+
+say "A reader cannot SET a claim even straight on PostgreSQL (the pgmesh extension)"
+echo
+echo "-- marketing_domain_role on 127.0.0.1:$PG_PORT, with its password: SET request.jwt.claim.tenant = 'FR'"
+if out=$(PGPASSFILE=$RUN/pgpass timeout 30 psql -X -q -w \
+        "host=127.0.0.1 port=$PG_PORT dbname=media_analytics user=marketing_domain_role connect_timeout=10" \
+        -c "SET request.jwt.claim.tenant = 'FR'" 2>&1); then
+    die "marketing_domain_role set request.jwt.claim.tenant straight on PostgreSQL"
+fi
+echo "$out"
+[[ $out == *'permission denied to set parameter "request.jwt.claim.tenant"'* ]] ||
+    die "SET straight on PostgreSQL: expected PostgreSQL's permission error, got [$out]"
 
 say "A clear-text client is refused before it is asked for its token (client_tls = require)"
 if out=$(PGPASSWORD=$tok_de timeout 30 psql -X -q -w "${dsn/sslmode=require/sslmode=disable}" -c 'SELECT 1' 2>&1); then
