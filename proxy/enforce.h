@@ -5,6 +5,7 @@
 #define PGMESH_PROXY_ENFORCE_H
 
 #include <libpq-fe.h>
+#include <openssl/types.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,8 +20,8 @@ bool enforce_init(const struct config *cfg, char *err, size_t errlen) __attribut
 void enforce_shutdown(void);
 /* Whether new server connections are probed: server_enforcement is not off and a key is loaded. */
 bool enforce_active(void);
-/* The loaded key (NULL, 0 when none). */
-const uint8_t *enforce_key(size_t *len);
+/* HMAC-SHA256 keyed with the loaded key (NULL when none), for txstart_write_apply. */
+EVP_MAC_CTX *enforce_mac(void);
 
 enum enforce_probe { PROBE_BUSY, PROBE_FOUND, PROBE_ABSENT, PROBE_FAILED };
 

@@ -175,11 +175,9 @@ static bool discard_session(struct server *s)
  * this call (a counter that only rises), so the text is worthless to anyone who reads it. */
 static bool send_apply(struct client *c, struct server *s, bool switching)
 {
-    size_t key_len;
-    const uint8_t *key = enforce_key(&key_len);
     struct pq_writer w;
     wr_init_dynamic(&w);
-    if (!txstart_write_apply(&c->tx, &w, s->relay.nonce, ++s->relay.apply_counter, key, key_len, switching)) {
+    if (!txstart_write_apply(&c->tx, &w, s->relay.nonce, ++s->relay.apply_counter, enforce_mac(), switching)) {
         wr_destroy(&w);
         return relay_fail_server(s, "out of memory");
     }

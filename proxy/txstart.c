@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "auth/jwt.h"
 #include "policy/managed.h"
@@ -167,7 +166,7 @@ static bool add_apply_parts(struct txstart *t, const struct txstart_setting *set
 }
 
 bool txstart_write_apply(const struct txstart *t, struct pq_writer *w, const char *nonce, uint64_t counter,
-                         const uint8_t *key, size_t key_len, bool switching)
+                         EVP_MAC_CTX *mac_ctx, bool switching)
 {
     char num[24];
     snprintf(num, sizeof num, "%llu", (unsigned long long)counter);
@@ -187,14 +186,20 @@ bool txstart_write_apply(const struct txstart *t, struct pq_writer *w, const cha
         }
     }
     unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned mac_len = 0;
-    bool ok = !m.failed && HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)m.p, m.len, mac, &mac_len);
+    size_t mac_len = 0;
+    bool ok = !m.failed && mac_ctx && EVP_MAC_init(mac_ctx, NULL, 0, NULL) == 1 &&
+              EVP_MAC_update(mac_ctx, (const unsigned char *)m.p, m.len) == 1 &&
+              EVP_MAC_final(mac_ctx, mac, &mac_len, sizeof mac) == 1;
     free(m.p);
     if (!ok)
         return false;
     char hex[2 * EVP_MAX_MD_SIZE + 1];
-    for (unsigned i = 0; i < mac_len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < mac_len; i++) {
+        hex[2 * i] = digits[mac[i] >> 4];
+        hex[2 * i + 1] = digits[mac[i] & 0xf];
+    }
+    hex[2 * mac_len] = '\0';
     sql_add(&q, "SELECT pgmesh.apply(");
     sql_add(&q, num);
     sql_add(&q, ", ");

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 /* Why a committed Query of its own rather than SET LOCAL inside the client's transaction:
  * - SET LOCAL outside an explicit block raises WARNING 25P01, which PostgreSQL writes to its log
  *   for every statement (100 MB of log in 30 s of pgbench) and which costs half the throughput.
@@ -65,7 +67,7 @@ void txstart_destroy(struct txstart *t);
  * and, for the nonce, the counter in decimal and each name and value in turn, the field's length
  * in decimal, ':' and its bytes (the extension computes the same). False when out of memory. */
 bool txstart_write_apply(const struct txstart *t, struct pq_writer *w, const char *nonce, uint64_t counter,
-                         const uint8_t *key, size_t key_len, bool switching) __attribute__((warn_unused_result));
+                         EVP_MAC_CTX *mac, bool switching) __attribute__((warn_unused_result));
 /* What clears the claims on a server with the extension, before it passes to another client. */
 #define TXSTART_CLEAR_SQL "SELECT pgmesh.clear()"
 
