@@ -124,34 +124,46 @@ static void mac_field(struct sqlbuf *b, const char *field)
 /* For the extension: ARRAY['name', 'value', ...] and the pairs' MAC encoding of the
  * per-transaction settings, the switch_only SETs on their own. Fields hold no NUL (quote_literal
  * refused those), so the MAC body is text too. */
+/* One per-transaction setting in the array literal and the MAC body; false when its value
+ * cannot be quoted. */
+static bool add_apply_pair(struct sqlbuf *arr, struct sqlbuf *mac, const struct txstart_setting *set, bool first)
+{
+    struct sqlbuf stmt = set_statement(set);
+    /* set_statement's text is "SET name = <literal>": the literal is what follows " = ". */
+    const char *lit = !stmt.failed && stmt.p ? strstr(stmt.p, " = ") : NULL;
+    if (lit) {
+        sql_add(arr, first ? "'" : ", '");
+        sql_add(arr, set->name);
+        sql_add(arr, "', ");
+        sql_add(arr, lit + 3);
+        mac_field(mac, set->name);
+        mac_field(mac, set->value);
+    }
+    free(stmt.p);
+    return lit != NULL;
+}
+
+/* For the extension: ARRAY['name', 'value', ...] and the pairs' MAC encoding of the
+ * per-transaction settings, the switch_only SETs on their own. Fields hold no NUL (quote_literal
+ * refused those), so the MAC body is text too. */
 static bool add_apply_parts(struct txstart *t, const struct txstart_setting *settings, size_t n)
 {
     struct sqlbuf arr = {0}, mac = {0}, sw = {0};
+    bool ok = true, first = true;
     sql_add(&arr, "ARRAY[");
-    bool first = true;
-    for (size_t i = 0; i < n; i++) {
-        struct sqlbuf stmt = set_statement(&settings[i]);
+    for (size_t i = 0; i < n && ok; i++) {
         if (settings[i].switch_only) {
-            sql_add_stmt(&sw, stmt.p ? stmt.p : "");
+            struct sqlbuf stmt = set_statement(&settings[i]);
+            ok = !stmt.failed && stmt.p;
+            sql_add_stmt(&sw, ok ? stmt.p : "");
+            free(stmt.p);
         } else {
-            /* set_statement's text is "SET name = <literal>": the literal is what follows " = ". */
-            const char *lit = stmt.p ? strstr(stmt.p, " = ") : NULL;
-            sql_add(&arr, first ? "'" : ", '");
-            sql_add(&arr, settings[i].name);
-            sql_add(&arr, "', ");
-            sql_add(&arr, lit ? lit + 3 : "");
-            mac_field(&mac, settings[i].name);
-            mac_field(&mac, settings[i].value);
+            ok = add_apply_pair(&arr, &mac, &settings[i], first);
             first = false;
         }
-        stmt.failed = stmt.failed || !stmt.p;
-        bool bad = stmt.failed;
-        free(stmt.p);
-        if (bad)
-            arr.failed = true;
     }
     sql_add(&arr, "]::pg_catalog.text[]");
-    bool ok = !arr.failed && !mac.failed && !sw.failed;
+    ok = ok && !arr.failed && !mac.failed && !sw.failed;
     if (ok) {
         t->apply_array = arr.p;
         t->mac_body = (uint8_t *)mac.p;
@@ -165,41 +177,37 @@ static bool add_apply_parts(struct txstart *t, const struct txstart_setting *set
     return ok;
 }
 
-bool txstart_write_apply(const struct txstart *t, struct pq_writer *w, const char *nonce, uint64_t counter,
-                         EVP_MAC_CTX *mac_ctx, bool switching)
+/* The MAC of one apply message, as 64 lowercase hex digits (and a NUL) in hex. */
+static bool apply_mac(const struct txstart *t, const char *nonce, const char *counter, EVP_MAC_CTX *ctx, char *hex)
 {
-    char num[24];
-    snprintf(num, sizeof num, "%llu", (unsigned long long)counter);
-    struct sqlbuf m = {0}, q = {0};
+    struct sqlbuf m = {0};
     sql_add(&m, "pgmesh-v1");
     mac_field(&m, nonce);
-    mac_field(&m, num);
-    if (!m.failed && t->mac_body_len) {
-        char *p = realloc(m.p, m.len + t->mac_body_len + 1);
-        if (p) {
-            memcpy(p + m.len, t->mac_body, t->mac_body_len);
-            m.len += t->mac_body_len;
-            p[m.len] = '\0';
-            m.p = p;
-        } else {
-            m.failed = true;
-        }
-    }
+    mac_field(&m, counter);
+    sql_add(&m, t->mac_body_len ? (const char *)t->mac_body : "");
     unsigned char mac[EVP_MAX_MD_SIZE];
     size_t mac_len = 0;
-    bool ok = !m.failed && mac_ctx && EVP_MAC_init(mac_ctx, NULL, 0, NULL) == 1 &&
-              EVP_MAC_update(mac_ctx, (const unsigned char *)m.p, m.len) == 1 &&
-              EVP_MAC_final(mac_ctx, mac, &mac_len, sizeof mac) == 1;
+    bool ok = !m.failed && ctx && EVP_MAC_init(ctx, NULL, 0, NULL) == 1 &&
+              EVP_MAC_update(ctx, (const unsigned char *)m.p, m.len) == 1 &&
+              EVP_MAC_final(ctx, mac, &mac_len, sizeof mac) == 1 && mac_len == 32;
     free(m.p);
-    if (!ok)
-        return false;
-    char hex[2 * EVP_MAX_MD_SIZE + 1];
     static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < mac_len; i++) {
+    for (size_t i = 0; ok && i < mac_len; i++) {
         hex[2 * i] = digits[mac[i] >> 4];
         hex[2 * i + 1] = digits[mac[i] & 0xf];
     }
-    hex[2 * mac_len] = '\0';
+    hex[ok ? 2 * mac_len : 0] = '\0';
+    return ok;
+}
+
+bool txstart_write_apply(const struct txstart *t, struct pq_writer *w, const char *nonce, uint64_t counter,
+                         EVP_MAC_CTX *mac_ctx, bool switching)
+{
+    char num[24], hex[65];
+    snprintf(num, sizeof num, "%llu", (unsigned long long)counter);
+    if (!apply_mac(t, nonce, num, mac_ctx, hex))
+        return false;
+    struct sqlbuf q = {0};
     sql_add(&q, "SELECT pgmesh.apply(");
     sql_add(&q, num);
     sql_add(&q, ", ");
@@ -209,7 +217,7 @@ bool txstart_write_apply(const struct txstart *t, struct pq_writer *w, const cha
     sql_add(&q, "')");
     if (switching && t->switch_sql)
         sql_add_stmt(&q, t->switch_sql);
-    ok = !q.failed;
+    bool ok = !q.failed;
     if (ok)
         fe_write_query(w, q.p);
     free(q.p);
