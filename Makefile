@@ -90,9 +90,12 @@ demo-stop:
 # The server extension (extension/, PGXS, PostgreSQL's own code style). Installing writes into the
 # PostgreSQL installation, so only root does it; anyone else gets the build and the command.
 # Not part of all yet.
+# PostgreSQL loads it, so it is built with PostgreSQL's flags, never pgmesh's: MAKEFLAGS is cleared
+# so that a CFLAGS given to this make (make asan's sanitizers) does not reach PGXS, and it is built
+# afresh each time so objects from such a build are not reused.
 extension:
-	$(MAKE) -C extension
-	@if [ "$$(id -u)" = 0 ]; then $(MAKE) -C extension install; \
+	MAKEFLAGS= $(MAKE) -C extension clean all
+	@if [ "$$(id -u)" = 0 ]; then MAKEFLAGS= $(MAKE) -C extension install; \
 	else echo "extension: built, not installed (not root): sudo $(MAKE) -C extension install"; fi
 
 TENANT ?= DE

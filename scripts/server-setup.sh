@@ -325,13 +325,13 @@ fi
 pg_dirs
 MAKE_LOG=$(mktemp /tmp/pgmesh-server-setup.XXXXXX)
 trap 'rm -f "$MAKE_LOG"' EXIT
-make -C "$ROOT/extension" PG_CONFIG="$PG_CONFIG" > "$MAKE_LOG" 2>&1 ||
+MAKEFLAGS= make -C "$ROOT/extension" PG_CONFIG="$PG_CONFIG" > "$MAKE_LOG" 2>&1 ||
     { tail -n 30 "$MAKE_LOG" >&2; die "building extension/ failed"; }
 if installed_as_built; then
     say "already installed in $PKGLIBDIR, as built"
 else
     need_root "installing the extension into $PKGLIBDIR"
-    make -C "$ROOT/extension" PG_CONFIG="$PG_CONFIG" install > "$MAKE_LOG" 2>&1 ||
+    MAKEFLAGS= make -C "$ROOT/extension" PG_CONFIG="$PG_CONFIG" install > "$MAKE_LOG" 2>&1 ||
         { tail -n 30 "$MAKE_LOG" >&2; die "make -C extension install failed"; }
     installed_as_built || die "make install left different files in $PKGLIBDIR or $SHAREDIR"
     say "installed pgmesh.so in $PKGLIBDIR and its SQL files in $SHAREDIR"

@@ -37,8 +37,8 @@ ok() {
 
 mkdir -p "$EXT"
 chmod 755 "$TEST_DIR" "$EXT"
-make -C "$ROOT/extension" > "$TEST_DIR/make.log" 2>&1 || fail "make -C extension (see make.log)"
-make -C "$ROOT/extension" install >> "$TEST_DIR/make.log" 2>&1 ||
+MAKEFLAGS= make -C "$ROOT/extension" > "$TEST_DIR/make.log" 2>&1 || fail "make -C extension (see make.log)"
+MAKEFLAGS= make -C "$ROOT/extension" install >> "$TEST_DIR/make.log" 2>&1 ||
     fail "make -C extension install (as root; see make.log)"
 
 (umask 077 && openssl rand -hex 32 > "$KEY")
