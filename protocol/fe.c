@@ -109,6 +109,23 @@ void fe_write_parse_typed(struct pq_writer *w, const char *stmt_name, struct spa
     wr_end(w);
 }
 
+void fe_write_bind_text(struct pq_writer *w, const char *portal, const char *stmt_name, uint16_t nparams,
+                        const char *const *values)
+{
+    wr_begin(w, FE_BIND);
+    wr_cstr(w, portal);
+    wr_cstr(w, stmt_name);
+    wr_u16(w, 0); /* parameter format codes: all text */
+    wr_u16(w, nparams);
+    for (uint16_t i = 0; i < nparams; i++) {
+        size_t n = strlen(values[i]);
+        wr_i32(w, (int32_t)n);
+        wr_bytes(w, values[i], n);
+    }
+    wr_u16(w, 0); /* result format codes: all text */
+    wr_end(w);
+}
+
 void fe_write_bind_simple(struct pq_writer *w, const char *portal, const char *stmt_name)
 {
     wr_begin(w, FE_BIND);

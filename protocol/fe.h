@@ -44,6 +44,9 @@ void fe_write_parse(struct pq_writer *w, const char *stmt_name, const char *sql)
 void fe_write_parse_typed(struct pq_writer *w, const char *stmt_name, struct span query, uint16_t ntypes,
                           const uint8_t *types);
 void fe_write_bind_simple(struct pq_writer *w, const char *portal, const char *stmt_name); /* no params */
+/* A Bind with nparams text parameters (no NULLs), results in text. */
+void fe_write_bind_text(struct pq_writer *w, const char *portal, const char *stmt_name, uint16_t nparams,
+                        const char *const *values);
 /* The head of a Bind that names another statement: 'B', a length that also counts the rest_len
  * bytes of the original body after its two names, the portal and stmt_name. The caller then sends
  * those rest_len bytes as they were. A portal holding a NUL fails the writer. */

@@ -171,6 +171,7 @@ static enum prep on_query(struct client *c, struct server *s, const struct frame
     case SQL_DEALLOC_ALL:
         cstmt_table_clear(&c->stmts);
         sstmt_clear(&s->relay.stmts);
+        s->relay.apply_parsed = false; /* pgmesh's own goes too */
         return PREP_PASS;
     case SQL_DEALLOC_ONE:
         break;

@@ -63,6 +63,8 @@ static void apply_effects(struct client *c, struct server *s, const struct inspe
 {
     if (e->dirty)
         s->relay.session_dirty = true;
+    if (e->deallocates)
+        s->relay.apply_parsed = false;
     if (e->track) {
         params_track_sql(&c->params, (const char *)e->sql.p, e->sql.len);
         params_track_sql(&s->relay.have, (const char *)e->sql.p, e->sql.len);
@@ -116,6 +118,9 @@ static enum inspect check_statement(struct client *c, struct server *s, const st
         enum refusal why = prep_enabled(s) ? check_deallocate(c, f->type, fx) : REFUSE_NONE;
         if (why != REFUSE_NONE)
             return refused(c, s, f, why, "DEALLOCATE", 10);
+        /* Not followed without statement tracking: any DEALLOCATE may take pgmesh_apply along. */
+        fx->deallocates =
+            !prep_enabled(s) && sql_has_leading((const char *)fx->sql.p, fx->sql.len, "deallocate", NULL);
     }
     const char *sql = (const char *)fx->sql.p;
     fx->dirty = sql_may_leave_session_state(sql, fx->sql.len);
@@ -203,7 +208,7 @@ static bool reapply_settings(struct client *c, struct server *s)
     if (!c->reapply_settings)
         return true;
     c->reapply_settings = false;
-    return relay_send_settings(c, s, false) && relay_push(s, (struct op){.kind = OP_TXSTART});
+    return relay_send_settings(c, s, false, false) && relay_push(s, (struct op){.kind = OP_TXSTART});
 }
 
 /* One client message whose header has arrived: checked, prefixed with the transaction start when

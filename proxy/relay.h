@@ -48,6 +48,7 @@ struct relay {
     bool enforced;           /* the database has the pgmesh extension: claims through pgmesh.apply */
     char nonce[33];          /* ... this backend's nonce (enforce.h), which binds each message to it */
     uint64_t apply_counter;  /* ... the last counter sent: each message's must be higher */
+    bool apply_parsed;       /* ... pgmesh_apply is prepared on this connection (transaction pooling) */
     bool at_boundary;        /* next client message may start a transaction */
     bool open_extended;      /* client extended messages sent since the last Sync */
     bool in_copy;

@@ -166,6 +166,7 @@ static bool discard_session(struct server *s)
         return false;
     r->session_dirty = false;
     r->application_name[0] = '\0';
+    r->apply_parsed = false;
     params_clear(&r->have);
     sstmt_clear(&r->stmts);
     return true;
@@ -173,21 +174,32 @@ static bool discard_session(struct server *s)
 
 /* With the extension: the same settings through pgmesh.apply, authenticated for this backend and
  * this call (a counter that only rises), so the text is worthless to anyone who reads it. */
-static bool send_apply(struct client *c, struct server *s, bool switching)
+static bool send_apply(struct client *c, struct server *s, bool switching, bool idle)
 {
+    struct relay *r = &s->relay;
     struct pq_writer w;
     wr_init_dynamic(&w);
-    if (!txstart_write_apply(&c->tx, &w, s->relay.nonce, ++s->relay.apply_counter, enforce_mac(), switching)) {
+    /* Per transaction, a statement prepared once per connection (parsing and planning the SELECT
+     * every time cost a fifth of the throughput); a switch's extra SETs ride in a Query. Only on
+     * an idle server: its Sync would end the skipping after a client's failed extended message
+     * still in flight, where the server discards a Query like the client's own messages. */
+    bool prepared = r->per_transaction && !switching && idle;
+    bool ok = prepared ? txstart_write_apply_prepared(&c->tx, &w, r->nonce, ++r->apply_counter, enforce_mac(),
+                                                      !r->apply_parsed)
+                       : txstart_write_apply(&c->tx, &w, r->nonce, ++r->apply_counter, enforce_mac(), switching);
+    if (ok && prepared)
+        r->apply_parsed = true;
+    if (!ok) {
         wr_destroy(&w);
         return relay_fail_server(s, "out of memory");
     }
     return relay_send_written(s, &w);
 }
 
-bool relay_send_settings(struct client *c, struct server *s, bool switching)
+bool relay_send_settings(struct client *c, struct server *s, bool switching, bool idle)
 {
     if (s->relay.enforced)
-        return send_apply(c, s, switching);
+        return send_apply(c, s, switching, idle);
     return relay_send(s, switching ? c->tx.switch_msg : c->tx.set_msg,
                       switching ? c->tx.switch_len : c->tx.set_len);
 }
@@ -205,7 +217,7 @@ static bool send_reset(struct client *c, struct server *s)
 
 /* The SETs themselves, with application_name when the server changes hands (the startup value
  * goes with the switch; one the client SET itself follows it with the session parameters). */
-static bool send_claims(struct client *c, struct server *s, bool switching)
+static bool send_claims(struct client *c, struct server *s, bool switching, bool idle)
 {
     struct relay *r = &s->relay;
     const char *app = c->application_name[0] ? c->application_name : "pgmesh";
@@ -213,7 +225,7 @@ static bool send_claims(struct client *c, struct server *s, bool switching)
     if (own_app)
         r->application_name[0] = '\0';
     bool set_app = switching && !own_app && strcmp(r->application_name, app) != 0;
-    if (!relay_send_settings(c, s, set_app))
+    if (!relay_send_settings(c, s, set_app, idle))
         return false;
     if (set_app)
         snprintf(r->application_name, sizeof r->application_name, "%s", app);
@@ -246,7 +258,7 @@ bool relay_send_txstart(struct client *c, struct server *s)
     bool reset = switching && !discarded && needs_reset(r, c);
     if (reset && (!send_reset(c, s) || !push_op(s, OP_TXSTART, known_idle)))
         return false;
-    return send_claims(c, s, switching) && push_op(s, OP_TXSTART, known_idle);
+    return send_claims(c, s, switching, known_idle) && push_op(s, OP_TXSTART, known_idle);
 }
 
 /* Messages that never begin a transaction: COPY sub-protocol, Flush, a lone Sync, Terminate. */

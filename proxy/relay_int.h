@@ -61,6 +61,7 @@ bool relay_stream_start(struct body_stream *b, struct iobuf *in, size_t total_le
 struct inspected {
     bool dirty;               /* may leave session state: DISCARD ALL before another client */
     bool track;               /* a Query whose SET/RESET of session parameters follow the client */
+    bool deallocates;         /* a DEALLOCATE pgmesh does not follow: pgmesh_apply may go too */
     struct span sql;          /* the Query's text or the Parse's query */
     struct fe_parse parse;    /* a Parse, read */
     enum sql_dealloc dealloc; /* its DEALLOCATE (transaction pooling with tracking; else NONE) */
@@ -72,8 +73,10 @@ struct inspected {
 bool relay_needs_txstart(const struct server *s, const struct frame *f);
 bool relay_send_txstart(struct client *c, struct server *s) __attribute__((warn_unused_result));
 /* The client's claims and limits alone (with the switch_only settings when switching): SETs, or
- * pgmesh.apply where the server has the extension. No op entry. */
-bool relay_send_settings(struct client *c, struct server *s, bool switching) __attribute__((warn_unused_result));
+ * pgmesh.apply where the server has the extension (prepared once per connection when idle:
+ * nothing in flight). No op entry. */
+bool relay_send_settings(struct client *c, struct server *s, bool switching, bool idle)
+    __attribute__((warn_unused_result));
 /* The op for a client message just sent: msg (when not NULL) is the one prepared already. */
 bool relay_after_forward(struct server *s, char type, const struct op *msg) __attribute__((warn_unused_result));
 

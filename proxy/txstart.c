@@ -124,10 +124,27 @@ static void mac_field(struct sqlbuf *b, const char *field)
 /* For the extension: ARRAY['name', 'value', ...] and the pairs' MAC encoding of the
  * per-transaction settings, the switch_only SETs on their own. Fields hold no NUL (quote_literal
  * refused those), so the MAC body is text too. */
+/* One element of an array literal: double-quoted, with '"' and '\\' escaped by a backslash. */
+static void array_element(struct sqlbuf *b, const char *v, bool first)
+{
+    sql_add(b, first ? "\"" : ",\"");
+    char one[2] = {0, 0};
+    for (; *v; v++) {
+        if (*v == '"' || *v == '\\')
+            sql_add(b, "\\");
+        one[0] = *v;
+        sql_add(b, one);
+    }
+    sql_add(b, "\"");
+}
+
 /* One per-transaction setting in the array literal and the MAC body; false when its value
  * cannot be quoted. */
-static bool add_apply_pair(struct sqlbuf *arr, struct sqlbuf *mac, const struct txstart_setting *set, bool first)
+static bool add_apply_pair(struct sqlbuf *arr, struct sqlbuf *param, struct sqlbuf *mac,
+                           const struct txstart_setting *set, bool first)
 {
+    array_element(param, set->name, first);
+    array_element(param, set->value, false);
     struct sqlbuf stmt = set_statement(set);
     /* set_statement's text is "SET name = <literal>": the literal is what follows " = ". */
     const char *lit = !stmt.failed && stmt.p ? strstr(stmt.p, " = ") : NULL;
@@ -148,9 +165,10 @@ static bool add_apply_pair(struct sqlbuf *arr, struct sqlbuf *mac, const struct 
  * refused those), so the MAC body is text too. */
 static bool add_apply_parts(struct txstart *t, const struct txstart_setting *settings, size_t n)
 {
-    struct sqlbuf arr = {0}, mac = {0}, sw = {0};
+    struct sqlbuf arr = {0}, param = {0}, mac = {0}, sw = {0};
     bool ok = true, first = true;
     sql_add(&arr, "ARRAY[");
+    sql_add(&param, "{");
     for (size_t i = 0; i < n && ok; i++) {
         if (settings[i].switch_only) {
             struct sqlbuf stmt = set_statement(&settings[i]);
@@ -158,19 +176,22 @@ static bool add_apply_parts(struct txstart *t, const struct txstart_setting *set
             sql_add_stmt(&sw, ok ? stmt.p : "");
             free(stmt.p);
         } else {
-            ok = add_apply_pair(&arr, &mac, &settings[i], first);
+            ok = add_apply_pair(&arr, &param, &mac, &settings[i], first);
             first = false;
         }
     }
     sql_add(&arr, "]::pg_catalog.text[]");
-    ok = ok && !arr.failed && !mac.failed && !sw.failed;
+    sql_add(&param, "}");
+    ok = ok && !arr.failed && !param.failed && !mac.failed && !sw.failed;
     if (ok) {
         t->apply_array = arr.p;
+        t->apply_param = param.p;
         t->mac_body = (uint8_t *)mac.p;
         t->mac_body_len = mac.len;
         t->switch_sql = sw.p;
     } else {
         free(arr.p);
+        free(param.p);
         free(mac.p);
         free(sw.p);
     }
@@ -224,6 +245,25 @@ bool txstart_write_apply(const struct txstart *t, struct pq_writer *w, const cha
     return ok && wr_ok(w);
 }
 
+bool txstart_write_apply_prepared(const struct txstart *t, struct pq_writer *w, const char *nonce,
+                                  uint64_t counter, EVP_MAC_CTX *mac_ctx, bool parse)
+{
+    /* int8, text[], text: the function's own types, so the plan needs no casts. */
+    static const uint8_t types[] = {0, 0, 0, 20, 0, 0, 3, 241, 0, 0, 0, 25};
+    static const char sql[] = "SELECT pgmesh.apply($1, $2, $3)";
+    char num[24], hex[65];
+    snprintf(num, sizeof num, "%llu", (unsigned long long)counter);
+    if (!apply_mac(t, nonce, num, mac_ctx, hex))
+        return false;
+    if (parse)
+        fe_write_parse_typed(w, TXSTART_APPLY_STMT, (struct span){(const uint8_t *)sql, sizeof sql - 1}, 3, types);
+    const char *const params[] = {num, t->apply_param, hex};
+    fe_write_bind_text(w, "", TXSTART_APPLY_STMT, 3, params);
+    fe_write_execute(w, "", 0);
+    fe_write_sync(w);
+    return wr_ok(w);
+}
+
 /* The three texts as Query messages into t; t untouched on failure. */
 static bool to_query_msgs(struct txstart *t, const char *set, const char *sw, const char *reset)
 {
@@ -263,6 +303,7 @@ void txstart_destroy(struct txstart *t)
     free(t->switch_msg);
     free(t->reset_msg);
     free(t->apply_array);
+    free(t->apply_param);
     free(t->mac_body);
     free(t->switch_sql);
     memset(t, 0, sizeof *t);

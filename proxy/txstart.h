@@ -33,6 +33,7 @@ struct txstart {
      * authenticated per backend and per call (txstart_write_apply): the array literal of name,
      * value pairs, the pairs as the MAC reads them, and the switch_only SETs. */
     char *apply_array;
+    char *apply_param; /* the same pairs as an array literal, {"name","value",...}, for a Bind */
     uint8_t *mac_body;
     size_t mac_body_len;
     char *switch_sql;
@@ -68,6 +69,13 @@ void txstart_destroy(struct txstart *t);
  * in decimal, ':' and its bytes (the extension computes the same). False when out of memory. */
 bool txstart_write_apply(const struct txstart *t, struct pq_writer *w, const char *nonce, uint64_t counter,
                          EVP_MAC_CTX *mac, bool switching) __attribute__((warn_unused_result));
+/* The same message as Bind/Execute/Sync of the statement TXSTART_APPLY_STMT, prepared once per
+ * server connection: with parse set, its Parse goes first. PostgreSQL then neither parses nor
+ * plans it per transaction. */
+bool txstart_write_apply_prepared(const struct txstart *t, struct pq_writer *w, const char *nonce,
+                                  uint64_t counter, EVP_MAC_CTX *mac, bool parse)
+    __attribute__((warn_unused_result));
+#define TXSTART_APPLY_STMT "pgmesh_apply"
 /* What clears the claims on a server with the extension, before it passes to another client. */
 #define TXSTART_CLEAR_SQL "SELECT pgmesh.clear()"
 
