@@ -64,9 +64,21 @@ _lib_on_err() {
 }
 trap '_lib_on_err $? "$BASH_COMMAND"' ERR
 
+# lib_at_exit CMD: a shell command run when the test ends, however it ends, before lib.sh's own
+# cleanup (in the order given). Tests use it instead of a trap of their own, which would replace
+# the one below and leave pgmesh and the other children running.
+_lib_exit_cmds=()
+lib_at_exit() {
+    _lib_exit_cmds+=("$1")
+}
+
 _lib_cleanup() {
     local st=$?
-    local pid
+    local pid cmd
+    trap - ERR
+    for cmd in "${_lib_exit_cmds[@]}"; do
+        (set +e; eval "$cmd") > /dev/null 2>&1 || true
+    done
     for pid in "${_lib_pids[@]}"; do
         kill -0 "$pid" 2>/dev/null || continue
         kill -TERM "$pid" 2>/dev/null || true

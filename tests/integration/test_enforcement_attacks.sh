@@ -16,16 +16,7 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 "$PYTHON" -c 'import psycopg' 2>/dev/null || fail "$PYTHON cannot import psycopg (make deps installs python3-psycopg)"
 
 pg_psql -c "GRANT CREATE ON SCHEMA marketing TO marketing_domain_role"
-_attacks_teardown() {
-    local st=$?
-    trap - ERR
-    set +e
-    pg_psql -c "DROP FUNCTION IF EXISTS marketing.f_tenant(), marketing.f_role(), marketing.f_cfg(), marketing.f_limits()" \
-        -c "REVOKE CREATE ON SCHEMA marketing FROM marketing_domain_role" > /dev/null 2>&1
-    (exit "$st")
-    _lib_cleanup
-}
-trap _attacks_teardown EXIT
+lib_at_exit 'pg_psql -c "DROP FUNCTION IF EXISTS marketing.f_tenant(), marketing.f_role(), marketing.f_cfg(), marketing.f_limits()" -c "REVOKE CREATE ON SCHEMA marketing FROM marketing_domain_role"'
 
 de_rows=$(pg_psql -c "SELECT count(*) FROM core.fct_playback_sessions WHERE country_code = 'DE'")
 [ "$de_rows" -gt 0 ] || fail "the sample mesh has no DE rows"

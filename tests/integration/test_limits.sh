@@ -34,7 +34,7 @@ assert_eq "0" "$(pg_psql -c "$active")" "server connections left busy after max_
 
 # statement_timeout lifted inside a function the guard cannot see into: pgmesh cancels.
 pg_psql -c "CREATE OR REPLACE FUNCTION core.lift_timeout() RETURNS text LANGUAGE sql AS \$\$ SELECT set_config('statement_timeout', '0', true) \$\$; GRANT EXECUTE ON FUNCTION core.lift_timeout() TO marketing_domain_role"
-trap 'pg_psql -c "DROP FUNCTION IF EXISTS core.lift_timeout()" >/dev/null 2>&1' EXIT
+lib_at_exit 'pg_psql -c "DROP FUNCTION IF EXISTS core.lift_timeout()"'
 out=$(mesh_psql "$de" -v ON_ERROR_STOP=0 -v VERBOSITY=verbose -c "BEGIN; SELECT core.lift_timeout(); SELECT pg_sleep(3.5); COMMIT" 2>&1) || true
 if [ -n "${SERVER_KEY_FILE:-}" ]; then
     # With the pgmesh extension the function cannot lift the timeout in the first place.

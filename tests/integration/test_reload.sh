@@ -11,17 +11,7 @@
 . "$(dirname "$0")/../../scripts/pgcluster.sh"
 
 PG2_DIR=$TEST_DIR/pg2
-# The second cluster stops whatever happened; then lib.sh's cleanup (pgmesh, pgbench, psql) ends
-# the test with the status it had.
-_reload_teardown() {
-    local st=$?
-    trap - ERR
-    set +e
-    pgcluster_stop "$PG2_DIR" > /dev/null 2>&1
-    (exit "$st")
-    _lib_cleanup
-}
-trap _reload_teardown EXIT
+lib_at_exit 'pgcluster_stop "$PG2_DIR"'
 
 # --- a second cluster with the server role the pool logs in as, reachable by its own passfile
 mkdir -p "$PG2_DIR"

@@ -16,15 +16,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SETUP=$ROOT/scripts/server-setup.sh
 
 PG2_DIR=$TEST_DIR/pg2
-_setup_teardown() {
-    local st=$?
-    trap - ERR
-    set +e
-    pgcluster_stop "$PG2_DIR" > /dev/null 2>&1
-    (exit "$st")
-    _lib_cleanup
-}
-trap _setup_teardown EXIT
+lib_at_exit 'pgcluster_stop "$PG2_DIR"'
 
 # --- a plain cluster with the pool's server role and database, nothing of pgmesh's
 chmod 755 "$TEST_DIR"

@@ -14,7 +14,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
     -keyout "$certs/other.key" -out "$certs/other.crt" 2>/dev/null
 chmod 755 "$certs"; chmod 600 "$certs/server.key"
 [ "$(id -u)" = 0 ] && chown postgres "$certs/server.key" "$certs/server.crt"
-trap 'pgcluster_stop "$srv" >/dev/null 2>&1' EXIT
+lib_at_exit 'pgcluster_stop "$srv"'
 pgcluster_start_free "$srv" "" ssl=on "ssl_cert_file=$certs/server.crt" "ssl_key_file=$certs/server.key" \
     || fail "PostgreSQL with ssl=on did not start"
 port=$PGCLUSTER_PORT
