@@ -82,8 +82,6 @@ enum relay_verdict replies_from_server(struct server *s) __attribute__((warn_unu
  * lend again, or say it must close. */
 enum relay_verdict relay_client_gone(struct server *s, uint32_t client_body_remaining)
     __attribute__((warn_unused_result));
-/* Whether nothing is in flight and the server is idle outside a transaction. */
-bool relay_settled(const struct server *s);
 /* RELAY_TX_OVER when the server can go back: settled, and its client (if linked in transaction
  * pooling) is not in the middle of a message; else RELAY_GO_ON. */
 enum relay_verdict relay_settle(struct server *s);

@@ -122,7 +122,8 @@ bool relay_stream_start(struct body_stream *b, struct iobuf *in, size_t total_le
     return relay_stream_body(b, in, to);
 }
 
-bool relay_settled(const struct server *s)
+/* Whether nothing is in flight and the server is idle outside a transaction. */
+static bool relay_settled(const struct server *s)
 {
     const struct relay *r = &s->relay;
     return r->ops.len == 0 && r->tx_status == TX_IDLE && !r->open_extended && r->body.remaining == 0 &&
