@@ -1,6 +1,9 @@
--- pgmesh 1.0: the SQL face of the library. EXECUTE is PUBLIC on purpose: apply() only accepts a
--- message MACed under the key pgmesh shares with the server, bound to this backend's nonce and
--- an increasing counter, so being able to call it gives a reader nothing.
+-- pgmesh 1.0: the SQL face of the library. EXECUTE on apply() is PUBLIC on purpose: it only
+-- accepts a message MACed under the key pgmesh shares with the server, bound to this backend's
+-- nonce and an increasing counter, so being able to call it gives a reader nothing (a forged
+-- message ends the caller's own backend). clear() is for superusers: pgmesh clears claims with an
+-- authenticated apply() naming none, and keeps a connection's claims between transactions only
+-- because nothing but apply() changes them.
 \echo Use "CREATE EXTENSION pgmesh" to load this file. \quit
 
 -- The nonce is per backend, so a parallel worker would see another one: leader only.
@@ -18,5 +21,6 @@ CREATE FUNCTION pgmesh.version() RETURNS text
     AS 'MODULE_PATHNAME', 'pgmesh_version' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 GRANT USAGE ON SCHEMA pgmesh TO PUBLIC;
-GRANT EXECUTE ON FUNCTION pgmesh.nonce(), pgmesh.apply(bigint, text[], text), pgmesh.clear(),
-    pgmesh.version() TO PUBLIC;
+REVOKE EXECUTE ON FUNCTION pgmesh.clear() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgmesh.nonce(), pgmesh.apply(bigint, text[], text), pgmesh.version()
+    TO PUBLIC;

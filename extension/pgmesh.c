@@ -230,8 +230,35 @@ pgmesh_nonce(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(backend_nonce()));
 }
 
-Datum
-pgmesh_apply(PG_FUNCTION_ARGS)
+/* Whether names[0..n) holds name. */
+static bool
+named(char **names, int n, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (pg_strcasecmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Every claim to its value in the message, "" where the message names none. */
+static void
+set_claims(char **names, char **values, int n, bool change_val)
+{
+	int			c,
+				i;
+
+	for (c = 0; c < (int) N_CLAIMS; c++)
+		if (!named(names, n, claim_names[c]))
+			set_claim(claim_names[c], "", change_val);
+	for (i = 0; i < n; i++)
+		if (is_claim(names[i]))
+			set_claim(names[i], values[i], change_val);
+}
+
+static void
+apply_checked(FunctionCallInfo fcinfo)
 {
 	int64		counter;
 	char	  **names,
@@ -275,24 +302,51 @@ pgmesh_apply(PG_FUNCTION_ARGS)
 							errhint("pgmesh.apply() sets the request.jwt claims, "
 									"statement_timeout, work_mem and pgmesh.pinned_settings.")));
 	/* Every value is checked before any is set, so a bad one leaves no ceiling behind. */
+	set_claims(names, values, n, false);
 	for (i = 0; i < n; i++)
-	{
-		if (is_claim(names[i]))
-			set_claim(names[i], values[i], false);
-		else
+		if (!is_claim(names[i]))
 			ceilings_set(names[i], values[i], false);
-	}
+	set_claims(names, values, n, true);
 	for (i = 0; i < n; i++)
-	{
-		if (is_claim(names[i]))
-			set_claim(names[i], values[i], true);
-		else
+		if (!is_claim(names[i]))
 			ceilings_set(names[i], values[i], true);
+}
+
+/*
+ * Any failure ends the backend (FATAL, with the error's code and text). An ERROR would leave the
+ * session running with the claims it had before: the previous client's, which the statements
+ * pgmesh pipelines behind this call would then run under. It also means a reader calling apply()
+ * with a forged or replayed message loses its own connection, and nothing else.
+ */
+Datum
+pgmesh_apply(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		apply_checked(fcinfo);
 	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(caller);
+		e = CopyErrorData();
+		FlushErrorState();
+		ereport(FATAL,
+				(errcode(e->sqlerrcode), errmsg("%s", e->message),
+				 e->detail ? errdetail("%s", e->detail) : 0,
+				 e->hint ? errhint("%s", e->hint) : 0));
+	}
+	PG_END_TRY();
 	PG_RETURN_VOID();
 }
 
-/* Clearing one's own claims only hides rows, so it needs no MAC. */
+/*
+ * For superusers only (the extension script grants it to nobody): with it, a reader could empty
+ * the claims that pgmesh relies on the next client of the same tenant finding here.
+ */
 Datum
 pgmesh_clear(PG_FUNCTION_ARGS)
 {

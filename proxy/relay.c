@@ -303,6 +303,7 @@ enum relay_verdict relay_client_gone(struct server *s, uint32_t client_body_rema
         if (!relay_own_query(s, "DISCARD ALL"))
             return relay_take_verdict(s, RELAY_GO_ON);
         r->claims_owner = 0; /* DISCARD ALL reset every setting */
+        relay_forget_applied(r);
         r->claims_tenant[0] = r->claims_role[0] = r->application_name[0] = '\0';
         r->session_dirty = false;
         sstmt_clear(&r->stmts);

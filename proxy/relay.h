@@ -49,6 +49,8 @@ struct relay {
     char nonce[33];          /* ... this backend's nonce (enforce.h), which binds each message to it */
     uint64_t apply_counter;  /* ... the last counter sent: each message's must be higher */
     bool apply_parsed;       /* ... pgmesh_apply is prepared on this connection (transaction pooling) */
+    char *applied;           /* ... the settings (txstart apply_param) its last apply committed;
+                              * NULL: not known (relay_forget_applied) */
     bool at_boundary;        /* next client message may start a transaction */
     bool open_extended;      /* client extended messages sent since the last Sync */
     bool in_copy;
@@ -71,6 +73,8 @@ struct relay {
 
 void relay_init(struct relay *r);
 void relay_destroy(struct relay *r);
+/* Something may have changed the settings the server holds: the next transaction start sends them. */
+void relay_forget_applied(struct relay *r);
 
 /* Starts a link: the server is clean and idle. Session pooling sets the claims here. */
 enum relay_verdict relay_begin(struct client *c, struct server *s) __attribute__((warn_unused_result));

@@ -3,6 +3,7 @@
  * the op queue for every request, streaming message bodies in both directions, the transaction
  * start, and when a server is clean enough to go back. No linking or closing here either. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "protocol/fe.h"
@@ -27,6 +28,7 @@ void relay_init(struct relay *r)
 
 void relay_destroy(struct relay *r)
 {
+    relay_forget_applied(r);
     opq_destroy(&r->ops);
     params_clear(&r->have);
     sstmt_clear(&r->stmts);
@@ -55,6 +57,12 @@ bool relay_fail_client(struct server *s, const char *why)
 bool relay_fatal(struct server *s, const char *sqlstate, const char *message, const char *detail)
 {
     return fail(s, RELAY_CLOSE_CLIENT, message, (struct relay_fatal){sqlstate, message, detail});
+}
+
+void relay_forget_applied(struct relay *r)
+{
+    free(r->applied);
+    r->applied = NULL;
 }
 
 /* The verdict of the call that ends here, cleared for the next one. */
@@ -168,6 +176,7 @@ static bool discard_session(struct server *s)
     r->session_dirty = false;
     r->application_name[0] = '\0';
     r->apply_parsed = false;
+    relay_forget_applied(r);
     params_clear(&r->have);
     sstmt_clear(&r->stmts);
     return true;
@@ -194,6 +203,12 @@ static bool send_apply(struct client *c, struct server *s, bool switching, bool 
         wr_destroy(&w);
         return relay_fail_server(s, "out of memory");
     }
+    /* Committed on its own (or the backend ends): from here the connection holds these values.
+     * Sent inside the client's block, it repeats the values the link began with. */
+    if (idle && r->per_transaction && !(r->applied && strcmp(r->applied, c->tx.apply_param) == 0)) {
+        relay_forget_applied(r);
+        r->applied = strdup(c->tx.apply_param);
+    }
     return relay_send_written(s, &w);
 }
 
@@ -205,19 +220,35 @@ bool relay_send_settings(struct client *c, struct server *s, bool switching, boo
                       switching ? c->tx.switch_len : c->tx.set_len);
 }
 
-/* Clears the previous client's claims, committed on its own: SET-based, or pgmesh.clear(). */
+/* Clears the previous client's claims, committed on its own: SET-based, or an authenticated
+ * pgmesh.apply naming none. */
 static bool send_reset(struct client *c, struct server *s)
 {
-    if (!s->relay.enforced)
+    struct relay *r = &s->relay;
+    if (!r->enforced)
         return relay_send(s, c->tx.reset_msg, c->tx.reset_len);
+    relay_forget_applied(r);
     struct pq_writer w;
     wr_init_dynamic(&w);
-    fe_write_query(&w, TXSTART_CLEAR_SQL);
+    if (!txstart_write_clear(&w, r->nonce, ++r->apply_counter, enforce_mac())) {
+        wr_destroy(&w);
+        return relay_fail_server(s, "out of memory");
+    }
     return relay_send_written(s, &w);
 }
 
+/* Whether the server already holds every per-transaction setting of c, so the transaction start
+ * may send nothing: only with the extension, where nothing but pgmesh.apply changes the claims
+ * and no statement below the top level changes a limit, and the guard refuses every top-level
+ * one; only on an idle server whose last apply committed these values. */
+static bool holds_settings(const struct relay *r, const struct client *c, bool idle)
+{
+    return r->enforced && r->per_transaction && idle && r->applied && strcmp(r->applied, c->tx.apply_param) == 0;
+}
+
 /* The SETs themselves, with application_name when the server changes hands (the startup value
- * goes with the switch; one the client SET itself follows it with the session parameters). */
+ * goes with the switch; one the client SET itself follows it with the session parameters).
+ * Nothing when the server holds them all already. */
 static bool send_claims(struct client *c, struct server *s, bool switching, bool idle)
 {
     struct relay *r = &s->relay;
@@ -226,7 +257,8 @@ static bool send_claims(struct client *c, struct server *s, bool switching, bool
     if (own_app)
         r->application_name[0] = '\0';
     bool set_app = switching && !own_app && strcmp(r->application_name, app) != 0;
-    if (!relay_send_settings(c, s, set_app, idle))
+    bool send = set_app || !holds_settings(r, c, idle);
+    if (send && !(relay_send_settings(c, s, set_app, idle) && push_op(s, OP_TXSTART, idle)))
         return false;
     if (set_app)
         snprintf(r->application_name, sizeof r->application_name, "%s", app);
@@ -256,10 +288,10 @@ bool relay_send_txstart(struct client *c, struct server *s)
         return false;
     if (known_idle && !sync_params(c, s))
         return false;
-    bool reset = switching && !discarded && needs_reset(r, c);
+    bool reset = switching && !discarded && needs_reset(r, c) && !holds_settings(r, c, known_idle);
     if (reset && (!send_reset(c, s) || !push_op(s, OP_TXSTART, known_idle)))
         return false;
-    return send_claims(c, s, switching, known_idle) && push_op(s, OP_TXSTART, known_idle);
+    return send_claims(c, s, switching, known_idle);
 }
 
 /* Messages that never begin a transaction: COPY sub-protocol, Flush, a lone Sync, Terminate. */

@@ -204,6 +204,7 @@ static bool route_own(struct server *s, const struct op *op, const struct frame 
     log_own_error(s, frame_body(msg), f->body_len);
     switch (op->kind) {
     case OP_TXSTART:
+        relay_forget_applied(&s->relay);
         /* On an idle server the client's statements are already on their way: end the link
          * rather than let them run without their claims. Inside a block the client pipelined
          * into, its own statements fail the same way. */

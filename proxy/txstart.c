@@ -198,14 +198,15 @@ static bool add_apply_parts(struct txstart *t, const struct txstart_setting *set
     return ok;
 }
 
-/* The MAC of one apply message, as 64 lowercase hex digits (and a NUL) in hex. */
-static bool apply_mac(const struct txstart *t, const char *nonce, const char *counter, EVP_MAC_CTX *ctx, char *hex)
+/* The MAC of one apply message whose pairs encode as body (NULL: none), as 64 lowercase hex
+ * digits (and a NUL) in hex. */
+static bool apply_mac(const uint8_t *body, const char *nonce, const char *counter, EVP_MAC_CTX *ctx, char *hex)
 {
     struct sqlbuf m = {0};
     sql_add(&m, "pgmesh-v1");
     mac_field(&m, nonce);
     mac_field(&m, counter);
-    sql_add(&m, t->mac_body_len ? (const char *)t->mac_body : "");
+    sql_add(&m, body ? (const char *)body : "");
     unsigned char mac[EVP_MAX_MD_SIZE];
     size_t mac_len = 0;
     bool ok = !m.failed && ctx && EVP_MAC_init(ctx, NULL, 0, NULL) == 1 &&
@@ -226,7 +227,7 @@ bool txstart_write_apply(const struct txstart *t, struct pq_writer *w, const cha
 {
     char num[24], hex[65];
     snprintf(num, sizeof num, "%llu", (unsigned long long)counter);
-    if (!apply_mac(t, nonce, num, mac_ctx, hex))
+    if (!apply_mac(t->mac_body_len ? t->mac_body : NULL, nonce, num, mac_ctx, hex))
         return false;
     struct sqlbuf q = {0};
     sql_add(&q, "SELECT pgmesh.apply(");
@@ -245,6 +246,17 @@ bool txstart_write_apply(const struct txstart *t, struct pq_writer *w, const cha
     return ok && wr_ok(w);
 }
 
+bool txstart_write_clear(struct pq_writer *w, const char *nonce, uint64_t counter, EVP_MAC_CTX *mac_ctx)
+{
+    char num[24], hex[65], sql[160];
+    snprintf(num, sizeof num, "%llu", (unsigned long long)counter);
+    if (!apply_mac(NULL, nonce, num, mac_ctx, hex))
+        return false;
+    snprintf(sql, sizeof sql, "SELECT pgmesh.apply(%s, '{}'::pg_catalog.text[], '%s')", num, hex);
+    fe_write_query(w, sql);
+    return wr_ok(w);
+}
+
 bool txstart_write_apply_prepared(const struct txstart *t, struct pq_writer *w, const char *nonce,
                                   uint64_t counter, EVP_MAC_CTX *mac_ctx, bool parse)
 {
@@ -253,7 +265,7 @@ bool txstart_write_apply_prepared(const struct txstart *t, struct pq_writer *w, 
     static const char sql[] = "SELECT pgmesh.apply($1, $2, $3)";
     char num[24], hex[65];
     snprintf(num, sizeof num, "%llu", (unsigned long long)counter);
-    if (!apply_mac(t, nonce, num, mac_ctx, hex))
+    if (!apply_mac(t->mac_body_len ? t->mac_body : NULL, nonce, num, mac_ctx, hex))
         return false;
     if (parse)
         fe_write_parse_typed(w, TXSTART_APPLY_STMT, (struct span){(const uint8_t *)sql, sizeof sql - 1}, 3, types);

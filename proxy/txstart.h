@@ -76,7 +76,11 @@ bool txstart_write_apply_prepared(const struct txstart *t, struct pq_writer *w, 
                                   uint64_t counter, EVP_MAC_CTX *mac, bool parse)
     __attribute__((warn_unused_result));
 #define TXSTART_APPLY_STMT "pgmesh_apply"
-/* What clears the claims on a server with the extension, before it passes to another client. */
-#define TXSTART_CLEAR_SQL "SELECT pgmesh.clear()"
+/* A Query that clears the claims on a server with the extension, before it passes to another
+ * client: an authenticated apply naming no setting (the extension clears every claim a message
+ * does not name). A simple Query of its own, so nothing a client did to the prepared statement can
+ * keep it from running, and a failure ends the backend. */
+bool txstart_write_clear(struct pq_writer *w, const char *nonce, uint64_t counter, EVP_MAC_CTX *mac)
+    __attribute__((warn_unused_result));
 
 #endif

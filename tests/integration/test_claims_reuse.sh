@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# With the extension, a server connection keeps the claims and limits its last pgmesh.apply
+# committed, and pgmesh sends nothing at a transaction start whose values it already holds (the
+# cost of claims per transaction goes away for clients of one tenant and role). Counted with the
+# server's own statistics (pg_stat_user_functions, track_functions = all for the reader role),
+# through a pool of one in transaction pooling, with every statement checking its claims and
+# rows. Then a DE client tries to leave that connection holding something other than what pgmesh
+# thinks (pgmesh.clear(), a forged apply(), a function lowering its limits) for the next DE
+# client, which must still find DE's claims, rows and limits.
+. "$(dirname "$0")/lib.sh"
+if [ -z "${SERVER_KEY_FILE:-}" ]; then
+    echo "skipped: needs the pgmesh extension in the suite's cluster (make integration-ext)"
+    exit 77
+fi
+
+# A schema of the reader's own, as a domain role owns its domain's schema.
+pg_psql -c "ALTER ROLE marketing_domain_role SET track_functions = 'all'" \
+    -c "CREATE SCHEMA claims_reuse AUTHORIZATION marketing_domain_role"
+lib_at_exit 'pg_psql -c "ALTER ROLE marketing_domain_role RESET track_functions" -c "DROP SCHEMA IF EXISTS claims_reuse CASCADE"'
+de_rows=$(pg_psql -c "SELECT count(*) FROM core.fct_playback_sessions WHERE country_code = 'DE'")
+fr_rows=$(pg_psql -c "SELECT count(*) FROM core.fct_playback_sessions WHERE country_code = 'FR'")
+[ "$de_rows" != "$fr_rows" ] || fail "DE and FR have the same row count: the checks below could not tell them apart"
+
+mesh_config
+ini_set pgmesh default_pool_size 1
+de=$(mint DE regional_analyst)
+fr=$(mint FR regional_analyst)
+STATE_SQL="SELECT current_setting('request.jwt.claim.tenant') || '|' || (SELECT count(*) FROM core.fct_playback_sessions) || '|' || current_setting('statement_timeout') || '|' || current_setting('work_mem')"
+
+# run TOKEN N WANT: N transactions on one client connection, each one's state must be WANT.
+run() {
+    local token=$1 n=$2 want=$3 args=() i out
+    for i in $(seq 1 "$n"); do args+=(-c "$STATE_SQL"); done
+    out=$(mesh_psql "$token" "${args[@]}") || fail "client of $want: psql failed"
+    assert_eq "$n" "$(grep -cx "$want" <<< "$out")" "transactions of a client that saw $want"
+}
+
+# apply_calls: pgmesh.apply calls the server counted (statistics reach it when backends exit).
+apply_calls() {
+    mesh_stop
+    local i calls
+    for i in $(seq 1 50); do
+        calls=$(pg_psql -c "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE schemaname = 'pgmesh' AND funcname = 'apply'")
+        [ "$calls" != "$1" ] && break
+        sleep 0.2
+    done
+    echo "$calls"
+}
+
+pg_psql -c "SELECT pg_stat_reset()" > /dev/null
+base=$(pg_psql -c "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE schemaname = 'pgmesh' AND funcname = 'apply'")
+mesh_start
+run "$de" 10 "DE|$de_rows|30s|128MB"
+run "$de" 10 "DE|$de_rows|30s|128MB"
+run "$fr" 10 "FR|$fr_rows|30s|128MB"
+run "$de" 5 "DE|$de_rows|30s|128MB"
+calls=$(( $(apply_calls "$base") - base ))
+# Each change of claims clears the last ones and applies the new (two calls: DE, FR, DE); the
+# second DE client finds DE's values and sends nothing. 35 transactions without reuse.
+[ "$calls" -ge 1 ] || fail "the server counted no pgmesh.apply call: the count cannot be trusted"
+[ "$calls" -le 6 ] || fail "35 transactions made $calls pgmesh.apply calls, want at most 6 (two per change of claims)"
+echo "ok: 35 transactions of 3 clients (DE, DE, FR, DE) through a pool of one: $calls pgmesh.apply calls"
+
+# Attempts to change what the connection holds behind pgmesh's back, each followed by a victim
+# client of the same tenant (no apply expected: the same values) that must see DE's state.
+mesh_start
+mesh_psql "$de" -c "CREATE OR REPLACE FUNCTION claims_reuse.f_lower() RETURNS text LANGUAGE sql AS \$\$ SET work_mem = '64kB'; SET statement_timeout = '1ms'; SELECT 'x' \$\$" ||
+    fail "the reader could not create its function"
+for attack in "SELECT pgmesh.clear()" "SELECT pgmesh.apply(99999, '{}', repeat('0', 64))" \
+    "SELECT pgmesh.apply(99999, ARRAY['request.jwt.claim.tenant', 'FR'], repeat('0', 64))" \
+    "SELECT claims_reuse.f_lower()" "BEGIN; SELECT claims_reuse.f_lower(); COMMIT"; do
+    out=$(mesh_psql "$de" -v ON_ERROR_STOP=0 -v VERBOSITY=verbose -c "$attack" 2>&1) || true
+    assert_contains "$out" "42501" "$attack"
+    run "$de" 3 "DE|$de_rows|30s|128MB"
+done
+mesh_stop
+echo "ok: pgmesh.clear(), forged apply() and a function lowering the limits leave the next DE client DE's claims, rows and limits"
