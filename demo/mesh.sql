@@ -10,6 +10,10 @@
 --   marketing_domain_role  server role of the regional_analyst token role; sees its tenant's rows
 --   audit_role             server role of global_corporate_audit; the policy lets that claim see all
 --   blocked_role           may connect but holds no grant at all: every query is 42501
+-- Schema marketing belongs to marketing_domain_role, as a data mesh domain's schema belongs to its
+-- role: the reader may create functions, views, tables, rules and aggregates there, which is what
+-- the pgmesh extension has to hold against (tests/integration/test_enforcement_attacks.sh). Being
+-- the schema's owner, it may also drop the superuser's table in it; it cannot read past its RLS.
 -- Tables owned by the superuser (so the roles never bypass RLS; FORCE covers the owner too):
 --   core.fct_playback_sessions                   DE 3 rows, FR 2, ES 1, IT 1
 --   media_consumption.mrt_marketing_weekly_engagement  data product: DE 2 weeks, FR 2, ES 1, IT 1
@@ -52,7 +56,7 @@ SET client_min_messages = warning;
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 CREATE SCHEMA core;
 CREATE SCHEMA media_consumption;
-CREATE SCHEMA marketing;
+CREATE SCHEMA marketing AUTHORIZATION marketing_domain_role;
 
 -- core ------------------------------------------------------------------------------------------
 

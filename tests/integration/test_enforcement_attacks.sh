@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The attacks of issue 10 through pgmesh, with the pgmesh extension in the server (the suite's
-# run with PGMESH_EXTENSION=1): a tenant-DE reader whose server role may create functions in the
-# marketing schema writes SQL functions that SET the tenant or role claim, call set_config, or
+# run with PGMESH_EXTENSION=1): a tenant-DE reader whose server role owns the marketing schema
+# (demo/mesh.sql) writes SQL functions that SET the tenant or role claim, call set_config, or
 # lift statement_timeout and work_mem, and calls them through pgmesh, in simple (psql) and
 # extended (psycopg 3) protocol, inside explicit transactions, in both pool modes, through a pool
 # of one so every attempt lands on the server connection the next statement uses. Each call fails
@@ -15,8 +15,7 @@ fi
 PYTHON=${PYTHON:-/usr/bin/python3}
 "$PYTHON" -c 'import psycopg' 2>/dev/null || fail "$PYTHON cannot import psycopg (make deps installs python3-psycopg)"
 
-pg_psql -c "GRANT CREATE ON SCHEMA marketing TO marketing_domain_role"
-lib_at_exit 'pg_psql -c "DROP FUNCTION IF EXISTS marketing.f_tenant(), marketing.f_role(), marketing.f_cfg(), marketing.f_limits()" -c "REVOKE CREATE ON SCHEMA marketing FROM marketing_domain_role"'
+lib_at_exit 'pg_psql -c "DROP FUNCTION IF EXISTS marketing.f_tenant(), marketing.f_role(), marketing.f_cfg(), marketing.f_limits()"'
 
 de_rows=$(pg_psql -c "SELECT count(*) FROM core.fct_playback_sessions WHERE country_code = 'DE'")
 [ "$de_rows" -gt 0 ] || fail "the sample mesh has no DE rows"
