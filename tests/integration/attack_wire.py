@@ -185,7 +185,7 @@ def parse_row(body):
         if ln < 0:
             row.append(None)
         else:
-            row.append(body[pos:pos + ln].decode())
+            row.append(body[pos:pos + ln].decode(errors="replace"))
             pos += ln
     return row
 
