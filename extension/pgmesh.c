@@ -21,6 +21,7 @@
 
 #include "ceilings.h"
 #include "mac.h"
+#include "report.h"
 
 PG_MODULE_MAGIC;
 
@@ -126,6 +127,7 @@ _PG_init(void)
 	MarkGUCPrefixReserved("pgmesh");
 
 	ceilings_init();
+	report_init();
 }
 
 static const char *

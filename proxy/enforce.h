@@ -13,6 +13,9 @@
 struct config;
 
 #define ENFORCE_NONCE_LEN 32 /* hex characters */
+/* The extension's GUC_REPORT count of transactions that changed session settings
+ * (extension/report.h): a ParameterStatus of it means the server holds settings pgmesh did not set. */
+#define ENFORCE_REPORT_SETTING "pgmesh.session_changes"
 
 /* Loads server_key_file when set (hex, at least 32 bytes of key). False with err on a missing,
  * unreadable or malformed file. */

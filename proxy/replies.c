@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "policy/guard.h"
 #include "protocol/be.h"
 #include "protocol/error.h"
 #include "protocol/frame.h"
@@ -17,6 +18,7 @@
 #include "protocol/wire.h"
 #include "proxy/client.h"
 #include "proxy/config.h"
+#include "proxy/enforce.h"
 #include "proxy/limits.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
@@ -51,11 +53,13 @@ static bool undo_skipped(struct server *s)
     return true;
 }
 
-/* Needs the whole message: ReadyForQuery (its status) and errors pgmesh may have to read. */
+/* Needs the whole message: ReadyForQuery (its status), ParameterStatus (its name) and errors
+ * pgmesh may have to read. */
 static bool need_whole(char type, const struct op *op)
 {
-    return type == BE_READY || (type == BE_ERROR && op && op->kind != OP_QUERY && op->kind != OP_SYNC &&
-                                !(op->kind == OP_MSG && !op->stmt));
+    return type == BE_READY || type == BE_PARAMETER_STATUS ||
+           (type == BE_ERROR && op && op->kind != OP_QUERY && op->kind != OP_SYNC &&
+            !(op->kind == OP_MSG && !op->stmt));
 }
 
 static void log_own_error(struct server *s, const uint8_t *body, size_t len)
@@ -217,6 +221,40 @@ static bool route_own(struct server *s, const struct op *op, const struct frame 
     }
 }
 
+static bool is_own(const struct op *op)
+{
+    return op && (op->kind == OP_TXSTART || op->kind == OP_PARAMS || op->kind == OP_OWN_QUERY);
+}
+
+/* The server reports a setting changed. During pgmesh's own statements the change is pgmesh's
+ * (swallowed, as their other replies). Otherwise a client statement changed the session, maybe
+ * where pgmesh could not read it (a function body): the connection is discarded before another
+ * client gets it and the claims and limits are sent again; the extension's count of such changes
+ * (ENFORCE_REPORT_SETTING) is for pgmesh alone. A client_encoding the guard cannot read SQL in ends the
+ * client: its next statement could hide from the guard. */
+static bool route_parameter_status(struct server *s, const struct op *op, const struct frame *f,
+                                   const uint8_t *msg)
+{
+    if (is_own(op))
+        return false;
+    struct span name, value;
+    if (!be_read_parameter_status(frame_body(msg), f->body_len, &name, &value))
+        return relay_fail_server(s, "invalid ParameterStatus from server");
+    s->relay.session_dirty = true;
+    relay_forget_applied(&s->relay);
+    if (span_eq(name, "client_encoding")) {
+        char enc[64];
+        snprintf(enc, sizeof enc, "%.*s", (int)value.len, (const char *)value.p);
+        if (!guard_check_startup_option("client_encoding", enc))
+            return relay_fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE,
+                               "client_encoding was changed on the server to one pgmesh cannot check SQL in",
+                               "A statement (perhaps inside a function) set client_encoding to a multi-byte "
+                               "encoding whose characters may hold a backslash byte; connect again and keep "
+                               "an ASCII-safe encoding such as UTF8.");
+    }
+    return !span_eq(name, ENFORCE_REPORT_SETTING) && s->client != NULL;
+}
+
 /* Handles one message header (and the whole message when need_whole). Returns whether its bytes
  * go to the client. May fail the server. */
 static bool route_message(struct server *s, const struct frame *f, const uint8_t *msg)
@@ -227,6 +265,8 @@ static bool route_message(struct server *s, const struct frame *f, const uint8_t
     if (type == BE_READY)
         return route_ready(s, f, msg);
     struct op *op = opq_head(&s->relay.ops);
+    if (type == BE_PARAMETER_STATUS)
+        return route_parameter_status(s, op, f, msg);
     switch (op ? op->kind : OP_QUERY) {
     case OP_TXSTART:
     case OP_PARAMS:
