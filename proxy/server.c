@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/guard.h"
 #include "proxy/client.h"
 #include "proxy/config.h"
 #include "proxy/enforce.h"
@@ -187,10 +188,31 @@ static void probe_io_cb(struct ev_loop *loop, ev_io *w, int revents)
         probe_done(s, verdict, s->relay.nonce, why);
 }
 
+/* What the guard's lexer assumes of every session it reads SQL for. A role or database default
+ * (ALTER ROLE ... SET, which a reader may run on itself from inside a function) could otherwise
+ * start every new server connection with backslashes the guard reads differently. */
+static const char *session_unfit(PGconn *pg)
+{
+    const char *scs = PQparameterStatus(pg, "standard_conforming_strings");
+    const char *enc = PQparameterStatus(pg, "client_encoding");
+    if (!scs || strcmp(scs, "on") != 0)
+        return "the server session starts with standard_conforming_strings off (a role or database "
+               "default?): pgmesh's guard needs it on";
+    if (!enc || !guard_check_startup_option("client_encoding", enc))
+        return "the server session starts with a client_encoding pgmesh cannot read SQL in (a role or "
+               "database default?): use UTF8";
+    return NULL;
+}
+
 /* Connected: with enforcement on, ask the server for the extension first, still under the
  * connect timeout. */
 static void logged_in(struct server *s)
 {
+    const char *unfit = session_unfit(s->pg);
+    if (unfit) {
+        connect_failed(s, unfit);
+        return;
+    }
     if (!enforce_active()) {
         connected(s);
         return;
@@ -243,8 +265,11 @@ bool server_connect(struct pool *p)
     relay_init(&s->relay);
     s->generation = p->generation; /* pool_server_outdated: opened with p->conninfo as it is now */
     snprintf(s->tag, sizeof s->tag, "S-%llu %s/%s", (unsigned long long)s->id, p->database, p->server_user);
-    const char *keys[] = {"dbname", "user", "fallback_application_name", NULL};
-    const char *vals[] = {p->conninfo, p->server_user, "pgmesh", NULL};
+    /* Before dbname, so a conninfo's own client_encoding or options win: the two settings the
+     * guard's lexer relies on, whatever defaults the role or database have (session_unfit). */
+    const char *keys[] = {"client_encoding", "options", "dbname", "user", "fallback_application_name", NULL};
+    const char *vals[] = {"UTF8", "-c standard_conforming_strings=on", p->conninfo, p->server_user, "pgmesh",
+                          NULL};
     s->pg = PQconnectStartParams(keys, vals, 1);
     if (!s->pg) {
         free(s);
