@@ -1,6 +1,6 @@
-# Shared by the tests that apply sql/hardening.sql to the suite's cluster (test_hardening.sh),
-# sourced after lib.sh. The suite's tests share one database, so a test that hardens it puts every
-# privilege and role setting back however it ends, and checks that it did.
+# Shared by the tests that apply sql/hardening.sql to the suite's cluster (test_hardening.sh,
+# test_shared_role.sh), sourced after lib.sh. The suite's tests share one database, so a test that
+# hardens it puts every privilege and role setting back however it ends, and checks that it did.
 #
 #   HARDENING_READER, HARDENING_DATABASE   the reader role and the database the script is run for
 #   hardening_snapshot      every privilege on what the script revokes, one "kind|object|grantee|
@@ -25,8 +25,15 @@ HARDENING_SQL=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/sql/hardening.
 HARDENING_BEFORE=
 
 # What sql/hardening.sql revokes privileges on, besides plpgsql, the database and schema public.
-_hardening_functions=('pg_catalog.set_config(text,text,boolean)')
-_hardening_views=()
+_hardening_functions=(
+    'pg_catalog.set_config(text,text,boolean)'
+    'pg_catalog.pg_stat_get_activity(integer)'
+    'pg_catalog.pg_stat_get_backend_activity(integer)'
+    'pg_catalog.pg_cancel_backend(integer)'
+    'pg_catalog.pg_terminate_backend(integer,bigint)'
+    'pg_catalog.pg_prepared_statement()'
+)
+_hardening_views=(pg_catalog.pg_stat_activity pg_catalog.pg_prepared_statements)
 
 _hardening_in_list() { # CAST NAME... -> 'NAME'::CAST, ... (NULL for none)
     local cast=$1 out="" n
