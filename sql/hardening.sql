@@ -1,7 +1,9 @@
 -- Server-side hardening for pgmesh readers: closes on PostgreSQL what the pooler's claim
--- tampering guard (protocol/guard.c) cannot see, i.e. SQL built and run on the server (functions,
+-- tampering guard (policy/guard.c) cannot see, i.e. SQL built and run on the server (functions,
 -- DO blocks, rules), so a reader cannot change the JWT claims RLS policies read, or its role or
--- limits, behind pgmesh's back. docs/security.md says which side covers what.
+-- limits, behind pgmesh's back; and what the tenants sharing the reader role would otherwise see
+-- of each other's sessions (query texts, prepared statements) or do to them (cancel, terminate).
+-- docs/security.md says which side covers what.
 --
 -- Run as a superuser (set_config and plpgsql belong to the bootstrap superuser; role attributes
 -- need one), connected to the database itself: privileges on functions, languages and schemas
@@ -12,11 +14,19 @@
 -- One transaction: all of it applies or none. Running it again changes nothing.
 --
 -- Database-wide effects (the REVOKE ... FROM PUBLIC lines): every role without its own grant
--- loses set_config, DO blocks and plpgsql functions, and temporary tables. Grant back to roles
--- that need them and are not readers, e.g. a role that runs pg_dump (which calls set_config):
+-- loses set_config, DO blocks and plpgsql functions, temporary tables, pg_stat_activity (and the
+-- views built on it), pg_cancel_backend, pg_terminate_backend and pg_prepared_statements; members
+-- of pg_read_all_stats, pg_monitor and pg_signal_backend too, since those roles work through the
+-- same functions. Superusers keep everything. Grant back to roles that need them and are not
+-- readers, e.g. a role that runs pg_dump (which calls set_config) or a monitoring role:
 --   GRANT EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) TO backup_role;
 --   GRANT USAGE ON LANGUAGE plpgsql TO app_owner;
 --   GRANT TEMPORARY ON DATABASE media_analytics TO etl_role;
+--   GRANT SELECT ON pg_catalog.pg_stat_activity TO monitoring_role;
+--   GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer) TO monitoring_role;
+-- pg_stat_activity lists the backends of every database in the cluster, whichever database it is
+-- read in: run the script in every database the reader role may connect to (CONNECT is granted
+-- to PUBLIC by default, e.g. on postgres), or revoke CONNECT there.
 -- A reader still inherits whatever roles it is a member of hold: keep readers out of such roles.
 
 \set ON_ERROR_STOP on
@@ -64,6 +74,37 @@ REVOKE TEMPORARY ON DATABASE :"database" FROM :"reader_role";
 -- searches. (PostgreSQL 15 no longer grants this to PUBLIC; older clusters and upgraded ones do.)
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 REVOKE CREATE ON SCHEMA public FROM :"reader_role";
+
+-- Other backends of the same role. Every tenant of a domain logs in as this one role, and
+-- PostgreSQL shows a backend's query text to, and lets pg_cancel_backend and pg_terminate_backend
+-- signal it from, any session of the same role: tenant FR would read tenant DE's statements,
+-- literals included, in pg_stat_activity (also through pg_stat_get_activity and
+-- pg_stat_get_backend_activity, which the view only wraps), cancel DE's queries and end the server
+-- connection DE is using. pgmesh needs none of them: it cancels a client's query with a
+-- CancelRequest carrying the backend's secret key (libpq's PQcancel), which no privilege governs.
+-- Also gone for the reader: pg_stat_ssl, pg_stat_gssapi and pg_stat_replication, which call
+-- pg_stat_get_activity as the caller.
+REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC;
+REVOKE SELECT ON pg_catalog.pg_stat_activity FROM :"reader_role";
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer) FROM :"reader_role";
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_backend_activity(integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_backend_activity(integer) FROM :"reader_role";
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_cancel_backend(integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_cancel_backend(integer) FROM :"reader_role";
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_terminate_backend(integer, bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_terminate_backend(integer, bigint) FROM :"reader_role";
+
+-- Statements prepared on a pooled server connection. pg_prepared_statements shows only this
+-- session's statements, but in transaction pooling a session is a server connection that clients
+-- take turns on, and pgmesh keeps the named statements clients prepare there (under its own
+-- names) for the next client that prepares the same text: the next tenant would read them, with
+-- their literals. Closes the listing only; docs/security.md says what is left. psql's tab
+-- completion after EXECUTE and DEALLOCATE reads this view and lists nothing without it.
+REVOKE SELECT ON pg_catalog.pg_prepared_statements FROM PUBLIC;
+REVOKE SELECT ON pg_catalog.pg_prepared_statements FROM :"reader_role";
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_prepared_statement() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_prepared_statement() FROM :"reader_role";
 
 -- Role attributes that would make the claims irrelevant (SUPERUSER and BYPASSRLS skip RLS) or let
 -- the reader make itself another role or database where the rules above do not hold.
