@@ -76,15 +76,33 @@ static bool read_name(struct cur *c, struct sqltext *out)
     }
 }
 
-/* The managed list (policy/managed.c), compared the way guc.c compares names (ASCII
- * case-insensitive). */
-static bool text_is_managed(const struct sqltext *t)
+/* Names PostgreSQL still accepts for a setting that was renamed (guc.c, map_old_guc_names in
+ * PostgreSQL 15): SET sort_mem changes work_mem. The name a statement uses is read as the
+ * setting it changes. */
+static struct sqltext canonical_name(const struct sqltext *t)
 {
-    if (t->bad)
+    static const char *const old_names[][2] = {{"sort_mem", "work_mem"}, {"vacuum_mem", "maintenance_work_mem"}};
+    struct sqltext out = *t;
+    for (size_t i = 0; i < sizeof old_names / sizeof old_names[0]; i++) {
+        if (!t->bad && sqltext_equals(t, old_names[i][0])) {
+            memset(&out, 0, sizeof out);
+            for (const char *p = old_names[i][1]; *p; p++)
+                sqltext_put(&out, *p);
+        }
+    }
+    return out;
+}
+
+/* The managed list (policy/managed.c), compared the way guc.c compares names (ASCII
+ * case-insensitive), old names included. */
+static bool text_is_managed(const struct sqltext *name)
+{
+    if (name->bad)
         return true;
+    struct sqltext t = canonical_name(name);
     for (size_t i = 0; i < managed_settings_count; i++) {
         const struct managed_setting *m = &managed_settings[i];
-        if (m->prefix ? sqltext_has_prefix(t, m->name) : sqltext_equals(t, m->name))
+        if (m->prefix ? sqltext_has_prefix(&t, m->name) : sqltext_equals(&t, m->name))
             return true;
     }
     return false;

@@ -40,10 +40,11 @@ enum guard_verdict guard_check_sql(const char *sql, size_t len, const struct gua
 
 /* True when the setting named by name[0..len) is managed: request.jwt.*, statement_timeout,
  * work_mem, idle_in_transaction_session_timeout, role, session_authorization,
- * standard_conforming_strings. name is spelled as in SQL (request."jwt".claim.tenant,
- * "REQUEST.JWT.CLAIM.TENANT", U&"..." with \XXXX escapes) or raw as in a startup packet; the
- * comparison is ASCII case-insensitive like PostgreSQL's. A U&"..." that cannot be decoded counts
- * as managed. client_encoding is not in the list: it is refused by value (see below). */
+ * standard_conforming_strings, and the old name sort_mem, which PostgreSQL still reads as work_mem.
+ * name is spelled as in SQL (request."jwt".claim.tenant, "REQUEST.JWT.CLAIM.TENANT", U&"..." with
+ * \XXXX escapes) or raw as in a startup packet; the comparison is ASCII case-insensitive like
+ * PostgreSQL's. A U&"..." that cannot be decoded counts as managed. client_encoding is not in the list: it is
+ * refused by value (see below). */
 bool guard_is_managed_setting(const char *name, size_t len) __attribute__((warn_unused_result));
 
 /* True when a StartupMessage parameter (NUL-terminated name and value) may pass: false when the

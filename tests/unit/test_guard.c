@@ -71,6 +71,11 @@ static const struct refused_case refused_cases[] = {
     {"reset \"request.jwt.claim.role\"", "request.jwt.claim.role", 0},
     {"RESET statement_timeout", "statement_timeout", 0},
     {"RESET work_mem", "work_mem", 0},
+    /* guc.c still maps the old name sort_mem to work_mem */
+    {"SET sort_mem = '64GB'", "sort_mem", 0},
+    {"SET \"SORT_MEM\" TO 1000000", "sort_mem", 0},
+    {"RESET sort_mem", "sort_mem", 0},
+    {"SELECT set_config('sort_mem', '64GB', false)", "sort_mem", 0},
     {"RESET ROLE", "role", 0},
     {"RESET SESSION AUTHORIZATION", "session_authorization", 0},
     {"RESET ALL", "RESET ALL", 0},
@@ -326,6 +331,10 @@ static void test_is_managed(void **state)
     assert_false(guard_is_managed_setting(IN("")));
     assert_false(guard_is_managed_setting(NULL, 0));
     assert_true(guard_is_managed_setting("rolex", 4)); /* len bounds the name */
+    assert_true(guard_is_managed_setting(IN("sort_mem")));
+    assert_true(guard_is_managed_setting(IN("Sort_Mem")));
+    assert_false(guard_is_managed_setting(IN("vacuum_mem"))); /* maintenance_work_mem: not managed */
+    assert_false(guard_is_managed_setting(IN("sort_mem2")));
 }
 
 static void test_startup(void **state)
@@ -365,6 +374,8 @@ static void test_startup(void **state)
         {"options", "  -c\t  work_mem=1GB  ", false},
         {"options", "-S 1024", false},
         {"options", "-S1024", false},
+        {"sort_mem", "1GB", false},
+        {"options", "-c sort_mem=1GB", false},
         {"options", "-e -c idle_in_transaction_session_timeout=0", false},
         {"options", "-ec session_authorization=x", false},
         {"options", "-- standard_conforming_strings=off", false},
