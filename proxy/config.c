@@ -159,8 +159,7 @@ static bool add_role(struct load_state *st, const char *name, const char *value,
         return false;
     struct role_config *roles = grow(cfg->roles, cfg->nroles, &st->role_cap, sizeof r);
     if (!roles) {
-        free(r.name);
-        free(r.server_user);
+        roles_free_entry(&r);
         snprintf(err, errlen, "out of memory");
         return false;
     }
@@ -390,12 +389,71 @@ static void check_enforcement(struct load_state *st)
              "server_enforcement = require needs server_key_file (scripts/server-setup.sh prints it)");
 }
 
+/* Whether name is among the first n entries of names. */
+static bool listed(const char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Server connections are pooled per server_user, so the clients of every role with that
+ * server_user pin their settings on the same backends, where the extension keeps ceilings for 16
+ * settings: ROLE_PINS_MAX, plus statement_timeout and work_mem, for all those roles together. */
+static void check_pins_per_server_user(struct load_state *st)
+{
+    const struct config *cfg = st->cfg;
+    for (size_t i = 0; i < cfg->nroles; i++) {
+        const char *names[ROLE_PINS_MAX + 1];
+        size_t n = 0;
+        for (size_t j = 0; j < cfg->nroles && n <= ROLE_PINS_MAX; j++) {
+            const struct role_config *r = &cfg->roles[j];
+            if (strcmp(r->server_user, cfg->roles[i].server_user) != 0)
+                continue;
+            for (size_t k = 0; k < r->npins && n <= ROLE_PINS_MAX; k++)
+                if (!listed(names, n, r->pins[k].name))
+                    names[n++] = r->pins[k].name;
+        }
+        if (n > ROLE_PINS_MAX) {
+            fail(st, st->section_line[SEC_ROLES],
+                 "the roles with server_user %s pin more than %d different settings between them (they share "
+                 "server connections, where the pgmesh extension keeps at most 16 limits, statement_timeout and "
+                 "work_mem included)",
+                 cfg->roles[i].server_user, ROLE_PINS_MAX);
+            return;
+        }
+    }
+}
+
+/* The union of the roles' pinned names, which the guard refuses to every client. */
+static void collect_pinned(struct load_state *st)
+{
+    struct config *cfg = st->cfg;
+    size_t total = 0;
+    for (size_t i = 0; i < cfg->nroles; i++)
+        total += cfg->roles[i].npins;
+    if (total == 0)
+        return;
+    cfg->pinned = calloc(total, sizeof *cfg->pinned);
+    if (!cfg->pinned) {
+        fail(st, 0, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < cfg->nroles; i++)
+        for (size_t k = 0; k < cfg->roles[i].npins; k++)
+            if (!listed(cfg->pinned, cfg->npinned, cfg->roles[i].pins[k].name))
+                cfg->pinned[cfg->npinned++] = cfg->roles[i].pins[k].name;
+}
+
 static void check_config(struct load_state *st)
 {
     check_sections(st);
     check_listeners(st);
     check_jwt_keys(st);
     check_enforcement(st);
+    check_pins_per_server_user(st);
+    collect_pinned(st);
 }
 
 /* ---- public API ---- */
@@ -469,11 +527,10 @@ void config_free(struct config *cfg)
         free(cfg->databases[i].conninfo);
     }
     free(cfg->databases);
-    for (size_t i = 0; i < cfg->nroles; i++) {
-        free(cfg->roles[i].name);
-        free(cfg->roles[i].server_user);
-    }
+    for (size_t i = 0; i < cfg->nroles; i++)
+        roles_free_entry(&cfg->roles[i]);
     free(cfg->roles);
+    free(cfg->pinned);
     free(cfg->path);
     free(cfg);
 }

@@ -26,7 +26,18 @@ struct db_config {
     char *conninfo;
 };
 
-/* [roles] jwt_role = server_user=... statement_timeout=30s work_mem=128MB */
+/* A [roles] pin.<setting>=<value>: set on every transaction with the role's limits and, like
+ * them, refused to clients (the guard; the extension's ceilings where pgmesh.pinned_settings lists
+ * it). */
+struct role_pin {
+    char *name;  /* lower case letters, digits, '_' and at most one '.'; never a managed setting */
+    char *value; /* as written in the file, non-empty; PostgreSQL judges it */
+};
+/* Pins per role. The extension keeps ceilings for at most 16 settings per server connection,
+ * statement_timeout and work_mem among them. */
+#define ROLE_PINS_MAX 14
+
+/* [roles] jwt_role = server_user=... statement_timeout=30s work_mem=128MB pin.name=value ... */
 struct role_config {
     char *name;                             /* the token's role claim */
     char *server_user;                      /* login role on the server */
@@ -35,6 +46,8 @@ struct role_config {
     int64_t idle_in_transaction_timeout_ms; /* 0: no limit; enforced by pgmesh */
     int64_t max_transaction_age_ms;         /* 0: no limit; enforced by pgmesh */
     int max_client_conn;                    /* clients of this role at once; 0: no limit */
+    struct role_pin pins[ROLE_PINS_MAX];    /* in file order */
+    size_t npins;
 };
 
 struct config {
@@ -80,6 +93,10 @@ struct config {
     size_t ndatabases;
     struct role_config *roles;
     size_t nroles;
+    /* Every role's pinned setting names, each once: the guard refuses them to every client. The
+     * strings belong to the roles' pins. */
+    const char **pinned;
+    size_t npinned;
 };
 
 /* Parses and validates the whole file. Relative secret_file / public_key_file paths are resolved

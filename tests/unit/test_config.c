@@ -524,38 +524,41 @@ static void test_jwt_extensions(void **state)
     config_free(cfg);
 }
 
-/* Every role option is compared: a reload re-applies a role to its clients only when it changed. */
+/* Every role option and pin is compared: a reload re-applies a role to its clients only when it
+ * changed. */
 static void test_role_equal(void **state)
 {
     static const char *const variants[] = {
-        "server_user=b statement_timeout=30s work_mem=1MB",
-        "server_user=a statement_timeout=31s work_mem=1MB",
-        "server_user=a statement_timeout=30s work_mem=2MB",
-        "server_user=a statement_timeout=30s work_mem=1MB idle_in_transaction_timeout=1min",
-        "server_user=a statement_timeout=30s work_mem=1MB max_transaction_age=1h",
-        "server_user=a statement_timeout=30s work_mem=1MB max_client_conn=5",
+        "server_user=b statement_timeout=30s work_mem=1MB pin.jit=off",
+        "server_user=a statement_timeout=31s work_mem=1MB pin.jit=off",
+        "server_user=a statement_timeout=30s work_mem=2MB pin.jit=off",
+        "server_user=a statement_timeout=30s work_mem=1MB pin.jit=off idle_in_transaction_timeout=1min",
+        "server_user=a statement_timeout=30s work_mem=1MB pin.jit=off max_transaction_age=1h",
+        "server_user=a statement_timeout=30s work_mem=1MB pin.jit=off max_client_conn=5",
+        "server_user=a statement_timeout=30s work_mem=1MB",
+        "server_user=a statement_timeout=30s work_mem=1MB pin.jit=on",
+        "server_user=a statement_timeout=30s work_mem=1MB pin.jit_above_cost=off",
+        "server_user=a statement_timeout=30s work_mem=1MB pin.jit=off pin.geqo=off",
     };
-    char base_opts[] = "work_mem=1024kB statement_timeout=30000ms server_user=a";
-    struct role_config base = {0}, other;
-    const char *user;
-    char err[256];
-    assert_true(roles_parse_options(base_opts, &base, &user, err, sizeof err));
-    base.server_user = (char *)user;
+    struct role_config base, other;
+    char err[512];
+    if (!roles_make_entry("r", "work_mem=1024kB pin.jit=off statement_timeout=30000ms server_user=a", &base, err,
+                          sizeof err))
+        fail_msg("%s", err);
     assert_true(roles_equal(&base, &base));
-    char same_opts[] = "server_user=a statement_timeout=30s work_mem=1MB";
-    other = (struct role_config){0};
-    assert_true(roles_parse_options(same_opts, &other, &user, err, sizeof err));
-    other.server_user = (char *)user;
+    assert_true(roles_make_entry("r2", "server_user=a statement_timeout=30s work_mem=1MB pin.jit=off", &other, err,
+                                 sizeof err));
     assert_true(roles_equal(&base, &other));
+    roles_free_entry(&other);
     for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
-        char opts[160];
-        snprintf(opts, sizeof opts, "%s", variants[i]);
-        other = (struct role_config){0};
-        assert_true(roles_parse_options(opts, &other, &user, err, sizeof err));
-        other.server_user = (char *)user;
+        if (!roles_make_entry("r", variants[i], &other, err, sizeof err))
+            fail_msg("%s", err);
         if (roles_equal(&base, &other))
             fail_msg("\"%s\" compares equal to the base role", variants[i]);
+        roles_free_entry(&other);
     }
+    roles_free_entry(&base);
+    roles_free_entry(NULL);
 }
 
 static void test_missing_file(void **state)
