@@ -349,6 +349,9 @@ static const char *managed_value(enum managed_source src, const struct jwt_ident
     return NULL;
 }
 
+/* Three claims, two limits, the pins, application_name. */
+_Static_assert(TXSTART_SETTINGS_MAX >= 5 + ROLE_PINS_MAX + 1, "room for every setting of a client");
+
 bool txstart_for_client(struct txstart *t, const struct jwt_identity *id, const struct role_config *role,
                         const char *application_name)
 {
@@ -368,6 +371,9 @@ bool txstart_for_client(struct txstart *t, const struct jwt_identity *id, const 
         if (claims)
             nclaims = n;
     }
+    /* The role's pinned settings ride with its limits (roles.c made sure none is managed). */
+    for (size_t i = 0; i < role->npins && n < TXSTART_SETTINGS_MAX - 1; i++)
+        set[n++] = (struct txstart_setting){role->pins[i].name, role->pins[i].value, false};
     set[n++] = (struct txstart_setting){"application_name", application_name, true};
     return txstart_build(t, set, n, nclaims);
 }

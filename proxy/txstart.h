@@ -50,12 +50,15 @@ struct jwt_identity;
 struct pq_writer;
 struct role_config;
 
-/* At most this many settings in one transaction start. */
-#define TXSTART_SETTINGS_MAX 16
+/* At most this many settings in one transaction start: claims, limits, a role's pins
+ * (ROLE_PINS_MAX) and application_name. */
+#define TXSTART_SETTINGS_MAX 24
 
 /* The transaction start of a client with this identity and role: every setting of the managed
- * table (policy/managed.c) that has a value for them, claims first, then application_name when
- * the server switches clients. False when out of memory (t untouched). */
+ * table (policy/managed.c) that has a value for them, claims first, then the role's pinned
+ * settings in [roles] order, then application_name when the server switches clients. The pins go
+ * wherever the limits go: SETs in the per-transaction and switch Queries, pairs in pgmesh.apply's
+ * array. False when out of memory (t untouched). */
 bool txstart_for_client(struct txstart *t, const struct jwt_identity *id, const struct role_config *role,
                         const char *application_name) __attribute__((warn_unused_result));
 /* The first nclaims settings are the claims; t is written only on success. */

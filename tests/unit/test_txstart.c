@@ -1,7 +1,8 @@
 /* Unit tests for proxy/txstart.c: the three Queries a transaction start is made of (set, reset,
  * switch), decoded with the protocol readers and compared as exact SQL; claims_json and role
  * limits in and out; values that try to end their literal; the managed-settings table as the one
- * source of what is set; failure leaving the struct untouched. */
+ * source of what is set; a role's pinned settings in both forms (SETs, and pgmesh.apply's array,
+ * its Bind parameter and its MAC); failure leaving the struct untouched. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,11 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 #include <cmocka.h>
 
 #include "auth/jwt.h"
 #include "policy/managed.h"
 #include "policy/sqllex.h"
+#include "protocol/buf.h"
 #include "protocol/fe.h"
 #include "protocol/frame.h"
 #include "protocol/wire.h"
@@ -208,6 +213,69 @@ static void test_managed_table(void **state)
     jwt_identity_clear(&id);
 }
 
+/* A role's pins come after its limits, in [roles] order, in every form the start takes; their
+ * values are quoted like any other. */
+static void test_pins(void **state)
+{
+    (void)state;
+    struct jwt_identity id;
+    identity(&id, "DE", "regional_analyst", NULL);
+    struct role_config role = {
+        .name = "regional_analyst",
+        .server_user = "marketing_domain_role",
+        .statement_timeout_ms = 30000,
+        .work_mem_kb = 131072,
+        .pins = {{"hash_mem_multiplier", "1"}, {"max_parallel_workers_per_gather", "0"}, {"x.y", "it's \\ \"q\""}},
+        .npins = 3};
+    struct txstart t = {0};
+    assert_true(txstart_for_client(&t, &id, &role, "psql"));
+#define LIMITS "; SET statement_timeout = '30000'; SET work_mem = '131072kB'"
+#define PINS                                                                                                      \
+    "; SET hash_mem_multiplier = '1'; SET max_parallel_workers_per_gather = '0'; SET x.y = E'it''s \\\\ \"q\"'"
+    assert_txstart(&t, CLAIMS_SET LIMITS PINS, CLAIMS_RESET,
+                   CLAIMS_SET LIMITS PINS "; SET application_name = 'psql'");
+    char sql[4096], names[TXSTART_SETTINGS_MAX][64];
+    query_sql(t.set_msg, t.set_len, sql, sizeof sql);
+    assert_int_equal(set_names(sql, names, TXSTART_SETTINGS_MAX), 7);
+    assert_string_equal(names[6], "x.y");
+
+    /* With the extension: the same pairs in the array literal, the Bind parameter and the MAC. */
+    assert_string_equal(t.apply_array, "ARRAY['request.jwt.claim.tenant', 'DE', 'request.jwt.claim.role', "
+                                       "'regional_analyst', 'statement_timeout', '30000', 'work_mem', '131072kB', "
+                                       "'hash_mem_multiplier', '1', 'max_parallel_workers_per_gather', '0', "
+                                       "'x.y', E'it''s \\\\ \"q\"']::pg_catalog.text[]");
+    assert_string_equal(t.apply_param,
+                        "{\"request.jwt.claim.tenant\",\"DE\",\"request.jwt.claim.role\","
+                        "\"regional_analyst\",\"statement_timeout\",\"30000\",\"work_mem\","
+                        "\"131072kB\",\"hash_mem_multiplier\",\"1\","
+                        "\"max_parallel_workers_per_gather\",\"0\",\"x.y\",\"it's \\\\ \\\"q\\\"\"}");
+    const char mac_tail[] = "19:hash_mem_multiplier1:131:max_parallel_workers_per_gather1:03:x.y10:it's \\ \"q\"";
+    assert_true(t.mac_body_len > sizeof mac_tail - 1);
+    assert_memory_equal(t.mac_body + t.mac_body_len - (sizeof mac_tail - 1), mac_tail, sizeof mac_tail - 1);
+
+    /* And in the Query pgmesh sends. */
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    assert_non_null(mac);
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    static const unsigned char key[32] = {1};
+    assert_int_equal(EVP_MAC_init(ctx, key, sizeof key, params), 1);
+    struct pq_writer w;
+    wr_init_dynamic(&w);
+    assert_true(txstart_write_apply(&t, &w, "00112233445566778899aabbccddeeff", 7, ctx, false));
+    query_sql(w.p, w.len, sql, sizeof sql);
+    assert_true(strncmp(sql, "SELECT pgmesh.apply(7, ", 23) == 0);
+    assert_non_null(strstr(sql, t.apply_array));
+    wr_destroy(&w);
+    EVP_MAC_CTX_free(ctx);
+    txstart_destroy(&t);
+    jwt_identity_clear(&id);
+#undef LIMITS
+#undef PINS
+}
+
 static void test_build(void **state)
 {
     (void)state;
@@ -270,10 +338,8 @@ static void test_build_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_for_client),
-        cmocka_unit_test(test_managed_table),
-        cmocka_unit_test(test_build),
-        cmocka_unit_test(test_build_refused),
+        cmocka_unit_test(test_for_client), cmocka_unit_test(test_managed_table), cmocka_unit_test(test_pins),
+        cmocka_unit_test(test_build),      cmocka_unit_test(test_build_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
