@@ -1,6 +1,6 @@
 /* Claim tampering guard: walks client SQL with the sqllex tokenizer and refuses statements that
- * would change a setting pgmesh manages (SET/RESET, set_config, UPDATE pg_settings, role and
- * database defaults, function SET clauses) and startup parameters that would do the same.
+ * would change a setting pgmesh manages or a role pins (SET/RESET, set_config, UPDATE pg_settings,
+ * role and database defaults, function SET clauses) and startup parameters that would do the same.
  * It reads tokens only: string bodies (dollar-quoted function bodies, DO blocks) stay strings,
  * and what they run is the hardening SQL's job. Names and strings are decoded by policy/sqltext.c.
  * No I/O, no globals, no allocation. */
@@ -108,6 +108,19 @@ static bool text_is_managed(const struct sqltext *name)
     return false;
 }
 
+/* Managed, or pinned by some role ([roles] pin.x, passed in through opt): the names no client may
+ * change. */
+static bool text_is_guarded(const struct sqltext *name, const struct guard_options *opt)
+{
+    if (text_is_managed(name))
+        return true;
+    struct sqltext t = canonical_name(name);
+    for (size_t i = 0; opt && i < opt->npinned; i++)
+        if (opt->pinned[i] && sqltext_equals(&t, opt->pinned[i]))
+            return true;
+    return false;
+}
+
 /* Client encodings whose multi-byte characters may hold the byte 0x5C: the server converts them
  * before lexing, so a backslash our lexer sees inside E'...' may not exist for the server, and
  * text we read as string could run as a statement. Names as PostgreSQL's encnames.c spells them
@@ -184,10 +197,10 @@ static bool at_session_authorization(const struct cur *c)
     return cur_is(c, "session") && next_is(c, "authorization");
 }
 
-/* A name a SET clause would change: refused when managed. */
-static bool name_refused(const struct sqltext *name, struct guard_finding *f)
+/* A name a SET clause would change: refused when managed or pinned. */
+static bool name_refused(const struct sqltext *name, const struct guard_options *opt, struct guard_finding *f)
 {
-    if (text_is_managed(name))
+    if (text_is_guarded(name, opt))
         return refuse_name(f, name);
     if (sqltext_equals(name, "client_encoding"))
         return refuse(f, "client_encoding");
@@ -220,7 +233,7 @@ static bool set_refused(struct cur *c, const struct guard_options *opt, struct g
     }
     if (!read_name(c, &name))
         return false; /* not a SET PostgreSQL accepts */
-    if (text_is_managed(&name))
+    if (text_is_guarded(&name, opt))
         return refuse_name(f, &name);
     if (!sqltext_equals(&name, "client_encoding"))
         return false;
@@ -236,7 +249,7 @@ static bool reset_refused(struct cur *c, const struct guard_options *opt, struct
     if (at_session_authorization(c))
         return refuse(f, "session_authorization");
     struct sqltext name;
-    if (read_name(c, &name) && text_is_managed(&name))
+    if (read_name(c, &name) && text_is_guarded(&name, opt))
         return refuse_name(f, &name);
     return false;
 }
@@ -277,18 +290,19 @@ static bool alter_defaults_refused(struct cur *c, const char *what, struct guard
 }
 
 /* At a routine's SET clause: the name it sets while the routine runs. */
-static bool routine_clause_refused(const struct cur *at_set, struct guard_finding *f)
+static bool routine_clause_refused(const struct cur *at_set, const struct guard_options *opt,
+                                   struct guard_finding *f)
 {
     struct cur c = *at_set;
     struct sqltext name;
     cur_next(&c);
-    return read_name(&c, &name) && name_refused(&name, f);
+    return read_name(&c, &name) && name_refused(&name, opt, f);
 }
 
 /* CREATE FUNCTION / PROCEDURE and ALTER FUNCTION / PROCEDURE / ROUTINE: a SET clause sets the
  * name while the routine runs, e.g. the tenant claim around a query. Parenthesized argument lists
  * are skipped; a BEGIN ATOMIC body ends the clauses. */
-static bool routine_set_refused(struct cur *c, struct guard_finding *f)
+static bool routine_set_refused(struct cur *c, const struct guard_options *opt, struct guard_finding *f)
 {
     int depth = 0;
     for (; !cur_at_end(c); cur_next(c)) {
@@ -296,7 +310,7 @@ static bool routine_set_refused(struct cur *c, struct guard_finding *f)
             continue;
         if (cur_is(c, "begin") && next_is(c, "atomic"))
             return false;
-        if (cur_is(c, "set") && routine_clause_refused(c, f))
+        if (cur_is(c, "set") && routine_clause_refused(c, opt, f))
             return true;
     }
     return false;
@@ -308,7 +322,7 @@ static bool create_refused(struct cur *c, const struct guard_options *opt, struc
         cur_next(c);
         cur_next(c);
     }
-    return (cur_is(c, "function") || cur_is(c, "procedure")) && routine_set_refused(c, f);
+    return (cur_is(c, "function") || cur_is(c, "procedure")) && routine_set_refused(c, opt, f);
 }
 
 static bool alter_refused(struct cur *c, const struct guard_options *opt, struct guard_finding *f)
@@ -324,7 +338,7 @@ static bool alter_refused(struct cur *c, const struct guard_options *opt, struct
         if (cur_is(c, defaults[i].object))
             return alter_defaults_refused(c, defaults[i].what, f);
     if (cur_is(c, "function") || cur_is(c, "procedure") || cur_is(c, "routine"))
-        return routine_set_refused(c, f);
+        return routine_set_refused(c, opt, f);
     return false;
 }
 
@@ -379,9 +393,11 @@ static bool enter_set_config_call(struct cur *c)
     return true;
 }
 
+static bool name_is_guarded(const char *name, size_t len, const struct guard_options *opt);
+
 /* set_config's first argument must be one string literal (followed by ',' or ')') naming a
  * setting that is neither managed nor client_encoding: anything else could compute a name. */
-static bool set_config_name_refused(struct cur *c, struct guard_finding *f)
+static bool set_config_name_refused(struct cur *c, const struct guard_options *opt, struct guard_finding *f)
 {
     if (c->tok.kind != SQLTOK_STRING)
         return refuse(f, "set_config");
@@ -390,15 +406,15 @@ static bool set_config_name_refused(struct cur *c, struct guard_finding *f)
     if ((!cur_punct(c, ',') && !cur_punct(c, ')')) || name.bad)
         return refuse(f, "set_config"); /* 'a' || 'b', 'x'::text, U&'' UESCAPE, ... */
     /* The string holds the name raw, but the server reads it as SQL would too */
-    if (!name.truncated && guard_is_managed_setting(name.buf, name.len))
+    if (!name.truncated && name_is_guarded(name.buf, name.len, opt))
         return refuse_name(f, &name);
-    return name_refused(&name, f);
+    return name_refused(&name, opt, f);
 }
 
-static bool set_config_refused(const struct cur *at, struct guard_finding *f)
+static bool set_config_refused(const struct cur *at, const struct guard_options *opt, struct guard_finding *f)
 {
     struct cur c = *at;
-    return enter_set_config_call(&c) && set_config_name_refused(&c, f);
+    return enter_set_config_call(&c) && set_config_name_refused(&c, opt, f);
 }
 
 /* UPDATE [ONLY] [pg_catalog.]pg_settings: the view's rule calls set_config for every row. */
@@ -422,7 +438,7 @@ static bool statement_refused(struct cur c, const struct guard_options *opt, str
     if (lead_refused(&lead, opt, f))
         return true;
     for (; !cur_at_end(&c); cur_next(&c)) {
-        if (names_set_config(&c) && set_config_refused(&c, f))
+        if (names_set_config(&c) && set_config_refused(&c, opt, f))
             return true;
         if (cur_is(&c, "update") && update_pg_settings_refused(&c, f))
             return true;
@@ -455,7 +471,7 @@ enum guard_verdict guard_check_sql(const char *sql, size_t len, const struct gua
     }
 }
 
-bool guard_is_managed_setting(const char *name, size_t len)
+static bool name_is_guarded(const char *name, size_t len, const struct guard_options *opt)
 {
     if (!name)
         return false;
@@ -463,7 +479,7 @@ bool guard_is_managed_setting(const char *name, size_t len)
     struct sqltext raw = {.len = 0};
     for (size_t i = 0; i < len; i++)
         sqltext_put(&raw, name[i]);
-    if (text_is_managed(&raw))
+    if (text_is_guarded(&raw, opt))
         return true;
     /* As SQL spells it: quoted parts, U& escapes, folded case. Only when the whole text is one
      * dotted name; otherwise the raw comparison above is the one that applies. */
@@ -471,12 +487,17 @@ bool guard_is_managed_setting(const char *name, size_t len)
     struct sqltext sql_name;
     sqllex_init(&c.lx, name, len);
     cur_next(&c);
-    return read_name(&c, &sql_name) && text_is_managed(&sql_name);
+    return read_name(&c, &sql_name) && text_is_guarded(&sql_name, opt);
+}
+
+bool guard_is_managed_setting(const char *name, size_t len)
+{
+    return name_is_guarded(name, len, NULL);
 }
 
 /* A parameter name from a startup packet or an option: trimmed and with '-' read as '_', as
  * ParseLongOption does; refused when managed. */
-static bool startup_name_allowed(const char *s, size_t len)
+static bool startup_name_allowed(const char *s, size_t len, const struct guard_options *opt)
 {
     size_t b = 0, e = len;
     while (b < e && (s[b] == ' ' || s[b] == '\t'))
@@ -487,7 +508,7 @@ static bool startup_name_allowed(const char *s, size_t len)
     size_t n = 0;
     for (size_t i = b; i < e && n < sizeof buf; i++)
         buf[n++] = s[i] == '-' ? '_' : s[i];
-    return !guard_is_managed_setting(buf, n); /* a cut name keeps its request.jwt. prefix */
+    return !name_is_guarded(buf, n, opt); /* a cut name keeps its request.jwt. prefix */
 }
 
 static bool text_equals_raw(const char *s, size_t len, const char *word)
@@ -499,12 +520,12 @@ static bool text_equals_raw(const char *s, size_t len, const char *word)
 }
 
 /* One NAME=VALUE from -c or --. */
-static bool startup_assignment_allowed(const char *s, size_t len)
+static bool startup_assignment_allowed(const char *s, size_t len, const struct guard_options *opt)
 {
     size_t eq = 0;
     while (eq < len && s[eq] != '=')
         eq++;
-    if (!startup_name_allowed(s, eq))
+    if (!startup_name_allowed(s, eq, opt))
         return false;
     if (text_equals_raw(s, eq, "client_encoding"))
         return eq >= len || !encoding_is_unsafe(s + eq + 1, len - eq - 1);
@@ -545,51 +566,51 @@ static bool switch_takes_arg(char c)
 }
 
 /* A switch with its argument: -S sets work_mem, -c and -- set any setting. */
-static bool switch_allowed(char sw, const char *optarg, size_t optlen)
+static bool switch_allowed(char sw, const char *optarg, size_t optlen, const struct guard_options *opt)
 {
     if (sw == 'S')
         return false;
-    return (sw != 'c' && sw != '-') || startup_assignment_allowed(optarg, optlen);
+    return (sw != 'c' && sw != '-') || startup_assignment_allowed(optarg, optlen, opt);
 }
 
 /* One argument starting with '-': getopt reads its letters as flags up to the first switch that
  * takes an argument, which is the rest of this argument or else the next one ("-c name=value"). */
-static bool switches_allowed(const struct sqltext *arg, const char **p)
+static bool switches_allowed(const struct sqltext *arg, const char **p, const struct guard_options *opt)
 {
     for (size_t j = 1; j < arg->len; j++) {
         char sw = arg->buf[j];
         if (!switch_takes_arg(sw))
             continue;
         if (j + 1 < arg->len)
-            return switch_allowed(sw, arg->buf + j + 1, arg->len - j - 1);
+            return switch_allowed(sw, arg->buf + j + 1, arg->len - j - 1, opt);
         struct sqltext next;
-        return !next_option_arg(p, &next) || switch_allowed(sw, next.buf, next.len);
+        return !next_option_arg(p, &next) || switch_allowed(sw, next.buf, next.len, opt);
     }
     return true;
 }
 
-static bool startup_options_allowed(const char *value)
+static bool startup_options_allowed(const char *value, const struct guard_options *opt)
 {
     const char *p = value;
     struct sqltext arg;
     while (next_option_arg(&p, &arg))
-        if (arg.len >= 2 && arg.buf[0] == '-' && !switches_allowed(&arg, &p))
+        if (arg.len >= 2 && arg.buf[0] == '-' && !switches_allowed(&arg, &p, opt))
             return false;
     return true;
 }
 
-bool guard_check_startup_option(const char *name, const char *value)
+bool guard_check_startup_option(const char *name, const char *value, const struct guard_options *opt)
 {
     if (!name)
         return true;
     if (!value)
         value = "";
     size_t len = strlen(name);
-    if (!startup_name_allowed(name, len))
+    if (!startup_name_allowed(name, len, opt))
         return false;
     if (text_equals_raw(name, len, "client_encoding"))
         return !encoding_is_unsafe(value, strlen(value));
     if (text_equals_raw(name, len, "options"))
-        return startup_options_allowed(value);
+        return startup_options_allowed(value, opt);
     return true;
 }

@@ -1,5 +1,6 @@
 /* Claim tampering guard: decides whether client SQL or a startup parameter would change a setting
- * pgmesh manages (the JWT claims RLS policies read, role, limits) or the lexer's own assumptions.
+ * pgmesh manages (the JWT claims RLS policies read, role, limits), a setting a role pins (the
+ * caller passes the names in) or the lexer's own assumptions.
  * Pure functions over borrowed text: no I/O, no globals, no allocation. What it cannot see (SQL
  * built at run time inside functions and DO blocks) is closed on the server by sql/hardening.sql;
  * docs/security.md lists which side covers what. */
@@ -14,8 +15,13 @@ enum guard_verdict {
     GUARD_REFUSED,
 };
 
+/* What the caller's configuration adds to the rules; NULL options mean none. */
 struct guard_options {
     bool session_pooling; /* DISCARD ALL is allowed: pgmesh re-applies its settings after it */
+    /* Settings refused like the managed ones: every role's pinned settings ([roles] pin.<name>),
+     * lower case as PostgreSQL lists them. Borrowed for the call. */
+    const char *const *pinned;
+    size_t npinned;
 };
 
 /* Why text was refused. Owned by the caller (usually on the stack); holds no pointer into the SQL. */
@@ -30,7 +36,7 @@ struct guard_finding {
     size_t statement_index;
 };
 
-/* GUARD_REFUSED when some statement in sql[0..len) would change a managed setting (see
+/* GUARD_REFUSED when some statement in sql[0..len) would change a managed or pinned setting (see
  * docs/security.md for the exact list of statements), then *out (may be NULL) says which; *out is
  * not written on GUARD_OK. Text that stops lexing (an unterminated string, quoted identifier or
  * comment) is checked up to that point: PostgreSQL parses a whole Query before running any of it,
@@ -40,18 +46,21 @@ enum guard_verdict guard_check_sql(const char *sql, size_t len, const struct gua
 
 /* True when the setting named by name[0..len) is managed: request.jwt.*, statement_timeout,
  * work_mem, idle_in_transaction_session_timeout, role, session_authorization,
- * standard_conforming_strings, and the old name sort_mem, which PostgreSQL still reads as work_mem.
- * name is spelled as in SQL (request."jwt".claim.tenant, "REQUEST.JWT.CLAIM.TENANT", U&"..." with
- * \XXXX escapes) or raw as in a startup packet; the comparison is ASCII case-insensitive like
- * PostgreSQL's. A U&"..." that cannot be decoded counts as managed. client_encoding is not in the list: it is
- * refused by value (see below). */
+ * standard_conforming_strings, and the old name sort_mem, which PostgreSQL still reads as work_mem
+ * (pinned settings are not: they come with guard_options). name is spelled as in SQL
+ * (request."jwt".claim.tenant, "REQUEST.JWT.CLAIM.TENANT", U&"..." with \XXXX escapes) or raw as in
+ * a startup packet; the comparison is ASCII case-insensitive like PostgreSQL's. A U&"..." that
+ * cannot be decoded counts as managed. client_encoding is not in the list: it is refused by value
+ * (see below). */
 bool guard_is_managed_setting(const char *name, size_t len) __attribute__((warn_unused_result));
 
 /* True when a StartupMessage parameter (NUL-terminated name and value) may pass: false when the
- * name is managed, when it is client_encoding with an encoding whose multi-byte characters may
- * contain a backslash byte (SJIS, BIG5, GBK, GB18030, UHC, JOHAB: the lexer would see escapes the
- * server does not), or when it is "options" and its PGOPTIONS switches (-c NAME=V, -cNAME=V,
- * --NAME=V, -S for work_mem; space-separated, backslash escapes) set such a setting. */
-bool guard_check_startup_option(const char *name, const char *value) __attribute__((warn_unused_result));
+ * name is managed or pinned (opt, may be NULL), when it is client_encoding with an encoding whose
+ * multi-byte characters may contain a backslash byte (SJIS, BIG5, GBK, GB18030, UHC, JOHAB: the
+ * lexer would see escapes the server does not), or when it is "options" and its PGOPTIONS switches
+ * (-c NAME=V, -cNAME=V, --NAME=V, -S for work_mem; space-separated, backslash escapes) set such a
+ * setting. */
+bool guard_check_startup_option(const char *name, const char *value, const struct guard_options *opt)
+    __attribute__((warn_unused_result));
 
 #endif

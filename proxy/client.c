@@ -182,14 +182,17 @@ static void start_auth(struct client *c, const struct startup_packet *pkt)
                      "Try again later, or raise max_client_conn.");
         return;
     }
-    /* Startup parameters may not preset what pgmesh manages (PGOPTIONS="-c role=..."). */
+    /* Startup parameters may not preset what pgmesh manages or any role pins (PGOPTIONS="-c
+     * role=..."): the token, and so the role, is not known yet. */
+    const struct guard_options gopt = {.pinned = rt.cfg->pinned, .npinned = rt.cfg->npinned};
     for (size_t i = 0; i < pkt->nparams; i++) {
         const char *name = (const char *)pkt->params[i].name.p, *value = (const char *)pkt->params[i].value.p;
-        if (!guard_check_startup_option(name, value)) {
+        if (!guard_check_startup_option(name, value, &gopt)) {
             char msg[200];
             snprintf(msg, sizeof msg, "startup parameter \"%.64s\" sets a setting managed by pgmesh", name);
             client_error(c, "FATAL", SQLSTATE_INSUFFICIENT_PRIVILEGE, msg,
-                         "pgmesh sets request.jwt.*, role, statement_timeout and work_mem itself.",
+                         "pgmesh sets request.jwt.*, role, statement_timeout, work_mem and the settings pinned "
+                         "in [roles] itself.",
                          "Remove it from the connection options (PGOPTIONS).");
             return;
         }

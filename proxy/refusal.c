@@ -77,8 +77,8 @@ static void managed_setting(struct pq_error *e, const char *name, char *msg, cha
 {
     snprintf(msg, cap, "%s is managed by pgmesh", name);
     snprintf(detail, cap,
-             "pgmesh sets the token's claims and the role's limits on every transaction; clients may not change "
-             "them (%s).",
+             "pgmesh sets the token's claims and the role's limits and pinned settings on every transaction; "
+             "clients may not change them (%s).",
              name);
     *e = (struct pq_error){"ERROR", SQLSTATE_INSUFFICIENT_PRIVILEGE, msg, detail,
                            "Read the claims with current_setting(); ask for a token with other claims to act as "

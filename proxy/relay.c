@@ -107,7 +107,10 @@ static const char *session_only(const struct span *sql)
 static enum inspect check_statement(struct client *c, struct server *s, const struct frame *f,
                                     struct inspected *fx)
 {
-    struct guard_options gopt = {.session_pooling = !s->relay.per_transaction};
+    /* The pinned names of the config in force now: a reload that pins another setting guards it
+     * from the next statement on. */
+    struct guard_options gopt = {
+        .session_pooling = !s->relay.per_transaction, .pinned = rt.cfg->pinned, .npinned = rt.cfg->npinned};
     struct guard_finding found;
     if (guard_check_sql((const char *)fx->sql.p, fx->sql.len, &gopt, &found) == GUARD_REFUSED)
         return refused(c, s, f, REFUSE_MANAGED_SETTING, found.setting, strlen(found.setting));

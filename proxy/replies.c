@@ -245,7 +245,7 @@ static bool route_parameter_status(struct server *s, const struct op *op, const 
     if (span_eq(name, "client_encoding")) {
         char enc[64];
         snprintf(enc, sizeof enc, "%.*s", (int)value.len, (const char *)value.p);
-        if (!guard_check_startup_option("client_encoding", enc))
+        if (!guard_check_startup_option("client_encoding", enc, NULL)) /* no role pins client_encoding */
             return relay_fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE,
                                "client_encoding was changed on the server to one pgmesh cannot check SQL in",
                                "A statement (perhaps inside a function) set client_encoding to a multi-byte "

@@ -198,7 +198,7 @@ static const char *session_unfit(PGconn *pg)
     if (!scs || strcmp(scs, "on") != 0)
         return "the server session starts with standard_conforming_strings off (a role or database "
                "default?): pgmesh's guard needs it on";
-    if (!enc || !guard_check_startup_option("client_encoding", enc))
+    if (!enc || !guard_check_startup_option("client_encoding", enc, NULL)) /* no role pins it */
         return "the server session starts with a client_encoding pgmesh cannot read SQL in (a role or "
                "database default?): use UTF8";
     return NULL;

@@ -386,17 +386,17 @@ static void test_startup(void **state)
         {"options", "-c search_path=x\\", true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        if (guard_check_startup_option(cases[i].name, cases[i].value) != cases[i].allowed)
+        if (guard_check_startup_option(cases[i].name, cases[i].value, NULL) != cases[i].allowed)
             fail_msg("%s=[%s]: got %d, want %d", cases[i].name, cases[i].value, !cases[i].allowed,
                      cases[i].allowed);
-    assert_true(guard_check_startup_option(NULL, NULL));
-    assert_true(guard_check_startup_option("options", NULL));
+    assert_true(guard_check_startup_option(NULL, NULL, NULL));
+    assert_true(guard_check_startup_option("options", NULL, NULL));
     /* a long option argument: the name comes first and is still seen */
     char longopt[600];
     snprintf(longopt, sizeof longopt, "-c request.jwt.claim.tenant=%0500d", 1);
-    assert_false(guard_check_startup_option("options", longopt));
+    assert_false(guard_check_startup_option("options", longopt, NULL));
     snprintf(longopt, sizeof longopt, "-c search_path=%0500d", 1);
-    assert_true(guard_check_startup_option("options", longopt));
+    assert_true(guard_check_startup_option("options", longopt, NULL));
 }
 
 /* Every prefix of these, from an exact-size heap copy: no crash, no read past len. */
@@ -438,8 +438,8 @@ static void test_prefixes(void **state)
             assert_non_null(copy);
             memcpy(copy, prefix_cases[i], len);
             copy[len] = '\0';
-            bool allowed = guard_check_startup_option("options", copy);
-            allowed = guard_check_startup_option(copy, copy) && allowed;
+            bool allowed = guard_check_startup_option("options", copy, NULL);
+            allowed = guard_check_startup_option(copy, copy, NULL) && allowed;
             (void)allowed;
             free(copy);
         }
@@ -493,10 +493,81 @@ static void test_managed_table(void **state)
             }
         }
         /* and as a startup parameter, directly or through PGOPTIONS */
-        assert_false(guard_check_startup_option(name, "x"));
+        assert_false(guard_check_startup_option(name, "x", NULL));
         snprintf(sql, sizeof sql, "-c %s=x", name);
-        assert_false(guard_check_startup_option("options", sql));
+        assert_false(guard_check_startup_option("options", sql, NULL));
     }
+}
+
+/* Settings a role pins ([roles] pin.x, passed in by the caller) are refused like the managed ones,
+ * in every form, and pass when nothing pins them. */
+static void test_pinned(void **state)
+{
+    (void)state;
+    static const char *const pinned[] = {"hash_mem_multiplier", "max_parallel_workers_per_gather",
+                                         "maintenance_work_mem", "auto_explain.log_min_duration"};
+    const struct guard_options opt = {.pinned = pinned, .npinned = 4};
+    const struct guard_options session = {.session_pooling = true, .pinned = pinned, .npinned = 4};
+    static const struct {
+        const char *sql, *setting;
+    } refused[] = {
+        {"SET hash_mem_multiplier = 1000", "hash_mem_multiplier"},
+        {"set LOCAL Hash_Mem_Multiplier TO 1000", "hash_mem_multiplier"},
+        {"SET SESSION \"hash_mem_multiplier\" = 0.5", "hash_mem_multiplier"},
+        {"SET hash_mem_multiplier TO DEFAULT", "hash_mem_multiplier"},
+        {"SET U&\"hash_mem_multiplie\\0072\" = 1000", "hash_mem_multiplier"},
+        {"RESET hash_mem_multiplier", "hash_mem_multiplier"},
+        {"SELECT 1; SET max_parallel_workers_per_gather = 8", "max_parallel_workers_per_gather"},
+        {"SELECT set_config('hash_mem_multiplier', '1000', false)", "hash_mem_multiplier"},
+        {"SELECT pg_catalog.set_config('HASH_MEM_MULTIPLIER', '1000', true)", "hash_mem_multiplier"},
+        {"SELECT set_config(E'hash\\_mem_multiplier', '1000', true)", "hash_mem_multiplier"},
+        {"CREATE FUNCTION f() RETURNS int LANGUAGE sql SET hash_mem_multiplier = 1000 AS 'SELECT 1'",
+         "hash_mem_multiplier"},
+        {"ALTER FUNCTION f() SET max_parallel_workers_per_gather = 8", "max_parallel_workers_per_gather"},
+        {"SET vacuum_mem = '4GB'", "vacuum_mem"}, /* PostgreSQL reads it as maintenance_work_mem */
+        {"SET auto_explain.log_min_duration = -1", "auto_explain.log_min_duration"},
+        {"SET auto_explain.\"log_min_duration\" = -1", "auto_explain.log_min_duration"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        const char *sql = refused[i].sql;
+        struct guard_finding f;
+        if (guard_check_sql(sql, strlen(sql), &opt, &f) != GUARD_REFUSED)
+            fail_msg("passed with pins: %s", sql);
+        assert_string_equal(f.setting, refused[i].setting);
+        assert_int_equal(guard_check_sql(sql, strlen(sql), &session, NULL), GUARD_REFUSED);
+        if (guard_check_sql(sql, strlen(sql), NULL, NULL) != GUARD_OK)
+            fail_msg("refused without pins: %s", sql);
+    }
+    static const char *const benign[] = {
+        "SHOW hash_mem_multiplier",
+        "SELECT current_setting('hash_mem_multiplier')",
+        "SET hash_mem_multiplier2 = 1",
+        "SET hash_mem = 1",
+        "SELECT set_config('search_path', 'core', false)",
+        "SET auto_explain.log_analyze = on",
+        "SELECT 'SET hash_mem_multiplier = 1000'",
+    };
+    for (size_t i = 0; i < sizeof benign / sizeof benign[0]; i++)
+        if (guard_check_sql(benign[i], strlen(benign[i]), &opt, NULL) != GUARD_OK)
+            fail_msg("refused: %s", benign[i]);
+    /* An empty slot in the list is skipped. */
+    static const char *const with_null[] = {NULL, "jit"};
+    const struct guard_options holes = {.pinned = with_null, .npinned = 2};
+    assert_int_equal(guard_check_sql(IN("SET jit = off"), &holes, NULL), GUARD_REFUSED);
+    assert_int_equal(guard_check_sql(IN("SET geqo = off"), &holes, NULL), GUARD_OK);
+
+    /* Startup parameters and PGOPTIONS, before the role is known: any role's pins. */
+    assert_false(guard_check_startup_option("hash_mem_multiplier", "1000", &opt));
+    assert_false(guard_check_startup_option("hash-mem-multiplier", "1000", &opt));
+    assert_false(guard_check_startup_option("options", "-c hash_mem_multiplier=1000", &opt));
+    assert_false(
+        guard_check_startup_option("options", "-c search_path=x --max-parallel-workers-per-gather=8", &opt));
+    assert_false(guard_check_startup_option("options", "-cvacuum_mem=4GB", &opt));
+    assert_true(guard_check_startup_option("hash_mem_multiplier", "1000", NULL));
+    assert_true(guard_check_startup_option("options", "-c hash_mem_multiplier=1000", NULL));
+    assert_true(guard_check_startup_option("options", "-c search_path=x", &opt));
+    /* guard_is_managed_setting is the table alone */
+    assert_false(guard_is_managed_setting(IN("hash_mem_multiplier")));
 }
 
 static void test_counts(void **state)
@@ -515,7 +586,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refused),    cmocka_unit_test(test_benign),        cmocka_unit_test(test_options),
         cmocka_unit_test(test_is_managed), cmocka_unit_test(test_startup),       cmocka_unit_test(test_prefixes),
-        cmocka_unit_test(test_counts),     cmocka_unit_test(test_managed_table),
+        cmocka_unit_test(test_counts),     cmocka_unit_test(test_managed_table), cmocka_unit_test(test_pinned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
