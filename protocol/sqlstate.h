@@ -21,6 +21,7 @@
 #define SQLSTATE_ADMIN_SHUTDOWN "57P01"
 #define SQLSTATE_CANNOT_CONNECT_NOW "57P03"
 #define SQLSTATE_INTERNAL_ERROR "XX000"
+#define SQLSTATE_CONFIG_FILE_ERROR "F0000"
 /* What PostgreSQL answers to pgmesh's stand-in for a refused statement (a bad integer literal). */
 #define SQLSTATE_INVALID_TEXT_REPRESENTATION "22P02"
 

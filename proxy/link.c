@@ -58,13 +58,17 @@ static void server_usable(struct server *s)
         server_set_state(s, SERVER_IDLE);
 }
 
-static void server_lost(struct server *s, const char *why)
+/* The client hears why when the relay knows more than that the server is gone (its transaction
+ * start failed); the closed server keeps its texts until it is freed after this loop iteration. */
+static void server_lost(struct server *s, const char *why, const struct relay_fatal *f)
 {
     struct client *c = s->client;
     if (c)
         unlink_pair(c, s);
     server_close(s, why);
-    if (c)
+    if (c && f && f->sqlstate)
+        client_error(c, "FATAL", f->sqlstate, f->message, f->detail, f->hint);
+    else if (c)
         client_error(c, "FATAL", SQLSTATE_CONNECTION_FAILURE, "server connection lost", why, NULL);
 }
 
@@ -94,11 +98,12 @@ static void act(struct server *s, enum relay_verdict v)
         transaction_over(s);
         return;
     case RELAY_CLOSE_SERVER:
-        server_lost(s, s->relay.why);
+        server_lost(s, s->relay.why, &s->relay.fatal);
         return;
     case RELAY_CLOSE_CLIENT:
         if (c && s->relay.fatal.sqlstate)
-            client_error(c, "FATAL", s->relay.fatal.sqlstate, s->relay.fatal.message, s->relay.fatal.detail, NULL);
+            client_error(c, "FATAL", s->relay.fatal.sqlstate, s->relay.fatal.message, s->relay.fatal.detail,
+                         s->relay.fatal.hint);
         else if (c)
             client_close(c, s->relay.why);
         return;

@@ -13,6 +13,7 @@
 #include "proxy/opq.h"
 #include "proxy/params.h"
 #include "proxy/stmt.h"
+#include "proxy/txstart.h"
 
 struct client;
 struct server;
@@ -22,14 +23,17 @@ enum relay_verdict {
     RELAY_GO_ON,        /* nothing: wait for more bytes */
     RELAY_TX_OVER,      /* the server is clean and idle: give it back (or, resetting, to its pool) */
     RELAY_CLOSE_CLIENT, /* end the client (with relay.fatal when it has a message) */
-    RELAY_CLOSE_SERVER, /* close the server (relay.why says why); its client loses it */
+    RELAY_CLOSE_SERVER, /* close the server (relay.why says why); its client loses it (with
+                         * relay.fatal when it has a message) */
 };
 
-/* A FATAL error for the client that goes with RELAY_CLOSE_CLIENT. Static strings or relay-owned. */
+/* A FATAL error for the client that goes with RELAY_CLOSE_CLIENT or RELAY_CLOSE_SERVER. Static
+ * strings or relay-owned. */
 struct relay_fatal {
-    const char *sqlstate; /* NULL: close without a message */
+    const char *sqlstate; /* NULL: close without a message (a lost server: the generic one) */
     const char *message;
     const char *detail;
+    const char *hint;
 };
 
 /* Bytes of the message in flight that have not arrived yet, and whether they are dropped. */
@@ -69,6 +73,7 @@ struct relay {
     enum relay_verdict verdict;
     const char *why;
     struct relay_fatal fatal;
+    struct txstart_failure failure; /* the texts fatal points to when a transaction start failed */
 };
 
 void relay_init(struct relay *r);

@@ -56,7 +56,12 @@ bool relay_fail_client(struct server *s, const char *why)
 
 bool relay_fatal(struct server *s, const char *sqlstate, const char *message, const char *detail)
 {
-    return fail(s, RELAY_CLOSE_CLIENT, message, (struct relay_fatal){sqlstate, message, detail});
+    return fail(s, RELAY_CLOSE_CLIENT, message, (struct relay_fatal){sqlstate, message, detail, NULL});
+}
+
+bool relay_fail_server_fatal(struct server *s, const char *why, struct relay_fatal fatal)
+{
+    return fail(s, RELAY_CLOSE_SERVER, why, fatal);
 }
 
 void relay_forget_applied(struct relay *r)

@@ -32,6 +32,8 @@ struct server;
 bool relay_fail_server(struct server *s, const char *why);
 bool relay_fail_client(struct server *s, const char *why);
 bool relay_fatal(struct server *s, const char *sqlstate, const char *message, const char *detail);
+/* RELAY_CLOSE_SERVER, and the client gets this FATAL rather than "server connection lost". */
+bool relay_fail_server_fatal(struct server *s, const char *why, struct relay_fatal fatal);
 static inline bool relay_failed(const struct server *s)
 {
     return s->relay.verdict != RELAY_GO_ON;

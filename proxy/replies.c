@@ -199,6 +199,45 @@ static bool route_ready(struct server *s, const struct frame *f, const uint8_t *
     return forward && s->client != NULL;
 }
 
+/* A field as a C string, cut to fit. */
+static void span_text(struct span sp, char *out, size_t cap)
+{
+    size_t n = sp.len < cap - 1 ? sp.len : cap - 1;
+    memcpy(out, sp.p, n);
+    out[n] = '\0';
+}
+
+/* The server refused the client's transaction start. On an idle server the client's statements
+ * are already on their way: end the link rather than let them run without their claims; a FATAL
+ * (the backend is gone) ends it anywhere. Inside a block the client pipelined into, its own
+ * statements fail the same way. The client is told what the server said, and when that names one
+ * of its role's pinned settings, which [roles] setting to fix: a typo there must not look like a
+ * network failure. */
+static bool txstart_refused(struct server *s, const struct op *op, const uint8_t *body, size_t len)
+{
+    static const char why[] = "pgmesh could not apply the client's claims";
+    struct pq_error_fields e;
+    if (!error_read(body, len, &e))
+        return relay_fail_server(s, why);
+    if (!op->known_idle && !span_eq(e.severity, "FATAL") && !span_eq(e.severity, "PANIC"))
+        return false;
+    char sqlstate[6], message[256], hint[256];
+    span_text(e.sqlstate, sqlstate, sizeof sqlstate);
+    span_text(e.message, message, sizeof message);
+    span_text(e.hint, hint, sizeof hint);
+    const struct client *c = s->client;
+    const struct role_config *role = c ? config_find_role(rt.cfg, c->ident.role) : NULL;
+    struct txstart_failure *tf = &s->relay.failure;
+    if (txstart_explain_failure(role, sqlstate, message, hint, tf)) {
+        LOG_AT(LOG_WARNING, s->tag, "%s (%s): %s", tf->message, rt.cfg->path, tf->detail);
+        return relay_fail_server_fatal(
+            s, why, (struct relay_fatal){SQLSTATE_CONFIG_FILE_ERROR, tf->message, tf->detail, tf->hint});
+    }
+    snprintf(tf->detail, sizeof tf->detail, "%s: %s: %s", why, sqlstate, message);
+    return relay_fail_server_fatal(
+        s, why, (struct relay_fatal){SQLSTATE_CONNECTION_FAILURE, "server connection lost", tf->detail, NULL});
+}
+
 /* Replies to pgmesh's own Queries (claims, session parameters, resets) are swallowed; an error
  * to one of them may leave the connection unfit to lend. */
 static bool route_own(struct server *s, const struct op *op, const struct frame *f, const uint8_t *msg)
@@ -209,10 +248,7 @@ static bool route_own(struct server *s, const struct op *op, const struct frame 
     switch (op->kind) {
     case OP_TXSTART:
         relay_forget_applied(&s->relay);
-        /* On an idle server the client's statements are already on their way: end the link
-         * rather than let them run without their claims. Inside a block the client pipelined
-         * into, its own statements fail the same way. */
-        return op->known_idle ? relay_fail_server(s, "pgmesh could not apply the client's claims") : false;
+        return txstart_refused(s, op, frame_body(msg), f->body_len);
     case OP_PARAMS:
         /* A session parameter PostgreSQL refuses (it would have refused the connection at startup). */
         return relay_fail_server(s, "the server refused the client's session parameters");

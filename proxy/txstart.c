@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/evp.h>
 
@@ -14,9 +15,12 @@
 #include "policy/quote.h"
 #include "protocol/buf.h"
 #include "protocol/fe.h"
+#include "protocol/sqlstate.h"
 #include "proxy/config.h"
 
 #define SETTING_SQL_MAX 512
+/* How [roles] spells a pin's key. */
+#define PIN_KEY_FMT "pin.%s"
 
 struct sqlbuf {
     char *p;
@@ -376,4 +380,55 @@ bool txstart_for_client(struct txstart *t, const struct jwt_identity *id, const 
         set[n++] = (struct txstart_setting){role->pins[i].name, role->pins[i].value, false};
     set[n++] = (struct txstart_setting){"application_name", application_name, true};
     return txstart_build(t, set, n, nclaims);
+}
+
+/* The pin of role that the server's message names: PostgreSQL quotes the parameter first
+ * ("invalid value for parameter \"x\": ...", "permission denied to set parameter \"x\"",
+ * "unrecognized configuration parameter \"x\"", "\"x\" cannot be changed now"), and so does the
+ * extension ("pgmesh: \"x\" is not a setting pgmesh.apply() may set"). */
+static const struct role_pin *named_pin(const struct role_config *role, const char *message)
+{
+    const char *open = strchr(message, '"');
+    const char *close = open ? strchr(open + 1, '"') : NULL;
+    if (!role || !close)
+        return NULL;
+    size_t len = (size_t)(close - open - 1);
+    for (size_t i = 0; i < role->npins; i++)
+        if (strlen(role->pins[i].name) == len && strncasecmp(role->pins[i].name, open + 1, len) == 0)
+            return &role->pins[i];
+    return NULL;
+}
+
+bool txstart_explain_failure(const struct role_config *role, const char *sqlstate, const char *message,
+                             const char *server_hint, struct txstart_failure *out)
+{
+    const struct role_pin *pin = named_pin(role, message);
+    if (!pin)
+        return false;
+    const char *n = pin->name;
+    bool denied = strcmp(sqlstate, SQLSTATE_INSUFFICIENT_PRIVILEGE) == 0;
+    bool not_listed = denied && strstr(message, "pgmesh.apply() may set") != NULL;
+    if (not_listed)
+        snprintf(out->message, sizeof out->message, "the server's pgmesh.pinned_settings does not list %s", n);
+    else
+        snprintf(out->message, sizeof out->message, "the server refused " PIN_KEY_FMT " of role \"%s\"", n,
+                 role->name);
+    snprintf(out->detail, sizeof out->detail,
+             "Role \"%s\" has " PIN_KEY_FMT "=%s in pgmesh's [roles]; the server refused it: %s %s", role->name, n,
+             pin->value, sqlstate, message);
+    if (not_listed)
+        snprintf(out->hint, sizeof out->hint,
+                 "Add %s to pgmesh.pinned_settings on the server (scripts/server-setup.sh --pinned NAME,...), or "
+                 "remove " PIN_KEY_FMT " from the role and reload pgmesh.",
+                 n, n);
+    else if (denied)
+        snprintf(out->hint, sizeof out->hint,
+                 "Only superusers may set %s unless it is granted: GRANT SET ON PARAMETER %s TO %s on the server, "
+                 "or use the pgmesh extension with %s in pgmesh.pinned_settings; or remove " PIN_KEY_FMT
+                 " from the role and reload pgmesh.",
+                 n, n, role->server_user, n, n);
+    else
+        snprintf(out->hint, sizeof out->hint, "Fix " PIN_KEY_FMT " of role \"%s\" and reload pgmesh (SIGHUP).%s%s",
+                 n, role->name, server_hint && *server_hint ? " " : "", server_hint ? server_hint : "");
+    return true;
 }

@@ -86,4 +86,22 @@ bool txstart_write_apply_prepared(const struct txstart *t, struct pq_writer *w, 
 bool txstart_write_clear(struct pq_writer *w, const char *nonce, uint64_t counter, EVP_MAC_CTX *mac)
     __attribute__((warn_unused_result));
 
+/* What a client is told when the server refuses its transaction start (the SETs, or
+ * pgmesh.apply) because of one of its role's pinned settings: which [roles] setting, and what to
+ * do about it. Texts follow PostgreSQL's message style. */
+struct txstart_failure {
+    char message[192];
+    char detail[640];
+    char hint[448];
+};
+/* When the server's error (message and hint as it sent them, hint may be NULL) names a pinned
+ * setting of role (its first double-quoted word, as PostgreSQL's and the extension's messages
+ * do), fills *out and returns true: the extension refusing a name its pgmesh.pinned_settings does
+ * not list (42501, "... pgmesh.apply() may set"), a setting the server role may not SET (42501
+ * without the extension), or anything else (an invalid value, an unknown setting). The texts name
+ * no file: they go to a client. False, *out untouched, for any other error. */
+bool txstart_explain_failure(const struct role_config *role, const char *sqlstate, const char *message,
+                             const char *server_hint, struct txstart_failure *out)
+    __attribute__((warn_unused_result));
+
 #endif

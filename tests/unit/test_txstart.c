@@ -2,7 +2,8 @@
  * switch), decoded with the protocol readers and compared as exact SQL; claims_json and role
  * limits in and out; values that try to end their literal; the managed-settings table as the one
  * source of what is set; a role's pinned settings in both forms (SETs, and pgmesh.apply's array,
- * its Bind parameter and its MAC); failure leaving the struct untouched. */
+ * its Bind parameter and its MAC), and the server's refusal of one told as the [roles] setting to
+ * fix; failure leaving the struct untouched. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -276,6 +277,61 @@ static void test_pins(void **state)
 #undef PINS
 }
 
+/* The server's refusal of a transaction start, told as which [roles] setting to fix. */
+static void test_explain_failure(void **state)
+{
+    (void)state;
+    const struct role_config role = {.name = "regional_analyst",
+                                     .server_user = "marketing_domain_role",
+                                     .pins = {{"hash_mem_multiplier", "banana"}, {"temp_file_limit", "1GB"}},
+                                     .npins = 2};
+    struct txstart_failure f;
+    assert_true(txstart_explain_failure(
+        &role, "22023", "invalid value for parameter \"hash_mem_multiplier\": \"banana\"", NULL, &f));
+    assert_string_equal(f.message, "the server refused pin.hash_mem_multiplier of role \"regional_analyst\"");
+    assert_string_equal(f.detail,
+                        "Role \"regional_analyst\" has pin.hash_mem_multiplier=banana in pgmesh's [roles]; the "
+                        "server refused it: 22023 invalid value for parameter \"hash_mem_multiplier\": "
+                        "\"banana\"");
+    assert_string_equal(f.hint,
+                        "Fix pin.hash_mem_multiplier of role \"regional_analyst\" and reload pgmesh (SIGHUP).");
+
+    /* The server's hint goes along; the extension's messages name the setting the same way. */
+    assert_true(txstart_explain_failure(&role, "22023", "pgmesh: invalid value for parameter \"TEMP_FILE_LIMIT\"",
+                                        "Valid units are kB, MB, GB and TB.", &f));
+    assert_string_equal(f.hint,
+                        "Fix pin.temp_file_limit of role \"regional_analyst\" and reload pgmesh (SIGHUP). Valid "
+                        "units are kB, MB, GB and TB.");
+
+    /* The extension refuses a name its pgmesh.pinned_settings does not list. */
+    assert_true(txstart_explain_failure(
+        &role, "42501", "pgmesh: \"temp_file_limit\" is not a setting pgmesh.apply() may set",
+        "pgmesh.apply() sets the request.jwt claims, statement_timeout, work_mem and "
+        "pgmesh.pinned_settings.",
+        &f));
+    assert_string_equal(f.message, "the server's pgmesh.pinned_settings does not list temp_file_limit");
+    assert_non_null(strstr(f.hint, "Add temp_file_limit to pgmesh.pinned_settings on the server "
+                                   "(scripts/server-setup.sh --pinned NAME,...), or remove pin.temp_file_limit"));
+
+    /* Without the extension, a superuser-only setting. */
+    assert_true(txstart_explain_failure(&role, "42501", "permission denied to set parameter \"temp_file_limit\"",
+                                        NULL, &f));
+    assert_string_equal(f.message, "the server refused pin.temp_file_limit of role \"regional_analyst\"");
+    assert_non_null(strstr(f.hint, "GRANT SET ON PARAMETER temp_file_limit TO marketing_domain_role"));
+
+    /* Anything that names no pin of the role is not explained here; f is untouched. */
+    memset(&f, 'x', sizeof f);
+    f.message[0] = '\0';
+    assert_false(txstart_explain_failure(&role, "42501", "pgmesh: claims message is not authentic", NULL, &f));
+    assert_false(
+        txstart_explain_failure(&role, "22023", "invalid value for parameter \"work_mem\": \"x\"", NULL, &f));
+    assert_false(txstart_explain_failure(&role, "22023", "invalid value for parameter \"hash_mem\"", NULL, &f));
+    assert_false(txstart_explain_failure(&role, "22023", "unterminated \"hash_mem_multiplier", NULL, &f));
+    assert_false(
+        txstart_explain_failure(NULL, "22023", "invalid value for parameter \"temp_file_limit\"", NULL, &f));
+    assert_string_equal(f.message, "");
+}
+
 static void test_build(void **state)
 {
     (void)state;
@@ -338,7 +394,8 @@ static void test_build_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_for_client), cmocka_unit_test(test_managed_table), cmocka_unit_test(test_pins),
+        cmocka_unit_test(test_for_client), cmocka_unit_test(test_managed_table),
+        cmocka_unit_test(test_pins),       cmocka_unit_test(test_explain_failure),
         cmocka_unit_test(test_build),      cmocka_unit_test(test_build_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
