@@ -56,7 +56,9 @@ if [ "${PGMESH_EXTENSION:-0}" = 1 ]; then
     (umask 077 && openssl rand -hex 32 > "$SERVER_KEY_FILE")
     install -m 600 "$SERVER_KEY_FILE" "$PG_DIR/pgmesh.key"
     [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_DIR/pgmesh.key"
-    ext_settings=(shared_preload_libraries=pgmesh "pgmesh.key_file=$PG_DIR/pgmesh.key")
+    # The settings test_pinned.sh pins: the extension sets and caps only those it lists.
+    ext_settings=(shared_preload_libraries=pgmesh "pgmesh.key_file=$PG_DIR/pgmesh.key"
+        pgmesh.pinned_settings=hash_mem_multiplier,max_parallel_workers_per_gather)
 fi
 if ! pgcluster_start_free "$PG_DIR" "" max_connections=150 "${ext_settings[@]}"; then
     echo "run.sh: could not start PostgreSQL" >&2
