@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Sets up server-side enforcement on an existing PostgreSQL 15 cluster, on the database host:
 # builds and installs the pgmesh extension, gives the cluster a shared key file, preloads the
-# library (restarting only when the preload list changed), runs CREATE EXTENSION in each database
-# and prints the lines for pgmesh's config. Running it again changes nothing. --check changes
-# nothing at all and says what is missing. Never prints the key itself.
+# library (restarting only when the preload list changed), sets pgmesh.pinned_settings when asked,
+# runs CREATE EXTENSION in each database and prints the lines for pgmesh's config. Running it again
+# changes nothing. --check changes nothing at all and says what is missing. Never prints the key
+# itself.
 set -euo pipefail
 
 usage() {
     cat <<'EOF'
 Usage: scripts/server-setup.sh --pgdata DIR --port PORT --database DB [--database DB ...]
-                               [--key-out FILE] [--superuser NAME] [--check]
+                               [--key-out FILE] [--superuser NAME] [--pinned NAME[,NAME...]] [--check]
 
 Sets up the pgmesh extension on a running PostgreSQL 15 cluster, so that the claim settings are
 superuser-only and pgmesh sets claims and limits through pgmesh.apply(). Run it as root on the
@@ -20,7 +21,8 @@ database host:
   2. makes DIR/pgmesh.key (a random 32-byte hex key, owned by the owner of DIR, mode 600), or keeps
      the valid key file pgmesh.key_file already names
   3. ALTER SYSTEM SET pgmesh.key_file, and adds pgmesh to shared_preload_libraries (keeping what
-     is there); restarts the cluster with pg_ctl, as its owner, only if pgmesh was not preloaded
+     is there); restarts the cluster with pg_ctl, as its owner, only if pgmesh was not preloaded;
+     with --pinned, ALTER SYSTEM SET pgmesh.pinned_settings to those names (a reload, no restart)
   4. CREATE EXTENSION IF NOT EXISTS pgmesh in each --database
   5. copies the key to --key-out (default ./pgmesh-server.key, mode 600) for pgmesh's host and
      prints the lines to add to [pgmesh] in pgmesh's config
@@ -31,6 +33,11 @@ Options:
   --database DB     a database pgmesh serves; repeat for each
   --key-out FILE    where to copy the key for pgmesh (default ./pgmesh-server.key)
   --superuser NAME  database superuser to connect as (default: the cluster's OS user)
+  --pinned NAMES    the settings pgmesh's [roles] pin (pin.NAME=VALUE), comma-separated, e.g.
+                    hash_mem_multiplier,max_parallel_workers_per_gather: pgmesh.apply() sets and
+                    caps only the settings pgmesh.pinned_settings lists (besides statement_timeout
+                    and work_mem). Repeatable; the list replaces what the server has. Without it
+                    the server's list is kept and printed
   --check           change nothing; report what is missing and exit 1 if anything is
   --help            this text
 
@@ -47,6 +54,7 @@ KEY_OUT=./pgmesh-server.key
 KEY_OUT_GIVEN=0
 SUPERUSER=
 CHECK=0
+PINNED=()
 
 die() {
     printf 'server-setup: %s\n' "$*" >&2
@@ -60,7 +68,7 @@ say() { printf '%s\n' "$*"; }
 
 while [ $# -gt 0 ]; do
     case $1 in
-        --pgdata | --port | --database | --key-out | --superuser)
+        --pgdata | --port | --database | --key-out | --superuser | --pinned)
             [ $# -ge 2 ] && [ -n "$2" ] || usage_error "$1 needs a value"
             case $1 in
                 --pgdata) PGDATA_ARG=$2 ;;
@@ -68,6 +76,7 @@ while [ $# -gt 0 ]; do
                 --database) DATABASES+=("$2") ;;
                 --key-out) KEY_OUT=$2 KEY_OUT_GIVEN=1 ;;
                 --superuser) SUPERUSER=$2 ;;
+                --pinned) IFS=, read -r -a names <<< "$2"; PINNED+=("${names[@]}") ;;
             esac
             shift 2
             ;;
@@ -80,6 +89,20 @@ done
 [ -n "$PORT" ] || usage_error "--port is required"
 [[ $PORT =~ ^[0-9]+$ ]] && [ "$PORT" -ge 1 ] && [ "$PORT" -le 65535 ] || usage_error "--port: not a port: $PORT"
 [ ${#DATABASES[@]} -gt 0 ] || usage_error "at least one --database is required"
+# Setting names as pgmesh's [roles] accepts them after pin. (lower case, at most one dot); the list
+# is kept sorted and without repeats, so that the same names in another order change nothing.
+PINNED_LIST=
+if [ ${#PINNED[@]} -gt 0 ]; then
+    for n in "${PINNED[@]}"; do
+        n=${n//[[:space:]]/}
+        [[ $n =~ ^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$ ]] ||
+            usage_error "--pinned: \"$n\" is not a setting name (lower case letters, digits and _, at most one dot)"
+        case $n in
+            statement_timeout | work_mem) usage_error "--pinned: $n is always set by pgmesh.apply(); leave it out" ;;
+        esac
+    done
+    PINNED_LIST=$(printf '%s\n' "${PINNED[@]//[[:space:]]/}" | sort -u | paste -sd, -)
+fi
 
 [ -d "$PGDATA_ARG" ] || die "$PGDATA_ARG: no such directory"
 PGDATA=$(cd "$PGDATA_ARG" && pwd -P)
@@ -138,6 +161,12 @@ FIRST_DB=${DATABASES[0]}
 # db_exists DB (psql interpolates :'db' only in what it reads, not in -c).
 db_exists() {
     [ "$(sql "$FIRST_DB" -v db="$1" <<< "SELECT count(*) FROM pg_database WHERE datname = :'db'")" = 1 ]
+}
+
+# pinned_now: the server's pgmesh.pinned_settings, normalized like PINNED_LIST ("" when unset).
+pinned_now() {
+    sql "$FIRST_DB" -c "SELECT current_setting('pgmesh.pinned_settings', true)" |
+        tr ',' '\n' | tr -d ' \t\r"' | tr '[:upper:]' '[:lower:]' | sed '/^$/d' | sort -u | paste -sd, -
 }
 
 connect_check() {
@@ -285,6 +314,17 @@ if [ "$CHECK" = 1 ]; then
                     fi
                 fi
             fi
+        fi
+        if [ -n "$PINNED_LIST" ]; then
+            now=$(pinned_now)
+            missing_names=$(comm -23 <(tr , '\n' <<< "$PINNED_LIST") <(tr , '\n' <<< "$now") | paste -sd, -)
+            if [ -z "$missing_names" ]; then
+                ok "pgmesh.pinned_settings = '$now' lists $PINNED_LIST"
+            else
+                miss "pgmesh.pinned_settings = '$now' does not list $missing_names"
+            fi
+        elif has_pgmesh "$preload" || has_pgmesh "$session_preload"; then
+            ok "pgmesh.pinned_settings = '$(pinned_now)' (--pinned checks names)"
         fi
         for db in "${DATABASES[@]}"; do
             if ! db_exists "$db"; then
@@ -462,6 +502,23 @@ else
     say "ALTER SYSTEM SET pgmesh.key_file = '$KEY', and reloaded (no restart needed for it)"
 fi
 
+# The settings pgmesh may pin besides statement_timeout and work_mem (PGC_SIGHUP: a reload).
+if [ -z "$PINNED_LIST" ]; then
+    say "pgmesh.pinned_settings = '$(pinned_now)' (kept; --pinned sets it)"
+elif [ "$(pinned_now)" = "$PINNED_LIST" ]; then
+    say "pgmesh.pinned_settings is already '$PINNED_LIST'"
+else
+    was=$(pinned_now)
+    sql "$FIRST_DB" -c "ALTER SYSTEM SET pgmesh.pinned_settings = '$PINNED_LIST'" -c "SELECT pg_reload_conf()" > /dev/null
+    for _ in $(seq 1 50); do
+        [ "$(pinned_now)" = "$PINNED_LIST" ] && break
+        sleep 0.2
+    done
+    [ "$(pinned_now)" = "$PINNED_LIST" ] || die "pgmesh.pinned_settings is '$(pinned_now)' after the reload, not $PINNED_LIST
+(set later in postgresql.conf than postgresql.auto.conf?)"
+    say "ALTER SYSTEM SET pgmesh.pinned_settings = '$PINNED_LIST' (was '$was'), and reloaded"
+fi
+
 # 4. The extension's SQL objects in each database.
 say "== 4. CREATE EXTENSION in each database"
 for db in "${DATABASES[@]}"; do
@@ -495,5 +552,7 @@ the [pgmesh] section of pgmesh's config, then restart pgmesh:
     server_key_file = $KEY_OUT_ABS
     server_enforcement = require
 
+The server lets pgmesh pin these settings in [roles] (pin.NAME=VALUE), besides statement_timeout
+and work_mem: pgmesh.pinned_settings = '$(pinned_now)'
 (scripts/server-setup.sh --check with the same options reports what is missing.)
 EOF
