@@ -108,38 +108,42 @@ static bool is_lower_or_underscore(char c)
     return (c >= 'a' && c <= 'z') || c == '_';
 }
 
+/* The length of one identifier at s: a lower case letter or '_', then those and digits; 0 when
+ * none starts there. */
+static size_t name_part_len(const char *s)
+{
+    if (!is_lower_or_underscore(s[0]))
+        return 0;
+    size_t n = 1;
+    while (is_lower_or_underscore(s[n]) || (s[n] >= '0' && s[n] <= '9'))
+        n++;
+    return n;
+}
+
 /* A setting name as PostgreSQL lists it: one or two identifiers of lower case letters, digits
  * and '_' joined by a dot (a custom setting such as auto_explain.log_min_duration). pgmesh sends it
  * unquoted in SET, and the guard compares it with what clients write. */
 static bool pin_name_shape_ok(const char *name, char *err, size_t errlen)
 {
-    size_t len = strlen(name);
-    bool part_start = true;
-    int dots = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        if (c >= 'A' && c <= 'Z') {
+    for (const char *p = name; *p; p++) {
+        if (*p >= 'A' && *p <= 'Z') {
             snprintf(err, errlen,
                      "write setting names in lower case, as PostgreSQL lists them: \"" PIN_PREFIX "%s\"", name);
             return false;
         }
-        bool ok;
-        if (c == '.')
-            ok = !part_start && ++dots == 1;
-        else
-            ok = is_lower_or_underscore(c) || (!part_start && c >= '0' && c <= '9');
-        if (!ok) {
-            snprintf(err, errlen,
-                     "\"" PIN_PREFIX "%s\" is not a setting name (lower case letters, digits and _, at most one "
-                     "dot, e.g. " PIN_PREFIX "hash_mem_multiplier)",
-                     name);
-            return false;
-        }
-        part_start = c == '.';
     }
-    if (len == 0 || part_start || len > PG_NAME_MAX) {
-        snprintf(err, errlen, "\"" PIN_PREFIX "%s\" is not a setting name (1 to %d bytes, not ending in a dot)",
-                 name, PG_NAME_MAX);
+    size_t len = name_part_len(name);
+    if (len > 0 && name[len] == '.' && name_part_len(name + len + 1) > 0)
+        len += 1 + name_part_len(name + len + 1);
+    if (len == 0 || name[len] != '\0') {
+        snprintf(err, errlen,
+                 "\"" PIN_PREFIX "%s\" is not a setting name (lower case letters, digits and _, at most one dot, "
+                 "e.g. " PIN_PREFIX "hash_mem_multiplier)",
+                 name);
+        return false;
+    }
+    if (len > PG_NAME_MAX) {
+        snprintf(err, errlen, "\"" PIN_PREFIX "%.20s...\" is longer than %d bytes", name, PG_NAME_MAX);
         return false;
     }
     return true;
