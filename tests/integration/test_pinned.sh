@@ -2,12 +2,12 @@
 # Per-role pinned settings ([roles] pin.<setting>=<value>), in both pool modes: the role's
 # transactions run with them (SHOW through pgmesh), and a client cannot change them (SET, SET LOCAL,
 # RESET, set_config, extended protocol, PGOPTIONS: 42501 from pgmesh), whichever role it has; a role
-# that pins nothing keeps the server's defaults. With the extension (suite run with
-# PGMESH_EXTENSION=1, whose cluster lists the names in pgmesh.pinned_settings) a SQL function that
-# SETs one fails with 42501 too. A reload applies a changed pin from the next transaction. A value
-# the server refuses, a setting the server role may not SET, and (with the extension) a name
-# pgmesh.pinned_settings does not list each end the client's session at once with FATAL F0000
-# naming the [roles] setting to fix, never a hang.
+# that pins nothing keeps the server's defaults; in session pooling a client's DISCARD ALL gets
+# them set again. With the extension (suite run with PGMESH_EXTENSION=1, whose cluster lists the
+# names in pgmesh.pinned_settings) a SQL function that SETs one fails with 42501 too. A reload
+# applies a changed pin from the next transaction. A value the server refuses, a setting the server
+# role may not SET, and (with the extension) a name pgmesh.pinned_settings does not list each end
+# the client's session at once with FATAL F0000 naming the [roles] setting to fix, never a hang.
 . "$(dirname "$0")/lib.sh"
 
 pins="pin.hash_mem_multiplier=1 pin.max_parallel_workers_per_gather=0"
@@ -51,6 +51,11 @@ RESET hash_mem_multiplier
 SELECT set_config('hash_mem_multiplier', '1000', false)
 SET max_parallel_workers_per_gather = 8
 SQL
+
+    # Session pooling lets a client DISCARD ALL; pgmesh sets the role's settings again behind it.
+    if [ "$mode" = session ]; then
+        assert_eq "1/0" "$(mesh_psql "$de" -c "DISCARD ALL" -c "$settings")" "$mode: after DISCARD ALL"
+    fi
 
     # Extended protocol.
     printf '%s\n' "SELECT set_config('hash_mem_multiplier', '1000', false);" > "$TEST_DIR/bad.sql"
