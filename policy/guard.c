@@ -121,6 +121,28 @@ static bool text_is_guarded(const struct sqltext *name, const struct guard_optio
     return false;
 }
 
+/* A limit the server holds as a ceiling: statement_timeout, work_mem (or its old name) or a pinned
+ * setting. */
+static bool text_is_limit(const struct sqltext *name, const struct guard_options *opt)
+{
+    if (name->bad)
+        return false;
+    struct sqltext t = canonical_name(name);
+    if (sqltext_equals(&t, "statement_timeout") || sqltext_equals(&t, "work_mem"))
+        return true;
+    for (size_t i = 0; opt && i < opt->npinned; i++)
+        if (opt->pinned[i] && sqltext_equals(&t, opt->pinned[i]))
+            return true;
+    return false;
+}
+
+/* What a top-level SET or RESET may not change: a guarded name, unless it is a limit the server
+ * holds the ceiling of. */
+static bool statement_may_not_set(const struct sqltext *name, const struct guard_options *opt)
+{
+    return text_is_guarded(name, opt) && !(opt && opt->limits_on_server && text_is_limit(name, opt));
+}
+
 /* Client encodings whose multi-byte characters may hold the byte 0x5C: the server converts them
  * before lexing, so a backslash our lexer sees inside E'...' may not exist for the server, and
  * text we read as string could run as a statement. Names as PostgreSQL's encnames.c spells them
@@ -233,7 +255,7 @@ static bool set_refused(struct cur *c, const struct guard_options *opt, struct g
     }
     if (!read_name(c, &name))
         return false; /* not a SET PostgreSQL accepts */
-    if (text_is_guarded(&name, opt))
+    if (statement_may_not_set(&name, opt))
         return refuse_name(f, &name);
     if (!sqltext_equals(&name, "client_encoding"))
         return false;
@@ -249,7 +271,7 @@ static bool reset_refused(struct cur *c, const struct guard_options *opt, struct
     if (at_session_authorization(c))
         return refuse(f, "session_authorization");
     struct sqltext name;
-    if (read_name(c, &name) && text_is_guarded(&name, opt))
+    if (read_name(c, &name) && statement_may_not_set(&name, opt))
         return refuse_name(f, &name);
     return false;
 }

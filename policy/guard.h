@@ -22,6 +22,10 @@ struct guard_options {
      * lower case as PostgreSQL lists them. Borrowed for the call. */
     const char *const *pinned;
     size_t npinned;
+    /* The server holds the role's limits as ceilings (the pgmesh extension): a top-level SET,
+     * SET LOCAL or RESET of statement_timeout, work_mem or a pinned setting passes, and
+     * PostgreSQL refuses one above the ceiling. set_config and routine SET clauses stay refused. */
+    bool limits_on_server;
 };
 
 /* Why text was refused. Owned by the caller (usually on the stack); holds no pointer into the SQL. */

@@ -108,9 +108,13 @@ static enum inspect check_statement(struct client *c, struct server *s, const st
                                     struct inspected *fx)
 {
     /* The pinned names of the config in force now: a reload that pins another setting guards it
-     * from the next statement on. */
-    struct guard_options gopt = {
-        .session_pooling = !s->relay.per_transaction, .pinned = rt.cfg->pinned, .npinned = rt.cfg->npinned};
+     * from the next statement on. With the extension the server holds the limits' ceilings, so a
+     * client may lower them; the server reports the change (pgmesh.session_changes) and the next
+     * transaction start sets the role's values again. */
+    struct guard_options gopt = {.session_pooling = !s->relay.per_transaction,
+                                 .pinned = rt.cfg->pinned,
+                                 .npinned = rt.cfg->npinned,
+                                 .limits_on_server = s->relay.enforced};
     struct guard_finding found;
     if (guard_check_sql((const char *)fx->sql.p, fx->sql.len, &gopt, &found) == GUARD_REFUSED)
         return refused(c, s, f, REFUSE_MANAGED_SETTING, found.setting, strlen(found.setting));

@@ -570,6 +570,49 @@ static void test_pinned(void **state)
     assert_false(guard_is_managed_setting(IN("hash_mem_multiplier")));
 }
 
+/* With the extension holding the limits' ceilings, a top-level SET, SET LOCAL or RESET of a limit
+ * reaches the server; everything else the guard refuses stays refused. */
+static void test_limits_on_server(void **state)
+{
+    (void)state;
+    static const char *const pinned[] = {"hash_mem_multiplier"};
+    const struct guard_options off = {.pinned = pinned, .npinned = 1};
+    const struct guard_options on = {.pinned = pinned, .npinned = 1, .limits_on_server = true};
+    static const char *const passes[] = {
+        "SET statement_timeout = '5s'",
+        "SET LOCAL work_mem = '1MB'",
+        "set Session WORK_MEM to 64",
+        "SET sort_mem = 1024",
+        "RESET statement_timeout",
+        "SET work_mem TO DEFAULT",
+        "SET hash_mem_multiplier = 1",
+        "RESET hash_mem_multiplier",
+        "BEGIN; SET LOCAL statement_timeout = '1s'; SELECT 1; COMMIT",
+    };
+    for (size_t i = 0; i < sizeof passes / sizeof passes[0]; i++) {
+        if (guard_check_sql(passes[i], strlen(passes[i]), &on, NULL) != GUARD_OK)
+            fail_msg("refused with limits on the server: %s", passes[i]);
+        if (guard_check_sql(passes[i], strlen(passes[i]), &off, NULL) != GUARD_REFUSED)
+            fail_msg("passed without limits on the server: %s", passes[i]);
+    }
+    static const char *const still_refused[] = {
+        "SET request.jwt.claim.tenant = 'FR'",
+        "RESET request.jwt.claim.role",
+        "SET idle_in_transaction_session_timeout = 0",
+        "SET ROLE postgres",
+        "RESET ALL",
+        "SELECT set_config('work_mem', '1MB', false)",
+        "SELECT set_config('statement_timeout', '1s', true)",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql SET work_mem = '1MB' AS 'SELECT 1'",
+        "ALTER FUNCTION f() SET statement_timeout = '1s'",
+        "SET standard_conforming_strings = off",
+        "SET client_encoding = 'SJIS'",
+    };
+    for (size_t i = 0; i < sizeof still_refused / sizeof still_refused[0]; i++)
+        if (guard_check_sql(still_refused[i], strlen(still_refused[i]), &on, NULL) != GUARD_REFUSED)
+            fail_msg("passed with limits on the server: %s", still_refused[i]);
+}
+
 static void test_counts(void **state)
 {
     (void)state;
@@ -584,9 +627,11 @@ static void test_counts(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_refused),    cmocka_unit_test(test_benign),        cmocka_unit_test(test_options),
-        cmocka_unit_test(test_is_managed), cmocka_unit_test(test_startup),       cmocka_unit_test(test_prefixes),
-        cmocka_unit_test(test_counts),     cmocka_unit_test(test_managed_table), cmocka_unit_test(test_pinned),
+        cmocka_unit_test(test_refused), cmocka_unit_test(test_benign),
+        cmocka_unit_test(test_options), cmocka_unit_test(test_is_managed),
+        cmocka_unit_test(test_startup), cmocka_unit_test(test_prefixes),
+        cmocka_unit_test(test_counts),  cmocka_unit_test(test_managed_table),
+        cmocka_unit_test(test_pinned),  cmocka_unit_test(test_limits_on_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
