@@ -37,10 +37,17 @@ for mode in transaction session; do
     while IFS= read -r sql; do
         for token in "$de" "$audit"; do
             out=$(mesh_psql "$token" -v ON_ERROR_STOP=0 -v VERBOSITY=verbose -c "$sql" -c "$settings" 2>&1) || true
+            if [ -n "${SERVER_KEY_FILE:-}" ] && [[ $sql != *set_config* ]]; then
+                # With the extension a top-level SET or RESET reaches PostgreSQL, which holds each
+                # role's pins as ceilings: refused for the role that pins the setting, allowed for
+                # one that does not (and gone for the next client, below).
+                [ "$token" = "$de" ] && assert_contains "$out" "cannot be set above" "$mode: refused by the server: $sql"
+                continue
+            fi
             assert_contains "$out" "42501" "$mode: refused: $sql"
             assert_contains "$out" "is managed by pgmesh" "$mode: refused: $sql"
         done
-        assert_contains "$out" "2/2" "$mode: audit's settings after: $sql"
+        assert_eq "2/2" "$(mesh_psql "$audit" -c "$settings")" "$mode: the next client of the role without pins, after: $sql"
         out=$(mesh_psql "$de" -v ON_ERROR_STOP=0 -c "$sql" -c "$settings" 2>&1) || true
         assert_contains "$out" "1/0" "$mode: pinned settings after: $sql"
     done <<'SQL'
