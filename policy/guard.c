@@ -264,10 +264,13 @@ static bool set_refused(struct cur *c, const struct guard_options *opt, struct g
     return client_encoding_value_refused(c, f);
 }
 
+/* RESET ALL passes: claims and limits are pgmesh's to set again (every transaction start in
+ * transaction pooling, right after it in session pooling), and with the extension PostgreSQL keeps
+ * the claims and puts the limits back itself. */
 static bool reset_refused(struct cur *c, const struct guard_options *opt, struct guard_finding *f)
 {
     if (cur_is(c, "all"))
-        return refuse(f, "RESET ALL");
+        return false;
     if (at_session_authorization(c))
         return refuse(f, "session_authorization");
     struct sqltext name;

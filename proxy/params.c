@@ -34,11 +34,11 @@ static bool set_literal(struct param_set *ps, int i, const char *value)
     char *raw = strdup(value);
     if (!raw)
         return false;
-    free(ps->raw[i]);
+    free(ps->raw[i]); /* may be value itself (RESET ALL): only the copy is read below */
     ps->raw[i] = raw;
-    size_t len = strlen(value), cap = 2 * len + 4;
+    size_t len = strlen(raw), cap = 2 * len + 4;
     char *lit = malloc(cap);
-    if (!lit || !quote_literal(lit, cap, value, len)) {
+    if (!lit || !quote_literal(lit, cap, raw, len)) {
         free(lit);
         return false;
     }
@@ -245,13 +245,28 @@ static void track_set(struct param_set *ps, const struct sqltok *t, size_t n)
     ps->sql[idx] = strndup(start, (size_t)(end - start));
 }
 
+/* RESET ALL: every parameter back to the session's start, which for a client is what its startup
+ * packet asked for (raw) and for a server connection its own defaults (the caller passes NULL
+ * for raw values it does not want). */
+static void track_reset_all(struct param_set *ps, bool to_startup)
+{
+    for (int i = 0; i < PARAM_COUNT; i++) {
+        if (to_startup && ps->raw[i] && set_value(ps, i, ps->raw[i]))
+            continue;
+        free(ps->sql[i]);
+        ps->sql[i] = NULL;
+    }
+}
+
 /* One statement's tokens: SET [SESSION] name {TO | =} value..., SET TIME ZONE v, SET NAMES v,
- * RESET name. */
-static void track_statement(struct param_set *ps, const struct sqltok *t, size_t n)
+ * RESET name, RESET ALL. */
+static void track_statement(struct param_set *ps, const struct sqltok *t, size_t n, bool to_startup)
 {
     if (n < 2)
         return;
-    if (sqltok_is(&t[0], "reset"))
+    if (n == 2 && sqltok_is(&t[0], "reset") && sqltok_is(&t[1], "all"))
+        track_reset_all(ps, to_startup);
+    else if (sqltok_is(&t[0], "reset"))
         track_reset(ps, t, n);
     else if (sqltok_is(&t[0], "set"))
         track_set(ps, t, n);
@@ -259,7 +274,7 @@ static void track_statement(struct param_set *ps, const struct sqltok *t, size_t
 
 #define TRACK_TOKENS 64
 
-void params_track_sql(struct param_set *ps, const char *sql, size_t len)
+void params_track_sql(struct param_set *ps, const char *sql, size_t len, bool startup_on_reset_all)
 {
     struct sqllex lx;
     struct sqltok toks[TRACK_TOKENS];
@@ -272,7 +287,7 @@ void params_track_sql(struct param_set *ps, const char *sql, size_t len)
             return;
         if (t.kind == SQLTOK_SEMI || t.kind == SQLTOK_EOF) {
             if (!overflow)
-                track_statement(ps, toks, n);
+                track_statement(ps, toks, n, startup_on_reset_all);
             n = 0;
             overflow = false;
             if (t.kind == SQLTOK_EOF)

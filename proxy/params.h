@@ -27,8 +27,9 @@ struct param_set {
 /* Fills ps from a startup packet. False on memory exhaustion or an unquotable value. */
 bool params_from_startup(struct param_set *ps, const struct startup_packet *pkt)
     __attribute__((warn_unused_result));
-/* Follows SET/RESET of tracked parameters in a client's Query text. */
-void params_track_sql(struct param_set *ps, const char *sql, size_t len);
+/* Follows SET/RESET of tracked parameters in a client's Query text. RESET ALL puts each back to
+ * its startup value when startup_on_reset_all (a client's set), else to the server's default. */
+void params_track_sql(struct param_set *ps, const char *sql, size_t len, bool startup_on_reset_all);
 /* Writes a Query that makes `have` into `want`; false when they already agree (nothing written). */
 bool params_write_sync(const struct param_set *want, const struct param_set *have, struct pq_writer *w);
 bool params_copy(struct param_set *dst, const struct param_set *src) __attribute__((warn_unused_result));

@@ -66,8 +66,8 @@ static void apply_effects(struct client *c, struct server *s, const struct inspe
     if (e->deallocates)
         s->relay.apply_parsed = false;
     if (e->track) {
-        params_track_sql(&c->params, (const char *)e->sql.p, e->sql.len);
-        params_track_sql(&s->relay.have, (const char *)e->sql.p, e->sql.len);
+        params_track_sql(&c->params, (const char *)e->sql.p, e->sql.len, true);
+        params_track_sql(&s->relay.have, (const char *)e->sql.p, e->sql.len, false);
     }
 }
 

@@ -78,8 +78,6 @@ static const struct refused_case refused_cases[] = {
     {"SELECT set_config('sort_mem', '64GB', false)", "sort_mem", 0},
     {"RESET ROLE", "role", 0},
     {"RESET SESSION AUTHORIZATION", "session_authorization", 0},
-    {"RESET ALL", "RESET ALL", 0},
-    {"reset/**/all", "RESET ALL", 0},
     {"DISCARD ALL", "DISCARD ALL", 0},
     {"discard -- c\n all", "DISCARD ALL", 0},
     /* defaults for later sessions */
@@ -105,7 +103,7 @@ static const struct refused_case refused_cases[] = {
     {"SELECT 1; SET request.jwt.claim.tenant = 'FR'", "request.jwt.claim.tenant", 1},
     {"SELECT $$;$$; SET request.jwt.claim.tenant = 'FR'", "request.jwt.claim.tenant", 1},
     {"SELECT $tag$ $$ ; $tag$; SET ROLE audit_role", "role", 1},
-    {"SELECT 'a;b'; SELECT \"x;y\" FROM t; RESET ALL", "RESET ALL", 2},
+    {"SELECT 'a;b'; SELECT \"x;y\" FROM t; RESET ROLE", "role", 2},
     {"SELECT 'it''s'; SELECT E'\\';'; SET work_mem = '1GB'", "work_mem", 2},
     {"BEGIN; SET LOCAL request.jwt.claim.tenant = 'FR'; SELECT 1; COMMIT", "request.jwt.claim.tenant", 1},
     {";;SET ROLE x", "role", 2},
@@ -277,9 +275,10 @@ static void test_options(void **state)
     assert_string_equal(f.setting, "DISCARD ALL");
     assert_int_equal(f.statement_index, 1);
     assert_int_equal(guard_check_sql(discard, strlen(discard), NULL, &f), GUARD_REFUSED);
-    /* session pooling allows DISCARD ALL, nothing else */
-    static const char reset[] = "RESET ALL";
-    assert_int_equal(guard_check_sql(reset, strlen(reset), &session, &f), GUARD_REFUSED);
+    /* RESET ALL passes in both pool modes: pgmesh sets its settings again after it */
+    static const char reset[] = "RESET ALL; reset/**/all";
+    assert_int_equal(guard_check_sql(reset, strlen(reset), &session, &f), GUARD_OK);
+    assert_int_equal(guard_check_sql(reset, strlen(reset), &transaction, &f), GUARD_OK);
     /* len, not the NUL, bounds the text */
     static const char cut[] = "SELECT 1; SET ROLE x";
     assert_int_equal(guard_check_sql(cut, 9, &transaction, &f), GUARD_OK);
@@ -600,7 +599,6 @@ static void test_limits_on_server(void **state)
         "RESET request.jwt.claim.role",
         "SET idle_in_transaction_session_timeout = 0",
         "SET ROLE postgres",
-        "RESET ALL",
         "SELECT set_config('work_mem', '1MB', false)",
         "SELECT set_config('statement_timeout', '1s', true)",
         "CREATE FUNCTION f() RETURNS int LANGUAGE sql SET work_mem = '1MB' AS 'SELECT 1'",

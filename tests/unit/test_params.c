@@ -62,6 +62,16 @@ static void test_startup_and_options(void **state)
                         "SET extra_float_digits TO '3'; SET search_path TO 'a', 'B'");
     assert_true(params_copy(&have, &want));
     assert_null(sync_sql(&want, &have, out, sizeof out));
+    /* RESET ALL: the client's set goes back to what its startup packet asked for, a server
+     * connection's to its own defaults, so the next sync sets the startup values again. */
+    static const char more[] = "SET TimeZone = 'UTC'; SET search_path = x; RESET ALL";
+    params_track_sql(&want, more, strlen(more), true);
+    assert_string_equal(params_reported(&want, "TimeZone"), "Asia/Tokyo");
+    params_track_sql(&have, more, strlen(more), false);
+    assert_string_equal(sync_sql(&want, &have, out, sizeof out),
+                        "SET DateStyle TO 'ISO'; SET TimeZone TO 'Asia/Tokyo'; "
+                        "SET extra_float_digits TO '3'; SET search_path TO 'a', 'B'");
+    assert_true(params_copy(&have, &want));
     params_clear(&want);
     assert_string_equal(sync_sql(&want, &have, out, sizeof out),
                         "RESET DateStyle; RESET TimeZone; RESET extra_float_digits; RESET search_path");
@@ -76,11 +86,11 @@ static void test_track_sql(void **state)
     static const char sql[] =
         "SET search_path = core, public; set session TIME ZONE 'UTC'; SET LOCAL DateStyle TO 'SQL';"
         " SELECT 'SET extra_float_digits = 0'; /* SET IntervalStyle = x */ SET NAMES 'UTF8'";
-    params_track_sql(&ps, sql, strlen(sql));
+    params_track_sql(&ps, sql, strlen(sql), true);
     assert_string_equal(sync_sql(&ps, &none, out, sizeof out),
                         "SET client_encoding TO 'UTF8'; SET TimeZone TO 'UTC'; SET search_path TO core, public");
     static const char reset[] = "RESET search_path; SET TimeZone TO DEFAULT";
-    params_track_sql(&ps, reset, strlen(reset));
+    params_track_sql(&ps, reset, strlen(reset), true);
     assert_string_equal(sync_sql(&ps, &none, out, sizeof out), "SET client_encoding TO 'UTF8'");
     params_clear(&ps);
 }
@@ -132,7 +142,7 @@ static void test_track_forms(void **state)
         {"RESET search_path extra", BEFORE_SQL},
         {"RESET work_mem", BEFORE_SQL},
         {"RESET", BEFORE_SQL},
-        {"RESET ALL", BEFORE_SQL},
+        {"RESET ALL", NULL}, /* no startup values here: all back to the server's defaults */
         {"RESET \"search_path\"", BEFORE_SQL},
         {"SELECT 1; RESET TimeZone; RESET search_path; SET NAMES DEFAULT", NULL},
         {"RESET search_path; SET search_path = 'unterminated",
@@ -147,8 +157,8 @@ static void test_track_forms(void **state)
         print_message("case: %s\n", cases[i].sql);
         struct param_set ps = {0}, none = {0};
         char out[512];
-        params_track_sql(&ps, before, strlen(before));
-        params_track_sql(&ps, cases[i].sql, strlen(cases[i].sql));
+        params_track_sql(&ps, before, strlen(before), true);
+        params_track_sql(&ps, cases[i].sql, strlen(cases[i].sql), true);
         char *got = sync_sql(&ps, &none, out, sizeof out);
         if (cases[i].want)
             assert_string_equal(got, cases[i].want);
