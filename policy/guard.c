@@ -8,7 +8,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
+#include "policy/limitset.h"
 #include "policy/managed.h"
 #include "policy/sqllex.h"
 #include "policy/sqltext.h"
@@ -457,8 +459,54 @@ static bool update_pg_settings_refused(const struct cur *at, struct guard_findin
 }
 
 /* One statement, cursor at its first token (not at its end). */
+/* A limit's SET or RESET in the one spelling the caller clamps (limitset.h). */
+static bool clamped_limit_set(struct cur c, const struct guard_options *opt)
+{
+    if (!opt || !opt->limits_clamped)
+        return false;
+    struct sqltok t[8];
+    size_t n = 0;
+    for (; !cur_at_end(&c); cur_next(&c)) {
+        if (n == sizeof t / sizeof t[0])
+            return false;
+        t[n++] = c.tok;
+    }
+    struct limit_set ls;
+    return c.tok.kind != SQLTOK_UNTERMINATED && limit_set_read(t, n, &ls);
+}
+
+/* pg_dump (15.8 and later) sets a setting it names by a lookup: SELECT set_config(name, 'v', false)
+ * FROM pg_settings WHERE name = 'n'. The WHERE pins the computed name to one literal, which is
+ * checked like a literal first argument. Exactly that shape; any other computed name is refused. */
+static bool set_config_by_lookup(struct cur c, const struct guard_options *opt)
+{
+    static const char *const shape[] = {"select", "set_config", "(",           "name",  ",",    "'", ",", "b",
+                                        ")",      "from",       "pg_settings", "where", "name", "=", "'"};
+    const size_t n = sizeof shape / sizeof shape[0];
+    struct sqltok last = {0};
+    for (size_t i = 0; i < n; i++, cur_next(&c)) {
+        const char *want = shape[i];
+        bool ok = want[0] == '\''                     ? c.tok.kind == SQLTOK_STRING
+                  : want[0] == 'b' && want[1] == '\0' ? cur_is(&c, "false") || cur_is(&c, "true")
+                  : (want[0] == '(' || want[0] == ')' || want[0] == ',' || want[0] == '=') ? cur_punct(&c, want[0])
+                                                                                           : cur_is(&c, want);
+        if (!ok)
+            return false;
+        last = c.tok;
+    }
+    /* A plain '...' literal naming a setting that is neither guarded nor client_encoding. */
+    if (!cur_at_end(&c) || c.tok.kind == SQLTOK_UNTERMINATED || last.len < 2 || last.text[0] != '\'' ||
+        memchr(last.text + 1, '\'', last.len - 2))
+        return false;
+    const char *name = last.text + 1;
+    size_t len = last.len - 2;
+    return !name_is_guarded(name, len, opt) && !(len == 15 && strncasecmp(name, "client_encoding", 15) == 0);
+}
+
 static bool statement_refused(struct cur c, const struct guard_options *opt, struct guard_finding *f)
 {
+    if (clamped_limit_set(c, opt) || set_config_by_lookup(c, opt))
+        return false;
     struct cur lead = c;
     if (lead_refused(&lead, opt, f))
         return true;

@@ -26,6 +26,10 @@ struct guard_options {
      * SET LOCAL or RESET of statement_timeout, work_mem or a pinned setting passes, and
      * PostgreSQL refuses one above the ceiling. set_config and routine SET clauses stay refused. */
     bool limits_on_server;
+    /* The caller clamps the value of a limit's SET or RESET in the spelling policy/limitset.h
+     * reads to the role's value (proxy/clamp.c): such statements pass; other spellings of those
+     * names stay refused. */
+    bool limits_clamped;
 };
 
 /* Why text was refused. Owned by the caller (usually on the stack); holds no pointer into the SQL. */

@@ -377,6 +377,7 @@ bool client_apply_role(struct client *c, const struct role_config *role)
         .statement_timeout_ms = role->statement_timeout_ms,
         .idle_in_transaction_ms = role->idle_in_transaction_timeout_ms,
         .max_transaction_age_ms = role->max_transaction_age_ms,
+        .work_mem_kb = role->work_mem_kb,
     };
     return true;
 }

@@ -16,6 +16,7 @@ struct role_limits {
     int64_t statement_timeout_ms;
     int64_t idle_in_transaction_ms;
     int64_t max_transaction_age_ms;
+    int64_t work_mem_kb; /* not enforced here: what a client's SET of work_mem is clamped to */
 };
 
 /* The grace pgmesh gives the server's own statement_timeout before cancelling itself. */

@@ -6,10 +6,12 @@
 #include "proxy/relay.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "policy/guard.h"
 #include "policy/sqllex.h"
+#include "protocol/error.h"
 #include "protocol/fe.h"
 #include "protocol/frame.h"
 #include "protocol/sqlstate.h"
@@ -114,12 +116,19 @@ static enum inspect check_statement(struct client *c, struct server *s, const st
     struct guard_options gopt = {.session_pooling = !s->relay.per_transaction,
                                  .pinned = rt.cfg->pinned,
                                  .npinned = rt.cfg->npinned,
-                                 .limits_on_server = s->relay.enforced};
+                                 .limits_on_server = s->relay.enforced,
+                                 .limits_clamped = true};
     struct guard_finding found;
     if (guard_check_sql((const char *)fx->sql.p, fx->sql.len, &gopt, &found) == GUARD_REFUSED)
         return refused(c, s, f, REFUSE_MANAGED_SETTING, found.setting, strlen(found.setting));
     if (s->relay.per_transaction) {
         const char *what = session_only(&fx->sql);
+        /* Inside a transaction block the server is the client's until it ends, so a PREPARE made
+         * there serves that transaction (pg_dump does it); the statement then marks the connection
+         * for DISCARD ALL before another client. */
+        bool in_block = s->relay.ops.len == 0 && s->relay.tx_status == TX_IN_BLOCK;
+        if (what && in_block && strcmp(what, "PREPARE") == 0)
+            what = NULL;
         if (what)
             return refused(c, s, f, REFUSE_SESSION_ONLY, what, strlen(what));
         enum refusal why = prep_enabled(s) ? check_deallocate(c, f->type, fx) : REFUSE_NONE;
@@ -128,6 +137,16 @@ static enum inspect check_statement(struct client *c, struct server *s, const st
         /* Not followed without statement tracking: any DEALLOCATE may take pgmesh_apply along. */
         fx->deallocates =
             !prep_enabled(s) && sql_has_leading((const char *)fx->sql.p, fx->sql.len, "deallocate", NULL);
+    }
+    /* A limit's SET the guard let through asks for at most the role's value from here on. */
+    if (!clamp_sql((const char *)fx->sql.p, fx->sql.len, &c->limits, c->ident.role, &fx->clamp)) {
+        relay_fail_client(s, "out of memory");
+        return INSPECT_FAILED;
+    }
+    if (fx->clamp.sql) {
+        fx->sql = (struct span){(const uint8_t *)fx->clamp.sql, fx->clamp.len};
+        if (f->type == FE_PARSE)
+            fx->parse.query = fx->sql; /* what prepared.c keeps and sends */
     }
     const char *sql = (const char *)fx->sql.p;
     fx->dirty = sql_may_leave_session_state(sql, fx->sql.len);
@@ -218,13 +237,37 @@ static bool reapply_settings(struct client *c, struct server *s)
     return relay_send_settings(c, s, false, false) && relay_push(s, (struct op){.kind = OP_TXSTART});
 }
 
-/* One client message whose header has arrived: checked, prefixed with the transaction start when
- * it opens one, then passed on (renamed by prepared.c, or as it is, its body streaming). False
- * when it must wait for more bytes or the call failed. */
-static bool forward_message(struct client *c, struct server *s, const struct frame *f)
+/* A Query or Parse whose limits were clamped: the rewritten message goes instead of the client's
+ * (which is whole in its buffer), and the client hears why. */
+static bool send_clamped(struct client *c, struct server *s, const struct frame *f, const struct inspected *fx)
 {
-    struct inspected fx;
-    switch (inspect_message(c, s, f, &fx)) {
+    struct pq_writer w;
+    wr_init_dynamic(&w);
+    struct pq_error notice = {.severity = "NOTICE", .sqlstate = SQLSTATE_WARNING, .message = fx->clamp.notice};
+    error_write(&w, BE_NOTICE, &notice);
+    if (!wr_ok(&w) || !conn_send(&c->conn, w.p, w.len)) {
+        wr_destroy(&w);
+        return relay_fail_client(s, "out of memory");
+    }
+    wr_destroy(&w);
+    wr_init_dynamic(&w);
+    if (f->type == FE_QUERY) {
+        fe_write_query(&w, fx->clamp.sql);
+    } else {
+        char *name = strndup((const char *)fx->parse.name.p, fx->parse.name.len);
+        if (name)
+            fe_write_parse_typed(&w, name, fx->parse.query, fx->parse.nparams, fx->parse.param_types.p);
+        else
+            w.failed = true;
+        free(name);
+    }
+    iobuf_consume(&c->conn.in, f->total_len);
+    return relay_send_written(s, &w);
+}
+
+static bool forward_inspected(struct client *c, struct server *s, const struct frame *f, struct inspected *fx)
+{
+    switch (inspect_message(c, s, f, fx)) {
     case INSPECT_FORWARD:
         break;
     case INSPECT_REFUSED:
@@ -234,13 +277,13 @@ static bool forward_message(struct client *c, struct server *s, const struct fra
         return false;
     }
     bool tracking = prep_enabled(s);
-    if (tracking && prep_ready(c, s, f, &fx) != PREP_PASS)
+    if (tracking && prep_ready(c, s, f, fx) != PREP_PASS)
         return false;
     if (relay_needs_txstart(s, f) && !relay_send_txstart(c, s))
         return false;
-    apply_effects(c, s, &fx);
+    apply_effects(c, s, fx);
     struct op op = {.kind = OP_MSG};
-    switch (tracking ? prep_message(c, s, f, &fx, &op) : PREP_PASS) {
+    switch (tracking ? prep_message(c, s, f, fx, &op) : PREP_PASS) {
     case PREP_PASS:
         break;
     case PREP_HANDLED:
@@ -250,9 +293,24 @@ static bool forward_message(struct client *c, struct server *s, const struct fra
         cstmt_unref(op.stmt);
         return false;
     }
-    if (!relay_stream_start(&c->body, &c->conn.in, f->total_len, &s->conn))
+    if (fx->clamp.sql) {
+        if (!send_clamped(c, s, f, fx))
+            return false;
+    } else if (!relay_stream_start(&c->body, &c->conn.in, f->total_len, &s->conn)) {
         return relay_fail_client(s, "out of memory");
+    }
     return relay_after_forward(s, f->type, NULL) && reapply_settings(c, s);
+}
+
+/* One client message whose header has arrived: checked, prefixed with the transaction start when
+ * it opens one, then passed on (renamed by prepared.c, rewritten when a limit was clamped, or as
+ * it is, its body streaming). False when it must wait for more bytes or the call failed. */
+static bool forward_message(struct client *c, struct server *s, const struct frame *f)
+{
+    struct inspected fx;
+    bool ok = forward_inspected(c, s, f, &fx);
+    clamp_free(&fx.clamp);
+    return ok;
 }
 
 static bool protocol_violation(struct client *c, struct server *s, enum frame_result fr)

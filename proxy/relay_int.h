@@ -12,6 +12,7 @@
 #include "protocol/buf.h"
 #include "protocol/fe.h"
 #include "protocol/frame.h"
+#include "proxy/clamp.h"
 #include "proxy/conn.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
@@ -69,6 +70,7 @@ struct inspected {
     enum sql_dealloc dealloc; /* its DEALLOCATE (transaction pooling with tracking; else NONE) */
     char dealloc_name[256];   /* ... the name of DEALLOCATE name, folded */
     struct fe_bind_head bind; /* a Bind's names, read once by prep_ready */
+    struct clamp clamp;       /* the text with limits clamped, when some were (owns it) */
 };
 
 /* Whether the client's next message needs its transaction start first, and sending it. */

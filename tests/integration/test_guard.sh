@@ -17,7 +17,7 @@ while IFS= read -r sql; do
     out=$(mesh_psql "$de" -v ON_ERROR_STOP=0 -v VERBOSITY=verbose -c "$sql" -c "$claims" 2>&1) || true
     assert_contains "$out" "42501" "refused: $sql"
     # With the extension a limit's SET reaches PostgreSQL, which refuses it above the role's value.
-    if [ -n "${SERVER_KEY_FILE:-}" ] && [[ $sql =~ ^SET\ (statement_timeout|work_mem|sort_mem) ]]; then
+    if [ -n "${SERVER_KEY_FILE:-}" ] && [[ $sql =~ ^SET\ (SESSION\ )?(statement_timeout|work_mem|sort_mem) ]]; then
         assert_contains "$out" "cannot be set above" "refused by the server: $sql"
     else
         assert_contains "$out" "is managed by pgmesh" "refused: $sql"
@@ -31,9 +31,9 @@ SET /* c */ request.jwt.claim.role = 'global_corporate_audit'
 SET LOCAL request.jwt.claim.tenant = 'FR'
 SET "request.jwt.claim.tenant" = 'FR'
 RESET request.jwt.claim.tenant
-SET statement_timeout = 0
-SET work_mem = '4GB'
-SET sort_mem = '4194304'
+SET statement_timeout = E'0'
+SET SESSION work_mem TO "4GB"
+SET sort_mem = E'4194304'
 SET ROLE audit_role
 SET SESSION AUTHORIZATION audit_role
 SELECT set_config('request.jwt.claim.tenant', 'FR', false)
