@@ -8,9 +8,11 @@ with what arrived.
                                 for AuthenticationCleartextPassword: AuthenticationOk and
                                 ReadyForQuery must follow within the deadline
   proto_wire.py login-query SQL the same with a Query behind them: prints the Query's rows
-  proto_wire.py unsynced SQL    logs in, sends Parse of SQL and Flush (no Sync), reads
-                                ParseComplete, then stays silent: prints the error that ends the
-                                session (severity, SQLSTATE, message, detail)
+  proto_wire.py unsynced SQL [execute]
+                                logs in, sends Parse of SQL (with execute, Bind and Execute too,
+                                SQL returning one row) and Flush, no Sync, reads the answers, then
+                                stays silent: prints the error that ends the session (severity,
+                                SQLSTATE, message, detail)
 
 Environment: MESH_PORT, TOKEN, DEADLINE_S (login, default 5), WAIT_S (unsynced, default 20).
 """
@@ -124,7 +126,7 @@ def login_pipelined(port, token, sql):
     c.sock.close()
 
 
-def unsynced(port, token, sql):
+def unsynced(port, token, sql, execute):
     c = Conn(port)
     c.sock.sendall(startup_packet("analyst", "media_analytics"))
     deadline = time.monotonic() + 10
@@ -133,12 +135,19 @@ def unsynced(port, token, sql):
         raise Fail(f"expected AuthenticationCleartextPassword, got {t} {b!r}")
     c.sock.sendall(message(b"p", token.encode() + b"\0"))
     c.until_ready(deadline)
-    # Parse of the unnamed statement and Flush: the server answers ParseComplete and then waits.
-    c.sock.sendall(message(b"P", b"\0" + sql.encode() + b"\0" + struct.pack("!h", 0)) + message(b"H", b""))
-    t, b = c.read(deadline)
-    if t != b"1":
-        raise Fail(f"expected ParseComplete, got {t} {b!r}")
-    print("ok parse complete")
+    # Parse of the unnamed statement (Bind and Execute too when execute) and Flush: the server
+    # answers each and then waits.
+    data = message(b"P", b"\0" + sql.encode() + b"\0" + struct.pack("!h", 0))
+    want = [b"1"]
+    if execute:
+        data += message(b"B", b"\0\0" + struct.pack("!hhh", 0, 0, 0)) + message(b"E", b"\0" + struct.pack("!i", 0))
+        want += [b"2", b"D", b"C"]
+    c.sock.sendall(data + message(b"H", b""))
+    for w in want:
+        t, b = c.read(deadline)
+        if t != w:
+            raise Fail(f"expected {w}, got {t} {b!r}")
+    print("ok answered")
     wait_deadline = time.monotonic() + float(os.environ.get("WAIT_S", "20"))
     while True:
         t, b = c.read(wait_deadline)
@@ -164,7 +173,7 @@ def main():
         elif mode == "login-query":
             login_pipelined(port, token, sys.argv[2])
         elif mode == "unsynced":
-            unsynced(port, token, sys.argv[2])
+            unsynced(port, token, sys.argv[2], sys.argv[3:] == ["execute"])
         else:
             raise Fail(f"unknown mode {mode}")
     except (Fail, OSError) as e:
