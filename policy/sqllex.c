@@ -601,6 +601,17 @@ bool sql_needs_own_transaction(const char *sql, size_t len)
     return any_statement(sql, len, stmt_needs_own_transaction, NULL, false);
 }
 
+/* DISCARD ALL and RESET ALL: every setting back to its default, pgmesh's among them. */
+static bool stmt_resets_settings(const struct stmt *s)
+{
+    return s->nlead == 2 && (lead_is(s, 0, "discard") || lead_is(s, 0, "reset")) && lead_is(s, 1, "all");
+}
+
+bool sql_resets_settings(const char *sql, size_t len)
+{
+    return any_statement(sql, len, stmt_resets_settings, NULL, false);
+}
+
 /* A plain double-quoted identifier spelling exactly word (quoted names are case-sensitive). */
 static bool qident_is(const struct sqltok *t, const char *word)
 {

@@ -47,6 +47,10 @@ bool sqltok_is(const struct sqltok *tok, const char *word);
  * Errs towards true on unusual spellings (e.g. REINDEX (CONCURRENTLY false) ...). */
 bool sql_needs_own_transaction(const char *sql, size_t len);
 
+/* True when some statement in sql is DISCARD ALL or RESET ALL, which reset every setting (the
+ * claims and limits pgmesh set among them). False when the text does not lex. */
+bool sql_resets_settings(const char *sql, size_t len);
+
 /* True when some statement in sql may leave state on the server connection beyond its transaction
  * (SET, RESET, PREPARE, LISTEN, DECLARE, DO, LOAD, temporary objects, set_config), so the
  * connection needs DISCARD ALL before another client may use it. Errs towards true. */

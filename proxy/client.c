@@ -505,6 +505,10 @@ static void dispatch(struct client *c)
         /* An SSLRequest may be followed at once by the startup packet. */
         if (c->state == CLIENT_STARTUP && iobuf_len(&c->conn.in) > 0 && !c->conn.closing)
             handle_startup(c);
+        /* ... and the startup packet by the password (and what follows it, which admit passes on):
+         * no more bytes may come to wake the reader up. */
+        if (c->state == CLIENT_AUTH && iobuf_len(&c->conn.in) > 0 && !c->conn.closing)
+            handle_password(c);
         break;
     case CLIENT_AUTH:
         handle_password(c);

@@ -54,7 +54,12 @@ struct client {
     uint32_t cancel_key;
     struct txstart tx;
     struct body_stream body; /* the client message being streamed to the server */
-    bool reapply_settings;   /* session pooling: set the claims again after this Query */
+    bool reapply_settings;   /* session pooling: set the claims again after this Query or Sync */
+    /* Session pooling, extended protocol: a statement that resets every setting (DISCARD ALL,
+     * RESET ALL) may run at an Execute; the Sync that ends its batch is followed by the claims. */
+    bool unnamed_resets; /* the unnamed statement is one */
+    bool named_resets;   /* some named statement was one (kept: the name is not followed) */
+    bool reapply_at_sync;
 };
 
 void client_accept(int fd, bool is_unix, const char *addr);

@@ -75,6 +75,11 @@ static const struct config_key keys[] = {
     {{"pgmesh", "query_wait_timeout", "30s", true,
       "how long a client may wait for a server connection; 0 waits forever"},
      VAL_DURATION_MS, AT(query_wait_timeout_ms), 0, MS_PER_DAY, NULL, NULL},
+    {{"pgmesh", "idle_transaction_timeout", "0", true,
+      "a client idle inside a transaction, or after extended-protocol messages without Sync, this long is "
+      "ended (FATAL 25P03) and its server rolled back; a role's idle_in_transaction_timeout overrides it; 0: "
+      "no limit"},
+     VAL_DURATION_MS, AT(idle_transaction_timeout_ms), 0, 7 * MS_PER_DAY, NULL, NULL},
     {{"pgmesh", "server_idle_timeout", "10m", true,
       "idle server connections are closed after this long; 0 keeps them"},
      VAL_DURATION_MS, AT(server_idle_timeout_ms), 0, 7 * MS_PER_DAY, NULL, NULL},

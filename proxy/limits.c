@@ -9,6 +9,7 @@
 #include "protocol/wire.h"
 #include "proxy/cancel.h"
 #include "proxy/client.h"
+#include "proxy/config.h"
 #include "proxy/events.h"
 #include "proxy/log.h"
 #include "proxy/runtime.h"
@@ -41,13 +42,22 @@ static void end_client(struct server *s, const char *sqlstate, const char *messa
     session_events.limit_expired(s, sqlstate, message, detail);
 }
 
+/* The role's idle_in_transaction_timeout, else the pool-wide idle_transaction_timeout of the
+ * config in force (a reload changes it from the next time it is armed). */
+static int64_t idle_limit_ms(const struct role_limits *l)
+{
+    return l->idle_in_transaction_ms > 0 ? l->idle_in_transaction_ms : rt.cfg->idle_transaction_timeout_ms;
+}
+
 static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct server *s = container_of(w, struct server, idle_timer);
-    char detail[160];
-    snprintf(detail, sizeof detail,
-             "The transaction was idle for longer than idle_in_transaction_timeout (%lld ms) and was rolled back.",
-             s->client ? (long long)s->client->limits.idle_in_transaction_ms : 0LL);
+    const struct role_limits *l = limits_of(s);
+    bool role_own = l && l->idle_in_transaction_ms > 0;
+    char detail[192];
+    snprintf(detail, sizeof detail, "The transaction was idle for longer than %s (%lld ms) and was rolled back.",
+             role_own ? "idle_in_transaction_timeout" : "idle_transaction_timeout",
+             l ? (long long)idle_limit_ms(l) : 0LL);
     end_client(s, SQLSTATE_IDLE_IN_TRANSACTION_TIMEOUT,
                "terminating connection due to idle-in-transaction timeout", detail);
 }
@@ -93,6 +103,23 @@ void limits_on_forward(struct server *s, char fe_type)
         arm(&s->age_timer, l->max_transaction_age_ms);
 }
 
+/* Extended-protocol messages without a Sync hold the server (and any transaction it has open)
+ * while the client is silent, and PostgreSQL's own idle timeouts only start at ReadyForQuery:
+ * once the server has answered everything it was sent (this reply completes the last queued
+ * message; replies.c calls before taking its entry off the queue) or skips to Sync after an
+ * error, it waits for the client, and the idle limit runs. */
+static void server_waits_for_client(struct server *s, const struct role_limits *l, char be_type)
+{
+    const struct relay *r = &s->relay;
+    bool completes = be_type == BE_PARSE_COMPLETE || be_type == BE_BIND_COMPLETE || be_type == BE_CLOSE_COMPLETE ||
+                     be_type == BE_ROW_DESC || be_type == BE_NO_DATA || be_type == BE_COMMAND_COMPLETE ||
+                     be_type == BE_EMPTY_QUERY || be_type == BE_PORTAL_SUSPENDED;
+    if (!r->open_extended || !(r->skipping || (completes && r->ops.len <= 1)))
+        return;
+    ev_timer_stop(rt.loop, &s->stmt_timer);
+    arm(&s->idle_timer, idle_limit_ms(l));
+}
+
 void limits_on_reply(struct server *s, char be_type)
 {
     const struct role_limits *l = limits_of(s);
@@ -115,12 +142,13 @@ void limits_on_reply(struct server *s, char be_type)
             ev_timer_stop(rt.loop, &s->age_timer);
             ev_timer_stop(rt.loop, &s->idle_timer);
         } else {
-            arm(&s->idle_timer, l->idle_in_transaction_ms);
+            arm(&s->idle_timer, idle_limit_ms(l));
         }
         break;
     default:
         break;
     }
+    server_waits_for_client(s, l, be_type);
 }
 
 void limits_stop(struct server *s)

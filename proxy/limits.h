@@ -1,9 +1,10 @@
 /* Per-role limits pgmesh enforces itself, on the server connection a client holds: a statement
  * running past statement_timeout plus a grace is cancelled on the server (the server's own
  * statement_timeout normally fires first; this is the backstop if it was lifted), a transaction
- * left idle past idle_in_transaction_timeout or open past max_transaction_age ends that client's
- * session (FATAL 25P03 / 57014) and rolls the server back, so one reader cannot pin the xmin
- * horizon of a shared cluster. */
+ * (or an extended-protocol batch without Sync that the server has answered) left idle past
+ * idle_in_transaction_timeout (else [pgmesh] idle_transaction_timeout) or open past
+ * max_transaction_age ends that client's session (FATAL 25P03 / 57014) and rolls the server back,
+ * so one reader cannot pin the xmin horizon of a shared cluster. */
 #ifndef PGMESH_PROXY_LIMITS_H
 #define PGMESH_PROXY_LIMITS_H
 
@@ -11,7 +12,8 @@
 
 struct server;
 
-/* Copied from the role at login; 0 disables a limit. */
+/* Copied from the role at login; 0 disables a limit (idle_in_transaction_ms: the pool-wide
+ * default applies). */
 struct role_limits {
     int64_t statement_timeout_ms;
     int64_t idle_in_transaction_ms;
@@ -25,7 +27,9 @@ struct role_limits {
 void limits_init(struct server *s);
 /* A client message was forwarded (Query, Execute start a statement). */
 void limits_on_forward(struct server *s, char fe_type);
-/* A server message was read (statement ends, ReadyForQuery with the transaction status). */
+/* A server message was read (statement ends, ReadyForQuery with the transaction status). Called
+ * before a completion's op-queue entry is taken off: the entry left alone means the server has
+ * answered everything. */
 void limits_on_reply(struct server *s, char be_type);
 /* The server left its client: no limit applies any more. */
 void limits_stop(struct server *s);

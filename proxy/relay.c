@@ -151,10 +151,6 @@ static enum inspect check_statement(struct client *c, struct server *s, const st
     const char *sql = (const char *)fx->sql.p;
     fx->dirty = sql_may_leave_session_state(sql, fx->sql.len);
     fx->track = f->type == FE_QUERY;
-    /* Session pooling lets the client DISCARD ALL (the guard refuses it in transaction pooling);
-     * pgmesh then sets its settings again right behind the client's Query. */
-    if (f->type == FE_QUERY && !s->relay.per_transaction && sql_needs_own_transaction(sql, fx->sql.len))
-        c->reapply_settings = true;
     return INSPECT_FORWARD;
 }
 
@@ -228,13 +224,50 @@ static enum inspect inspect_message(struct client *c, struct server *s, const st
     return check_statement(c, s, f, fx);
 }
 
-/* Session pooling, after a client Query that reset every setting (DISCARD ALL): set them again. */
+/* Session pooling lets the client DISCARD ALL or RESET ALL, which take pgmesh's claims and limits
+ * along: pgmesh sets them again before the client's next statement, right behind a simple Query,
+ * and behind the Sync that ends an extended batch whose Execute may have run such a statement
+ * (the text is seen at Parse; which statement a later Execute runs is not followed, so any
+ * Execute after a named one counts). Inside the client's transaction block the SETs share its
+ * fate, as the reset does. */
+static void follow_resets(struct client *c, const struct server *s, char type, const struct inspected *e)
+{
+    if (s->relay.per_transaction)
+        return;
+    bool resets =
+        (type == FE_QUERY || type == FE_PARSE) && sql_resets_settings((const char *)e->sql.p, e->sql.len);
+    switch (type) {
+    case FE_QUERY:
+        c->reapply_settings = c->reapply_settings || resets;
+        break;
+    case FE_PARSE:
+        if (e->parse.name.len == 0)
+            c->unnamed_resets = resets;
+        else
+            c->named_resets = c->named_resets || resets;
+        break;
+    case FE_EXECUTE:
+        c->reapply_at_sync = c->reapply_at_sync || c->unnamed_resets || c->named_resets;
+        break;
+    case FE_SYNC:
+        c->reapply_settings = c->reapply_settings || c->reapply_at_sync;
+        c->reapply_at_sync = false;
+        break;
+    default:
+        break;
+    }
+}
+
+/* Session pooling, after a client Query or Sync that may have reset every setting: set them again. */
 static bool reapply_settings(struct client *c, struct server *s)
 {
     if (!c->reapply_settings)
         return true;
     c->reapply_settings = false;
-    return relay_send_settings(c, s, false, false) && relay_push(s, (struct op){.kind = OP_TXSTART});
+    /* The reset also put the session parameters back to the server's defaults: the client's own
+     * (its startup values, and SETs pgmesh followed) are sent again too. */
+    return relay_resync_params(c, s) && relay_send_settings(c, s, false, false) &&
+           relay_push(s, (struct op){.kind = OP_TXSTART});
 }
 
 /* A Query or Parse whose limits were clamped: the rewritten message goes instead of the client's
@@ -282,6 +315,7 @@ static bool forward_inspected(struct client *c, struct server *s, const struct f
     if (relay_needs_txstart(s, f) && !relay_send_txstart(c, s))
         return false;
     apply_effects(c, s, fx);
+    follow_resets(c, s, f->type, fx);
     struct op op = {.kind = OP_MSG};
     switch (tracking ? prep_message(c, s, f, fx, &op) : PREP_PASS) {
     case PREP_PASS:

@@ -171,6 +171,12 @@ static bool sync_params(struct client *c, struct server *s)
     return push_op(s, OP_PARAMS, false);
 }
 
+bool relay_resync_params(struct client *c, struct server *s)
+{
+    params_clear(&s->relay.have);
+    return sync_params(c, s);
+}
+
 /* What the last client left in the session (search_path, temp tables, PREPARE, LISTEN) must not
  * reach this one. DISCARD ALL refuses a transaction block: its own Query. */
 static bool discard_session(struct server *s)

@@ -73,6 +73,9 @@ struct inspected {
     struct clamp clamp;       /* the text with limits clamped, when some were (owns it) */
 };
 
+/* After a client's DISCARD ALL or RESET ALL (session pooling): the server has its defaults, so the
+ * client's session parameters go again, when it has any. */
+bool relay_resync_params(struct client *c, struct server *s) __attribute__((warn_unused_result));
 /* Whether the client's next message needs its transaction start first, and sending it. */
 bool relay_needs_txstart(const struct server *s, const struct frame *f);
 bool relay_send_txstart(struct client *c, struct server *s) __attribute__((warn_unused_result));

@@ -64,6 +64,7 @@ static void test_example_loads(void **state)
     assert_int_equal(cfg->query_wait_timeout_ms, 30000);
     assert_int_equal(cfg->server_idle_timeout_ms, 600000);
     assert_int_equal(cfg->server_connect_timeout_ms, 15000); /* default: not in the example */
+    assert_int_equal(cfg->idle_transaction_timeout_ms, 0);   /* default: off, as PgBouncer's */
     assert_string_equal(cfg->log_level, "info");
     assert_string_equal(cfg->algorithms, "HS256");
     assert_int_equal(cfg->alg_mask, JWT_ALLOW_HS256);
@@ -313,6 +314,7 @@ static void test_values_and_comments(void **state)
                                    "listen_addr = *\n"
                                    "# hash comment line\n"
                                    "server_connect_timeout = 250ms\r\n"
+                                   "idle_transaction_timeout = 2min\n"
                                    "[jwt]\n"
                                    "algorithms = RS256, ES256\n"
                                    "public_key_file = keys/idp.pem\n"
@@ -327,6 +329,7 @@ static void test_values_and_comments(void **state)
     assert_string_equal(cfg->log_level, "debug");
     assert_string_equal(cfg->listen_addr, "*");
     assert_int_equal(cfg->server_connect_timeout_ms, 250);
+    assert_int_equal(cfg->idle_transaction_timeout_ms, 120000);
     assert_int_equal(cfg->alg_mask, JWT_ALLOW_RS256 | JWT_ALLOW_ES256);
     assert_string_equal(cfg->public_key_file, "keys/idp.pem");
     assert_string_equal(cfg->issuer, "https://idp.example/a;b"); /* ';' without a blank is data */

@@ -340,6 +340,32 @@ static void test_has_leading(void **state)
     }
 }
 
+/* What makes session pooling set the claims and limits again behind the client's statement. */
+static void test_resets_settings(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        bool want;
+    } cases[] = {
+        {"DISCARD ALL", true},
+        {"discard all;", true},
+        {"  /* c */ Reset -- x\n ALL", true},
+        {"SELECT 1; RESET ALL", true},
+        {"RESET statement_timeout", false},
+        {"DISCARD PLANS", false},
+        {"DISCARD ALL x", false},
+        {"SELECT 'DISCARD ALL'", false},
+        {"RESET ALL; SELECT 'unterminated", false},
+        {"", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bool got = sql_resets_settings(cases[i].sql, strlen(cases[i].sql));
+        if (got != cases[i].want)
+            fail_msg("%s: got %d, want %d", cases[i].sql, got, cases[i].want);
+    }
+}
+
 /* DEALLOCATE as pgmesh follows it in transaction pooling: alone, with the name folded. */
 static void test_deallocate(void **state)
 {
@@ -382,7 +408,7 @@ int main(void)
         cmocka_unit_test(test_tokens),        cmocka_unit_test(test_prefixes),
         cmocka_unit_test(test_init_and_is),   cmocka_unit_test(test_needs_own_transaction),
         cmocka_unit_test(test_session_state), cmocka_unit_test(test_has_leading),
-        cmocka_unit_test(test_deallocate),
+        cmocka_unit_test(test_deallocate),    cmocka_unit_test(test_resets_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
