@@ -51,6 +51,7 @@ static void usage(FILE *out)
 static void janitor_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     pool_reap_idle(ev_now(loop));
+    log_flush_repeats(false);
 }
 
 static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -190,6 +191,7 @@ int main(int argc, char **argv)
     if (!listen_start())
         return 1;
     run_loop();
+    log_flush_repeats(true);
     log_info("stopped");
     tls_shutdown();
     keys_free(rt.keys);
