@@ -143,7 +143,9 @@ void log_write(enum log_level level, const char *prefix, const char *fmt, ...)
     va_end(ap);
     if (m < 0)
         text[0] = '\0';
-    if (level == LOG_DEBUG) {
+    /* Floods come from connections (a login, a refusal, a failed attempt per client); the
+     * process's own lines (signals, reloads, pauses) are each news and always written. */
+    if (level == LOG_DEBUG || !prefix) {
         write_line(level, prefix, text);
         return;
     }

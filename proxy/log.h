@@ -1,8 +1,8 @@
 /* Logging to stderr with levels and per-connection prefixes ("C-12 media_analytics/DE@127.0.0.1:5"
  * or "S-3 media_analytics/marketing_domain_role"). Never pass a token, secret or password.
- * Repeated identical messages (the text after the prefix) are written once per window and counted;
- * the count is written when the window ends, so an outage or a flood of clients cannot flood the
- * log (debug lines are never held back). */
+ * Repeated identical connection messages (the text after the prefix) are written once per window
+ * and counted; the count is written when the window ends, so an outage or a flood of clients
+ * cannot flood the log (lines without a prefix and debug lines are never held back). */
 #ifndef PGMESH_PROXY_LOG_H
 #define PGMESH_PROXY_LOG_H
 
