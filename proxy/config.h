@@ -63,8 +63,9 @@ struct config {
     int64_t query_wait_timeout_ms;
     int64_t server_idle_timeout_ms;
     int64_t server_connect_timeout_ms;
-    int max_prepared_statements; /* per server connection in transaction pooling; 0: refused */
-    char *log_level;             /* error, warning, info, debug */
+    int64_t server_login_retry_ms; /* no server login attempt for this long after one failed */
+    int max_prepared_statements;   /* per server connection in transaction pooling; 0: refused */
+    char *log_level;               /* error, warning, info, debug */
     enum client_tls_mode client_tls;
     enum server_enforcement server_enforcement;
     char *server_key_file; /* the key shared with the extension ("" : none) */
