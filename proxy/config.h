@@ -64,6 +64,7 @@ struct config {
     int64_t server_idle_timeout_ms;
     int64_t server_connect_timeout_ms;
     int64_t server_login_retry_ms; /* no server login attempt for this long after one failed */
+    int64_t shutdown_timeout_ms;   /* SIGTERM/SIGINT: how long transactions in progress may run on */
     int max_prepared_statements;   /* per server connection in transaction pooling; 0: refused */
     char *log_level;               /* error, warning, info, debug */
     enum client_tls_mode client_tls;
