@@ -1,6 +1,8 @@
 /* Pools: one per (database, server role), with their server lists (kept by server_set_state) and
- * wait queue (kept by client_set_state). Connections are opened on demand up to the pool size.
- * A pool hands out a server or says who waits first; it never calls into clients or links. */
+ * wait queue (kept by client_set_state). Connections are opened on demand up to the pool size,
+ * again when one closes while clients wait, and after a failed login not before server_login_retry.
+ * A pool hands out a server or says who waits first; it never calls into clients or links (a
+ * failed login reaches the waiting clients through session_events, as server.c's does). */
 #include "proxy/pool.h"
 
 #include <stdio.h>
@@ -29,7 +31,7 @@ static void kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     pool_open_for_waiters(container_of(w, struct pool, kick));
 }
 
-/* pool_open_for_waiters after the current callback (or at retry_at), never inside a close. */
+/* pool_open_for_waiters after the current callback: never inside a server's close or connect. */
 static void kick_later(struct pool *p, ev_tstamp delay_s)
 {
     ev_timer_stop(rt.loop, &p->kick);
