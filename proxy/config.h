@@ -64,8 +64,10 @@ struct config {
     int64_t idle_transaction_timeout_ms; /* 0: no limit; a role's idle_in_transaction_timeout wins */
     int64_t server_idle_timeout_ms;
     int64_t server_connect_timeout_ms;
-    int max_prepared_statements; /* per server connection in transaction pooling; 0: refused */
-    char *log_level;             /* error, warning, info, debug */
+    int64_t server_login_retry_ms; /* no server login attempt for this long after one failed */
+    int64_t shutdown_timeout_ms;   /* SIGTERM/SIGINT: how long transactions in progress may run on */
+    int max_prepared_statements;   /* per server connection in transaction pooling; 0: refused */
+    char *log_level;               /* error, warning, info, debug */
     enum client_tls_mode client_tls;
     enum server_enforcement server_enforcement;
     char *server_key_file; /* the key shared with the extension ("" : none) */

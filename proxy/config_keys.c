@@ -85,6 +85,14 @@ static const struct config_key keys[] = {
      VAL_DURATION_MS, AT(server_idle_timeout_ms), 0, 7 * MS_PER_DAY, NULL, NULL},
     {{"pgmesh", "server_connect_timeout", "15s", true, "limit on connecting and logging in to a server"},
      VAL_DURATION_MS, AT(server_connect_timeout_ms), 1, 3600000, NULL, NULL},
+    {{"pgmesh", "server_login_retry", "5s", true,
+      "after a failed server connection or login, how long a pool waits before trying again; meanwhile "
+      "clients that need a server get FATAL 08006 with the server's message at once"},
+     VAL_DURATION_MS, AT(server_login_retry_ms), 0, 3600000, NULL, NULL},
+    {{"pgmesh", "shutdown_timeout", "30s", true,
+      "on SIGTERM or SIGINT, how long transactions in progress may run on before pgmesh exits; 0 exits at "
+      "once, as does a second signal"},
+     VAL_DURATION_MS, AT(shutdown_timeout_ms), 0, 3600000, NULL, NULL},
     {{"pgmesh", "max_prepared_statements", "200", false,
       "transaction pooling: named prepared statements kept per server connection (least recently used "
       "closed first); 0 refuses named statements"},

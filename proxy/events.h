@@ -11,7 +11,8 @@ struct server;
 struct session_events {
     /* server.c: libpq finished the handshake; the server is ready to be lent. */
     void (*server_connected)(struct server *s);
-    /* server.c: a connection attempt of pool p failed (the server is closed already). */
+    /* server.c: a connection attempt of pool p failed (the server is closed already); pool.c:
+     * clients wait while server_login_retry holds attempts back. Waiting clients are failed. */
     void (*connect_failed)(struct pool *p, const char *server_message);
     /* server.c: the server's socket is readable. */
     void (*server_input)(struct server *s);

@@ -12,6 +12,7 @@
 #include "proxy/limits.h"
 #include "proxy/pool.h"
 #include "proxy/relay.h"
+#include "proxy/runtime.h"
 #include "proxy/server.h"
 
 struct session_events session_events;
@@ -110,9 +111,20 @@ static void act(struct server *s, enum relay_verdict v)
     }
 }
 
+static void end_for_shutdown(struct client *c)
+{
+    client_error(c, "FATAL", SQLSTATE_ADMIN_SHUTDOWN, "terminating connection due to administrator command",
+                 "pgmesh is shutting down.", NULL);
+}
+
 void link_client_idle(struct client *c)
 {
     struct iobuf *in = &c->conn.in;
+    if (rt.shutting_down) {
+        /* Between transactions: the client is done here, before it starts another one. */
+        end_for_shutdown(c);
+        return;
+    }
     if (iobuf_len(in) == 0)
         return;
     if (frame_type(iobuf_head(in)) == FE_TERMINATE) {
@@ -149,6 +161,42 @@ void link_client_gone(struct client *c)
         return;
     server_set_state(s, SERVER_RESETTING);
     act(s, relay_client_gone(s, pending));
+}
+
+/* In session pooling a linked client is between transactions when its server is idle with
+ * nothing in flight and nothing of the client's is pending. */
+static bool between_transactions(const struct client *c)
+{
+    const struct server *s = c->server;
+    return s && s->relay.tx_status == 'I' && s->relay.ops.len == 0 && !s->relay.in_copy &&
+           c->body.remaining == 0 && iobuf_len(&c->conn.in) == 0;
+}
+
+void link_shutdown_sweep(void)
+{
+    struct client *c;
+    TAILQ_FOREACH(c, &rt.clients, link) {
+        switch (c->state) {
+        case CLIENT_STARTUP:
+        case CLIENT_AUTH:
+            client_error(c, "FATAL", SQLSTATE_CANNOT_CONNECT_NOW, "the database system is shutting down", NULL,
+                         NULL);
+            break;
+        case CLIENT_TLS_HANDSHAKE: /* no ErrorResponse fits in a handshake */
+            client_close(c, "shutting down");
+            break;
+        case CLIENT_IDLE:
+        case CLIENT_WAIT_SERVER:
+            end_for_shutdown(c);
+            break;
+        case CLIENT_LINKED:
+            if (c->server && !c->server->relay.per_transaction && between_transactions(c))
+                end_for_shutdown(c);
+            break;
+        case CLIENT_CLOSING:
+            break;
+        }
+    }
 }
 
 /* ---- session_events ---- */

@@ -16,5 +16,9 @@ void link_client_idle(struct client *c);
 void link_client_input(struct client *c);
 /* The client is going: its server is reset for the next client, or closed. */
 void link_client_gone(struct client *c);
+/* Shutting down (rt.shutting_down): ends every client that is not inside a transaction with FATAL
+ * 57P01 (57P03 before login). Clients in a transaction are left to finish it; link_client_idle
+ * ends them when it is over. */
+void link_shutdown_sweep(void);
 
 #endif

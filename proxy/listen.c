@@ -31,8 +31,36 @@ struct listener {
     char unix_path[128];
 };
 
+/* Out of file descriptors (or kernel memory), accept fails while the connection stays queued, and
+ * a level-triggered watcher would fire again at once: a busy loop. Accepting pauses instead and is
+ * tried again after ACCEPT_PAUSE_S, when closed connections may have freed descriptors; one line
+ * is logged per pause, however many retries it takes. */
+#define ACCEPT_PAUSE_S 0.25
+
 static struct listener listeners[MAX_LISTENERS];
 static int nlisteners;
+static ev_timer resume_timer;
+static bool pause_logged; /* this run of failures is logged; cleared by an accept that works */
+
+static void pause_accepting(int err)
+{
+    if (!pause_logged)
+        log_warn("accept failed: %s: not accepting new connections for now (%d open client connections); "
+                 "retrying every %.2g s",
+                 strerror(err), rt.nclients, ACCEPT_PAUSE_S);
+    pause_logged = true;
+    for (int i = 0; i < nlisteners; i++)
+        ev_io_stop(rt.loop, &listeners[i].io);
+    ev_timer_stop(rt.loop, &resume_timer);
+    ev_timer_set(&resume_timer, ACCEPT_PAUSE_S, 0.);
+    ev_timer_start(rt.loop, &resume_timer);
+}
+
+static void resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    for (int i = 0; i < nlisteners; i++)
+        ev_io_start(loop, &listeners[i].io);
+}
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -42,9 +70,15 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         socklen_t salen = sizeof sa;
         int fd = accept4(l->fd, (struct sockaddr *)&sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                pause_accepting(errno);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
                 log_warn("accept failed: %s", strerror(errno));
             return;
+        }
+        if (pause_logged) {
+            pause_logged = false;
+            log_info("accepting new connections again (%d open client connections)", rt.nclients);
         }
         char addr[64] = "unix";
         if (!l->is_unix) {
@@ -142,6 +176,7 @@ static bool listen_unix(const char *dir, int port)
 bool listen_start(void)
 {
     const struct config *cfg = rt.cfg;
+    ev_timer_init(&resume_timer, resume_cb, ACCEPT_PAUSE_S, 0.);
     if (cfg->listen_addr[0] && !listen_tcp(cfg->listen_addr, cfg->listen_port))
         return false;
     if (cfg->unix_socket_dir[0] && !listen_unix(cfg->unix_socket_dir, cfg->listen_port))
@@ -154,6 +189,7 @@ bool listen_start(void)
 
 void listen_stop(void)
 {
+    ev_timer_stop(rt.loop, &resume_timer);
     for (int i = 0; i < nlisteners; i++) {
         ev_io_stop(rt.loop, &listeners[i].io);
         close(listeners[i].fd);

@@ -1,7 +1,9 @@
 /* Log lines: "2026-11-27 23:05:01.123 UTC [pid] LEVEL prefix: message" on stderr, one write(2)
- * per line so lines from a crash or a concurrent cancel thread never interleave mid-line. */
+ * per line so lines from a crash or a concurrent cancel thread never interleave mid-line. The
+ * repeat limiter (log.h) is shared with the cancel thread, hence the mutex. */
 #include "proxy/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +16,9 @@ enum log_level log_min_level = LOG_INFO;
 
 static const char *const level_names[] = {"ERROR", "WARNING", "INFO", "DEBUG"};
 
+static struct log_repeats repeats;
+static pthread_mutex_t repeats_lock = PTHREAD_MUTEX_INITIALIZER;
+
 bool log_set_level(const char *name)
 {
     for (int i = 0; i <= LOG_DEBUG; i++) {
@@ -25,26 +30,145 @@ bool log_set_level(const char *name)
     return false;
 }
 
-void log_write(enum log_level level, const char *prefix, const char *fmt, ...)
+/* FNV-1a over the level and the text. */
+static uint64_t text_hash(enum log_level level, const char *text)
+{
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)level;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h;
+}
+
+static void report_slot(struct log_repeat_slot *s, struct log_repeat_report *report)
+{
+    report->level = s->level;
+    report->count = s->held;
+    memcpy(report->text, s->text, sizeof report->text);
+}
+
+bool log_repeat_admit(struct log_repeats *r, enum log_level level, const char *text, double now,
+                      struct log_repeat_report *report)
+{
+    uint64_t h = text_hash(level, text);
+    struct log_repeat_slot *free_slot = NULL, *oldest = NULL;
+    report->count = 0;
+    for (size_t i = 0; i < LOG_REPEAT_SLOTS; i++) {
+        struct log_repeat_slot *s = &r->slot[i];
+        if (!s->used) {
+            if (!free_slot)
+                free_slot = s;
+            continue;
+        }
+        if (s->hash == h && s->level == level) {
+            if (now - s->window_start < LOG_REPEAT_WINDOW_S) {
+                s->held++;
+                return false;
+            }
+            if (s->held > 0)
+                report_slot(s, report);
+            s->window_start = now;
+            s->held = 0;
+            return true;
+        }
+        if (!oldest || s->window_start < oldest->window_start)
+            oldest = s;
+    }
+    struct log_repeat_slot *s = free_slot;
+    if (!s) {
+        /* Every slot busy: the oldest window gives way, its count written now. */
+        s = oldest;
+        if (s->held > 0)
+            report_slot(s, report);
+    }
+    *s = (struct log_repeat_slot){.used = true, .hash = h, .window_start = now, .level = level};
+    snprintf(s->text, sizeof s->text, "%s", text);
+    return true;
+}
+
+bool log_repeat_expired(struct log_repeats *r, double now, struct log_repeat_report *report)
+{
+    for (size_t i = 0; i < LOG_REPEAT_SLOTS; i++) {
+        struct log_repeat_slot *s = &r->slot[i];
+        if (s->used && now - s->window_start >= LOG_REPEAT_WINDOW_S) {
+            bool held = s->held > 0;
+            if (held)
+                report_slot(s, report);
+            s->used = false; /* a window that held nothing frees its slot too */
+            if (held)
+                return true;
+        }
+    }
+    return false;
+}
+
+static double monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void write_line(enum log_level level, const char *prefix, const char *text)
 {
     char line[2048];
     struct timeval tv;
     struct tm tm;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02d %02d:%02d:%02d.%03d UTC [%d] %s %s%s", tm.tm_year + 1900,
+    int n = snprintf(line, sizeof line, "%04d-%02d-%02d %02d:%02d:%02d.%03d UTC [%d] %s %s%s%s", tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000),
-                     (int)getpid(), level_names[level], prefix ? prefix : "", prefix ? ": " : "");
-    if (n < 0 || (size_t)n >= sizeof line)
-        n = 0;
-    va_list ap;
-    va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+                     (int)getpid(), level_names[level], prefix ? prefix : "", prefix ? ": " : "", text);
+    size_t len = n < 0 ? 0 : (size_t)n;
     if (len > sizeof line - 2)
         len = sizeof line - 2;
     line[len++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
+}
+
+static void write_report(const struct log_repeat_report *report)
+{
+    char text[LOG_REPEAT_TEXT + 96];
+    snprintf(text, sizeof text, "repeated %u more time%s in %.0f s: %s", report->count,
+             report->count == 1 ? "" : "s", LOG_REPEAT_WINDOW_S, report->text);
+    write_line(report->level, NULL, text);
+}
+
+void log_write(enum log_level level, const char *prefix, const char *fmt, ...)
+{
+    char text[1800];
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        text[0] = '\0';
+    /* Floods come from connections (a login, a refusal, a failed attempt per client); the
+     * process's own lines (signals, reloads, pauses) are each news and always written. */
+    if (level == LOG_DEBUG || !prefix) {
+        write_line(level, prefix, text);
+        return;
+    }
+    struct log_repeat_report report;
+    pthread_mutex_lock(&repeats_lock);
+    bool admit = log_repeat_admit(&repeats, level, text, monotonic_s(), &report);
+    pthread_mutex_unlock(&repeats_lock);
+    if (report.count > 0)
+        write_report(&report);
+    if (admit)
+        write_line(level, prefix, text);
+}
+
+void log_flush_repeats(bool all)
+{
+    struct log_repeat_report report;
+    double now = all ? 1e300 : monotonic_s();
+    for (;;) {
+        pthread_mutex_lock(&repeats_lock);
+        bool more = log_repeat_expired(&repeats, now, &report);
+        pthread_mutex_unlock(&repeats_lock);
+        if (!more)
+            return;
+        write_report(&report);
+    }
 }

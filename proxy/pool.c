@@ -1,12 +1,16 @@
 /* Pools: one per (database, server role), with their server lists (kept by server_set_state) and
- * wait queue (kept by client_set_state). Connections are opened on demand up to the pool size.
- * A pool hands out a server or says who waits first; it never calls into clients or links. */
+ * wait queue (kept by client_set_state). Connections are opened on demand up to the pool size,
+ * again when one closes while clients wait, and after a failed login not before server_login_retry.
+ * A pool hands out a server or says who waits first; it never calls into clients or links (a
+ * failed login reaches the waiting clients through session_events, as server.c's does). */
 #include "proxy/pool.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proxy/config.h"
+#include "proxy/events.h"
 #include "proxy/log.h"
 #include "proxy/runtime.h"
 
@@ -21,6 +25,19 @@ const char *const pool_param_names[POOL_PARAM_COUNT] = {
 static const char *const param_defaults[POOL_PARAM_COUNT] = {
     "15.0", "UTF8", "UTF8", "ISO, MDY", "postgres", "UTC", "on", "on", "off",
 };
+
+static void kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    pool_open_for_waiters(container_of(w, struct pool, kick));
+}
+
+/* pool_open_for_waiters after the current callback: never inside a server's close or connect. */
+static void kick_later(struct pool *p, ev_tstamp delay_s)
+{
+    ev_timer_stop(rt.loop, &p->kick);
+    ev_timer_set(&p->kick, delay_s > 0 ? delay_s : 0., 0.);
+    ev_timer_start(rt.loop, &p->kick);
+}
 
 struct pool *pool_find_or_create(const char *database, const char *server_user, const char *conninfo)
 {
@@ -43,6 +60,7 @@ struct pool *pool_find_or_create(const char *database, const char *server_user, 
         return NULL;
     }
     p->size = rt.cfg->default_pool_size;
+    ev_timer_init(&p->kick, kick_cb, 0., 0.);
     TAILQ_INIT(&p->connecting);
     TAILQ_INIT(&p->idle);
     TAILQ_INIT(&p->linked);
@@ -106,7 +124,15 @@ void pool_open_for_waiters(struct pool *p)
     struct server *s;
     TAILQ_FOREACH(s, &p->connecting, link)
         in_progress++;
-    while (p->nservers < p->size && in_progress < p->nwaiting) {
+    if (p->login_failing && p->nwaiting > 0 && in_progress == 0 && ev_now(rt.loop) < p->retry_at) {
+        /* The database is down (or refuses the login): no attempt before server_login_retry is
+         * over, and no client waits for one. */
+        session_events.connect_failed(p, p->last_error);
+        return;
+    }
+    /* While logins fail, one attempt at a time finds out whether the server is back. */
+    int limit = p->login_failing ? 1 : p->nwaiting;
+    while (p->nservers < p->size && in_progress < p->nwaiting && in_progress < limit) {
         if (!server_connect(p)) {
             log_error("%s/%s: out of memory opening a server connection", p->database, p->server_user);
             return;
@@ -153,6 +179,7 @@ bool pool_reconfigure(struct pool *p, int size, const char *conninfo)
         free(p->conninfo);
         p->conninfo = copy;
         p->generation++;
+        p->login_failing = false; /* a new conninfo is tried at once, whatever the old one did */
     }
     p->size = size;
     struct server *s, *next;
@@ -167,4 +194,33 @@ bool pool_reconfigure(struct pool *p, int size, const char *conninfo)
     }
     pool_open_for_waiters(p);
     return true;
+}
+
+void pool_login_failed(struct pool *p, const char *message)
+{
+    double retry_s = (double)rt.cfg->server_login_retry_ms / 1000.0;
+    if (!p->login_failing)
+        log_warn("%s/%s: server login failed: new attempts every %.3g s (server_login_retry); clients that "
+                 "need a server meanwhile get FATAL 08006",
+                 p->database, p->server_user, retry_s);
+    p->login_failing = true;
+    p->retry_at = ev_now(rt.loop) + retry_s;
+    snprintf(p->last_error, sizeof p->last_error, "%s", message);
+}
+
+void pool_login_ok(struct pool *p)
+{
+    if (!p->login_failing)
+        return;
+    p->login_failing = false;
+    log_info("%s/%s: server login works again", p->database, p->server_user);
+    /* Attempts were one at a time: the other waiting clients get theirs now. */
+    if (p->nwaiting > 0)
+        kick_later(p, 0.);
+}
+
+void pool_server_closed(struct pool *p)
+{
+    if (p->nwaiting > 0)
+        kick_later(p, 0.);
 }

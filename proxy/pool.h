@@ -29,6 +29,14 @@ struct pool {
     int nservers; /* all but closing */
     struct waiter_list waiting;
     int nwaiting;
+    /* Waiting clients are never left to query_wait_timeout: a server that closes while clients
+     * wait is replaced (from this timer, outside the closing call chain). After a failed login
+     * the pool waits server_login_retry before the next attempt, and clients asking meanwhile
+     * get the server's message at once (session_events.connect_failed). */
+    ev_timer kick;
+    bool login_failing;             /* the last connection attempt failed */
+    ev_tstamp retry_at;             /* ... no new attempt before this (server_login_retry) */
+    char last_error[600];           /* ... what clients are told meanwhile */
     bool warned_unprotected;        /* logged once: the database has no pgmesh extension */
     char *params[POOL_PARAM_COUNT]; /* server_version, ... as the last connection reported */
 };
@@ -40,8 +48,15 @@ struct server *pool_idle_server(struct pool *p);
 struct client *pool_first_waiter(struct pool *p);
 /* Whether a connection attempt is under way. */
 bool pool_connecting(const struct pool *p);
-/* Opens connections for waiting clients not covered by one in progress, up to the pool size. */
+/* Opens connections for waiting clients not covered by one in progress, up to the pool size;
+ * while server logins fail, at most one, and none before server_login_retry is over: the
+ * waiting clients are failed then (session_events.connect_failed). */
 void pool_open_for_waiters(struct pool *p);
+/* server.c's news: a connection attempt failed (the server's message), one got through, a server
+ * of p closed (its waiting clients get a new one). */
+void pool_login_failed(struct pool *p, const char *message);
+void pool_login_ok(struct pool *p);
+void pool_server_closed(struct pool *p);
 /* Why a server given back must close instead of being lent (a reload made it outdated or the
  * pool is over its new size), or NULL. */
 const char *pool_retire_reason(const struct server *s);

@@ -29,7 +29,9 @@ struct runtime {
     int nclients;
     struct pool_list pools;
     uint64_t next_client_id, next_server_id;
-    bool debug_forced; /* -v: debug logging whatever log_level says, across reloads */
+    bool debug_forced;  /* -v: debug logging whatever log_level says, across reloads */
+    bool shutting_down; /* SIGTERM/SIGINT: not accepting; each client leaves at its next transaction
+                         * boundary (link.c), the process when none is left or shutdown_timeout ends */
 };
 
 extern struct runtime rt;

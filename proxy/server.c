@@ -102,6 +102,7 @@ void server_close(struct server *s, const char *why)
     ev_timer_stop(rt.loop, &s->timer);
     limits_stop(s);
     conn_close(&s->conn);
+    pool_server_closed(s->pool); /* clients waiting for a server must not wait for this one */
 }
 
 static void connect_failed(struct server *s, const char *what)
@@ -112,8 +113,15 @@ static void connect_failed(struct server *s, const char *what)
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
         msg[--n] = '\0';
+    /* libpq's messages span lines ("...: Connection refused\n\tIs the server running..."): one
+     * log line each, and one text for the repeat limiter to count. */
+    for (char *q = msg; *q; q++) {
+        if (*q == '\n' || *q == '\t')
+            *q = ' ';
+    }
     slog(LOG_WARNING, s, "could not connect: %s", msg);
     struct pool *p = s->pool;
+    pool_login_failed(p, msg); /* before the close: no replacement attempt before server_login_retry */
     server_close(s, "connect failed");
     session_events.connect_failed(p, msg);
 }
@@ -128,6 +136,7 @@ static void connected(struct server *s)
         s->conn.ssl = PQsslStruct(s->pg, "OpenSSL");
     slog(LOG_DEBUG, s, "connected, backend pid %d%s", s->backend_pid, s->conn.ssl ? ", TLS" : "");
     conn_start_reading(&s->conn);
+    pool_login_ok(s->pool);
     session_events.server_connected(s);
 }
 
