@@ -187,6 +187,40 @@ static bool discard_session(struct server *s)
     return true;
 }
 
+/* What another tenant's or role's client must not inherit when nothing marked the session dirty
+ * (state made where pgmesh cannot read it: a function body, a named statement prepared earlier):
+ * WITH HOLD cursors, LISTEN, session advisory locks, sequence state, temporary objects, settings.
+ * Unlike DISCARD ALL it keeps the server's prepared statements, pgmesh's shared ones included.
+ * RESET ALL first, so that the search_path of the last client cannot name the function called
+ * next; the function is qualified all the same. One simple Query: one implicit transaction, none
+ * of these refuses it. */
+static const char scrub_sql[] = "RESET ALL; CLOSE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); "
+                                "DISCARD SEQUENCES; DISCARD TEMP";
+
+static bool scrub_session(struct server *s)
+{
+    struct relay *r = &s->relay;
+    if (!relay_own_query(s, scrub_sql))
+        return false;
+    /* RESET ALL took application_name, the session parameters and (without the extension) the
+     * claims and limits with it; with the extension the claims survive it (GUC_NO_RESET_ALL) but
+     * the limits do not: either way the next transaction start sends them all. */
+    r->application_name[0] = '\0';
+    relay_forget_applied(r);
+    params_clear(&r->have);
+    return true;
+}
+
+/* Whether the server may hold another tenant's or role's session: a client with other claims ran
+ * here since the last full reset (a fresh connection, or one a session-pooling client left through
+ * DISCARD ALL, has none). */
+static bool other_claims(const struct relay *r, const struct client *c)
+{
+    if (r->claims_tenant[0] == '\0' && r->claims_role[0] == '\0')
+        return false;
+    return strcmp(r->claims_tenant, c->ident.tenant) != 0 || strcmp(r->claims_role, c->ident.role) != 0;
+}
+
 /* With the extension: the same settings through pgmesh.apply, authenticated for this backend and
  * this call (a counter that only rises), so the text is worthless to anyone who reads it. */
 static bool send_apply(struct client *c, struct server *s, bool switching, bool idle)
@@ -290,6 +324,10 @@ bool relay_send_txstart(struct client *c, struct server *s)
     bool switching = known_idle && r->claims_owner != c->id;
     bool discarded = switching && r->session_dirty;
     if (discarded && !discard_session(s))
+        return false;
+    /* Off the same-tenant-and-role path: a client of the same claims may see what its own
+     * tenant left, as it could on one connection of its own. */
+    if (switching && !discarded && other_claims(r, c) && !scrub_session(s))
         return false;
     if (known_idle && !sync_params(c, s))
         return false;

@@ -1,0 +1,94 @@
+"""Tenant switch hygiene (test_switch.sh): an attacker (DE) and a victim (FR) through a pool of one
+server connection, checked by pg_backend_pid() to share it. Each case leaves session state behind
+where pgmesh's lexer cannot see it (a named statement executed again, a function body, a plain
+function call) and asserts that the victim finds none of it. Usage: switch.py CASE; env DSN_DE,
+DSN_FR."""
+import os
+import sys
+
+import psycopg
+
+CASE = sys.argv[1]
+
+
+def connect(var):
+    return psycopg.connect(os.environ[var], autocommit=True)
+
+
+def one(conn, sql, prepare=None):
+    return conn.execute(sql, prepare=prepare).fetchone()[0]
+
+
+def pid(conn):
+    return one(conn, "SELECT pg_backend_pid()")
+
+
+def check(cond, what):
+    if not cond:
+        print(f"FAIL {CASE}: {what}")
+        sys.exit(1)
+
+
+def same_server(a, v):
+    pa, pv = pid(a), pid(v)
+    check(pa == pv, f"attacker and victim on different server connections ({pa}, {pv})")
+
+
+def named_setting(a, v):
+    # Parse marks the connection dirty; the victim's switch discards it; the attacker's next
+    # execution prepares the statement again and runs it with no Parse of its own text.
+    sql = "SET search_path = marketing, pg_catalog"
+    a.execute(sql, prepare=True)
+    one(v, "SELECT 1")
+    a.execute(sql, prepare=True)
+    same_server(a, v)
+    check(one(v, "SHOW search_path") == '"$user", public', "victim inherited the attacker's search_path")
+
+
+def named_cursor(a, v):
+    sql = "DECLARE sw_cur CURSOR WITH HOLD FOR SELECT g FROM generate_series(1, 3) g"
+    a.execute(sql, prepare=True)
+    a.execute("CLOSE sw_cur")
+    one(v, "SELECT 1")
+    a.execute(sql, prepare=True)
+    same_server(a, v)
+    check(one(v, "SELECT count(*) FROM pg_cursors") == 0, "victim sees the attacker's WITH HOLD cursor")
+
+
+def advisory(a, v):
+    one(a, "SELECT pg_advisory_lock(4242)")
+    n = one(v, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+    same_server(a, v)
+    check(n == 0, "victim's session holds the attacker's advisory lock")
+
+
+def sequence(a, v):
+    one(a, "SELECT nextval('marketing.sw_seq')")
+    same_server(a, v)
+    try:
+        val = one(v, "SELECT lastval()")
+    except psycopg.errors.ObjectNotInPrerequisiteState:
+        return
+    check(False, f"victim's lastval() returned the attacker's {val}")
+
+
+def listen(a, v):
+    got = []
+    v.add_notify_handler(lambda n: got.append(n))
+    one(a, "SELECT marketing.sw_listen()")
+    same_server(a, v)
+    one(v, "SELECT pg_notify('sw_chan', 'from the victim''s transaction')")
+    check(not got, "victim received a notification on the attacker's channel")
+
+
+CASES = {
+    "named_setting": named_setting,
+    "named_cursor": named_cursor,
+    "advisory": advisory,
+    "sequence": sequence,
+    "listen": listen,
+}
+
+with connect("DSN_DE") as att, connect("DSN_FR") as vic:
+    CASES[CASE](att, vic)
+print(f"ok {CASE}")

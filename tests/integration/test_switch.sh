@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Tenant switch hygiene (issue 11 item 1): when the one server connection passes from a DE client
+# to an FR client, nothing of the DE client's session reaches the FR client, even where pgmesh's
+# lexer could not see it: a named statement executed again after a DISCARD ALL (search_path, a
+# WITH HOLD cursor), an advisory lock, lastval(), LISTEN inside a function (a NOTIFY in the FR
+# client's transaction). switch.py runs each case; both clients check by pg_backend_pid() that
+# they shared the server connection.
+. "$(dirname "$0")/lib.sh"
+
+PYTHON=/usr/bin/python3
+"$PYTHON" -c 'import psycopg' 2>/dev/null || fail "$PYTHON cannot import psycopg (make deps installs python3-psycopg)"
+
+# Made by the superuser, so that creating them is no part of what pgmesh sees.
+lib_at_exit "pg_psql -c 'DROP FUNCTION IF EXISTS marketing.sw_listen(); DROP SEQUENCE IF EXISTS marketing.sw_seq' >/dev/null 2>&1"
+pg_psql <<'SQL'
+CREATE SEQUENCE marketing.sw_seq;
+GRANT USAGE, SELECT ON SEQUENCE marketing.sw_seq TO marketing_domain_role;
+CREATE FUNCTION marketing.sw_listen() RETURNS void LANGUAGE sql AS 'LISTEN sw_chan';
+SQL
+
+mesh_config
+ini_set pgmesh default_pool_size 1
+mesh_start
+DSN_DE=$(mesh_dsn "$(mint DE regional_analyst)")
+DSN_FR=$(mesh_dsn "$(mint FR regional_analyst)")
+export DSN_DE DSN_FR
+
+failed=()
+for case in named_setting named_cursor advisory sequence listen; do
+    timeout -k 5 60 "$PYTHON" "$(dirname "$0")/switch.py" "$case" || failed+=("$case")
+    kill -0 "$MESH_PID" 2>/dev/null || fail "pgmesh died during $case"
+done
+[ ${#failed[@]} -eq 0 ] || fail "switch cases failed: ${failed[*]}"
+mesh_stop
