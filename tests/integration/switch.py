@@ -45,6 +45,13 @@ def named_setting(a, v):
     check(one(v, "SHOW search_path") == '"$user", public', "victim inherited the attacker's search_path")
 
 
+def named_setting_same(a, v):
+    # The same, between two clients of one tenant and role, which get no switch reset: the
+    # statement's execution marks the connection as its Parse did.
+    with connect("DSN_DE") as b:
+        named_setting(a, b)
+
+
 def named_cursor(a, v):
     sql = "DECLARE sw_cur CURSOR WITH HOLD FOR SELECT g FROM generate_series(1, 3) g"
     a.execute(sql, prepare=True)
@@ -83,6 +90,7 @@ def listen(a, v):
 
 CASES = {
     "named_setting": named_setting,
+    "named_setting_same": named_setting_same,
     "named_cursor": named_cursor,
     "advisory": advisory,
     "sequence": sequence,
