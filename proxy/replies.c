@@ -296,6 +296,11 @@ static bool route_parameter_status(struct server *s, const struct op *op, const 
 static bool route_message(struct server *s, const struct frame *f, const uint8_t *msg)
 {
     char type = f->type;
+    /* A LISTEN pgmesh could not see (inside a function) makes an idle server speak: in transaction
+     * pooling whoever gets the connection next is another client, and in session pooling an idle
+     * server has no client left (the reset ran UNLISTEN *). Dropped; anything else is a fault. */
+    if (s->state == SERVER_IDLE)
+        return type == BE_NOTIFICATION ? false : relay_fail_server(s, "unexpected data from an idle server");
     if (type == BE_COPY_IN || type == BE_COPY_OUT || type == BE_COPY_BOTH)
         s->relay.in_copy = true;
     if (type == BE_READY)
@@ -337,7 +342,9 @@ static bool route_next(struct server *s, struct client *c)
         return false;
     if (fr != FRAME_OK)
         return relay_fail_server(s, "invalid message from server");
-    if (need_whole(f.type, opq_head(&s->relay.ops)) && iobuf_len(in) < f.total_len) {
+    /* An idle server's message whole too: a stream cut short would be left to the next link. */
+    bool whole = need_whole(f.type, opq_head(&s->relay.ops)) || s->state == SERVER_IDLE;
+    if (whole && iobuf_len(in) < f.total_len) {
         if (!iobuf_reserve(in, f.total_len - iobuf_len(in)))
             relay_fail_server(s, "out of memory");
         return false;
@@ -364,11 +371,7 @@ static bool fill(struct server *s)
     enum io_result r = conn_fill(&s->conn, READ_CHUNK);
     if (r == IO_EOF || r == IO_ERROR)
         return relay_fail_server(s, r == IO_EOF ? "server closed the connection" : "server socket error");
-    if (r == IO_AGAIN && iobuf_len(&s->conn.in) == 0)
-        return false;
-    if (s->state == SERVER_IDLE)
-        return relay_fail_server(s, "unexpected data from an idle server");
-    return true;
+    return r != IO_AGAIN || iobuf_len(&s->conn.in) > 0; /* an idle server's: route_message */
 }
 
 /* The rest of a streaming message, or the next message. */

@@ -5,6 +5,7 @@ function call) and asserts that the victim finds none of it. Usage: switch.py CA
 DSN_FR."""
 import os
 import sys
+import time
 
 import psycopg
 
@@ -88,6 +89,18 @@ def listen(a, v):
     check(not got, "victim received a notification on the attacker's channel")
 
 
+def listen_idle(a, v):
+    one(a, "SELECT marketing.sw_listen()")
+    before = pid(a)
+    # A notification while the server connection waits idle in its pool: dropped, and the
+    # connection stays (it was closed, every client on it losing it mid-use in a busier pool).
+    with psycopg.connect(os.environ["DSN_DIRECT"], autocommit=True) as d:
+        d.execute("NOTIFY sw_chan, 'while idle'")
+    time.sleep(1)
+    after = pid(v)
+    check(before == after, f"the server connection was closed ({before}, then {after})")
+
+
 CASES = {
     "named_setting": named_setting,
     "named_setting_same": named_setting_same,
@@ -95,6 +108,7 @@ CASES = {
     "advisory": advisory,
     "sequence": sequence,
     "listen": listen,
+    "listen_idle": listen_idle,
 }
 
 with connect("DSN_DE") as att, connect("DSN_FR") as vic:

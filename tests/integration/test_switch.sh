@@ -3,7 +3,8 @@
 # to an FR client, nothing of the DE client's session reaches the FR client, even where pgmesh's
 # lexer could not see it: a named statement executed again after a DISCARD ALL (search_path, a
 # WITH HOLD cursor), an advisory lock, lastval(), LISTEN inside a function (a NOTIFY in the FR
-# client's transaction). A named statement that changes the session marks the connection for
+# client's transaction, and one while the server waits idle in its pool, which must not cost the
+# connection). A named statement that changes the session marks the connection for
 # DISCARD ALL whenever it is executed, also between two DE clients. switch.py runs each case;
 # both clients check by pg_backend_pid() that they shared the server connection.
 . "$(dirname "$0")/lib.sh"
@@ -24,10 +25,11 @@ ini_set pgmesh default_pool_size 1
 mesh_start
 DSN_DE=$(mesh_dsn "$(mint DE regional_analyst)")
 DSN_FR=$(mesh_dsn "$(mint FR regional_analyst)")
-export DSN_DE DSN_FR
+DSN_DIRECT="host=$PG_SOCKET_DIR port=$PG_PORT user=postgres dbname=media_analytics"
+export DSN_DE DSN_FR DSN_DIRECT
 
 failed=()
-for case in named_setting named_setting_same named_cursor advisory sequence listen; do
+for case in named_setting named_setting_same named_cursor advisory sequence listen listen_idle; do
     timeout -k 5 60 "$PYTHON" "$(dirname "$0")/switch.py" "$case" || failed+=("$case")
     kill -0 "$MESH_PID" 2>/dev/null || fail "pgmesh died during $case"
 done
