@@ -184,6 +184,7 @@ static bool discard_session(struct server *s)
     relay_forget_applied(r);
     params_clear(&r->have);
     sstmt_clear(&r->stmts);
+    r->stmts_lost = false;
     return true;
 }
 
@@ -219,6 +220,19 @@ static bool other_claims(const struct relay *r, const struct client *c)
     if (r->claims_tenant[0] == '\0' && r->claims_role[0] == '\0')
         return false;
     return strcmp(r->claims_tenant, c->ident.tenant) != 0 || strcmp(r->claims_role, c->ident.role) != 0;
+}
+
+/* A shared statement went missing on the server (replies.c saw 26000): drop whatever is left of
+ * them, pgmesh_apply included, and prepare each again on its next use. */
+static bool repair_stmts(struct server *s)
+{
+    struct relay *r = &s->relay;
+    if (!relay_own_query(s, "DEALLOCATE ALL"))
+        return false;
+    r->stmts_lost = false;
+    r->apply_parsed = false;
+    sstmt_clear(&r->stmts);
+    return true;
 }
 
 /* With the extension: the same settings through pgmesh.apply, authenticated for this backend and
@@ -324,6 +338,9 @@ bool relay_send_txstart(struct client *c, struct server *s)
     bool switching = known_idle && r->claims_owner != c->id;
     bool discarded = switching && r->session_dirty;
     if (discarded && !discard_session(s))
+        return false;
+    /* Only with nothing in flight: pipelined messages already name the statements pgmesh forgets. */
+    if (known_idle && r->stmts_lost && !discarded && !repair_stmts(s))
         return false;
     /* Off the same-tenant-and-role path: a client of the same claims may see what its own
      * tenant left, as it could on one connection of its own. */

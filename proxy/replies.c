@@ -129,8 +129,17 @@ static bool is_async(char type)
 /* An error to a message that named a client statement: the server names it by its own name. */
 static bool error_to_client(struct server *s, const struct op *op, const uint8_t *msg, size_t body_len)
 {
-    if (!op->stmt || !s->client)
+    if (!op->stmt)
         return s->client != NULL;
+    /* pgmesh believed the statement was there: its table is out of step with the server's, and
+     * every client using this connection would get the same error until it is repaired. */
+    struct pq_error_fields e;
+    if (error_read(frame_body(msg), body_len, &e) && span_eq(e.sqlstate, SQLSTATE_INVALID_SQL_STATEMENT_NAME)) {
+        LOG_AT(LOG_WARNING, s->tag, "a shared prepared statement was dropped on the server: repairing");
+        s->relay.stmts_lost = true;
+    }
+    if (!s->client)
+        return false;
     struct pq_writer w;
     wr_init_dynamic(&w);
     error_rename(&w, BE_ERROR, frame_body(msg), body_len, op->stmt->sname, op->stmt->name);

@@ -101,6 +101,23 @@ def listen_idle(a, v):
     check(before == after, f"the server connection was closed ({before}, then {after})")
 
 
+def dealloc(a, v):
+    sql = "SELECT 'victim statement'"
+    one(v, sql, prepare=True)
+    one(a, "SELECT marketing.sw_dealloc()")
+    same_server(a, v)
+    # The first execution that meets the missing statement fails (that is how pgmesh learns of
+    # it); from the next transaction on the statements are prepared again.
+    try:
+        one(v, sql, prepare=True)
+    except psycopg.errors.InvalidSqlStatementName:
+        pass
+    for _ in range(3):
+        check(one(v, sql, prepare=True) == "victim statement", "the victim's statement goes on failing")
+        one(a, "SELECT 1", prepare=True)
+    same_server(a, v)
+
+
 CASES = {
     "named_setting": named_setting,
     "named_setting_same": named_setting_same,
@@ -109,6 +126,7 @@ CASES = {
     "sequence": sequence,
     "listen": listen,
     "listen_idle": listen_idle,
+    "dealloc": dealloc,
 }
 
 with connect("DSN_DE") as att, connect("DSN_FR") as vic:
