@@ -2,7 +2,7 @@
 server connection, checked by pg_backend_pid() to share it. Each case leaves session state behind
 where pgmesh's lexer cannot see it (a named statement executed again, a function body, a plain
 function call) and asserts that the victim finds none of it. Usage: switch.py CASE; env DSN_DE,
-DSN_FR."""
+DSN_FR, SW_SHARED=1 to hold a shared statement on the connection first."""
 import os
 import sys
 import time
@@ -130,5 +130,12 @@ CASES = {
 }
 
 with connect("DSN_DE") as att, connect("DSN_FR") as vic:
+    # With a shared statement on the connection pgmesh's switch runs its own reset, which keeps
+    # statements; with none, DISCARD ALL. A lone DEALLOCATE ALL in a simple Query (pgmesh follows
+    # it) empties the connection of what earlier cases prepared.
+    res = vic.pgconn.exec_(b"DEALLOCATE ALL")
+    check(res.status == psycopg.pq.ExecStatus.COMMAND_OK, "DEALLOCATE ALL failed")
+    if os.environ.get("SW_SHARED") == "1":
+        one(vic, "SELECT 'shared'", prepare=True)
     CASES[CASE](att, vic)
 print(f"ok {CASE}")

@@ -30,10 +30,14 @@ DSN_FR=$(mesh_dsn "$(mint FR regional_analyst)")
 DSN_DIRECT="host=$PG_SOCKET_DIR port=$PG_PORT user=postgres dbname=media_analytics"
 export DSN_DE DSN_FR DSN_DIRECT
 
+# Each case twice: on a connection without shared statements (the switch runs DISCARD ALL) and
+# with one (pgmesh's own reset, which keeps them).
 failed=()
-for case in named_setting named_setting_same named_cursor advisory sequence listen listen_idle dealloc; do
-    timeout -k 5 60 "$PYTHON" "$(dirname "$0")/switch.py" "$case" || failed+=("$case")
-    kill -0 "$MESH_PID" 2>/dev/null || fail "pgmesh died during $case"
+for shared in 0 1; do
+    for case in named_setting named_setting_same named_cursor advisory sequence listen listen_idle dealloc; do
+        SW_SHARED=$shared timeout -k 5 60 "$PYTHON" "$(dirname "$0")/switch.py" "$case" || failed+=("$case/$shared")
+        kill -0 "$MESH_PID" 2>/dev/null || fail "pgmesh died during $case"
+    done
 done
 [ ${#failed[@]} -eq 0 ] || fail "switch cases failed: ${failed[*]}"
 mesh_stop
