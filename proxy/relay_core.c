@@ -347,11 +347,15 @@ bool relay_send_txstart(struct client *c, struct server *s)
     /* Only with nothing in flight: pipelined messages already name the statements pgmesh forgets. */
     if (known_idle && r->stmts_lost && !discarded && !repair_stmts(s))
         return false;
-    if (other && !discarded && !scrub_session(s))
+    bool scrubbed = other && !discarded;
+    if (scrubbed && !scrub_session(s))
         return false;
     if (known_idle && !sync_params(c, s))
         return false;
-    bool reset = switching && !discarded && needs_reset(r, c) && !holds_settings(r, c, known_idle);
+    /* Without the extension the scrub's RESET ALL has committed the claims' reset already (they
+     * are placeholders like any other setting); with it they survive RESET ALL. */
+    bool reset = switching && !discarded && !(scrubbed && !r->enforced) && needs_reset(r, c) &&
+                 !holds_settings(r, c, known_idle);
     if (reset && (!send_reset(c, s) || !push_op(s, OP_TXSTART, known_idle)))
         return false;
     return send_claims(c, s, switching, known_idle);
