@@ -25,5 +25,8 @@
 #define SQLSTATE_CONFIG_FILE_ERROR "F0000"
 /* What PostgreSQL answers to pgmesh's stand-in for a refused statement (a bad integer literal). */
 #define SQLSTATE_INVALID_TEXT_REPRESENTATION "22P02"
+/* A statement name the server does not know: on one of pgmesh's shared statements, something
+ * (DEALLOCATE in a function) dropped it behind pgmesh's back. */
+#define SQLSTATE_INVALID_SQL_STATEMENT_NAME "26000"
 
 #endif

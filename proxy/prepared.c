@@ -74,9 +74,10 @@ static bool ensure_prepared(struct server *s, struct cstmt *st)
     return false;
 }
 
-static enum prep on_parse(struct client *c, struct server *s, const struct frame *f, const struct fe_parse *p,
+static enum prep on_parse(struct client *c, struct server *s, const struct frame *f, const struct inspected *in,
                           struct op *op)
 {
+    const struct fe_parse *p = &in->parse;
     if (p->name.len == 0)
         return PREP_PASS;
     /* The same text means other tables under another search_path: part of the server-side name. */
@@ -87,6 +88,7 @@ static enum prep on_parse(struct client *c, struct server *s, const struct frame
         relay_fail_client(s, "out of memory");
         return PREP_FAILED;
     }
+    st->dirty = in->dirty;
     *op = (struct op){.kind = OP_MSG, .expect = EXPECT_PARSE, .added_client = true, .stmt = cstmt_ref(st)};
     bool ok;
     if (sstmt_use(&s->relay.stmts, st->sname, s->relay.batch)) {
@@ -112,6 +114,10 @@ static enum prep on_bind(struct client *c, struct server *s, const struct frame 
         return PREP_PASS; /* unnamed, or unknown: the server says it does not exist, by that name */
     if (!ensure_prepared(s, st))
         return PREP_FAILED;
+    /* The statement runs on this connection, which may not be the one it was parsed on (or was
+     * parsed on before a DISCARD ALL): its effect on the session is this connection's now. */
+    if (st->dirty)
+        s->relay.session_dirty = true;
     size_t rest = f->body_len - h->used;
     struct pq_writer w;
     wr_init_dynamic(&w);
@@ -236,7 +242,7 @@ enum prep prep_message(struct client *c, struct server *s, const struct frame *f
 {
     switch (f->type) {
     case FE_PARSE:
-        return on_parse(c, s, f, &in->parse, op);
+        return on_parse(c, s, f, in, op);
     case FE_BIND:
         return on_bind(c, s, f, in, op);
     case FE_DESCRIBE:

@@ -69,6 +69,8 @@ struct relay {
     uint64_t batch;            /* counts Syncs and Queries sent: statements used in the
                                 * current one are not evicted */
     struct sstmt_set stmts;    /* server-side prepared statements (transaction pooling) */
+    bool stmts_lost;           /* ... the server lacks one of them (26000): DEALLOCATE ALL and
+                                * forget them at the next transaction start */
     /* The verdict of the relay call in progress (the first failure wins). */
     enum relay_verdict verdict;
     const char *why;

@@ -190,6 +190,54 @@ static bool discard_session(struct server *s)
     relay_forget_applied(r);
     params_clear(&r->have);
     sstmt_clear(&r->stmts);
+    r->stmts_lost = false;
+    return true;
+}
+
+/* What another tenant's or role's client must not inherit when nothing marked the session dirty
+ * (state made where pgmesh cannot read it: a function body, a named statement prepared earlier):
+ * WITH HOLD cursors, LISTEN, session advisory locks, sequence state, temporary objects, settings.
+ * Unlike DISCARD ALL it keeps the server's prepared statements, pgmesh's shared ones included.
+ * RESET ALL first, so that the search_path of the last client cannot name the function called
+ * next; the function is qualified all the same. One simple Query: one implicit transaction, none
+ * of these refuses it. */
+static const char scrub_sql[] = "RESET ALL; CLOSE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); "
+                                "DISCARD SEQUENCES; DISCARD TEMP";
+
+static bool scrub_session(struct server *s)
+{
+    struct relay *r = &s->relay;
+    if (!relay_own_query(s, scrub_sql))
+        return false;
+    /* RESET ALL took application_name, the session parameters and (without the extension) the
+     * claims and limits with it; with the extension the claims survive it (GUC_NO_RESET_ALL) but
+     * the limits do not: either way the next transaction start sends them all. */
+    r->application_name[0] = '\0';
+    relay_forget_applied(r);
+    params_clear(&r->have);
+    return true;
+}
+
+/* Whether the server may hold another tenant's or role's session: a client with other claims ran
+ * here since the last full reset (a fresh connection, or one a session-pooling client left through
+ * DISCARD ALL, has none). */
+static bool other_claims(const struct relay *r, const struct client *c)
+{
+    if (r->claims_tenant[0] == '\0' && r->claims_role[0] == '\0')
+        return false;
+    return strcmp(r->claims_tenant, c->ident.tenant) != 0 || strcmp(r->claims_role, c->ident.role) != 0;
+}
+
+/* A shared statement went missing on the server (replies.c saw 26000): drop whatever is left of
+ * them, pgmesh_apply included, and prepare each again on its next use. */
+static bool repair_stmts(struct server *s)
+{
+    struct relay *r = &s->relay;
+    if (!relay_own_query(s, "DEALLOCATE ALL"))
+        return false;
+    r->stmts_lost = false;
+    r->apply_parsed = false;
+    sstmt_clear(&r->stmts);
     return true;
 }
 
@@ -294,12 +342,26 @@ bool relay_send_txstart(struct client *c, struct server *s)
     struct relay *r = &s->relay;
     bool known_idle = r->ops.len == 0 && r->tx_status == TX_IDLE;
     bool switching = known_idle && r->claims_owner != c->id;
-    bool discarded = switching && r->session_dirty;
+    /* Off the same-tenant-and-role path: a client of the same claims may see what its own
+     * tenant left, as it could on one connection of its own. */
+    bool other = switching && other_claims(r, c);
+    /* Where the connection holds no shared statement to lose, DISCARD ALL does all the scrub
+     * does as one statement, which costs the server a fraction of the scrub's six. */
+    bool discarded = switching && (r->session_dirty || (other && r->stmts.count == 0));
     if (discarded && !discard_session(s))
+        return false;
+    /* Only with nothing in flight: pipelined messages already name the statements pgmesh forgets. */
+    if (known_idle && r->stmts_lost && !discarded && !repair_stmts(s))
+        return false;
+    bool scrubbed = other && !discarded;
+    if (scrubbed && !scrub_session(s))
         return false;
     if (known_idle && !sync_params(c, s))
         return false;
-    bool reset = switching && !discarded && needs_reset(r, c) && !holds_settings(r, c, known_idle);
+    /* Without the extension the scrub's RESET ALL has committed the claims' reset already (they
+     * are placeholders like any other setting); with it they survive RESET ALL. */
+    bool reset = switching && !discarded && !(scrubbed && !r->enforced) && needs_reset(r, c) &&
+                 !holds_settings(r, c, known_idle);
     if (reset && (!send_reset(c, s) || !push_op(s, OP_TXSTART, known_idle)))
         return false;
     return send_claims(c, s, switching, known_idle);

@@ -129,8 +129,17 @@ static bool is_async(char type)
 /* An error to a message that named a client statement: the server names it by its own name. */
 static bool error_to_client(struct server *s, const struct op *op, const uint8_t *msg, size_t body_len)
 {
-    if (!op->stmt || !s->client)
+    if (!op->stmt)
         return s->client != NULL;
+    /* pgmesh believed the statement was there: its table is out of step with the server's, and
+     * every client using this connection would get the same error until it is repaired. */
+    struct pq_error_fields e;
+    if (error_read(frame_body(msg), body_len, &e) && span_eq(e.sqlstate, SQLSTATE_INVALID_SQL_STATEMENT_NAME)) {
+        LOG_AT(LOG_WARNING, s->tag, "a shared prepared statement was dropped on the server: repairing");
+        s->relay.stmts_lost = true;
+    }
+    if (!s->client)
+        return false;
     struct pq_writer w;
     wr_init_dynamic(&w);
     error_rename(&w, BE_ERROR, frame_body(msg), body_len, op->stmt->sname, op->stmt->name);
@@ -296,6 +305,11 @@ static bool route_parameter_status(struct server *s, const struct op *op, const 
 static bool route_message(struct server *s, const struct frame *f, const uint8_t *msg)
 {
     char type = f->type;
+    /* A LISTEN pgmesh could not see (inside a function) makes an idle server speak: in transaction
+     * pooling whoever gets the connection next is another client, and in session pooling an idle
+     * server has no client left (the reset ran UNLISTEN *). Dropped; anything else is a fault. */
+    if (s->state == SERVER_IDLE)
+        return type == BE_NOTIFICATION ? false : relay_fail_server(s, "unexpected data from an idle server");
     if (type == BE_COPY_IN || type == BE_COPY_OUT || type == BE_COPY_BOTH)
         s->relay.in_copy = true;
     if (type == BE_READY)
@@ -337,7 +351,9 @@ static bool route_next(struct server *s, struct client *c)
         return false;
     if (fr != FRAME_OK)
         return relay_fail_server(s, "invalid message from server");
-    if (need_whole(f.type, opq_head(&s->relay.ops)) && iobuf_len(in) < f.total_len) {
+    /* An idle server's message whole too: a stream cut short would be left to the next link. */
+    bool whole = need_whole(f.type, opq_head(&s->relay.ops)) || s->state == SERVER_IDLE;
+    if (whole && iobuf_len(in) < f.total_len) {
         if (!iobuf_reserve(in, f.total_len - iobuf_len(in)))
             relay_fail_server(s, "out of memory");
         return false;
@@ -364,11 +380,7 @@ static bool fill(struct server *s)
     enum io_result r = conn_fill(&s->conn, READ_CHUNK);
     if (r == IO_EOF || r == IO_ERROR)
         return relay_fail_server(s, r == IO_EOF ? "server closed the connection" : "server socket error");
-    if (r == IO_AGAIN && iobuf_len(&s->conn.in) == 0)
-        return false;
-    if (s->state == SERVER_IDLE)
-        return relay_fail_server(s, "unexpected data from an idle server");
-    return true;
+    return r != IO_AGAIN || iobuf_len(&s->conn.in) > 0; /* an idle server's: route_message */
 }
 
 /* The rest of a streaming message, or the next message. */

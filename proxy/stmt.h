@@ -25,6 +25,7 @@ struct cstmt {
     uint8_t *parse;             /* a whole Parse message for sname, ready to send */
     size_t parse_len;
     unsigned refs;
+    bool dirty;         /* the text may leave session state: each execution marks the server */
     struct cstmt *next; /* hash chain */
 };
 
