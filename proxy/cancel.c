@@ -19,6 +19,8 @@ struct cancel_job {
     PGcancel *cancel;
     uint64_t server_id;
     char tag[128];
+    bool sent;     /* the worker's outcome, logged by the loop (the log is the loop's alone) */
+    char err[256]; /* ... libpq's reason when not sent */
     struct cancel_job *next;
 };
 
@@ -56,6 +58,10 @@ static void on_cancels_done(struct ev_loop *loop, ev_async *w, int revents)
     pthread_mutex_unlock(&done_lock);
     while (job) {
         struct cancel_job *next = job->next;
+        if (job->sent)
+            LOG_AT(LOG_INFO, job->tag, "cancel sent to server");
+        else
+            LOG_AT(LOG_WARNING, job->tag, "cancel failed: %s", job->err);
         cancels_running--;
         struct server *s = find_server(job->server_id);
         if (s && s->cancels_in_flight > 0 && --s->cancels_in_flight == 0)
@@ -75,11 +81,7 @@ void cancel_init(struct ev_loop *loop)
 static void *cancel_worker(void *arg)
 {
     struct cancel_job *job = arg;
-    char err[256];
-    if (!PQcancel(job->cancel, err, sizeof err))
-        LOG_AT(LOG_WARNING, job->tag, "cancel failed: %s", err);
-    else
-        LOG_AT(LOG_INFO, job->tag, "cancel sent to server");
+    job->sent = PQcancel(job->cancel, job->err, sizeof job->err) == 1;
     PQfreeCancel(job->cancel);
     pthread_mutex_lock(&done_lock);
     job->next = done_jobs;
