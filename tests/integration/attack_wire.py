@@ -60,6 +60,32 @@ class Result:
         return f"no error, rows {self.rows}, value {self.value}"
 
 
+def read_message(conn, deadline):
+    """The next message on conn (its sock, and buf holding what arrived but was not yet read) as
+    (type, body) before the monotonic deadline; (None, None) once the peer closed. TimeoutError
+    when the deadline passes. proto_wire.py reads with it too."""
+    while True:
+        if len(conn.buf) >= 5:
+            n = struct.unpack("!i", conn.buf[1:5])[0]
+            if len(conn.buf) >= 1 + n:
+                t, b = conn.buf[:1], conn.buf[5:1 + n]
+                conn.buf = conn.buf[1 + n:]
+                return t, b
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        r, _, _ = select.select([conn.sock], [], [], left)
+        if not r:
+            continue
+        try:
+            chunk = conn.sock.recv(65536)
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            return None, None
+        conn.buf += chunk
+
+
 class Raw:
     """One protocol v3 connection, over TCP (pgmesh) or a Unix socket (PostgreSQL)."""
 
@@ -93,27 +119,10 @@ class Raw:
 
     def read(self):
         """The next message as (type, body); (None, None) once the peer closed."""
-        end = time.monotonic() + DEADLINE_S
-        while True:
-            if len(self.buf) >= 5:
-                n = struct.unpack("!i", self.buf[1:5])[0]
-                if len(self.buf) >= 1 + n:
-                    t, b = self.buf[:1], self.buf[5:1 + n]
-                    self.buf = self.buf[1 + n:]
-                    return t, b
-            left = end - time.monotonic()
-            if left <= 0:
-                raise Fail("no reply within the deadline")
-            r, _, _ = select.select([self.sock], [], [], left)
-            if not r:
-                continue
-            try:
-                chunk = self.sock.recv(65536)
-            except ConnectionResetError:
-                chunk = b""
-            if not chunk:
-                return None, None
-            self.buf += chunk
+        try:
+            return read_message(self, time.monotonic() + DEADLINE_S)
+        except TimeoutError:
+            raise Fail("no reply within the deadline") from None
 
     def until_ready(self):
         res = Result()

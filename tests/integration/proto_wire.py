@@ -18,11 +18,12 @@ Environment: MESH_PORT, TOKEN, DEADLINE_S (login, default 5), WAIT_S (unsynced, 
 """
 
 import os
-import select
 import socket
 import struct
 import sys
 import time
+
+from attack_wire import read_message  # the same directory, sys.path[0]
 
 
 class Fail(Exception):
@@ -58,26 +59,10 @@ class Conn:
     def read(self, deadline):
         """The next message as (type, body) before the monotonic deadline; (None, None) once the
         peer closed."""
-        while True:
-            if len(self.buf) >= 5:
-                n = struct.unpack("!i", self.buf[1:5])[0]
-                if len(self.buf) >= 1 + n:
-                    t, b = self.buf[:1], self.buf[5:1 + n]
-                    self.buf = self.buf[1 + n:]
-                    return t, b
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Fail(f"nothing more within the deadline (have {self.buf[:40]!r})")
-            r, _, _ = select.select([self.sock], [], [], left)
-            if not r:
-                continue
-            try:
-                chunk = self.sock.recv(65536)
-            except ConnectionResetError:
-                chunk = b""
-            if not chunk:
-                return None, None
-            self.buf += chunk
+        try:
+            return read_message(self, deadline)
+        except TimeoutError:
+            raise Fail(f"nothing more within the deadline (have {self.buf[:40]!r})") from None
 
     def until_ready(self, deadline):
         """Messages up to ReadyForQuery: (authentication codes seen, rows, first error)."""
