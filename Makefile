@@ -24,7 +24,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 PGMESH := $(BUILD)/pgmesh
 TOKEN  := $(BUILD)/pgmesh-token
 
-.PHONY: all deps deps-core check lint unit integration integration-ext asan demo demo-stop token bench format format-check metrics clean extension
+.PHONY: all deps deps-core check lint unit integration integration-ext asan faults demo demo-stop token bench format format-check metrics clean extension
 all: $(PGMESH) $(TOKEN) pgmesh pgmesh-token
 
 deps:
@@ -79,6 +79,11 @@ asan: deps
 	    LDFLAGS="-fsanitize=address,undefined" build-asan/pgmesh build-asan/pgmesh-token
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    LDFLAGS="-fsanitize=address,undefined" unit integration integration-ext
+
+# The fault suite (tests/faults/run.sh): about 15 minutes, so not part of check.
+faults: deps
+	$(MAKE) all
+	BUILD=$(BUILD) tests/faults/run.sh
 
 demo: deps-core
 	$(MAKE) all

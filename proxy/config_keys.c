@@ -86,8 +86,9 @@ static const struct config_key keys[] = {
     {{"pgmesh", "server_connect_timeout", "15s", true, "limit on connecting and logging in to a server"},
      VAL_DURATION_MS, AT(server_connect_timeout_ms), 1, 3600000, NULL, NULL},
     {{"pgmesh", "server_login_retry", "5s", true,
-      "after a failed server connection or login, how long a pool waits before trying again; meanwhile "
-      "clients that need a server get FATAL 08006 with the server's message at once"},
+      "while server connections or logins fail, the longest a pool waits between attempts (the first "
+      "wait is 0.1 s, doubling up to this); meanwhile clients that need a server get FATAL 08006 with "
+      "the server's message at once"},
      VAL_DURATION_MS, AT(server_login_retry_ms), 0, 3600000, NULL, NULL},
     {{"pgmesh", "shutdown_timeout", "30s", true,
       "on SIGTERM or SIGINT, how long transactions in progress may run on before pgmesh exits; 0 exits at "

@@ -125,7 +125,7 @@ void pool_open_for_waiters(struct pool *p)
     TAILQ_FOREACH(s, &p->connecting, link)
         in_progress++;
     if (p->login_failing && p->nwaiting > 0 && in_progress == 0 && ev_now(rt.loop) < p->retry_at) {
-        /* The database is down (or refuses the login): no attempt before server_login_retry is
+        /* The database is down (or refuses the login): no attempt before the retry delay is
          * over, and no client waits for one. */
         session_events.connect_failed(p, p->last_error);
         return;
@@ -199,12 +199,17 @@ bool pool_reconfigure(struct pool *p, int size, const char *conninfo)
 void pool_login_failed(struct pool *p, const char *message)
 {
     double retry_s = (double)rt.cfg->server_login_retry_ms / 1000.0;
-    if (!p->login_failing)
-        log_warn("%s/%s: server login failed: new attempts every %.3g s (server_login_retry); clients that "
-                 "need a server meanwhile get FATAL 08006",
+    if (!p->login_failing) {
+        log_warn("%s/%s: server login failed: new attempts at growing intervals up to %.3g s "
+                 "(server_login_retry); clients that need a server meanwhile get FATAL 08006",
                  p->database, p->server_user, retry_s);
+        p->retry_delay = 0.;
+    }
     p->login_failing = true;
-    p->retry_at = ev_now(rt.loop) + retry_s;
+    p->retry_delay = p->retry_delay > 0. ? p->retry_delay * 2 : 0.1;
+    if (p->retry_delay > retry_s)
+        p->retry_delay = retry_s;
+    p->retry_at = ev_now(rt.loop) + p->retry_delay;
     snprintf(p->last_error, sizeof p->last_error, "%s", message);
 }
 

@@ -8,7 +8,8 @@
 # PGMESH_EXTENSION=1: the suite's cluster preloads the pgmesh extension (installed beforehand by
 # make extension) with a key, media_analytics has CREATE EXTENSION pgmesh, and every pgmesh the
 # tests start requires it (lib.sh reads SERVER_KEY_FILE): the whole suite through the extension.
-# Env: BUILD (build), PGBIN, TEST_TIMEOUT_S (per test, 120), SUITE_TIMEOUT_S (whole run, 480: tests
+# Env: BUILD (build), PGBIN, TESTS_DIR (where the test_*.sh are, tests/integration; the fault suite
+# passes tests/faults), TEST_TIMEOUT_S (per test, 120), SUITE_TIMEOUT_S (whole run, 480: tests
 # left when it runs out fail as not run, so a hang cannot hold CI), KEEP_TMP=1 keeps the temp dir.
 set -uo pipefail
 
@@ -137,11 +138,12 @@ for src in tests/integration/*.c; do
     fi
 done
 
+TESTS_DIR=${TESTS_DIR:-tests/integration}
 tests=()
 if [ $# -gt 0 ]; then
-    for t in "$@"; do tests+=("tests/integration/${t%.sh}.sh"); done
+    for t in "$@"; do tests+=("$TESTS_DIR/${t%.sh}.sh"); done
 else
-    for t in tests/integration/test_*.sh; do [ -f "$t" ] && tests+=("$t"); done
+    for t in "$TESTS_DIR"/test_*.sh; do [ -f "$t" ] && tests+=("$t"); done
 fi
 
 for t in "${tests[@]}"; do
