@@ -24,6 +24,7 @@
 #include "proxy/pool.h"
 #include "proxy/reload.h"
 #include "proxy/runtime.h"
+#include "proxy/stmt.h"
 #include "proxy/tls.h"
 
 #define PGMESH_VERSION "0.1.0"
@@ -181,6 +182,10 @@ static bool load_startup(const char *config_path, char *err, size_t errlen)
         log_warn("server_enforcement = prefer without server_key_file: claims and limits are set with plain SET, "
                  "which SQL run inside functions, views and DO blocks can change (scripts/server-setup.sh)");
     OPENSSL_init_ssl(0, NULL);
+    if (!stmt_name_key_init(NULL, 0)) {
+        snprintf(err, errlen, "no random bytes for the prepared statements' key");
+        return false;
+    }
     return tls_init(rt.cfg, err, errlen);
 }
 

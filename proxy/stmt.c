@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "protocol/buf.h"
 #include "protocol/fe.h"
@@ -68,15 +69,37 @@ static bool sha256_parts(const struct part *parts, size_t n, uint8_t *digest, un
     return ok;
 }
 
-/* The server-side name: the prefix and 16 bytes of a digest of text, types and context, NUL
- * between them so that no two different triples hash the same bytes. */
+/* Keys the server-side names: without it a tenant who guesses another's statement text could
+ * compute its name and run it to confirm the guess (EXECUTE needs no privilege). */
+static uint8_t name_key[32];
+static bool name_key_set;
+
+bool stmt_name_key_init(const uint8_t *key, size_t len)
+{
+    if (key) {
+        if (len != sizeof name_key)
+            return false;
+        memcpy(name_key, key, sizeof name_key);
+    } else if (RAND_bytes(name_key, sizeof name_key) != 1) {
+        return false;
+    }
+    name_key_set = true;
+    return true;
+}
+
+/* The server-side name: the prefix and 16 bytes of SHA-256 over the key, then text, types and
+ * context with NUL between them so that no two different triples hash the same bytes. The key
+ * comes first and only half the digest is shown, so no length extension reaches another name. */
 static bool derive_sname(char *sname, const char *query, size_t query_len, const uint8_t *types, uint16_t ntypes,
                          const char *context)
 {
     static const uint8_t sep = 0;
+    if (!name_key_set && !stmt_name_key_init(NULL, 0))
+        return false;
     const char *ctx = context ? context : "";
     const struct part parts[] = {
-        {query, query_len}, {&sep, 1}, {types, (size_t)ntypes * 4}, {&sep, 1}, {ctx, strlen(ctx)},
+        {name_key, sizeof name_key}, {query, query_len}, {&sep, 1}, {types, (size_t)ntypes * 4}, {&sep, 1},
+        {ctx, strlen(ctx)},
     };
     uint8_t digest[EVP_MAX_MD_SIZE];
     unsigned dlen = 0;

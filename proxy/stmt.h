@@ -16,6 +16,11 @@
 /* Under the prefix but never a derived name: what a client's Close of its statement becomes. */
 #define STMT_NONE "pgmesh_none"
 
+/* The key of the server-side names: 32 bytes given (tests), or random when key is NULL (pgmesh,
+ * once at start; otherwise the first name draws it). False if the length is wrong or no random
+ * bytes are to be had. */
+bool stmt_name_key_init(const uint8_t *key, size_t len);
+
 /* One client statement. Reference-counted: the client's table holds one reference, and so does
  * every in-flight request whose reply may need it after the client has closed it. */
 struct cstmt {

@@ -7,9 +7,9 @@
 # reads the statements DE prepared through pgmesh (pgbench -M prepared) in pg_prepared_statements
 # and pg_prepared_statement(). With it each fails with 42501 and DE's query runs on, while pgmesh's
 # own cancel (a CancelRequest, cancel.c) still stops a client's query and claims, RLS and prepared
-# statements still work. Left open and documented (docs/security.md): a tenant that guesses a
-# statement's text can compute pgmesh's name for it and run it on a connection that has it (under
-# its own claims). Runs with and without the extension. The suite shares one database: the
+# statements still work. A tenant that guesses a statement's text cannot compute pgmesh's name for
+# it (the names are keyed), so it cannot run it to confirm the guess. Runs with and without the
+# extension. The suite shares one database: the
 # hardening is reverted however the test ends, and privileges afterwards must equal those before.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hardening_lib.sh"
@@ -137,18 +137,16 @@ fr_fails "SELECT name, statement FROM pg_prepared_statements" \
     "permission denied for view pg_prepared_statements" "pg_prepared_statements"
 fr_fails "SELECT statement FROM pg_prepared_statement()" \
     "permission denied for function pg_prepared_statement" "pg_prepared_statement()"
-# Documented, not closed: the server-side name is "pgmesh_" and the first 16 bytes of the SHA-256 of
-# text, NUL, parameter types, NUL, search_path (proxy/stmt.c; pgbench keeps the script line's
-# newline, and sets no search_path). FR, guessing DE's text, runs DE's statement by that name, and
-# a wrong guess fails: a guess can be confirmed. It runs under FR's claims, so FR sees its own rows.
-name=pgmesh_$(printf '%s\n\0\0' "$STMT_SQL" | sha256sum | cut -c1-32)
-assert_eq "Printemps du cinema" "$(fr_psql -c "EXECUTE $name")" \
-    "FR runs DE's statement by its computed name (documented in docs/security.md)"
-wrong=pgmesh_$(printf '%s\n\0\0' "$STMT_SQL -- another text" | sha256sum | cut -c1-32)
-if out=$(fr_psql -c "EXECUTE $wrong" 2>&1); then
-    fail "EXECUTE of a statement nobody prepared succeeded: $out"
+# A tenant that guesses DE's text cannot compute pgmesh's name for it: the name is keyed with a
+# secret of the pgmesh process (proxy/stmt.c). Before the key, the name was "pgmesh_" and the first
+# 16 bytes of the SHA-256 of text, NUL, parameter types, NUL, search_path (pgbench keeps the script
+# line's newline and sets no search_path), and FR ran DE's statement by it, confirming the guess.
+unkeyed=pgmesh_$(printf '%s\n\0\0' "$STMT_SQL" | sha256sum | cut -c1-32)
+if out=$(fr_psql -c "EXECUTE $unkeyed" 2>&1); then
+    fail "FR ran DE's statement by the name computed from its text: $out"
 fi
-assert_contains "$out" "26000" "EXECUTE of a statement nobody prepared"
+assert_contains "$out" "26000" "EXECUTE by the unkeyed name of DE's text"
+de_prepares # and DE's statement still serves DE
 mesh_stop
 
 ini_set pgmesh default_pool_size 2

@@ -33,10 +33,22 @@ static void test_names(void **state)
     assert_string_equal(a->sname, b->sname);     /* same statement, other client names: shared */
     assert_string_not_equal(a->sname, c->sname); /* another search_path: another statement */
     assert_string_not_equal(a->sname, d->sname);
-    /* Known answers: SHA-256 of text, NUL, type OIDs, NUL, search_path; the first 16 bytes in hex.
-     * Servers keep statements under these names, so the scheme must not drift. */
-    assert_string_equal(a->sname, STMT_PREFIX "9e29e6a12836224040189ff6c8774287");
-    assert_string_equal(c->sname, STMT_PREFIX "c00cd9ac9c7f512ea1354621cd3c3ea4");
+    /* Known answers: SHA-256 of the key, text, NUL, type OIDs, NUL, search_path; the first 16
+     * bytes in hex (key 32 bytes of 0x01..0x20, see main). */
+    assert_string_equal(a->sname, STMT_PREFIX "d32fbea70d29f6e0475b1c89ab1a8b2d");
+    assert_string_equal(c->sname, STMT_PREFIX "4fd3914603ab413b5cb79c837fbaf51b");
+    /* Another key (another pgmesh process), other names: no one computes them from a text. */
+    uint8_t key[32];
+    for (int i = 0; i < 32; i++)
+        key[i] = (uint8_t)(0x41 + i);
+    assert_true(stmt_name_key_init(key, sizeof key));
+    struct cstmt *e = mk("S_1", "SELECT $1", NULL);
+    assert_string_not_equal(a->sname, e->sname);
+    cstmt_unref(e);
+    for (int i = 0; i < 32; i++)
+        key[i] = (uint8_t)(i + 1);
+    assert_true(stmt_name_key_init(key, sizeof key));
+    assert_false(stmt_name_key_init(key, 16));
     /* The Parse message: type, length, the server name, the text, the one parameter type. */
     assert_int_equal(a->parse[0], FE_PARSE);
     struct fe_parse p;
@@ -124,6 +136,11 @@ static void test_server_set(void **state)
 
 int main(void)
 {
+    uint8_t key[32];
+    for (int i = 0; i < 32; i++)
+        key[i] = (uint8_t)(i + 1);
+    if (!stmt_name_key_init(key, sizeof key))
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_client_table),
