@@ -18,6 +18,54 @@ static ev_prepare g_prepare;
 static struct conn *g_flush_list;
 static struct conn *g_free_list;
 
+/* Empty buffers leave their connection: an idle client holds none. Standard-sized ones wait on a
+ * bounded free list for the next connection that reads or writes, so a busy loop does not call
+ * malloc per message. Under AddressSanitizer the list is off so that a use after consume shows. */
+#define IOBUF_STD 8192u
+#if defined(__SANITIZE_ADDRESS__)
+#define IOBUF_SPARE_MAX 0u
+#else
+#define IOBUF_SPARE_MAX 256u
+#endif
+struct spare {
+    struct spare *next;
+};
+static struct spare *g_spares;
+static size_t g_nspares;
+
+static uint8_t *buf_get(size_t cap)
+{
+    if (cap == IOBUF_STD && g_spares) {
+        struct spare *sp = g_spares;
+        g_spares = sp->next;
+        g_nspares--;
+        return (uint8_t *)sp;
+    }
+    return malloc(cap);
+}
+
+static void buf_put(uint8_t *p, size_t cap)
+{
+    if (p && cap == IOBUF_STD && g_nspares < IOBUF_SPARE_MAX) {
+        struct spare *sp = (struct spare *)(void *)p;
+        sp->next = g_spares;
+        g_spares = sp;
+        g_nspares++;
+        return;
+    }
+    free(p);
+}
+
+void iobuf_spares_trim(void)
+{
+    while (g_spares) {
+        struct spare *sp = g_spares;
+        g_spares = sp->next;
+        free(sp);
+    }
+    g_nspares = 0;
+}
+
 bool iobuf_reserve(struct iobuf *b, size_t n)
 {
     if (b->cap - b->end >= n)
@@ -29,18 +77,18 @@ bool iobuf_reserve(struct iobuf *b, size_t n)
         b->end = len;
         return true;
     }
-    size_t cap = b->cap ? b->cap : 8192;
+    size_t cap = b->cap ? b->cap : IOBUF_STD;
     while (cap - len < n) {
         if (cap > SIZE_MAX / 2)
             return false;
         cap *= 2;
     }
-    uint8_t *p = malloc(cap);
+    uint8_t *p = buf_get(cap);
     if (!p)
         return false;
     if (len)
         memcpy(p, b->data + b->start, len);
-    free(b->data);
+    buf_put(b->data, b->cap);
     b->data = p;
     b->cap = cap;
     b->start = 0;
@@ -62,20 +110,22 @@ bool iobuf_append(struct iobuf *b, const void *p, size_t n)
 void iobuf_consume(struct iobuf *b, size_t n)
 {
     b->start += n;
-    if (b->start >= b->end) {
-        b->start = b->end = 0;
-        /* A buffer grown for one huge message goes back to normal size once empty. */
-        if (b->cap > 256u * 1024u) {
-            free(b->data);
-            b->data = NULL;
-            b->cap = 0;
-        }
-    }
+    if (b->start >= b->end)
+        iobuf_release(b);
+}
+
+void iobuf_release(struct iobuf *b)
+{
+    if (iobuf_len(b) > 0)
+        return;
+    buf_put(b->data, b->cap);
+    b->data = NULL;
+    b->start = b->end = b->cap = 0;
 }
 
 void iobuf_free(struct iobuf *b)
 {
-    free(b->data);
+    buf_put(b->data, b->cap);
     memset(b, 0, sizeof *b);
 }
 
@@ -230,8 +280,10 @@ enum io_result conn_fill(struct conn *c, size_t max)
         room = max;
     enum io_result res = IO_OK;
     ssize_t r = transport_read(c, c->in.data + c->in.end, room, &res);
-    if (r < 0)
+    if (r < 0) {
+        iobuf_release(&c->in); /* nothing came: an idle connection keeps no buffer */
         return res;
+    }
     c->in.end += (size_t)r;
     if (c->ssl)
         fill_pending(c, room - (size_t)r);

@@ -34,8 +34,13 @@ static inline uint8_t *iobuf_head(const struct iobuf *b)
 }
 bool iobuf_reserve(struct iobuf *b, size_t n) __attribute__((warn_unused_result));
 bool iobuf_append(struct iobuf *b, const void *p, size_t n) __attribute__((warn_unused_result));
+/* Consuming the last byte releases the buffer (iobuf_release): pointers into it are stale then. */
 void iobuf_consume(struct iobuf *b, size_t n);
+/* Gives an empty buffer's memory back (to the free list of standard-sized ones); no-op otherwise. */
+void iobuf_release(struct iobuf *b);
 void iobuf_free(struct iobuf *b);
+/* Frees the free list (at exit, so that leak checkers see nothing). */
+void iobuf_spares_trim(void);
 
 /* Output above this stops the peer from reading until it drains below OUT_LOW_WATER. */
 #define OUT_HIGH_WATER (256u * 1024u)

@@ -3,6 +3,7 @@
  * end). Only startup errors exit the process. */
 #include <ev.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,10 +50,24 @@ static void usage(FILE *out)
             PGMESH_VERSION);
 }
 
+/* After many clients leave, glibc keeps their freed memory in its heap; malloc_trim gives the
+ * free pages back so that a storm of connections does not raise RSS for good. */
+static void trim_after_storm(void)
+{
+    static int peak;
+    if (rt.nclients > peak) {
+        peak = rt.nclients;
+    } else if (peak - rt.nclients >= 256) {
+        malloc_trim(0);
+        peak = rt.nclients;
+    }
+}
+
 static void janitor_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     pool_reap_idle(ev_now(loop));
     log_flush_repeats(false);
+    trim_after_storm();
 }
 
 /* Shutdown: the timer that ends it (shutdown_timeout) and the one that ends clients as their
@@ -236,6 +251,7 @@ int main(int argc, char **argv)
     run_loop();
     log_flush_repeats(true);
     log_info("stopped");
+    iobuf_spares_trim();
     tls_shutdown();
     keys_free(rt.keys);
     config_free(rt.cfg);
