@@ -6,6 +6,7 @@
 #include "proxy/client.h"
 
 #include <assert.h>
+#include <stdarg.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"
+#include "proxy/txshare.h"
 
 #define clog(level, c, ...) LOG_AT(level, (c)->tag, __VA_ARGS__)
 
@@ -132,10 +134,14 @@ static void client_on_release(struct conn *conn)
     rt.nclients--;
     close(c->conn.fd);
     conn_destroy(&c->conn);
-    txstart_destroy(&c->tx);
+    txshare_put(c->tx);
     params_clear(&c->params);
     cstmt_table_clear(&c->stmts);
     jwt_identity_clear(&c->ident);
+    free(c->tag);
+    free(c->addr);
+    free(c->database);
+    free(c->application_name);
     free(c);
 }
 
@@ -149,14 +155,29 @@ struct client *client_find_by_pid(uint32_t pid)
     return NULL;
 }
 
-static void copy_name(char *dst, const struct span *v)
+/* A startup value cut to CLIENT_NAME_MAX bytes, malloc'd; NULL when absent or empty (or when
+ * memory runs out: the caller treats that as absent). */
+static char *copy_name(const struct span *v)
 {
     size_t n = v ? v->len : 0;
     if (n > CLIENT_NAME_MAX)
         n = CLIENT_NAME_MAX;
-    if (n)
-        memcpy(dst, v->p, n);
-    dst[n] = '\0';
+    return n ? strndup((const char *)v->p, n) : NULL;
+}
+
+/* The log tag; on memory exhaustion the old one stays (it names the client all the same). */
+static void set_tag(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_tag(struct client *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *t;
+    int n = vasprintf(&t, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    free(c->tag);
+    c->tag = t;
 }
 
 static void protocol_violation(struct client *c, const char *what)
@@ -170,11 +191,14 @@ static void protocol_violation(struct client *c, const char *what)
 
 static void start_auth(struct client *c, const struct startup_packet *pkt)
 {
-    copy_name(c->user, startup_get(pkt, "user"));
-    const struct span *db = startup_get(pkt, "database");
-    copy_name(c->database, db && db->len ? db : startup_get(pkt, "user"));
-    copy_name(c->application_name, startup_get(pkt, "application_name"));
-    snprintf(c->tag, sizeof c->tag, "C-%llu %s/%s@%s", (unsigned long long)c->id, c->database, c->user, c->addr);
+    const struct span *user = startup_get(pkt, "user"), *db = startup_get(pkt, "database");
+    free(c->database);
+    free(c->application_name);
+    c->database = copy_name(db && db->len ? db : user);
+    c->application_name = copy_name(startup_get(pkt, "application_name"));
+    set_tag(c, "C-%llu %s/%.*s@%s", (unsigned long long)c->id, c->database ? c->database : "",
+            user ? (int)(user->len < CLIENT_NAME_MAX ? user->len : CLIENT_NAME_MAX) : 0,
+            user ? (const char *)user->p : "", c->addr);
     if (c->over_limit) {
         char detail[128];
         snprintf(detail, sizeof detail, "max_client_conn is %d.", rt.cfg->max_client_conn);
@@ -201,9 +225,9 @@ static void start_auth(struct client *c, const struct startup_packet *pkt)
         client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION, "invalid startup parameter value", NULL, NULL);
         return;
     }
-    if (!config_find_database(rt.cfg, c->database)) {
+    if (!c->database || !config_find_database(rt.cfg, c->database)) {
         char msg[160];
-        snprintf(msg, sizeof msg, "database \"%s\" does not exist", c->database);
+        snprintf(msg, sizeof msg, "database \"%s\" does not exist", c->database ? c->database : "");
         client_error(c, "FATAL", SQLSTATE_INVALID_CATALOG_NAME, msg,
                      "pgmesh has no [databases] entry of that name.", NULL);
         return;
@@ -358,7 +382,7 @@ static void send_startup_replies(struct client *c, const struct role_config *rol
         be_write_parameter_status(&w, pool_param_names[i],
                                   asked ? asked : pool_param(c->pool, pool_param_names[i]));
     }
-    be_write_parameter_status(&w, "application_name", c->application_name);
+    be_write_parameter_status(&w, "application_name", c->application_name ? c->application_name : "");
     be_write_parameter_status(&w, "session_authorization", role->server_user);
     be_write_backend_key(&w, (uint32_t)c->id, c->cancel_key);
     be_write_ready(&w, TX_IDLE);
@@ -368,10 +392,13 @@ static void send_startup_replies(struct client *c, const struct role_config *rol
 
 bool client_apply_role(struct client *c, const struct role_config *role)
 {
-    struct txstart tx;
-    if (!txstart_for_client(&tx, &c->ident, role, c->application_name[0] ? c->application_name : "pgmesh"))
+    struct txstart built;
+    if (!txstart_for_client(&built, &c->ident, role, c->application_name ? c->application_name : "pgmesh"))
         return false;
-    txstart_destroy(&c->tx);
+    const struct txstart *tx = txshare_intern(&built);
+    if (!tx)
+        return false;
+    txshare_put(c->tx);
     c->tx = tx;
     c->limits = (struct role_limits){
         .statement_timeout_ms = role->statement_timeout_ms,
@@ -455,8 +482,7 @@ static void admit(struct client *c)
         client_error(c, "FATAL", SQLSTATE_INTERNAL_ERROR, "could not set up the session", NULL, NULL);
         return;
     }
-    snprintf(c->tag, sizeof c->tag, "C-%llu %s/%s@%s", (unsigned long long)c->id, c->database, c->ident.tenant,
-             c->addr);
+    set_tag(c, "C-%llu %s/%s@%s", (unsigned long long)c->id, c->database, c->ident.tenant, c->addr);
     clog(LOG_INFO, c, "login: role=%s tenant=%s sub=%s server_user=%s", c->ident.role, c->ident.tenant,
          c->ident.sub, role->server_user);
     send_startup_replies(c, role);
@@ -588,9 +614,11 @@ void client_accept(int fd, bool is_unix, const char *addr)
     }
     c->id = ++rt.next_client_id;
     c->is_unix = is_unix;
-    snprintf(c->addr, sizeof c->addr, "%s", addr);
-    snprintf(c->tag, sizeof c->tag, "C-%llu @%s", (unsigned long long)c->id, c->addr);
-    if (RAND_bytes((unsigned char *)&c->cancel_key, sizeof c->cancel_key) != 1) {
+    c->addr = strdup(addr);
+    set_tag(c, "C-%llu @%s", (unsigned long long)c->id, addr);
+    if (!c->addr || !c->tag || RAND_bytes((unsigned char *)&c->cancel_key, sizeof c->cancel_key) != 1) {
+        free(c->addr);
+        free(c->tag);
         free(c);
         close(fd);
         return;

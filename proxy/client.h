@@ -34,7 +34,7 @@ enum client_state {
 struct client {
     struct conn conn;
     uint64_t id;
-    char tag[192]; /* "C-<id> db/tenant@addr" for logs */
+    char *tag; /* "C-<id> db/tenant@addr" for logs; sized to need, as are the names below */
     enum client_state state;
     TAILQ_ENTRY(client) link;      /* rt.clients */
     TAILQ_ENTRY(client) wait_link; /* pool->waiting */
@@ -43,16 +43,15 @@ struct client {
     struct server *server;
     bool is_unix;
     bool over_limit; /* accepted beyond max_client_conn: refuse after startup */
-    char addr[64];
-    char database[CLIENT_NAME_MAX + 1];
-    char user[CLIENT_NAME_MAX + 1];
-    char application_name[CLIENT_NAME_MAX + 1];
+    char *addr;
+    char *database;         /* at most CLIENT_NAME_MAX bytes; NULL before the startup packet */
+    char *application_name; /* the startup value (at most CLIENT_NAME_MAX bytes); NULL: none */
     struct jwt_identity ident;
     struct role_limits limits;
     struct param_set params;  /* session parameters the client wants on its server */
     struct cstmt_table stmts; /* its named prepared statements (transaction pooling) */
     uint32_t cancel_key;
-    struct txstart tx;
+    const struct txstart *tx; /* shared with clients that start transactions alike (txshare.c) */
     struct body_stream body; /* the client message being streamed to the server */
     bool reapply_settings;   /* session pooling: set the claims again after this Query or Sync */
     /* Session pooling, extended protocol: a statement that resets every setting (DISCARD ALL,

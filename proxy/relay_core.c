@@ -253,9 +253,9 @@ static bool send_apply(struct client *c, struct server *s, bool switching, bool 
      * an idle server: its Sync would end the skipping after a client's failed extended message
      * still in flight, where the server discards a Query like the client's own messages. */
     bool prepared = r->per_transaction && !switching && idle;
-    bool ok = prepared ? txstart_write_apply_prepared(&c->tx, &w, r->nonce, ++r->apply_counter, enforce_mac(),
+    bool ok = prepared ? txstart_write_apply_prepared(c->tx, &w, r->nonce, ++r->apply_counter, enforce_mac(),
                                                       !r->apply_parsed)
-                       : txstart_write_apply(&c->tx, &w, r->nonce, ++r->apply_counter, enforce_mac(), switching);
+                       : txstart_write_apply(c->tx, &w, r->nonce, ++r->apply_counter, enforce_mac(), switching);
     if (ok && prepared)
         r->apply_parsed = true;
     if (!ok) {
@@ -264,9 +264,9 @@ static bool send_apply(struct client *c, struct server *s, bool switching, bool 
     }
     /* Committed on its own (or the backend ends): from here the connection holds these values.
      * Sent inside the client's block, it repeats the values the link began with. */
-    if (idle && r->per_transaction && !(r->applied && strcmp(r->applied, c->tx.apply_param) == 0)) {
+    if (idle && r->per_transaction && !(r->applied && strcmp(r->applied, c->tx->apply_param) == 0)) {
         relay_forget_applied(r);
-        r->applied = strdup(c->tx.apply_param);
+        r->applied = strdup(c->tx->apply_param);
     }
     return relay_send_written(s, &w);
 }
@@ -275,8 +275,8 @@ bool relay_send_settings(struct client *c, struct server *s, bool switching, boo
 {
     if (s->relay.enforced)
         return send_apply(c, s, switching, idle);
-    return relay_send(s, switching ? c->tx.switch_msg : c->tx.set_msg,
-                      switching ? c->tx.switch_len : c->tx.set_len);
+    return relay_send(s, switching ? c->tx->switch_msg : c->tx->set_msg,
+                      switching ? c->tx->switch_len : c->tx->set_len);
 }
 
 /* Clears the previous client's claims, committed on its own: SET-based, or an authenticated
@@ -285,7 +285,7 @@ static bool send_reset(struct client *c, struct server *s)
 {
     struct relay *r = &s->relay;
     if (!r->enforced)
-        return relay_send(s, c->tx.reset_msg, c->tx.reset_len);
+        return relay_send(s, c->tx->reset_msg, c->tx->reset_len);
     relay_forget_applied(r);
     struct pq_writer w;
     wr_init_dynamic(&w);
@@ -302,7 +302,7 @@ static bool send_reset(struct client *c, struct server *s)
  * one; only on an idle server whose last apply committed these values. */
 static bool holds_settings(const struct relay *r, const struct client *c, bool idle)
 {
-    return r->enforced && r->per_transaction && idle && r->applied && strcmp(r->applied, c->tx.apply_param) == 0;
+    return r->enforced && r->per_transaction && idle && r->applied && strcmp(r->applied, c->tx->apply_param) == 0;
 }
 
 /* The SETs themselves, with application_name when the server changes hands (the startup value
@@ -311,7 +311,7 @@ static bool holds_settings(const struct relay *r, const struct client *c, bool i
 static bool send_claims(struct client *c, struct server *s, bool switching, bool idle)
 {
     struct relay *r = &s->relay;
-    const char *app = c->application_name[0] ? c->application_name : "pgmesh";
+    const char *app = c->application_name ? c->application_name : "pgmesh";
     bool own_app = c->params.sql[PARAM_APPLICATION_NAME] != NULL;
     if (own_app)
         r->application_name[0] = '\0';
