@@ -6,9 +6,9 @@
 #include "proxy/client.h"
 
 #include <assert.h>
-#include <stdarg.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

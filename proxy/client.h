@@ -52,8 +52,8 @@ struct client {
     struct cstmt_table stmts; /* its named prepared statements (transaction pooling) */
     uint32_t cancel_key;
     const struct txstart *tx; /* shared with clients that start transactions alike (txshare.c) */
-    struct body_stream body; /* the client message being streamed to the server */
-    bool reapply_settings;   /* session pooling: set the claims again after this Query or Sync */
+    struct body_stream body;  /* the client message being streamed to the server */
+    bool reapply_settings;    /* session pooling: set the claims again after this Query or Sync */
     /* Session pooling, extended protocol: a statement that resets every setting (DISCARD ALL,
      * RESET ALL) may run at an Execute; the Sync that ends its batch is followed by the claims. */
     bool unnamed_resets; /* the unnamed statement is one */

@@ -32,8 +32,8 @@ struct pool {
     /* Waiting clients are never left to query_wait_timeout: a server that closes while clients
      * wait is replaced (from this timer, outside the closing call chain). After a failed login
      * the pool waits before the next attempt (0.1 s, doubling up to server_login_retry: a quick
-     * restart is noticed at once, a long outage costs one attempt per server_login_retry), and clients asking meanwhile
-     * get the server's message at once (session_events.connect_failed). */
+     * restart is noticed at once, a long outage costs one attempt per server_login_retry), and clients asking
+     * meanwhile get the server's message at once (session_events.connect_failed). */
     ev_timer kick;
     bool login_failing;             /* the last connection attempt failed */
     ev_tstamp retry_at;             /* ... no new attempt before this */

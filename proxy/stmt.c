@@ -98,8 +98,8 @@ static bool derive_sname(char *sname, const char *query, size_t query_len, const
         return false;
     const char *ctx = context ? context : "";
     const struct part parts[] = {
-        {name_key, sizeof name_key}, {query, query_len}, {&sep, 1}, {types, (size_t)ntypes * 4}, {&sep, 1},
-        {ctx, strlen(ctx)},
+        {name_key, sizeof name_key}, {query, query_len}, {&sep, 1},
+        {types, (size_t)ntypes * 4}, {&sep, 1},          {ctx, strlen(ctx)},
     };
     uint8_t digest[EVP_MAX_MD_SIZE];
     unsigned dlen = 0;
