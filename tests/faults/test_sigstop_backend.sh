@@ -67,7 +67,7 @@ phase() {
     if [ -f "$TEST_DIR/$name-victim.st" ]; then
         read -r st t < "$TEST_DIR/$name-victim.st"
         ENDED_MS=$((t - t0))
-        ENDED_HOW=$(grep -m1 -E 'FATAL|ERROR' "$TEST_DIR/$name-victim.out" || echo "status $st")
+        ENDED_HOW=$(grep -m1 -E 'FATAL|ERROR' "$TEST_DIR/$name-victim.out" | sed 's/^psql:[^ ]* //' || echo "status $st")
         [ "$st" != 0 ] || fail "$name: the victim's transaction committed on a stopped backend: $(cat "$TEST_DIR/$name-victim.out")"
     else
         ENDED_MS=never ENDED_HOW="still waiting $(( ($(now_ms) - t0) / 1000 )) s after its statement"
