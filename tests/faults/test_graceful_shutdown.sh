@@ -67,13 +67,13 @@ phase() {
         sleep 0.02
     done
     for i in $(seq 1 100); do
-        [ $(($(stages "$name" done) + $(stages "$name" error))) = "$N" ] && break
+        [ $(($(stages "$name" "done") + $(stages "$name" error))) = "$N" ] && break
         sleep 0.1
     done
     last=$("$PYTHON" -c 'import json, sys; print(max([c.get("done_ms", 0) for c in json.load(open(sys.argv[1]))]))' "$TEST_DIR/$name-tx.json")
     if [ -z "$gone" ]; then EXIT_MS="still running"; else EXIT_MS=$((gone - last)); fi
     COMMITTED=$(pg_psql -c "SELECT count(*) FROM core.scratch WHERE note LIKE 'graceful-$name-%'")
-    echo "$name: $(stages "$name" done) of $N clients saw COMMIT, $COMMITTED rows; $(cat "$TEST_DIR/$name-tx.json")"
+    echo "$name: $(stages "$name" "done") of $N clients saw COMMIT, $COMMITTED rows; $(cat "$TEST_DIR/$name-tx.json")"
     for i in $(seq 1 50); do [ -f "$TEST_DIR/$name-idle.st" ] && break; sleep 0.1; done
     IDLE_GOT=$(grep -m1 -E 'FATAL|ERROR|closed|lost' "$TEST_DIR/$name-idle.out" | sed 's/^psql:[^ ]* //' || echo "nothing")
     echo "$name: idle client: $(cat "$TEST_DIR/$name-idle.out")"

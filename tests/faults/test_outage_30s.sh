@@ -36,8 +36,8 @@ up_ms=$(now_ms)
 echo "== PostgreSQL is back"
 
 back() { # NAME: ms from up_ms to the load's first commit after it
-    local name=$1 i
-    for i in $(seq 1 400); do
+    local name=$1
+    for _ in $(seq 1 400); do
         if "$PYTHON" -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))["last_ok_at"] * 1000 > int(sys.argv[2]) else 1)' \
             "$TEST_DIR/load-$name.json" "$up_ms"; then
             "$PYTHON" -c 'import json, sys; print(max(0, int(json.load(open(sys.argv[1]))["last_ok_at"] * 1000) - int(sys.argv[2])))' \

@@ -57,11 +57,11 @@ phase() {
     n=$(pg_psql -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid IN ($pids)")
     echo "$name: terminated $n backend(s)"
     for i in $(seq 1 250); do
-        [ "$(stages "$name" done)" = "$QUEUED" ] && break
+        [ "$(stages "$name" "done")" = "$QUEUED" ] && break
         [ "$(stages "$name" error)" = 0 ] || break
         sleep 0.1
     done
-    [ "$(stages "$name" done)" = "$QUEUED" ] || {
+    [ "$(stages "$name" "done")" = "$QUEUED" ] || {
         echo "$name: queued clients: $(cat "$TEST_DIR/$name-q.json")"
         PHASE_MS=never
         return 0
