@@ -20,12 +20,28 @@ static const struct role_limits *limits_of(const struct server *s)
     return s->client ? &s->client->limits : NULL;
 }
 
+static void end_client(struct server *s, const char *sqlstate, const char *message, const char *detail);
+static void arm(ev_timer *t, int64_t ms);
+
 static void statement_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct server *s = container_of(w, struct server, stmt_timer);
     struct client *c = s->client;
     if (!c)
         return;
+    if (s->stmt_cancel_sent) {
+        char detail[200];
+        snprintf(
+            detail, sizeof detail,
+            "The server did not act on the cancel within %d ms; its connection was closed and the transaction "
+            "rolled back.",
+            LIMITS_CANCEL_WAIT_MS);
+        end_client(s, SQLSTATE_QUERY_CANCELED, "terminating connection: statement ran past statement_timeout",
+                   detail);
+        return;
+    }
+    arm(&s->stmt_timer, LIMITS_CANCEL_WAIT_MS);
+    s->stmt_cancel_sent = true;
     LOG_AT(LOG_WARNING, c->tag, "statement ran past statement_timeout %lld ms (role %s, tenant %s): cancelling it",
            (long long)c->limits.statement_timeout_ms, c->ident.role, c->ident.tenant);
     cancel_server(s);
@@ -89,6 +105,13 @@ static void arm(ev_timer *t, int64_t ms)
     }
 }
 
+/* A statement's own limit, from the start: any cancel sent was for an earlier one. */
+static void arm_statement(struct server *s, int64_t ms)
+{
+    s->stmt_cancel_sent = false;
+    arm(&s->stmt_timer, ms);
+}
+
 void limits_on_forward(struct server *s, char fe_type)
 {
     const struct role_limits *l = limits_of(s);
@@ -97,7 +120,7 @@ void limits_on_forward(struct server *s, char fe_type)
     ev_timer_stop(rt.loop, &s->idle_timer); /* the client is active again */
     bool starts_statement = fe_type == FE_QUERY || fe_type == FE_EXECUTE || fe_type == FE_FUNCTION_CALL;
     if (starts_statement && l->statement_timeout_ms > 0 && !ev_is_active(&s->stmt_timer))
-        arm(&s->stmt_timer, l->statement_timeout_ms + LIMITS_STATEMENT_GRACE_MS);
+        arm_statement(s, l->statement_timeout_ms + LIMITS_STATEMENT_GRACE_MS);
     if (l->max_transaction_age_ms > 0 && !ev_is_active(&s->age_timer) && fe_type != FE_SYNC &&
         fe_type != FE_FLUSH && fe_type != FE_TERMINATE)
         arm(&s->age_timer, l->max_transaction_age_ms);
@@ -132,7 +155,7 @@ void limits_on_reply(struct server *s, char be_type)
     case BE_ERROR:
         /* One statement ended; the next one of a multi-statement Query gets its own limit. */
         if (ev_is_active(&s->stmt_timer))
-            arm(&s->stmt_timer, l->statement_timeout_ms + LIMITS_STATEMENT_GRACE_MS);
+            arm_statement(s, l->statement_timeout_ms + LIMITS_STATEMENT_GRACE_MS);
         break;
     case BE_READY:
         ev_timer_stop(rt.loop, &s->stmt_timer);

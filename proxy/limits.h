@@ -23,6 +23,9 @@ struct role_limits {
 
 /* The grace pgmesh gives the server's own statement_timeout before cancelling itself. */
 #define LIMITS_STATEMENT_GRACE_MS 1000
+/* A statement_timeout cancel the server has not acted on after this long (a stopped or wedged
+ * backend) ends the client and its server connection instead of holding both. */
+#define LIMITS_CANCEL_WAIT_MS 5000
 
 void limits_init(struct server *s);
 /* A client message was forwarded (Query, Execute start a statement). */

@@ -36,6 +36,7 @@ struct server {
     TAILQ_ENTRY(server) link;                   /* in the pool list for its state */
     ev_timer timer;                             /* connect timeout */
     ev_timer stmt_timer, idle_timer, age_timer; /* limits.c */
+    bool stmt_cancel_sent;                      /* ... stmt_timer now waits for the cancel to act */
     ev_tstamp idle_since;
     int poll_status; /* last PQconnectPoll result while CONNECTING */
     int probe_seen;  /* enum enforce_probe: the probe's verdict so far, while CONNECTING */
