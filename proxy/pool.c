@@ -102,9 +102,28 @@ void pool_remember_params(struct pool *p, PGconn *pg)
     }
 }
 
-struct server *pool_idle_server(struct pool *p)
+struct server *pool_idle_server(struct pool *p, const char *tenant, const char *role, const char *settings)
 {
-    return TAILQ_FIRST(&p->idle);
+    /* Most recently used first: the least used ones age out under server_idle_timeout, and the
+     * recent ones are warm in the server's caches. */
+    struct server *best = NULL, *s;
+    int best_tier = -1;
+    TAILQ_FOREACH_REVERSE(s, &p->idle, server_list, link) {
+        const struct relay *r = &s->relay;
+        int tier = 0;
+        if (strcmp(r->claims_role, role) == 0) {
+            tier = 1;
+            if (strcmp(r->claims_tenant, tenant) == 0)
+                tier = settings && r->applied && strcmp(r->applied, settings) == 0 ? 3 : 2;
+        }
+        if (tier > best_tier) {
+            best = s;
+            best_tier = tier;
+            if (tier == 3)
+                break;
+        }
+    }
+    return best;
 }
 
 struct client *pool_first_waiter(struct pool *p)

@@ -75,3 +75,25 @@ for attack in "SELECT pgmesh.clear()" "SELECT pgmesh.apply(99999, '{}', repeat('
 done
 mesh_stop
 echo "ok: pgmesh.clear(), forged apply() and a function lowering the limits leave the next DE client DE's claims, rows and limits"
+
+# Claim affinity: with two idle server connections, one last used by DE and one by FR, each
+# client's transactions go to the one that already holds its claims (pool.c), so alternating
+# tenants cost no apply at all. Lent in plain turn (least recently used first), every other
+# transaction would land on the other tenant's connection and need a clear and an apply.
+ini_set pgmesh default_pool_size 2
+pg_psql -c "SELECT pg_stat_reset()" > /dev/null
+base=$(pg_psql -c "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE schemaname = 'pgmesh' AND funcname = 'apply'")
+mesh_start
+mesh_psql "$de" -c "SELECT pg_sleep(1)" > /dev/null &
+warm_de=$!
+mesh_psql "$fr" -c "SELECT pg_sleep(1)" > /dev/null &
+warm_fr=$!
+wait "$warm_de" "$warm_fr" || fail "the two warming clients failed"
+for round in 1 2 3; do
+    run "$de" 5 "DE|$de_rows|30s|128MB"
+    run "$fr" 5 "FR|$fr_rows|30s|128MB"
+done
+calls=$(( $(apply_calls "$base") - base ))
+[ "$calls" -ge 2 ] || fail "the server counted $calls pgmesh.apply calls for two tenants: the count cannot be trusted"
+[ "$calls" -le 4 ] || fail "30 transactions of DE and FR in turn over two connections made $calls pgmesh.apply calls, want at most 4 (the two warming clients' and their clears)"
+echo "ok: 2 warming clients and 30 transactions of DE and FR in turn through a pool of two: $calls pgmesh.apply calls"
