@@ -44,9 +44,21 @@ static bool is_ident_cont(char c)
     return is_dolq_cont(c) || c == '$';
 }
 
+/* Lookup tables rather than strchr: these run for nearly every byte of every statement. */
+static const bool op_chars[256] = {
+    ['~'] = true, ['!'] = true, ['@'] = true, ['#'] = true, ['^'] = true, ['&'] = true,
+    ['|'] = true, ['`'] = true, ['?'] = true, ['+'] = true, ['-'] = true, ['*'] = true,
+    ['/'] = true, ['%'] = true, ['<'] = true, ['>'] = true, ['='] = true,
+};
+/* The first bytes of quoted forms: ' " and the prefixes e n b x u. */
+static const bool quote_starts[256] = {
+    ['\''] = true, ['"'] = true, ['e'] = true, ['E'] = true, ['n'] = true, ['N'] = true,
+    ['b'] = true,  ['B'] = true, ['x'] = true, ['X'] = true, ['u'] = true, ['U'] = true,
+};
+
 static bool is_op_char(char c)
 {
-    return c != '\0' && strchr("~!@#^&|`?+-*/%<>=", c) != NULL;
+    return op_chars[(unsigned char)c];
 }
 
 static bool at(const struct sqllex *lx, size_t i, char c)
@@ -246,8 +258,7 @@ static const struct quoted_form quoted_forms[] = {
 static const struct quoted_form *quoted_form_at(const struct sqllex *lx, size_t i)
 {
     /* Every token passes here first: most open no quoted form, and only these bytes can. */
-    char first = lx->p[i];
-    if (first == '\0' || !strchr("'\"eEnNbBxXuU", first))
+    if (!quote_starts[(unsigned char)lx->p[i]])
         return NULL;
     for (size_t k = 0; k < sizeof quoted_forms / sizeof quoted_forms[0]; k++)
         if (opens_at(lx, i, quoted_forms[k].open))
@@ -645,6 +656,35 @@ bool sql_may_leave_session_state(const char *sql, size_t len)
 {
     /* Text that does not lex runs nothing, but err towards a reset all the same. */
     return any_statement(sql, len, stmt_leaves_session_state, tok_leaves_session_state, true);
+}
+
+bool sql_is_plain(const char *sql, size_t len)
+{
+    static const char *const plain[] = {"select", "insert", "update", "delete", "with", "values", "table"};
+    struct sqllex lx;
+    sqllex_init(&lx, sql, len);
+    bool statement_start = true;
+    for (;;) {
+        struct sqltok t = sqllex_next(&lx);
+        if (t.kind == SQLTOK_UNTERMINATED)
+            return false;
+        if (t.kind == SQLTOK_EOF)
+            return true;
+        if (t.kind == SQLTOK_SEMI) {
+            statement_start = true;
+            continue;
+        }
+        if (tok_leaves_session_state(&t))
+            return false;
+        if (statement_start) {
+            statement_start = false;
+            bool known = false;
+            for (size_t i = 0; i < sizeof plain / sizeof plain[0] && !known; i++)
+                known = sqltok_is(&t, plain[i]);
+            if (!known)
+                return false;
+        }
+    }
 }
 
 static bool ends_statement(const struct sqltok *t)

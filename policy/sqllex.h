@@ -56,6 +56,14 @@ bool sql_resets_settings(const char *sql, size_t len);
  * connection needs DISCARD ALL before another client may use it. Errs towards true. */
 bool sql_may_leave_session_state(const char *sql, size_t len);
 
+/* True when every statement in sql starts with SELECT, INSERT, UPDATE, DELETE, WITH, VALUES or
+ * TABLE and no token is one sql_may_leave_session_state looks for (temp, pg_temp, set_config), in
+ * text that lexes: then sql_may_leave_session_state, sql_resets_settings,
+ * sql_needs_own_transaction and sql_has_leading of any other first word are false and
+ * sql_deallocate is SQL_DEALLOC_NONE, and no SET or RESET is in it. One pass, so that the common
+ * statement skips the several others (the guard still reads it). */
+bool sql_is_plain(const char *sql, size_t len);
+
 /* True when some statement in sql starts with the word first, and its second word (if any) is not
  * not_second (NULL: any), e.g. ("prepare", "transaction") for PREPARE but not PREPARE TRANSACTION. */
 bool sql_has_leading(const char *sql, size_t len, const char *first, const char *not_second);

@@ -121,6 +121,10 @@ static enum inspect check_statement(struct client *c, struct server *s, const st
     struct guard_finding found;
     if (guard_check_sql((const char *)fx->sql.p, fx->sql.len, &gopt, &found) == GUARD_REFUSED)
         return refused(c, s, f, REFUSE_MANAGED_SETTING, found.setting, strlen(found.setting));
+    /* Queries and DML, most of the traffic: none of the checks below has anything to act on. */
+    fx->plain = sql_is_plain((const char *)fx->sql.p, fx->sql.len);
+    if (fx->plain)
+        return INSPECT_FORWARD;
     if (s->relay.per_transaction) {
         const char *what = session_only(&fx->sql);
         /* Inside a transaction block the server is the client's until it ends, so a PREPARE made
@@ -234,8 +238,8 @@ static void follow_resets(struct client *c, const struct server *s, char type, c
 {
     if (s->relay.per_transaction)
         return;
-    bool resets =
-        (type == FE_QUERY || type == FE_PARSE) && sql_resets_settings((const char *)e->sql.p, e->sql.len);
+    bool resets = (type == FE_QUERY || type == FE_PARSE) && !e->plain &&
+                  sql_resets_settings((const char *)e->sql.p, e->sql.len);
     switch (type) {
     case FE_QUERY:
         c->reapply_settings = c->reapply_settings || resets;

@@ -62,6 +62,7 @@ bool relay_stream_start(struct body_stream *b, struct iobuf *in, size_t total_le
 /* What relay.c read of a Query or Parse when it checked it, for the steps after: the spans point
  * into the client's input buffer, which keeps the message until it is forwarded. */
 struct inspected {
+    bool plain;               /* only statements no check after the guard acts on (sql_is_plain) */
     bool dirty;               /* may leave session state: DISCARD ALL before another client */
     bool track;               /* a Query whose SET/RESET of session parameters follow the client */
     bool deallocates;         /* a DEALLOCATE pgmesh does not follow: pgmesh_apply may go too */

@@ -402,6 +402,58 @@ static void test_deallocate(void **state)
     assert_int_equal(sql_deallocate("DEALLOCATE abcd", 15, tiny, sizeof tiny), SQL_DEALLOC_OTHER);
 }
 
+/* sql_is_plain lets relay.c skip the other checks: wherever it says yes, they must all say no. */
+static void test_plain(void **state)
+{
+    (void)state;
+    static const char *const plain[] = {
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 1;",
+        "select 1; INSERT INTO t VALUES (1); update t set a = 1; delete from t",
+        "WITH x AS (SELECT 1) SELECT * FROM x",
+        "VALUES (1)",
+        "TABLE t",
+        "SELECT 'set_config(''search_path'', ''x'', false)'", /* in a string: runs nothing */
+        "SELECT 1 -- RESET ALL",
+        "",
+        " ; ;",
+        "SELECT $$DISCARD ALL$$",
+    };
+    static const char *const not_plain[] = {
+        "SET search_path = x",
+        "SELECT 1; SET work_mem = '1GB'",
+        "RESET ALL",
+        "DISCARD ALL",
+        "DEALLOCATE ALL",
+        "LISTEN x",
+        "PREPARE p AS SELECT 1",
+        "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
+        "SELECT set_config('search_path', 'x', false)",
+        "SELECT \"set_config\"('search_path', 'x', false)",
+        "CREATE TEMP TABLE t (a int)",
+        "INSERT INTO pg_temp.t VALUES (1)",
+        "DO $$BEGIN END$$",
+        "VACUUM t",
+        "(SELECT 1)",
+        "SELECT 'unterminated",
+        "EXPLAIN ANALYZE SELECT 1",
+    };
+    char name[64];
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+        const char *q = plain[i];
+        size_t n = strlen(q);
+        assert_true(sql_is_plain(q, n));
+        assert_false(sql_may_leave_session_state(q, n));
+        assert_false(sql_resets_settings(q, n));
+        assert_false(sql_needs_own_transaction(q, n));
+        assert_false(sql_has_leading(q, n, "listen", NULL));
+        assert_false(sql_has_leading(q, n, "prepare", "transaction"));
+        assert_false(sql_has_leading(q, n, "deallocate", NULL));
+        assert_int_equal(sql_deallocate(q, n, name, sizeof name), SQL_DEALLOC_NONE);
+    }
+    for (size_t i = 0; i < sizeof not_plain / sizeof not_plain[0]; i++)
+        assert_false(sql_is_plain(not_plain[i], strlen(not_plain[i])));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_init_and_is),   cmocka_unit_test(test_needs_own_transaction),
         cmocka_unit_test(test_session_state), cmocka_unit_test(test_has_leading),
         cmocka_unit_test(test_deallocate),    cmocka_unit_test(test_resets_settings),
+        cmocka_unit_test(test_plain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
