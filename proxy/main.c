@@ -195,7 +195,11 @@ static bool load_startup(const char *config_path, char *err, size_t errlen)
         return false;
     if (rt.cfg->server_enforcement != ENFORCE_OFF && !enforce_active())
         log_warn("server_enforcement = prefer without server_key_file: claims and limits are set with plain SET, "
-                 "which SQL run inside functions, views and DO blocks can change (scripts/server-setup.sh)");
+                 "which SQL run inside functions, views and DO blocks can change, and sent with every "
+                 "transaction (no fast path; scripts/server-setup.sh)");
+    else if (rt.cfg->server_enforcement == ENFORCE_OFF)
+        log_info("server_enforcement = off: claims and limits are set with plain SET and sent with every "
+                 "transaction (no fast path)");
     OPENSSL_init_ssl(0, NULL);
     if (!stmt_name_key_init(NULL, 0)) {
         snprintf(err, errlen, "no random bytes for the prepared statements' key");

@@ -174,7 +174,8 @@ static void probe_done(struct server *s, enum enforce_probe verdict, const char 
         s->pool->warned_unprotected = true;
         slog(LOG_WARNING, s,
              "database %s has no pgmesh extension: claims and limits are set with plain SET, which SQL run "
-             "inside functions, views and DO blocks can change (scripts/server-setup.sh installs it)",
+             "inside functions, views and DO blocks can change, so every transaction sends them again (no "
+             "fast path; scripts/server-setup.sh installs it)",
              s->pool->database);
     }
     connected(s);
