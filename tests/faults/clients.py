@@ -8,7 +8,9 @@ or PgBouncer (the server role's password). Each mode writes a JSON summary to --
                                  while --hold-file exists; the summary (ready: true) is written once
                                  every attempt has ended, and again after they close
   half   --n N                   N raw sockets send the first 8 bytes of a startup packet and stall;
-                                 records when the server closes each one (EOF or reset)
+                                 records when the server closes each one (EOF or reset); with
+                                 --stage auth they send the whole startup packet (--user) and stall
+                                 at the password request instead
 
 Every mode is bounded by --max-seconds.
 """
@@ -143,8 +145,12 @@ def hold(args):
 
 
 def half(args):
-    # Length 80 (a plausible startup packet) and protocol 3.0; the parameters never follow.
-    head = struct.pack("!ii", 80, 196608)
+    if args.stage == "auth":
+        params = b"user\0" + args.user.encode() + b"\0database\0media_analytics\0\0"
+        head = struct.pack("!ii", 8 + len(params), 196608) + params
+    else:
+        # Length 80 (a plausible startup packet) and protocol 3.0; the parameters never follow.
+        head = struct.pack("!ii", 80, 196608)
     socks, errors = [], 0
     for _ in range(args.n):
         s = socket.socket()
@@ -199,6 +205,8 @@ def main():
     p.add_argument("--connect-timeout", type=int, default=10)
     p.add_argument("--pid", type=int, default=0, help="storm: the pooler whose RSS and fds to sample")
     p.add_argument("--hold-file", default="")
+    p.add_argument("--stage", choices=["startup", "auth"], default="startup")
+    p.add_argument("--user", default="analyst")
     p.add_argument("--max-seconds", type=float, default=300)
     p.add_argument("--out", required=True)
     args = p.parse_args()
