@@ -9,6 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 
 N=${FAULT_STORM_N:-5000}
+declare -A R=() # results, by pooler: R[mesh_ok], R[bouncer_ok], ...
 mesh_config
 mesh_start
 bouncer_start
@@ -16,8 +17,8 @@ bouncer_start
 for t in DE FR ES IT; do echo "$t $(mint "$t" regional_analyst)" >> "$TEST_DIR/storm.tokens"; done
 
 settle_fds() { # PID START: waits up to 10 s for the fd count to be back at START; prints it
-    local pid=$1 start=$2 i n
-    for i in $(seq 1 100); do
+    local pid=$1 start=$2 n
+    for _ in $(seq 1 100); do
         n=$(proc_fds "$pid")
         [ "$n" -le "$start" ] && break
         sleep 0.1
@@ -25,8 +26,8 @@ settle_fds() { # PID START: waits up to 10 s for the fd count to be back at STAR
     echo "$n"
 }
 
-# storm NAME mesh|bouncer PID: sets NAME_rss0/peak/rss1 (KiB), NAME_fds0/fds1, NAME_ok, NAME_err,
-# NAME_secs, NAME_iso, NAME_load_err
+# storm NAME mesh|bouncer PID: sets R[NAME_rss0/peak/rss1] (KiB), R[NAME_fds0/fds1], R[NAME_ok],
+# R[NAME_err], R[NAME_secs], R[NAME_iso], R[NAME_load_err]
 storm() {
     local name=$1 mode=$2 pid=$3 port args=()
     if [ "$mode" = mesh ]; then
@@ -50,17 +51,17 @@ storm() {
     sleep 2
     local fds1
     fds1=$(settle_fds "$pid" "$fds0")
-    printf -v "${name}_rss0" %s "$rss0"
-    printf -v "${name}_peak" %s "$(get peak_rss_kb)"
-    printf -v "${name}_rss1" %s "$(proc_rss_kb "$pid")"
-    printf -v "${name}_fds0" %s "$fds0"
-    printf -v "${name}_fds1" %s "$fds1"
-    printf -v "${name}_ok" %s "$(get ok)"
-    printf -v "${name}_err" %s "$(get errors)"
-    printf -v "${name}_secs" %s "$(get seconds)"
-    printf -v "${name}_lasterr" %s "$(get last_error)"
-    printf -v "${name}_load_err" %s "$(load_get "$name" errors)"
-    printf -v "${name}_iso" %s "$(load_get "$name" isolation_failures)"
+    R[${name}_rss0]="$rss0"
+    R[${name}_peak]="$(get peak_rss_kb)"
+    R[${name}_rss1]="$(proc_rss_kb "$pid")"
+    R[${name}_fds0]="$fds0"
+    R[${name}_fds1]="$fds1"
+    R[${name}_ok]="$(get ok)"
+    R[${name}_err]="$(get errors)"
+    R[${name}_secs]="$(get seconds)"
+    R[${name}_lasterr]="$(get last_error)"
+    R[${name}_load_err]="$(load_get "$name" errors)"
+    R[${name}_iso]="$(load_get "$name" isolation_failures)"
     load_stop "$name"
 }
 
@@ -70,23 +71,23 @@ storm bouncer bouncer "$BOUNCER_PID"
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 growth() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1024 }'; }
 C="Client storm ($N)"
-figure "$C" "RSS before (MiB)" "$(mib "$mesh_rss0")" "$(mib "$bouncer_rss0")" "-" "-"
-figure "$C" "RSS at peak (MiB)" "$(mib "$mesh_peak")" "$(mib "$bouncer_peak")" "-" "-"
-figure "$C" "RSS after (MiB)" "$(mib "$mesh_rss1")" "$(mib "$bouncer_rss1")" "-" "-"
-mesh_growth=$(growth "$mesh_rss0" "$mesh_rss1")
+figure "$C" "RSS before (MiB)" "$(mib "${R[mesh_rss0]}")" "$(mib "${R[bouncer_rss0]}")" "-" "-"
+figure "$C" "RSS at peak (MiB)" "$(mib "${R[mesh_peak]}")" "$(mib "${R[bouncer_peak]}")" "-" "-"
+figure "$C" "RSS after (MiB)" "$(mib "${R[mesh_rss1]}")" "$(mib "${R[bouncer_rss1]}")" "-" "-"
+mesh_growth=$(growth "${R[mesh_rss0]}" "${R[mesh_rss1]}")
 verdict=pass
 awk -v g="$mesh_growth" 'BEGIN { exit !(g <= 16) }' || verdict="over (issue 12)"
-figure "$C" "RSS growth kept after the storm (MiB)" "$mesh_growth" "$(growth "$bouncer_rss0" "$bouncer_rss1")" "<= 16 (issue 12)" "$verdict"
-figure "$C" "time for the $N clients (s)" "$mesh_secs" "$bouncer_secs" "-" "-"
-verdict=pass; [ "$mesh_ok" = "$N" ] || verdict=FAIL
-figure "$C" "clients failed" "$mesh_err" "$bouncer_err" "0" "$verdict"
-verdict=pass; [ "$mesh_fds1" -le "$mesh_fds0" ] || verdict=FAIL
-figure "$C" "fds before -> after" "$mesh_fds0 -> $mesh_fds1" "$bouncer_fds0 -> $bouncer_fds1" "back to start" "$verdict"
-verdict=pass; [ "$mesh_iso" = 0 ] || verdict=FAIL
-figure "$C" "load: isolation failures / failed transactions" "$mesh_iso / $mesh_load_err" "$bouncer_iso / $bouncer_load_err" "0 / -" "$verdict"
+figure "$C" "RSS growth kept after the storm (MiB)" "$mesh_growth" "$(growth "${R[bouncer_rss0]}" "${R[bouncer_rss1]}")" "<= 16 (issue 12)" "$verdict"
+figure "$C" "time for the $N clients (s)" "${R[mesh_secs]}" "${R[bouncer_secs]}" "-" "-"
+verdict=pass; [ "${R[mesh_ok]}" = "$N" ] || verdict=FAIL
+figure "$C" "clients failed" "${R[mesh_err]}" "${R[bouncer_err]}" "0" "$verdict"
+verdict=pass; [ "${R[mesh_fds1]}" -le "${R[mesh_fds0]}" ] || verdict=FAIL
+figure "$C" "fds before -> after" "${R[mesh_fds0]} -> ${R[mesh_fds1]}" "${R[bouncer_fds0]} -> ${R[bouncer_fds1]}" "back to start" "$verdict"
+verdict=pass; [ "${R[mesh_iso]}" = 0 ] || verdict=FAIL
+figure "$C" "load: isolation failures / failed transactions" "${R[mesh_iso]} / ${R[mesh_load_err]}" "${R[bouncer_iso]} / ${R[bouncer_load_err]}" "0 / -" "$verdict"
 
-[ "$mesh_ok" = "$N" ] || fail "$mesh_err of $N clients failed through pgmesh (last: $mesh_lasterr)"
-[ "$mesh_fds1" -le "$mesh_fds0" ] || fail "pgmesh had $mesh_fds0 fds before the storm and $mesh_fds1 after: a leak"
+[ "${R[mesh_ok]}" = "$N" ] || fail "${R[mesh_err]} of $N clients failed through pgmesh (last: ${R[mesh_lasterr]})"
+[ "${R[mesh_fds1]}" -le "${R[mesh_fds0]}" ] || fail "pgmesh had ${R[mesh_fds0]} fds before the storm and ${R[mesh_fds1]} after: a leak"
 assert_eq 3 "$(mesh_psql "$(mint DE regional_analyst)" -c 'SELECT count(*) FROM core.fct_playback_sessions')" "a new client after the storm"
 mesh_stop
 echo ok

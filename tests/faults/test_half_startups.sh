@@ -34,7 +34,7 @@ half mesh_auth "$MESH_PORT" $N_AUTH --stage auth --user analyst
 half bouncer_auth "$BOUNCER_PORT" $N_AUTH --stage auth --user marketing_domain_role
 jget() { "$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$TEST_DIR/half-$1.json" "$2"; }
 for name in mesh bouncer mesh_auth bouncer_auth; do
-    for i in $(seq 1 100); do [ -s "$TEST_DIR/half-$name.json" ] && break; sleep 0.1; done
+    for _ in $(seq 1 100); do [ -s "$TEST_DIR/half-$name.json" ] && break; sleep 0.1; done
     [ -s "$TEST_DIR/half-$name.json" ] || fail "the $name half startups did not start: $(tail -n 5 "$TEST_DIR/half-$name.log")"
     n=$N; case $name in *_auth) n=$N_AUTH ;; esac
     assert_eq $n "$(jget $name opened)" "connections opened ($name)"
@@ -56,7 +56,7 @@ mesh_ok0=$(load_get mesh ok) bouncer_ok0=$(load_get bouncer ok)
 
 echo "== waiting for the login timeout"
 for name in mesh bouncer mesh_auth bouncer_auth; do
-    for i in $(seq 1 $(((LOGIN_TIMEOUT_S + 40) * 10))); do
+    for _ in $(seq 1 $(((LOGIN_TIMEOUT_S + 40) * 10))); do
         [ "$(jget $name final)" = True ] && break
         sleep 0.1
     done
@@ -65,8 +65,8 @@ for name in mesh bouncer mesh_auth bouncer_auth; do
 done
 mesh_load=$(($(load_get mesh ok) - mesh_ok0)) bouncer_load=$(($(load_get bouncer ok) - bouncer_ok0))
 settle() { # PID START
-    local i n
-    for i in $(seq 1 50); do n=$(proc_fds "$1"); [ "$n" -le "$2" ] && break; sleep 0.1; done
+    local n
+    for _ in $(seq 1 50); do n=$(proc_fds "$1"); [ "$n" -le "$2" ] && break; sleep 0.1; done
     echo "$n"
 }
 mesh_fds1=$(settle "$MESH_PID" "$mesh_fds0") bouncer_fds1=$(settle "$BOUNCER_PID" "$bouncer_fds0")
