@@ -6,7 +6,7 @@
 # Targets: no isolation failures, no failed transaction or psql through pgmesh, pgmesh's fd count
 # flat, and its RSS growth from the end of the first minute (half the run if shorter) to the end
 # under 4 MiB: by then its buffers, statement caches and malloc arenas have their working size for
-# this fixed crowd, and in ten minutes it runs some 3*10^5 transactions and 600 logins, so a leak
+# this fixed crowd, and in ten minutes it runs some 5*10^5 transactions and 600 logins, so a leak
 # of 16 bytes per transaction or 8 KiB per login crosses the bound while allocator noise does not.
 . "$(dirname "$0")/lib.sh"
 
