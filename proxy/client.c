@@ -37,7 +37,6 @@
 #define clog(level, c, ...) LOG_AT(level, (c)->tag, __VA_ARGS__)
 
 /* A client has this long to finish startup and authentication. */
-#define CLIENT_LOGIN_TIMEOUT_S 60.0
 
 static const char *const state_names[] = {"startup",     "tls_handshake", "auth",   "idle",
                                           "wait_server", "linked",        "closing"};
@@ -600,8 +599,11 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         clog(LOG_INFO, c, "login timeout during the TLS handshake");
         client_close(c, "login timeout");
     } else if (c->state == CLIENT_STARTUP || c->state == CLIENT_AUTH) {
-        client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION, "login timeout",
-                     "Startup and authentication must finish within 60 s.", NULL);
+        char detail[128];
+        snprintf(detail, sizeof detail,
+                 "Startup and authentication must finish within client_login_timeout (%lld ms).",
+                 (long long)rt.cfg->client_login_timeout_ms);
+        client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION, "login timeout", detail, NULL);
     }
 }
 
@@ -628,7 +630,7 @@ void client_accept(int fd, bool is_unix, const char *addr)
     TAILQ_INSERT_TAIL(&rt.clients, c, link);
     rt.nclients++;
     c->state = CLIENT_STARTUP;
-    ev_timer_init(&c->timer, client_timer_cb, CLIENT_LOGIN_TIMEOUT_S, 0.);
+    ev_timer_init(&c->timer, client_timer_cb, (double)rt.cfg->client_login_timeout_ms / 1000.0, 0.);
     ev_timer_start(rt.loop, &c->timer);
     conn_start_reading(&c->conn);
 }

@@ -72,6 +72,10 @@ static const struct config_key keys[] = {
     {{"pgmesh", "max_client_conn_per_tenant", "0", true,
       "client connections of one tenant claim at once; 0 means no limit"},
      VAL_INT, AT(max_client_conn_per_tenant), 0, 1000000, NULL, NULL},
+    {{"pgmesh", "client_login_timeout", "60s", true,
+      "a client that has not finished its startup, TLS handshake and authentication this long after "
+      "connecting is closed (FATAL 08P01 \"login timeout\")"},
+     VAL_DURATION_MS, AT(client_login_timeout_ms), 1, MS_PER_DAY, NULL, NULL},
     {{"pgmesh", "query_wait_timeout", "30s", true,
       "how long a client may wait for a server connection; 0 waits forever"},
      VAL_DURATION_MS, AT(query_wait_timeout_ms), 0, MS_PER_DAY, NULL, NULL},
