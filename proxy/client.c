@@ -136,7 +136,7 @@ static void client_on_release(struct conn *conn)
     txshare_put(c->tx);
     params_clear(&c->params);
     cstmt_table_clear(&c->stmts);
-    jwt_identity_clear(&c->ident);
+    free(c->ident.claims_json);
     free(c->tag);
     free(c->addr);
     free(c->database);
@@ -391,8 +391,12 @@ static void send_startup_replies(struct client *c, const struct role_config *rol
 
 bool client_apply_role(struct client *c, const struct role_config *role)
 {
+    /* txstart reads the token's claims from an identity: this one borrows the client's. */
+    struct jwt_identity id = {.claims_json = c->ident.claims_json};
+    memcpy(id.tenant, c->ident.tenant, sizeof id.tenant);
+    memcpy(id.role, c->ident.role, sizeof id.role);
     struct txstart built;
-    if (!txstart_for_client(&built, &c->ident, role, c->application_name ? c->application_name : "pgmesh"))
+    if (!txstart_for_client(&built, &id, role, c->application_name ? c->application_name : "pgmesh"))
         return false;
     const struct txstart *tx = txshare_intern(&built);
     if (!tx)
@@ -437,8 +441,8 @@ static bool within_conn_limits(struct client *c, const struct role_config *role)
     return true;
 }
 
-/* Verifies the token against the current [jwt] settings; fills c->ident. */
-static bool verify_token(struct client *c, struct span token)
+/* Verifies the token against the current [jwt] settings; fills *id. */
+static bool verify_token(struct client *c, struct span token, struct jwt_identity *id)
 {
     char detail[256] = "";
     struct jwt_policy policy = {
@@ -453,7 +457,7 @@ static bool verify_token(struct client *c, struct span token)
         .claims_json = rt.cfg->claims_json,
     };
     enum jwt_status st = jwt_verify_cached(rt.token_cache, rt.keys, &policy, (const char *)token.p, token.len,
-                                           (int64_t)time(NULL), &c->ident, detail, sizeof detail);
+                                           (int64_t)time(NULL), id, detail, sizeof detail);
     if (st == JWT_OK)
         return true;
     client_error(c, "FATAL", SQLSTATE_INVALID_PASSWORD, jwt_status_message(st), detail,
@@ -463,7 +467,7 @@ static bool verify_token(struct client *c, struct span token)
 
 /* A verified client: its role's entry, the connection limits, its pool and transaction start,
  * then the startup replies; it goes idle, and what it already sent is handled. */
-static void admit(struct client *c)
+static void admit(struct client *c, const char *sub)
 {
     const struct role_config *role = config_find_role(rt.cfg, c->ident.role);
     if (!role) {
@@ -482,8 +486,8 @@ static void admit(struct client *c)
         return;
     }
     set_tag(c, "C-%llu %s/%s@%s", (unsigned long long)c->id, c->database, c->ident.tenant, c->addr);
-    clog(LOG_INFO, c, "login: role=%s tenant=%s sub=%s server_user=%s", c->ident.role, c->ident.tenant,
-         c->ident.sub, role->server_user);
+    clog(LOG_INFO, c, "login: role=%s tenant=%s sub=%s server_user=%s", c->ident.role, c->ident.tenant, sub,
+         role->server_user);
     send_startup_replies(c, role);
     client_set_state(c, CLIENT_IDLE);
     ev_timer_stop(rt.loop, &c->timer);
@@ -515,10 +519,15 @@ static void handle_password(struct client *c)
         protocol_violation(c, "invalid password message");
         return;
     }
-    bool verified = verify_token(c, token);
+    struct jwt_identity id;
+    bool verified = verify_token(c, token, &id);
     iobuf_consume(in, f.total_len);
-    if (verified)
-        admit(c);
+    if (!verified)
+        return;
+    memcpy(c->ident.tenant, id.tenant, sizeof c->ident.tenant);
+    memcpy(c->ident.role, id.role, sizeof c->ident.role);
+    c->ident.claims_json = id.claims_json; /* the client's now */
+    admit(c, id.sub);
 }
 
 /* What the client sent, handled as its state says. */

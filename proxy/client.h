@@ -31,6 +31,13 @@ enum client_state {
 
 #define CLIENT_NAME_MAX 64
 
+/* What the session needs of its verified token: sub and exp only go to the login log line. */
+struct client_ident {
+    char tenant[JWT_CLAIM_MAX + 1];
+    char role[JWT_CLAIM_MAX + 1];
+    char *claims_json; /* owned; NULL unless the policy asked for it */
+};
+
 struct client {
     struct conn conn;
     uint64_t id;
@@ -46,7 +53,7 @@ struct client {
     char *addr;
     char *database;         /* at most CLIENT_NAME_MAX bytes; NULL before the startup packet */
     char *application_name; /* the startup value (at most CLIENT_NAME_MAX bytes); NULL: none */
-    struct jwt_identity ident;
+    struct client_ident ident;
     struct role_limits limits;
     struct param_set params;  /* session parameters the client wants on its server */
     struct cstmt_table stmts; /* its named prepared statements (transaction pooling) */

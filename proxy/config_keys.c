@@ -90,8 +90,8 @@ static const struct config_key keys[] = {
     {{"pgmesh", "server_connect_timeout", "15s", true, "limit on connecting and logging in to a server"},
      VAL_DURATION_MS, AT(server_connect_timeout_ms), 1, 3600000, NULL, NULL},
     {{"pgmesh", "server_login_retry", "5s", true,
-      "while server connections or logins fail, the longest a pool waits between attempts (the first "
-      "wait is 0.1 s, doubling up to this); meanwhile clients that need a server get FATAL 08006 with "
+      "while server connections or logins fail, the longest a pool waits between attempts (each wait "
+      "is a quarter of the outage so far, at least 0.1 s, up to this); meanwhile clients that need a server get FATAL 08006 with "
       "the server's message at once"},
      VAL_DURATION_MS, AT(server_login_retry_ms), 0, 3600000, NULL, NULL},
     {{"pgmesh", "shutdown_timeout", "30s", true,

@@ -29,21 +29,32 @@ static bool is_blank(char c)
     return c == ' ' || c == '\t';
 }
 
+/* The value array, allocated on first use; NULL when memory runs out. */
+static char **slots(struct param_set *ps)
+{
+    if (!ps->v)
+        ps->v = calloc(2 * PARAM_COUNT, sizeof *ps->v);
+    return ps->v;
+}
+
+#define SQL_OF(ps, i) ((ps)->v[(i)])
+#define RAW_OF(ps, i) ((ps)->v[PARAM_COUNT + (i)])
+
 static bool set_literal(struct param_set *ps, int i, const char *value)
 {
-    char *raw = strdup(value);
+    char *raw = slots(ps) ? strdup(value) : NULL;
     if (!raw)
         return false;
-    free(ps->raw[i]); /* may be value itself (RESET ALL): only the copy is read below */
-    ps->raw[i] = raw;
+    free(RAW_OF(ps, i)); /* may be value itself (RESET ALL): only the copy is read below */
+    RAW_OF(ps, i) = raw;
     size_t len = strlen(raw), cap = 2 * len + 4;
     char *lit = malloc(cap);
     if (!lit || !quote_literal(lit, cap, raw, len)) {
         free(lit);
         return false;
     }
-    free(ps->sql[i]);
-    ps->sql[i] = lit;
+    free(SQL_OF(ps, i));
+    SQL_OF(ps, i) = lit;
     return true;
 }
 
@@ -103,8 +114,8 @@ static bool set_list(struct param_set *ps, int i, const char *value)
         free(list);
         return false;
     }
-    free(ps->sql[i]);
-    ps->sql[i] = list;
+    free(SQL_OF(ps, i));
+    SQL_OF(ps, i) = list;
     return true;
 }
 
@@ -202,9 +213,9 @@ static int word_param(const struct sqltok *t)
 static void track_reset(struct param_set *ps, const struct sqltok *t, size_t n)
 {
     int idx = word_param(&t[1]);
-    if (idx >= 0 && n == 2) {
-        free(ps->sql[idx]);
-        ps->sql[idx] = NULL;
+    if (idx >= 0 && n == 2 && ps->v) {
+        free(SQL_OF(ps, idx));
+        SQL_OF(ps, idx) = NULL;
     }
 }
 
@@ -237,12 +248,16 @@ static void track_set(struct param_set *ps, const struct sqltok *t, size_t n)
     int idx = set_target(t, n, i, &value_at);
     if (idx < 0 || value_at >= n)
         return;
-    free(ps->sql[idx]);
-    ps->sql[idx] = NULL;
-    if (value_at + 1 == n && (sqltok_is(&t[value_at], "default") || sqltok_is(&t[value_at], "local")))
+    bool to_default =
+        value_at + 1 == n && (sqltok_is(&t[value_at], "default") || sqltok_is(&t[value_at], "local"));
+    if (to_default ? !ps->v : !slots(ps))
+        return; /* nothing to reset; or out of memory, where the value is not followed as before */
+    free(SQL_OF(ps, idx));
+    SQL_OF(ps, idx) = NULL;
+    if (to_default)
         return;
     const char *start = t[value_at].text, *end = t[n - 1].text + t[n - 1].len;
-    ps->sql[idx] = strndup(start, (size_t)(end - start));
+    SQL_OF(ps, idx) = strndup(start, (size_t)(end - start));
 }
 
 /* RESET ALL: every parameter back to the session's start, which for a client is what its startup
@@ -250,11 +265,13 @@ static void track_set(struct param_set *ps, const struct sqltok *t, size_t n)
  * for raw values it does not want). */
 static void track_reset_all(struct param_set *ps, bool to_startup)
 {
+    if (!ps->v)
+        return;
     for (int i = 0; i < PARAM_COUNT; i++) {
-        if (to_startup && ps->raw[i] && set_value(ps, i, ps->raw[i]))
+        if (to_startup && RAW_OF(ps, i) && set_value(ps, i, RAW_OF(ps, i)))
             continue;
-        free(ps->sql[i]);
-        ps->sql[i] = NULL;
+        free(SQL_OF(ps, i));
+        SQL_OF(ps, i) = NULL;
     }
 }
 
@@ -311,8 +328,8 @@ static size_t sync_cap(const struct param_set *want, const struct param_set *hav
 {
     size_t cap = 0;
     for (int i = 0; i < PARAM_COUNT; i++)
-        if (!same(want->sql[i], have->sql[i]))
-            cap += strlen(param_names[i]) + (want->sql[i] ? strlen(want->sql[i]) : 0) + 16;
+        if (!same(params_sql(want, i), params_sql(have, i)))
+            cap += strlen(param_names[i]) + (params_sql(want, i) ? strlen(params_sql(want, i)) : 0) + 16;
     return cap ? cap + 1 : 0;
 }
 
@@ -322,11 +339,12 @@ static void sync_text(const struct param_set *want, const struct param_set *have
     size_t o = 0;
     q[0] = '\0';
     for (int i = 0; i < PARAM_COUNT; i++) {
-        if (same(want->sql[i], have->sql[i]))
+        const char *v = params_sql(want, i);
+        if (same(v, params_sql(have, i)))
             continue;
         const char *sep = o ? "; " : "";
-        int k = want->sql[i] ? snprintf(q + o, cap - o, "%sSET %s TO %s", sep, param_names[i], want->sql[i])
-                             : snprintf(q + o, cap - o, "%sRESET %s", sep, param_names[i]);
+        int k = v ? snprintf(q + o, cap - o, "%sSET %s TO %s", sep, param_names[i], v)
+                  : snprintf(q + o, cap - o, "%sRESET %s", sep, param_names[i]);
         o += (size_t)k;
     }
 }
@@ -349,27 +367,33 @@ bool params_write_sync(const struct param_set *want, const struct param_set *hav
 
 bool params_copy(struct param_set *dst, const struct param_set *src)
 {
+    if (!src->v && !dst->v)
+        return true;
+    if (!slots(dst))
+        return false;
     for (int i = 0; i < PARAM_COUNT; i++) {
-        char *v = src->sql[i] ? strdup(src->sql[i]) : NULL;
-        if (src->sql[i] && !v)
+        const char *s = params_sql(src, i);
+        char *v = s ? strdup(s) : NULL;
+        if (s && !v)
             return false;
-        free(dst->sql[i]);
-        dst->sql[i] = v;
+        free(SQL_OF(dst, i));
+        SQL_OF(dst, i) = v;
     }
     return true;
 }
 
 void params_clear(struct param_set *ps)
 {
-    for (int i = 0; i < PARAM_COUNT; i++) {
-        free(ps->sql[i]);
-        free(ps->raw[i]);
-        ps->sql[i] = ps->raw[i] = NULL;
-    }
+    if (!ps->v)
+        return;
+    for (int i = 0; i < 2 * PARAM_COUNT; i++)
+        free(ps->v[i]);
+    free(ps->v);
+    ps->v = NULL;
 }
 
 const char *params_reported(const struct param_set *ps, const char *name)
 {
     int i = param_index(name, strlen(name));
-    return i >= 0 ? ps->raw[i] : NULL;
+    return i >= 0 && ps->v ? RAW_OF(ps, i) : NULL;
 }

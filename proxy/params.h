@@ -19,10 +19,17 @@
 #define PARAM_APPLICATION_NAME 6 /* from the client's SETs only: the startup value is txstart's */
 extern const char *const param_names[PARAM_COUNT];
 
+/* Most clients set none of these, so the values live in one array allocated with the first:
+ * v[i] the SQL value (NULL: the server's default), v[PARAM_COUNT + i] the startup value as given,
+ * for ParameterStatus (NULL otherwise). v is NULL while nothing was ever set. */
 struct param_set {
-    char *sql[PARAM_COUNT]; /* NULL: the server's default */
-    char *raw[PARAM_COUNT]; /* startup values as given, for ParameterStatus; NULL otherwise */
+    char **v;
 };
+
+static inline const char *params_sql(const struct param_set *ps, int i)
+{
+    return ps->v ? ps->v[i] : NULL;
+}
 
 /* Fills ps from a startup packet. False on memory exhaustion or an unquotable value. */
 bool params_from_startup(struct param_set *ps, const struct startup_packet *pkt)

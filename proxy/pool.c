@@ -217,18 +217,23 @@ bool pool_reconfigure(struct pool *p, int size, const char *conninfo)
 
 void pool_login_failed(struct pool *p, const char *message)
 {
-    double retry_s = (double)rt.cfg->server_login_retry_ms / 1000.0;
+    double retry_s = (double)rt.cfg->server_login_retry_ms / 1000.0, now = ev_now(rt.loop);
     if (!p->login_failing) {
         log_warn("%s/%s: server login failed: new attempts at growing intervals up to %.3g s "
                  "(server_login_retry); clients that need a server meanwhile get FATAL 08006",
                  p->database, p->server_user, retry_s);
-        p->retry_delay = 0.;
+        p->failing_since = now;
     }
     p->login_failing = true;
-    p->retry_delay = p->retry_delay > 0. ? p->retry_delay * 2 : 0.1;
-    if (p->retry_delay > retry_s)
-        p->retry_delay = retry_s;
-    p->retry_at = ev_now(rt.loop) + p->retry_delay;
+    /* A quarter of the outage so far: the server is found at most that late after it returns (a
+     * restart of a second or two costs well under a second), and a long outage costs one attempt
+     * per server_login_retry. */
+    double delay = (now - p->failing_since) / 4;
+    if (delay < 0.1)
+        delay = 0.1;
+    if (delay > retry_s)
+        delay = retry_s;
+    p->retry_at = now + delay;
     snprintf(p->last_error, sizeof p->last_error, "%s", message);
 }
 

@@ -31,13 +31,14 @@ struct pool {
     int nwaiting;
     /* Waiting clients are never left to query_wait_timeout: a server that closes while clients
      * wait is replaced (from this timer, outside the closing call chain). After a failed login
-     * the pool waits before the next attempt (0.1 s, doubling up to server_login_retry: a quick
-     * restart is noticed at once, a long outage costs one attempt per server_login_retry), and clients asking
+     * the pool waits before the next attempt (a quarter of the outage so far, at least 0.1 s and
+     * at most server_login_retry: a quick restart is noticed at once, a long outage costs one
+     * attempt per server_login_retry), and clients asking
      * meanwhile get the server's message at once (session_events.connect_failed). */
     ev_timer kick;
     bool login_failing;             /* the last connection attempt failed */
     ev_tstamp retry_at;             /* ... no new attempt before this */
-    double retry_delay;             /* ... the last wait: doubles from 0.1 s up to server_login_retry */
+    ev_tstamp failing_since;        /* ... since the first failed attempt: the wait grows with it */
     char last_error[600];           /* ... what clients are told meanwhile */
     bool warned_unprotected;        /* logged once: the database has no pgmesh extension */
     char *params[POOL_PARAM_COUNT]; /* server_version, ... as the last connection reported */

@@ -82,7 +82,7 @@ static enum prep on_parse(struct client *c, struct server *s, const struct frame
         return PREP_PASS;
     /* The same text means other tables under another search_path: part of the server-side name. */
     struct cstmt *st = cstmt_new((const char *)p->name.p, p->name.len, (const char *)p->query.p, p->query.len,
-                                 p->param_types.p, p->nparams, c->params.sql[PARAM_SEARCH_PATH]);
+                                 p->param_types.p, p->nparams, params_sql(&c->params, PARAM_SEARCH_PATH));
     if (!st || !cstmt_insert(&c->stmts, st)) {
         cstmt_unref(st);
         relay_fail_client(s, "out of memory");

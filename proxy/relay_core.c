@@ -305,6 +305,14 @@ static bool holds_settings(const struct relay *r, const struct client *c, bool i
     return r->enforced && r->per_transaction && idle && r->applied && strcmp(r->applied, c->tx->apply_param) == 0;
 }
 
+/* Every transaction start records whose claims the server holds: a plain copy, not snprintf. */
+static void copy_claim(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 /* The SETs themselves, with application_name when the server changes hands (the startup value
  * goes with the switch; one the client SET itself follows it with the session parameters).
  * Nothing when the server holds them all already. */
@@ -312,7 +320,7 @@ static bool send_claims(struct client *c, struct server *s, bool switching, bool
 {
     struct relay *r = &s->relay;
     const char *app = c->application_name ? c->application_name : "pgmesh";
-    bool own_app = c->params.sql[PARAM_APPLICATION_NAME] != NULL;
+    bool own_app = params_sql(&c->params, PARAM_APPLICATION_NAME) != NULL;
     if (own_app)
         r->application_name[0] = '\0';
     bool set_app = switching && !own_app && strcmp(r->application_name, app) != 0;
@@ -322,8 +330,8 @@ static bool send_claims(struct client *c, struct server *s, bool switching, bool
     if (set_app)
         snprintf(r->application_name, sizeof r->application_name, "%s", app);
     r->claims_owner = c->id;
-    snprintf(r->claims_tenant, sizeof r->claims_tenant, "%s", c->ident.tenant);
-    snprintf(r->claims_role, sizeof r->claims_role, "%s", c->ident.role);
+    copy_claim(r->claims_tenant, sizeof r->claims_tenant, c->ident.tenant);
+    copy_claim(r->claims_role, sizeof r->claims_role, c->ident.role);
     return true;
 }
 
