@@ -648,8 +648,21 @@ static bool stmt_leaves_session_state(const struct stmt *s)
 
 static bool tok_leaves_session_state(const struct sqltok *t)
 {
-    return sqltok_is(t, "temp") || sqltok_is(t, "temporary") || sqltok_is(t, "pg_temp") ||
-           sqltok_is(t, "set_config") || qident_is(t, "set_config") || qident_is(t, "pg_temp");
+    /* Every token of every statement passes here: the length rules out most at once. */
+    switch (t->len) {
+    case 4:
+        return sqltok_is(t, "temp");
+    case 7:
+        return sqltok_is(t, "pg_temp");
+    case 9:
+        return sqltok_is(t, "temporary") || qident_is(t, "pg_temp");
+    case 10:
+        return sqltok_is(t, "set_config");
+    case 12:
+        return qident_is(t, "set_config");
+    default:
+        return false;
+    }
 }
 
 bool sql_may_leave_session_state(const char *sql, size_t len)
