@@ -201,7 +201,7 @@ run_one() {
               printf "%.1f %s %s\n", tps, lat, cpu }' procs="$procs")
     [ "${res%% *}" = FAILED ] && { echo "bench: pgbench $test $target printed no tps:" >&2; tail -n 5 "$RUN/log/$id"-*.out >&2; }
     echo "$res"
-    rm -f "$RUN/log/$id"-*
+    [ "${BENCH_KEEP_LOGS:-0}" = 1 ] || rm -f "$RUN/log/$id"-*
 }
 
 tests=()
