@@ -1,20 +1,8 @@
 #!/usr/bin/env bash
-# pgmesh vs PgBouncer vs direct, side by side in one run (make bench): its own PostgreSQL 15
-# (max_connections=200, pgbench -i -s 10), PgBouncer (transaction pooling, pool 20, SCRAM) and
-# pgmesh (transaction pooling, pool 20, JWT login, claims set per transaction), then pgbench -S with
-# 64 persistent clients in the simple, extended and prepared query modes and with a new connection
-# per transaction (-C), interleaved direct/PgBouncer/pgmesh for BENCH_ROUNDS rounds (PgBouncer 1.18
-# is left out of -M prepared: it has no prepared statements in transaction pooling). Prints a
-# table of TPS, average latency and pgmesh's CPU time per transaction per target, the
-# pgmesh/PgBouncer and pgmesh/direct ratios, and pgmesh's prepared/extended ratio.
-# Env: BUILD (build), BENCH_T (seconds per run, 20), BENCH_ROUNDS (2), BENCH_SCALE (10),
-#      BENCH_OUT (also write the table there), KEEP_TMP=1 keeps the temp dir,
-#      BENCH_TESTS (which workloads: S64 S64X S64P S8C, the default all four),
-#      BENCH_EXTENSION=1 (also target "ext": a second PostgreSQL with the pgmesh extension preloaded
-#      and a pgmesh that requires it, so claims and limits go through pgmesh.apply; make extension
-#      installs it first),
-#      BENCH_BASE (another pgmesh binary, e.g. a build of an earlier commit: run as target "base"
-#      with the same config, interleaved with the others, for a before/after in one run).
+# pgmesh vs PgBouncer vs direct PostgreSQL in one run (make bench), interleaved round by round, one
+# table of medians and a chart of TPS against clients. bench/README.md describes the workloads,
+# the knobs and how to read the figures; bench/lib.sh starts the servers, bench/idle.py measures
+# memory under many clients, bench/chart.gp draws the chart.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,285 +11,341 @@ BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 PGMESH=$BUILD/pgmesh
 PGMESH_TOKEN=$BUILD/pgmesh-token
-BENCH_BASE=${BENCH_BASE:-}
-BENCH_EXTENSION=${BENCH_EXTENSION:-0}
-BENCH_T=${BENCH_T:-20}
-BENCH_ROUNDS=${BENCH_ROUNDS:-2}
+BENCH_T=${BENCH_T:-10}
+BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_SCALE=${BENCH_SCALE:-10}
+BENCH_CLIENTS=${BENCH_CLIENTS:-8 64 256}
+BENCH_MODES=${BENCH_MODES:-simple extended prepared}
+BENCH_WORKLOADS=${BENCH_WORKLOADS:-select rls mt connect memory}
+BENCH_EXTENSION=${BENCH_EXTENSION:-auto}
+BENCH_NOEXT=${BENCH_NOEXT:-0}
+BENCH_BASE=${BENCH_BASE:-}
+BENCH_IDLE_CLIENTS=${BENCH_IDLE_CLIENTS:-10000}
+BENCH_STORM=${BENCH_STORM:-5000}
+BENCH_CHART=${BENCH_CHART:-$ROOT/bench/results/tps-clients.png}
+PYTHON=/usr/bin/python3  # Debian's, which has what idle.py needs; a pyenv python3 may not
 . "$ROOT/scripts/pgcluster.sh"
+. "$ROOT/bench/lib.sh"
 PGBENCH=$PGBIN/pgbench
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+STARTED=$(date +%s)
 
-for bin in "$PGMESH" "$PGMESH_TOKEN" ${BENCH_BASE:+"$BENCH_BASE"} "$PGBENCH" "$(command -v pgbouncer || echo /usr/sbin/pgbouncer)"; do
+for bin in "$PGMESH" "$PGMESH_TOKEN" ${BENCH_BASE:+"$BENCH_BASE"} "$PGBENCH" "$PYTHON" \
+        "$(command -v pgbouncer || echo /usr/sbin/pgbouncer)"; do
     [ -x "$bin" ] || { echo "bench: $bin not found (make all; make deps)" >&2; exit 2; }
 done
+has() { [[ " $BENCH_WORKLOADS " == *" $1 "* ]]; }
+if [ "$BENCH_EXTENSION" = auto ]; then
+    BENCH_EXTENSION=0
+    [ -f "$("$PGBIN/pg_config" --sharedir)/extension/pgmesh.control" ] &&
+        [ -f "$("$PGBIN/pg_config" --pkglibdir)/pgmesh.so" ] && BENCH_EXTENSION=1
+fi
+[ "$BENCH_EXTENSION" = 1 ] || BENCH_NOEXT=0
+# 10,000 idle clients need as many descriptors in each pooler (which inherit this limit).
+ulimit -n "$(ulimit -Hn)"
 
 RUN=$(mktemp -d /tmp/pgmesh-bench.XXXXXX)
 chmod 755 "$RUN"
-PG_PORT=
-MESH_PID=
-BASE_PID=
-EXT_PID=
-teardown() {
-    [ -n "$MESH_PID" ] && { kill -TERM "$MESH_PID" 2>/dev/null; wait "$MESH_PID" 2>/dev/null; }
-    [ -n "$BASE_PID" ] && { kill -TERM "$BASE_PID" 2>/dev/null; wait "$BASE_PID" 2>/dev/null; }
-    [ -n "$EXT_PID" ] && { kill -TERM "$EXT_PID" 2>/dev/null; wait "$EXT_PID" 2>/dev/null; }
-    [ -d "$RUN/pgx" ] && pgcluster_stop "$RUN/pgx"
-    if [ -f "$RUN/pgbouncer/pgbouncer.pid" ]; then
-        kill -TERM "$(cat "$RUN/pgbouncer/pgbouncer.pid")" 2>/dev/null
-        sleep 0.5
-    fi
-    pgcluster_stop "$RUN/pg"
-    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "bench: kept $RUN"; else rm -rf "$RUN"; fi
-}
+mkdir -p "$RUN/log"
 trap teardown EXIT
 trap 'exit 130' INT TERM
 
-as_postgres() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
-wait_port() { # PORT WHAT
-    local i
-    for i in $(seq 1 100); do
-        ss -Htln "sport = :$1" | grep -q . && return 0
-        sleep 0.1
-    done
-    echo "bench: $2 not listening on port $1 after 10 s" >&2
-    return 1
-}
-
-# bench_db DIR PORT: the bench database, its pgbench tables and bench_user's grants (password $pw).
-bench_db() {
-    pgcluster_psql "$1" "$2" -d postgres -v pw="$pw" <<'EOF'
-CREATE ROLE bench_user LOGIN PASSWORD :'pw';
-CREATE DATABASE bench;
-EOF
-    timeout 600 "$PGBENCH" -i -q -s "$BENCH_SCALE" -h "$(pgcluster_socket_dir "$1")" -p "$2" \
-        -U postgres bench > "$RUN/pgbench-init-$2.txt" 2>&1 || { cat "$RUN/pgbench-init-$2.txt"; exit 1; }
-    pgcluster_psql "$1" "$2" -d bench \
-        -c 'GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO bench_user' \
-        -c 'GRANT USAGE ON SCHEMA public TO bench_user' -c 'VACUUM ANALYZE'
-}
-
-echo "== PostgreSQL 15 (max_connections=200), pgbench -i -s $BENCH_SCALE"
-pgcluster_start_free "$RUN/pg" "" max_connections=200 shared_buffers=256MB log_connections=off \
-    log_disconnections=off
-PG_PORT=$PGCLUSTER_PORT
 pw=$(openssl rand -hex 16)
-bench_db "$RUN/pg" "$PG_PORT"
-(umask 077 && echo "127.0.0.1:$PG_PORT:bench:bench_user:$pw" > "$RUN/pgpass")
+(umask 077 && : > "$RUN/pgpass")
+declare -a HS_TOKEN RS_TOKEN
+make_tokens
 
+echo "== PostgreSQL 15, pgbench -i -s $BENCH_SCALE, rls_accounts"
+start_cluster pg
+PG_PORT=$CLUSTER_PORT
+MAIN_PORT=$PG_PORT
 if [ "$BENCH_EXTENSION" = 1 ]; then
-    echo "== a second PostgreSQL 15 with the pgmesh extension preloaded"
+    # Its own cluster so that direct and PgBouncer run on a server without the extension's hooks.
+    echo "== a second PostgreSQL 15 preloading the pgmesh extension"
     mkdir -p "$RUN/pgx"
-    (umask 077 && openssl rand -hex 32 > "$RUN/server.key")
     install -m 600 "$RUN/server.key" "$RUN/pgx/pgmesh.key"
-    [ "$(id -u)" = 0 ] && chown postgres:postgres "$RUN/pgx/pgmesh.key"
-    pgcluster_start_free "$RUN/pgx" "" max_connections=200 shared_buffers=256MB log_connections=off \
-        log_disconnections=off shared_preload_libraries=pgmesh "pgmesh.key_file=$RUN/pgx/pgmesh.key"
-    PGX_PORT=$PGCLUSTER_PORT
-    bench_db "$RUN/pgx" "$PGX_PORT"
-    pgcluster_psql "$RUN/pgx" "$PGX_PORT" -d bench -c 'CREATE EXTENSION pgmesh'
-    echo "127.0.0.1:$PGX_PORT:bench:bench_user:$pw" >> "$RUN/pgpass"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$RUN/pgx" "$RUN/pgx/pgmesh.key"
+    start_cluster pgx shared_preload_libraries=pgmesh "pgmesh.key_file=$RUN/pgx/pgmesh.key"
+    MAIN_PORT=$CLUSTER_PORT
+    pgcluster_psql "$RUN/pgx" "$MAIN_PORT" -d bench -c 'CREATE EXTENSION pgmesh' > /dev/null
+    MESH_LABEL="pgmesh+ext"
+else
+    MESH_LABEL="pgmesh"
 fi
 
-echo "== PgBouncer $(pgbouncer --version | head -n 1 | awk '{print $2}') (transaction pooling, pool 20, scram-sha-256)"
-PB_PORT=$(pgcluster_free_port)
-mkdir -p "$RUN/pgbouncer"
-cat > "$RUN/pgbouncer/pgbouncer.ini" <<EOF
-[databases]
-bench = host=127.0.0.1 port=$PG_PORT dbname=bench
+echo "== PgBouncer (transaction pooling, pool 20, scram-sha-256)"
+start_pgbouncer pgbouncer scram-sha-256 1000
+PB_PORT=$BOUNCER_PORT PB_PID=$BOUNCER_PID
 
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $PB_PORT
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = $RUN/pgbouncer/userlist.txt
-pool_mode = transaction
-default_pool_size = 20
-max_client_conn = 1000
-logfile = $RUN/pgbouncer/pgbouncer.log
-pidfile = $RUN/pgbouncer/pgbouncer.pid
-log_connections = 0
-log_disconnections = 0
-EOF
-echo "\"bench_user\" \"$pw\"" > "$RUN/pgbouncer/userlist.txt"
-chmod 600 "$RUN/pgbouncer/userlist.txt"
-[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$RUN/pgbouncer"
-as_postgres pgbouncer -d -q "$RUN/pgbouncer/pgbouncer.ini"
-wait_port "$PB_PORT" PgBouncer
-
-echo "== pgmesh (transaction pooling, pool 20, JWT HS256, claims per transaction)"
-MESH_PORT=$(pgcluster_free_port)
-(umask 077 && openssl rand -hex 32 > "$RUN/jwt.secret")
-cat > "$RUN/pgmesh.ini" <<EOF
-[pgmesh]
-listen_addr = 127.0.0.1
-listen_port = $MESH_PORT
-unix_socket_dir =
-pool_mode = transaction
-; PgBouncer and PostgreSQL run without TLS here too: like for like
-client_tls = disable
-default_pool_size = 20
-max_client_conn = 1000
-query_wait_timeout = 30s
-server_idle_timeout = 10m
-server_connect_timeout = 15s
-log_level = warning
-
-[jwt]
-algorithms = HS256
-secret_file = $RUN/jwt.secret
-issuer =
-audience =
-leeway = 30s
-tenant_claim = tenant
-role_claim = role
-
-[databases]
-bench = host=127.0.0.1 port=$PG_PORT dbname=bench passfile=$RUN/pgpass
-
-[roles]
-regional_analyst = server_user=bench_user statement_timeout=30s work_mem=64MB
-EOF
-"$PGMESH" -c "$RUN/pgmesh.ini" > "$RUN/pgmesh.log" 2>&1 < /dev/null &
-MESH_PID=$!
-wait_port "$MESH_PORT" pgmesh
-if [ "$BENCH_EXTENSION" = 1 ]; then
-    echo "== ext: pgmesh requiring the extension, on the second PostgreSQL"
-    EXT_PORT=$(pgcluster_free_port)
-    sed -e "s/^listen_port = .*/listen_port = $EXT_PORT/" -e "s/port=$PG_PORT /port=$PGX_PORT /" \
-        -e "s|^\\[pgmesh\\]|[pgmesh]\\nserver_enforcement = require\\nserver_key_file = $RUN/server.key|" \
-        "$RUN/pgmesh.ini" > "$RUN/ext.ini"
-    "$PGMESH" -c "$RUN/ext.ini" > "$RUN/ext.log" 2>&1 < /dev/null &
-    EXT_PID=$!
-    wait_port "$EXT_PORT" "ext pgmesh"
+echo "== $MESH_LABEL (transaction pooling, pool 20, HS256; and an RS256 one for connect-rs256)"
+start_pgmesh pgmesh "$PGMESH" "$MAIN_PORT" "$BENCH_EXTENSION" hs
+MESH_PORT=$MESH_PORT_ MESH_PID=$MESH_PID_
+start_pgmesh pgmesh-rs "$PGMESH" "$MAIN_PORT" "$BENCH_EXTENSION" rs
+RS_PORT=$MESH_PORT_ RS_PID=$MESH_PID_
+if [ "$BENCH_NOEXT" = 1 ]; then
+    start_pgmesh pgmesh-noext "$PGMESH" "$PG_PORT" 0 hs
+    NOEXT_PORT=$MESH_PORT_ NOEXT_PID=$MESH_PID_
 fi
 if [ -n "$BENCH_BASE" ]; then
-    echo "== base: $BENCH_BASE (the same config on another port)"
-    BASE_PORT=$(pgcluster_free_port)
-    sed "s/^listen_port = .*/listen_port = $BASE_PORT/" "$RUN/pgmesh.ini" > "$RUN/base.ini"
-    "$BENCH_BASE" -c "$RUN/base.ini" > "$RUN/base.log" 2>&1 < /dev/null &
-    BASE_PID=$!
-    wait_port "$BASE_PORT" "base pgmesh"
+    start_pgmesh base "$BENCH_BASE" "$MAIN_PORT" "$BENCH_EXTENSION" hs
+    BASE_PORT=$MESH_PORT_ BASE_PID=$MESH_PID_
 fi
-token=$("$PGMESH_TOKEN" --secret-file "$RUN/jwt.secret" --tenant DE --role regional_analyst --ttl 36000)
 
-# CPU time (user + system, in clock ticks) a process has used so far; 0 when there is no process.
-cpu_ticks() { if [ -n "$1" ]; then awk '{ print $14 + $15 }' "/proc/$1/stat"; else echo 0; fi; }
+# The RLS policy must hold: tenant t0 sees its eighth of the rows through pgmesh, none without claims.
+nrows=$((BENCH_SCALE * 100000))
+seen=$(PGPASSWORD=${HS_TOKEN[0]} PGSSLMODE=disable timeout 60 "$PGBIN/psql" -X -A -t -h 127.0.0.1 \
+    -p "$MESH_PORT" -U analyst -d bench -c 'SELECT count(*) FROM rls_accounts')
+unseen=$(PGPASSWORD=$pw PGSSLMODE=disable timeout 60 "$PGBIN/psql" -X -A -t -h 127.0.0.1 -p "$PG_PORT" \
+    -U bench_user -d bench -c 'SELECT count(*) FROM rls_accounts')
+if [ "$seen" != $((nrows / 8)) ] || [ "$unseen" != 0 ]; then
+    echo "bench: rls_accounts: tenant t0 sees $seen rows through pgmesh (want $((nrows / 8))), $unseen without claims (want 0)" >&2
+    exit 1
+fi
+
+# rls-read: tenant t0's rows are aid = 8k + 1. Through pgmesh only the SELECT (it sets the claims);
+# direct and through PgBouncer the client sets them itself, in its own transaction.
+cat > "$RUN/rls-pgmesh.sql" <<EOF
+\set aid 8 * random(0, $((nrows / 8 - 1))) + 1
+SELECT abalance FROM rls_accounts WHERE aid = :aid;
+EOF
+cat > "$RUN/rls-claims.sql" <<EOF
+\set aid 8 * random(0, $((nrows / 8 - 1))) + 1
+BEGIN;
+SET LOCAL request.jwt.claim.tenant = 't0';
+SET LOCAL request.jwt.claim.role = 'regional_analyst';
+SELECT abalance FROM rls_accounts WHERE aid = :aid;
+COMMIT;
+EOF
+
 CLK_TCK=$(getconf CLK_TCK)
+MT_PROCS=8
 
-# run_one TARGET ARGS... : prints "tps latency_ms cpu_us" (or FAILED three times) for one pgbench
-# run; cpu_us is the pooler's CPU time per transaction (pgmesh and base only, "-" otherwise).
-run_one() {
-    local target=$1 out
-    shift
-    out=$RUN/pgbench-$target-$(date +%s%N).txt
-    local port user pass pid=
-    case $target in
-        direct) port=$PG_PORT user=bench_user pass=$pw ;;
-        pgbouncer) port=$PB_PORT user=bench_user pass=$pw ;;
-        pgmesh) port=$MESH_PORT user=analyst pass=$token pid=$MESH_PID ;;
-        base) port=$BASE_PORT user=analyst pass=$token pid=$BASE_PID ;;
-        ext) port=$EXT_PORT user=analyst pass=$token pid=$EXT_PID ;;
+# args_of TEST TARGET: pgbench's arguments (one process; mt runs MT_PROCS of them).
+args_of() {
+    case $1 in
+        select-*) local m=${1#select-} c
+                  c=${m##*-c}; m=${m%-c*}
+                  echo "-n -S -M $m -c $c -j 2 -T $BENCH_T" ;;
+        rls-read-c64) case $2 in
+                          direct|pgbouncer) echo "-n -M simple -c 64 -j 2 -T $BENCH_T -f $RUN/rls-claims.sql" ;;
+                          *) echo "-n -M simple -c 64 -j 2 -T $BENCH_T -f $RUN/rls-pgmesh.sql" ;;
+                      esac ;;
+        mt-select-c64) echo "-n -S -c $((64 / MT_PROCS)) -j 1 -T $BENCH_T" ;;
+        connect-*) echo "-n -S -C -c 8 -j 2 -T $BENCH_T" ;;
     esac
-    local t0 t1
-    t0=$(cpu_ticks "$pid")
-    if PGPASSWORD=$pass PGSSLMODE=disable timeout $((BENCH_T + 120)) "$PGBENCH" -h 127.0.0.1 -p "$port" \
-            -U "$user" "$@" bench > "$out" 2>&1 && ! grep -q 'aborted' "$out"; then
-        t1=$(cpu_ticks "$pid")
-        awk -v ticks=$((t1 - t0)) -v hz="$CLK_TCK" -v pid="$pid" '
-             /^tps = / && !tps { tps = $3 } /^latency average = / { lat = $4 }
-             /^number of transactions actually processed: / { n = $6 + 0 }
-             END { if (tps == "") { print "FAILED FAILED FAILED"; exit }
-                   cpu = (pid == "" || n == 0) ? "-" : sprintf("%.2f", ticks * 1e6 / hz / n)
-                   print tps, lat, cpu }' "$out"
-    else
-        echo "bench: pgbench $target $* failed:" >&2
-        tail -n 5 "$out" >&2
-        echo "FAILED FAILED FAILED"
-    fi
 }
-
-declare -A tps lat cpu
-read -r -a tests <<< "${BENCH_TESTS:-S64 S64X S64P S8C}"
-declare -A args=(
-    [S64]="-n -S -c 64 -j 2 -T $BENCH_T"
-    [S64X]="-n -S -M extended -c 64 -j 2 -T $BENCH_T"
-    [S64P]="-n -S -M prepared -c 64 -j 2 -T $BENCH_T"
-    [S8C]="-n -S -C -c 8 -j 2 -T $BENCH_T"
-)
 targets_of() {
     local t="direct pgbouncer pgmesh"
-    [ "$1" = S64P ] && t="direct pgmesh"
-    [ "$BENCH_EXTENSION" = 1 ] && t="$t ext"
+    case $1 in
+        *prepared*) t="direct pgmesh" ;;  # PgBouncer 1.18: no prepared statements in transaction pooling
+        connect-rs256) echo pgmesh; return ;;  # direct and PgBouncer log in the same way as in connect-hs256
+    esac
+    [ "$BENCH_NOEXT" = 1 ] && t="$t pgmesh-noext"
     echo "$t${BENCH_BASE:+ base}"
 }
+label() { case $1 in pgmesh) echo "$MESH_LABEL" ;; *) echo "$1" ;; esac; }
+
+# run_one TEST TARGET: prints "tps p50_ms p99_ms cpu" for one run (FAILED four times if it failed);
+# cpu is the pooler's CPU seconds per 10,000 transactions ("-" straight to PostgreSQL).
+run_one() {
+    local test=$1 target=$2 port user pid='' k
+    local -a pass
+    case $target in
+        direct) port=$PG_PORT user=bench_user pid= ;;
+        pgbouncer) port=$PB_PORT user=bench_user pid=$PB_PID ;;
+        pgmesh) if [ "$test" = connect-rs256 ]; then port=$RS_PORT pid=$RS_PID; else port=$MESH_PORT pid=$MESH_PID; fi
+                user=analyst ;;
+        pgmesh-noext) port=$NOEXT_PORT user=analyst pid=$NOEXT_PID ;;
+        base) port=$BASE_PORT user=analyst pid=$BASE_PID ;;
+    esac
+    local procs=1
+    [ "$test" = mt-select-c64 ] && procs=$MT_PROCS
+    for k in $(seq 0 $((procs - 1))); do
+        case $target in
+            direct|pgbouncer) pass[k]=$pw ;;
+            *) if [ "$test" = connect-rs256 ]; then pass[k]=${RS_TOKEN[k]}; else pass[k]=${HS_TOKEN[k]}; fi ;;
+        esac
+    done
+    local id out t0 t1 ok=1
+    id=$test-$target-$(date +%s%N)
+    t0=$(cpu_ticks "$pid")
+    local -a bg=()
+    for k in $(seq 0 $((procs - 1))); do
+        # shellcheck disable=SC2046
+        PGPASSWORD=${pass[k]} PGSSLMODE=disable timeout $((BENCH_T + 120)) "$PGBENCH" -h 127.0.0.1 \
+            -p "$port" -U "$user" $(args_of "$test" "$target") --log --log-prefix="$RUN/log/$id-$k" \
+            bench > "$RUN/log/$id-$k.out" 2>&1 &
+        bg+=($!)
+    done
+    for k in "${bg[@]}"; do wait "$k" || ok=0; done
+    t1=$(cpu_ticks "$pid")
+    if [ "$ok" = 0 ] || grep -q 'aborted' "$RUN/log/$id"-*.out; then
+        echo "bench: pgbench $test $target failed:" >&2
+        tail -n 5 "$RUN/log/$id"-*.out >&2
+        echo "FAILED FAILED FAILED FAILED"
+        rm -f "$RUN/log/$id"-*
+        return
+    fi
+    # Latency percentiles from the per-transaction logs (third field, microseconds).
+    local lat
+    lat=$(cat "$RUN/log/$id"-*.[0-9]* | awk '{ print $3 }' | sort -n -S 64M |
+          awk '{ a[NR] = $1 } END { if (NR == 0) { print "- -"; exit }
+                 i50 = int(NR * 0.50); if (i50 < NR * 0.50) i50++
+                 i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++
+                 printf "%.2f %.2f", a[i50] / 1000, a[i99] / 1000 }')
+    local res
+    res=$(cat "$RUN/log/$id"-*.out | awk -v ticks=$((t1 - t0)) -v hz="$CLK_TCK" -v pid="$pid" -v lat="$lat" '
+        /^tps = / { tps += $3; seen++ } /^number of transactions actually processed: / { n += $6 }
+        END { if (seen != procs) { print "FAILED FAILED FAILED FAILED"; exit }
+              cpu = (pid == "" || n == 0) ? "-" : sprintf("%.3f", ticks / hz / n * 10000)
+              printf "%.1f %s %s\n", tps, lat, cpu }' procs="$procs")
+    [ "${res%% *}" = FAILED ] && { echo "bench: pgbench $test $target printed no tps:" >&2; tail -n 5 "$RUN/log/$id"-*.out >&2; }
+    echo "$res"
+    [ "${BENCH_KEEP_LOGS:-0}" = 1 ] || rm -f "$RUN/log/$id"-*
+}
+
+tests=()
+if has select; then
+    for c in $BENCH_CLIENTS; do for m in $BENCH_MODES; do tests+=("select-$m-c$c"); done; done
+fi
+has rls && tests+=(rls-read-c64)
+has mt && tests+=(mt-select-c64)
+has connect && tests+=(connect-hs256 connect-rs256)
+
+declare -A tps p50 p99 cpu
 failed=0
 for t in "${tests[@]}"; do
     for r in $(seq 1 "$BENCH_ROUNDS"); do
         for target in $(targets_of "$t"); do
-            # shellcheck disable=SC2086
-            read -r tps["$t,$target,$r"] lat["$t,$target,$r"] cpu["$t,$target,$r"] < <(run_one "$target" ${args[$t]})
+            read -r tps["$t,$target,$r"] p50["$t,$target,$r"] p99["$t,$target,$r"] cpu["$t,$target,$r"] \
+                < <(run_one "$t" "$target")
             [ "${tps[$t,$target,$r]}" = FAILED ] && failed=1
-            printf '  pgbench %-32s %-9s round %d: tps %s, latency %s ms, pooler CPU %s us/tx\n' "${args[$t]}" \
-                "$target" "$r" "${tps[$t,$target,$r]}" "${lat[$t,$target,$r]}" "${cpu[$t,$target,$r]}"
+            printf '  %-22s %-12s round %d: tps %9s, p50 %7s ms, p99 %7s ms, pooler CPU %6s s/10k tx\n' "$t" \
+                "$(label "$target")" "$r" "${tps[$t,$target,$r]}" "${p50[$t,$target,$r]}" \
+                "${p99[$t,$target,$r]}" "${cpu[$t,$target,$r]}"
         done
     done
 done
 
-mean() { # key-prefix array-name
+# median KEY ARRAY: the median over the rounds (n/a when not run, FAILED when a round failed).
+median() {
     local -n a=$2
-    local r sum=0 n=0
+    local r v vals=()
     for r in $(seq 1 "$BENCH_ROUNDS"); do
-        [ -z "${a[$1,$r]:-}" ] && { echo "n/a"; return; }
-        [ "${a[$1,$r]}" = FAILED ] && { echo FAILED; return; }
-        [ "${a[$1,$r]}" = - ] && { echo -; return; }
-        sum=$(awk -v s="$sum" -v x="${a[$1,$r]}" 'BEGIN { print s + x }')
-        n=$((n + 1))
+        v=${a[$1,$r]:-}
+        [ -z "$v" ] && { echo "n/a"; return; }
+        [ "$v" = FAILED ] && { echo FAILED; return; }
+        [ "$v" = - ] && { echo -; return; }
+        vals+=("$v")
     done
-    awk -v s="$sum" -v n="$n" 'BEGIN { printf "%.1f", s / n }'
+    printf '%s\n' "${vals[@]}" | sort -g | awk '{ a[NR] = $1 }
+        END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; print m }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b == 0) print "-"; else printf "%.2f", a / b }'; }
+ref_of() { case $1 in connect-rs256) echo connect-hs256 ;; *) echo "$1" ;; esac; }
 
-table=$RUN/table.txt
+# The memory figures come from fresh instances (start = the process's own start), one of each,
+# PgBouncer with md5: its SCRAM costs tens of ms per login on this kind of machine, which would
+# make 15,000 logins take minutes and measures nothing about memory.
+declare -A mem
+if has memory; then
+    echo "== memory: $BENCH_STORM-client storm, then $BENCH_IDLE_CLIENTS idle clients, on fresh instances"
+    start_pgmesh pgmesh-mem "$PGMESH" "$MAIN_PORT" "$BENCH_EXTENSION" hs
+    if out=$(timeout 900 "$PYTHON" "$ROOT/bench/idle.py" --port "$MESH_PORT_" --user analyst \
+            --password "${HS_TOKEN[0]}" --pid "$MESH_PID_" --clients "$BENCH_IDLE_CLIENTS" --storm "$BENCH_STORM"); then
+        while IFS='=' read -r k v; do mem[pgmesh,$k]=$v; done <<< "$out"
+    else
+        echo "bench: memory test through pgmesh failed" >&2; failed=1
+    fi
+    kill -TERM "$MESH_PID_" 2> /dev/null; wait "$MESH_PID_" || true
+    start_pgbouncer pgbouncer-mem md5 $((BENCH_IDLE_CLIENTS + 1000))
+    if out=$(timeout 900 "$PYTHON" "$ROOT/bench/idle.py" --port "$BOUNCER_PORT" --user bench_user \
+            --password "$pw" --pid "$BOUNCER_PID" --clients "$BENCH_IDLE_CLIENTS" --storm "$BENCH_STORM"); then
+        while IFS='=' read -r k v; do mem[pgbouncer,$k]=$v; done <<< "$out"
+    else
+        echo "bench: memory test through PgBouncer failed" >&2; failed=1
+    fi
+    kill -TERM "$BOUNCER_PID" || true
+    for k in pgmesh pgbouncer; do
+        echo "  $k: $(for f in rss_start rss_after_storm storm_seconds rss_before_idle rss_held idle_seconds rss_released idle_bytes_per_client; do printf '%s=%s ' "$f" "${mem[$k,$f]:-?}"; done)"
+    done
+fi
+
+table=$RUN/table.md
+minutes=$(( ($(date +%s) - STARTED + 59) / 60 ))
 {
     echo
-    echo "pgmesh $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +'%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), PgBouncer $(pgbouncer --version | head -n 1 | awk '{print $2}'); ${BENCH_T}s per run, mean of $BENCH_ROUNDS interleaved rounds"
-    printf '%-34s %-10s %12s %14s %16s\n' "pgbench" "target" "tps" "latency (ms)" "CPU (us/tx)"
+    echo "pgmesh $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'), $(date -u +'%Y-%m-%d %H:%M UTC'); $(machine)"
+    echo "$MESH_LABEL: $([ "$BENCH_EXTENSION" = 1 ] && echo 'pgmesh with server_enforcement = require, on a PostgreSQL preloading the pgmesh extension' || echo 'pgmesh without the server extension (plain SETs)'); ${BENCH_T}s per run, median of $BENCH_ROUNDS interleaved rounds; $minutes min in all"
+    echo
+    echo "| workload | target | tps | p50 ms | p99 ms | pooler CPU s/10k tx | tps vs PgBouncer | tps vs direct | CPU vs PgBouncer |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for t in "${tests[@]}"; do
+        ref=$(ref_of "$t")
         for target in $(targets_of "$t"); do
-            printf '%-34s %-10s %12s %14s %16s\n' "${args[$t]}" "$target" "$(mean "$t,$target" tps)" \
-                "$(mean "$t,$target" lat)" "$(mean "$t,$target" cpu)"
+            m=$(median "$t,$target" tps) c=$(median "$t,$target" cpu)
+            case $target in
+                direct|pgbouncer) vs_pb=- vs_d=- vs_c=- ;;
+                *) vs_pb=$(ratio "$m" "$(median "$ref,pgbouncer" tps)")
+                   vs_d=$(ratio "$m" "$(median "$ref,direct" tps)")
+                   vs_c=$(ratio "$c" "$(median "$ref,pgbouncer" cpu)") ;;
+            esac
+            echo "| $t | $(label "$target") | $m | $(median "$t,$target" p50) | $(median "$t,$target" p99) | $c | $vs_pb | $vs_d | $vs_c |"
         done
     done
+    if has memory; then
+        echo
+        echo "| memory (fresh instances, VmRSS) | $MESH_LABEL | PgBouncer (md5) | pgmesh/PgBouncer |"
+        echo "| --- | ---: | ---: | ---: |"
+        row() { echo "| $1 | ${mem[pgmesh,$2]:-?} | ${mem[pgbouncer,$2]:-?} | $(ratio "${mem[pgmesh,$2]:-}" "${mem[pgbouncer,$2]:-}") |"; }
+        row "RSS at start (KiB)" rss_start
+        row "RSS after a $BENCH_STORM-client connect/query/disconnect storm (KiB)" rss_after_storm
+        for k in pgmesh pgbouncer; do
+            mem[$k,storm_growth]=$(( ${mem[$k,rss_after_storm]:-0} - ${mem[$k,rss_start]:-0} ))
+        done
+        row "storm growth (KiB)" storm_growth
+        row "RSS with $BENCH_IDLE_CLIENTS idle clients logged in (KiB)" rss_held
+        row "per idle client (bytes)" idle_bytes_per_client
+        row "RSS after they disconnected (KiB)" rss_released
+    fi
     echo
-    printf '%-34s %18s %18s\n' "tps ratio" "pgmesh/PgBouncer" "pgmesh/direct"
+    echo "Workloads (pgbench per process; through pgmesh the password is an HS256 token for tenant t0, role regional_analyst):"
     for t in "${tests[@]}"; do
-        printf '%-34s %18s %18s\n' "${args[$t]}" \
-            "$(ratio "$(mean "$t,pgmesh" tps)" "$(mean "$t,pgbouncer" tps)")" \
-            "$(ratio "$(mean "$t,pgmesh" tps)" "$(mean "$t,direct" tps)")"
+        case $t in
+            rls-read-c64) echo "- $t: $(args_of "$t" pgmesh) (through pgmesh); direct and PgBouncer: $(args_of "$t" direct), BEGIN, SET LOCAL of both claims, the SELECT, COMMIT" ;;
+            mt-select-c64) echo "- $t: $MT_PROCS concurrent pgbench processes, each $(args_of "$t" pgmesh), through pgmesh each with the token of its own tenant (t0..t$((MT_PROCS - 1))), all sharing one pool" ;;
+            connect-rs256) echo "- $t: $(args_of "$t" pgmesh) with RS256 tokens (2048-bit key) to a second pgmesh; ratios against connect-hs256's direct and PgBouncer" ;;
+            *) echo "- $t: $(args_of "$t" pgmesh)" ;;
+        esac
     done
-    if [ "$BENCH_EXTENSION" = 1 ]; then
-        echo
-        printf '%-34s %18s\n' "tps ratio" "ext/pgmesh"
-        for t in "${tests[@]}"; do
-            printf '%-34s %18s\n' "${args[$t]}" "$(ratio "$(mean "$t,ext" tps)" "$(mean "$t,pgmesh" tps)")"
-        done
-    fi
-    if [ -n "$BENCH_BASE" ]; then
-        echo
-        printf '%-34s %18s\n' "tps ratio" "pgmesh/base"
-        for t in "${tests[@]}"; do
-            printf '%-34s %18s\n' "${args[$t]}" "$(ratio "$(mean "$t,pgmesh" tps)" "$(mean "$t,base" tps)")"
-        done
-    fi
-    echo
-    printf '%-34s %18s\n' "pgmesh -M prepared / -M extended" \
-        "$(ratio "$(mean "S64P,pgmesh" tps)" "$(mean "S64X,pgmesh" tps)")"
-} > "$table"
+} | sed "s|$RUN/||g" > "$table"  # the temp dir is gone by the time anyone reads the table
 cat "$table"
 [ -n "${BENCH_OUT:-}" ] && cp "$table" "$BENCH_OUT"
-if grep -qE 'Sanitizer|runtime error:' "$RUN/pgmesh.log"; then
-    echo "bench: sanitizer report in the pgmesh log" >&2
-    failed=1
+
+# Chart: TPS against clients, one panel per protocol mode, one line per target.
+if has select && command -v gnuplot > /dev/null; then
+    for m in $BENCH_MODES; do
+        ts=$(targets_of select-simple-c8)  # the same columns in every panel, so the same colours
+        { printf 'clients'; for target in $ts; do printf ' %s' "$(label "$target")"; done; echo
+          for c in $BENCH_CLIENTS; do
+              printf '%s' "$c"
+              for target in $ts; do v=$(median "select-$m-c$c,$target" tps); [[ $v =~ ^[0-9.]+$ ]] || v=NaN; printf ' %s' "$v"; done
+              echo
+          done; } > "$RUN/chart-$m.dat"
+    done
+    mkdir -p "$(dirname "$BENCH_CHART")"
+    if gnuplot -e "modes='$BENCH_MODES'; dir='$RUN'; out='$BENCH_CHART'; heading='$(head -n 2 "$table" | tail -n 1 | cut -d';' -f1)'" \
+            "$ROOT/bench/chart.gp" 2> "$RUN/gnuplot.err"; then
+        echo "bench: chart in $BENCH_CHART"
+    else
+        echo "bench: gnuplot failed:" >&2; cat "$RUN/gnuplot.err" >&2; failed=1
+    fi
 fi
+
+for f in "$RUN"/pgmesh*.log "$RUN"/base.log; do
+    [ -f "$f" ] || continue
+    if grep -qE 'Sanitizer|runtime error:' "$f"; then echo "bench: sanitizer report in $f" >&2; failed=1; fi
+    n=$(grep -c . "$f" || true)
+    [ "$n" -gt 0 ] && { echo "bench: $f has $n lines (log_level = warning); the first:" >&2; head -n 3 "$f" >&2; }
+done
 [ "$failed" = 0 ] || { echo "bench: some runs failed (see above)" >&2; exit 1; }

@@ -15,7 +15,8 @@ pkgs=(gcc libc6-dev make pkg-config
       netcat-openbsd)
 # cppcheck and clang-format: make lint (static analysis, and that `make format` would change
 # nothing), which make check runs.
-$core || pkgs+=(python3-psycopg python3-asyncpg libpostgresql-jdbc-java cppcheck clang-format)
+# gnuplot-nox: make bench's chart (bench/chart.gp).
+$core || pkgs+=(python3-psycopg python3-asyncpg libpostgresql-jdbc-java cppcheck clang-format gnuplot-nox)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
