@@ -64,6 +64,7 @@ static void wait_queue(struct client *c, bool enter)
         return;
     }
     TAILQ_INSERT_TAIL(&p->waiting, c, wait_link);
+    c->passed_over = 0;
     p->nwaiting++;
     if (rt.cfg->query_wait_timeout_ms > 0) {
         ev_timer_set(&c->timer, (double)rt.cfg->query_wait_timeout_ms / 1000.0, 0.);

@@ -45,6 +45,7 @@ struct client {
     enum client_state state;
     TAILQ_ENTRY(client) link;      /* rt.clients */
     TAILQ_ENTRY(client) wait_link; /* pool->waiting */
+    unsigned passed_over;          /* ... times a later waiter got a server first (link.c) */
     ev_timer timer;                /* startup/auth deadline, then query_wait_timeout */
     struct pool *pool;
     struct server *server;

@@ -76,6 +76,11 @@ static const struct config_key keys[] = {
       "a client that has not finished its startup, TLS handshake and authentication this long after "
       "connecting is closed (FATAL 08P01 \"login timeout\")"},
      VAL_DURATION_MS, AT(client_login_timeout_ms), 1, MS_PER_DAY, NULL, NULL},
+    {{"pgmesh", "claim_affinity_passes", "64", true,
+      "transaction pooling: a server freed by a tenant's client may go to a later waiting client of the same "
+      "tenant and role, so that it needs no reset; each waiter is passed over at most this many times; 0 "
+      "serves the wait queue strictly in order"},
+     VAL_INT, AT(claim_affinity_passes), 0, 1000, NULL, NULL},
     {{"pgmesh", "query_wait_timeout", "30s", true,
       "how long a client may wait for a server connection; 0 waits forever"},
      VAL_DURATION_MS, AT(query_wait_timeout_ms), 0, MS_PER_DAY, NULL, NULL},

@@ -4,10 +4,13 @@
  * pool only when the relay says it is clean; otherwise it is reset or closed, never lent dirty. */
 #include "proxy/link.h"
 
+#include <string.h>
+
 #include "protocol/frame.h"
 #include "protocol/sqlstate.h"
 #include "protocol/wire.h"
 #include "proxy/client.h"
+#include "proxy/config.h"
 #include "proxy/events.h"
 #include "proxy/limits.h"
 #include "proxy/pool.h"
@@ -41,8 +44,44 @@ static void unlink_pair(struct client *c, struct server *s)
     c->server = NULL;
 }
 
+/* Waiters looked at for one of the claims a freed server holds. */
+#define AFFINITY_WINDOW 32
+
+static bool holds_claims_of(const struct server *s, const struct client *c)
+{
+    return strcmp(s->relay.claims_tenant, c->ident.tenant) == 0 &&
+           strcmp(s->relay.claims_role, c->ident.role) == 0;
+}
+
+/* Who gets a freed server: the longest-waiting client, unless it is of other claims and a client of
+ * the server's claims waits among the next AFFINITY_WINDOW, none ahead of which was passed over
+ * claim_affinity_passes times yet. With many tenants sharing a saturated pool nearly every hand-over
+ * in plain order switches tenants, and a switch costs the server a reset and the claims again
+ * (relay_send_txstart); the bound keeps every waiter's delay to a few transactions. */
+static struct client *waiter_for(const struct server *s)
+{
+    struct client *first = pool_first_waiter(s->pool);
+    int passes = rt.cfg->claim_affinity_passes;
+    if (!first || passes == 0 || !s->relay.per_transaction || holds_claims_of(s, first))
+        return first;
+    struct client *match = NULL;
+    int n = 0;
+    for (struct client *c = first; c && !match && n <= AFFINITY_WINDOW; c = TAILQ_NEXT(c, wait_link), n++) {
+        if ((int)c->passed_over >= passes)
+            return first;
+        if (holds_claims_of(s, c))
+            match = c;
+    }
+    if (!match)
+        return first;
+    for (struct client *a = first; a != match; a = TAILQ_NEXT(a, wait_link))
+        a->passed_over++;
+    return match;
+}
+
 /* A server became usable (connected, reset, its client's transaction over, its last cancel
- * back): the longest-waiting client gets it, else it goes idle; after a reload it closes instead
+ * back): the longest-waiting client gets it (or one of the server's claims, waiter_for), else it
+ * goes idle; after a reload it closes instead
  * when outdated or beyond the pool's size. */
 static void server_usable(struct server *s)
 {
@@ -52,7 +91,7 @@ static void server_usable(struct server *s)
         pool_open_for_waiters(s->pool); /* a waiting client gets a fresh connection, up to the pool size */
         return;
     }
-    struct client *c = pool_first_waiter(s->pool);
+    struct client *c = waiter_for(s);
     if (c)
         link_pair(c, s);
     else
