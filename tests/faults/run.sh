@@ -12,6 +12,9 @@ cd "$ROOT"
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 mkdir -p "$BUILD/faults"
+# The commit the binary under test was built from: taken now, before anything can change HEAD.
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
+git diff --quiet HEAD -- 2>/dev/null || COMMIT="$COMMIT-dirty"
 FAULT_FIGURES=$BUILD/faults/figures.tsv
 : > "$FAULT_FIGURES"
 export FAULT_FIGURES BUILD
@@ -19,7 +22,7 @@ TESTS_DIR=tests/faults TEST_TIMEOUT_S=${TEST_TIMEOUT_S:-900} SUITE_TIMEOUT_S=${S
     tests/integration/run.sh "$@"
 st=$?
 {
-    echo "pgmesh $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +'%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, PostgreSQL $("${PGBIN:-/usr/lib/postgresql/15/bin}/postgres" --version | awk '{print $3}'), PgBouncer $(pgbouncer --version 2>/dev/null | head -n 1 | awk '{print $2}')"
+    echo "pgmesh $COMMIT, $(date -u +'%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, PostgreSQL $("${PGBIN:-/usr/lib/postgresql/15/bin}/postgres" --version | awk '{print $3}'), PgBouncer $(pgbouncer --version 2>/dev/null | head -n 1 | awk '{print $2}')"
     echo
     echo "| case | figure | pgmesh | PgBouncer 1.18 | target | |"
     echo "|---|---|---|---|---|---|"
