@@ -1,5 +1,6 @@
 /* Connection plumbing shared by clients and servers. Writes are appended to the out buffer and
- * flushed together from an ev_prepare watcher once per loop iteration; EV_WRITE is armed only
+ * flushed together after each readable socket's input is handled (and from an ev_prepare watcher
+ * for what timers and other callbacks queued); EV_WRITE is armed only
  * while a socket is full. Connections are never freed inside a callback: conn_close queues them
  * and the same prepare watcher releases them after the iteration. */
 #include "proxy/conn.h"
@@ -129,14 +130,31 @@ void iobuf_free(struct iobuf *b)
     memset(b, 0, sizeof *b);
 }
 
+static void flush_one(struct conn *c);
+
+static void flush_queued(void)
+{
+    struct conn *list = g_flush_list;
+    g_flush_list = NULL;
+    while (list) {
+        struct conn *c = list;
+        list = c->flush_next;
+        c->flush_queued = false;
+        flush_one(c);
+    }
+}
+
+/* What one readable socket's input produced goes out at once: everything it had was handled in
+ * on_read, so nothing more would join the writes, while waiting for the rest of the iteration's
+ * events would hold a query back from an idle server (or a reply from its client) for all of
+ * them. */
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct conn *c = container_of(w, struct conn, rio);
     if (!c->closing)
         c->on_read(c);
+    flush_queued();
 }
-
-static void flush_one(struct conn *c);
 
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -397,15 +415,8 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     /* Flushing can queue closes and releasing can queue flushes (a server reset after its client
      * left), so go round until both lists are empty before the loop blocks. */
     while (g_flush_list || g_free_list) {
-        struct conn *list = g_flush_list;
-        g_flush_list = NULL;
-        while (list) {
-            struct conn *c = list;
-            list = c->flush_next;
-            c->flush_queued = false;
-            flush_one(c);
-        }
-        list = g_free_list;
+        flush_queued();
+        struct conn *list = g_free_list;
         g_free_list = NULL;
         while (list) {
             struct conn *c = list;
