@@ -23,16 +23,20 @@ static struct conn *g_free_list;
  * bounded free list for the next connection that reads or writes, so a busy loop does not call
  * malloc per message. Under AddressSanitizer the list is off so that a use after consume shows. */
 #define IOBUF_STD 8192u
-#if defined(__SANITIZE_ADDRESS__)
-#define IOBUF_SPARE_MAX 0u
-#else
-#define IOBUF_SPARE_MAX 256u
-#endif
 struct spare {
     struct spare *next;
 };
 static struct spare *g_spares;
 static size_t g_nspares;
+
+static bool spare_room(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    return false;
+#else
+    return g_nspares < 256u;
+#endif
+}
 
 static uint8_t *buf_get(size_t cap)
 {
@@ -47,7 +51,7 @@ static uint8_t *buf_get(size_t cap)
 
 static void buf_put(uint8_t *p, size_t cap)
 {
-    if (p && cap == IOBUF_STD && g_nspares < IOBUF_SPARE_MAX) {
+    if (p && cap == IOBUF_STD && spare_room()) {
         struct spare *sp = (struct spare *)(void *)p;
         sp->next = g_spares;
         g_spares = sp;
