@@ -47,12 +47,6 @@ static void unlink_pair(struct client *c, struct server *s)
 /* Waiters looked at for one of the claims a freed server holds. */
 #define AFFINITY_WINDOW 32
 
-static bool holds_claims_of(const struct server *s, const struct client *c)
-{
-    return strcmp(s->relay.claims_tenant, c->ident.tenant) == 0 &&
-           strcmp(s->relay.claims_role, c->ident.role) == 0;
-}
-
 /* Who gets a freed server: the longest-waiting client, unless it is of other claims and a client of
  * the server's claims waits among the next AFFINITY_WINDOW, none ahead of which was passed over
  * claim_affinity_passes times yet. With many tenants sharing a saturated pool nearly every hand-over
@@ -62,14 +56,15 @@ static struct client *waiter_for(const struct server *s)
 {
     struct client *first = pool_first_waiter(s->pool);
     int passes = rt.cfg->claim_affinity_passes;
-    if (!first || passes == 0 || !s->relay.per_transaction || holds_claims_of(s, first))
+    if (!first || passes == 0 || !s->relay.per_transaction ||
+        relay_holds_claims(&s->relay, first->ident.tenant, first->ident.role))
         return first;
     struct client *match = NULL;
     int n = 0;
     for (struct client *c = first; c && !match && n <= AFFINITY_WINDOW; c = TAILQ_NEXT(c, wait_link), n++) {
         if ((int)c->passed_over >= passes)
             return first;
-        if (holds_claims_of(s, c))
+        if (relay_holds_claims(&s->relay, c->ident.tenant, c->ident.role))
             match = c;
     }
     if (!match)

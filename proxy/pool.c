@@ -113,7 +113,7 @@ struct server *pool_idle_server(struct pool *p, const char *tenant, const char *
         int tier = 0;
         if (strcmp(r->claims_role, role) == 0) {
             tier = 1;
-            if (strcmp(r->claims_tenant, tenant) == 0)
+            if (relay_holds_claims(r, tenant, role))
                 tier = settings && r->applied && strcmp(r->applied, settings) == 0 ? 3 : 2;
         }
         if (tier > best_tier) {

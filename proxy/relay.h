@@ -82,6 +82,8 @@ void relay_init(struct relay *r);
 void relay_destroy(struct relay *r);
 /* Something may have changed the settings the server holds: the next transaction start sends them. */
 void relay_forget_applied(struct relay *r);
+/* Whether the claims last set on the connection are this tenant's and role's. */
+bool relay_holds_claims(const struct relay *r, const char *tenant, const char *role);
 
 /* Starts a link: the server is clean and idle. Session pooling sets the claims here. */
 enum relay_verdict relay_begin(struct client *c, struct server *s) __attribute__((warn_unused_result));

@@ -221,11 +221,16 @@ static bool scrub_session(struct server *s)
 /* Whether the server may hold another tenant's or role's session: a client with other claims ran
  * here since the last full reset (a fresh connection, or one a session-pooling client left through
  * DISCARD ALL, has none). */
+bool relay_holds_claims(const struct relay *r, const char *tenant, const char *role)
+{
+    return strcmp(r->claims_tenant, tenant) == 0 && strcmp(r->claims_role, role) == 0;
+}
+
 static bool other_claims(const struct relay *r, const struct client *c)
 {
     if (r->claims_tenant[0] == '\0' && r->claims_role[0] == '\0')
         return false;
-    return strcmp(r->claims_tenant, c->ident.tenant) != 0 || strcmp(r->claims_role, c->ident.role) != 0;
+    return !relay_holds_claims(r, c->ident.tenant, c->ident.role);
 }
 
 /* A shared statement went missing on the server (replies.c saw 26000): drop whatever is left of
@@ -339,9 +344,7 @@ static bool send_claims(struct client *c, struct server *s, bool switching, bool
  * last client had the same tenant and role there is nothing to guard against. */
 static bool needs_reset(const struct relay *r, const struct client *c)
 {
-    bool same_claims =
-        strcmp(r->claims_tenant, c->ident.tenant) == 0 && strcmp(r->claims_role, c->ident.role) == 0;
-    return !same_claims || c->ident.claims_json;
+    return !relay_holds_claims(r, c->ident.tenant, c->ident.role) || c->ident.claims_json;
 }
 
 /* Queues the client's claims Query ahead of whatever it sends next (see txstart.h). */
