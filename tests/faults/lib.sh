@@ -14,6 +14,9 @@
 #   load_get NAME KEY           a number from the latest summary (ok, errors, isolation_failures)
 #   load_stop NAME              stops it, waits for its last summary, fails on isolation failures
 #   load_wait_ok NAME N [SECS]  waits until the load has done N more transactions (default 10 s)
+#   load_back_ms NAME SINCE_MS SECS
+#                               prints the ms from SINCE_MS to the load's first commit after it,
+#                               waiting up to SECS for one; "never" when none came
 #   bouncer_start [KEY=VALUE ...]
 #                               PgBouncer 1.18 beside pgmesh: transaction pooling, pool 2, database
 #                               media_analytics as marketing_domain_role; exports BOUNCER_PORT,
@@ -147,6 +150,20 @@ load_wait_ok() {
         sleep 0.1
     done
     fail "load_wait_ok: the $name load did not do $more transactions in $secs s (last error: $(load_get "$name" last_error))"
+}
+
+load_back_ms() {
+    local name=$1 since=$2 secs=$3 i
+    for i in $(seq 1 $((secs * 10))); do
+        if "$PYTHON" -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))["last_ok_at"] * 1000 > int(sys.argv[2]) else 1)' \
+            "$TEST_DIR/load-$name.json" "$since"; then
+            "$PYTHON" -c 'import json, sys; print(max(0, int(json.load(open(sys.argv[1]))["last_ok_at"] * 1000) - int(sys.argv[2])))' \
+                "$TEST_DIR/load-$name.json" "$since"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "never"
 }
 
 load_stop() {

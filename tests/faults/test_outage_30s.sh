@@ -35,21 +35,8 @@ pg_up
 up_ms=$(now_ms)
 echo "== PostgreSQL is back"
 
-back() { # NAME: ms from up_ms to the load's first commit after it
-    local name=$1
-    for _ in $(seq 1 400); do
-        if "$PYTHON" -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))["last_ok_at"] * 1000 > int(sys.argv[2]) else 1)' \
-            "$TEST_DIR/load-$name.json" "$up_ms"; then
-            "$PYTHON" -c 'import json, sys; print(max(0, int(json.load(open(sys.argv[1]))["last_ok_at"] * 1000) - int(sys.argv[2])))' \
-                "$TEST_DIR/load-$name.json" "$up_ms"
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "never"
-}
-mesh_back=$(back mesh)
-bouncer_back=$(back bouncer)
+mesh_back=$(load_back_ms mesh "$up_ms" 40)
+bouncer_back=$(load_back_ms bouncer "$up_ms" 40)
 load_wait_ok mesh 100 20
 [ "$bouncer_back" = never ] || load_wait_ok bouncer 100 20
 load_stop mesh

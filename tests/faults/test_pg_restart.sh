@@ -21,25 +21,8 @@ pg_up
 up_ms=$(now_ms)
 echo "PostgreSQL was down $((up_ms - down_ms)) ms"
 
-back() { # NAME: ms from up_ms to the load's first commit after it
-    local name=$1 i
-    for i in $(seq 1 300); do
-        if "$PYTHON" - "$TEST_DIR/load-$name.json" "$up_ms" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-sys.exit(0 if d["last_ok_at"] * 1000 > int(sys.argv[2]) else 1)
-PY
-        then
-            "$PYTHON" -c 'import json, sys; print(max(0, int(json.load(open(sys.argv[1]))["last_ok_at"] * 1000) - int(sys.argv[2])))' \
-                "$TEST_DIR/load-$name.json" "$up_ms"
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "never"
-}
-mesh_back=$(back mesh)
-bouncer_back=$(back bouncer)
+mesh_back=$(load_back_ms mesh "$up_ms" 30)
+bouncer_back=$(load_back_ms bouncer "$up_ms" 30)
 load_wait_ok mesh 200 20
 load_wait_ok bouncer 200 20
 mesh_err=$(load_get mesh errors) bouncer_err=$(load_get bouncer errors)
