@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-#include "policy/sqllex.h"
+#include "policy/sqlstmt.h"
 #include "protocol/fe.h"
 #include "protocol/frame.h"
 #include "protocol/sqlstate.h"

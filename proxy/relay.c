@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "policy/guard.h"
-#include "policy/sqllex.h"
+#include "policy/sqlstmt.h"
 #include "protocol/error.h"
 #include "protocol/fe.h"
 #include "protocol/frame.h"

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "policy/sqllex.h"
+#include "policy/sqlstmt.h"
 #include "protocol/buf.h"
 #include "protocol/fe.h"
 #include "protocol/frame.h"

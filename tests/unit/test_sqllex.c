@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "policy/sqllex.h"
+#include "policy/sqlstmt.h"
 
 static char kind_letter(enum sqltok_kind k)
 {
