@@ -13,6 +13,7 @@
 #include "policy/limitset.h"
 #include "policy/managed.h"
 #include "policy/sqllex.h"
+#include "policy/sqlstmt.h"
 #include "policy/sqltext.h"
 
 /* A token cursor: the lexer and its current token. Copying it is how we look ahead. */
@@ -503,32 +504,44 @@ static bool set_config_by_lookup(struct cur c, const struct guard_options *opt)
     return !name_is_guarded(name, len, opt) && !(len == 15 && strncasecmp(name, "client_encoding", 15) == 0);
 }
 
-static bool statement_refused(struct cur c, const struct guard_options *opt, struct guard_finding *f)
+/* One statement, the cursor at its first token; leaves the cursor at the statement's end unless
+ * it is refused. *plain (see sqlstmt.h) turns false for a statement sql_is_plain would not pass,
+ * so that the caller needs no second reading of the text. */
+static bool statement_refused(struct cur *c, const struct guard_options *opt, struct guard_finding *f, bool *plain)
 {
-    if (clamped_limit_set(c, opt) || set_config_by_lookup(c, opt))
+    if (!sqltok_plain_lead(&c->tok))
+        *plain = false;
+    /* Their first words, looked at here so that the common statement is not read ahead twice. */
+    bool set_or_reset = cur_is(c, "set") || cur_is(c, "reset");
+    if ((set_or_reset && clamped_limit_set(*c, opt)) || (cur_is(c, "select") && set_config_by_lookup(*c, opt))) {
+        *plain = false;
         return false;
-    struct cur lead = c;
+    }
+    struct cur lead = *c;
     if (lead_refused(&lead, opt, f))
         return true;
-    for (; !cur_at_end(&c); cur_next(&c)) {
-        if (names_set_config(&c) && set_config_refused(&c, opt, f))
+    for (; !cur_at_end(c); cur_next(c)) {
+        if (*plain && sqltok_leaves_session_state(&c->tok))
+            *plain = false;
+        if (names_set_config(c) && set_config_refused(c, opt, f))
             return true;
-        if (cur_is(&c, "update") && update_pg_settings_refused(&c, f))
+        if (cur_is(c, "update") && update_pg_settings_refused(c, f))
             return true;
     }
     return false;
 }
 
-enum guard_verdict guard_check_sql(const char *sql, size_t len, const struct guard_options *opt,
-                                   struct guard_finding *out)
+enum guard_verdict guard_check_sql_plain(const char *sql, size_t len, const struct guard_options *opt,
+                                         struct guard_finding *out, bool *plain)
 {
+    bool all_plain = true;
     struct cur c;
     sqllex_init(&c.lx, sql, len);
     cur_next(&c);
     for (size_t index = 0;; index++) {
         struct guard_finding f;
         memset(&f, 0, sizeof f);
-        if (!cur_at_end(&c) && statement_refused(c, opt, &f)) {
+        if (!cur_at_end(&c) && statement_refused(&c, opt, &f, &all_plain)) {
             f.statement_index = index;
             if (out)
                 *out = f;
@@ -538,10 +551,19 @@ enum guard_verdict guard_check_sql(const char *sql, size_t len, const struct gua
             cur_next(&c);
         /* EOF, or lexing stopped: PostgreSQL parses the whole Query string before it runs any
          * statement, so text that does not lex runs nothing; what came before was checked. */
-        if (c.tok.kind != SQLTOK_SEMI)
+        if (c.tok.kind != SQLTOK_SEMI) {
+            if (plain)
+                *plain = all_plain && c.tok.kind == SQLTOK_EOF;
             return GUARD_OK;
+        }
         cur_next(&c);
     }
+}
+
+enum guard_verdict guard_check_sql(const char *sql, size_t len, const struct guard_options *opt,
+                                   struct guard_finding *out)
+{
+    return guard_check_sql_plain(sql, len, opt, out, NULL);
 }
 
 static bool name_is_guarded(const char *name, size_t len, const struct guard_options *opt)

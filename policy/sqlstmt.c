@@ -204,7 +204,7 @@ static bool stmt_leaves_session_state(const struct stmt *s)
     return false;
 }
 
-static bool tok_leaves_session_state(const struct sqltok *t)
+bool sqltok_leaves_session_state(const struct sqltok *t)
 {
     /* Every token of every statement passes here: the length rules out most at once. */
     switch (t->len) {
@@ -226,12 +226,20 @@ static bool tok_leaves_session_state(const struct sqltok *t)
 bool sql_may_leave_session_state(const char *sql, size_t len)
 {
     /* Text that does not lex runs nothing, but err towards a reset all the same. */
-    return any_statement(sql, len, stmt_leaves_session_state, tok_leaves_session_state, true);
+    return any_statement(sql, len, stmt_leaves_session_state, sqltok_leaves_session_state, true);
+}
+
+bool sqltok_plain_lead(const struct sqltok *t)
+{
+    static const char *const plain[] = {"select", "insert", "update", "delete", "with", "values", "table"};
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+        if (sqltok_is(t, plain[i]))
+            return true;
+    return false;
 }
 
 bool sql_is_plain(const char *sql, size_t len)
 {
-    static const char *const plain[] = {"select", "insert", "update", "delete", "with", "values", "table"};
     struct sqllex lx;
     sqllex_init(&lx, sql, len);
     bool statement_start = true;
@@ -245,16 +253,11 @@ bool sql_is_plain(const char *sql, size_t len)
             statement_start = true;
             continue;
         }
-        if (tok_leaves_session_state(&t))
+        if (sqltok_leaves_session_state(&t))
             return false;
-        if (statement_start) {
-            statement_start = false;
-            bool known = false;
-            for (size_t i = 0; i < sizeof plain / sizeof plain[0] && !known; i++)
-                known = sqltok_is(&t, plain[i]);
-            if (!known)
-                return false;
-        }
+        if (statement_start && !sqltok_plain_lead(&t))
+            return false;
+        statement_start = false;
     }
 }
 

@@ -33,6 +33,12 @@ bool sql_may_leave_session_state(const char *sql, size_t len);
  * statement skips the several others (the guard still reads it). */
 bool sql_is_plain(const char *sql, size_t len);
 
+/* The token-level parts of sql_is_plain, for a caller that reads the text in a pass of its own
+ * (the guard): whether a statement's first token is one of its leading words, and whether a token
+ * is one sql_may_leave_session_state looks for. */
+bool sqltok_plain_lead(const struct sqltok *t);
+bool sqltok_leaves_session_state(const struct sqltok *t);
+
 /* True when some statement in sql starts with the word first, and its second word (if any) is not
  * not_second (NULL: any), e.g. ("prepare", "transaction") for PREPARE but not PREPARE TRANSACTION. */
 bool sql_has_leading(const char *sql, size_t len, const char *first, const char *not_second);

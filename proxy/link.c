@@ -166,7 +166,7 @@ void link_client_idle(struct client *c)
         return;
     }
     struct pool *p = c->pool;
-    struct server *s = pool_idle_server(p, c->ident.tenant, c->ident.role, c->tx ? c->tx->apply_param : NULL);
+    struct server *s = pool_idle_server(p, c->ident.tenant, c->ident.role, c->tx);
     if (s && !pool_first_waiter(p)) {
         link_pair(c, s);
         return;

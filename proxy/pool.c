@@ -102,7 +102,7 @@ void pool_remember_params(struct pool *p, PGconn *pg)
     }
 }
 
-struct server *pool_idle_server(struct pool *p, const char *tenant, const char *role, const char *settings)
+struct server *pool_idle_server(struct pool *p, const char *tenant, const char *role, const struct txstart *tx)
 {
     /* Most recently used first: the least used ones age out under server_idle_timeout, and the
      * recent ones are warm in the server's caches. */
@@ -114,7 +114,7 @@ struct server *pool_idle_server(struct pool *p, const char *tenant, const char *
         if (strcmp(r->claims_role, role) == 0) {
             tier = 1;
             if (relay_holds_claims(r, tenant, role))
-                tier = settings && r->applied && strcmp(r->applied, settings) == 0 ? 3 : 2;
+                tier = relay_holds_applied(r, tx) ? 3 : 2;
         }
         if (tier > best_tier) {
             best = s;

@@ -45,11 +45,11 @@ struct pool {
 };
 
 struct pool *pool_find_or_create(const char *database, const char *server_user, const char *conninfo);
-/* The idle server to lend a client with these claims and settings (txstart apply_param), or NULL:
+/* The idle server to lend a client with these claims and settings (its transaction start), or NULL:
  * one whose last transaction start already holds them all (nothing to send with the extension),
  * else one with the same tenant and role (no reset between tenants), else the same role, else
  * any; most recently used first within each. */
-struct server *pool_idle_server(struct pool *p, const char *tenant, const char *role, const char *settings);
+struct server *pool_idle_server(struct pool *p, const char *tenant, const char *role, const struct txstart *tx);
 /* The client waiting longest (FIFO), or NULL; client_set_state takes it off the queue. */
 struct client *pool_first_waiter(struct pool *p);
 /* Whether a connection attempt is under way. */

@@ -119,10 +119,9 @@ static enum inspect check_statement(struct client *c, struct server *s, const st
                                  .limits_on_server = s->relay.enforced,
                                  .limits_clamped = true};
     struct guard_finding found;
-    if (guard_check_sql((const char *)fx->sql.p, fx->sql.len, &gopt, &found) == GUARD_REFUSED)
+    if (guard_check_sql_plain((const char *)fx->sql.p, fx->sql.len, &gopt, &found, &fx->plain) == GUARD_REFUSED)
         return refused(c, s, f, REFUSE_MANAGED_SETTING, found.setting, strlen(found.setting));
     /* Queries and DML, most of the traffic: none of the checks below has anything to act on. */
-    fx->plain = sql_is_plain((const char *)fx->sql.p, fx->sql.len);
     if (fx->plain)
         return INSPECT_FORWARD;
     if (s->relay.per_transaction) {

@@ -53,8 +53,9 @@ struct relay {
     char nonce[33];          /* ... this backend's nonce (enforce.h), which binds each message to it */
     uint64_t apply_counter;  /* ... the last counter sent: each message's must be higher */
     bool apply_parsed;       /* ... pgmesh_apply is prepared on this connection (transaction pooling) */
-    char *applied;           /* ... the settings (txstart apply_param) its last apply committed;
-                              * NULL: not known (relay_forget_applied) */
+    const struct txstart *applied; /* ... the transaction start (shared, one reference held)
+                                    * whose settings its last apply committed; NULL: not known
+                                    * (relay_forget_applied) */
     bool at_boundary;        /* next client message may start a transaction */
     bool open_extended;      /* client extended messages sent since the last Sync */
     bool in_copy;
@@ -82,6 +83,8 @@ void relay_init(struct relay *r);
 void relay_destroy(struct relay *r);
 /* Something may have changed the settings the server holds: the next transaction start sends them. */
 void relay_forget_applied(struct relay *r);
+/* Whether the server's last committed apply set what tx sets. */
+bool relay_holds_applied(const struct relay *r, const struct txstart *tx);
 /* Whether the claims last set on the connection are this tenant's and role's. */
 bool relay_holds_claims(const struct relay *r, const char *tenant, const char *role);
 

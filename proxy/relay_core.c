@@ -15,6 +15,7 @@
 #include "proxy/relay_int.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
+#include "proxy/txshare.h"
 
 void relay_init(struct relay *r)
 {
@@ -66,8 +67,16 @@ bool relay_fail_server_fatal(struct server *s, const char *why, struct relay_fat
 
 void relay_forget_applied(struct relay *r)
 {
-    free(r->applied);
+    txshare_put(r->applied);
     r->applied = NULL;
+}
+
+/* The shared start held is the same object for every client of the same settings and names
+ * (txshare.h), so the comparison of the settings themselves is left for clients that differ in
+ * something else, such as application_name. */
+bool relay_holds_applied(const struct relay *r, const struct txstart *tx)
+{
+    return r->applied && tx && (r->applied == tx || strcmp(r->applied->apply_param, tx->apply_param) == 0);
 }
 
 /* The verdict of the call that ends here, cleared for the next one. */
@@ -269,9 +278,9 @@ static bool send_apply(struct client *c, struct server *s, bool switching, bool 
     }
     /* Committed on its own (or the backend ends): from here the connection holds these values.
      * Sent inside the client's block, it repeats the values the link began with. */
-    if (idle && r->per_transaction && !(r->applied && strcmp(r->applied, c->tx->apply_param) == 0)) {
+    if (idle && r->per_transaction && !relay_holds_applied(r, c->tx)) {
         relay_forget_applied(r);
-        r->applied = strdup(c->tx->apply_param);
+        r->applied = txshare_get(c->tx);
     }
     return relay_send_written(s, &w);
 }
@@ -307,7 +316,7 @@ static bool send_reset(struct client *c, struct server *s)
  * one; only on an idle server whose last apply committed these values. */
 static bool holds_settings(const struct relay *r, const struct client *c, bool idle)
 {
-    return r->enforced && r->per_transaction && idle && r->applied && strcmp(r->applied, c->tx->apply_param) == 0;
+    return r->enforced && r->per_transaction && idle && relay_holds_applied(r, c->tx);
 }
 
 /* Every transaction start records whose claims the server holds: a plain copy, not snprintf. */

@@ -111,6 +111,12 @@ const struct txstart *txshare_intern(struct txstart *t)
     return &e->t;
 }
 
+const struct txstart *txshare_get(const struct txstart *t)
+{
+    container_of(t, struct shared, t)->refs++;
+    return t;
+}
+
 void txshare_put(const struct txstart *t)
 {
     if (!t)

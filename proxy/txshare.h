@@ -10,6 +10,8 @@
  * reference more: t's own buffers are freed when an equal one is there, else t becomes it. NULL
  * when out of memory (t freed). */
 const struct txstart *txshare_intern(struct txstart *t) __attribute__((warn_unused_result));
+/* One reference more to a shared transaction start (one txshare_intern returned). */
+const struct txstart *txshare_get(const struct txstart *t);
 /* Drops a reference; the last one frees it. Accepts NULL. */
 void txshare_put(const struct txstart *t);
 /* How many distinct transaction starts are held (tests). */

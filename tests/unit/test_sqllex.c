@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "policy/guard.h"
 #include "policy/sqlstmt.h"
 
 static char kind_letter(enum sqltok_kind k)
@@ -436,6 +437,8 @@ static void test_plain(void **state)
         "(SELECT 1)",
         "SELECT 'unterminated",
         "EXPLAIN ANALYZE SELECT 1",
+        "SET statement_timeout = '1s'", /* the guard's clamped shape */
+        "SELECT set_config(name, 'x', false) FROM pg_settings WHERE name = 'search_path'", /* its lookup shape */
     };
     char name[64];
     for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
@@ -452,6 +455,19 @@ static void test_plain(void **state)
     }
     for (size_t i = 0; i < sizeof not_plain / sizeof not_plain[0]; i++)
         assert_false(sql_is_plain(not_plain[i], strlen(not_plain[i])));
+
+    /* The relay takes the same answer from the guard's own pass over the text. */
+    struct guard_options opt = {.limits_clamped = true};
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+        bool p = false;
+        assert_int_equal(guard_check_sql_plain(plain[i], strlen(plain[i]), &opt, NULL, &p), GUARD_OK);
+        assert_true(p);
+    }
+    for (size_t i = 0; i < sizeof not_plain / sizeof not_plain[0]; i++) {
+        bool p = true;
+        if (guard_check_sql_plain(not_plain[i], strlen(not_plain[i]), &opt, NULL, &p) == GUARD_OK && p)
+            fail_msg("the guard's pass calls \"%s\" plain", not_plain[i]);
+    }
 }
 
 int main(void)

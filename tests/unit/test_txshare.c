@@ -47,7 +47,13 @@ static void test_sharing(void **state)
     txshare_put(a);
     assert_int_equal(txshare_count(), 5); /* b still holds it */
     assert_non_null(b->set_msg);
+    /* A server connection keeps a reference of its own to what its last apply set. */
+    const struct txstart *held = txshare_get(b);
+    assert_ptr_equal(held, b);
     txshare_put(b);
+    assert_int_equal(txshare_count(), 5);
+    assert_non_null(held->apply_param);
+    txshare_put(held);
     assert_int_equal(txshare_count(), 4);
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
         txshare_put(others[i]);
