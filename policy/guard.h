@@ -55,7 +55,8 @@ enum guard_verdict guard_check_sql(const char *sql, size_t len, const struct gua
 /* guard_check_sql, and on GUARD_OK *plain says what sql_is_plain(sql, len) says, from the same
  * reading of the text: the relay needs both for every statement. */
 enum guard_verdict guard_check_sql_plain(const char *sql, size_t len, const struct guard_options *opt,
-                                         struct guard_finding *out, bool *plain) __attribute__((warn_unused_result));
+                                         struct guard_finding *out, bool *plain)
+    __attribute__((warn_unused_result));
 
 /* True when the setting named by name[0..len) is managed: request.jwt.*, statement_timeout,
  * work_mem, idle_in_transaction_session_timeout, role, session_authorization,

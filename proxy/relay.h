@@ -46,18 +46,18 @@ struct body_stream {
  * fresh connection; relay_destroy frees. */
 struct relay {
     struct opq ops;
-    struct body_stream body; /* the server message being streamed to the client */
-    char tx_status;          /* from the last ReadyForQuery */
-    bool per_transaction;    /* transaction pooling: claims per transaction, link ends with it */
-    bool enforced;           /* the database has the pgmesh extension: claims through pgmesh.apply */
-    char nonce[33];          /* ... this backend's nonce (enforce.h), which binds each message to it */
-    uint64_t apply_counter;  /* ... the last counter sent: each message's must be higher */
-    bool apply_parsed;       /* ... pgmesh_apply is prepared on this connection (transaction pooling) */
+    struct body_stream body;       /* the server message being streamed to the client */
+    char tx_status;                /* from the last ReadyForQuery */
+    bool per_transaction;          /* transaction pooling: claims per transaction, link ends with it */
+    bool enforced;                 /* the database has the pgmesh extension: claims through pgmesh.apply */
+    char nonce[33];                /* ... this backend's nonce (enforce.h), which binds each message to it */
+    uint64_t apply_counter;        /* ... the last counter sent: each message's must be higher */
+    bool apply_parsed;             /* ... pgmesh_apply is prepared on this connection (transaction pooling) */
     const struct txstart *applied; /* ... the transaction start (shared, one reference held)
                                     * whose settings its last apply committed; NULL: not known
                                     * (relay_forget_applied) */
-    bool at_boundary;        /* next client message may start a transaction */
-    bool open_extended;      /* client extended messages sent since the last Sync */
+    bool at_boundary;              /* next client message may start a transaction */
+    bool open_extended;            /* client extended messages sent since the last Sync */
     bool in_copy;
     bool skipping;          /* an extended message failed: the server skips to Sync */
     bool session_dirty;     /* a client statement may have left session state: DISCARD ALL
