@@ -23,12 +23,21 @@ static const struct role_limits *limits_of(const struct server *s)
 static void end_client(struct server *s, const char *sqlstate, const char *message, const char *detail);
 static void arm(ev_timer *t, int64_t ms);
 
+/* The statement limit is a lazy timer: starting a statement moves stmt_deadline and an ending
+ * one clears it, and the timer, left running, looks at the deadline when it fires. A
+ * transaction's statements then cost no timer-heap operations but the first's. */
 static void statement_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct server *s = container_of(w, struct server, stmt_timer);
     struct client *c = s->client;
-    if (!c)
+    if (!c || s->stmt_deadline == 0)
         return;
+    ev_tstamp left = s->stmt_deadline - ev_now(loop);
+    if (left > 0.001) {
+        ev_timer_set(w, left, 0.);
+        ev_timer_start(loop, w);
+        return;
+    }
     if (s->stmt_cancel_sent) {
         char detail[200];
         snprintf(
@@ -40,6 +49,7 @@ static void statement_cb(struct ev_loop *loop, ev_timer *w, int revents)
                    detail);
         return;
     }
+    s->stmt_deadline = ev_now(loop) + LIMITS_CANCEL_WAIT_MS / 1000.0;
     arm(&s->stmt_timer, LIMITS_CANCEL_WAIT_MS);
     s->stmt_cancel_sent = true;
     LOG_AT(LOG_WARNING, c->tag, "statement ran past statement_timeout %lld ms (role %s, tenant %s): cancelling it",
@@ -105,11 +115,21 @@ static void arm(ev_timer *t, int64_t ms)
     }
 }
 
-/* A statement's own limit, from the start: any cancel sent was for an earlier one. */
+/* A statement's own limit, from the start: any cancel sent was for an earlier one. The running
+ * timer serves when it fires no later than the new deadline (statement_cb waits on from there). */
 static void arm_statement(struct server *s, int64_t ms)
 {
     s->stmt_cancel_sent = false;
+    double after = (double)ms / 1000.0;
+    s->stmt_deadline = ev_now(rt.loop) + after;
+    if (ev_is_active(&s->stmt_timer) && ev_timer_remaining(rt.loop, &s->stmt_timer) <= after)
+        return;
     arm(&s->stmt_timer, ms);
+}
+
+static void stop_statement(struct server *s)
+{
+    s->stmt_deadline = 0;
 }
 
 void limits_on_forward(struct server *s, char fe_type)
@@ -119,7 +139,7 @@ void limits_on_forward(struct server *s, char fe_type)
         return;
     ev_timer_stop(rt.loop, &s->idle_timer); /* the client is active again */
     bool starts_statement = fe_type == FE_QUERY || fe_type == FE_EXECUTE || fe_type == FE_FUNCTION_CALL;
-    if (starts_statement && l->statement_timeout_ms > 0 && !ev_is_active(&s->stmt_timer))
+    if (starts_statement && l->statement_timeout_ms > 0 && s->stmt_deadline == 0)
         arm_statement(s, l->statement_timeout_ms + LIMITS_STATEMENT_GRACE_MS);
     if (l->max_transaction_age_ms > 0 && !ev_is_active(&s->age_timer) && fe_type != FE_SYNC &&
         fe_type != FE_FLUSH && fe_type != FE_TERMINATE)
@@ -139,7 +159,7 @@ static void server_waits_for_client(struct server *s, const struct role_limits *
                      be_type == BE_EMPTY_QUERY || be_type == BE_PORTAL_SUSPENDED;
     if (!r->open_extended || !(r->skipping || (completes && r->ops.len <= 1)))
         return;
-    ev_timer_stop(rt.loop, &s->stmt_timer);
+    stop_statement(s);
     arm(&s->idle_timer, idle_limit_ms(l));
 }
 
@@ -154,11 +174,11 @@ void limits_on_reply(struct server *s, char be_type)
     case BE_PORTAL_SUSPENDED:
     case BE_ERROR:
         /* One statement ended; the next one of a multi-statement Query gets its own limit. */
-        if (ev_is_active(&s->stmt_timer))
+        if (s->stmt_deadline != 0)
             arm_statement(s, l->statement_timeout_ms + LIMITS_STATEMENT_GRACE_MS);
         break;
     case BE_READY:
-        ev_timer_stop(rt.loop, &s->stmt_timer);
+        stop_statement(s);
         if (s->relay.ops.len > 0)
             break; /* more of the client's requests are in flight */
         if (s->relay.tx_status == TX_IDLE) {
@@ -174,8 +194,16 @@ void limits_on_reply(struct server *s, char be_type)
     server_waits_for_client(s, l, be_type);
 }
 
+void limits_unlink(struct server *s)
+{
+    stop_statement(s);
+    ev_timer_stop(rt.loop, &s->idle_timer);
+    ev_timer_stop(rt.loop, &s->age_timer);
+}
+
 void limits_stop(struct server *s)
 {
+    stop_statement(s);
     ev_timer_stop(rt.loop, &s->stmt_timer);
     ev_timer_stop(rt.loop, &s->idle_timer);
     ev_timer_stop(rt.loop, &s->age_timer);

@@ -34,7 +34,10 @@ void limits_on_forward(struct server *s, char fe_type);
  * before a completion's op-queue entry is taken off: the entry left alone means the server has
  * answered everything. */
 void limits_on_reply(struct server *s, char be_type);
-/* The server left its client: no limit applies any more. */
+/* The server left its client: no limit applies any more. The statement timer may stay armed (it
+ * fires into nothing), so that the next client's statement need not start it again. */
+void limits_unlink(struct server *s);
+/* The server connection closes: every timer stops. */
 void limits_stop(struct server *s);
 
 #endif

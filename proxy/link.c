@@ -39,7 +39,7 @@ static void link_pair(struct client *c, struct server *s)
 
 static void unlink_pair(struct client *c, struct server *s)
 {
-    limits_stop(s);
+    limits_unlink(s);
     s->client = NULL;
     c->server = NULL;
 }

@@ -37,6 +37,7 @@ struct server {
     ev_timer timer;                             /* connect timeout */
     ev_timer stmt_timer, idle_timer, age_timer; /* limits.c */
     bool stmt_cancel_sent;                      /* ... stmt_timer now waits for the cancel to act */
+    ev_tstamp stmt_deadline;                    /* ... when the running statement's limit ends; 0: none */
     ev_tstamp idle_since;
     int poll_status; /* last PQconnectPoll result while CONNECTING */
     int probe_seen;  /* enum enforce_probe: the probe's verdict so far, while CONNECTING */
