@@ -28,6 +28,7 @@
 #include "proxy/config.h"
 #include "proxy/link.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
@@ -65,6 +66,7 @@ static void wait_queue(struct client *c, bool enter)
     }
     TAILQ_INSERT_TAIL(&p->waiting, c, wait_link);
     c->passed_over = 0;
+    c->wait_started = ev_now(rt.loop);
     p->nwaiting++;
     if (rt.cfg->query_wait_timeout_ms > 0) {
         ev_timer_set(&c->timer, (double)rt.cfg->query_wait_timeout_ms / 1000.0, 0.);
@@ -312,6 +314,7 @@ static void cancel_client(uint32_t pid, uint32_t key)
 static void handle_startup_message(struct client *c, const struct startup_packet *pkt)
 {
     if (!c->is_unix && !c->conn.ssl && rt.cfg->client_tls == CLIENT_TLS_REQUIRE) {
+        metrics_login_refused("tls_required");
         client_error(c, "FATAL", SQLSTATE_INVALID_AUTHORIZATION, "TLS is required",
                      "pgmesh accepts TCP clients only over TLS (client_tls = require), so that tokens never "
                      "cross the network in clear text.",
@@ -402,6 +405,7 @@ bool client_apply_role(struct client *c, const struct role_config *role)
     const struct txstart *tx = txshare_intern(&built);
     if (!tx)
         return false;
+    c->mrole = metrics_role(c->ident.role);
     txshare_put(c->tx);
     c->tx = tx;
     c->limits = (struct role_limits){
@@ -428,6 +432,7 @@ static bool within_conn_limits(struct client *c, const struct role_config *role)
     if (rt.cfg->max_client_conn_per_tenant > 0 && same_tenant >= rt.cfg->max_client_conn_per_tenant) {
         snprintf(detail, sizeof detail, "Tenant \"%s\" already has %d connections (max_client_conn_per_tenant).",
                  c->ident.tenant, same_tenant);
+        metrics_login_refused("too_many_connections");
         client_error(c, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS, "too many connections for this tenant", detail,
                      NULL);
         return false;
@@ -435,11 +440,32 @@ static bool within_conn_limits(struct client *c, const struct role_config *role)
     if (role->max_client_conn > 0 && same_role >= role->max_client_conn) {
         snprintf(detail, sizeof detail, "Role \"%s\" already has %d connections (its max_client_conn).",
                  c->ident.role, same_role);
+        metrics_login_refused("too_many_connections");
         client_error(c, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS, "too many connections for this role", detail,
                      NULL);
         return false;
     }
     return true;
+}
+
+/* The metrics' label for a refused token. */
+static const char *refusal_reason(enum jwt_status st)
+{
+    static const char *const reasons[] = {
+        [JWT_OK] = "ok",
+        [JWT_MALFORMED] = "malformed_token",
+        [JWT_TOO_LARGE] = "token_too_large",
+        [JWT_ALG_NOT_ALLOWED] = "algorithm_not_allowed",
+        [JWT_BAD_SIGNATURE] = "bad_signature",
+        [JWT_EXPIRED] = "expired",
+        [JWT_NOT_YET_VALID] = "not_yet_valid",
+        [JWT_WRONG_ISSUER] = "wrong_issuer",
+        [JWT_WRONG_AUDIENCE] = "wrong_audience",
+        [JWT_MISSING_CLAIM] = "missing_claim",
+        [JWT_BAD_CLAIM] = "bad_claim",
+        [JWT_UNKNOWN_KEY] = "unknown_key",
+    };
+    return (size_t)st < sizeof reasons / sizeof reasons[0] && reasons[st] ? reasons[st] : "other";
 }
 
 /* Verifies the token against the current [jwt] settings; fills *id. */
@@ -461,6 +487,7 @@ static bool verify_token(struct client *c, struct span token, struct jwt_identit
                                            (int64_t)time(NULL), id, detail, sizeof detail);
     if (st == JWT_OK)
         return true;
+    metrics_login_refused(refusal_reason(st));
     client_error(c, "FATAL", SQLSTATE_INVALID_PASSWORD, jwt_status_message(st), detail,
                  "Obtain a new token from your identity provider.");
     return false;
@@ -474,6 +501,7 @@ static void admit(struct client *c, const char *sub)
     if (!role) {
         char msg[160];
         snprintf(msg, sizeof msg, "token role \"%s\" is not configured", c->ident.role);
+        metrics_login_refused("unknown_role");
         client_error(c, "FATAL", SQLSTATE_INVALID_PASSWORD, msg,
                      "pgmesh has no [roles] entry for this role claim.", NULL);
         return;
@@ -505,6 +533,7 @@ static void handle_password(struct client *c)
         return;
     /* frame_peek_fe fills f only on FRAME_OK: the type byte is read here for the size refusal. */
     if (fr == FRAME_TOO_BIG && frame_type(iobuf_head(in)) == FE_PASSWORD) {
+        metrics_login_refused(refusal_reason(JWT_TOO_LARGE));
         client_error(c, "FATAL", SQLSTATE_INVALID_PASSWORD, jwt_status_message(JWT_TOO_LARGE),
                      "Tokens are limited to 16384 bytes.", NULL);
         return;

@@ -46,6 +46,8 @@ struct client {
     TAILQ_ENTRY(client) link;      /* rt.clients */
     TAILQ_ENTRY(client) wait_link; /* pool->waiting */
     unsigned passed_over;          /* ... times a later waiter got a server first (link.c) */
+    ev_tstamp wait_started;        /* ... since when */
+    struct metrics_role *mrole;    /* its role's histograms (metrics.h), from login on */
     ev_timer timer;                /* startup/auth deadline, then query_wait_timeout */
     struct pool *pool;
     struct server *server;

@@ -61,6 +61,7 @@ struct config {
     int max_client_conn;
     int max_client_conn_per_tenant; /* 0: no limit */
     int64_t client_login_timeout_ms;
+    char *metrics_listen; /* "" when off */
     int claim_affinity_passes;
     int64_t query_wait_timeout_ms;
     int64_t idle_transaction_timeout_ms; /* 0: no limit; a role's idle_in_transaction_timeout wins */

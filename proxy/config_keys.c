@@ -72,6 +72,9 @@ static const struct config_key keys[] = {
     {{"pgmesh", "max_client_conn_per_tenant", "0", true,
       "client connections of one tenant claim at once; 0 means no limit"},
      VAL_INT, AT(max_client_conn_per_tenant), 0, 1000000, NULL, NULL},
+    {{"pgmesh", "metrics_listen", "", false,
+      "host:port for the HTTP endpoint serving /metrics (Prometheus), /healthz and /readyz; empty: none"},
+     VAL_STRING, AT(metrics_listen), 0, 255, NULL, NULL},
     {{"pgmesh", "client_login_timeout", "60s", true,
       "a client that has not finished its startup, TLS handshake and authentication this long after "
       "connecting is closed (FATAL 08P01 \"login timeout\")"},

@@ -13,6 +13,7 @@
 #include "proxy/config.h"
 #include "proxy/events.h"
 #include "proxy/limits.h"
+#include "proxy/metrics.h"
 #include "proxy/pool.h"
 #include "proxy/relay.h"
 #include "proxy/runtime.h"
@@ -24,6 +25,9 @@ static void act(struct server *s, enum relay_verdict v);
 
 static void link_pair(struct client *c, struct server *s)
 {
+    ev_tstamp now = ev_now(rt.loop);
+    metrics_wait_observed(c->mrole, c->state == CLIENT_WAIT_SERVER ? now - c->wait_started : 0.0);
+    s->linked_at = now;
     c->server = s;
     s->client = c;
     server_set_state(s, SERVER_LINKED);
@@ -39,6 +43,7 @@ static void link_pair(struct client *c, struct server *s)
 
 static void unlink_pair(struct client *c, struct server *s)
 {
+    metrics_link_observed(c->mrole, ev_now(rt.loop) - s->linked_at);
     limits_unlink(s);
     s->client = NULL;
     c->server = NULL;

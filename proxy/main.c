@@ -22,13 +22,14 @@
 #include "proxy/link.h"
 #include "proxy/listen.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/pool.h"
 #include "proxy/reload.h"
 #include "proxy/runtime.h"
 #include "proxy/stmt.h"
 #include "proxy/tls.h"
+#include "proxy/version.h"
 
-#define PGMESH_VERSION "0.1.0"
 #define JANITOR_INTERVAL_S 1.0
 
 struct runtime rt;
@@ -250,9 +251,10 @@ int main(int argc, char **argv)
     conn_global_init(rt.loop);
     cancel_init(rt.loop);
     link_init();
-    if (!listen_start())
+    if (!listen_start() || !metrics_start())
         return 1;
     run_loop();
+    metrics_stop();
     log_flush_repeats(true);
     log_info("stopped");
     iobuf_spares_trim();

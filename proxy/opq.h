@@ -40,8 +40,10 @@ enum refusal {
     REFUSE_DEALLOCATE,
     REFUSE_RESERVED_NAME,
     REFUSE_TOO_MANY_STATEMENTS,
-    REFUSE_FUNCTION_CALL,
+    REFUSE_FUNCTION_CALL, /* the last: metrics count them by kind */
 };
+/* The kind as a label value ("managed_setting"), for metrics. */
+const char *refusal_name(enum refusal why);
 
 struct op {
     enum op_kind kind;

@@ -13,10 +13,29 @@
 #include "protocol/wire.h"
 #include "proxy/client.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/relay_int.h"
+
+const char *refusal_name(enum refusal why)
+{
+    static const char *const names[] = {
+        [REFUSE_NONE] = "none",
+        [REFUSE_NAMED_PARSE] = "named_parse",
+        [REFUSE_MANAGED_SETTING] = "managed_setting",
+        [REFUSE_TOO_LONG] = "too_long",
+        [REFUSE_SESSION_ONLY] = "session_only",
+        [REFUSE_DUPLICATE_STATEMENT] = "duplicate_statement",
+        [REFUSE_DEALLOCATE] = "deallocate",
+        [REFUSE_RESERVED_NAME] = "reserved_name",
+        [REFUSE_TOO_MANY_STATEMENTS] = "too_many_statements",
+        [REFUSE_FUNCTION_CALL] = "function_call",
+    };
+    return (size_t)why < sizeof names / sizeof names[0] ? names[why] : "other";
+}
 
 static void log_refusal(const struct client *c, enum refusal why, const char *what, size_t what_len)
 {
+    metrics_refused(why);
     static const char *const lead[] = {
         [REFUSE_NONE] = "",
         [REFUSE_NAMED_PARSE] = "named statement ",

@@ -15,8 +15,10 @@ pkgs=(gcc libc6-dev make pkg-config
       netcat-openbsd)
 # cppcheck and clang-format: make lint (static analysis, and that `make format` would change
 # nothing), which make check runs.
-# gnuplot-nox: make bench's chart (bench/chart.gp).
-$core || pkgs+=(python3-psycopg python3-asyncpg libpostgresql-jdbc-java cppcheck clang-format gnuplot-nox)
+# gnuplot-nox: make bench's chart (bench/chart.gp). prometheus: promtool checks /metrics, and a
+# real Prometheus scrapes it (test_metrics).
+$core || pkgs+=(python3-psycopg python3-asyncpg libpostgresql-jdbc-java cppcheck clang-format gnuplot-nox
+                prometheus)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,286 @@
+/* What /metrics reports: counters and per-role histograms kept here, bumped from the relay and the
+ * login path with no allocation and no lookup (a client holds its role's row), and gauges read
+ * from the pools and the client list when scraped. Label values are bounded: databases and roles
+ * come from the config, the kinds and reasons from fixed tables. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/client.h"
+#include "proxy/config.h"
+#include "proxy/metrics.h"
+#include "proxy/pool.h"
+#include "proxy/runtime.h"
+#include "proxy/server.h"
+#include "proxy/version.h"
+
+/* Upper bounds in seconds: from a warm pool's sub-millisecond hand-over to a query_wait_timeout. */
+static const double bounds[] = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30};
+#define NBOUNDS (sizeof bounds / sizeof bounds[0])
+
+struct histogram {
+    uint64_t buckets[NBOUNDS]; /* not cumulative: the renderer adds them up */
+    uint64_t count;
+    double sum;
+};
+
+struct metrics_role {
+    char name[JWT_CLAIM_MAX + 1];
+    struct histogram wait, link;
+};
+
+static struct metrics_role roles[METRICS_ROLES + 1]; /* the last is "other" */
+static size_t nroles;
+
+#define NKINDS (REFUSE_FUNCTION_CALL + 1)
+static uint64_t refusals[NKINDS];
+
+#define MAX_REASONS 24
+static struct {
+    const char *reason;
+    uint64_t n;
+} login_refusals[MAX_REASONS];
+
+struct metrics_role *metrics_role(const char *role)
+{
+    for (size_t i = 0; i < nroles; i++)
+        if (strcmp(roles[i].name, role) == 0)
+            return &roles[i];
+    if (nroles < METRICS_ROLES) {
+        snprintf(roles[nroles].name, sizeof roles[nroles].name, "%s", role);
+        return &roles[nroles++];
+    }
+    struct metrics_role *other = &roles[METRICS_ROLES];
+    if (!other->name[0])
+        snprintf(other->name, sizeof other->name, "%s", "other");
+    return other;
+}
+
+static void observe(struct histogram *h, double v)
+{
+    size_t i = 0;
+    while (i < NBOUNDS && v > bounds[i])
+        i++;
+    if (i < NBOUNDS)
+        h->buckets[i]++;
+    h->count++;
+    h->sum += v;
+}
+
+void metrics_wait_observed(struct metrics_role *r, double seconds)
+{
+    if (r)
+        observe(&r->wait, seconds);
+}
+
+void metrics_link_observed(struct metrics_role *r, double seconds)
+{
+    if (r)
+        observe(&r->link, seconds);
+}
+
+void metrics_refused(enum refusal why)
+{
+    if ((size_t)why < NKINDS)
+        refusals[why]++;
+}
+
+void metrics_login_refused(const char *reason)
+{
+    for (size_t i = 0; i < MAX_REASONS; i++) {
+        if (login_refusals[i].reason == NULL)
+            login_refusals[i].reason = reason;
+        if (login_refusals[i].reason == reason || strcmp(login_refusals[i].reason, reason) == 0) {
+            login_refusals[i].n++;
+            return;
+        }
+    }
+}
+
+/* A label value as the exposition format wants it: backslash, double quote and newline escaped. */
+static void put_label(FILE *f, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            fputc('\\', f), fputc(*v, f);
+        else if (*v == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*v, f);
+    }
+}
+
+static void header(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void pool_labels(FILE *f, const struct pool *p)
+{
+    fputs("database=\"", f);
+    put_label(f, p->database);
+    fputs("\",user=\"", f);
+    put_label(f, p->server_user);
+    fputc('"', f);
+}
+
+static int count_servers(const struct server_list *l)
+{
+    int n = 0;
+    const struct server *s;
+    TAILQ_FOREACH(s, l, link)
+        n++;
+    return n;
+}
+
+static void render_pools(FILE *f)
+{
+    const struct pool *p;
+    header(f, "pgmesh_pool_size", "gauge",
+           "Server connections a pool may open (default_pool_size or the database's).");
+    TAILQ_FOREACH(p, &rt.pools, link) {
+        fputs("pgmesh_pool_size{", f);
+        pool_labels(f, p);
+        fprintf(f, "} %d\n", p->size);
+    }
+    header(f, "pgmesh_pool_servers", "gauge", "Server connections by state.");
+    TAILQ_FOREACH(p, &rt.pools, link) {
+        const struct {
+            const char *state;
+            const struct server_list *l;
+        } states[] = {{"connecting", &p->connecting},
+                      {"idle", &p->idle},
+                      {"active", &p->linked},
+                      {"resetting", &p->resetting}};
+        for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+            fputs("pgmesh_pool_servers{", f);
+            pool_labels(f, p);
+            fprintf(f, ",state=\"%s\"} %d\n", states[i].state, count_servers(states[i].l));
+        }
+    }
+    header(f, "pgmesh_pool_waiting_clients", "gauge", "Clients waiting for a server connection.");
+    TAILQ_FOREACH(p, &rt.pools, link) {
+        fputs("pgmesh_pool_waiting_clients{", f);
+        pool_labels(f, p);
+        fprintf(f, "} %d\n", p->nwaiting);
+    }
+    header(f, "pgmesh_pool_max_wait_seconds", "gauge", "How long the longest-waiting client has waited.");
+    ev_tstamp now = ev_now(rt.loop);
+    TAILQ_FOREACH(p, &rt.pools, link) {
+        const struct client *first = TAILQ_FIRST(&p->waiting);
+        fputs("pgmesh_pool_max_wait_seconds{", f);
+        pool_labels(f, p);
+        fprintf(f, "} %.6f\n", first ? now - first->wait_started : 0.0);
+    }
+    header(f, "pgmesh_pool_login_failing", "gauge", "1 while the pool's last server login failed.");
+    TAILQ_FOREACH(p, &rt.pools, link) {
+        fputs("pgmesh_pool_login_failing{", f);
+        pool_labels(f, p);
+        fprintf(f, "} %d\n", p->login_failing ? 1 : 0);
+    }
+}
+
+static void render_clients(FILE *f)
+{
+    int login = 0, idle = 0, waiting = 0, active = 0, closing = 0;
+    const struct client *c;
+    TAILQ_FOREACH(c, &rt.clients, link) {
+        switch (c->state) {
+        case CLIENT_STARTUP:
+        case CLIENT_TLS_HANDSHAKE:
+        case CLIENT_AUTH:
+            login++;
+            break;
+        case CLIENT_IDLE:
+            idle++;
+            break;
+        case CLIENT_WAIT_SERVER:
+            waiting++;
+            break;
+        case CLIENT_LINKED:
+            active++;
+            break;
+        case CLIENT_CLOSING:
+            closing++;
+            break;
+        }
+    }
+    header(f, "pgmesh_clients", "gauge", "Client connections by state.");
+    fprintf(f,
+            "pgmesh_clients{state=\"login\"} %d\npgmesh_clients{state=\"idle\"} %d\n"
+            "pgmesh_clients{state=\"waiting\"} %d\npgmesh_clients{state=\"active\"} %d\n"
+            "pgmesh_clients{state=\"closing\"} %d\n",
+            login, idle, waiting, active, closing);
+}
+
+static void render_histogram(FILE *f, const char *name, const char *role, const struct histogram *h)
+{
+    uint64_t cum = 0;
+    for (size_t i = 0; i < NBOUNDS; i++) {
+        cum += h->buckets[i];
+        fprintf(f, "%s_bucket{role=\"", name);
+        put_label(f, role);
+        fprintf(f, "\",le=\"%g\"} %llu\n", bounds[i], (unsigned long long)cum);
+    }
+    fprintf(f, "%s_bucket{role=\"", name);
+    put_label(f, role);
+    fprintf(f, "\",le=\"+Inf\"} %llu\n%s_sum{role=\"", (unsigned long long)h->count, name);
+    put_label(f, role);
+    fprintf(f, "\"} %.6f\n%s_count{role=\"", h->sum, name);
+    put_label(f, role);
+    fprintf(f, "\"} %llu\n", (unsigned long long)h->count);
+}
+
+static void render_roles(FILE *f)
+{
+    size_t n = nroles + (roles[METRICS_ROLES].name[0] ? 1 : 0);
+    header(f, "pgmesh_wait_seconds", "histogram",
+           "Time a client waited for a server connection, per transaction (0 when one was idle), by role.");
+    for (size_t i = 0; i < n; i++) {
+        const struct metrics_role *r = i < nroles ? &roles[i] : &roles[METRICS_ROLES];
+        render_histogram(f, "pgmesh_wait_seconds", r->name, &r->wait);
+    }
+    header(f, "pgmesh_transaction_seconds", "histogram",
+           "Time a client held a server connection: a transaction in transaction pooling, a session in "
+           "session pooling, by role.");
+    for (size_t i = 0; i < n; i++) {
+        const struct metrics_role *r = i < nroles ? &roles[i] : &roles[METRICS_ROLES];
+        render_histogram(f, "pgmesh_transaction_seconds", r->name, &r->link);
+    }
+}
+
+static void render_counters(FILE *f)
+{
+    header(f, "pgmesh_refusals_total", "counter", "Client messages pgmesh refused, by kind.");
+    for (size_t i = 1; i < NKINDS; i++)
+        fprintf(f, "pgmesh_refusals_total{kind=\"%s\"} %llu\n", refusal_name((enum refusal)i),
+                (unsigned long long)refusals[i]);
+    header(f, "pgmesh_login_refusals_total", "counter", "Logins refused, by reason.");
+    for (size_t i = 0; i < MAX_REASONS && login_refusals[i].reason; i++)
+        fprintf(f, "pgmesh_login_refusals_total{reason=\"%s\"} %llu\n", login_refusals[i].reason,
+                (unsigned long long)login_refusals[i].n);
+}
+
+char *metrics_render(size_t *len)
+{
+    char *out = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&out, &n);
+    if (!f)
+        return NULL;
+    header(f, "pgmesh_info", "gauge", "Always 1; the version in a label.");
+    fprintf(f, "pgmesh_info{version=\"%s\"} 1\n", PGMESH_VERSION);
+    header(f, "pgmesh_shutting_down", "gauge", "1 after SIGTERM or SIGINT, while clients finish.");
+    fprintf(f, "pgmesh_shutting_down %d\n", rt.shutting_down ? 1 : 0);
+    render_clients(f);
+    render_pools(f);
+    render_roles(f);
+    render_counters(f);
+    if (fclose(f) != 0) {
+        free(out);
+        return NULL;
+    }
+    *len = n;
+    return out;
+}
