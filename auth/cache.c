@@ -20,6 +20,7 @@ struct cache_entry {
 
 struct jwt_cache {
     size_t capacity, count, nbuckets; /* nbuckets a power of two */
+    uint64_t hits, misses;
     struct cache_entry **buckets;
     struct cache_entry *newest, *oldest;
 };
@@ -162,6 +163,12 @@ void jwt_cache_clear(struct jwt_cache *cache)
         remove_at(cache, find_slot(cache, cache->oldest->digest));
 }
 
+void jwt_cache_counts(const struct jwt_cache *cache, uint64_t *hits, uint64_t *misses)
+{
+    *hits = cache ? cache->hits : 0;
+    *misses = cache ? cache->misses : 0;
+}
+
 size_t jwt_cache_count(const struct jwt_cache *cache)
 {
     return cache != NULL ? cache->count : 0;
@@ -184,8 +191,11 @@ enum jwt_status jwt_verify_cached(struct jwt_cache *cache, const struct jwt_keys
     if (len <= JWT_MAX_TOKEN_LEN && jwt_cache_lookup(cache, token, len, now, out)) {
         if (detail != NULL && detail_len > 0)
             detail[0] = '\0';
+        cache->hits++;
         return JWT_OK;
     }
+    if (cache)
+        cache->misses++;
     enum jwt_status st = jwt_verify(keys, policy, token, len, now, out, detail, detail_len);
     if (st == JWT_OK)
         jwt_cache_insert(cache, token, len, out);

@@ -32,6 +32,9 @@ void jwt_cache_insert(struct jwt_cache *cache, const char *token, size_t len, co
  * were verified under the old ones. */
 void jwt_cache_clear(struct jwt_cache *cache);
 size_t jwt_cache_count(const struct jwt_cache *cache);
+/* Lookups through jwt_verify_cached that found the token, and those that did not, since the cache
+ * was made (a clear keeps them). */
+void jwt_cache_counts(const struct jwt_cache *cache, uint64_t *hits, uint64_t *misses);
 
 /* jwt_verify through the cache: a hit returns JWT_OK with *out filled (detail empty); a miss
  * runs jwt_verify and caches only a JWT_OK result. Policy and keys must be those the cache's

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/cache.h"
 #include "proxy/client.h"
 #include "proxy/config.h"
 #include "proxy/metrics.h"
@@ -260,6 +261,15 @@ static void render_counters(FILE *f)
     for (size_t i = 0; i < MAX_REASONS && login_refusals[i].reason; i++)
         fprintf(f, "pgmesh_login_refusals_total{reason=\"%s\"} %llu\n", login_refusals[i].reason,
                 (unsigned long long)login_refusals[i].n);
+    uint64_t hits, misses;
+    jwt_cache_counts(rt.token_cache, &hits, &misses);
+    header(
+        f, "pgmesh_token_cache_lookups_total", "counter",
+        "Token verifications answered from the verified-token cache (hit) or by checking the signature (miss).");
+    fprintf(f, "pgmesh_token_cache_lookups_total{result=\"hit\"} %llu\n", (unsigned long long)hits);
+    fprintf(f, "pgmesh_token_cache_lookups_total{result=\"miss\"} %llu\n", (unsigned long long)misses);
+    header(f, "pgmesh_token_cache_entries", "gauge", "Verified tokens the cache holds.");
+    fprintf(f, "pgmesh_token_cache_entries %zu\n", jwt_cache_count(rt.token_cache));
 }
 
 char *metrics_render(size_t *len)

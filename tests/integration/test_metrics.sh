@@ -46,6 +46,9 @@ promtool check metrics < "$TEST_DIR/metrics.txt" || fail "promtool check metrics
 assert_eq 1 "$(value 'pgmesh_login_refusals_total{reason="malformed_token"}')" "malformed-token refusals"
 assert_eq 1 "$(value 'pgmesh_refusals_total{kind="managed_setting"}')" "managed-setting refusals"
 assert_eq 1 "$(value 'pgmesh_pool_size{database="media_analytics",user="marketing_domain_role"}')" "pool size"
+# Six logins with two distinct good tokens: two signature checks, four cache hits.
+assert_eq 4 "$(value 'pgmesh_token_cache_lookups_total{result="hit"}')" "token cache hits"
+assert_eq 2 "$(value 'pgmesh_token_cache_entries')" "tokens cached"
 tx=$(value 'pgmesh_transaction_seconds_count{role="regional_analyst"}')
 [ "${tx:-0}" -ge 5 ] || fail "pgmesh_transaction_seconds_count for regional_analyst is '$tx', want at least 5"
 assert_eq "$tx" "$(value 'pgmesh_transaction_seconds_bucket{role="regional_analyst",le="+Inf"}')" \

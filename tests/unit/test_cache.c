@@ -199,6 +199,12 @@ static void test_verify_cached(void **state)
     jwt_cache_clear(c);
     assert_int_equal(jwt_verify_cached(c, &other, &policy, good, strlen(good), 900, &id, detail, sizeof(detail)),
                      JWT_BAD_SIGNATURE);
+    /* One hit (the other keys at 999); the first good, the bad, the two at exp, the one after the
+     * clear were misses. */
+    uint64_t hits, misses;
+    jwt_cache_counts(c, &hits, &misses);
+    assert_int_equal(hits, 1);
+    assert_int_equal(misses, 5);
     /* Without a cache it is jwt_verify. */
     assert_int_equal(jwt_verify_cached(NULL, &keys, &policy, good, strlen(good), 900, &id, detail, sizeof(detail)),
                      JWT_OK);
