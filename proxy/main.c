@@ -27,6 +27,7 @@
 #include "proxy/runtime.h"
 #include "proxy/stmt.h"
 #include "proxy/tls.h"
+#include "proxy/watch.h"
 
 #define PGMESH_VERSION "0.1.0"
 #define JANITOR_INTERVAL_S 1.0
@@ -224,7 +225,9 @@ static void run_loop(void)
     log_info("pgmesh %s started (pool_mode=%s, %zu database(s), %zu role(s))", PGMESH_VERSION,
              rt.cfg->pool_mode == POOL_SESSION ? "session" : "transaction", rt.cfg->ndatabases, rt.cfg->nroles);
     warm_pools();
+    watch_start();
     ev_run(rt.loop, 0);
+    watch_stop();
 }
 
 int main(int argc, char **argv)
