@@ -14,9 +14,17 @@ cleanup_pg() {
     pg_psql -c "SELECT pg_drop_replication_slot('$slot') FROM pg_replication_slots WHERE slot_name = '$slot'" || true
     pg_psql -c "DROP DATABASE IF EXISTS $db_c WITH (FORCE)" -c "DROP DATABASE IF EXISTS $db_utf8 WITH (FORCE)" || true
     pg_psql -c "DROP TABLE IF EXISTS watch_wal" || true
+    pg_psql -c "ALTER SYSTEM RESET log_connections" -c "SELECT pg_reload_conf()" || true
 }
 lib_at_exit cleanup_pg
 cleanup_pg > /dev/null 2>&1
+
+# Which role the watcher logs in as, from the server's side.
+pg_log=$PG_DIR/postgres.log
+pg_mark=$(wc -c < "$pg_log")
+pg_psql -c "ALTER SYSTEM SET log_connections = on" -c "SELECT pg_reload_conf()" > /dev/null
+for _ in $(seq 1 50); do [ "$(pg_psql -c 'SHOW log_connections')" = on ] && break; sleep 0.1; done
+watch_logins() { tail -c +"$((pg_mark + 1))" "$pg_log" | grep -E "connection authorized: user=$1 database=$2 .*application_name=pgmesh-watch" || true; }
 
 pg_psql -c "CREATE DATABASE $db_c TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
 pg_psql -c "CREATE DATABASE $db_utf8 TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"
@@ -33,25 +41,32 @@ ini_set databases coll_c "$(conn "$PG_PORT" "$db_c")"
 ini_set databases coll_c_again "$(conn "$PG_PORT" "$db_c")"
 ini_set databases coll_utf8 "$(conn "$PG_PORT" "$db_utf8")"
 ini_set databases mesh_down "$(conn "$down_port" nowhere)"
-# After the databases (CREATE DATABASE writes their files to the WAL): the slot starts below 1MB.
+# A physical slot reserves WAL from the last checkpoint's redo point on, and CREATE DATABASE wrote
+# the new databases' files to the WAL: a checkpoint first, so the slot starts below 1MB.
+pg_psql -c "CHECKPOINT"
 pg_psql -c "SELECT 1 FROM pg_create_physical_replication_slot('$slot', true)" > /dev/null
 mesh_start
 tok=$(mint DE regional_analyst)
 
+# The pair is named in the order its two readings arrived.
+pair_re="watch: databases (coll_c \(.* and coll_utf8|coll_utf8 \(.* and coll_c) \(.* have different collations"
 echo "== collations: one warning for the pair that differs"
-wait_log "watch: databases coll_c .* and coll_utf8 .* have different collations" 15
+wait_log "$pair_re" 15
 sleep 2 # a second poll round: collations are read once per start, so no more lines
-pair=$(grep -cE "watch: databases (coll_c \(.*coll_utf8|coll_utf8 \(.*coll_c) \(" "$MESH_LOG" || true)
-assert_eq 1 "$pair" "collation warnings naming coll_c and coll_utf8"
-line=$(grep -E "watch: databases coll_c \(" "$MESH_LOG" | grep coll_utf8 | head -1)
-assert_contains "$line" "datcollate C vs C.UTF-8" "the values in the warning"
-assert_contains "$line" "datctype C vs C.UTF-8" "the values in the warning"
+assert_eq 1 "$(grep -cE "$pair_re" "$MESH_LOG" || true)" "collation warnings naming coll_c and coll_utf8"
+line=$(grep -E "$pair_re" "$MESH_LOG" | head -1)
+[[ $line =~ datcollate\ (C\ vs\ C.UTF-8|C.UTF-8\ vs\ C)\;\ datctype\ (C\ vs\ C.UTF-8|C.UTF-8\ vs\ C)\) ]] ||
+    fail "the values are not in the warning: [$line]"
 assert_contains "$line" "postgres_fdw pushes ORDER BY/comparisons down to the remote side" "the risk"
 assert_contains "$line" "127.0.0.1:$PG_PORT" "the cluster in the warning"
 n=$(grep -E "have different collations" "$MESH_LOG" | grep -c "coll_c_again (.*coll_c \|coll_c (.*coll_c_again " || true)
 assert_eq 0 "$n" "warnings for two entries on the same database"
 n=$(grep -E "have different collations" "$MESH_LOG" | grep -cE "media_analytics .*coll_c[ _]|coll_c(_again)? .*media_analytics" || true)
 assert_eq 0 "$n" "warnings for media_analytics (C) against coll_c (C)"
+
+echo "== the watcher logs in as the first role's server_user"
+[ -n "$(watch_logins marketing_domain_role "$db_c")" ] || fail "no watcher login as marketing_domain_role to $db_c"
+[ -z "$(watch_logins audit_role "$db_c")" ] || fail "the watcher logged in as audit_role before watch_user said so"
 
 echo "== the cluster that is down: one line, the others served, no busy loop"
 wait_log "watch: database mesh_down \(127.0.0.1:$down_port\) not readable" 10
@@ -82,10 +97,10 @@ echo "== a reload: collations read again, the slot not warned again"
 kill -HUP "$MESH_PID"
 wait_log "config reload: .* applied" 10
 for _ in $(seq 1 50); do
-    [ "$(grep -cE "watch: databases coll_c \(.*coll_utf8" "$MESH_LOG" || true)" -ge 2 ] && break
+    [ "$(grep -cE "$pair_re" "$MESH_LOG" || true)" -ge 2 ] && break
     sleep 0.1
 done
-assert_eq 2 "$(grep -cE "watch: databases coll_c \(.*coll_utf8" "$MESH_LOG" || true)" "collation warnings after a reload"
+assert_eq 2 "$(grep -cE "$pair_re" "$MESH_LOG" || true)" "collation warnings after a reload"
 sleep 2
 assert_eq 1 "$(grep -c "watch: replication slot $slot .* above slot_wal_warn" "$MESH_LOG" || true)" \
     "slot warnings after a reload"
@@ -100,5 +115,11 @@ for _ in $(seq 1 100); do
 done
 assert_eq 2 "$(grep -c "watch: replication slot $slot .* above slot_wal_warn" "$MESH_LOG" || true)" \
     "slot warnings after falling below and crossing again"
+
+echo "== watch_user: the watcher logs in as that role from the next reload"
+ini_set pgmesh watch_user audit_role
+kill -HUP "$MESH_PID"
+for _ in $(seq 1 100); do [ -n "$(watch_logins audit_role "$db_utf8")" ] && break; sleep 0.1; done
+[ -n "$(watch_logins audit_role "$db_utf8")" ] || fail "no watcher login as audit_role (watch_user) to $db_utf8"
 assert_eq 1 "$(grep -c "watch: database mesh_down" "$MESH_LOG" || true)" "log lines for the cluster that is down, at the end"
 mesh_stop
