@@ -211,7 +211,7 @@ static void job_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void job_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct watch_target *t = container_of(w, struct watch_target, timeout);
-    job_failed(t, "timeout expired (server_connect_timeout)");
+    job_failed_as(t, "timeout expired (server_connect_timeout)", false);
 }
 
 /* The login role: watch_user, else the first role's server_user (a conninfo has no user=, the

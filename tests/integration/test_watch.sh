@@ -3,8 +3,9 @@
 # logged with its name, its [databases] entry and a size, once per crossing (not at every poll,
 # not again after a reload, again after it fell below and crossed anew); two databases with
 # different collations give exactly one warning naming both entries (and one more after a
-# reload); an entry whose cluster is down gives one log line, pgmesh keeps serving the others and
-# does not spin (its CPU time over 5 s stays small).
+# reload); an entry whose cluster is down, and one whose cluster takes connections but never
+# answers, each give one log line, pgmesh keeps serving the others and does not spin (its CPU
+# time over 5 s stays small).
 . "$(dirname "$0")/lib.sh"
 
 slot=mesh_watch_slot
@@ -29,8 +30,20 @@ watch_logins() { tail -c +"$((pg_mark + 1))" "$pg_log" | grep -E "connection aut
 pg_psql -c "CREATE DATABASE $db_c TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
 pg_psql -c "CREATE DATABASE $db_utf8 TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"
 
-# A port nothing listens on: the cluster that is down.
+# A port nothing listens on: the cluster that is down. One that takes connections and never
+# answers: the cluster that hangs (bounded by its own timeout and the test's end).
 down_port=$(_lib_free_port)
+silent_port=$(_lib_free_port)
+timeout 120 /usr/bin/python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+time.sleep(120)
+' "$silent_port" &
+silent_pid=$!
+lib_at_exit "kill $silent_pid"
 conn() { echo "host=127.0.0.1 port=$1 dbname=$2 passfile=$PG_PASSFILE"; }
 
 mesh_config
@@ -41,6 +54,7 @@ ini_set databases coll_c "$(conn "$PG_PORT" "$db_c")"
 ini_set databases coll_c_again "$(conn "$PG_PORT" "$db_c")"
 ini_set databases coll_utf8 "$(conn "$PG_PORT" "$db_utf8")"
 ini_set databases mesh_down "$(conn "$down_port" nowhere)"
+ini_set databases mesh_silent "$(conn "$silent_port" nowhere)"
 # A physical slot reserves WAL from the last checkpoint's redo point on, and CREATE DATABASE wrote
 # the new databases' files to the WAL: a checkpoint first, so the slot starts below 1MB.
 pg_psql -c "CHECKPOINT"
@@ -79,6 +93,10 @@ hz=$(getconf CLK_TCK)
 echo "pgmesh used $ticks ticks (of $hz per s) in 5 s with a cluster down and polls every second"
 [ "$ticks" -lt "$hz" ] || fail "pgmesh used $ticks clock ticks in 5 s: more than 1 s of CPU, a busy loop?"
 assert_eq 1 "$(grep -c "watch: database mesh_down" "$MESH_LOG" || true)" "log lines for the cluster that is down"
+line=$(grep "watch: database mesh_silent" "$MESH_LOG" || true)
+assert_contains "$line" "watch: database mesh_silent (127.0.0.1:$silent_port) not readable: timeout expired (server_connect_timeout)" \
+    "the cluster that never answers"
+assert_eq 1 "$(printf '%s\n' "$line" | grep -c .)" "log lines for the cluster that never answers"
 assert_eq 42 "$(mesh_psql "$tok" -c 'SELECT 42')" "a query through pgmesh while one cluster is down"
 
 echo "== a slot over slot_wal_warn: one warning per crossing"
