@@ -76,8 +76,11 @@ struct config {
     char *server_key_file; /* the key shared with the extension ("" : none) */
     char *tls_cert_file;   /* "" : no certificate, TLS not offered */
     char *tls_key_file;
-    char *tls_ca_file; /* "" : client certificates not requested */
-    char *tls_ciphers; /* TLS 1.2 cipher list; "" : OpenSSL's default */
+    char *tls_ca_file;         /* "" : client certificates not requested */
+    char *tls_ciphers;         /* TLS 1.2 cipher list; "" : OpenSSL's default */
+    int64_t watch_interval_ms; /* replication slot polls (watch.c); 0: none */
+    int64_t slot_wal_warn_kb;  /* a slot retaining more WAL is logged */
+    char *watch_user;          /* "" : the first role's server_user */
     /* [jwt] */
     char *algorithms;
     unsigned alg_mask; /* parsed from algorithms */

@@ -21,6 +21,7 @@ enum value_kind {
     VAL_ENUM,        /* enum stored as int: index into choices */
     VAL_DURATION_MS, /* int64_t milliseconds in [min, max] */
     VAL_DURATION_S,  /* int64_t whole seconds in [min, max] */
+    VAL_SIZE_KB,     /* int64_t kB in [min, max], written with PostgreSQL's memory units */
 };
 
 /* Runs after the typed parse, before the value is stored; may set derived fields. */
@@ -48,6 +49,7 @@ static const char *const enforcements[] = {"off", "prefer", "require", NULL};   
 /* Unix socket path "<dir>/.s.PGSQL.<port>" must fit sockaddr_un.sun_path (108 bytes). */
 #define SOCKET_DIR_MAX (108 - 1 - (int)(sizeof "/.s.PGSQL.65535" - 1))
 #define MS_PER_DAY INT64_C(86400000)
+#define KB_PER_TB (INT64_C(1024) * 1024 * 1024)
 
 static bool check_algorithms(struct config *cfg, const char *value, char *err, size_t errlen);
 static bool check_tenant_pattern(struct config *cfg, const char *value, char *err, size_t errlen);
@@ -132,6 +134,16 @@ static const struct config_key keys[] = {
     {{"pgmesh", "tls_ciphers", "HIGH:!aNULL:!MD5", true,
       "OpenSSL cipher list for TLS 1.2 (TLS 1.3 uses OpenSSL's default suites)"},
      VAL_STRING, AT(tls_ciphers), 0, 1024, NULL, NULL},
+    {{"pgmesh", "watch_interval", "60s", true,
+      "how often the watcher reads each [databases] cluster's replication slots; 0 turns slot polling off "
+      "(collations are still compared at start and on reload)"},
+     VAL_DURATION_MS, AT(watch_interval_ms), 0, MS_PER_DAY, NULL, NULL},
+    {{"pgmesh", "slot_wal_warn", "10GB", true,
+      "a replication slot holding back more WAL than this is logged (once per crossing); kB, MB, GB, TB"},
+     VAL_SIZE_KB, AT(slot_wal_warn_kb), 1, 1024 * KB_PER_TB, NULL, NULL},
+    {{"pgmesh", "watch_user", "", true,
+      "server role the watcher logs in as; empty: the server_user of the first [roles] entry"},
+     VAL_STRING, AT(watch_user), 0, PG_NAME_MAX, NULL, NULL},
     {{"jwt", "algorithms", "HS256", true,
       "comma-separated allow-list (HS*, RS*, ES*); none is never accepted"},
      VAL_STRING, AT(algorithms), 0, 255, NULL, check_algorithms},
@@ -259,6 +271,23 @@ static bool parse_duration_key(const struct config_key *k, const char *value, in
     return true;
 }
 
+static bool set_size(struct config *cfg, const struct config_key *k, const char *value, char *err, size_t errlen)
+{
+    int64_t kb;
+    if (!units_parse_size_kb(value, &kb)) {
+        snprintf(err, errlen, "invalid size for %s: \"%s\" (use e.g. 512MB, 10GB, 1TB; units kB, MB, GB, TB)",
+                 k->d.name, value);
+        return false;
+    }
+    if (kb < k->min || kb > k->max) {
+        snprintf(err, errlen, "%s must be between %lldkB and %lldkB, not \"%s\"", k->d.name, (long long)k->min,
+                 (long long)k->max, value);
+        return false;
+    }
+    *(int64_t *)field(cfg, k) = kb;
+    return true;
+}
+
 static bool set_string(struct config *cfg, const struct config_key *k, const char *value, char *err, size_t errlen)
 {
     size_t len = strlen(value);
@@ -335,6 +364,8 @@ static bool key_set(struct config *cfg, const struct config_key *k, const char *
     case VAL_DURATION_MS:
     case VAL_DURATION_S:
         return set_duration(cfg, k, value, err, errlen);
+    case VAL_SIZE_KB:
+        return set_size(cfg, k, value, err, errlen);
     }
     snprintf(err, errlen, "internal error: bad key type");
     return false;
@@ -352,6 +383,7 @@ static bool keys_equal(const struct config *a, const struct config *b, const str
         return *(const int *)cfield(a, k) == *(const int *)cfield(b, k);
     case VAL_DURATION_MS:
     case VAL_DURATION_S:
+    case VAL_SIZE_KB:
         return *(const int64_t *)cfield(a, k) == *(const int64_t *)cfield(b, k);
     }
     return false;
@@ -376,6 +408,7 @@ static bool key_copy(struct config *dst, const struct config *src, const struct 
         return true;
     case VAL_DURATION_MS:
     case VAL_DURATION_S:
+    case VAL_SIZE_KB:
         *(int64_t *)field(dst, k) = *(const int64_t *)cfield(src, k);
         return true;
     }

@@ -29,6 +29,7 @@
 #include "proxy/stmt.h"
 #include "proxy/tls.h"
 #include "proxy/version.h"
+#include "proxy/watch.h"
 
 #define JANITOR_INTERVAL_S 1.0
 
@@ -225,7 +226,9 @@ static void run_loop(void)
     log_info("pgmesh %s started (pool_mode=%s, %zu database(s), %zu role(s))", PGMESH_VERSION,
              rt.cfg->pool_mode == POOL_SESSION ? "session" : "transaction", rt.cfg->ndatabases, rt.cfg->nroles);
     warm_pools();
+    watch_start();
     ev_run(rt.loop, 0);
+    watch_stop();
 }
 
 int main(int argc, char **argv)

@@ -1,6 +1,6 @@
 /* Config reload. Everything that can fail comes first (parse and check the file, keep the keys that
  * need a restart, load the JWT keys, rebuild the TLS context); only then is the new config swapped
- * in and applied: log level, pools (size, conninfo), logged-in clients' roles. Nothing keeps a
+ * in and applied: log level, pools (size, conninfo), logged-in clients' roles, the watcher. Nothing keeps a
  * pointer into the old config after the swap: pools, clients and keys own copies. */
 #include "proxy/reload.h"
 
@@ -18,6 +18,7 @@
 #include "proxy/roles.h"
 #include "proxy/runtime.h"
 #include "proxy/tls.h"
+#include "proxy/watch.h"
 
 /* What a reload swaps in, built before anything running changes. */
 struct staged {
@@ -174,6 +175,7 @@ static void commit(struct staged *st)
     log_databases(old_cfg, rt.cfg);
     log_roles(old_cfg, rt.cfg);
     apply_roles(old_cfg, rt.cfg);
+    watch_reload(); /* collations read again: a database may have been replaced behind its name */
     config_free(old_cfg);
 }
 

@@ -297,6 +297,9 @@ static void test_minimal_and_defaults(void **state)
     assert_int_equal(cfg->server_idle_timeout_ms, 600000);
     assert_int_equal(cfg->alg_mask, JWT_ALLOW_HS256);
     assert_int_equal(cfg->leeway_s, 30);
+    assert_int_equal(cfg->watch_interval_ms, 60000);
+    assert_int_equal(cfg->slot_wal_warn_kb, INT64_C(10) * 1024 * 1024);
+    assert_string_equal(cfg->watch_user, "");
     const struct role_config *r = config_find_role(cfg, "analyst");
     assert_non_null(r);
     assert_int_equal(r->statement_timeout_ms, 0);
@@ -315,6 +318,9 @@ static void test_values_and_comments(void **state)
                                    "# hash comment line\n"
                                    "server_connect_timeout = 250ms\r\n"
                                    "idle_transaction_timeout = 2min\n"
+                                   "watch_interval = 0\n"
+                                   "slot_wal_warn = 512MB\n"
+                                   "watch_user = monitor\n"
                                    "[jwt]\n"
                                    "algorithms = RS256, ES256\n"
                                    "public_key_file = keys/idp.pem\n"
@@ -330,6 +336,9 @@ static void test_values_and_comments(void **state)
     assert_string_equal(cfg->listen_addr, "*");
     assert_int_equal(cfg->server_connect_timeout_ms, 250);
     assert_int_equal(cfg->idle_transaction_timeout_ms, 120000);
+    assert_int_equal(cfg->watch_interval_ms, 0);
+    assert_int_equal(cfg->slot_wal_warn_kb, 512 * 1024);
+    assert_string_equal(cfg->watch_user, "monitor");
     assert_int_equal(cfg->alg_mask, JWT_ALLOW_RS256 | JWT_ALLOW_ES256);
     assert_string_equal(cfg->public_key_file, "keys/idp.pem");
     assert_string_equal(cfg->issuer, "https://idp.example/a;b"); /* ';' without a blank is data */
@@ -380,6 +389,8 @@ struct err_case {
     const char *needle;
 };
 
+#define LONG_NAME "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" /* 64 bytes */
+
 static const struct err_case err_cases[] = {
     {"unknown key", PGMESH "listen_prot = 5\n" JWT DBS ROLES, 3, "unknown key \"listen_prot\" in [pgmesh]"},
     {"bad duration", PGMESH "query_wait_timeout = 30 seconds\n" JWT DBS ROLES, 3, "invalid duration"},
@@ -387,6 +398,13 @@ static const struct err_case err_cases[] = {
     {"bad port", "[pgmesh]\nlisten_addr = 127.0.0.1\nlisten_port = 70000\n" JWT DBS ROLES, 3,
      "listen_port must be an integer from 1 to 65535"},
     {"port zero", "[pgmesh]\nlisten_port = 0\n" JWT DBS ROLES, 2, "listen_port"},
+    {"size unit", PGMESH "slot_wal_warn = 10G\n" JWT DBS ROLES, 3, "invalid size for slot_wal_warn: \"10G\""},
+    {"size lower case", PGMESH "slot_wal_warn = 10gb\n" JWT DBS ROLES, 3, "invalid size for slot_wal_warn"},
+    {"size zero", PGMESH "slot_wal_warn = 0\n" JWT DBS ROLES, 3, "slot_wal_warn must be between 1kB and"},
+    {"size overflow", PGMESH "slot_wal_warn = 99999999999999TB\n" JWT DBS ROLES, 3, "invalid size"},
+    {"watch_interval", PGMESH "watch_interval = -1s\n" JWT DBS ROLES, 3, "invalid duration for watch_interval"},
+    {"watch_user too long", PGMESH "watch_user = " LONG_NAME "\n" JWT DBS ROLES, 3,
+     "watch_user must be 0 to 63 bytes long, not 64"},
     {"port garbage", "[pgmesh]\nlisten_port = 64x\n" JWT DBS ROLES, 2, "listen_port"},
     {"role without server_user", PGMESH JWT DBS "[roles]\nok = server_user=a\nbad = statement_timeout=30s\n", 9,
      "role \"bad\": server_user is required"},
