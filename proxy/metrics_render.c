@@ -15,6 +15,7 @@
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 #include "proxy/version.h"
+#include "proxy/watch.h"
 
 /* Upper bounds in seconds: from a warm pool's sub-millisecond hand-over to a query_wait_timeout. */
 static const double bounds[] = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30};
@@ -272,6 +273,77 @@ static void render_counters(FILE *f)
     fprintf(f, "pgmesh_token_cache_entries %zu\n", jwt_cache_count(rt.token_cache));
 }
 
+static void cluster_labels(FILE *f, const char *database, const char *host, int port)
+{
+    fputs("database=\"", f);
+    put_label(f, database);
+    fputs("\",host=\"", f);
+    put_label(f, host);
+    fprintf(f, "\",port=\"%d\"", port);
+}
+
+/* The watcher's latest readings (watch.h): slots and their retained WAL, collations. */
+static void render_watch(FILE *f)
+{
+    const struct watch_slot *slots;
+    size_t n = watch_slots(&slots);
+    header(f, "pgmesh_slot_retained_wal_bytes", "gauge",
+           "WAL a replication slot keeps back (pg_wal_lsn_diff against restart_lsn); slots reserving none are "
+           "left out.");
+    for (size_t i = 0; i < n; i++) {
+        if (slots[i].retained_bytes < 0)
+            continue;
+        fputs("pgmesh_slot_retained_wal_bytes{", f);
+        cluster_labels(f, slots[i].database, slots[i].host, slots[i].port);
+        fputs(",slot=\"", f);
+        put_label(f, slots[i].slot_name);
+        fputs("\",slot_type=\"", f);
+        put_label(f, slots[i].slot_type);
+        fprintf(f, "\",active=\"%s\"} %lld\n", slots[i].active ? "true" : "false",
+                (long long)slots[i].retained_bytes);
+    }
+    header(f, "pgmesh_slots_over_warn", "gauge", "Replication slots whose retained WAL is above slot_wal_warn.");
+    size_t over = 0;
+    for (size_t i = 0; i < n; i++)
+        over += slots[i].over_warn;
+    fprintf(f, "pgmesh_slots_over_warn %zu\n", over);
+
+    const struct watch_collation *colls;
+    n = watch_collations(&colls);
+    header(f, "pgmesh_database_collation", "gauge",
+           "1 per [databases] entry, its database's collation in labels (empty until read).");
+    for (size_t i = 0; i < n; i++) {
+        fputs("pgmesh_database_collation{", f);
+        cluster_labels(f, colls[i].database, colls[i].host, colls[i].port);
+        fputs(",datcollate=\"", f);
+        put_label(f, colls[i].datcollate);
+        fputs("\",datctype=\"", f);
+        put_label(f, colls[i].datctype);
+        fputs("\",provider=\"", f);
+        put_label(f, colls[i].provider);
+        fputs("\"} 1\n", f);
+    }
+    header(f, "pgmesh_collation_mismatch", "gauge",
+           "1 when the database's collation differs from another [databases] entry's (postgres_fdw pushdown "
+           "across them can return wrong results).");
+    for (size_t i = 0; i < n; i++) {
+        fputs("pgmesh_collation_mismatch{", f);
+        cluster_labels(f, colls[i].database, colls[i].host, colls[i].port);
+        fprintf(f, "} %d\n", colls[i].mismatch ? 1 : 0);
+    }
+
+    const struct watch_stat *st;
+    n = watch_stats(&st);
+    header(f, "pgmesh_watch_polls_total", "counter", "The watcher's connections to a cluster, by outcome.");
+    for (size_t i = 0; i < n; i++) {
+        fputs("pgmesh_watch_polls_total{", f);
+        cluster_labels(f, st[i].database, st[i].host, st[i].port);
+        fprintf(f, ",result=\"ok\"} %llu\npgmesh_watch_polls_total{", (unsigned long long)st[i].polls_ok);
+        cluster_labels(f, st[i].database, st[i].host, st[i].port);
+        fprintf(f, ",result=\"failed\"} %llu\n", (unsigned long long)st[i].polls_failed);
+    }
+}
+
 char *metrics_render(size_t *len)
 {
     char *out = NULL;
@@ -287,6 +359,7 @@ char *metrics_render(size_t *len)
     render_pools(f);
     render_roles(f);
     render_counters(f);
+    render_watch(f);
     if (fclose(f) != 0) {
         free(out);
         return NULL;

@@ -353,6 +353,23 @@ pg_psql() {
         -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U postgres -d media_analytics "$@"
 }
 
+# http_get URL: the status on the first line, then the body (metrics_listen's endpoints).
+http_get() {
+    /usr/bin/python3 - "$1" <<'PY'
+import sys, urllib.request, urllib.error
+try:
+    r = urllib.request.urlopen(sys.argv[1], timeout=5)
+    print(r.status)
+    sys.stdout.write(r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code)
+    sys.stdout.write(e.read().decode())
+PY
+}
+
+# metric_value FILE SERIES: a sample's value in an exposition (the exact series text).
+metric_value() { awk -v s="$2" '$1 == s { print $2 }' "$1"; }
+
 wait_log() {
     local pattern=$1 secs=${2:-10} i
     for i in $(seq 1 $((secs * 10))); do

@@ -16,21 +16,8 @@ ini_set pgmesh metrics_listen "127.0.0.1:$METRICS_PORT"
 mesh_start
 base=http://127.0.0.1:$METRICS_PORT
 
-# get URL: the status on the first line, then the body.
-get() {
-    "$PYTHON" - "$1" <<'PY'
-import sys, urllib.request, urllib.error
-try:
-    r = urllib.request.urlopen(sys.argv[1], timeout=5)
-    print(r.status)
-    sys.stdout.write(r.read().decode())
-except urllib.error.HTTPError as e:
-    print(e.code)
-    sys.stdout.write(e.read().decode())
-PY
-}
-# value SERIES: the sample's value in the last scrape ($TEST_DIR/metrics.txt), exact series text.
-value() { awk -v s="$1" '$1 == s { print $2 }' "$TEST_DIR/metrics.txt"; }
+get() { http_get "$1"; }
+value() { metric_value "$TEST_DIR/metrics.txt" "$1"; }
 
 de=$(mint DE regional_analyst)
 fr=$(mint FR regional_analyst)

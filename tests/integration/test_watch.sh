@@ -50,6 +50,8 @@ mesh_config
 ini_set pgmesh watch_interval 1s
 ini_set pgmesh slot_wal_warn 1MB
 ini_set pgmesh server_connect_timeout 2s
+metrics_port=$(_lib_free_port)
+ini_set pgmesh metrics_listen "127.0.0.1:$metrics_port"
 ini_set databases coll_c "$(conn "$PG_PORT" "$db_c")"
 ini_set databases coll_c_again "$(conn "$PG_PORT" "$db_c")"
 ini_set databases coll_utf8 "$(conn "$PG_PORT" "$db_utf8")"
@@ -110,6 +112,21 @@ assert_contains "$line" "coll_c, coll_c_again, coll_utf8)" "every entry on the c
 sleep 3
 assert_eq 1 "$(grep -c "watch: replication slot $slot .* above slot_wal_warn" "$MESH_LOG" || true)" \
     "slot warnings after more polls above the threshold"
+
+echo "== the same in /metrics"
+http_get "http://127.0.0.1:$metrics_port/metrics" | tail -n +2 > "$TEST_DIR/metrics.txt"
+promtool check metrics < "$TEST_DIR/metrics.txt" || fail "promtool check metrics rejected the exposition"
+at=database=\"media_analytics\",host=\"127.0.0.1\",port=\"$PG_PORT\"
+bytes=$(metric_value "$TEST_DIR/metrics.txt" "pgmesh_slot_retained_wal_bytes{$at,slot=\"$slot\",slot_type=\"physical\",active=\"false\"}")
+[ "${bytes:-0}" -gt 1048576 ] || fail "pgmesh_slot_retained_wal_bytes for $slot is '$bytes', want above 1MB"
+assert_eq 1 "$(metric_value "$TEST_DIR/metrics.txt" pgmesh_slots_over_warn)" "slots over slot_wal_warn in /metrics"
+mismatch() {
+    metric_value "$TEST_DIR/metrics.txt" "pgmesh_collation_mismatch{database=\"$1\",host=\"127.0.0.1\",port=\"$PG_PORT\"}"
+}
+assert_eq 1 "$(mismatch coll_c)" "coll_c's collation mismatch in /metrics"
+assert_eq 1 "$(mismatch coll_utf8)" "coll_utf8's collation mismatch in /metrics"
+ok=$(metric_value "$TEST_DIR/metrics.txt" "pgmesh_watch_polls_total{$at,result=\"ok\"}")
+[ "${ok:-0}" -ge 2 ] || fail "pgmesh_watch_polls_total ok for media_analytics is '$ok', want at least 2"
 
 echo "== a reload: collations read again, the slot not warned again"
 kill -HUP "$MESH_PID"
