@@ -181,6 +181,7 @@ static bool load_startup(const char *config_path, char *err, size_t errlen)
         snprintf(err, errlen, "bad log_level");
         return false;
     }
+    log_set_format(rt.cfg->log_format);
     struct keys_source src = {rt.cfg->secret_file, rt.cfg->public_key_file, rt.cfg->jwks_file};
     rt.keys = keys_load_config(&src, err, errlen);
     if (!rt.keys)

@@ -170,6 +170,7 @@ static void commit(struct staged *st)
     rt.cfg = st->cfg;
     if (!rt.debug_forced && !log_set_level(rt.cfg->log_level))
         log_warn("config reload: log_level %s not applied", rt.cfg->log_level); /* the key table checked it */
+    log_set_format(rt.cfg->log_format);
     apply_pools(rt.cfg);
     log_databases(old_cfg, rt.cfg);
     log_roles(old_cfg, rt.cfg);
