@@ -158,7 +158,13 @@ static void write_line(enum log_level level, const struct line_meta *meta, const
     int n = snprintf(line, 2048, "%04d-%02d-%02d %02d:%02d:%02d.%03d UTC [%d] %s %s%s%s", tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(now.tv_nsec / 1000000),
                      (int)getpid(), level_names[level], prefix ? prefix : "", prefix ? ": " : "", text);
-    write_all(line, n < 0 ? 0 : (size_t)n, 2048);
+    size_t len = n < 0 ? 0 : (size_t)n < 2048 ? (size_t)n : 2047;
+    /* A newline in a client's startup user name must not start a line of its own making. */
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+            line[i] = '?';
+    }
+    write_all(line, len, 2048);
 }
 
 static void write_report(const struct log_repeat_report *report)
