@@ -98,30 +98,33 @@ static void detach(struct client *c)
     client_set_state(c, CLIENT_CLOSING);
 }
 
-/* A FATAL error before the client was admitted is a refused login: an audit line. */
-static void log_client_error(const struct client *c, bool fatal, const char *severity, const char *sqlstate,
-                             const char *message, const char *detail)
+/* A FATAL error before the client was admitted is a refused login, an audit line, unless the
+ * caller names another event (a login timeout: the client presented nothing to refuse). */
+static void log_client_error(const struct client *c, bool fatal, const char *event, const struct pq_error *e)
 {
-    bool refused = fatal && c->state <= CLIENT_AUTH;
-    const struct log_field *fields = LOG_FIELDS(LOG_STR("severity", severity), LOG_STR("sqlstate", sqlstate));
-    const char *sep = detail ? " - " : "";
-    if (refused)
-        CLIENT_AUDIT(LOG_WARNING, c, "login_refused", fields, "%s %s: %s%s%s", severity, sqlstate, message, sep,
-                     detail ? detail : "");
-    else
-        CLIENT_LOG(fatal ? LOG_WARNING : LOG_INFO, c, fatal ? "client_terminated" : "client_error", fields,
-                   "%s %s: %s%s%s", severity, sqlstate, message, sep, detail ? detail : "");
+    bool refused = !event && fatal && c->state <= CLIENT_AUTH;
+    const struct log_field *fields =
+        LOG_FIELDS(LOG_STR("severity", e->severity), LOG_STR("sqlstate", e->sqlstate));
+    const char *sep = e->detail ? " - " : "", *detail = e->detail ? e->detail : "";
+    if (refused) {
+        CLIENT_AUDIT(LOG_WARNING, c, "login_refused", fields, "%s %s: %s%s%s", e->severity, e->sqlstate,
+                     e->message, sep, detail);
+        return;
+    }
+    if (!event)
+        event = fatal ? "client_terminated" : "client_error";
+    CLIENT_LOG(fatal ? LOG_WARNING : LOG_INFO, c, event, fields, "%s %s: %s%s%s", e->severity, e->sqlstate,
+               e->message, sep, detail);
 }
 
-void client_error(struct client *c, const char *severity, const char *sqlstate, const char *message,
-                  const char *detail, const char *hint)
+/* client_error, logged as event (NULL: by what the error is). */
+static void send_error(struct client *c, const char *event, const struct pq_error *e)
 {
     struct pq_writer w;
-    struct pq_error e = {severity, sqlstate, message, detail, hint};
     wr_init_dynamic(&w);
-    error_write(&w, BE_ERROR, &e);
-    bool fatal = strcmp(severity, "FATAL") == 0;
-    log_client_error(c, fatal, severity, sqlstate, message, detail);
+    error_write(&w, BE_ERROR, e);
+    bool fatal = strcmp(e->severity, "FATAL") == 0;
+    log_client_error(c, fatal, event, e);
     if (c->state != CLIENT_CLOSING && (!wr_ok(&w) || !conn_send(&c->conn, w.p, w.len)))
         fatal = true;
     wr_destroy(&w);
@@ -129,6 +132,13 @@ void client_error(struct client *c, const char *severity, const char *sqlstate, 
         detach(c);
         conn_close_after_flush(&c->conn);
     }
+}
+
+void client_error(struct client *c, const char *severity, const char *sqlstate, const char *message,
+                  const char *detail, const char *hint)
+{
+    struct pq_error e = {severity, sqlstate, message, detail, hint};
+    send_error(c, NULL, &e);
 }
 
 void client_close(struct client *c, const char *why)
@@ -642,14 +652,15 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
                      "Retry later, or raise default_pool_size or query_wait_timeout.");
     } else if (c->state == CLIENT_TLS_HANDSHAKE) {
         /* No ErrorResponse can be sent in the middle of a handshake. */
-        CLIENT_AUDIT(LOG_INFO, c, "login_refused", NULL, "login timeout during the TLS handshake");
+        clog(LOG_INFO, c, "login_timeout", "login timeout during the TLS handshake");
         client_close(c, "login timeout");
     } else if (c->state == CLIENT_STARTUP || c->state == CLIENT_AUTH) {
         char detail[128];
         snprintf(detail, sizeof detail,
                  "Startup and authentication must finish within client_login_timeout (%lld ms).",
                  (long long)rt.cfg->client_login_timeout_ms);
-        client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION, "login timeout", detail, NULL);
+        send_error(c, "login_timeout",
+                   &(struct pq_error){"FATAL", SQLSTATE_PROTOCOL_VIOLATION, "login timeout", detail, NULL});
     }
 }
 
