@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "proxy/client.h"
 #include "proxy/events.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
@@ -18,6 +19,7 @@
 struct cancel_job {
     PGcancel *cancel;
     uint64_t server_id;
+    uint64_t client_id; /* linked when the cancel was sent; 0: none */
     char tag[128];
     bool sent;     /* the worker's outcome, logged by the loop (the log is the loop's alone) */
     char err[256]; /* ... libpq's reason when not sent */
@@ -58,10 +60,12 @@ static void on_cancels_done(struct ev_loop *loop, ev_async *w, int revents)
     pthread_mutex_unlock(&done_lock);
     while (job) {
         struct cancel_job *next = job->next;
+        /* The server may be gone by now: the job's copy of its tag and ids names it. */
+        struct log_who who = {.tag = job->tag, .kind = 'S', .id = job->server_id, .client_id = job->client_id};
         if (job->sent)
-            LOG_AT(LOG_INFO, job->tag, "cancel sent to server");
+            LOG_EVENT(LOG_INFO, &who, "cancel_sent", NULL, "cancel sent to server");
         else
-            LOG_AT(LOG_WARNING, job->tag, "cancel failed: %s", job->err);
+            LOG_EVENT(LOG_WARNING, &who, "cancel_failed", NULL, "cancel failed: %s", job->err);
         cancels_running--;
         struct server *s = find_server(job->server_id);
         if (s && s->cancels_in_flight > 0 && --s->cancels_in_flight == 0)
@@ -96,7 +100,8 @@ void cancel_server(struct server *s)
     if (!s->pg)
         return;
     if (cancels_running >= CANCELS_MAX) {
-        LOG_AT(LOG_WARNING, s->tag, "cancel dropped: %u cancels already in progress", cancels_running);
+        SERVER_LOG(LOG_WARNING, s, "cancel_dropped", NULL, "cancel dropped: %u cancels already in progress",
+                   cancels_running);
         return;
     }
     struct cancel_job *job = calloc(1, sizeof *job);
@@ -104,6 +109,7 @@ void cancel_server(struct server *s)
         return;
     job->cancel = PQgetCancel(s->pg);
     job->server_id = s->id;
+    job->client_id = s->client ? s->client->id : 0;
     snprintf(job->tag, sizeof job->tag, "%s", s->tag);
     pthread_t t;
     pthread_attr_t attr;
@@ -113,7 +119,7 @@ void cancel_server(struct server *s)
         if (job->cancel)
             PQfreeCancel(job->cancel);
         free(job);
-        LOG_AT(LOG_WARNING, s->tag, "cancel could not be started");
+        SERVER_LOG(LOG_WARNING, s, "cancel_failed", NULL, "cancel could not be started");
     } else {
         s->cancels_in_flight++;
         cancels_running++;

@@ -35,7 +35,7 @@
 #include "proxy/tls.h"
 #include "proxy/txshare.h"
 
-#define clog(level, c, ...) LOG_AT(level, (c)->tag, __VA_ARGS__)
+#define clog(level, c, event, ...) CLIENT_LOG(level, c, event, NULL, __VA_ARGS__)
 
 /* A client has this long to finish startup and authentication. */
 
@@ -79,7 +79,7 @@ void client_set_state(struct client *c, enum client_state st)
     if (c->state == st && st == CLIENT_CLOSING)
         return; /* terminal */
     assert(legal_next[c->state] & (1u << st));
-    clog(LOG_DEBUG, c, "%s -> %s", state_names[c->state], state_names[st]);
+    clog(LOG_DEBUG, c, "client_state", "%s -> %s", state_names[c->state], state_names[st]);
     if (c->state == CLIENT_WAIT_SERVER || st == CLIENT_WAIT_SERVER)
         wait_queue(c, st == CLIENT_WAIT_SERVER);
     if (st == CLIENT_CLOSING)
@@ -100,16 +100,33 @@ static void detach(struct client *c)
     client_set_state(c, CLIENT_CLOSING);
 }
 
-void client_error(struct client *c, const char *severity, const char *sqlstate, const char *message,
-                  const char *detail, const char *hint)
+/* A FATAL error before the client was admitted is a refused login, an audit line, unless the
+ * caller names another event (a login timeout: the client presented nothing to refuse). */
+static void log_client_error(const struct client *c, bool fatal, const char *event, const struct pq_error *e)
+{
+    bool refused = !event && fatal && c->state <= CLIENT_AUTH;
+    const struct log_field *fields =
+        LOG_FIELDS(LOG_STR("severity", e->severity), LOG_STR("sqlstate", e->sqlstate));
+    const char *sep = e->detail ? " - " : "", *detail = e->detail ? e->detail : "";
+    if (refused) {
+        CLIENT_AUDIT(LOG_WARNING, c, "login_refused", fields, "%s %s: %s%s%s", e->severity, e->sqlstate,
+                     e->message, sep, detail);
+        return;
+    }
+    if (!event)
+        event = fatal ? "client_terminated" : "client_error";
+    CLIENT_LOG(fatal ? LOG_WARNING : LOG_INFO, c, event, fields, "%s %s: %s%s%s", e->severity, e->sqlstate,
+               e->message, sep, detail);
+}
+
+/* client_error, logged as event (NULL: by what the error is). */
+static void send_error(struct client *c, const char *event, const struct pq_error *e)
 {
     struct pq_writer w;
-    struct pq_error e = {severity, sqlstate, message, detail, hint};
     wr_init_dynamic(&w);
-    error_write(&w, BE_ERROR, &e);
-    bool fatal = strcmp(severity, "FATAL") == 0;
-    clog(fatal ? LOG_WARNING : LOG_INFO, c, "%s %s: %s%s%s", severity, sqlstate, message, detail ? " - " : "",
-         detail ? detail : "");
+    error_write(&w, BE_ERROR, e);
+    bool fatal = strcmp(e->severity, "FATAL") == 0;
+    log_client_error(c, fatal, event, e);
     if (c->state != CLIENT_CLOSING && (!wr_ok(&w) || !conn_send(&c->conn, w.p, w.len)))
         fatal = true;
     wr_destroy(&w);
@@ -119,11 +136,18 @@ void client_error(struct client *c, const char *severity, const char *sqlstate, 
     }
 }
 
+void client_error(struct client *c, const char *severity, const char *sqlstate, const char *message,
+                  const char *detail, const char *hint)
+{
+    struct pq_error e = {severity, sqlstate, message, detail, hint};
+    send_error(c, NULL, &e);
+}
+
 void client_close(struct client *c, const char *why)
 {
     if (c->conn.closing)
         return;
-    clog(LOG_DEBUG, c, "closing: %s", why);
+    clog(LOG_DEBUG, c, "client_closed", "closing: %s", why);
     detach(c);
     conn_close(&c->conn);
 }
@@ -142,9 +166,26 @@ static void client_on_release(struct conn *conn)
     free(c->ident.claims_json);
     free(c->tag);
     free(c->addr);
+    free(c->user);
     free(c->database);
     free(c->application_name);
     free(c);
+}
+
+struct log_who client_who(const struct client *c)
+{
+    /* The startup user name is the client's word only: once the token is verified, its tenant
+     * and role say who it is. */
+    bool verified = c->ident.role[0] != '\0';
+    return (struct log_who){.tag = c->tag,
+                            .kind = 'C',
+                            .id = c->id,
+                            .client_id = c->id,
+                            .database = c->database,
+                            .tenant = c->ident.tenant,
+                            .role = c->ident.role,
+                            .user = verified ? NULL : c->user,
+                            .addr = c->addr};
 }
 
 struct client *client_find_by_pid(uint32_t pid)
@@ -186,8 +227,8 @@ static void protocol_violation(struct client *c, const char *what)
 {
     const uint8_t *h = iobuf_head(&c->conn.in);
     size_t n = iobuf_len(&c->conn.in);
-    clog(LOG_WARNING, c, "protocol violation: %s (first bytes %02x %02x %02x %02x %02x)", what, n > 0 ? h[0] : 0,
-         n > 1 ? h[1] : 0, n > 2 ? h[2] : 0, n > 3 ? h[3] : 0, n > 4 ? h[4] : 0);
+    clog(LOG_WARNING, c, "protocol_violation", "protocol violation: %s (first bytes %02x %02x %02x %02x %02x)",
+         what, n > 0 ? h[0] : 0, n > 1 ? h[1] : 0, n > 2 ? h[2] : 0, n > 3 ? h[3] : 0, n > 4 ? h[4] : 0);
     client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION, what, NULL, NULL);
 }
 
@@ -196,6 +237,8 @@ static void start_auth(struct client *c, const struct startup_packet *pkt)
     const struct span *user = startup_get(pkt, "user"), *db = startup_get(pkt, "database");
     free(c->database);
     free(c->application_name);
+    free(c->user);
+    c->user = copy_name(user);
     c->database = copy_name(db && db->len ? db : user);
     c->application_name = copy_name(startup_get(pkt, "application_name"));
     set_tag(c, "C-%llu %s/%.*s@%s", (unsigned long long)c->id, c->database ? c->database : "",
@@ -281,14 +324,14 @@ static void handle_tls_handshake(struct client *c)
     if (r == IO_AGAIN)
         return;
     if (r != IO_OK) {
-        clog(LOG_INFO, c, "TLS handshake failed: %s", why);
+        clog(LOG_INFO, c, "tls_handshake_failed", "TLS handshake failed: %s", why);
         client_close(c, "TLS handshake failed");
         return;
     }
     if (LOG_DEBUG <= log_min_level) {
         char desc[128];
         tls_describe(c->conn.ssl, desc, sizeof desc);
-        clog(LOG_DEBUG, c, "TLS established: %s", desc);
+        clog(LOG_DEBUG, c, "tls_established", "TLS established: %s", desc);
     }
     client_set_state(c, CLIENT_STARTUP);
 }
@@ -300,11 +343,11 @@ static void cancel_client(uint32_t pid, uint32_t key)
 {
     struct client *c = client_find_by_pid(pid);
     if (!c || CRYPTO_memcmp(&c->cancel_key, &key, sizeof key) != 0) {
-        log_info("cancel request with unknown pid or wrong key ignored");
+        LOG_EVENT(LOG_INFO, NULL, "cancel_ignored", NULL, "cancel request with unknown pid or wrong key ignored");
         return;
     }
     if (!c->server || !c->server->pg) {
-        clog(LOG_INFO, c, "cancel request: nothing running on a server");
+        clog(LOG_INFO, c, "cancel_ignored", "cancel request: nothing running on a server");
         return;
     }
     cancel_server(c->server);
@@ -515,8 +558,11 @@ static void admit(struct client *c, const char *sub)
         return;
     }
     set_tag(c, "C-%llu %s/%s@%s", (unsigned long long)c->id, c->database, c->ident.tenant, c->addr);
-    clog(LOG_INFO, c, "login: role=%s tenant=%s sub=%s server_user=%s", c->ident.role, c->ident.tenant, sub,
-         role->server_user);
+    CLIENT_LOG(LOG_INFO, c, "client_login",
+               LOG_FIELDS(LOG_STR("sub", sub), LOG_STR("server_user", role->server_user),
+                          LOG_STR("application_name", c->application_name)),
+               "login: role=%s tenant=%s sub=%s server_user=%s", c->ident.role, c->ident.tenant, sub,
+               role->server_user);
     send_startup_replies(c, role);
     client_set_state(c, CLIENT_IDLE);
     ev_timer_stop(rt.loop, &c->timer);
@@ -635,14 +681,15 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
                      "Retry later, or raise default_pool_size or query_wait_timeout.");
     } else if (c->state == CLIENT_TLS_HANDSHAKE) {
         /* No ErrorResponse can be sent in the middle of a handshake. */
-        clog(LOG_INFO, c, "login timeout during the TLS handshake");
+        clog(LOG_INFO, c, "login_timeout", "login timeout during the TLS handshake");
         client_close(c, "login timeout");
     } else if (c->state == CLIENT_STARTUP || c->state == CLIENT_AUTH) {
         char detail[128];
         snprintf(detail, sizeof detail,
                  "Startup and authentication must finish within client_login_timeout (%lld ms).",
                  (long long)rt.cfg->client_login_timeout_ms);
-        client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION, "login timeout", detail, NULL);
+        send_error(c, "login_timeout",
+                   &(struct pq_error){"FATAL", SQLSTATE_PROTOCOL_VIOLATION, "login timeout", detail, NULL});
     }
 }
 

@@ -10,6 +10,7 @@
 #include "auth/jwt.h"
 #include "proxy/conn.h"
 #include "proxy/limits.h"
+#include "proxy/log.h"
 #include "proxy/params.h"
 #include "proxy/relay.h"
 #include "proxy/stmt.h"
@@ -54,6 +55,7 @@ struct client {
     bool is_unix;
     bool over_limit; /* accepted beyond max_client_conn: refuse after startup */
     char *addr;
+    char *user;             /* the startup packet's (at most CLIENT_NAME_MAX bytes); NULL before it */
     char *database;         /* at most CLIENT_NAME_MAX bytes; NULL before the startup packet */
     char *application_name; /* the startup value (at most CLIENT_NAME_MAX bytes); NULL: none */
     struct client_ident ident;
@@ -80,6 +82,23 @@ void client_error(struct client *c, const char *severity, const char *sqlstate, 
                   const char *detail, const char *hint);
 void client_close(struct client *c, const char *why);
 struct client *client_find_by_pid(uint32_t pid);
+/* The client as log lines name it: views into c, valid while c is. */
+struct log_who client_who(const struct client *c);
+
+/* A line about client c (event and fields as for log_event), and an audit line (log_audit):
+ * what pgmesh refused or ended on the client's behalf. */
+#define CLIENT_LOG(level, c, event, fields, ...)                                                                  \
+    do {                                                                                                          \
+        if ((level) <= log_min_level) {                                                                           \
+            struct log_who who_ = client_who(c);                                                                  \
+            log_event((level), &who_, (event), (fields), __VA_ARGS__);                                            \
+        }                                                                                                         \
+    } while (0)
+#define CLIENT_AUDIT(level, c, event, fields, ...)                                                                \
+    do {                                                                                                          \
+        struct log_who who_ = client_who(c);                                                                      \
+        log_audit((level), &who_, (event), (fields), __VA_ARGS__);                                                \
+    } while (0)
 /* Builds the client's transaction start and limits from its role (at login, and again when a
  * reload changes the role); the old ones stay when memory runs out (false). */
 bool client_apply_role(struct client *c, const struct role_config *role) __attribute__((warn_unused_result));

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "proxy/log.h"
+
 /* PostgreSQL identifiers (role and database names) are at most NAMEDATALEN - 1 bytes. */
 #define PG_NAME_MAX 63
 
@@ -71,6 +73,7 @@ struct config {
     int64_t shutdown_timeout_ms;   /* SIGTERM/SIGINT: how long transactions in progress may run on */
     int max_prepared_statements;   /* per server connection in transaction pooling; 0: refused */
     char *log_level;               /* error, warning, info, debug */
+    enum log_format log_format;
     enum client_tls_mode client_tls;
     enum server_enforcement server_enforcement;
     char *server_key_file; /* the key shared with the extension ("" : none) */

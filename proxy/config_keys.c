@@ -39,9 +39,11 @@ struct config_key {
 _Static_assert(sizeof(enum pool_mode) == sizeof(int), "VAL_ENUM stores an int");
 _Static_assert(sizeof(enum client_tls_mode) == sizeof(int), "VAL_ENUM stores an int");
 _Static_assert(sizeof(enum server_enforcement) == sizeof(int), "VAL_ENUM stores an int");
+_Static_assert(sizeof(enum log_format) == sizeof(int), "VAL_ENUM stores an int");
 
 static const char *const pool_modes[] = {"transaction", "session", NULL}; /* POOL_* order */
 static const char *const log_levels[] = {"error", "warning", "info", "debug", NULL};
+static const char *const log_formats[] = {"text", "json", NULL}; /* LOG_FORMAT_* order */
 static const char *const off_on[] = {"off", "on", NULL};
 static const char *const client_tls_modes[] = {"disable", "allow", "require", NULL}; /* CLIENT_TLS_* order */
 static const char *const enforcements[] = {"off", "prefer", "require", NULL};        /* ENFORCE_* order */
@@ -121,6 +123,9 @@ static const struct config_key keys[] = {
      VAL_STRING, AT(server_key_file), 0, PATH_MAX - 1, NULL, NULL},
     {{"pgmesh", "log_level", "info", true, "error, warning, info or debug"},
      VAL_STRING, AT(log_level), 0, 16, log_levels, NULL},
+    {{"pgmesh", "log_format", "text", true,
+      "text (one line per event, as ever) or json (one JSON object per line: time, level, event, ids, fields)"},
+     VAL_ENUM, AT(log_format), 0, 0, log_formats, NULL},
     {{"pgmesh", "client_tls", "require", true,
       "TLS for TCP clients: disable, allow (TLS or clear text) or require; Unix-socket clients are exempt"},
      VAL_ENUM, AT(client_tls), 0, 0, client_tls_modes, NULL},

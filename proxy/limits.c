@@ -20,7 +20,14 @@ static const struct role_limits *limits_of(const struct server *s)
     return s->client ? &s->client->limits : NULL;
 }
 
-static void end_client(struct server *s, const char *sqlstate, const char *message, const char *detail);
+/* Why pgmesh ends a client's transaction: the limit's key and its value. */
+struct limit_hit {
+    const char *limit;
+    int64_t limit_ms;
+};
+
+static void end_client(struct server *s, struct limit_hit hit, const char *sqlstate, const char *message,
+                       const char *detail);
 static void arm(ev_timer *t, int64_t ms);
 
 /* The statement limit is a lazy timer: starting a statement moves stmt_deadline and an ending
@@ -45,24 +52,32 @@ static void statement_cb(struct ev_loop *loop, ev_timer *w, int revents)
             "The server did not act on the cancel within %d ms; its connection was closed and the transaction "
             "rolled back.",
             LIMITS_CANCEL_WAIT_MS);
-        end_client(s, SQLSTATE_QUERY_CANCELED, "terminating connection: statement ran past statement_timeout",
+        end_client(s, (struct limit_hit){"statement_timeout", c->limits.statement_timeout_ms},
+                   SQLSTATE_QUERY_CANCELED, "terminating connection: statement ran past statement_timeout",
                    detail);
         return;
     }
     s->stmt_deadline = ev_now(loop) + LIMITS_CANCEL_WAIT_MS / 1000.0;
     arm(&s->stmt_timer, LIMITS_CANCEL_WAIT_MS);
     s->stmt_cancel_sent = true;
-    LOG_AT(LOG_WARNING, c->tag, "statement ran past statement_timeout %lld ms (role %s, tenant %s): cancelling it",
-           (long long)c->limits.statement_timeout_ms, c->ident.role, c->ident.tenant);
+    CLIENT_AUDIT(LOG_WARNING, c, "statement_cancelled",
+                 LOG_FIELDS(LOG_STR("limit", "statement_timeout"),
+                            LOG_INT("limit_ms", c->limits.statement_timeout_ms), LOG_INT("server_id", s->id)),
+                 "statement ran past statement_timeout %lld ms (role %s, tenant %s): cancelling it",
+                 (long long)c->limits.statement_timeout_ms, c->ident.role, c->ident.tenant);
     cancel_server(s);
 }
 
-static void end_client(struct server *s, const char *sqlstate, const char *message, const char *detail)
+static void end_client(struct server *s, struct limit_hit hit, const char *sqlstate, const char *message,
+                       const char *detail)
 {
     struct client *c = s->client;
     if (!c)
         return;
-    LOG_AT(LOG_WARNING, c->tag, "%s (role %s, tenant %s)", message, c->ident.role, c->ident.tenant);
+    CLIENT_AUDIT(LOG_WARNING, c, "transaction_ended",
+                 LOG_FIELDS(LOG_STR("limit", hit.limit), LOG_INT("limit_ms", hit.limit_ms),
+                            LOG_STR("sqlstate", sqlstate), LOG_INT("server_id", s->id)),
+                 "%s (role %s, tenant %s)", message, c->ident.role, c->ident.tenant);
     if (s->relay.ops.len)
         cancel_server(s); /* a running statement holds the snapshot too */
     session_events.limit_expired(s, sqlstate, message, detail);
@@ -84,7 +99,9 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
     snprintf(detail, sizeof detail, "The transaction was idle for longer than %s (%lld ms) and was rolled back.",
              role_own ? "idle_in_transaction_timeout" : "idle_transaction_timeout",
              l ? (long long)idle_limit_ms(l) : 0LL);
-    end_client(s, SQLSTATE_IDLE_IN_TRANSACTION_TIMEOUT,
+    struct limit_hit hit = {role_own ? "idle_in_transaction_timeout" : "idle_transaction_timeout",
+                            l ? idle_limit_ms(l) : 0};
+    end_client(s, hit, SQLSTATE_IDLE_IN_TRANSACTION_TIMEOUT,
                "terminating connection due to idle-in-transaction timeout", detail);
 }
 
@@ -95,7 +112,8 @@ static void age_cb(struct ev_loop *loop, ev_timer *w, int revents)
     snprintf(detail, sizeof detail,
              "The transaction was open for longer than max_transaction_age (%lld ms) and was rolled back.",
              s->client ? (long long)s->client->limits.max_transaction_age_ms : 0LL);
-    end_client(s, SQLSTATE_QUERY_CANCELED, "terminating connection: transaction exceeded max_transaction_age",
+    struct limit_hit hit = {"max_transaction_age", s->client ? s->client->limits.max_transaction_age_ms : 0};
+    end_client(s, hit, SQLSTATE_QUERY_CANCELED, "terminating connection: transaction exceeded max_transaction_age",
                detail);
 }
 

@@ -122,7 +122,8 @@ static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
     char err[1024];
     log_info("SIGHUP: reloading %s", rt.cfg->path);
     if (!reload_config(err, sizeof err))
-        log_error("SIGHUP: configuration not reloaded, nothing changed: %s", err);
+        log_audit(LOG_ERROR, NULL, "config_reload_failed", LOG_FIELDS(LOG_STR("path", rt.cfg->path)),
+                  "SIGHUP: configuration not reloaded, nothing changed: %s", err);
 }
 
 /* Opens one server connection per database at start, so clients are told the real
@@ -183,6 +184,7 @@ static bool load_startup(const char *config_path, char *err, size_t errlen)
         snprintf(err, errlen, "bad log_level");
         return false;
     }
+    log_set_format(rt.cfg->log_format);
     struct keys_source src = {rt.cfg->secret_file, rt.cfg->public_key_file, rt.cfg->jwks_file};
     rt.keys = keys_load_config(&src, err, errlen);
     if (!rt.keys)
@@ -223,8 +225,9 @@ static void run_loop(void)
     ev_timer janitor;
     ev_timer_init(&janitor, janitor_cb, JANITOR_INTERVAL_S, JANITOR_INTERVAL_S);
     ev_timer_start(rt.loop, &janitor);
-    log_info("pgmesh %s started (pool_mode=%s, %zu database(s), %zu role(s))", PGMESH_VERSION,
-             rt.cfg->pool_mode == POOL_SESSION ? "session" : "transaction", rt.cfg->ndatabases, rt.cfg->nroles);
+    LOG_EVENT(LOG_INFO, NULL, "started", LOG_FIELDS(LOG_STR("version", PGMESH_VERSION)),
+              "pgmesh %s started (pool_mode=%s, %zu database(s), %zu role(s))", PGMESH_VERSION,
+              rt.cfg->pool_mode == POOL_SESSION ? "session" : "transaction", rt.cfg->ndatabases, rt.cfg->nroles);
     warm_pools();
     watch_start();
     ev_run(rt.loop, 0);
@@ -259,7 +262,7 @@ int main(int argc, char **argv)
     run_loop();
     metrics_stop();
     log_flush_repeats(true);
-    log_info("stopped");
+    LOG_EVENT(LOG_INFO, NULL, "stopped", NULL, "stopped");
     iobuf_spares_trim();
     tls_shutdown();
     keys_free(rt.keys);

@@ -207,7 +207,8 @@ bool pool_reconfigure(struct pool *p, int size, const char *conninfo)
         const char *retire = pool_retire_reason(s);
         if (retire) {
             /* server_close logs idle ones at debug; this one is news */
-            LOG_AT(LOG_INFO, s->tag, "closing idle server connection: %s", retire);
+            SERVER_LOG(LOG_INFO, s, "server_closed", LOG_FIELDS(LOG_STR("reason", retire)),
+                       "closing idle server connection: %s", retire);
             server_close(s, retire);
         }
     }
@@ -219,9 +220,11 @@ void pool_login_failed(struct pool *p, const char *message)
 {
     double retry_s = (double)rt.cfg->server_login_retry_ms / 1000.0, now = ev_now(rt.loop);
     if (!p->login_failing) {
-        log_warn("%s/%s: server login failed: new attempts at growing intervals up to %.3g s "
-                 "(server_login_retry); clients that need a server meanwhile get FATAL 08006",
-                 p->database, p->server_user, retry_s);
+        LOG_EVENT(LOG_WARNING, NULL, "server_login_failing",
+                  LOG_FIELDS(LOG_STR("database", p->database), LOG_STR("server_user", p->server_user)),
+                  "%s/%s: server login failed: new attempts at growing intervals up to %.3g s "
+                  "(server_login_retry); clients that need a server meanwhile get FATAL 08006",
+                  p->database, p->server_user, retry_s);
         p->failing_since = now;
     }
     p->login_failing = true;
@@ -242,7 +245,9 @@ void pool_login_ok(struct pool *p)
     if (!p->login_failing)
         return;
     p->login_failing = false;
-    log_info("%s/%s: server login works again", p->database, p->server_user);
+    LOG_EVENT(LOG_INFO, NULL, "server_login_ok",
+              LOG_FIELDS(LOG_STR("database", p->database), LOG_STR("server_user", p->server_user)),
+              "%s/%s: server login works again", p->database, p->server_user);
     /* Attempts were one at a time: the other waiting clients get theirs now. */
     if (p->nwaiting > 0)
         kick_later(p, 0.);

@@ -48,9 +48,29 @@ static void log_refusal(const struct client *c, enum refusal why, const char *wh
         [REFUSE_TOO_MANY_STATEMENTS] = "statement ",
         [REFUSE_FUNCTION_CALL] = "a FunctionCall of ",
     };
-    LOG_AT(why == REFUSE_MANAGED_SETTING || why == REFUSE_FUNCTION_CALL ? LOG_WARNING : LOG_INFO, c->tag,
-           "refused %s%.*s (role %s, tenant %s)", lead[why], (int)(what_len > 63 ? 63 : what_len), what,
-           c->ident.role, c->ident.tenant);
+    static const char *const kind[] = {
+        [REFUSE_NONE] = "none",
+        [REFUSE_NAMED_PARSE] = "named_parse",
+        [REFUSE_MANAGED_SETTING] = "managed_setting",
+        [REFUSE_TOO_LONG] = "too_long",
+        [REFUSE_SESSION_ONLY] = "session_only",
+        [REFUSE_DUPLICATE_STATEMENT] = "duplicate_statement",
+        [REFUSE_DEALLOCATE] = "deallocate",
+        [REFUSE_RESERVED_NAME] = "reserved_name",
+        [REFUSE_TOO_MANY_STATEMENTS] = "too_many_statements",
+        [REFUSE_FUNCTION_CALL] = "function_call",
+    };
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)(what_len > 63 ? 63 : what_len), what);
+    const struct log_field *fields = LOG_FIELDS(LOG_STR("refusal", kind[why]), LOG_STR("name", name));
+    /* A change of what pgmesh manages, by SQL or by a fast-path call, is an attempt to act as
+     * someone else: an audit line. The rest are features transaction pooling lacks. */
+    if (why == REFUSE_MANAGED_SETTING || why == REFUSE_FUNCTION_CALL)
+        CLIENT_AUDIT(LOG_WARNING, c, "tampering_refused", fields, "refused %s%s (role %s, tenant %s)", lead[why],
+                     name, c->ident.role, c->ident.tenant);
+    else
+        CLIENT_LOG(LOG_INFO, c, "statement_refused", fields, "refused %s%s (role %s, tenant %s)", lead[why], name,
+                   c->ident.role, c->ident.tenant);
 }
 
 static bool send_stand_in(struct client *c, struct server *s, const struct frame *f, enum refusal why,

@@ -353,8 +353,8 @@ static bool forward_message(struct client *c, struct server *s, const struct fra
 static bool protocol_violation(struct client *c, struct server *s, enum frame_result fr)
 {
     bool big = fr == FRAME_TOO_BIG;
-    LOG_AT(LOG_WARNING, c->tag, "protocol violation: message type 0x%02x, %s",
-           (unsigned)(uint8_t)frame_type(iobuf_head(&c->conn.in)), big ? "too large" : "invalid");
+    CLIENT_LOG(LOG_WARNING, c, "protocol_violation", NULL, "protocol violation: message type 0x%02x, %s",
+               (unsigned)(uint8_t)frame_type(iobuf_head(&c->conn.in)), big ? "too large" : "invalid");
     return relay_fatal(s, SQLSTATE_PROTOCOL_VIOLATION,
                        big ? "message too large" : "invalid frontend message type or length", NULL);
 }

@@ -158,7 +158,8 @@ static void apply_roles(const struct config *old_cfg, const struct config *cfg)
         if (!now || strcmp(now->server_user, c->pool->server_user) != 0 || (was && roles_equal(was, now)))
             continue;
         if (!client_apply_role(c, now))
-            LOG_AT(LOG_WARNING, c->tag, "keeps its role's old settings after the reload: out of memory");
+            CLIENT_LOG(LOG_WARNING, c, "role_settings_kept", NULL,
+                       "keeps its role's old settings after the reload: out of memory");
     }
 }
 
@@ -171,6 +172,7 @@ static void commit(struct staged *st)
     rt.cfg = st->cfg;
     if (!rt.debug_forced && !log_set_level(rt.cfg->log_level))
         log_warn("config reload: log_level %s not applied", rt.cfg->log_level); /* the key table checked it */
+    log_set_format(rt.cfg->log_format);
     apply_pools(rt.cfg);
     log_databases(old_cfg, rt.cfg);
     log_roles(old_cfg, rt.cfg);
@@ -188,7 +190,9 @@ bool reload_config(char *err, size_t errlen)
         return false;
     }
     commit(&st);
-    log_info("config reload: %s applied (%zu database(s), %zu role(s), default_pool_size %d, log_level %s)",
-             rt.cfg->path, rt.cfg->ndatabases, rt.cfg->nroles, rt.cfg->default_pool_size, rt.cfg->log_level);
+    /* A change of what pgmesh lets whom do: audited, whatever log_level the new config has. */
+    log_audit(LOG_INFO, NULL, "config_reloaded", LOG_FIELDS(LOG_STR("path", rt.cfg->path)),
+              "config reload: %s applied (%zu database(s), %zu role(s), default_pool_size %d, log_level %s)",
+              rt.cfg->path, rt.cfg->ndatabases, rt.cfg->nroles, rt.cfg->default_pool_size, rt.cfg->log_level);
     return true;
 }

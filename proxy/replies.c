@@ -66,8 +66,8 @@ static void log_own_error(struct server *s, const uint8_t *body, size_t len)
 {
     struct pq_error_fields e;
     if (error_read(body, len, &e))
-        LOG_AT(LOG_WARNING, s->tag, "own query failed: %.*s %.*s", (int)e.sqlstate.len, (const char *)e.sqlstate.p,
-               (int)e.message.len, (const char *)e.message.p);
+        SERVER_LOG(LOG_WARNING, s, "own_query_failed", NULL, "own query failed: %.*s %.*s", (int)e.sqlstate.len,
+                   (const char *)e.sqlstate.p, (int)e.message.len, (const char *)e.message.p);
 }
 
 static void to_client(struct server *s, struct pq_writer *w)
@@ -135,7 +135,8 @@ static bool error_to_client(struct server *s, const struct op *op, const uint8_t
      * every client using this connection would get the same error until it is repaired. */
     struct pq_error_fields e;
     if (error_read(frame_body(msg), body_len, &e) && span_eq(e.sqlstate, SQLSTATE_INVALID_SQL_STATEMENT_NAME)) {
-        LOG_AT(LOG_WARNING, s->tag, "a shared prepared statement was dropped on the server: repairing");
+        SERVER_LOG(LOG_WARNING, s, "shared_statement_lost", NULL,
+                   "a shared prepared statement was dropped on the server: repairing");
         s->relay.stmts_lost = true;
     }
     if (!s->client)
@@ -238,7 +239,8 @@ static bool txstart_refused(struct server *s, const struct op *op, const uint8_t
     const struct role_config *role = c ? config_find_role(rt.cfg, c->ident.role) : NULL;
     struct txstart_failure *tf = &s->relay.failure;
     if (txstart_explain_failure(role, sqlstate, message, hint, tf)) {
-        LOG_AT(LOG_WARNING, s->tag, "%s (%s): %s", tf->message, rt.cfg->path, tf->detail);
+        SERVER_LOG(LOG_WARNING, s, "role_settings_failed", NULL, "%s (%s): %s", tf->message, rt.cfg->path,
+                   tf->detail);
         return relay_fail_server_fatal(
             s, why, (struct relay_fatal){SQLSTATE_CONFIG_FILE_ERROR, tf->message, tf->detail, tf->hint});
     }

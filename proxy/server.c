@@ -19,9 +19,22 @@
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
 
-#define slog(level, s, ...) LOG_AT(level, (s)->tag, __VA_ARGS__)
+#define slog(level, s, event, ...) SERVER_LOG(level, s, event, NULL, __VA_ARGS__)
 
 static const char *const state_names[] = {"connecting", "idle", "linked", "resetting", "closing"};
+
+struct log_who server_who(const struct server *s)
+{
+    const struct client *c = s->client;
+    return (struct log_who){.tag = s->tag,
+                            .kind = 'S',
+                            .id = s->id,
+                            .client_id = c ? c->id : 0,
+                            .database = s->pool->database,
+                            .tenant = c ? c->ident.tenant : NULL,
+                            .role = c ? c->ident.role : NULL,
+                            .server_user = s->pool->server_user};
+}
 
 static struct server_list *list_for(struct pool *p, enum server_state st)
 {
@@ -56,7 +69,7 @@ void server_set_state(struct server *s, enum server_state st)
     if (s->state == SERVER_CLOSING)
         return; /* terminal */
     assert(legal_next[s->state] & (1u << st));
-    slog(LOG_DEBUG, s, "%s -> %s", state_names[s->state], state_names[st]);
+    slog(LOG_DEBUG, s, "server_state", "%s -> %s", state_names[s->state], state_names[st]);
     if (from)
         TAILQ_REMOVE(from, s, link);
     if (to)
@@ -97,7 +110,8 @@ void server_close(struct server *s, const char *why)
 {
     if (s->state == SERVER_CLOSING)
         return;
-    slog(s->state == SERVER_IDLE ? LOG_DEBUG : LOG_INFO, s, "closing server connection: %s", why);
+    SERVER_LOG(s->state == SERVER_IDLE ? LOG_DEBUG : LOG_INFO, s, "server_closed",
+               LOG_FIELDS(LOG_STR("reason", why)), "closing server connection: %s", why);
     server_set_state(s, SERVER_CLOSING);
     ev_timer_stop(rt.loop, &s->timer);
     limits_stop(s);
@@ -119,7 +133,8 @@ static void connect_failed(struct server *s, const char *what)
         if (*q == '\n' || *q == '\t')
             *q = ' ';
     }
-    slog(LOG_WARNING, s, "could not connect: %s", msg);
+    SERVER_LOG(LOG_WARNING, s, "server_connect_failed", LOG_FIELDS(LOG_STR("error", msg)), "could not connect: %s",
+               msg);
     struct pool *p = s->pool;
     pool_login_failed(p, msg); /* before the close: no replacement attempt before server_login_retry */
     server_close(s, "connect failed");
@@ -134,7 +149,8 @@ static void connected(struct server *s)
     conn_attach_fd(&s->conn, PQsocket(s->pg));
     if (PQsslInUse(s->pg))
         s->conn.ssl = PQsslStruct(s->pg, "OpenSSL");
-    slog(LOG_DEBUG, s, "connected, backend pid %d%s", s->backend_pid, s->conn.ssl ? ", TLS" : "");
+    slog(LOG_DEBUG, s, "server_connected", "connected, backend pid %d%s", s->backend_pid,
+         s->conn.ssl ? ", TLS" : "");
     conn_start_reading(&s->conn);
     pool_login_ok(s->pool);
     session_events.server_connected(s);
@@ -172,7 +188,7 @@ static void probe_done(struct server *s, enum enforce_probe verdict, const char 
         return;
     } else if (!s->pool->warned_unprotected) {
         s->pool->warned_unprotected = true;
-        slog(LOG_WARNING, s,
+        slog(LOG_WARNING, s, "server_unprotected",
              "database %s has no pgmesh extension: claims and limits are set with plain SET, which SQL run "
              "inside functions, views and DO blocks can change, so every transaction sends them again (no "
              "fast path; scripts/server-setup.sh installs it)",
@@ -303,6 +319,6 @@ bool server_connect(struct pool *p)
     ev_io_init(&s->conn.rio, connect_io_cb, fd, EV_READ);
     ev_io_init(&s->conn.wio, connect_io_cb, fd, EV_WRITE);
     ev_io_start(rt.loop, &s->conn.wio); /* as if PQconnectPoll had said WRITING */
-    slog(LOG_DEBUG, s, "connecting");
+    slog(LOG_DEBUG, s, "server_connecting", "connecting");
     return true;
 }

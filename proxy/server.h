@@ -10,6 +10,7 @@
 #include <sys/queue.h>
 
 #include "proxy/conn.h"
+#include "proxy/log.h"
 #include "proxy/relay.h"
 
 struct pool;
@@ -52,5 +53,16 @@ void server_close(struct server *s, const char *why);
 /* Every state change: moves the server between its pool's lists and counters, asserts the
  * transition is legal; CLOSING is terminal. */
 void server_set_state(struct server *s, enum server_state st);
+/* The server connection as log lines name it, with the client linked to it if any: views into s,
+ * its pool and that client, valid while they are. */
+struct log_who server_who(const struct server *s);
+
+#define SERVER_LOG(level, s, event, fields, ...)                                                                  \
+    do {                                                                                                          \
+        if ((level) <= log_min_level) {                                                                           \
+            struct log_who who_ = server_who(s);                                                                  \
+            log_event((level), &who_, (event), (fields), __VA_ARGS__);                                            \
+        }                                                                                                         \
+    } while (0)
 
 #endif
