@@ -47,8 +47,11 @@ static void job_failed_as(struct watch_target *t, const char *what, bool add_lib
     watch_one_line(msg);
     t->polls_failed++;
     if (!t->down)
-        log_warn("watch: database %s (%s:%d) not readable: %s; next attempt in %.3g s", t->name, watch_host(t),
-                 t->port, msg, watch.interval_s);
+        LOG_EVENT(
+            LOG_WARNING, NULL, "cluster_unreadable",
+            LOG_FIELDS(LOG_STR("database", t->name), LOG_STR("host", watch_host(t)), LOG_INT("port", t->port)),
+            "watch: database %s (%s:%d) not readable: %s; next attempt in %.3g s", t->name, watch_host(t), t->port,
+            msg, watch.interval_s);
     else
         log_debug("watch: database %s (%s:%d) still not readable: %s", t->name, watch_host(t), t->port, msg);
     t->down = true;
@@ -64,7 +67,10 @@ static void job_failed(struct watch_target *t, const char *what)
 static void job_done(struct watch_target *t)
 {
     if (t->down)
-        log_info("watch: database %s (%s:%d) readable again", t->name, watch_host(t), t->port);
+        LOG_EVENT(
+            LOG_INFO, NULL, "cluster_readable",
+            LOG_FIELDS(LOG_STR("database", t->name), LOG_STR("host", watch_host(t)), LOG_INT("port", t->port)),
+            "watch: database %s (%s:%d) readable again", t->name, watch_host(t), t->port);
     t->down = false;
     t->reachable = true;
     t->polls_ok++;

@@ -148,10 +148,12 @@ void watch_take_collation(struct watch_target *t, const PGresult *res)
         if (o == t || !o->collation_known || !watchrule_collation_mismatch(&theirs, &mine, why, sizeof why))
             continue;
         o->collation_mismatch = t->collation_mismatch = true;
-        log_warn("watch: databases %s (%s:%d) and %s (%s:%d) have different collations (%s): postgres_fdw "
-                 "pushes ORDER BY/comparisons down to the remote side; with different collations sorts and "
-                 "range conditions can return wrong results",
-                 o->name, watch_host(o), o->port, t->name, watch_host(t), t->port, why);
+        LOG_EVENT(LOG_WARNING, NULL, "collation_mismatch",
+                  LOG_FIELDS(LOG_STR("database", o->name), LOG_STR("other_database", t->name)),
+                  "watch: databases %s (%s:%d) and %s (%s:%d) have different collations (%s): postgres_fdw "
+                  "pushes ORDER BY/comparisons down to the remote side; with different collations sorts and "
+                  "range conditions can return wrong results",
+                  o->name, watch_host(o), o->port, t->name, watch_host(t), t->port, why);
     }
 }
 
@@ -202,16 +204,21 @@ static void log_crossing(const struct watch_target *t, const struct watch_slot_r
     cluster_names(t, names, sizeof names);
     watchrule_format_size(s->retained_bytes, size, sizeof size);
     watchrule_format_size(watch.warn_bytes, limit, sizeof limit);
+    const struct log_field *fields =
+        LOG_FIELDS(LOG_STR("slot", s->name), LOG_STR("host", watch_host(t)), LOG_INT("port", t->port),
+                   LOG_INT("retained_bytes", s->retained_bytes));
     if (over)
-        log_warn("watch: replication slot %s (%s%s%s, %s) on %s:%d (%s) retains %s of WAL, above "
-                 "slot_wal_warn (%s): the server keeps that WAL until the slot's consumer catches up or the "
-                 "slot is dropped",
-                 s->name, s->type, s->database[0] ? " on " : "", s->database, s->active ? "active" : "inactive",
-                 watch_host(t), t->port, names, size, limit);
+        LOG_EVENT(LOG_WARNING, NULL, "slot_wal_over_warn", fields,
+                  "watch: replication slot %s (%s%s%s, %s) on %s:%d (%s) retains %s of WAL, above "
+                  "slot_wal_warn (%s): the server keeps that WAL until the slot's consumer catches up or the "
+                  "slot is dropped",
+                  s->name, s->type, s->database[0] ? " on " : "", s->database, s->active ? "active" : "inactive",
+                  watch_host(t), t->port, names, size, limit);
     else
-        log_info("watch: replication slot %s on %s:%d (%s) retains %s of WAL, below slot_wal_warn (%s) "
-                 "again",
-                 s->name, watch_host(t), t->port, names, size, limit);
+        LOG_EVENT(LOG_INFO, NULL, "slot_wal_below_warn", fields,
+                  "watch: replication slot %s on %s:%d (%s) retains %s of WAL, below slot_wal_warn (%s) "
+                  "again",
+                  s->name, watch_host(t), t->port, names, size, limit);
 }
 
 void watch_take_slots(struct watch_target *t, const PGresult *res)
