@@ -316,6 +316,55 @@ static void test_be_roundtrips(void **state)
     wr_destroy(&w);
 }
 
+/* The result builders of the admin console: bytes as PostgreSQL would send them. */
+static void test_be_result_builders(void **state)
+{
+    struct pq_writer w;
+    wr_init_dynamic(&w);
+    size_t len;
+    static const struct be_column cols[] = {{"id", BE_TYPE_INT8}, {"name", BE_TYPE_TEXT}};
+    be_write_row_description(&w, cols, 2);
+    const uint8_t *body = one_message(&w, false, BE_ROW_DESC, &len);
+    static const uint8_t want_desc[] = {0, 2, 'i', 'd', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 20, 0, 8, 0xff, 0xff, 0xff,
+                                        0xff, 0, 0, 'n', 'a', 'm', 'e', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 0xff,
+                                        0xff, 0xff, 0xff, 0xff, 0xff, 0, 0};
+    assert_int_equal(len, sizeof want_desc);
+    assert_memory_equal(body, want_desc, sizeof want_desc);
+
+    wr_reset(&w);
+    const char *values[] = {"42", NULL, ""};
+    be_write_data_row(&w, values, 3);
+    body = one_message(&w, false, BE_DATA_ROW, &len);
+    static const uint8_t want_row[] = {0, 3, 0, 0, 0, 2, '4', '2', 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0};
+    assert_int_equal(len, sizeof want_row);
+    assert_memory_equal(body, want_row, sizeof want_row);
+
+    static const struct {
+        void (*write)(struct pq_writer *);
+        char type;
+    } empties[] = {{be_write_bind_complete, BE_BIND_COMPLETE},
+                   {be_write_close_complete, BE_CLOSE_COMPLETE},
+                   {be_write_no_data, BE_NO_DATA},
+                   {be_write_empty_query, BE_EMPTY_QUERY}};
+    for (size_t i = 0; i < sizeof empties / sizeof empties[0]; i++) {
+        wr_reset(&w);
+        empties[i].write(&w);
+        (void)one_message(&w, false, empties[i].type, &len);
+        assert_int_equal(len, 0);
+    }
+    wr_reset(&w);
+    be_write_no_parameters(&w);
+    body = one_message(&w, false, BE_PARAMETER_DESC, &len);
+    assert_int_equal(len, 2);
+    assert_memory_equal(body, "\0\0", 2);
+
+    /* A fixed buffer too small for the row fails the writer instead of cutting the row. */
+    uint8_t small[8];
+    wr_init_fixed(&w, small, sizeof small);
+    be_write_data_row(&w, values, 3);
+    assert_false(wr_ok(&w));
+}
+
 /* The heads pgmesh reads of Bind (from part of the body), Describe and Close. */
 static void test_bind_names_and_targets(void **state)
 {
@@ -421,7 +470,7 @@ int main(void)
         cmocka_unit_test(test_reader_table),        cmocka_unit_test(test_outputs_untouched_on_failure),
         cmocka_unit_test(test_fe_roundtrips),       cmocka_unit_test(test_fe_writer_bytes),
         cmocka_unit_test(test_be_roundtrips),       cmocka_unit_test(test_bind_names_and_targets),
-        cmocka_unit_test(test_bind_head_roundtrip),
+        cmocka_unit_test(test_bind_head_roundtrip), cmocka_unit_test(test_be_result_builders),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
