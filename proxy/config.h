@@ -77,6 +77,8 @@ struct config {
     char *tls_key_file;
     char *tls_ca_file; /* "" : client certificates not requested */
     char *tls_ciphers; /* TLS 1.2 cipher list; "" : OpenSSL's default */
+    char *admin_roles; /* comma-separated token roles that may use the admin console; "": none */
+    char *admin_users; /* comma-separated OS users that may over the Unix socket; "": none */
     /* [jwt] */
     char *algorithms;
     unsigned alg_mask; /* parsed from algorithms */
