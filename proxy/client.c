@@ -24,6 +24,7 @@
 #include "protocol/sqlstate.h"
 #include "protocol/startup.h"
 #include "protocol/wire.h"
+#include "proxy/admin.h"
 #include "proxy/cancel.h"
 #include "proxy/config.h"
 #include "proxy/link.h"
@@ -61,9 +62,11 @@ static void wait_queue(struct client *c, bool enter)
     if (!enter) {
         TAILQ_REMOVE(&p->waiting, c, wait_link);
         p->nwaiting--;
+        stats_wait_end(&c->st, ev_now(rt.loop));
         return;
     }
     TAILQ_INSERT_TAIL(&p->waiting, c, wait_link);
+    stats_wait_begin(&c->st, ev_now(rt.loop));
     c->passed_over = 0;
     p->nwaiting++;
     if (rt.cfg->query_wait_timeout_ms > 0) {
@@ -132,6 +135,8 @@ static void client_on_release(struct conn *conn)
     ev_timer_stop(rt.loop, &c->timer);
     TAILQ_REMOVE(&rt.clients, c, link);
     rt.nclients--;
+    stats_session_logout(&c->st, c->conn.bytes_in, c->conn.bytes_out);
+    admin_session_free(c->admin);
     close(c->conn.fd);
     conn_destroy(&c->conn);
     txshare_put(c->tx);
@@ -225,7 +230,10 @@ static void start_auth(struct client *c, const struct startup_packet *pkt)
         client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION, "invalid startup parameter value", NULL, NULL);
         return;
     }
-    if (!c->database || !config_find_database(rt.cfg, c->database)) {
+    if (c->database && admin_database(c->database)) {
+        if (!admin_begin(c) || (c->is_unix && admin_peer_login(c)))
+            return;
+    } else if (!c->database || !config_find_database(rt.cfg, c->database)) {
         char msg[160];
         snprintf(msg, sizeof msg, "database \"%s\" does not exist", c->database ? c->database : "");
         client_error(c, "FATAL", SQLSTATE_INVALID_CATALOG_NAME, msg,
@@ -486,6 +494,7 @@ static void admit(struct client *c, const char *sub)
         client_error(c, "FATAL", SQLSTATE_INTERNAL_ERROR, "could not set up the session", NULL, NULL);
         return;
     }
+    stats_session_login(&c->st, &c->pool->stats, c->ident.tenant);
     set_tag(c, "C-%llu %s/%s@%s", (unsigned long long)c->id, c->database, c->ident.tenant, c->addr);
     clog(LOG_INFO, c, "login: role=%s tenant=%s sub=%s server_user=%s", c->ident.role, c->ident.tenant, sub,
          role->server_user);
@@ -528,7 +537,10 @@ static void handle_password(struct client *c)
     memcpy(c->ident.tenant, id.tenant, sizeof c->ident.tenant);
     memcpy(c->ident.role, id.role, sizeof c->ident.role);
     c->ident.claims_json = id.claims_json; /* the client's now */
-    admit(c, id.sub);
+    if (c->admin)
+        admin_token_login(c, id.sub);
+    else
+        admit(c, id.sub);
 }
 
 /* What the client sent, handled as its state says. */
@@ -544,12 +556,18 @@ static void dispatch(struct client *c)
          * no more bytes may come to wake the reader up. */
         if (c->state == CLIENT_AUTH && iobuf_len(&c->conn.in) > 0 && !c->conn.closing)
             handle_password(c);
+        /* ... or, logged in to the admin console by its OS user, by its first command. */
+        if (c->state == CLIENT_IDLE && c->admin && iobuf_len(&c->conn.in) > 0 && !c->conn.closing)
+            admin_input(c);
         break;
     case CLIENT_AUTH:
         handle_password(c);
         break;
     case CLIENT_IDLE:
-        link_client_idle(c);
+        if (c->admin)
+            admin_input(c);
+        else
+            link_client_idle(c);
         break;
     case CLIENT_LINKED:
         link_client_input(c);
@@ -583,6 +601,8 @@ static void client_on_read(struct conn *conn)
         client_close(c, r == IO_EOF ? "client closed the connection" : "client socket error");
         return;
     }
+    if (r == IO_OK && (c->state == CLIENT_IDLE || c->state == CLIENT_LINKED))
+        stats_input(&c->st, ev_now(rt.loop));
     dispatch(c);
 }
 
@@ -636,6 +656,7 @@ void client_accept(int fd, bool is_unix, const char *addr)
         return;
     }
     c->over_limit = rt.nclients >= rt.cfg->max_client_conn;
+    c->connect_time = ev_now(rt.loop);
     conn_init(&c->conn, fd, client_on_read, client_on_drained, client_on_release);
     TAILQ_INSERT_TAIL(&rt.clients, c, link);
     rt.nclients++;

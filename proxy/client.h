@@ -12,9 +12,11 @@
 #include "proxy/limits.h"
 #include "proxy/params.h"
 #include "proxy/relay.h"
+#include "proxy/stats.h"
 #include "proxy/stmt.h"
 #include "proxy/txstart.h"
 
+struct admin_session;
 struct pool;
 struct role_config;
 struct server;
@@ -67,6 +69,9 @@ struct client {
     bool unnamed_resets; /* the unnamed statement is one */
     bool named_resets;   /* some named statement was one (kept: the name is not followed) */
     bool reapply_at_sync;
+    struct stats_session st;     /* its counts (stats.h) */
+    double connect_time;         /* loop time of the accept */
+    struct admin_session *admin; /* owned; non-NULL for a client of the admin console (admin.h) */
 };
 
 void client_accept(int fd, bool is_unix, const char *addr);

@@ -67,9 +67,12 @@ struct pool *pool_find_or_create(const char *database, const char *server_user, 
     TAILQ_INIT(&p->resetting);
     TAILQ_INIT(&p->waiting);
     TAILQ_INSERT_TAIL(&rt.pools, p, link);
-    /* Borrow already-known parameters from another pool of the same database. */
+    /* Borrow already-known parameters, and a PAUSE, from another pool of the same database. */
+    p->paused = rt.paused_all;
     struct pool *q;
     TAILQ_FOREACH(q, &rt.pools, link) {
+        if (q != p && strcmp(q->database, database) == 0)
+            p->paused |= q->paused;
         if (q != p && strcmp(q->database, database) == 0 && q->params[0]) {
             for (int i = 0; i < POOL_PARAM_COUNT; i++)
                 p->params[i] = q->params[i] ? strdup(q->params[i]) : NULL;
@@ -139,6 +142,8 @@ bool pool_connecting(const struct pool *p)
 void pool_open_for_waiters(struct pool *p)
 {
     /* One new connection per waiting client not already covered by one in progress. */
+    if (p->paused)
+        return;
     int in_progress = 0;
     struct server *s;
     TAILQ_FOREACH(s, &p->connecting, link)

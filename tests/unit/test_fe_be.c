@@ -325,9 +325,9 @@ static void test_be_result_builders(void **state)
     static const struct be_column cols[] = {{"id", BE_TYPE_INT8}, {"name", BE_TYPE_TEXT}};
     be_write_row_description(&w, cols, 2);
     const uint8_t *body = one_message(&w, false, BE_ROW_DESC, &len);
-    static const uint8_t want_desc[] = {0, 2, 'i', 'd', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 20, 0, 8, 0xff, 0xff, 0xff,
-                                        0xff, 0, 0, 'n', 'a', 'm', 'e', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 0xff,
-                                        0xff, 0xff, 0xff, 0xff, 0xff, 0, 0};
+    static const uint8_t want_desc[] = {
+        0,   2,   'i', 'd', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 20, 0,    8,    0xff, 0xff, 0xff, 0xff, 0, 0,
+        'n', 'a', 'm', 'e', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0};
     assert_int_equal(len, sizeof want_desc);
     assert_memory_equal(body, want_desc, sizeof want_desc);
 
