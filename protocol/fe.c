@@ -69,6 +69,34 @@ enum fe_head fe_read_bind_names(const uint8_t *body, size_t avail, size_t len, s
     return FE_HEAD_OK;
 }
 
+bool fe_read_bind(const uint8_t *body, size_t len, struct fe_bind *out)
+{
+    struct pq_reader r;
+    rd_init(&r, body, len);
+    struct fe_bind b = {.portal = rd_cstr(&r), .stmt = rd_cstr(&r)};
+    uint16_t nformats = rd_u16(&r);
+    (void)rd_bytes(&r, (size_t)nformats * 2);
+    b.nparams = rd_u16(&r);
+    for (uint16_t i = 0; i < b.nparams && !r.bad; i++) {
+        int32_t n = rd_i32(&r);
+        if (n < -1)
+            return false;
+        if (n > 0)
+            (void)rd_bytes(&r, (size_t)n);
+    }
+    uint16_t nresults = rd_u16(&r);
+    for (uint16_t i = 0; i < nresults && !r.bad; i++) {
+        uint16_t f = rd_u16(&r);
+        if (f > 1)
+            return false;
+        b.binary_results |= f == 1;
+    }
+    if (!rd_finish(&r))
+        return false;
+    *out = b;
+    return true;
+}
+
 bool fe_read_target(const uint8_t *body, size_t len, char *kind, struct span *name)
 {
     struct pq_reader r;

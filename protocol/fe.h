@@ -29,6 +29,15 @@ struct fe_bind_head {
 };
 enum fe_head fe_read_bind_names(const uint8_t *body, size_t avail, size_t len, struct span *portal,
                                 struct span *stmt, size_t *used) __attribute__((warn_unused_result));
+/* A whole Bind, for a client pgmesh answers itself (the admin console): its names, how many
+ * parameter values it carries, and whether it asks for any result column in binary (one format
+ * code of 1 for all columns, or for some). Every byte is checked; values are skipped. */
+struct fe_bind {
+    struct span portal, stmt;
+    uint16_t nparams;
+    bool binary_results;
+};
+bool fe_read_bind(const uint8_t *body, size_t len, struct fe_bind *out) __attribute__((warn_unused_result));
 /* The function OID that opens a FunctionCall body, from the avail bytes of it that have arrived
  * (len: the whole body). False until 4 bytes are there, or when the body is shorter. */
 bool fe_read_function_oid(const uint8_t *body, size_t avail, size_t len, uint32_t *oid)

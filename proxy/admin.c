@@ -409,9 +409,13 @@ static bool split_words(const char *sql, size_t len, struct words *out)
 /* A SHOW: its RowDescription, rows and CommandComplete as the mode asks. */
 static enum run run_show(const struct words *cmd, enum mode mode, struct pq_writer *w)
 {
-    const struct admin_show *sh = cmd->n == 2 ? admin_show_find(cmd->upper[1]) : NULL;
+    if (cmd->n != 2) {
+        cmd_error(w, SQLSTATE_SYNTAX_ERROR, "usage: SHOW what", "SHOW takes one word, e.g. SHOW POOLS.", NULL);
+        return RUN_FAILED;
+    }
+    const struct admin_show *sh = admin_show_find(cmd->upper[1]);
     if (!sh) {
-        unknown_command(w, cmd->n >= 2 ? cmd->args[1] : "SHOW");
+        unknown_command(w, cmd->args[1]);
         return RUN_FAILED;
     }
     if (mode != MODE_EXECUTE)
@@ -533,11 +537,16 @@ static bool on_parse(struct admin_session *a, const uint8_t *body, size_t len, s
 
 static bool on_bind(struct admin_session *a, const uint8_t *body, size_t len, struct pq_writer *w)
 {
-    struct span portal, name;
-    size_t used;
-    if (fe_read_bind_names(body, len, len, &portal, &name, &used) != FE_HEAD_OK)
+    struct fe_bind b;
+    if (!fe_read_bind(body, len, &b))
         return false;
-    const struct admin_stmt *st = find_stmt(a, name);
+    if (b.binary_results) {
+        cmd_error(w, SQLSTATE_FEATURE_NOT_SUPPORTED, "the admin console sends results in text format only", NULL,
+                  "Ask for text results (result format code 0).");
+        a->skipping = true;
+        return true;
+    }
+    const struct admin_stmt *st = find_stmt(a, b.stmt);
     if (!st) {
         cmd_error(w, SQLSTATE_INVALID_SQL_STATEMENT_NAME, "prepared statement does not exist", NULL, NULL);
         a->skipping = true;

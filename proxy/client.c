@@ -427,7 +427,7 @@ static bool within_conn_limits(struct client *c, const struct role_config *role)
     int same_tenant = 0, same_role = 0;
     const struct client *o;
     TAILQ_FOREACH(o, &rt.clients, link) {
-        if (o == c || o->state < CLIENT_IDLE || o->state == CLIENT_CLOSING)
+        if (o == c || o->state < CLIENT_IDLE || o->state == CLIENT_CLOSING || o->admin)
             continue;
         same_tenant += strcmp(o->ident.tenant, c->ident.tenant) == 0;
         same_role += strcmp(o->ident.role, c->ident.role) == 0;

@@ -19,6 +19,8 @@ ini_set pgmesh default_pool_size 1
 ini_set pgmesh query_wait_timeout 60s
 ini_set pgmesh admin_roles "mesh_admin, ops"
 ini_set pgmesh admin_users "$ME"
+# A role whose idle transactions are ended, for the tenants' limit count.
+ini_set roles limited_analyst "server_user=marketing_domain_role idle_in_transaction_timeout=1s"
 pg_psql -c "DROP TABLE IF EXISTS admin_t" -c "CREATE TABLE admin_t (tag text)" \
     -c "GRANT INSERT, SELECT ON admin_t TO marketing_domain_role"
 lib_at_exit 'pg_psql -c "DROP TABLE IF EXISTS admin_t"'
@@ -113,6 +115,14 @@ out=$(admin_sql -c 'DROP TABLE admin_t' 2>&1) || st=$?
 [ "$st" != 0 ] || fail "DROP TABLE succeeded in the admin console"
 assert_contains "$out" 'unknown admin console command "DROP"'
 assert_contains "$out" "SHOW POOLS, SHOW CLIENTS"
+st=0
+out=$(admin_py 'SHOW POOLS' binary) || st=$?
+assert_eq 3 "$st" "binary results through psycopg"
+assert_contains "$out" "ERROR 0A000 the admin console sends results in text format only"
+st=0
+out=$(admin_sql -c 'SHOW POOLS please' 2>&1) || st=$?
+[ "$st" != 0 ] || fail "SHOW with two words succeeded"
+assert_contains "$out" "usage: SHOW what"
 # What drivers send at connect, and an empty query, are answered.
 assert_eq "" "$(admin_sql -c 'SET extra_float_digits = 3' -c "SET application_name = 'x;y'" -c ';')" "SET and an empty query"
 
@@ -133,11 +143,19 @@ assert_eq "0|1|4" "$clients|$xacts|$queries" "acme: clients, transactions (BEGIN
 mesh_psql "$acme" -c "SET request.jwt.claim.tenant = 'globex'" > /dev/null 2>&1 || true
 IFS='|' read -r t clients xacts queries recv sent wait maxwait guard enforce limit <<< "$(admin_sql -c 'SHOW TENANTS' | grep '^acme|')"
 assert_eq "1|0" "$guard|$limit" "acme's guard refusals and limit ends"
+# A transaction ended by a role limit is counted for its tenant.
+st=0
+out=$(mesh_psql "$(mint initech limited_analyst)" -c 'BEGIN' -c 'SELECT pg_sleep(0)' -c '\! sleep 2' -c 'SELECT 1' 2>&1) || st=$?
+[ "$st" != 0 ] || fail "an idle transaction outlived idle_in_transaction_timeout"
+IFS='|' read -r t clients xacts queries recv sent wait maxwait guard enforce limit <<< "$(admin_sql -c 'SHOW TENANTS' | grep '^initech|')"
+assert_eq "0|1" "$clients|$limit" "initech's clients and limit ends"
 stats=$(admin_sql -c 'SHOW STATS')
 echo "$stats"
 IFS='|' read -r db xacts queries recv sent xtime qtime wtime rest <<< "$stats"
 [ "$db" = media_analytics ] && [ "$xacts" -ge 3 ] && [ "$queries" -ge 6 ] && [ "$wtime" -gt 0 ] \
     || fail "SHOW STATS: $stats"
+IFS='|' read -r -a cols <<< "$stats"
+assert_eq "1|0|1" "${cols[15]}|${cols[16]}|${cols[17]}" "SHOW STATS guard_refusals|enforcement_refusals|limit_ended_xacts"
 out=$(admin_py 'SHOW STATS')
 assert_contains "$out" "database='media_analytics' | total_xact_count=$xacts |"
 

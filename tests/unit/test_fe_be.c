@@ -383,6 +383,26 @@ static void test_bind_names_and_targets(void **state)
     assert_int_equal(fe_read_bind_names(no_nul, 7, 7, &portal, &stmt, &used), FE_HEAD_BAD);
     assert_int_equal(fe_read_bind_names(no_nul, 5, 7, &portal, &stmt, &used), FE_HEAD_MORE);
 
+    struct fe_bind b;
+    static const uint8_t whole[] = "portal\0S_1\0\0\0\0\0\0\0"; /* no formats, values, results */
+    assert_true(fe_read_bind(whole, sizeof whole - 1, &b));
+    assert_false(fe_read_bind(whole, sizeof whole - 2, &b));
+    assert_true(span_eq(b.portal, "portal") && span_eq(b.stmt, "S_1"));
+    assert_int_equal(b.nparams, 0);
+    assert_false(b.binary_results);
+    /* One text parameter (a NULL and "ab"), results: text then binary. */
+    static const uint8_t typed[] = "\0s\0\0\1\0\0\0\2\xff\xff\xff\xff\0\0\0\2ab\0\2\0\0\0\1";
+    size_t tlen = sizeof typed - 1;
+    assert_true(fe_read_bind(typed, tlen, &b));
+    assert_int_equal(b.nparams, 2);
+    assert_true(b.binary_results);
+    for (size_t n = 0; n < tlen; n++)
+        assert_false(fe_read_bind(typed, n, &b)); /* every prefix is short */
+    static const uint8_t bad_format[] = "\0s\0\0\0\0\0\0\1\0\2";
+    assert_false(fe_read_bind(bad_format, sizeof bad_format - 1, &b));
+    static const uint8_t bad_len[] = "\0s\0\0\0\0\1\xff\xff\xff\xfe\0\0";
+    assert_false(fe_read_bind(bad_len, sizeof bad_len - 1, &b));
+
     char kind = 0;
     struct span name;
     assert_true(fe_read_target((const uint8_t *)"SS_1", 5, &kind, &name));
