@@ -28,11 +28,15 @@ struct be_column {
 };
 #define BE_TYPE_INT8 20u
 #define BE_TYPE_TEXT 25u
-#define BE_TYPE_NUMERIC 1700u
-/* RowDescription of n columns; every value is sent in text format. */
-void be_write_row_description(struct pq_writer *w, const struct be_column *cols, uint16_t n);
-/* DataRow of n text values; a NULL pointer is SQL NULL. */
-void be_write_data_row(struct pq_writer *w, const char *const *values, uint16_t n);
+/* RowDescription of n columns; formats (NULL: all text) gives each column's format code, 0 text or
+ * 1 binary, as a Bind asked for them. */
+void be_write_row_description(struct pq_writer *w, const struct be_column *cols, const uint8_t *formats,
+                              uint16_t n);
+/* DataRow of n values given as text; a NULL pointer is SQL NULL. A column whose format is 1 is
+ * sent in binary: int8 as 8 bytes in network order (its text must be a decimal integer, else the
+ * writer fails), text as its bytes. formats NULL: all text. */
+void be_write_data_row(struct pq_writer *w, const struct be_column *cols, const uint8_t *formats,
+                       const char *const *values, uint16_t n);
 
 bool be_read_ready(const uint8_t *body, size_t len, char *tx_status)
     __attribute__((warn_unused_result)); /* I, T or E only */

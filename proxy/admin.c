@@ -46,7 +46,9 @@ struct admin_stmt {
 struct admin_session {
     struct client *c;
     struct admin_stmt stmts[ADMIN_STMTS_MAX];
-    char *portal_sql;                   /* the last Bind's statement text (one portal is kept); NULL: none */
+    char *portal_sql;  /* the last Bind's statement text (one portal is kept); NULL: none */
+    uint16_t nformats; /* ... its result format codes, as the Bind gave them (fe_bind) */
+    uint8_t formats[ADMIN_COLS_MAX];
     bool skipping;                      /* an extended-protocol message failed: the rest up to Sync is ignored */
     bool pausing;                       /* a PAUSE waits for its pools' servers to be idle; input waits with it */
     bool ready_after;                   /* ... it came in a Query: ReadyForQuery follows its CommandComplete */
@@ -406,8 +408,26 @@ static bool split_words(const char *sql, size_t len, struct words *out)
     return true;
 }
 
-/* A SHOW: its RowDescription, rows and CommandComplete as the mode asks. */
-static enum run run_show(const struct words *cmd, enum mode mode, struct pq_writer *w)
+/* The portal's format code per column of a result of ncols columns, into out; false (with the
+ * error written) when the Bind gave several codes but not one per column. */
+static bool column_formats(const struct admin_session *a, uint16_t ncols, uint8_t *out, struct pq_writer *w)
+{
+    if (a->nformats > 1 && a->nformats != ncols) {
+        char msg[120];
+        snprintf(msg, sizeof msg, "bind message has %u result formats but query has %u columns", a->nformats,
+                 ncols);
+        cmd_error(w, SQLSTATE_PROTOCOL_VIOLATION, msg, NULL, NULL);
+        return false;
+    }
+    for (uint16_t i = 0; i < ncols; i++)
+        out[i] = a->nformats == 0 ? 0 : a->formats[a->nformats == 1 ? 0 : i];
+    return true;
+}
+
+/* A SHOW: its RowDescription, rows and CommandComplete as the mode asks. A Query's results and a
+ * statement's description are text; a portal's are as its Bind asked. */
+static enum run run_show(const struct admin_session *a, const struct words *cmd, enum mode mode, bool portal,
+                         struct pq_writer *w)
 {
     if (cmd->n != 2) {
         cmd_error(w, SQLSTATE_SYNTAX_ERROR, "usage: SHOW what", "SHOW takes one word, e.g. SHOW POOLS.", NULL);
@@ -418,11 +438,14 @@ static enum run run_show(const struct words *cmd, enum mode mode, struct pq_writ
         unknown_command(w, cmd->args[1]);
         return RUN_FAILED;
     }
+    uint8_t formats[ADMIN_COLS_MAX];
+    if (portal && !column_formats(a, sh->ncols, formats, w))
+        return RUN_FAILED;
     if (mode != MODE_EXECUTE)
-        be_write_row_description(w, sh->cols, sh->ncols);
+        be_write_row_description(w, sh->cols, portal ? formats : NULL, sh->ncols);
     if (mode == MODE_DESCRIBE)
         return RUN_DONE;
-    struct admin_rows rows = {.w = w, .ncols = sh->ncols};
+    struct admin_rows rows = {.w = w, .cols = sh->cols, .formats = portal ? formats : NULL, .ncols = sh->ncols};
     sh->rows(&rows);
     be_write_command_complete(w, "SHOW");
     return RUN_DONE;
@@ -435,7 +458,7 @@ static bool starts_with_word(const struct words *cmd, const char *word)
 
 /* One command's answer. SET (what drivers send at connect) is acknowledged and ignored; in
  * Describe only a SHOW has columns, and nothing runs. */
-static enum run run_command(struct admin_session *a, const char *sql, size_t len, enum mode mode,
+static enum run run_command(struct admin_session *a, const char *sql, size_t len, enum mode mode, bool portal,
                             struct pq_writer *w)
 {
     struct words cmd;
@@ -462,7 +485,7 @@ static enum run run_command(struct admin_session *a, const char *sql, size_t len
         return RUN_DONE;
     }
     if (starts_with_word(&cmd, "SHOW"))
-        return run_show(&cmd, mode, w);
+        return run_show(a, &cmd, mode, portal, w);
     for (size_t i = 0; commands[i].name; i++) {
         if (strcmp(cmd.upper[0], commands[i].name) != 0)
             continue;
@@ -540,9 +563,8 @@ static bool on_bind(struct admin_session *a, const uint8_t *body, size_t len, st
     struct fe_bind b;
     if (!fe_read_bind(body, len, &b))
         return false;
-    if (b.binary_results) {
-        cmd_error(w, SQLSTATE_FEATURE_NOT_SUPPORTED, "the admin console sends results in text format only", NULL,
-                  "Ask for text results (result format code 0).");
+    if (b.nresult_formats > ADMIN_COLS_MAX) {
+        cmd_error(w, SQLSTATE_PROTOCOL_VIOLATION, "too many result formats for the admin console", NULL, NULL);
         a->skipping = true;
         return true;
     }
@@ -557,6 +579,9 @@ static bool on_bind(struct admin_session *a, const uint8_t *body, size_t len, st
         return false;
     free(a->portal_sql);
     a->portal_sql = sql;
+    a->nformats = b.nresult_formats;
+    for (uint16_t i = 0; i < b.nresult_formats; i++)
+        a->formats[i] = (uint8_t)fe_bind_result_format(&b, i);
     be_write_bind_complete(w);
     return true;
 }
@@ -580,7 +605,7 @@ static bool on_describe(struct admin_session *a, const uint8_t *body, size_t len
         a->skipping = true;
         return true;
     }
-    if (run_command(a, sql, strlen(sql), MODE_DESCRIBE, w) == RUN_FAILED)
+    if (run_command(a, sql, strlen(sql), MODE_DESCRIBE, kind == 'P', w) == RUN_FAILED)
         a->skipping = true;
     return true;
 }
@@ -608,7 +633,7 @@ static bool on_message(struct admin_session *a, char type, const uint8_t *body, 
         if (!fe_read_query(body, len, &sql))
             return false;
         a->skipping = false;
-        enum run r = run_command(a, (const char *)sql.p, sql.len, MODE_SIMPLE, w);
+        enum run r = run_command(a, (const char *)sql.p, sql.len, MODE_SIMPLE, false, w);
         if (r == RUN_PENDING)
             a->ready_after = true;
         else
@@ -638,7 +663,7 @@ static bool on_message(struct admin_session *a, char type, const uint8_t *body, 
         if (!a->portal_sql) {
             cmd_error(w, SQLSTATE_UNDEFINED_OBJECT, "portal does not exist", NULL, NULL);
             a->skipping = true;
-        } else if (run_command(a, a->portal_sql, strlen(a->portal_sql), MODE_EXECUTE, w) == RUN_FAILED) {
+        } else if (run_command(a, a->portal_sql, strlen(a->portal_sql), MODE_EXECUTE, true, w) == RUN_FAILED) {
             a->skipping = true;
         }
         return true;

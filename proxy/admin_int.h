@@ -18,6 +18,8 @@
  * of rows_text, which must stay valid until rows_end. */
 struct admin_rows {
     struct pq_writer *w;
+    const struct be_column *cols;
+    const uint8_t *formats; /* per column, 0 text or 1 binary; NULL: all text */
     uint16_t ncols, n;
     uint64_t count; /* rows written */
     const char *vals[ADMIN_COLS_MAX];

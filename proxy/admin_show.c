@@ -83,7 +83,7 @@ void rows_end(struct admin_rows *r)
     if (r->n != r->ncols)
         r->w->failed = true;
     else
-        be_write_data_row(r->w, r->vals, r->n);
+        be_write_data_row(r->w, r->cols, r->formats, r->vals, r->n);
     r->n = 0;
     r->count++;
 }

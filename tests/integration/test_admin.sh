@@ -115,10 +115,10 @@ out=$(admin_sql -c 'DROP TABLE admin_t' 2>&1) || st=$?
 [ "$st" != 0 ] || fail "DROP TABLE succeeded in the admin console"
 assert_contains "$out" 'unknown admin console command "DROP"'
 assert_contains "$out" "SHOW POOLS, SHOW CLIENTS"
-st=0
-out=$(admin_py 'SHOW POOLS' binary) || st=$?
-assert_eq 3 "$st" "binary results through psycopg"
-assert_contains "$out" "ERROR 0A000 the admin console sends results in text format only"
+# Binary results (what pgJDBC asks for once a statement is prepared): int8 in 8 bytes, text as is.
+out=$(admin_py 'SHOW POOLS' binary)
+assert_contains "$out" "database='media_analytics' | user='marketing_domain_role' | cl_active=1 | cl_waiting=1 | sv_active=1" \
+    "SHOW POOLS in binary"
 st=0
 out=$(admin_sql -c 'SHOW POOLS please' 2>&1) || st=$?
 [ "$st" != 0 ] || fail "SHOW with two words succeeded"
@@ -158,6 +158,20 @@ IFS='|' read -r -a cols <<< "$stats"
 assert_eq "1|0|1" "${cols[15]}|${cols[16]}|${cols[17]}" "SHOW STATS guard_refusals|enforcement_refusals|limit_ended_xacts"
 out=$(admin_py 'SHOW STATS')
 assert_contains "$out" "database='media_analytics' | total_xact_count=$xacts |"
+
+echo "== pgJDBC: a PreparedStatement past prepareThreshold (int8 columns in binary)"
+JDBC_JAR=${JDBC_JAR:-/usr/share/java/postgresql.jar}
+if [ -f "$JDBC_JAR" ] && command -v javac > /dev/null; then
+    timeout -k 5 60 javac -d "$TEST_DIR/classes" -cp "$JDBC_JAR" "$(dirname "$0")/../clients/java/AdminJdbc.java" \
+        || fail "javac AdminJdbc.java"
+    out=$(MESH_PORT=$MESH_PORT ADMIN_TOKEN=$admin timeout -k 5 60 java -cp "$TEST_DIR/classes:$JDBC_JAR" AdminJdbc 2>&1) \
+        || fail "AdminJdbc: $out"
+    echo "$out"
+    assert_contains "$out" "pools: media_analytics pool_size=1 type=int8"
+    assert_contains "$out" "version: pgmesh 0.1.0"
+else
+    echo "skipped: no $JDBC_JAR or javac (make deps installs them)"
+fi
 
 echo "== SHOW DATABASES, SHOW CONFIG, RELOAD"
 IFS='|' read -r name host port dbname force size mode maxc cur paused disabled <<< "$(admin_sql -c 'SHOW DATABASES')"

@@ -323,7 +323,7 @@ static void test_be_result_builders(void **state)
     wr_init_dynamic(&w);
     size_t len;
     static const struct be_column cols[] = {{"id", BE_TYPE_INT8}, {"name", BE_TYPE_TEXT}};
-    be_write_row_description(&w, cols, 2);
+    be_write_row_description(&w, cols, NULL, 2);
     const uint8_t *body = one_message(&w, false, BE_ROW_DESC, &len);
     static const uint8_t want_desc[] = {
         0,   2,   'i', 'd', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 20, 0,    8,    0xff, 0xff, 0xff, 0xff, 0, 0,
@@ -332,8 +332,9 @@ static void test_be_result_builders(void **state)
     assert_memory_equal(body, want_desc, sizeof want_desc);
 
     wr_reset(&w);
+    static const struct be_column cols3[] = {{"a", BE_TYPE_INT8}, {"b", BE_TYPE_TEXT}, {"c", BE_TYPE_TEXT}};
     const char *values[] = {"42", NULL, ""};
-    be_write_data_row(&w, values, 3);
+    be_write_data_row(&w, cols3, NULL, values, 3);
     body = one_message(&w, false, BE_DATA_ROW, &len);
     static const uint8_t want_row[] = {0, 3, 0, 0, 0, 2, '4', '2', 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0};
     assert_int_equal(len, sizeof want_row);
@@ -358,10 +359,30 @@ static void test_be_result_builders(void **state)
     assert_int_equal(len, 2);
     assert_memory_equal(body, "\0\0", 2);
 
+    /* Binary: int8 in 8 bytes, text as it is; the RowDescription says which. */
+    static const uint8_t binary[] = {1, 1, 1};
+    wr_reset(&w);
+    const char *negative[] = {"-2", "x", NULL};
+    be_write_data_row(&w, cols3, binary, negative, 3);
+    body = one_message(&w, false, BE_DATA_ROW, &len);
+    static const uint8_t want_bin[] = {0,    3,    0, 0, 0, 8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                       0xff, 0xfe, 0, 0, 0, 1, 'x',  0xff, 0xff, 0xff, 0xff};
+    assert_int_equal(len, sizeof want_bin);
+    assert_memory_equal(body, want_bin, sizeof want_bin);
+    wr_reset(&w);
+    be_write_row_description(&w, cols, binary, 2);
+    body = one_message(&w, false, BE_ROW_DESC, &len);
+    assert_int_equal(body[len - 1], 1);
+    wr_reset(&w);
+    const char *not_a_number[] = {"4x", "y", "z"};
+    be_write_data_row(&w, cols3, binary, not_a_number, 3);
+    assert_false(wr_ok(&w));
+
     /* A fixed buffer too small for the row fails the writer instead of cutting the row. */
+    wr_destroy(&w);
     uint8_t small[8];
     wr_init_fixed(&w, small, sizeof small);
-    be_write_data_row(&w, values, 3);
+    be_write_data_row(&w, cols3, NULL, values, 3);
     assert_false(wr_ok(&w));
 }
 
@@ -389,13 +410,16 @@ static void test_bind_names_and_targets(void **state)
     assert_false(fe_read_bind(whole, sizeof whole - 2, &b));
     assert_true(span_eq(b.portal, "portal") && span_eq(b.stmt, "S_1"));
     assert_int_equal(b.nparams, 0);
-    assert_false(b.binary_results);
+    assert_int_equal(b.nresult_formats, 0);
+    assert_int_equal(fe_bind_result_format(&b, 3), 0);
     /* One text parameter (a NULL and "ab"), results: text then binary. */
     static const uint8_t typed[] = "\0s\0\0\1\0\0\0\2\xff\xff\xff\xff\0\0\0\2ab\0\2\0\0\0\1";
     size_t tlen = sizeof typed - 1;
     assert_true(fe_read_bind(typed, tlen, &b));
     assert_int_equal(b.nparams, 2);
-    assert_true(b.binary_results);
+    assert_int_equal(b.nresult_formats, 2);
+    assert_int_equal(fe_bind_result_format(&b, 0), 0);
+    assert_int_equal(fe_bind_result_format(&b, 1), 1);
     for (size_t n = 0; n < tlen; n++)
         assert_false(fe_read_bind(typed, n, &b)); /* every prefix is short */
     static const uint8_t bad_format[] = "\0s\0\0\0\0\0\0\1\0\2";
