@@ -347,8 +347,11 @@ static enum run cmd_kill_client(struct admin_session *a, const struct words *cmd
     /* The answer first: the client may be this one. */
     be_write_command_complete(w, "KILL_CLIENT");
     send_written(a->c, w);
-    client_error(t, "FATAL", SQLSTATE_ADMIN_SHUTDOWN, "terminating connection due to administrator command",
-                 "KILL_CLIENT from the admin console.", NULL);
+    if (t->state == CLIENT_TLS_HANDSHAKE) /* no ErrorResponse fits in a handshake */
+        client_close(t, "KILL_CLIENT from the admin console");
+    else
+        client_error(t, "FATAL", SQLSTATE_ADMIN_SHUTDOWN, "terminating connection due to administrator command",
+                     "KILL_CLIENT from the admin console.", NULL);
     return RUN_DONE;
 }
 
