@@ -91,14 +91,15 @@ static void send_written(struct client *c, struct pq_writer *w)
 
 /* ---- login ---- */
 
-bool admin_database(const char *name)
+static bool admin_database(const char *name)
 {
     return strcmp(name, ADMIN_DATABASE) == 0;
 }
 
 static void poll_cb(struct ev_loop *loop, ev_timer *t, int revents);
+static void admin_input(struct client *c);
 
-bool admin_begin(struct client *c)
+static bool admin_begin(struct client *c)
 {
     c->admin = calloc(1, sizeof *c->admin);
     if (!c->admin) {
@@ -150,7 +151,7 @@ static bool peer_user(int fd, char *name, size_t len)
     return true;
 }
 
-bool admin_peer_login(struct client *c)
+static bool admin_peer_login(struct client *c)
 {
     char user[sizeof c->ident.role];
     if (!rt.cfg->admin_users[0] || !peer_user(c->conn.fd, user, sizeof user) ||
@@ -162,7 +163,7 @@ bool admin_peer_login(struct client *c)
     return true;
 }
 
-void admin_token_login(struct client *c, const char *sub)
+static void admin_token_login(struct client *c, const char *sub)
 {
     if (!config_keys_name_listed(rt.cfg->admin_roles, c->ident.role)) {
         char msg[200];
@@ -178,7 +179,7 @@ void admin_token_login(struct client *c, const char *sub)
     admin_input(c); /* what the client sent after its token */
 }
 
-void admin_session_free(struct admin_session *a)
+static void admin_session_free(struct admin_session *a)
 {
     if (!a)
         return;
@@ -678,7 +679,7 @@ static bool on_message(struct admin_session *a, char type, const uint8_t *body, 
     }
 }
 
-void admin_input(struct client *c)
+static void admin_input(struct client *c)
 {
     struct admin_session *a = c->admin;
     struct iobuf *in = &c->conn.in;
@@ -711,4 +712,16 @@ void admin_input(struct client *c)
         }
     }
     wr_destroy(&w);
+}
+
+void admin_init(void)
+{
+    client_console = (struct client_console){
+        .wants = admin_database,
+        .begin = admin_begin,
+        .peer_login = admin_peer_login,
+        .token_login = admin_token_login,
+        .input = admin_input,
+        .session_free = admin_session_free,
+    };
 }

@@ -24,7 +24,6 @@
 #include "protocol/sqlstate.h"
 #include "protocol/startup.h"
 #include "protocol/wire.h"
-#include "proxy/admin.h"
 #include "proxy/cancel.h"
 #include "proxy/config.h"
 #include "proxy/link.h"
@@ -36,6 +35,8 @@
 #include "proxy/txshare.h"
 
 #define clog(level, c, ...) LOG_AT(level, (c)->tag, __VA_ARGS__)
+
+struct client_console client_console;
 
 /* A client has this long to finish startup and authentication. */
 
@@ -136,7 +137,8 @@ static void client_on_release(struct conn *conn)
     TAILQ_REMOVE(&rt.clients, c, link);
     rt.nclients--;
     stats_session_logout(&c->st, c->conn.bytes_in, c->conn.bytes_out);
-    admin_session_free(c->admin);
+    if (c->admin)
+        client_console.session_free(c->admin);
     close(c->conn.fd);
     conn_destroy(&c->conn);
     txshare_put(c->tx);
@@ -230,8 +232,8 @@ static void start_auth(struct client *c, const struct startup_packet *pkt)
         client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION, "invalid startup parameter value", NULL, NULL);
         return;
     }
-    if (c->database && admin_database(c->database)) {
-        if (!admin_begin(c) || (c->is_unix && admin_peer_login(c)))
+    if (c->database && client_console.wants && client_console.wants(c->database)) {
+        if (!client_console.begin(c) || (c->is_unix && client_console.peer_login(c)))
             return;
     } else if (!c->database || !config_find_database(rt.cfg, c->database)) {
         char msg[160];
@@ -538,7 +540,7 @@ static void handle_password(struct client *c)
     memcpy(c->ident.role, id.role, sizeof c->ident.role);
     c->ident.claims_json = id.claims_json; /* the client's now */
     if (c->admin)
-        admin_token_login(c, id.sub);
+        client_console.token_login(c, id.sub);
     else
         admit(c, id.sub);
 }
@@ -558,14 +560,14 @@ static void dispatch(struct client *c)
             handle_password(c);
         /* ... or, logged in to the admin console by its OS user, by its first command. */
         if (c->state == CLIENT_IDLE && c->admin && iobuf_len(&c->conn.in) > 0 && !c->conn.closing)
-            admin_input(c);
+            client_console.input(c);
         break;
     case CLIENT_AUTH:
         handle_password(c);
         break;
     case CLIENT_IDLE:
         if (c->admin)
-            admin_input(c);
+            client_console.input(c);
         else
             link_client_idle(c);
         break;

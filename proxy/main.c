@@ -14,6 +14,7 @@
 #include "auth/jwt.h"
 #include "auth/keys.h"
 #include "protocol/wire.h"
+#include "proxy/admin.h"
 #include "proxy/cancel.h"
 #include "proxy/config.h"
 #include "proxy/config_keys.h"
@@ -217,6 +218,7 @@ int main(int argc, char **argv)
     conn_global_init(rt.loop);
     cancel_init(rt.loop);
     link_init();
+    admin_init();
     if (!listen_start())
         return 1;
     run_loop();
