@@ -4,6 +4,10 @@
  * Reference: PostgreSQL documentation, "Message Formats". */
 #include "protocol/be.h"
 
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "protocol/wire.h"
 
 static bool valid_tx_status(uint8_t c)
@@ -55,6 +59,103 @@ void be_write_command_complete(struct pq_writer *w, const char *tag)
 void be_write_parse_complete(struct pq_writer *w)
 {
     wr_begin(w, BE_PARSE_COMPLETE);
+    wr_end(w);
+}
+
+static void empty_message(struct pq_writer *w, char type)
+{
+    wr_begin(w, type);
+    wr_end(w);
+}
+
+void be_write_bind_complete(struct pq_writer *w)
+{
+    empty_message(w, BE_BIND_COMPLETE);
+}
+
+void be_write_close_complete(struct pq_writer *w)
+{
+    empty_message(w, BE_CLOSE_COMPLETE);
+}
+
+void be_write_no_data(struct pq_writer *w)
+{
+    empty_message(w, BE_NO_DATA);
+}
+
+void be_write_empty_query(struct pq_writer *w)
+{
+    empty_message(w, BE_EMPTY_QUERY);
+}
+
+void be_write_no_parameters(struct pq_writer *w)
+{
+    wr_begin(w, BE_PARAMETER_DESC);
+    wr_u16(w, 0);
+    wr_end(w);
+}
+
+/* Type sizes as pg_type.typlen has them: -1 for the variable-length ones. */
+static int16_t type_len(uint32_t oid)
+{
+    return oid == BE_TYPE_INT8 ? 8 : -1;
+}
+
+void be_write_row_description(struct pq_writer *w, const struct be_column *cols, const uint8_t *formats,
+                              uint16_t n)
+{
+    wr_begin(w, BE_ROW_DESC);
+    wr_u16(w, n);
+    for (uint16_t i = 0; i < n; i++) {
+        wr_cstr(w, cols[i].name);
+        wr_u32(w, 0); /* no table */
+        wr_u16(w, 0); /* ... nor column number */
+        wr_u32(w, cols[i].type_oid);
+        wr_u16(w, (uint16_t)type_len(cols[i].type_oid));
+        wr_i32(w, -1); /* no type modifier */
+        wr_u16(w, formats ? formats[i] : 0);
+    }
+    wr_end(w);
+}
+
+/* int8's binary send format (int8send): the value in 8 bytes, network order. */
+static void write_int8(struct pq_writer *w, const char *text)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0') {
+        w->failed = true;
+        return;
+    }
+    uint64_t u = (uint64_t)v;
+    wr_i32(w, 8);
+    wr_u32(w, (uint32_t)(u >> 32));
+    wr_u32(w, (uint32_t)u);
+}
+
+void be_write_data_row(struct pq_writer *w, const struct be_column *cols, const uint8_t *formats,
+                       const char *const *values, uint16_t n)
+{
+    wr_begin(w, BE_DATA_ROW);
+    wr_u16(w, n);
+    for (uint16_t i = 0; i < n; i++) {
+        if (!values[i]) {
+            wr_i32(w, -1);
+            continue;
+        }
+        if (formats && formats[i] == 1 && cols[i].type_oid == BE_TYPE_INT8) {
+            write_int8(w, values[i]);
+            continue;
+        }
+        size_t len = strlen(values[i]);
+        if (len > INT32_MAX) {
+            w->failed = true;
+            return;
+        }
+        wr_i32(w, (int32_t)len);
+        wr_bytes(w, values[i], len);
+    }
     wr_end(w);
 }
 

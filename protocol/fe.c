@@ -69,6 +69,44 @@ enum fe_head fe_read_bind_names(const uint8_t *body, size_t avail, size_t len, s
     return FE_HEAD_OK;
 }
 
+bool fe_read_bind(const uint8_t *body, size_t len, struct fe_bind *out)
+{
+    struct pq_reader r;
+    rd_init(&r, body, len);
+    struct fe_bind b = {.portal = rd_cstr(&r), .stmt = rd_cstr(&r)};
+    uint16_t nformats = rd_u16(&r);
+    (void)rd_bytes(&r, (size_t)nformats * 2);
+    b.nparams = rd_u16(&r);
+    for (uint16_t i = 0; i < b.nparams && !r.bad; i++) {
+        int32_t n = rd_i32(&r);
+        if (n < -1)
+            return false;
+        if (n > 0)
+            (void)rd_bytes(&r, (size_t)n);
+    }
+    b.nresult_formats = rd_u16(&r);
+    b.result_formats = rd_bytes(&r, (size_t)b.nresult_formats * 2);
+    for (uint16_t i = 0; i < b.nresult_formats && !r.bad; i++)
+        if (fe_bind_result_format(&b, i) > 1)
+            return false;
+    if (!rd_finish(&r))
+        return false;
+    *out = b;
+    return true;
+}
+
+uint16_t fe_bind_result_format(const struct fe_bind *b, uint16_t i)
+{
+    if (b->nresult_formats == 0)
+        return 0;
+    if (b->nresult_formats == 1)
+        i = 0;
+    if (i >= b->nresult_formats)
+        return 0;
+    const uint8_t *p = b->result_formats.p + (size_t)i * 2;
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
 bool fe_read_target(const uint8_t *body, size_t len, char *kind, struct span *name)
 {
     struct pq_reader r;

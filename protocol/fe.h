@@ -29,6 +29,19 @@ struct fe_bind_head {
 };
 enum fe_head fe_read_bind_names(const uint8_t *body, size_t avail, size_t len, struct span *portal,
                                 struct span *stmt, size_t *used) __attribute__((warn_unused_result));
+/* A whole Bind, for a client pgmesh answers itself (the admin console): its names, how many
+ * parameter values it carries, and its result format codes (each 0, text, or 1, binary). Every
+ * byte is checked; values are skipped. */
+struct fe_bind {
+    struct span portal, stmt;
+    uint16_t nparams;
+    uint16_t nresult_formats;
+    struct span result_formats; /* nresult_formats codes of 2 bytes, network order */
+};
+bool fe_read_bind(const uint8_t *body, size_t len, struct fe_bind *out) __attribute__((warn_unused_result));
+/* The format code of result column i (0 or 1): none given means text, one applies to every
+ * column. The caller checks that several are as many as the columns. */
+uint16_t fe_bind_result_format(const struct fe_bind *b, uint16_t i);
 /* The function OID that opens a FunctionCall body, from the avail bytes of it that have arrived
  * (len: the whole body). False until 4 bytes are there, or when the body is shorter. */
 bool fe_read_function_oid(const uint8_t *body, size_t avail, size_t len, uint32_t *oid)

@@ -37,6 +37,8 @@
 
 #define clog(level, c, event, ...) CLIENT_LOG(level, c, event, NULL, __VA_ARGS__)
 
+struct client_console client_console;
+
 /* A client has this long to finish startup and authentication. */
 
 static const char *const state_names[] = {"startup",     "tls_handshake", "auth",   "idle",
@@ -62,9 +64,11 @@ static void wait_queue(struct client *c, bool enter)
     if (!enter) {
         TAILQ_REMOVE(&p->waiting, c, wait_link);
         p->nwaiting--;
+        stats_wait_end(&c->st, ev_now(rt.loop));
         return;
     }
     TAILQ_INSERT_TAIL(&p->waiting, c, wait_link);
+    stats_wait_begin(&c->st, ev_now(rt.loop));
     c->passed_over = 0;
     c->wait_started = ev_now(rt.loop);
     p->nwaiting++;
@@ -158,6 +162,9 @@ static void client_on_release(struct conn *conn)
     ev_timer_stop(rt.loop, &c->timer);
     TAILQ_REMOVE(&rt.clients, c, link);
     rt.nclients--;
+    stats_session_logout(&c->st, c->conn.bytes_in, c->conn.bytes_out);
+    if (c->admin)
+        client_console.session_free(c->admin);
     close(c->conn.fd);
     conn_destroy(&c->conn);
     txshare_put(c->tx);
@@ -270,7 +277,10 @@ static void start_auth(struct client *c, const struct startup_packet *pkt)
         client_error(c, "FATAL", SQLSTATE_PROTOCOL_VIOLATION, "invalid startup parameter value", NULL, NULL);
         return;
     }
-    if (!c->database || !config_find_database(rt.cfg, c->database)) {
+    if (c->database && client_console.wants && client_console.wants(c->database)) {
+        if (!client_console.begin(c) || (c->is_unix && client_console.peer_login(c)))
+            return;
+    } else if (!c->database || !config_find_database(rt.cfg, c->database)) {
         char msg[160];
         snprintf(msg, sizeof msg, "database \"%s\" does not exist", c->database ? c->database : "");
         client_error(c, "FATAL", SQLSTATE_INVALID_CATALOG_NAME, msg,
@@ -466,7 +476,7 @@ static bool within_conn_limits(struct client *c, const struct role_config *role)
     int same_tenant = 0, same_role = 0;
     const struct client *o;
     TAILQ_FOREACH(o, &rt.clients, link) {
-        if (o == c || o->state < CLIENT_IDLE || o->state == CLIENT_CLOSING)
+        if (o == c || o->state < CLIENT_IDLE || o->state == CLIENT_CLOSING || o->admin)
             continue;
         same_tenant += strcmp(o->ident.tenant, c->ident.tenant) == 0;
         same_role += strcmp(o->ident.role, c->ident.role) == 0;
@@ -557,6 +567,7 @@ static void admit(struct client *c, const char *sub)
         client_error(c, "FATAL", SQLSTATE_INTERNAL_ERROR, "could not set up the session", NULL, NULL);
         return;
     }
+    stats_session_login(&c->st, &c->pool->stats, c->ident.tenant);
     set_tag(c, "C-%llu %s/%s@%s", (unsigned long long)c->id, c->database, c->ident.tenant, c->addr);
     CLIENT_LOG(LOG_INFO, c, "client_login",
                LOG_FIELDS(LOG_STR("sub", sub), LOG_STR("server_user", role->server_user),
@@ -603,7 +614,10 @@ static void handle_password(struct client *c)
     memcpy(c->ident.tenant, id.tenant, sizeof c->ident.tenant);
     memcpy(c->ident.role, id.role, sizeof c->ident.role);
     c->ident.claims_json = id.claims_json; /* the client's now */
-    admit(c, id.sub);
+    if (c->admin)
+        client_console.token_login(c, id.sub);
+    else
+        admit(c, id.sub);
 }
 
 /* What the client sent, handled as its state says. */
@@ -619,12 +633,18 @@ static void dispatch(struct client *c)
          * no more bytes may come to wake the reader up. */
         if (c->state == CLIENT_AUTH && iobuf_len(&c->conn.in) > 0 && !c->conn.closing)
             handle_password(c);
+        /* ... or, logged in to the admin console by its OS user, by its first command. */
+        if (c->state == CLIENT_IDLE && c->admin && iobuf_len(&c->conn.in) > 0 && !c->conn.closing)
+            client_console.input(c);
         break;
     case CLIENT_AUTH:
         handle_password(c);
         break;
     case CLIENT_IDLE:
-        link_client_idle(c);
+        if (c->admin)
+            client_console.input(c);
+        else
+            link_client_idle(c);
         break;
     case CLIENT_LINKED:
         link_client_input(c);
@@ -658,6 +678,8 @@ static void client_on_read(struct conn *conn)
         client_close(c, r == IO_EOF ? "client closed the connection" : "client socket error");
         return;
     }
+    if (r == IO_OK && (c->state == CLIENT_IDLE || c->state == CLIENT_LINKED))
+        stats_input(&c->st, ev_now(rt.loop));
     dispatch(c);
 }
 
@@ -712,6 +734,7 @@ void client_accept(int fd, bool is_unix, const char *addr)
         return;
     }
     c->over_limit = rt.nclients >= rt.cfg->max_client_conn;
+    c->connect_time = ev_now(rt.loop);
     conn_init(&c->conn, fd, client_on_read, client_on_drained, client_on_release);
     TAILQ_INSERT_TAIL(&rt.clients, c, link);
     rt.nclients++;

@@ -13,9 +13,11 @@
 #include "proxy/log.h"
 #include "proxy/params.h"
 #include "proxy/relay.h"
+#include "proxy/stats.h"
 #include "proxy/stmt.h"
 #include "proxy/txstart.h"
 
+struct admin_session;
 struct pool;
 struct role_config;
 struct server;
@@ -71,7 +73,27 @@ struct client {
     bool unnamed_resets; /* the unnamed statement is one */
     bool named_resets;   /* some named statement was one (kept: the name is not followed) */
     bool reapply_at_sync;
+    struct stats_session st;     /* its counts (stats.h) */
+    double connect_time;         /* loop time of the accept */
+    struct admin_session *admin; /* owned; non-NULL for a client of the admin console (admin.h) */
 };
+
+/* The admin console (admin.c) installs these at start (admin_init), so that client.c hands it the
+ * clients that ask for it without calling into it: calls run from the console to clients. All
+ * NULL: there is no console, and dbname=pgmesh is a database name like any other. */
+struct client_console {
+    bool (*wants)(const char *database);
+    /* At startup: makes c a console client (c->admin); false when c got a FATAL. */
+    bool (*begin)(struct client *c);
+    /* At startup, over the Unix socket: true when c is logged in by its OS user. */
+    bool (*peer_login)(struct client *c);
+    /* After the token was verified: logs c in, or ends it (FATAL 28000). */
+    void (*token_login)(struct client *c, const char *sub);
+    /* Input of a logged-in console client. */
+    void (*input)(struct client *c);
+    void (*session_free)(struct admin_session *a);
+};
+extern struct client_console client_console;
 
 void client_accept(int fd, bool is_unix, const char *addr);
 /* Every state change: moves the client in and out of its pool's wait queue, with its timers;

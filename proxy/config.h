@@ -84,6 +84,8 @@ struct config {
     int64_t watch_interval_ms; /* replication slot polls (watch.c); 0: none */
     int64_t slot_wal_warn_kb;  /* a slot retaining more WAL is logged */
     char *watch_user;          /* "" : the first role's server_user */
+    char *admin_roles;         /* comma-separated token roles that may use the admin console; "": none */
+    char *admin_users;         /* comma-separated OS users that may over the Unix socket; "": none */
     /* [jwt] */
     char *algorithms;
     unsigned alg_mask; /* parsed from algorithms */

@@ -55,6 +55,7 @@ static const char *const enforcements[] = {"off", "prefer", "require", NULL};   
 
 static bool check_algorithms(struct config *cfg, const char *value, char *err, size_t errlen);
 static bool check_tenant_pattern(struct config *cfg, const char *value, char *err, size_t errlen);
+static bool check_name_list(struct config *cfg, const char *value, char *err, size_t errlen);
 
 #define AT(field) offsetof(struct config, field)
 // clang-format off
@@ -149,6 +150,13 @@ static const struct config_key keys[] = {
     {{"pgmesh", "watch_user", "", true,
       "server role the watcher logs in as; empty: the server_user of the first [roles] entry"},
      VAL_STRING, AT(watch_user), 0, PG_NAME_MAX, NULL, NULL},
+    {{"pgmesh", "admin_roles", "", true,
+      "comma-separated token roles whose clients may connect to the admin console (dbname=pgmesh); empty: none"},
+     VAL_STRING, AT(admin_roles), 0, 1024, NULL, check_name_list},
+    {{"pgmesh", "admin_users", "", true,
+      "comma-separated OS users who may connect to the admin console over the Unix socket without a token "
+      "(checked with SO_PEERCRED); empty: none"},
+     VAL_STRING, AT(admin_users), 0, 1024, NULL, check_name_list},
     {{"jwt", "algorithms", "HS256", true,
       "comma-separated allow-list (HS*, RS*, ES*); none is never accepted"},
      VAL_STRING, AT(algorithms), 0, 255, NULL, check_algorithms},
@@ -209,6 +217,41 @@ static bool check_tenant_pattern(struct config *cfg, const char *value, char *er
     cfg->tenant_regex = re;
     cfg->tenant_regex_set = true;
     return true;
+}
+
+/* admin_roles, admin_users: names made of letters, digits, '_', '.', '-' (and '@' for roles that
+ * look like e-mail addresses), separated by commas and optional spaces. */
+static bool check_name_list(struct config *cfg, const char *value, char *err, size_t errlen)
+{
+    for (const char *p = value; *p;) {
+        p += strspn(p, " ");
+        size_t n = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-@");
+        const char *q = p + n;
+        q += strspn(q, " ");
+        if (n == 0 || (*q != ',' && *q != '\0')) {
+            snprintf(err, errlen, "invalid name list \"%s\": expected names separated by commas", value);
+            return false;
+        }
+        p = *q ? q + 1 : q;
+        if (*q == ',' && p[strspn(p, " ")] == '\0') {
+            snprintf(err, errlen, "invalid name list \"%s\": ends with a comma", value);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool config_keys_name_listed(const char *list, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = list; *p;) {
+        p += strspn(p, " ,");
+        size_t n = strcspn(p, " ,");
+        if (n > 0 && n == len && strncmp(p, name, n) == 0)
+            return true;
+        p += n;
+    }
+    return false;
 }
 
 static const struct config_key *find_key(const char *section, const char *name)
@@ -467,6 +510,49 @@ size_t config_keys_count(void)
 const struct config_key_doc *config_keys_doc(size_t i)
 {
     return i < NKEYS ? &keys[i].d : NULL;
+}
+
+void config_keys_format(const struct config *cfg, size_t i, char *buf, size_t len)
+{
+    const struct config_key *k = &keys[i];
+    const void *f = cfield(cfg, k);
+    switch (k->kind) {
+    case VAL_STRING: {
+        const char *v = *(char *const *)f;
+        snprintf(buf, len, "%s", v ? v : "");
+        return;
+    }
+    case VAL_INT:
+        snprintf(buf, len, "%d", *(const int *)f);
+        return;
+    case VAL_ENUM:
+        snprintf(buf, len, "%s", k->choices[*(const int *)f]);
+        return;
+    case VAL_DURATION_MS: {
+        int64_t ms = *(const int64_t *)f;
+        if (ms % 1000 == 0)
+            snprintf(buf, len, "%llds", (long long)(ms / 1000));
+        else
+            snprintf(buf, len, "%lldms", (long long)ms);
+        return;
+    }
+    case VAL_DURATION_S:
+        snprintf(buf, len, "%llds", (long long)*(const int64_t *)f);
+        return;
+    case VAL_SIZE_KB: {
+        /* The largest unit that divides it, as PostgreSQL shows memory settings. */
+        int64_t kb = *(const int64_t *)f;
+        static const char *const unit[] = {"kB", "MB", "GB", "TB"};
+        int u = 0;
+        while (u < 3 && kb != 0 && kb % 1024 == 0) {
+            kb /= 1024;
+            u++;
+        }
+        snprintf(buf, len, "%lld%s", (long long)kb, unit[u]);
+        return;
+    }
+    }
+    snprintf(buf, len, "?");
 }
 
 void config_keys_print_reference(FILE *out)

@@ -41,6 +41,12 @@ bool config_keys_find(const char *section, const char *name, size_t *index) __at
 bool config_keys_set(struct config *cfg, size_t index, const char *value, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* Key i's value in cfg as it could be written in the file (durations in s, or ms when not whole
+ * seconds), cut to len. */
+void config_keys_format(const struct config *cfg, size_t i, char *buf, size_t len);
+/* Whether name is one of the comma-separated names of list (admin_roles, admin_users). */
+bool config_keys_name_listed(const char *list, const char *name);
+
 /* Markdown table of every key (section, key, default, whether a reload applies it, description)
  * for the README. */
 void config_keys_print_reference(FILE *out);

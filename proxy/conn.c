@@ -245,14 +245,18 @@ static ssize_t transport_read(struct conn *c, void *p, size_t n, enum io_result 
     if (c->ssl) {
         ERR_clear_error();
         int r = SSL_read(c->ssl, p, ssl_len(n));
-        if (r > 0)
+        if (r > 0) {
+            c->bytes_in += (uint64_t)r;
             return r;
+        }
         *res = ssl_result(c->ssl, r);
         return -1;
     }
     ssize_t r = read(c->fd, p, n);
-    if (r > 0)
+    if (r > 0) {
+        c->bytes_in += (uint64_t)r;
         return r;
+    }
     *res = r == 0 ? IO_EOF : errno_result();
     return -1;
 }
@@ -263,14 +267,18 @@ static ssize_t transport_write(struct conn *c, const void *p, size_t n, enum io_
     if (c->ssl) {
         ERR_clear_error();
         int r = SSL_write(c->ssl, p, ssl_len(n));
-        if (r > 0)
+        if (r > 0) {
+            c->bytes_out += (uint64_t)r;
             return r;
+        }
         *res = ssl_result(c->ssl, r);
         return -1;
     }
     ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL);
-    if (r >= 0)
+    if (r >= 0) {
+        c->bytes_out += (uint64_t)r;
         return r;
+    }
     *res = errno_result();
     return -1;
 }

@@ -62,8 +62,9 @@ struct conn {
     struct conn *flush_next, *free_next;
     bool flush_queued;
     bool reading;
-    bool closing;           /* conn_close called; no more I/O */
-    bool close_after_flush; /* finish writing what is queued (an error message), then close */
+    bool closing;                 /* conn_close called; no more I/O */
+    bool close_after_flush;       /* finish writing what is queued (an error message), then close */
+    uint64_t bytes_in, bytes_out; /* read from and written to the socket (after TLS) */
 };
 
 void conn_init(struct conn *c, int fd, conn_cb on_read, conn_cb on_drained, conn_cb on_release);

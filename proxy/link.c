@@ -18,6 +18,7 @@
 #include "proxy/relay.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
+#include "proxy/stats.h"
 
 struct session_events session_events;
 
@@ -80,8 +81,8 @@ static struct client *waiter_for(const struct server *s)
 }
 
 /* A server became usable (connected, reset, its client's transaction over, its last cancel
- * back): the longest-waiting client gets it (or one of the server's claims, waiter_for), else it
- * goes idle; after a reload it closes instead
+ * back): the longest-waiting client gets it (or one of the server's claims, waiter_for), else (or
+ * while its pool is paused) it goes idle; after a reload it closes instead
  * when outdated or beyond the pool's size. */
 static void server_usable(struct server *s)
 {
@@ -91,7 +92,7 @@ static void server_usable(struct server *s)
         pool_open_for_waiters(s->pool); /* a waiting client gets a fresh connection, up to the pool size */
         return;
     }
-    struct client *c = waiter_for(s);
+    struct client *c = s->pool->paused ? NULL : waiter_for(s);
     if (c)
         link_pair(c, s);
     else
@@ -171,7 +172,8 @@ void link_client_idle(struct client *c)
         return;
     }
     struct pool *p = c->pool;
-    struct server *s = pool_idle_server(p, c->ident.tenant, c->ident.role, c->tx);
+    /* A paused pool lends nothing: the client waits for RESUME (or query_wait_timeout). */
+    struct server *s = p->paused ? NULL : pool_idle_server(p, c->ident.tenant, c->ident.role, c->tx);
     if (s && !pool_first_waiter(p)) {
         link_pair(c, s);
         return;
@@ -181,6 +183,15 @@ void link_client_idle(struct client *c)
         server_usable(s); /* cannot happen with FIFO order kept, but never strand a waiter */
     else
         pool_open_for_waiters(p);
+}
+
+void link_pool_resumed(struct pool *p)
+{
+    struct server *s;
+    /* server_usable gives each idle server to a waiter (or closes an outdated one). */
+    while (pool_first_waiter(p) && (s = TAILQ_FIRST(&p->idle)) != NULL)
+        server_usable(s);
+    pool_open_for_waiters(p);
 }
 
 void link_client_input(struct client *c)
@@ -269,8 +280,10 @@ static void on_server_settled(struct server *s)
 
 static void on_limit_expired(struct server *s, const char *sqlstate, const char *message, const char *detail)
 {
-    if (s->client)
-        client_error(s->client, "FATAL", sqlstate, message, detail, NULL);
+    if (!s->client)
+        return;
+    stats_limit_end(&s->client->st);
+    client_error(s->client, "FATAL", sqlstate, message, detail, NULL);
 }
 
 void link_init(void)

@@ -6,12 +6,16 @@
 #define PGMESH_PROXY_LINK_H
 
 struct client;
+struct pool;
 
 /* Installs session_events (events.h). */
 void link_init(void);
 /* An authenticated client without a server: processes what it has sent (a Terminate ends it; any
  * other message asks for a server). */
 void link_client_idle(struct client *c);
+/* The admin console's RESUME: waiting clients get the pool's idle servers, then new ones up to
+ * its size. */
+void link_pool_resumed(struct pool *p);
 /* Bytes arrived from a linked client. */
 void link_client_input(struct client *c);
 /* The client is going: its server is reset for the next client, or closed. */

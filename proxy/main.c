@@ -14,6 +14,7 @@
 #include "auth/jwt.h"
 #include "auth/keys.h"
 #include "protocol/wire.h"
+#include "proxy/admin.h"
 #include "proxy/cancel.h"
 #include "proxy/config.h"
 #include "proxy/config_keys.h"
@@ -26,6 +27,8 @@
 #include "proxy/pool.h"
 #include "proxy/reload.h"
 #include "proxy/runtime.h"
+#include "proxy/shutdown.h"
+#include "proxy/stats.h"
 #include "proxy/stmt.h"
 #include "proxy/tls.h"
 #include "proxy/version.h"
@@ -72,49 +75,13 @@ static void janitor_cb(struct ev_loop *loop, ev_timer *w, int revents)
     trim_after_storm();
 }
 
-/* Shutdown: the timer that ends it (shutdown_timeout) and the one that ends clients as their
- * transactions end in session pooling and stops the loop when none is left. */
-static ev_timer shutdown_deadline, shutdown_poll;
-
-static void shutdown_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    log_warn("shutdown_timeout expired: stopping with %d client connection(s) open", rt.nclients);
-    ev_break(loop, EVBREAK_ALL);
-}
-
-static void shutdown_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    link_shutdown_sweep();
-    if (rt.nclients == 0) {
-        log_info("no client connection left: stopping");
-        ev_break(loop, EVBREAK_ALL);
-    }
-}
-
 /* The first SIGTERM or SIGINT stops accepting and lets transactions in progress finish (up to
  * shutdown_timeout); clients between transactions get FATAL 57P01. A second one stops at once. */
 static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    if (rt.shutting_down) {
-        log_info("received signal %d again: stopping now with %d client connection(s) open", w->signum,
-                 rt.nclients);
-        ev_break(loop, EVBREAK_ALL);
-        return;
-    }
-    rt.shutting_down = true;
-    listen_stop();
-    double timeout_s = (double)rt.cfg->shutdown_timeout_ms / 1000.0;
-    log_info("received signal %d: shutting down; not accepting, transactions in progress may finish within "
-             "shutdown_timeout (%.3g s), a second signal stops at once",
-             w->signum, timeout_s);
-    if (timeout_s <= 0) {
-        ev_break(loop, EVBREAK_ALL);
-        return;
-    }
-    ev_timer_init(&shutdown_deadline, shutdown_deadline_cb, timeout_s, 0.);
-    ev_timer_start(loop, &shutdown_deadline);
-    ev_timer_init(&shutdown_poll, shutdown_poll_cb, 0., 0.1);
-    ev_timer_start(loop, &shutdown_poll);
+    char cause[32];
+    snprintf(cause, sizeof cause, "received signal %d", w->signum);
+    shutdown_begin(cause);
 }
 
 static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -254,9 +221,11 @@ int main(int argc, char **argv)
     TAILQ_INIT(&rt.pools);
     signal(SIGPIPE, SIG_IGN);
     rt.loop = ev_default_loop(EVFLAG_AUTO);
+    rt.started_at = ev_now(rt.loop);
     conn_global_init(rt.loop);
     cancel_init(rt.loop);
     link_init();
+    admin_init();
     if (!listen_start() || !metrics_start())
         return 1;
     run_loop();
@@ -267,5 +236,6 @@ int main(int argc, char **argv)
     tls_shutdown();
     keys_free(rt.keys);
     config_free(rt.cfg);
+    stats_tenants_free();
     return 0;
 }

@@ -67,10 +67,15 @@ struct pool *pool_find_or_create(const char *database, const char *server_user, 
     TAILQ_INIT(&p->resetting);
     TAILQ_INIT(&p->waiting);
     TAILQ_INSERT_TAIL(&rt.pools, p, link);
-    /* Borrow already-known parameters from another pool of the same database. */
+    /* Another pool of the same database lends its PAUSE state (PAUSE db, RESUME db) and
+     * already-known parameters; without one, PAUSE without a database applies. */
+    p->paused = rt.paused_all;
     struct pool *q;
     TAILQ_FOREACH(q, &rt.pools, link) {
-        if (q != p && strcmp(q->database, database) == 0 && q->params[0]) {
+        if (q == p || strcmp(q->database, database) != 0)
+            continue;
+        p->paused = q->paused;
+        if (q->params[0]) {
             for (int i = 0; i < POOL_PARAM_COUNT; i++)
                 p->params[i] = q->params[i] ? strdup(q->params[i]) : NULL;
             break;
@@ -139,6 +144,8 @@ bool pool_connecting(const struct pool *p)
 void pool_open_for_waiters(struct pool *p)
 {
     /* One new connection per waiting client not already covered by one in progress. */
+    if (p->paused)
+        return;
     int in_progress = 0;
     struct server *s;
     TAILQ_FOREACH(s, &p->connecting, link)

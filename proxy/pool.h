@@ -9,6 +9,7 @@
 #include <sys/queue.h>
 
 #include "proxy/server.h"
+#include "proxy/stats.h"
 
 struct client;
 
@@ -42,6 +43,10 @@ struct pool {
     char last_error[600];           /* ... what clients are told meanwhile */
     bool warned_unprotected;        /* logged once: the database has no pgmesh extension */
     char *params[POOL_PARAM_COUNT]; /* server_version, ... as the last connection reported */
+    /* The admin console's PAUSE: no server is lent or opened; waiting clients stay queued until
+     * RESUME (link_pool_resumed). */
+    bool paused;
+    struct stats_counters stats; /* its clients' transactions, queries, bytes and waits */
 };
 
 struct pool *pool_find_or_create(const char *database, const char *server_user, const char *conninfo);
@@ -54,7 +59,7 @@ struct server *pool_idle_server(struct pool *p, const char *tenant, const char *
 struct client *pool_first_waiter(struct pool *p);
 /* Whether a connection attempt is under way. */
 bool pool_connecting(const struct pool *p);
-/* Opens connections for waiting clients not covered by one in progress, up to the pool size;
+/* Opens connections (none while paused) for waiting clients not covered by one in progress, up to the pool size;
  * while server logins fail, at most one, and none before server_login_retry is over: the
  * waiting clients are failed then (session_events.connect_failed). */
 void pool_open_for_waiters(struct pool *p);

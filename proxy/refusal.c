@@ -15,6 +15,7 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/relay_int.h"
+#include "proxy/stats.h"
 
 const char *refusal_name(enum refusal why)
 {
@@ -78,6 +79,7 @@ static bool send_stand_in(struct client *c, struct server *s, const struct frame
 {
     static const char stand_in[] = "SELECT 'pgmesh: refused statement'::pg_catalog.int4";
     log_refusal(c, why, what, what_len);
+    stats_guard_refusal(&c->st);
     if (relay_needs_txstart(s, f) && !relay_send_txstart(c, s))
         return false;
     struct pq_writer w;

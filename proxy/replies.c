@@ -25,6 +25,7 @@
 #include "proxy/relay_int.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
+#include "proxy/stats.h"
 
 #define READ_CHUNK 65536
 
@@ -206,7 +207,10 @@ static bool route_ready(struct server *s, const struct frame *f, const uint8_t *
     opq_pop(&s->relay.ops);
     if (forward)
         limits_on_reply(s, BE_READY);
-    return forward && s->client != NULL;
+    struct client *c = s->client;
+    if (forward && c)
+        stats_ready(&c->st, status, ev_now(rt.loop), c->conn.bytes_in, c->conn.bytes_out);
+    return forward && c != NULL;
 }
 
 /* A field as a C string, cut to fit. */
@@ -235,8 +239,10 @@ static bool txstart_refused(struct server *s, const struct op *op, const uint8_t
     span_text(e.sqlstate, sqlstate, sizeof sqlstate);
     span_text(e.message, message, sizeof message);
     span_text(e.hint, hint, sizeof hint);
-    const struct client *c = s->client;
+    struct client *c = s->client;
     const struct role_config *role = c ? config_find_role(rt.cfg, c->ident.role) : NULL;
+    if (c)
+        stats_enforce_refusal(&c->st);
     struct txstart_failure *tf = &s->relay.failure;
     if (txstart_explain_failure(role, sqlstate, message, hint, tf)) {
         SERVER_LOG(LOG_WARNING, s, "role_settings_failed", NULL, "%s (%s): %s", tf->message, rt.cfg->path,

@@ -30,6 +30,8 @@ struct runtime {
     struct pool_list pools;
     uint64_t next_client_id, next_server_id;
     bool debug_forced;  /* -v: debug logging whatever log_level says, across reloads */
+    double started_at;  /* loop time at start (SHOW STATS' per-second averages) */
+    bool paused_all;    /* the admin console's PAUSE without a database: new pools start paused */
     bool shutting_down; /* SIGTERM/SIGINT: not accepting; each client leaves at its next transaction
                          * boundary (link.c), the process when none is left or shutdown_timeout ends */
 };

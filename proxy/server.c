@@ -184,6 +184,7 @@ static void probe_done(struct server *s, enum enforce_probe verdict, const char 
                  "database \"%s\" has no pgmesh extension, and server_enforcement = require: run "
                  "scripts/server-setup.sh on the database host (or CREATE EXTENSION pgmesh in it)",
                  s->pool->database);
+        s->pool->stats.enforce_refusals++;
         connect_failed(s, msg);
         return;
     } else if (!s->pool->warned_unprotected) {
@@ -288,6 +289,7 @@ bool server_connect(struct pool *p)
         return false;
     s->id = ++rt.next_server_id;
     s->pool = p;
+    s->connect_time = ev_now(rt.loop);
     relay_init(&s->relay);
     s->generation = p->generation; /* pool_server_outdated: opened with p->conninfo as it is now */
     snprintf(s->tag, sizeof s->tag, "S-%llu %s/%s", (unsigned long long)s->id, p->database, p->server_user);

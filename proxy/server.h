@@ -40,9 +40,10 @@ struct server {
     bool stmt_cancel_sent;                      /* ... stmt_timer now waits for the cancel to act */
     ev_tstamp stmt_deadline;                    /* ... when the running statement's limit ends; 0: none */
     ev_tstamp idle_since;
-    ev_tstamp linked_at; /* when its client got it */
-    int poll_status;     /* last PQconnectPoll result while CONNECTING */
-    int probe_seen;      /* enum enforce_probe: the probe's verdict so far, while CONNECTING */
+    ev_tstamp linked_at;    /* when its client got it */
+    ev_tstamp connect_time; /* loop time the connection was started */
+    int poll_status;        /* last PQconnectPoll result while CONNECTING */
+    int probe_seen;         /* enum enforce_probe: the probe's verdict so far, while CONNECTING */
 
     unsigned cancels_in_flight; /* PQcancel calls not yet done: not lent to another client */
     struct relay relay;         /* what the relay keeps on this connection */

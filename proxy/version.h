@@ -1,4 +1,4 @@
-/* The version pgmesh reports (--version, the metrics' pgmesh_info). */
+/* pgmesh's version, for --version, the log, the admin console's SHOW VERSION and pgmesh_info. */
 #ifndef PGMESH_PROXY_VERSION_H
 #define PGMESH_PROXY_VERSION_H
 

@@ -316,6 +316,76 @@ static void test_be_roundtrips(void **state)
     wr_destroy(&w);
 }
 
+/* The result builders of the admin console: bytes as PostgreSQL would send them. */
+static void test_be_result_builders(void **state)
+{
+    struct pq_writer w;
+    wr_init_dynamic(&w);
+    size_t len;
+    static const struct be_column cols[] = {{"id", BE_TYPE_INT8}, {"name", BE_TYPE_TEXT}};
+    be_write_row_description(&w, cols, NULL, 2);
+    const uint8_t *body = one_message(&w, false, BE_ROW_DESC, &len);
+    static const uint8_t want_desc[] = {
+        0,   2,   'i', 'd', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 20, 0,    8,    0xff, 0xff, 0xff, 0xff, 0, 0,
+        'n', 'a', 'm', 'e', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0};
+    assert_int_equal(len, sizeof want_desc);
+    assert_memory_equal(body, want_desc, sizeof want_desc);
+
+    wr_reset(&w);
+    static const struct be_column cols3[] = {{"a", BE_TYPE_INT8}, {"b", BE_TYPE_TEXT}, {"c", BE_TYPE_TEXT}};
+    const char *values[] = {"42", NULL, ""};
+    be_write_data_row(&w, cols3, NULL, values, 3);
+    body = one_message(&w, false, BE_DATA_ROW, &len);
+    static const uint8_t want_row[] = {0, 3, 0, 0, 0, 2, '4', '2', 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0};
+    assert_int_equal(len, sizeof want_row);
+    assert_memory_equal(body, want_row, sizeof want_row);
+
+    static const struct {
+        void (*write)(struct pq_writer *);
+        char type;
+    } empties[] = {{be_write_bind_complete, BE_BIND_COMPLETE},
+                   {be_write_close_complete, BE_CLOSE_COMPLETE},
+                   {be_write_no_data, BE_NO_DATA},
+                   {be_write_empty_query, BE_EMPTY_QUERY}};
+    for (size_t i = 0; i < sizeof empties / sizeof empties[0]; i++) {
+        wr_reset(&w);
+        empties[i].write(&w);
+        (void)one_message(&w, false, empties[i].type, &len);
+        assert_int_equal(len, 0);
+    }
+    wr_reset(&w);
+    be_write_no_parameters(&w);
+    body = one_message(&w, false, BE_PARAMETER_DESC, &len);
+    assert_int_equal(len, 2);
+    assert_memory_equal(body, "\0\0", 2);
+
+    /* Binary: int8 in 8 bytes, text as it is; the RowDescription says which. */
+    static const uint8_t binary[] = {1, 1, 1};
+    wr_reset(&w);
+    const char *negative[] = {"-2", "x", NULL};
+    be_write_data_row(&w, cols3, binary, negative, 3);
+    body = one_message(&w, false, BE_DATA_ROW, &len);
+    static const uint8_t want_bin[] = {0,    3,    0, 0, 0, 8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                       0xff, 0xfe, 0, 0, 0, 1, 'x',  0xff, 0xff, 0xff, 0xff};
+    assert_int_equal(len, sizeof want_bin);
+    assert_memory_equal(body, want_bin, sizeof want_bin);
+    wr_reset(&w);
+    be_write_row_description(&w, cols, binary, 2);
+    body = one_message(&w, false, BE_ROW_DESC, &len);
+    assert_int_equal(body[len - 1], 1);
+    wr_reset(&w);
+    const char *not_a_number[] = {"4x", "y", "z"};
+    be_write_data_row(&w, cols3, binary, not_a_number, 3);
+    assert_false(wr_ok(&w));
+
+    /* A fixed buffer too small for the row fails the writer instead of cutting the row. */
+    wr_destroy(&w);
+    uint8_t small[8];
+    wr_init_fixed(&w, small, sizeof small);
+    be_write_data_row(&w, cols3, NULL, values, 3);
+    assert_false(wr_ok(&w));
+}
+
 /* The heads pgmesh reads of Bind (from part of the body), Describe and Close. */
 static void test_bind_names_and_targets(void **state)
 {
@@ -333,6 +403,29 @@ static void test_bind_names_and_targets(void **state)
     static const uint8_t no_nul[] = "abc\0def";
     assert_int_equal(fe_read_bind_names(no_nul, 7, 7, &portal, &stmt, &used), FE_HEAD_BAD);
     assert_int_equal(fe_read_bind_names(no_nul, 5, 7, &portal, &stmt, &used), FE_HEAD_MORE);
+
+    struct fe_bind b;
+    static const uint8_t whole[] = "portal\0S_1\0\0\0\0\0\0\0"; /* no formats, values, results */
+    assert_true(fe_read_bind(whole, sizeof whole - 1, &b));
+    assert_false(fe_read_bind(whole, sizeof whole - 2, &b));
+    assert_true(span_eq(b.portal, "portal") && span_eq(b.stmt, "S_1"));
+    assert_int_equal(b.nparams, 0);
+    assert_int_equal(b.nresult_formats, 0);
+    assert_int_equal(fe_bind_result_format(&b, 3), 0);
+    /* One text parameter (a NULL and "ab"), results: text then binary. */
+    static const uint8_t typed[] = "\0s\0\0\1\0\0\0\2\xff\xff\xff\xff\0\0\0\2ab\0\2\0\0\0\1";
+    size_t tlen = sizeof typed - 1;
+    assert_true(fe_read_bind(typed, tlen, &b));
+    assert_int_equal(b.nparams, 2);
+    assert_int_equal(b.nresult_formats, 2);
+    assert_int_equal(fe_bind_result_format(&b, 0), 0);
+    assert_int_equal(fe_bind_result_format(&b, 1), 1);
+    for (size_t n = 0; n < tlen; n++)
+        assert_false(fe_read_bind(typed, n, &b)); /* every prefix is short */
+    static const uint8_t bad_format[] = "\0s\0\0\0\0\0\0\1\0\2";
+    assert_false(fe_read_bind(bad_format, sizeof bad_format - 1, &b));
+    static const uint8_t bad_len[] = "\0s\0\0\0\0\1\xff\xff\xff\xfe\0\0";
+    assert_false(fe_read_bind(bad_len, sizeof bad_len - 1, &b));
 
     char kind = 0;
     struct span name;
@@ -421,7 +514,7 @@ int main(void)
         cmocka_unit_test(test_reader_table),        cmocka_unit_test(test_outputs_untouched_on_failure),
         cmocka_unit_test(test_fe_roundtrips),       cmocka_unit_test(test_fe_writer_bytes),
         cmocka_unit_test(test_be_roundtrips),       cmocka_unit_test(test_bind_names_and_targets),
-        cmocka_unit_test(test_bind_head_roundtrip),
+        cmocka_unit_test(test_bind_head_roundtrip), cmocka_unit_test(test_be_result_builders),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,49 @@
+/* What admin.c (session, protocol, commands) and admin_show.c (the SHOW commands) share: the SHOW
+ * table and the row builder. Adding a SHOW command is one entry in admin_show.c's table and one
+ * function filling its rows. Not for other modules: they see admin.h. */
+#ifndef PGMESH_PROXY_ADMIN_INT_H
+#define PGMESH_PROXY_ADMIN_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol/be.h"
+#include "protocol/buf.h"
+
+#define ADMIN_COLS_MAX 24
+#define ADMIN_VALUE_MAX 96
+
+/* One result's rows as they are built: each value is added in column order, then rows_end writes
+ * the DataRow. Values are copied into the builder (cut to ADMIN_VALUE_MAX - 1 bytes) except those
+ * of rows_text, which must stay valid until rows_end. */
+struct admin_rows {
+    struct pq_writer *w;
+    const struct be_column *cols;
+    const uint8_t *formats; /* per column, 0 text or 1 binary; NULL: all text */
+    uint16_t ncols, n;
+    uint64_t count; /* rows written */
+    const char *vals[ADMIN_COLS_MAX];
+    char bufs[ADMIN_COLS_MAX][ADMIN_VALUE_MAX];
+};
+
+void rows_text(struct admin_rows *r, const char *v); /* NULL: SQL NULL */
+void rows_textf(struct admin_rows *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void rows_int(struct admin_rows *r, int64_t v);
+void rows_uint(struct admin_rows *r, uint64_t v);
+/* A loop time (seconds since the epoch) as "YYYY-MM-DD HH:MM:SS UTC"; 0 is NULL. */
+void rows_time(struct admin_rows *r, double t);
+void rows_end(struct admin_rows *r);
+
+struct admin_show {
+    const char *name; /* upper case: SHOW <name> */
+    const struct be_column *cols;
+    uint16_t ncols;
+    void (*rows)(struct admin_rows *r);
+};
+
+/* The SHOW command of that name (ASCII case-insensitive), or NULL. */
+const struct admin_show *admin_show_find(const char *name);
+/* The table in order, for the list of commands an unknown one is answered with; NULL past the end. */
+const struct admin_show *admin_show_at(size_t i);
+
+#endif
