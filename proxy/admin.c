@@ -455,6 +455,19 @@ static enum run run_show(const struct admin_session *a, const struct words *cmd,
     return RUN_DONE;
 }
 
+/* Every command run, with who ran it: the words as given (at most four, each at most
+ * CLIENT_NAME_MAX bytes). */
+static void audit_command(const struct admin_session *a, const struct words *cmd)
+{
+    char text[ADMIN_WORDS_MAX * (CLIENT_NAME_MAX + 1) + 1] = "";
+    size_t n = 0;
+    for (int i = 0; i < cmd->n; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "%s%s", i ? " " : "", cmd->args[i]);
+    const char *role = a->c->ident.role;
+    CLIENT_AUDIT(LOG_INFO, a->c, "admin_command", LOG_FIELDS(LOG_STR("command", text)), "admin console%s%s%s: %s",
+                 role[0] ? " (role " : "", role, role[0] ? ")" : "", text);
+}
+
 static bool starts_with_word(const struct words *cmd, const char *word)
 {
     return cmd->n > 0 && strcmp(cmd->upper[0], word) == 0;
@@ -488,6 +501,8 @@ static enum run run_command(struct admin_session *a, const char *sql, size_t len
             be_write_empty_query(w);
         return RUN_DONE;
     }
+    if (mode != MODE_DESCRIBE)
+        audit_command(a, &cmd);
     if (starts_with_word(&cmd, "SHOW"))
         return run_show(a, &cmd, mode, portal, w);
     for (size_t i = 0; commands[i].name; i++) {

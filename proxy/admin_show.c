@@ -22,6 +22,8 @@
 #include "proxy/server.h"
 #include "proxy/stats.h"
 #include "proxy/version.h"
+#include "proxy/watch.h"
+#include "proxy/watchrule.h"
 
 #define INT8 BE_TYPE_INT8
 #define TEXT BE_TYPE_TEXT
@@ -492,6 +494,62 @@ static void version_rows(struct admin_rows *r)
     rows_end(r);
 }
 
+/* The watcher's latest readings (watch.h): what a slot holds back, and whose collation differs. */
+static const struct be_column slots_cols[] = {
+    {"database", TEXT},     {"host", TEXT},          {"port", INT8},   {"slot_name", TEXT},
+    {"slot_type", TEXT},    {"slot_database", TEXT}, {"active", INT8}, {"retained_wal_bytes", INT8},
+    {"retained_wal", TEXT}, {"over_warn", INT8},
+};
+
+static void slots_rows(struct admin_rows *r)
+{
+    const struct watch_slot *s;
+    size_t n = watch_slots(&s);
+    for (size_t i = 0; i < n; i++) {
+        rows_text(r, s[i].database);
+        rows_text(r, s[i].host);
+        rows_int(r, s[i].port);
+        rows_text(r, s[i].slot_name);
+        rows_text(r, s[i].slot_type);
+        rows_text(r, s[i].slot_database[0] ? s[i].slot_database : NULL);
+        rows_int(r, s[i].active);
+        if (s[i].retained_bytes < 0) {
+            rows_text(r, NULL); /* reserves no WAL */
+            rows_text(r, NULL);
+        } else {
+            char size[32];
+            watchrule_format_size(s[i].retained_bytes, size, sizeof size);
+            rows_int(r, s[i].retained_bytes);
+            rows_textf(r, "%s", size);
+        }
+        rows_int(r, s[i].over_warn);
+        rows_end(r);
+    }
+}
+
+static const struct be_column collations_cols[] = {
+    {"database", TEXT}, {"host", TEXT},       {"port", INT8},        {"datcollate", TEXT}, {"datctype", TEXT},
+    {"provider", TEXT}, {"icu_locale", TEXT}, {"collversion", TEXT}, {"mismatch", INT8},
+};
+
+static void collations_rows(struct admin_rows *r)
+{
+    const struct watch_collation *c;
+    size_t n = watch_collations(&c);
+    for (size_t i = 0; i < n; i++) {
+        rows_text(r, c[i].database);
+        rows_text(r, c[i].host);
+        rows_int(r, c[i].port);
+        rows_text(r, c[i].datcollate);
+        rows_text(r, c[i].datctype);
+        rows_text(r, c[i].provider);
+        rows_text(r, c[i].icu_locale[0] ? c[i].icu_locale : NULL);
+        rows_text(r, c[i].collversion[0] ? c[i].collversion : NULL);
+        rows_int(r, c[i].mismatch);
+        rows_end(r);
+    }
+}
+
 #define COLS(a) a, (uint16_t)(sizeof a / sizeof a[0])
 static const struct admin_show shows[] = {
     {"POOLS", COLS(pools_cols), pools_rows},
@@ -502,6 +560,8 @@ static const struct admin_show shows[] = {
     {"CONFIG", COLS(config_cols), config_rows},
     {"VERSION", COLS(version_cols), version_rows},
     {"TENANTS", COLS(tenants_cols), tenants_rows},
+    {"SLOTS", COLS(slots_cols), slots_rows},
+    {"COLLATIONS", COLS(collations_cols), collations_rows},
 };
 #undef COLS
 #define NSHOWS (sizeof shows / sizeof shows[0])

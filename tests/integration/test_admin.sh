@@ -277,4 +277,10 @@ assert_eq "1" "$(pg_psql -c "SELECT count(*) FROM admin_t WHERE tag = 'last'")" 
 for _ in $(seq 1 100); do kill -0 "$MESH_PID" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$MESH_PID" 2>/dev/null && fail "pgmesh still running after its last client left"
 MESH_PID=
+
+echo "== every command was audited, with who gave it"
+grep -q "admin console (role mesh_admin): SHOW POOLS" "$MESH_LOG" || fail "no audit line for SHOW POOLS"
+grep -q "admin console (role mesh_admin): RELOAD" "$MESH_LOG" || fail "no audit line for RELOAD"
+grep -q "admin console (role mesh_admin): SHUTDOWN WAIT" "$MESH_LOG" || fail "no audit line for SHUTDOWN WAIT"
+grep -q "admin console (role $ME): show version" "$MESH_LOG" || fail "no audit line for the Unix-socket login's command"
 echo "admin console: ok"

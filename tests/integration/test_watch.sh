@@ -50,6 +50,7 @@ mesh_config
 ini_set pgmesh watch_interval 1s
 ini_set pgmesh slot_wal_warn 1MB
 ini_set pgmesh server_connect_timeout 2s
+ini_set pgmesh admin_roles global_corporate_audit
 metrics_port=$(_lib_free_port)
 ini_set pgmesh metrics_listen "127.0.0.1:$metrics_port"
 ini_set databases coll_c "$(conn "$PG_PORT" "$db_c")"
@@ -127,6 +128,19 @@ assert_eq 1 "$(mismatch coll_c)" "coll_c's collation mismatch in /metrics"
 assert_eq 1 "$(mismatch coll_utf8)" "coll_utf8's collation mismatch in /metrics"
 ok=$(metric_value "$TEST_DIR/metrics.txt" "pgmesh_watch_polls_total{$at,result=\"ok\"}")
 [ "${ok:-0}" -ge 2 ] || fail "pgmesh_watch_polls_total ok for media_analytics is '$ok', want at least 2"
+
+echo "== the same in the admin console"
+admin=$(mint ops global_corporate_audit)
+row=$(mesh_psql "$admin" -d pgmesh -F '|' -c 'SHOW SLOTS' | grep "|$slot|")
+IFS='|' read -r s_db s_host s_port s_name s_type s_sdb s_active s_bytes s_size s_over <<< "$row"
+assert_eq "media_analytics|127.0.0.1|$PG_PORT|physical|0|1" "$s_db|$s_host|$s_port|$s_type|$s_active|$s_over" \
+    "SHOW SLOTS's row for $slot"
+[ "${s_bytes:-0}" -gt 1048576 ] || fail "SHOW SLOTS: retained_wal_bytes '$s_bytes', want above 1MB"
+[[ $s_size =~ ^[0-9.]+\ (MB|GB)$ ]] || fail "SHOW SLOTS: retained_wal '$s_size'"
+colls=$(mesh_psql "$admin" -d pgmesh -F '|' -c 'SHOW COLLATIONS')
+assert_contains "$colls" "coll_c|127.0.0.1|$PG_PORT|C|C|libc|" "SHOW COLLATIONS for coll_c"
+assert_eq 1 "$(grep "^coll_utf8|" <<< "$colls" | awk -F'|' '{ print $NF }')" "coll_utf8's mismatch in SHOW COLLATIONS"
+assert_contains "$(grep "^coll_utf8|" <<< "$colls")" "|C.UTF-8|C.UTF-8|libc|" "SHOW COLLATIONS for coll_utf8"
 
 echo "== a reload: collations read again, the slot not warned again"
 kill -HUP "$MESH_PID"
