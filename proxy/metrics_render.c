@@ -14,6 +14,7 @@
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
+#include "proxy/stats.h"
 #include "proxy/version.h"
 #include "proxy/watch.h"
 
@@ -252,6 +253,114 @@ static void render_roles(FILE *f)
     }
 }
 
+/* One tenant's row of every per-tenant series, in the order the headers come. */
+struct tenant_row {
+    const char *name;
+    int clients;
+    struct stats_counters c;
+};
+
+static void tenant_series(FILE *f, const char *name, const char *type, const char *help,
+                          const struct tenant_row *rows, size_t n, double (*value)(const struct tenant_row *))
+{
+    header(f, name, type, help);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "%s{tenant=\"", name);
+        put_label(f, rows[i].name);
+        fprintf(f, "\"} %.15g\n", value(&rows[i]));
+    }
+}
+
+static double t_clients(const struct tenant_row *r)
+{
+    return r->clients;
+}
+static double t_xacts(const struct tenant_row *r)
+{
+    return (double)r->c.xact_count;
+}
+static double t_queries(const struct tenant_row *r)
+{
+    return (double)r->c.query_count;
+}
+static double t_received(const struct tenant_row *r)
+{
+    return (double)r->c.bytes_received;
+}
+static double t_sent(const struct tenant_row *r)
+{
+    return (double)r->c.bytes_sent;
+}
+static double t_wait(const struct tenant_row *r)
+{
+    return (double)r->c.wait_time_us / 1e6;
+}
+static double t_max_wait(const struct tenant_row *r)
+{
+    return (double)r->c.max_wait_us / 1e6;
+}
+static double t_guard(const struct tenant_row *r)
+{
+    return (double)r->c.guard_refusals;
+}
+static double t_enforce(const struct tenant_row *r)
+{
+    return (double)r->c.enforce_refusals;
+}
+static double t_limit(const struct tenant_row *r)
+{
+    return (double)r->c.limit_ends;
+}
+
+/* Per tenant, from the admin console's counters (stats.h): the first METRICS_TENANTS tenants to
+ * log in get their own label value, the rest are summed into tenant="other", so a deployment with
+ * many tenants keeps a bounded number of series. */
+#define METRICS_TENANTS 200
+static void render_tenants(FILE *f)
+{
+    static struct tenant_row rows[METRICS_TENANTS + 1];
+    size_t n = 0;
+    struct tenant_row other = {.name = STATS_OTHER_TENANT};
+    bool any_other = false;
+    const struct stats_tenant *t;
+    for (size_t i = 0; (t = stats_tenant_at(i)) != NULL; i++) {
+        if (n < METRICS_TENANTS && strcmp(t->name, STATS_OTHER_TENANT) != 0) {
+            rows[n++] = (struct tenant_row){.name = t->name, .clients = t->clients, .c = t->c};
+            continue;
+        }
+        other.clients += t->clients;
+        stats_add(&other.c, &t->c);
+        any_other = true;
+    }
+    if (any_other)
+        rows[n++] = other;
+    tenant_series(f, "pgmesh_tenant_clients", "gauge", "Logged-in clients of a tenant.", rows, n, t_clients);
+    tenant_series(f, "pgmesh_tenant_transactions_total", "counter", "Transactions a tenant's clients ended.", rows,
+                  n, t_xacts);
+    tenant_series(f, "pgmesh_tenant_queries_total", "counter", "Queries (ReadyForQuery) of a tenant's clients.",
+                  rows, n, t_queries);
+    tenant_series(f, "pgmesh_tenant_received_bytes_total", "counter", "Bytes received from a tenant's clients.",
+                  rows, n, t_received);
+    tenant_series(f, "pgmesh_tenant_sent_bytes_total", "counter", "Bytes sent to a tenant's clients.", rows, n,
+                  t_sent);
+    tenant_series(f, "pgmesh_tenant_wait_seconds_total", "counter",
+                  "Time a tenant's clients waited for a server connection.", rows, n, t_wait);
+    tenant_series(f, "pgmesh_tenant_max_wait_seconds", "gauge",
+                  "The longest wait for a server connection of a tenant's clients since start.", rows, n,
+                  t_max_wait);
+    tenant_series(
+        f, "pgmesh_tenant_guard_refusals_total", "counter",
+        "Statements of a tenant's clients the guard refused (managed settings, session-only statements).", rows, n,
+        t_guard);
+    tenant_series(f, "pgmesh_tenant_enforcement_refusals_total", "counter",
+                  "Transaction starts of a tenant's clients the server's enforcement refused.", rows, n,
+                  t_enforce);
+    tenant_series(f, "pgmesh_tenant_limit_ended_transactions_total", "counter",
+                  "A tenant's transactions pgmesh ended for a role limit (idle in transaction, max age, a "
+                  "statement_timeout cancel that did not act).",
+                  rows, n, t_limit);
+}
+
 static void render_counters(FILE *f)
 {
     header(f, "pgmesh_refusals_total", "counter", "Client messages pgmesh refused, by kind.");
@@ -358,6 +467,7 @@ char *metrics_render(size_t *len)
     render_clients(f);
     render_pools(f);
     render_roles(f);
+    render_tenants(f);
     render_counters(f);
     render_watch(f);
     if (fclose(f) != 0) {

@@ -40,6 +40,13 @@ tx=$(value 'pgmesh_transaction_seconds_count{role="regional_analyst"}')
 [ "${tx:-0}" -ge 5 ] || fail "pgmesh_transaction_seconds_count for regional_analyst is '$tx', want at least 5"
 assert_eq "$tx" "$(value 'pgmesh_transaction_seconds_bucket{role="regional_analyst",le="+Inf"}')" \
     "the +Inf bucket against the count"
+# Per tenant: DE's five transactions, FR's refused claim change (a failed transaction of its own),
+# nobody left logged in.
+assert_eq 5 "$(value 'pgmesh_tenant_transactions_total{tenant="DE"}')" "DE's transactions"
+assert_eq 1 "$(value 'pgmesh_tenant_transactions_total{tenant="FR"}')" "FR's transactions"
+assert_eq 0 "$(value 'pgmesh_tenant_guard_refusals_total{tenant="DE"}')" "DE's refusals"
+assert_eq 1 "$(value 'pgmesh_tenant_guard_refusals_total{tenant="FR"}')" "FR's refusals"
+assert_eq 0 "$(value 'pgmesh_tenant_clients{tenant="DE"}')" "DE's clients after they left"
 
 assert_eq 200 "$(get "$base/healthz" | head -n 1)" "/healthz"
 assert_eq 200 "$(get "$base/readyz" | head -n 1)" "/readyz"
@@ -72,7 +79,7 @@ import json, sys, urllib.parse, urllib.request
 try:
     r = urllib.request.urlopen(sys.argv[1] + "?" + urllib.parse.urlencode({"query": sys.argv[2]}), timeout=5)
     res = json.load(r)["data"]["result"]
-    print(" ".join(sorted("%s=%s" % (m["metric"].get("reason", m["metric"].get("role", "")), m["value"][1]) for m in res)))
+    print(" ".join(sorted("%s=%s" % (m["metric"].get("reason", m["metric"].get("role", m["metric"].get("tenant", ""))), m["value"][1]) for m in res)))
 except Exception:
     pass
 PY
@@ -88,6 +95,9 @@ assert_eq "malformed_token=1" "$got" "pgmesh_login_refusals_total through Promet
 got=$(query 'pgmesh_transaction_seconds_count{job="pgmesh"} >= 5')
 assert_contains "$got" "regional_analyst=" "transactions by role through Prometheus"
 assert_eq "=1" "$(query 'up{job="pgmesh"}')" "Prometheus's up for the pgmesh target"
+# DE ran one more while a metrics request hung.
+assert_eq "DE=6 FR=1" "$(query 'pgmesh_tenant_transactions_total{job="pgmesh"}')" "per-tenant transactions through Prometheus"
+assert_eq "DE=0 FR=1" "$(query 'pgmesh_tenant_guard_refusals_total{job="pgmesh"}')" "per-tenant refusals through Prometheus"
 
 # Draining after SIGTERM: not ready, while the open transaction finishes.
 mesh_psql "$de" -c "BEGIN" -c "SELECT pg_sleep(2)" -c "COMMIT" > /dev/null &
