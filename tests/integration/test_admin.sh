@@ -210,12 +210,22 @@ IFS='|' read -r db user cl_active cl_waiting sv_active rest <<< "$(admin_sql -c 
 assert_eq "0" "$sv_active" "servers lent while paused"
 [ "$cl_waiting" -ge 1 ] || fail "no pgbench client waits while paused ($cl_waiting)"
 admin_py 'RESUME' > /dev/null
+# RELOAD under the same load (a changed pool size, applied to the running pool).
+ini_set pgmesh default_pool_size 2
+assert_eq "" "$(admin_sql -c 'RELOAD')" "RELOAD while pgbench runs"
+for _ in $(seq 1 50); do
+    [ "$(admin_sql -c 'SHOW POOLS' | cut -d'|' -f13)" = 2 ] && break
+    sleep 0.1
+done
+assert_eq "2" "$(admin_sql -c 'SHOW POOLS' | cut -d'|' -f13)" "pool_size after RELOAD under load"
 echo "paused for $(( ($(date +%s%N) - t0) / 1000000 )) ms with $cl_waiting client(s) waiting"
 wait "$bench" || { cat "$TEST_DIR/pgbench.txt"; fail "pgbench failed across PAUSE and RESUME"; }
 report=$(cat "$TEST_DIR/pgbench.txt")
 assert_not_contains "$report" "error" "pgbench across PAUSE and RESUME"
 assert_not_contains "$report" "aborted" "pgbench across PAUSE and RESUME"
-echo "pgbench across PAUSE/RESUME: $(grep -E '^number of transactions actually processed' <<< "$report")"
+ini_set pgmesh default_pool_size 1
+admin_sql -c 'RELOAD' > /dev/null
+echo "pgbench across PAUSE/RESUME and RELOAD: $(grep -E '^number of transactions actually processed' <<< "$report")"
 st=0
 out=$(admin_sql -c 'PAUSE nosuchdb' 2>&1) || st=$?
 [ "$st" != 0 ] || fail "PAUSE of an unknown database succeeded"
