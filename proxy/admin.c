@@ -153,12 +153,13 @@ static bool peer_user(int fd, char *name, size_t len)
 
 static bool admin_peer_login(struct client *c)
 {
-    char user[sizeof c->ident.role];
+    char user[JWT_CLAIM_MAX + 1];
     if (!rt.cfg->admin_users[0] || !peer_user(c->conn.fd, user, sizeof user) ||
         !config_keys_name_listed(rt.cfg->admin_users, user))
         return false;
     /* SHOW CLIENTS names a peer login by its OS user. */
-    memcpy(c->ident.role, user, sizeof c->ident.role);
+    if (!client_set_names(c, "", user))
+        return false;
     login_done(c, "Unix socket peer, admin_users", user);
     return true;
 }

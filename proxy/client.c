@@ -29,6 +29,7 @@
 #include "proxy/link.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
+#include "proxy/names.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
@@ -70,7 +71,6 @@ static void wait_queue(struct client *c, bool enter)
     TAILQ_INSERT_TAIL(&p->waiting, c, wait_link);
     stats_wait_begin(&c->st, ev_now(rt.loop));
     c->passed_over = 0;
-    c->wait_started = ev_now(rt.loop);
     p->nwaiting++;
     if (rt.cfg->query_wait_timeout_ms > 0) {
         ev_timer_set(&c->timer, (double)rt.cfg->query_wait_timeout_ms / 1000.0, 0.);
@@ -171,6 +171,8 @@ static void client_on_release(struct conn *conn)
     params_clear(&c->params);
     cstmt_table_clear(&c->stmts);
     free(c->ident.claims_json);
+    names_put(c->ident.tenant);
+    names_put(c->ident.role);
     free(c->tag);
     free(c->addr);
     free(c->user);
@@ -446,12 +448,27 @@ static void send_startup_replies(struct client *c, const struct role_config *rol
     wr_destroy(&w);
 }
 
+bool client_set_names(struct client *c, const char *tenant, const char *role)
+{
+    const char *t = names_get(tenant), *r = names_get(role);
+    if (!t || !r) {
+        names_put(t);
+        names_put(r);
+        return false;
+    }
+    names_put(c->ident.tenant);
+    names_put(c->ident.role);
+    c->ident.tenant = t;
+    c->ident.role = r;
+    return true;
+}
+
 bool client_apply_role(struct client *c, const struct role_config *role)
 {
     /* txstart reads the token's claims from an identity: this one borrows the client's. */
     struct jwt_identity id = {.claims_json = c->ident.claims_json};
-    memcpy(id.tenant, c->ident.tenant, sizeof id.tenant);
-    memcpy(id.role, c->ident.role, sizeof id.role);
+    snprintf(id.tenant, sizeof id.tenant, "%s", c->ident.tenant);
+    snprintf(id.role, sizeof id.role, "%s", c->ident.role);
     struct txstart built;
     if (!txstart_for_client(&built, &id, role, c->application_name ? c->application_name : "pgmesh"))
         return false;
@@ -611,9 +628,11 @@ static void handle_password(struct client *c)
     iobuf_consume(in, f.total_len);
     if (!verified)
         return;
-    memcpy(c->ident.tenant, id.tenant, sizeof c->ident.tenant);
-    memcpy(c->ident.role, id.role, sizeof c->ident.role);
     c->ident.claims_json = id.claims_json; /* the client's now */
+    if (!client_set_names(c, id.tenant, id.role)) {
+        client_error(c, "FATAL", SQLSTATE_INTERNAL_ERROR, "out of memory", NULL, NULL);
+        return;
+    }
     if (c->admin)
         client_console.token_login(c, id.sub);
     else
@@ -723,6 +742,7 @@ void client_accept(int fd, bool is_unix, const char *addr)
         return;
     }
     c->id = ++rt.next_client_id;
+    c->ident.tenant = c->ident.role = names_empty;
     c->is_unix = is_unix;
     c->addr = strdup(addr);
     set_tag(c, "C-%llu @%s", (unsigned long long)c->id, addr);

@@ -36,8 +36,9 @@ enum client_state {
 
 /* What the session needs of its verified token: sub and exp only go to the login log line. */
 struct client_ident {
-    char tenant[JWT_CLAIM_MAX + 1];
-    char role[JWT_CLAIM_MAX + 1];
+    /* Interned (names.h), at most JWT_CLAIM_MAX bytes; names_empty before login. */
+    const char *tenant;
+    const char *role;
     char *claims_json; /* owned; NULL unless the policy asked for it */
 };
 
@@ -49,7 +50,6 @@ struct client {
     TAILQ_ENTRY(client) link;      /* rt.clients */
     TAILQ_ENTRY(client) wait_link; /* pool->waiting */
     unsigned passed_over;          /* ... times a later waiter got a server first (link.c) */
-    ev_tstamp wait_started;        /* ... since when */
     struct metrics_role *mrole;    /* its role's histograms (metrics.h), from login on */
     ev_timer timer;                /* startup/auth deadline, then query_wait_timeout */
     struct pool *pool;
@@ -124,5 +124,7 @@ struct log_who client_who(const struct client *c);
 /* Builds the client's transaction start and limits from its role (at login, and again when a
  * reload changes the role); the old ones stay when memory runs out (false). */
 bool client_apply_role(struct client *c, const struct role_config *role) __attribute__((warn_unused_result));
+/* Sets the client's tenant and role (interned); false when memory runs out (nothing changed). */
+bool client_set_names(struct client *c, const char *tenant, const char *role) __attribute__((warn_unused_result));
 
 #endif

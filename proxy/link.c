@@ -27,7 +27,7 @@ static void act(struct server *s, enum relay_verdict v);
 static void link_pair(struct client *c, struct server *s)
 {
     ev_tstamp now = ev_now(rt.loop);
-    metrics_wait_observed(c->mrole, c->state == CLIENT_WAIT_SERVER ? now - c->wait_started : 0.0);
+    metrics_wait_observed(c->mrole, c->state == CLIENT_WAIT_SERVER ? now - c->st.wait_start : 0.0);
     s->linked_at = now;
     c->server = s;
     s->client = c;

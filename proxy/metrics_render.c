@@ -174,7 +174,7 @@ static void render_pools(FILE *f)
         const struct client *first = TAILQ_FIRST(&p->waiting);
         fputs("pgmesh_pool_max_wait_seconds{", f);
         pool_labels(f, p);
-        fprintf(f, "} %.6f\n", first ? now - first->wait_started : 0.0);
+        fprintf(f, "} %.6f\n", first ? now - first->st.wait_start : 0.0);
     }
     header(f, "pgmesh_pool_login_failing", "gauge", "1 while the pool's last server login failed.");
     TAILQ_FOREACH(p, &rt.pools, link) {
