@@ -111,15 +111,6 @@ static const struct be_column pools_cols[] = {
     {"maxwait_us", INT8}, {"pool_mode", TEXT}, {"pool_size", INT8}, {"paused", INT8},
 };
 
-static int64_t count_servers(const struct server_list *l)
-{
-    int64_t n = 0;
-    const struct server *s;
-    TAILQ_FOREACH(s, l, link)
-        n++;
-    return n;
-}
-
 static void pools_rows(struct admin_rows *r)
 {
     double now = ev_now(rt.loop);
@@ -135,11 +126,11 @@ static void pools_rows(struct admin_rows *r)
         rows_text(r, p->server_user);
         rows_int(r, active);
         rows_int(r, p->nwaiting);
-        rows_int(r, count_servers(&p->linked));
-        rows_int(r, count_servers(&p->idle));
-        rows_int(r, count_servers(&p->resetting));
+        rows_int(r, pool_count_servers(&p->linked));
+        rows_int(r, pool_count_servers(&p->idle));
+        rows_int(r, pool_count_servers(&p->resetting));
         rows_int(r, 0);
-        rows_int(r, count_servers(&p->connecting));
+        rows_int(r, pool_count_servers(&p->connecting));
         rows_uint(r, seconds_part(since, now));
         rows_uint(r, micros_part(since, now));
         rows_text(r, rt.cfg->pool_mode == POOL_SESSION ? "session" : "transaction");

@@ -128,15 +128,6 @@ static void pool_labels(FILE *f, const struct pool *p)
     fputc('"', f);
 }
 
-static int count_servers(const struct server_list *l)
-{
-    int n = 0;
-    const struct server *s;
-    TAILQ_FOREACH(s, l, link)
-        n++;
-    return n;
-}
-
 static void render_pools(FILE *f)
 {
     const struct pool *p;
@@ -159,7 +150,7 @@ static void render_pools(FILE *f)
         for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
             fputs("pgmesh_pool_servers{", f);
             pool_labels(f, p);
-            fprintf(f, ",state=\"%s\"} %d\n", states[i].state, count_servers(states[i].l));
+            fprintf(f, ",state=\"%s\"} %zu\n", states[i].state, pool_count_servers(states[i].l));
         }
     }
     header(f, "pgmesh_pool_waiting_clients", "gauge", "Clients waiting for a server connection.");

@@ -131,6 +131,15 @@ struct server *pool_idle_server(struct pool *p, const char *tenant, const char *
     return best;
 }
 
+size_t pool_count_servers(const struct server_list *l)
+{
+    size_t n = 0;
+    const struct server *s;
+    TAILQ_FOREACH(s, l, link)
+        n++;
+    return n;
+}
+
 struct client *pool_first_waiter(struct pool *p)
 {
     return TAILQ_FIRST(&p->waiting);

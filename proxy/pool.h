@@ -55,6 +55,8 @@ struct pool *pool_find_or_create(const char *database, const char *server_user, 
  * else one with the same tenant and role (no reset between tenants), else the same role, else
  * any; most recently used first within each. */
 struct server *pool_idle_server(struct pool *p, const char *tenant, const char *role, const struct txstart *tx);
+/* How many servers a pool list holds (the console and metrics, at their readers' pace). */
+size_t pool_count_servers(const struct server_list *l);
 /* The client waiting longest (FIFO), or NULL; client_set_state takes it off the queue. */
 struct client *pool_first_waiter(struct pool *p);
 /* Whether a connection attempt is under way. */
