@@ -113,9 +113,10 @@ EOF
 # start_pgmesh NAME BINARY CLUSTER_PORT EXT(0|1) KEY(hs|rs): pgmesh in transaction pooling, pool
 # 20, TLS off like the others, one role with statement_timeout and work_mem so every transaction
 # carries the four settings pgmesh manages; EXT=1 requires the server extension (claims and limits
-# through pgmesh.apply), EXT=0 turns it off (plain SETs). Sets MESH_PORT_ and MESH_PID_.
+# through pgmesh.apply), EXT=0 turns it off (plain SETs); WORKERS (default 1) worker processes.
+# Sets MESH_PORT_ and MESH_PID_.
 start_pgmesh() {
-    local name=$1 bin=$2 cport=$3 ext=$4 key=$5 jwt enforcement
+    local name=$1 bin=$2 cport=$3 ext=$4 key=$5 workers=${6:-1} jwt enforcement
     MESH_PORT_=$(pgcluster_free_port)
     if [ "$key" = rs ]; then
         jwt="algorithms = RS256
@@ -143,6 +144,7 @@ query_wait_timeout = 30s
 server_idle_timeout = 10m
 server_connect_timeout = 15s
 log_level = warning
+workers = $workers
 $enforcement
 
 [jwt]
@@ -178,8 +180,16 @@ make_tokens() {
     done
 }
 
-# CPU time (user + system, in clock ticks) a process has used so far; 0 when there is no process.
-cpu_ticks() { if [ -n "$1" ]; then awk '{ print $14 + $15 }' "/proc/$1/stat"; else echo 0; fi; }
+# CPU time (user + system, in clock ticks) a process and its live children (pgmesh's workers) have
+# used so far; 0 when there is no process.
+cpu_ticks() {
+    [ -n "$1" ] || { echo 0; return; }
+    local p t=0
+    for p in "$1" $(pgrep -P "$1"); do
+        t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
 
 machine() {
     echo "$(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '{ print int($2 / 1024) }' <(grep MemTotal /proc/meminfo)) MiB," \

@@ -16,7 +16,8 @@ BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_SCALE=${BENCH_SCALE:-10}
 BENCH_CLIENTS=${BENCH_CLIENTS:-8 64 256}
 BENCH_MODES=${BENCH_MODES:-simple extended prepared}
-BENCH_WORKLOADS=${BENCH_WORKLOADS:-select rls mt connect memory}
+BENCH_WORKLOADS=${BENCH_WORKLOADS:-select rls mt connect workers memory}
+BENCH_WORKERS=${BENCH_WORKERS:-2}
 BENCH_EXTENSION=${BENCH_EXTENSION:-auto}
 BENCH_NOEXT=${BENCH_NOEXT:-0}
 BENCH_BASE=${BENCH_BASE:-}
@@ -86,6 +87,10 @@ if [ "$BENCH_NOEXT" = 1 ]; then
     start_pgmesh pgmesh-noext "$PGMESH" "$PG_PORT" 0 hs
     NOEXT_PORT=$MESH_PORT_ NOEXT_PID=$MESH_PID_
 fi
+if has workers; then
+    start_pgmesh pgmesh-workers "$PGMESH" "$MAIN_PORT" "$BENCH_EXTENSION" hs "$BENCH_WORKERS"
+    WORKERS_PORT=$MESH_PORT_ WORKERS_PID=$MESH_PID_
+fi
 if [ -n "$BENCH_BASE" ]; then
     start_pgmesh base "$BENCH_BASE" "$MAIN_PORT" "$BENCH_EXTENSION" hs
     BASE_PORT=$MESH_PORT_ BASE_PID=$MESH_PID_
@@ -131,6 +136,7 @@ args_of() {
                           *) echo "-n -M simple -c 64 -j 2 -T $BENCH_T -f $RUN/rls-pgmesh.sql" ;;
                       esac ;;
         mt-select-c64) echo "-n -S -c $((64 / MT_PROCS)) -j 1 -T $BENCH_T" ;;
+        workers-select-c64) echo "-n -S -M simple -c 64 -j 2 -T $BENCH_T" ;;
         connect-*) echo "-n -S -C -c 8 -j 2 -T $BENCH_T" ;;
     esac
 }
@@ -139,11 +145,18 @@ targets_of() {
     case $1 in
         *prepared*) t="direct pgmesh" ;;  # PgBouncer 1.18: no prepared statements in transaction pooling
         connect-rs256) echo pgmesh; return ;;  # direct and PgBouncer log in the same way as in connect-hs256
+        workers-select-c64) echo "direct pgbouncer pgmesh pgmesh-workers"; return ;;
     esac
     [ "$BENCH_NOEXT" = 1 ] && t="$t pgmesh-noext"
     echo "$t${BENCH_BASE:+ base}"
 }
-label() { case $1 in pgmesh) echo "$MESH_LABEL" ;; *) echo "$1" ;; esac; }
+label() {
+    case $1 in
+        pgmesh) echo "$MESH_LABEL" ;;
+        pgmesh-workers) echo "$MESH_LABEL workers=$BENCH_WORKERS" ;;
+        *) echo "$1" ;;
+    esac
+}
 
 # run_one TEST TARGET: prints "tps p50_ms p99_ms cpu" for one run (FAILED four times if it failed);
 # cpu is the pooler's CPU seconds per 10,000 transactions ("-" straight to PostgreSQL).
@@ -156,6 +169,7 @@ run_one() {
         pgmesh) if [ "$test" = connect-rs256 ]; then port=$RS_PORT pid=$RS_PID; else port=$MESH_PORT pid=$MESH_PID; fi
                 user=analyst ;;
         pgmesh-noext) port=$NOEXT_PORT user=analyst pid=$NOEXT_PID ;;
+        pgmesh-workers) port=$WORKERS_PORT user=analyst pid=$WORKERS_PID ;;
         base) port=$BASE_PORT user=analyst pid=$BASE_PID ;;
     esac
     local procs=1
@@ -211,6 +225,7 @@ fi
 has rls && tests+=(rls-read-c64)
 has mt && tests+=(mt-select-c64)
 has connect && tests+=(connect-hs256 connect-rs256)
+has workers && tests+=(workers-select-c64)
 
 declare -A tps p50 p99 cpu
 failed=0
@@ -315,6 +330,7 @@ minutes=$(( ($(date +%s) - STARTED + 59) / 60 ))
             rls-read-c64) echo "- $t: $(args_of "$t" pgmesh) (through pgmesh); direct and PgBouncer: $(args_of "$t" direct), BEGIN, SET LOCAL of both claims, the SELECT, COMMIT" ;;
             mt-select-c64) echo "- $t: $MT_PROCS concurrent pgbench processes, each $(args_of "$t" pgmesh), through pgmesh each with the token of its own tenant (t0..t$((MT_PROCS - 1))), all sharing one pool" ;;
             connect-rs256) echo "- $t: $(args_of "$t" pgmesh) with RS256 tokens (2048-bit key) to a second pgmesh; ratios against connect-hs256's direct and PgBouncer" ;;
+            workers-select-c64) echo "- $t: $(args_of "$t" pgmesh), through pgmesh with workers = 1 and a second pgmesh with workers = $BENCH_WORKERS (the pool of 20 split between them; CPU summed over its processes)" ;;
             *) echo "- $t: $(args_of "$t" pgmesh)" ;;
         esac
     done

@@ -28,6 +28,7 @@
 #include "proxy/reload.h"
 #include "proxy/runtime.h"
 #include "proxy/shutdown.h"
+#include "proxy/workers.h"
 
 /* Console messages are short: anything longer is not a command. */
 #define ADMIN_MESSAGE_MAX (64u * 1024u)
@@ -125,7 +126,7 @@ static void login_done(struct client *c, const char *how, const char *who)
     for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
         be_write_parameter_status(&w, params[i][0], params[i][1]);
     be_write_parameter_status(&w, "application_name", c->application_name ? c->application_name : "");
-    be_write_backend_key(&w, (uint32_t)c->id, c->cancel_key);
+    be_write_backend_key(&w, workers_cancel_pid(c->id), c->cancel_key);
     be_write_ready(&w, TX_IDLE);
     send_written(c, &w);
     wr_destroy(&w);
@@ -323,6 +324,7 @@ static enum run cmd_reload(struct admin_session *a, const struct words *cmd, str
                   "Fix the file and run RELOAD again.");
         return RUN_FAILED;
     }
+    workers_tell_others(false);
     be_write_command_complete(w, "RELOAD");
     return RUN_DONE;
 }
@@ -365,6 +367,7 @@ static enum run cmd_shutdown(struct admin_session *a, const struct words *cmd, s
     }
     be_write_command_complete(w, "SHUTDOWN");
     send_written(a->c, w);
+    workers_tell_others(true);
     if (cmd->n > 1)
         shutdown_begin("SHUTDOWN WAIT from the admin console");
     else

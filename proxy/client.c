@@ -30,11 +30,13 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/names.h"
+#include "proxy/peers.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"
 #include "proxy/txshare.h"
+#include "proxy/workers.h"
 
 #define clog(level, c, event, ...) CLIENT_LOG(level, c, event, NULL, __VA_ARGS__)
 
@@ -162,6 +164,9 @@ static void client_on_release(struct conn *conn)
     ev_timer_stop(rt.loop, &c->timer);
     TAILQ_REMOVE(&rt.clients, c, link);
     rt.nclients--;
+    workers_clients_add(-1);
+    if (c->login_counted)
+        workers_login_give(c->ident.tenant, c->ident.role);
     stats_session_logout(&c->st, c->conn.bytes_in, c->conn.bytes_out);
     if (c->admin)
         client_console.session_free(c->admin);
@@ -201,7 +206,7 @@ struct client *client_find_by_pid(uint32_t pid)
 {
     struct client *c;
     TAILQ_FOREACH(c, &rt.clients, link) {
-        if ((uint32_t)c->id == pid && c->state != CLIENT_CLOSING)
+        if (workers_cancel_pid(c->id) == pid && c->state != CLIENT_CLOSING)
             return c;
     }
     return NULL;
@@ -350,9 +355,20 @@ static void handle_tls_handshake(struct client *c)
 
 /* A CancelRequest is forwarded only when pid and key both match a live client (the key compared
  * in constant time) and that client is linked to a server; anything else is ignored silently, as
- * PostgreSQL does. */
-static void cancel_client(uint32_t pid, uint32_t key)
+ * PostgreSQL does. One whose pid names another instance or worker goes there first. */
+void client_cancel_request(uint32_t pid, uint32_t key)
 {
+    int peer = workers_pid_peer(pid);
+    if (peer != rt.cfg->peer_id) {
+        if (rt.cfg->peer_id == 0)
+            LOG_EVENT(LOG_INFO, NULL, "cancel_ignored", NULL,
+                      "cancel request for peer %d ignored: this instance has no peer_id", peer);
+        else
+            peers_forward_cancel(peer, pid, key);
+        return;
+    }
+    if (workers_forward_cancel(pid, key))
+        return;
     struct client *c = client_find_by_pid(pid);
     if (!c || CRYPTO_memcmp(&c->cancel_key, &key, sizeof key) != 0) {
         LOG_EVENT(LOG_INFO, NULL, "cancel_ignored", NULL, "cancel request with unknown pid or wrong key ignored");
@@ -398,7 +414,7 @@ static void handle_packet(struct client *c, const struct startup_packet *pkt, si
             client_close(c, "out of memory");
         return;
     case STARTUP_CANCEL:
-        cancel_client(pkt->cancel_pid, pkt->cancel_key);
+        client_cancel_request(pkt->cancel_pid, pkt->cancel_key);
         client_close(c, "cancel request handled");
         return;
     case STARTUP_MESSAGE:
@@ -442,7 +458,7 @@ static void send_startup_replies(struct client *c, const struct role_config *rol
     }
     be_write_parameter_status(&w, "application_name", c->application_name ? c->application_name : "");
     be_write_parameter_status(&w, "session_authorization", role->server_user);
-    be_write_backend_key(&w, (uint32_t)c->id, c->cancel_key);
+    be_write_backend_key(&w, workers_cancel_pid(c->id), c->cancel_key);
     be_write_ready(&w, TX_IDLE);
     send_or_close(c, &w);
     wr_destroy(&w);
@@ -487,34 +503,31 @@ bool client_apply_role(struct client *c, const struct role_config *role)
     return true;
 }
 
-/* max_client_conn_per_tenant and the role's max_client_conn count logged-in clients. */
+/* max_client_conn_per_tenant and the role's max_client_conn count logged-in clients, across
+ * workers (workers.c keeps the counts). */
 static bool within_conn_limits(struct client *c, const struct role_config *role)
 {
-    int same_tenant = 0, same_role = 0;
-    const struct client *o;
-    TAILQ_FOREACH(o, &rt.clients, link) {
-        if (o == c || o->state < CLIENT_IDLE || o->state == CLIENT_CLOSING || o->admin)
-            continue;
-        same_tenant += strcmp(o->ident.tenant, c->ident.tenant) == 0;
-        same_role += strcmp(o->ident.role, c->ident.role) == 0;
-    }
+    int n = 0;
+    enum login_take took = workers_login_take(c->ident.tenant, c->ident.role, rt.cfg->max_client_conn_per_tenant,
+                                              role->max_client_conn, &n);
     char detail[160];
-    if (rt.cfg->max_client_conn_per_tenant > 0 && same_tenant >= rt.cfg->max_client_conn_per_tenant) {
+    if (took == LOGIN_TENANT_FULL) {
         snprintf(detail, sizeof detail, "Tenant \"%s\" already has %d connections (max_client_conn_per_tenant).",
-                 c->ident.tenant, same_tenant);
+                 c->ident.tenant, n);
         metrics_login_refused("too_many_connections");
         client_error(c, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS, "too many connections for this tenant", detail,
                      NULL);
         return false;
     }
-    if (role->max_client_conn > 0 && same_role >= role->max_client_conn) {
+    if (took == LOGIN_ROLE_FULL) {
         snprintf(detail, sizeof detail, "Role \"%s\" already has %d connections (its max_client_conn).",
-                 c->ident.role, same_role);
+                 c->ident.role, n);
         metrics_login_refused("too_many_connections");
         client_error(c, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS, "too many connections for this role", detail,
                      NULL);
         return false;
     }
+    c->login_counted = true;
     return true;
 }
 
@@ -741,7 +754,8 @@ void client_accept(int fd, bool is_unix, const char *addr)
         close(fd);
         return;
     }
-    c->id = ++rt.next_client_id;
+    /* Strided, so that ids in the logs and the console name one client across workers. */
+    c->id = ++rt.next_client_id * (uint64_t)worker_count + (uint64_t)worker_index;
     c->ident.tenant = c->ident.role = names_empty;
     c->is_unix = is_unix;
     c->addr = strdup(addr);
@@ -753,7 +767,7 @@ void client_accept(int fd, bool is_unix, const char *addr)
         close(fd);
         return;
     }
-    c->over_limit = rt.nclients >= rt.cfg->max_client_conn;
+    c->over_limit = workers_clients_add(1) > rt.cfg->max_client_conn;
     c->connect_time = ev_now(rt.loop);
     conn_init(&c->conn, fd, client_on_read, client_on_drained, client_on_release);
     TAILQ_INSERT_TAIL(&rt.clients, c, link);

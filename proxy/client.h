@@ -55,7 +55,8 @@ struct client {
     struct pool *pool;
     struct server *server;
     bool is_unix;
-    bool over_limit; /* accepted beyond max_client_conn: refuse after startup */
+    bool over_limit;    /* accepted beyond max_client_conn: refuse after startup */
+    bool login_counted; /* in workers.c's per-tenant and per-role counts: given back at the end */
     char *addr;
     char *user;             /* the startup packet's (at most CLIENT_NAME_MAX bytes); NULL before it */
     char *database;         /* at most CLIENT_NAME_MAX bytes; NULL before the startup packet */
@@ -103,6 +104,8 @@ void client_set_state(struct client *c, enum client_state st);
 void client_error(struct client *c, const char *severity, const char *sqlstate, const char *message,
                   const char *detail, const char *hint);
 void client_close(struct client *c, const char *why);
+/* A CancelRequest's pid and key, received here or passed on by another worker. */
+void client_cancel_request(uint32_t pid, uint32_t key);
 struct client *client_find_by_pid(uint32_t pid);
 /* The client as log lines name it: views into c, valid while c is. */
 struct log_who client_who(const struct client *c);

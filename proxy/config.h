@@ -62,6 +62,9 @@ struct config {
     int default_pool_size;
     int max_client_conn;
     int max_client_conn_per_tenant; /* 0: no limit */
+    int workers;                    /* worker processes (workers.h) */
+    int peer_id;                    /* this instance among its peers (peers.h); 0: no peering */
+    char *peers;                    /* "id=host:port, ..." of the other instances; "": none */
     int64_t client_login_timeout_ms;
     char *metrics_listen; /* "" when off */
     int claim_affinity_passes;

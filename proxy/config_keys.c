@@ -13,7 +13,9 @@
 
 #include "auth/jwt.h"
 #include "proxy/config.h"
+#include "proxy/peers.h"
 #include "proxy/units.h"
+#include "proxy/workers.h"
 
 enum value_kind {
     VAL_STRING,      /* char *, at most max bytes, one of choices when set */
@@ -56,6 +58,7 @@ static const char *const enforcements[] = {"off", "prefer", "require", NULL};   
 static bool check_algorithms(struct config *cfg, const char *value, char *err, size_t errlen);
 static bool check_tenant_pattern(struct config *cfg, const char *value, char *err, size_t errlen);
 static bool check_name_list(struct config *cfg, const char *value, char *err, size_t errlen);
+static bool check_peers(struct config *cfg, const char *value, char *err, size_t errlen);
 
 #define AT(field) offsetof(struct config, field)
 // clang-format off
@@ -77,6 +80,20 @@ static const struct config_key keys[] = {
     {{"pgmesh", "max_client_conn_per_tenant", "0", true,
       "client connections of one tenant claim at once; 0 means no limit"},
      VAL_INT, AT(max_client_conn_per_tenant), 0, 1000000, NULL, NULL},
+    {{"pgmesh", "workers", "1", false,
+      "worker processes, each with its own event loop, pools and SO_REUSEPORT listener (at most 16); "
+      "default_pool_size is split between them, max_client_conn and the per-tenant and per-role client "
+      "limits hold across them"},
+     VAL_INT, AT(workers), 1, WORKERS_MAX, NULL, NULL},
+    {{"pgmesh", "peer_id", "0", false,
+      "this instance's number (1-127) among pgmesh instances behind one load balancer: it is carried in "
+      "the cancel keys it gives clients, so that a peer that receives the cancel request passes it here; 0: "
+      "no peering"},
+     VAL_INT, AT(peer_id), 0, 127, NULL, NULL},
+    {{"pgmesh", "peers", "", true,
+      "the other instances, as id=address:port separated by commas (numeric IPv4 or [IPv6] addresses): "
+      "a cancel request whose key names one of them is sent on to it"},
+     VAL_STRING, AT(peers), 0, 4096, NULL, check_peers},
     {{"pgmesh", "metrics_listen", "", false,
       "host:port for the HTTP endpoint serving /metrics (Prometheus), /healthz and /readyz; empty: none"},
      VAL_STRING, AT(metrics_listen), 0, 255, NULL, NULL},
@@ -239,6 +256,12 @@ static bool check_name_list(struct config *cfg, const char *value, char *err, si
         }
     }
     return true;
+}
+
+static bool check_peers(struct config *cfg, const char *value, char *err, size_t errlen)
+{
+    (void)cfg;
+    return peers_parse(value, NULL, NULL, err, errlen);
 }
 
 bool config_keys_name_listed(const char *list, const char *name)

@@ -21,13 +21,15 @@
 #include "proxy/conn.h"
 #include "proxy/log.h"
 #include "proxy/runtime.h"
+#include "proxy/workers.h"
 
-#define MAX_LISTENERS 8
+#define MAX_LISTENERS (4 * WORKERS_MAX + 1)
 
 struct listener {
     ev_io io;
     int fd;
     bool is_unix;
+    int worker; /* the worker whose SO_REUSEPORT socket this is; -1: every worker's (Unix) */
     char unix_path[128];
 };
 
@@ -93,7 +95,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-static bool add_listener(int fd, bool is_unix, const char *path)
+static bool add_listener(int fd, bool is_unix, int worker, const char *path)
 {
     if (nlisteners == MAX_LISTENERS) {
         close(fd);
@@ -103,15 +105,15 @@ static bool add_listener(int fd, bool is_unix, const char *path)
     struct listener *l = &listeners[nlisteners++];
     l->fd = fd;
     l->is_unix = is_unix;
+    l->worker = worker;
     snprintf(l->unix_path, sizeof l->unix_path, "%s", path ? path : "");
     ev_io_init(&l->io, accept_cb, fd, EV_READ);
-    ev_io_start(rt.loop, &l->io);
     return true;
 }
 
 /* One listening socket for one resolved address. 1: listening; 0: no socket of that family on
  * this host (skipped); -1: bind or listen failed, or no room for it (logged). */
-static int listen_one(const struct addrinfo *ai, const char *addr, int port)
+static int listen_one(const struct addrinfo *ai, const char *addr, int port, int worker)
 {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -120,12 +122,18 @@ static int listen_one(const struct addrinfo *ai, const char *addr, int port)
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (ai->ai_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    /* One socket per worker on the same port: the kernel spreads new connections over them. */
+    if (worker_count > 1 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+        log_error("could not listen on %s port %d: SO_REUSEPORT: %s", addr, port, strerror(errno));
+        close(fd);
+        return -1;
+    }
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
         log_error("could not listen on %s port %d: %s", addr, port, strerror(errno));
         close(fd);
         return -1;
     }
-    return add_listener(fd, false, NULL) ? 1 : -1;
+    return add_listener(fd, false, worker, NULL) ? 1 : -1;
 }
 
 static bool listen_tcp(const char *addr, int port)
@@ -140,9 +148,11 @@ static bool listen_tcp(const char *addr, int port)
         return false;
     }
     int opened = 0, r = 0;
-    for (const struct addrinfo *ai = res; ai && r >= 0; ai = ai->ai_next) {
-        r = listen_one(ai, addr, port);
-        opened += r > 0;
+    for (int w = 0; w < worker_count && r >= 0; w++) {
+        for (const struct addrinfo *ai = res; ai && r >= 0; ai = ai->ai_next) {
+            r = listen_one(ai, addr, port, w);
+            opened += r > 0;
+        }
     }
     freeaddrinfo(res);
     if (r < 0)
@@ -170,13 +180,12 @@ static bool listen_unix(const char *dir, int port)
         return false;
     }
     chmod(sun.sun_path, 0777);
-    return add_listener(fd, true, sun.sun_path);
+    return add_listener(fd, true, -1, sun.sun_path);
 }
 
-bool listen_start(void)
+bool listen_open(void)
 {
     const struct config *cfg = rt.cfg;
-    ev_timer_init(&resume_timer, resume_cb, ACCEPT_PAUSE_S, 0.);
     if (cfg->listen_addr[0] && !listen_tcp(cfg->listen_addr, cfg->listen_port))
         return false;
     if (cfg->unix_socket_dir[0] && !listen_unix(cfg->unix_socket_dir, cfg->listen_port))
@@ -187,11 +196,43 @@ bool listen_start(void)
     return true;
 }
 
+void listen_keep_worker(int worker)
+{
+    int kept = 0;
+    for (int i = 0; i < nlisteners; i++) {
+        if (listeners[i].worker >= 0 && listeners[i].worker != worker)
+            close(listeners[i].fd);
+        else
+            listeners[kept++] = listeners[i];
+    }
+    nlisteners = kept;
+    for (int i = 0; i < nlisteners; i++)
+        ev_io_init(&listeners[i].io, accept_cb, listeners[i].fd, EV_READ); /* moved: its own address */
+}
+
+void listen_start(void)
+{
+    ev_timer_init(&resume_timer, resume_cb, ACCEPT_PAUSE_S, 0.);
+    for (int i = 0; i < nlisteners; i++)
+        ev_io_start(rt.loop, &listeners[i].io);
+}
+
 void listen_stop(void)
 {
     ev_timer_stop(rt.loop, &resume_timer);
     for (int i = 0; i < nlisteners; i++) {
         ev_io_stop(rt.loop, &listeners[i].io);
+        close(listeners[i].fd);
+        /* With workers the supervisor owns the path: the others may still be serving. */
+        if (listeners[i].is_unix && worker_count == 1)
+            unlink(listeners[i].unix_path);
+    }
+    nlisteners = 0;
+}
+
+void listen_close_all(void)
+{
+    for (int i = 0; i < nlisteners; i++) {
         close(listeners[i].fd);
         if (listeners[i].is_unix)
             unlink(listeners[i].unix_path);

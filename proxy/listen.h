@@ -4,8 +4,15 @@
 
 #include <stdbool.h>
 
-/* Opens what the config asks for; false (with a logged reason) if any fails. */
-bool listen_start(void) __attribute__((warn_unused_result));
+/* Opens what the config asks for, one TCP socket per worker; false (with a logged reason) if any
+ * fails. Before the loop and before the workers are forked. */
+bool listen_open(void) __attribute__((warn_unused_result));
+/* In a worker: closes the other workers' TCP sockets. */
+void listen_keep_worker(int worker);
+/* Accepts on what is left, on rt.loop. */
+void listen_start(void);
 void listen_stop(void);
+/* The supervisor at exit: closes every socket and removes the Unix socket file. */
+void listen_close_all(void);
 
 #endif

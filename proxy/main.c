@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "auth/cache.h"
 #include "auth/jwt.h"
@@ -33,6 +34,7 @@
 #include "proxy/tls.h"
 #include "proxy/version.h"
 #include "proxy/watch.h"
+#include "proxy/workers.h"
 
 #define JANITOR_INTERVAL_S 1.0
 
@@ -104,6 +106,14 @@ static void warm_pools(void)
         if (p && !server_connect(p))
             log_warn("could not start a connection for %s", cfg->databases[i].name);
     }
+}
+
+/* In each worker as it starts: its own listeners only. */
+static void worker_setup(void)
+{
+    listen_keep_worker(worker_index);
+    if (worker_count > 1)
+        log_info("worker %d started (pid %d)", worker_index, (int)getpid());
 }
 
 /* What the command line asks for: run with a config file, or print something and exit. */
@@ -196,9 +206,12 @@ static void run_loop(void)
               "pgmesh %s started (pool_mode=%s, %zu database(s), %zu role(s))", PGMESH_VERSION,
               rt.cfg->pool_mode == POOL_SESSION ? "session" : "transaction", rt.cfg->ndatabases, rt.cfg->nroles);
     warm_pools();
-    watch_start();
+    /* One watcher per instance: the clusters are the same for every worker. */
+    if (worker_index == 0)
+        watch_start();
     ev_run(rt.loop, 0);
-    watch_stop();
+    if (worker_index == 0)
+        watch_stop();
 }
 
 int main(int argc, char **argv)
@@ -220,13 +233,29 @@ int main(int argc, char **argv)
     TAILQ_INIT(&rt.clients);
     TAILQ_INIT(&rt.pools);
     signal(SIGPIPE, SIG_IGN);
+    if (!workers_prepare(rt.cfg->workers, err, sizeof err)) {
+        fprintf(stderr, "pgmesh: %s\n", err);
+        return 1;
+    }
+    if (!listen_open())
+        return 1;
+    if (worker_count > 1 && !workers_run(worker_setup)) {
+        listen_close_all();
+        log_info("supervisor: every worker has ended");
+        return 0;
+    }
+    if (worker_count == 1)
+        worker_setup();
     rt.loop = ev_default_loop(EVFLAG_AUTO);
     rt.started_at = ev_now(rt.loop);
     conn_global_init(rt.loop);
     cancel_init(rt.loop);
     link_init();
     admin_init();
-    if (!listen_start() || !metrics_start())
+    listen_start();
+    workers_start(rt.loop);
+    /* One metrics endpoint per instance, on the first worker (its figures; see README). */
+    if (worker_index == 0 && !metrics_start())
         return 1;
     run_loop();
     metrics_stop();

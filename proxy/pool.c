@@ -13,6 +13,7 @@
 #include "proxy/events.h"
 #include "proxy/log.h"
 #include "proxy/runtime.h"
+#include "proxy/workers.h"
 
 const char *const pool_param_names[POOL_PARAM_COUNT] = {
     "server_version", "server_encoding", "client_encoding",   "DateStyle",
@@ -59,7 +60,7 @@ struct pool *pool_find_or_create(const char *database, const char *server_user, 
         free(p);
         return NULL;
     }
-    p->size = rt.cfg->default_pool_size;
+    p->size = pool_worker_share(rt.cfg->default_pool_size);
     ev_timer_init(&p->kick, kick_cb, 0., 0.);
     TAILQ_INIT(&p->connecting);
     TAILQ_INIT(&p->idle);
@@ -230,6 +231,12 @@ bool pool_reconfigure(struct pool *p, int size, const char *conninfo)
     }
     pool_open_for_waiters(p);
     return true;
+}
+
+int pool_worker_share(int size)
+{
+    int share = size / worker_count + (worker_index < size % worker_count);
+    return share > 0 ? share : 1;
 }
 
 void pool_login_failed(struct pool *p, const char *message)

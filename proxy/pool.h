@@ -84,5 +84,7 @@ bool pool_server_outdated(const struct server *s);
  * that are outdated or beyond the size close now, the others when they come back (link.c);
  * waiting clients get connections up to the new size. False when out of memory (nothing changed). */
 bool pool_reconfigure(struct pool *p, int size, const char *conninfo) __attribute__((warn_unused_result));
+/* This worker's part of a pool size: the workers share it out, each at least 1. */
+int pool_worker_share(int size);
 
 #endif

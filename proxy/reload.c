@@ -95,7 +95,7 @@ static void apply_pools(const struct config *cfg)
     struct pool *p;
     TAILQ_FOREACH(p, &rt.pools, link) {
         const struct db_config *db = config_find_database(cfg, p->database);
-        if (!pool_reconfigure(p, cfg->default_pool_size, db ? db->conninfo : NULL))
+        if (!pool_reconfigure(p, pool_worker_share(cfg->default_pool_size), db ? db->conninfo : NULL))
             log_error("config reload: pool %s/%s keeps its old size and conninfo: out of memory", p->database,
                       p->server_user);
     }

@@ -18,6 +18,7 @@
 #include "proxy/log.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
+#include "proxy/workers.h"
 
 #define slog(level, s, event, ...) SERVER_LOG(level, s, event, NULL, __VA_ARGS__)
 
@@ -287,7 +288,7 @@ bool server_connect(struct pool *p)
     struct server *s = calloc(1, sizeof *s);
     if (!s)
         return false;
-    s->id = ++rt.next_server_id;
+    s->id = ++rt.next_server_id * (uint64_t)worker_count + (uint64_t)worker_index;
     s->pool = p;
     s->connect_time = ev_now(rt.loop);
     relay_init(&s->relay);
