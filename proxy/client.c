@@ -31,6 +31,7 @@
 #include "proxy/metrics.h"
 #include "proxy/names.h"
 #include "proxy/pool.h"
+#include "proxy/proxyhdr.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"
@@ -644,6 +645,9 @@ static void dispatch(struct client *c)
 {
     switch (c->state) {
     case CLIENT_STARTUP:
+        /* A load balancer's PROXY header comes before the client's first packet. */
+        if (c->proxy != CLIENT_PROXY_OFF && !proxyhdr_take(c))
+            break;
         handle_startup(c);
         /* An SSLRequest may be followed at once by the startup packet. */
         if (c->state == CLIENT_STARTUP && iobuf_len(&c->conn.in) > 0 && !c->conn.closing)
@@ -734,7 +738,7 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
-void client_accept(int fd, bool is_unix, const char *addr)
+void client_accept(int fd, bool is_unix, const char *addr, enum client_proxy proxy)
 {
     struct client *c = calloc(1, sizeof *c);
     if (!c) {
@@ -744,6 +748,7 @@ void client_accept(int fd, bool is_unix, const char *addr)
     c->id = ++rt.next_client_id;
     c->ident.tenant = c->ident.role = names_empty;
     c->is_unix = is_unix;
+    c->proxy = (unsigned char)proxy;
     c->addr = strdup(addr);
     set_tag(c, "C-%llu @%s", (unsigned long long)c->id, addr);
     if (!c->addr || !c->tag || RAND_bytes((unsigned char *)&c->cancel_key, sizeof c->cancel_key) != 1) {
