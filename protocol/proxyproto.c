@@ -120,8 +120,7 @@ static enum proxyproto_result parse_v1(const uint8_t *p, size_t len, struct prox
                                        const char **why)
 {
     /* The CR may stand at most at byte 105, its LF at 106. */
-    size_t scan = len < PROXYPROTO_V1_MAX - 1 ? len : PROXYPROTO_V1_MAX - 1;
-    for (size_t i = sizeof v1_sig; i < scan; i++) {
+    for (size_t i = sizeof v1_sig; i < len && i < PROXYPROTO_V1_MAX - 1; i++) {
         if (p[i] == '\r') {
             if (i + 1 == len)
                 return PROXYPROTO_NEED_MORE;
@@ -170,16 +169,15 @@ static enum proxyproto_result parse_v2(const uint8_t *p, size_t len, struct prox
     if (cmd != V2_CMD_LOCAL && cmd != V2_CMD_PROXY)
         return invalid(why, "v2 header: command is neither LOCAL nor PROXY");
     struct proxyproto_header h = {.header_len = PROXYPROTO_V2_HEADER + (size_t)body_len, .version = 2};
-    size_t need = 0;
     if (cmd == V2_CMD_PROXY) {
         if (af > V2_AF_UNIX || transport > 2)
             return invalid(why, "v2 header: unknown address family or transport");
         if ((af == V2_AF_INET || af == V2_AF_INET6) && transport != V2_TRANSPORT_STREAM)
             return invalid(why, "v2 header: transport is not a stream");
-        need = af == V2_AF_INET    ? V2_INET_LEN
-               : af == V2_AF_INET6 ? V2_INET6_LEN
-               : af == V2_AF_UNIX  ? V2_UNIX_LEN
-                                   : 0;
+        size_t need = af == V2_AF_INET    ? V2_INET_LEN
+                      : af == V2_AF_INET6 ? V2_INET6_LEN
+                      : af == V2_AF_UNIX  ? V2_UNIX_LEN
+                                          : 0;
         if (body_len < need)
             return invalid(why, "v2 header: too short for its address family");
     }

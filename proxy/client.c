@@ -640,13 +640,37 @@ static void handle_password(struct client *c)
         admit(c, id.sub);
 }
 
+/* A load balancer's PROXY header, before the client's first packet (proxyhdr.h): its source
+ * becomes c->addr and the tag (the socket's peer stays on memory exhaustion). False while more of
+ * it is due, or when the client was closed. */
+static bool take_proxy_header(struct client *c)
+{
+    struct proxyhdr_result r;
+    enum proxyhdr_verdict v = proxyhdr_take(&c->conn.in, c->proxy == CLIENT_PROXY_TRUSTED, c->addr, &r);
+    if (v == PROXYHDR_WAIT)
+        return false;
+    if (v == PROXYHDR_REFUSED) {
+        clog(LOG_WARNING, c, "proxy_header_refused", "%s", r.refusal);
+        client_close(c, "PROXY protocol header refused");
+        return false;
+    }
+    char *addr = v == PROXYHDR_TAKEN && r.addr[0] ? strdup(r.addr) : NULL;
+    if (addr) {
+        clog(LOG_DEBUG, c, "proxy_header", "PROXY protocol header: client address %s", addr);
+        free(c->addr);
+        c->addr = addr;
+        set_tag(c, "C-%llu @%s", (unsigned long long)c->id, addr);
+    }
+    c->proxy = CLIENT_PROXY_OFF;
+    return true;
+}
+
 /* What the client sent, handled as its state says. */
 static void dispatch(struct client *c)
 {
     switch (c->state) {
     case CLIENT_STARTUP:
-        /* A load balancer's PROXY header comes before the client's first packet. */
-        if (c->proxy != CLIENT_PROXY_OFF && !proxyhdr_take(c))
+        if (c->proxy != CLIENT_PROXY_OFF && !take_proxy_header(c))
             break;
         handle_startup(c);
         /* An SSLRequest may be followed at once by the startup packet. */

@@ -35,7 +35,7 @@ enum client_state {
 #define CLIENT_NAME_MAX 64
 
 /* What a TCP client may send before its startup packet, decided at accept from proxy_protocol and
- * proxy_protocol_trusted (proxyhdr.h); OFF once the first bytes are dealt with. */
+ * proxy_protocol_trusted (proxyhdr.h); OFF once its first bytes are dealt with. */
 enum client_proxy {
     CLIENT_PROXY_OFF,       /* no PROXY header expected: Unix socket, proxy_protocol off, or done */
     CLIENT_PROXY_UNTRUSTED, /* a header would be refused */

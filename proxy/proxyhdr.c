@@ -1,90 +1,53 @@
-/* PROXY protocol headers on accepted TCP connections. A trusted peer (proxy_protocol_trusted at
- * accept) may send one, and its source address then names the client everywhere c->addr does:
- * the log tag, JSON logs, SHOW CLIENTS. Anyone else's header is refused, since believing it would
- * let any client pick the address it is logged under. Parsing is protocol/proxyproto's. */
+/* PROXY protocol headers on accepted TCP connections. A trusted peer's header names the client;
+ * anyone else's is refused, since believing it would let any client pick the address it is
+ * logged and shown under. Parsing is protocol/proxyproto's; this only applies the trust rule. */
 #include "proxy/proxyhdr.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "protocol/proxyproto.h"
-#include "proxy/client.h"
-#include "proxy/conn.h"
-#include "proxy/log.h"
 
-/* The socket's peer address without its port, for messages that repeat per peer. */
-static void peer_host(const struct client *c, char *out, size_t len)
+/* The peer without its port, so that one peer's refusals repeat alike (log.h's limiter). */
+static enum proxyhdr_verdict refuse(const char *peer_addr, const char *why, struct proxyhdr_result *out)
 {
-    const char *colon = strrchr(c->addr, ':');
-    size_t n = colon ? (size_t)(colon - c->addr) : strlen(c->addr);
-    snprintf(out, len, "%.*s", (int)n, c->addr);
+    const char *colon = strrchr(peer_addr, ':');
+    int host_len = colon ? (int)(colon - peer_addr) : (int)strlen(peer_addr);
+    out->addr[0] = '\0';
+    snprintf(out->refusal, sizeof out->refusal, "PROXY protocol header from %.*s refused: %s", host_len, peer_addr,
+             why);
+    return PROXYHDR_REFUSED;
 }
 
-static void refuse(struct client *c, const char *event, const char *why)
+enum proxyhdr_verdict proxyhdr_take(struct iobuf *in, bool trusted, const char *peer_addr,
+                                    struct proxyhdr_result *out)
 {
-    char host[64];
-    peer_host(c, host, sizeof host);
-    CLIENT_LOG(LOG_WARNING, c, event, LOG_FIELDS(LOG_STR("peer", host), LOG_STR("reason", why)),
-               "PROXY protocol header from %s refused: %s", host, why);
-    client_close(c, "PROXY protocol header refused");
-}
-
-/* c->addr and the tag ("C-<id> @addr" before the startup packet) become the header's source;
- * the socket's peer is kept on memory exhaustion (the client is still named). */
-static void take_source(struct client *c, const struct proxyproto_header *h)
-{
-    char host[INET6_ADDRSTRLEN];
-    if (!inet_ntop(h->family == 4 ? AF_INET : AF_INET6, h->addr, host, sizeof host))
-        return;
-    char *addr, *tag;
-    if (asprintf(&addr, "%s:%u", host, (unsigned)h->port) < 0)
-        return;
-    if (asprintf(&tag, "C-%llu @%s", (unsigned long long)c->id, addr) < 0) {
-        free(addr);
-        return;
-    }
-    CLIENT_LOG(LOG_DEBUG, c, "proxy_header", LOG_FIELDS(LOG_STR("source", addr)),
-               "PROXY protocol v%d header: client address %s", h->version, addr);
-    free(c->addr);
-    free(c->tag);
-    c->addr = addr;
-    c->tag = tag;
-}
-
-bool proxyhdr_take(struct client *c)
-{
-    struct iobuf *in = &c->conn.in;
     switch (proxyproto_looks_like(iobuf_head(in), iobuf_len(in))) {
     case PROXYPROTO_NOT_HEADER:
-        c->proxy = CLIENT_PROXY_OFF; /* a direct client, trusted peer or not */
-        return true;
+        return PROXYHDR_NONE;
     case PROXYPROTO_MAYBE:
-        return false;
+        return PROXYHDR_WAIT;
     case PROXYPROTO_HEADER:
         break;
     }
-    if (c->proxy != CLIENT_PROXY_TRUSTED) {
-        refuse(c, "proxy_header_untrusted",
-               "the address is not in proxy_protocol_trusted (add the load balancer's address there)");
-        return false;
-    }
+    if (!trusted)
+        return refuse(peer_addr,
+                      "the address is not in proxy_protocol_trusted (add the load balancer's address there)", out);
     struct proxyproto_header h;
     const char *why = "";
     switch (proxyproto_parse(iobuf_head(in), iobuf_len(in), &h, &why)) {
     case PROXYPROTO_NEED_MORE:
-        return false;
+        return PROXYHDR_WAIT;
     case PROXYPROTO_INVALID:
-        refuse(c, "proxy_header_invalid", why);
-        return false;
+        return refuse(peer_addr, why, out);
     case PROXYPROTO_DONE:
         break;
     }
+    char host[INET6_ADDRSTRLEN];
+    out->addr[0] = out->refusal[0] = '\0';
     /* LOCAL (a health check) and UNKNOWN name no source: the socket's peer stands. */
-    if (!h.local)
-        take_source(c, &h);
+    if (!h.local && inet_ntop(h.family == 4 ? AF_INET : AF_INET6, h.addr, host, sizeof host))
+        snprintf(out->addr, sizeof out->addr, "%s:%u", host, (unsigned)h.port);
     iobuf_consume(in, h.header_len);
-    c->proxy = CLIENT_PROXY_OFF;
-    return true;
+    return PROXYHDR_TAKEN;
 }
