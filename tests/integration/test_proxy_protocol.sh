@@ -124,12 +124,31 @@ for h in v2-local v1-unknown none; do
         "SHOW CLIENTS after $h from a trusted peer"
 done
 
+# reload: SIGHUP, then the reload's outcome line.
+reload() {
+    local before i
+    before=$(grep -cE 'config reload: .* applied|configuration not reloaded' "$MESH_LOG" || true)
+    kill -HUP "$MESH_PID"
+    for i in $(seq 1 100); do
+        [ "$(grep -cE 'config reload: .* applied|configuration not reloaded' "$MESH_LOG" || true)" -gt "$before" ] &&
+            break
+        sleep 0.1
+    done
+    assert_not_contains "$(cat "$MESH_LOG")" "configuration not reloaded" "the log after SIGHUP"
+}
+
+echo "== JSON logs: the client's address"
+ini_set pgmesh log_format json
+reload
+out=$(TOKEN=$(mint DE regional_analyst --sub json-v2) SRC=127.0.0.7 client "$HA_V2" "$q_tenant") || fail "json: $out"
+cport=$(sed -n 's/^local_port=//p' <<< "$out")
+line=$(grep '"event":"client_login"' "$MESH_LOG" | grep '"sub":"json-v2"' || true)
+assert_contains "$line" "\"addr\":\"127.0.0.7:$cport\"" "the JSON login line"
+
 echo "== reload: 127.0.0.2 no longer trusted, for new connections"
+ini_set pgmesh log_format text
 ini_set pgmesh proxy_protocol_trusted "127.0.0.3/32"
-kill -HUP "$MESH_PID"
-wait_log "config reload: .* applied|configuration not reloaded" 10
-assert_not_contains "$(cat "$MESH_LOG")" "configuration not reloaded" "the log after SIGHUP"
-sleep 0.2
+reload
 out=$(mesh_psql "$de" -p "$HA_V2" -c "$q_tenant" 2>&1) && fail "HAProxy's header after the reload: served: $out"
 wait_log "PROXY protocol header from 127\\.0\\.0\\.2 refused: the address is not in proxy_protocol_trusted" 5 ||
     fail "no warning about HAProxy's header after the reload"
