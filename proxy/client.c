@@ -32,6 +32,7 @@
 #include "proxy/names.h"
 #include "proxy/peers.h"
 #include "proxy/pool.h"
+#include "proxy/proxyhdr.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"
@@ -652,11 +653,38 @@ static void handle_password(struct client *c)
         admit(c, id.sub);
 }
 
+/* A load balancer's PROXY header, before the client's first packet (proxyhdr.h): its source
+ * becomes c->addr and the tag (the socket's peer stays on memory exhaustion). False while more of
+ * it is due, or when the client was closed. */
+static bool take_proxy_header(struct client *c)
+{
+    struct proxyhdr_result r;
+    enum proxyhdr_verdict v = proxyhdr_take(&c->conn.in, c->proxy == CLIENT_PROXY_TRUSTED, c->addr, &r);
+    if (v == PROXYHDR_WAIT)
+        return false;
+    if (v == PROXYHDR_REFUSED) {
+        clog(LOG_WARNING, c, "proxy_header_refused", "%s", r.refusal);
+        client_close(c, "PROXY protocol header refused");
+        return false;
+    }
+    char *addr = v == PROXYHDR_TAKEN && r.addr[0] ? strdup(r.addr) : NULL;
+    if (addr) {
+        clog(LOG_DEBUG, c, "proxy_header", "PROXY protocol header: client address %s", addr);
+        free(c->addr);
+        c->addr = addr;
+        set_tag(c, "C-%llu @%s", (unsigned long long)c->id, addr);
+    }
+    c->proxy = CLIENT_PROXY_OFF;
+    return true;
+}
+
 /* What the client sent, handled as its state says. */
 static void dispatch(struct client *c)
 {
     switch (c->state) {
     case CLIENT_STARTUP:
+        if (c->proxy != CLIENT_PROXY_OFF && !take_proxy_header(c))
+            break;
         handle_startup(c);
         /* An SSLRequest may be followed at once by the startup packet. */
         if (c->state == CLIENT_STARTUP && iobuf_len(&c->conn.in) > 0 && !c->conn.closing)
@@ -747,7 +775,7 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
-void client_accept(int fd, bool is_unix, const char *addr)
+void client_accept(int fd, bool is_unix, const char *addr, enum client_proxy proxy)
 {
     struct client *c = calloc(1, sizeof *c);
     if (!c) {
@@ -758,6 +786,7 @@ void client_accept(int fd, bool is_unix, const char *addr)
     c->id = ++rt.next_client_id * (uint64_t)worker_count + (uint64_t)worker_index;
     c->ident.tenant = c->ident.role = names_empty;
     c->is_unix = is_unix;
+    c->proxy = (unsigned char)proxy;
     c->addr = strdup(addr);
     set_tag(c, "C-%llu @%s", (unsigned long long)c->id, addr);
     if (!c->addr || !c->tag || RAND_bytes((unsigned char *)&c->cancel_key, sizeof c->cancel_key) != 1) {

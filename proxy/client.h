@@ -34,6 +34,14 @@ enum client_state {
 
 #define CLIENT_NAME_MAX 64
 
+/* What a TCP client may send before its startup packet, decided at accept from proxy_protocol and
+ * proxy_protocol_trusted (proxyhdr.h); OFF once its first bytes are dealt with. */
+enum client_proxy {
+    CLIENT_PROXY_OFF,       /* no PROXY header expected: Unix socket, proxy_protocol off, or done */
+    CLIENT_PROXY_UNTRUSTED, /* a header would be refused */
+    CLIENT_PROXY_TRUSTED,   /* a header, if any, names the client */
+};
+
 /* What the session needs of its verified token: sub and exp only go to the login log line. */
 struct client_ident {
     /* Interned (names.h), at most JWT_CLAIM_MAX bytes; names_empty before login. */
@@ -55,8 +63,9 @@ struct client {
     struct pool *pool;
     struct server *server;
     bool is_unix;
-    bool over_limit;    /* accepted beyond max_client_conn: refuse after startup */
-    bool login_counted; /* in workers.c's per-tenant and per-role counts: given back at the end */
+    bool over_limit;     /* accepted beyond max_client_conn: refuse after startup */
+    bool login_counted;  /* in workers.c's per-tenant and per-role counts: given back at the end */
+    unsigned char proxy; /* enum client_proxy, in the padding before addr */
     char *addr;
     char *user;             /* the startup packet's (at most CLIENT_NAME_MAX bytes); NULL before it */
     char *database;         /* at most CLIENT_NAME_MAX bytes; NULL before the startup packet */
@@ -96,7 +105,7 @@ struct client_console {
 };
 extern struct client_console client_console;
 
-void client_accept(int fd, bool is_unix, const char *addr);
+void client_accept(int fd, bool is_unix, const char *addr, enum client_proxy proxy);
 /* Every state change: moves the client in and out of its pool's wait queue, with its timers;
  * asserts the transition is legal. */
 void client_set_state(struct client *c, enum client_state st);

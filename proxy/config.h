@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "proxy/cidr.h"
 #include "proxy/log.h"
 
 /* PostgreSQL identifiers (role and database names) are at most NAMEDATALEN - 1 bytes. */
@@ -82,13 +83,16 @@ struct config {
     char *server_key_file; /* the key shared with the extension ("" : none) */
     char *tls_cert_file;   /* "" : no certificate, TLS not offered */
     char *tls_key_file;
-    char *tls_ca_file;         /* "" : client certificates not requested */
-    char *tls_ciphers;         /* TLS 1.2 cipher list; "" : OpenSSL's default */
-    int64_t watch_interval_ms; /* replication slot polls (watch.c); 0: none */
-    int64_t slot_wal_warn_kb;  /* a slot retaining more WAL is logged */
-    char *watch_user;          /* "" : the first role's server_user */
-    char *admin_roles;         /* comma-separated token roles that may use the admin console; "": none */
-    char *admin_users;         /* comma-separated OS users that may over the Unix socket; "": none */
+    char *tls_ca_file;              /* "" : client certificates not requested */
+    char *tls_ciphers;              /* TLS 1.2 cipher list; "" : OpenSSL's default */
+    int64_t watch_interval_ms;      /* replication slot polls (watch.c); 0: none */
+    int64_t slot_wal_warn_kb;       /* a slot retaining more WAL is logged */
+    char *watch_user;               /* "" : the first role's server_user */
+    char *admin_roles;              /* comma-separated token roles that may use the admin console; "": none */
+    char *admin_users;              /* comma-separated OS users that may over the Unix socket; "": none */
+    int proxy_protocol;             /* 0 off, 1 on: TCP clients may start with a PROXY header */
+    char *proxy_protocol_trusted;   /* comma-separated CIDRs, as written */
+    struct cidr_list proxy_trusted; /* parsed from proxy_protocol_trusted at load */
     /* [jwt] */
     char *algorithms;
     unsigned alg_mask; /* parsed from algorithms */

@@ -59,6 +59,7 @@ static bool check_algorithms(struct config *cfg, const char *value, char *err, s
 static bool check_tenant_pattern(struct config *cfg, const char *value, char *err, size_t errlen);
 static bool check_name_list(struct config *cfg, const char *value, char *err, size_t errlen);
 static bool check_peers(struct config *cfg, const char *value, char *err, size_t errlen);
+static bool check_cidr_list(struct config *cfg, const char *value, char *err, size_t errlen);
 
 #define AT(field) offsetof(struct config, field)
 // clang-format off
@@ -174,6 +175,15 @@ static const struct config_key keys[] = {
       "comma-separated OS users who may connect to the admin console over the Unix socket without a token "
       "(checked with SO_PEERCRED); empty: none"},
      VAL_STRING, AT(admin_users), 0, 1024, NULL, check_name_list},
+    {{"pgmesh", "proxy_protocol", "off", true,
+      "on: a TCP client from a proxy_protocol_trusted address may start with a PROXY protocol header (v1 or v2, "
+      "as HAProxy's send-proxy sends it) whose source address then stands for the client's; a header from any "
+      "other address is refused"},
+     VAL_ENUM, AT(proxy_protocol), 0, 0, off_on, NULL},
+    {{"pgmesh", "proxy_protocol_trusted", "", true,
+      "comma-separated IPv4 and IPv6 CIDRs (127.0.0.1/32, ::1/128, 10.0.0.0/8) of the load balancers whose PROXY "
+      "headers are believed; empty: none"},
+     VAL_STRING, AT(proxy_protocol_trusted), 0, 2048, NULL, check_cidr_list},
     {{"jwt", "algorithms", "HS256", true,
       "comma-separated allow-list (HS*, RS*, ES*); none is never accepted"},
      VAL_STRING, AT(algorithms), 0, 255, NULL, check_algorithms},
@@ -262,6 +272,19 @@ static bool check_peers(struct config *cfg, const char *value, char *err, size_t
 {
     (void)cfg;
     return peers_parse(value, NULL, NULL, err, errlen);
+}
+
+/* proxy_protocol_trusted: parsed here so a typo stops the load (or the reload) with its entry named. */
+static bool check_cidr_list(struct config *cfg, const char *value, char *err, size_t errlen)
+{
+    char why[200];
+    struct cidr_list list;
+    if (!cidr_list_parse(value, &list, why, sizeof why)) {
+        snprintf(err, errlen, "invalid proxy_protocol_trusted: %s", why);
+        return false;
+    }
+    cfg->proxy_trusted = list;
+    return true;
 }
 
 bool config_keys_name_listed(const char *list, const char *name)

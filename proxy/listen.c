@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "proxy/cidr.h"
 #include "proxy/client.h"
 #include "proxy/config.h"
 #include "proxy/conn.h"
@@ -83,6 +84,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             log_info("accepting new connections again (%d open client connections)", rt.nclients);
         }
         char addr[64] = "unix";
+        enum client_proxy proxy = CLIENT_PROXY_OFF;
         if (!l->is_unix) {
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -90,8 +92,13 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             getnameinfo((struct sockaddr *)&sa, salen, host, sizeof host, port, sizeof port,
                         NI_NUMERICHOST | NI_NUMERICSERV);
             snprintf(addr, sizeof addr, "%s:%s", host, port);
+            /* Trust is decided here, with the config of the accept: a reload applies to new clients. */
+            if (rt.cfg->proxy_protocol)
+                proxy = cidr_list_match(&rt.cfg->proxy_trusted, (const struct sockaddr *)&sa)
+                            ? CLIENT_PROXY_TRUSTED
+                            : CLIENT_PROXY_UNTRUSTED;
         }
-        client_accept(fd, l->is_unix, addr);
+        client_accept(fd, l->is_unix, addr, proxy);
     }
 }
 

@@ -16,9 +16,10 @@ pkgs=(gcc libc6-dev make pkg-config
 # cppcheck and clang-format: make lint (static analysis, and that `make format` would change
 # nothing), which make check runs.
 # gnuplot-nox: make bench's chart (bench/chart.gp). prometheus: promtool checks /metrics, and a
-# real Prometheus scrapes it (test_metrics).
+# real Prometheus scrapes it (test_metrics). haproxy: the load balancer in front of pgmesh that
+# sends PROXY protocol headers (test_proxy_protocol).
 $core || pkgs+=(python3-psycopg python3-asyncpg libpostgresql-jdbc-java cppcheck clang-format gnuplot-nox
-                prometheus)
+                prometheus haproxy)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -496,6 +496,18 @@ static const struct err_case err_cases[] = {
     {"no listener", "[pgmesh]\nlisten_addr =\nunix_socket_dir =\n" JWT DBS ROLES, 2, "nothing to listen on"},
     {"syntax error", PGMESH "listen_port 6432\n" JWT DBS ROLES, 3, "syntax error"},
     {"continuation line", PGMESH "listen_addr = 127.0.0.1\n    ::1\n" JWT DBS ROLES, 4, "missing name"},
+    {"bad proxy_protocol", PGMESH "proxy_protocol = v2\n" JWT DBS ROLES, 3,
+     "invalid proxy_protocol \"v2\" (expected one of: off, on)"},
+    {"bad trusted address", PGMESH "proxy_protocol_trusted = 127.0.0.1/32, 10.0.0.300/8\n" JWT DBS ROLES, 3,
+     "invalid proxy_protocol_trusted: \"10.0.0.300/8\" is not an IPv4 or IPv6 address"},
+    {"trusted prefix too long", PGMESH "proxy_protocol_trusted = ::1/129\n" JWT DBS ROLES, 3,
+     "invalid proxy_protocol_trusted: \"::1/129\""},
+    {"trusted host bits", PGMESH "proxy_protocol_trusted = 10.1.2.3/8\n" JWT DBS ROLES, 3,
+     "\"10.1.2.3/8\" has bits set past its /8 prefix"},
+    {"trusted empty entry", PGMESH "proxy_protocol_trusted = 127.0.0.1,,::1\n" JWT DBS ROLES, 3,
+     "invalid proxy_protocol_trusted: empty entry"},
+    {"trusted host name", PGMESH "proxy_protocol_trusted = localhost\n" JWT DBS ROLES, 3,
+     "\"localhost\" is not an IPv4 or IPv6 address"},
     {"first error wins", PGMESH "bogus = 1\nlisten_port = x\n" JWT DBS ROLES, 3, "unknown key \"bogus\""},
 };
 
