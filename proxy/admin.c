@@ -232,20 +232,10 @@ static bool known_database(const char *db, struct pq_writer *w)
     return false;
 }
 
-static bool pool_matches(const struct pool *p, const char *db)
-{
-    return !db[0] || strcmp(p->database, db) == 0;
-}
-
-/* PAUSE is over when no server of the paused pools is lent or being reset. */
+/* PAUSE is over when no server of the paused pools is lent or being reset, in any worker. */
 static bool pause_done(const struct admin_session *a)
 {
-    const struct pool *p;
-    TAILQ_FOREACH(p, &rt.pools, link) {
-        if (p->paused && pool_matches(p, a->pause_db) && (!TAILQ_EMPTY(&p->linked) || !TAILQ_EMPTY(&p->resetting)))
-            return false;
-    }
-    return true;
+    return admin_pools_idle_local(a->pause_db) && (worker_count == 1 || admin_others_idle(a->pause_db));
 }
 
 static void pause_finish(struct admin_session *a)
@@ -276,14 +266,9 @@ static enum run cmd_pause(struct admin_session *a, const struct words *cmd, stru
     const char *db = cmd->n > 1 ? cmd->args[1] : NULL;
     if (!known_database(db, w))
         return RUN_FAILED;
-    if (!db)
-        rt.paused_all = true;
     snprintf(a->pause_db, sizeof a->pause_db, "%s", db ? db : "");
-    struct pool *p;
-    TAILQ_FOREACH(p, &rt.pools, link) {
-        if (pool_matches(p, a->pause_db))
-            p->paused = true;
-    }
+    admin_pools_pause_local(a->pause_db, true);
+    admin_others_pause(a->pause_db, true);
     LOG_AT(LOG_INFO, a->c->tag, "PAUSE %s: no server is lent until RESUME; waiting for transactions in progress",
            db ? db : "(all)");
     if (pause_done(a)) {
@@ -300,15 +285,8 @@ static enum run cmd_resume(struct admin_session *a, const struct words *cmd, str
     const char *db = cmd->n > 1 ? cmd->args[1] : NULL;
     if (!known_database(db, w))
         return RUN_FAILED;
-    if (!db)
-        rt.paused_all = false;
-    struct pool *p;
-    TAILQ_FOREACH(p, &rt.pools, link) {
-        if (p->paused && (!db || strcmp(p->database, db) == 0)) {
-            p->paused = false;
-            link_pool_resumed(p);
-        }
-    }
+    admin_pools_pause_local(db ? db : "", false);
+    admin_others_pause(db ? db : "", false);
     LOG_AT(LOG_INFO, a->c->tag, "RESUME %s", db ? db : "(all)");
     be_write_command_complete(w, "RESUME");
     return RUN_DONE;
@@ -335,11 +313,17 @@ static enum run cmd_kill_client(struct admin_session *a, const struct words *cmd
     char *end;
     unsigned long long id = strtoull(arg, &end, 10);
     struct client *t = NULL;
-    if (isdigit((unsigned char)arg[0]) && *end == '\0') {
+    bool valid = isdigit((unsigned char)arg[0]) && *end == '\0';
+    if (valid) {
         TAILQ_FOREACH(t, &rt.clients, link) {
             if (t->id == id && t->state != CLIENT_CLOSING)
                 break;
         }
+    }
+    if (!t && valid && worker_count > 1 && admin_kill_elsewhere(id)) {
+        LOG_AT(LOG_INFO, a->c->tag, "KILL_CLIENT %llu (in worker %d)", id, (int)(id % (uint64_t)worker_count));
+        be_write_command_complete(w, "KILL_CLIENT");
+        return RUN_DONE;
     }
     if (!t) {
         char msg[160];
@@ -351,11 +335,7 @@ static enum run cmd_kill_client(struct admin_session *a, const struct words *cmd
     /* The answer first: the client may be this one. */
     be_write_command_complete(w, "KILL_CLIENT");
     send_written(a->c, w);
-    if (t->state == CLIENT_TLS_HANDSHAKE) /* no ErrorResponse fits in a handshake */
-        client_close(t, "KILL_CLIENT from the admin console");
-    else
-        client_error(t, "FATAL", SQLSTATE_ADMIN_SHUTDOWN, "terminating connection due to administrator command",
-                     "KILL_CLIENT from the admin console.", NULL);
+    admin_kill_local(id);
     return RUN_DONE;
 }
 
@@ -454,7 +434,10 @@ static enum run run_show(const struct admin_session *a, const struct words *cmd,
     if (mode == MODE_DESCRIBE)
         return RUN_DONE;
     struct admin_rows rows = {.w = w, .cols = sh->cols, .formats = portal ? formats : NULL, .ncols = sh->ncols};
-    sh->rows(&rows);
+    if (worker_count > 1)
+        admin_show_all_workers(sh, &rows);
+    else
+        sh->rows(&rows);
     be_write_command_complete(w, "SHOW");
     return RUN_DONE;
 }

@@ -8,6 +8,7 @@
 #define PGMESH_PROXY_ADMIN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define ADMIN_DATABASE "pgmesh"
 
@@ -19,5 +20,10 @@ struct admin_session;
  * admin_users lists), then after its token (admitted when admin_roles lists its role, else FATAL
  * 28000), then its input; and frees its session with it. */
 void admin_init(void);
+
+/* With workers: the console's answer to another worker's gather ('S' a SHOW's rows, 'L' whether
+ * the pools are idle, 'K' KILL_CLIENT), and its action on another's ('P' PAUSE, 'R' RESUME). */
+char *admin_answer(char kind, const char *arg, size_t *len);
+void admin_act(char kind, const char *arg);
 
 #endif

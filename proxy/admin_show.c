@@ -82,10 +82,16 @@ void rows_time(struct admin_rows *r, double t)
 void rows_end(struct admin_rows *r)
 {
     /* A column left out would shift the others: that is a bug in a show function. */
-    if (r->n != r->ncols)
-        r->w->failed = true;
-    else
+    if (r->n != r->ncols) {
+        if (r->capture)
+            r->capture->failed = true;
+        else
+            r->w->failed = true;
+    } else if (r->capture) {
+        rows_capture_add(r->capture, r->vals, r->n);
+    } else {
         be_write_data_row(r->w, r->cols, r->formats, r->vals, r->n);
+    }
     r->n = 0;
     r->count++;
 }

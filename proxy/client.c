@@ -38,6 +38,7 @@
 #include "proxy/tls.h"
 #include "proxy/txshare.h"
 #include "proxy/workers.h"
+#include "proxy/workmsg.h"
 
 #define clog(level, c, event, ...) CLIENT_LOG(level, c, event, NULL, __VA_ARGS__)
 
@@ -368,7 +369,7 @@ void client_cancel_request(uint32_t pid, uint32_t key)
             peers_forward_cancel(peer, pid, key);
         return;
     }
-    if (workers_forward_cancel(pid, key))
+    if (workmsg_forward_cancel(pid, key))
         return;
     struct client *c = client_find_by_pid(pid);
     if (!c || CRYPTO_memcmp(&c->cancel_key, &key, sizeof key) != 0) {

@@ -35,6 +35,7 @@
 #include "proxy/version.h"
 #include "proxy/watch.h"
 #include "proxy/workers.h"
+#include "proxy/workmsg.h"
 
 #define JANITOR_INTERVAL_S 1.0
 
@@ -106,6 +107,12 @@ static void warm_pools(void)
         if (p && !server_connect(p))
             log_warn("could not start a connection for %s", cfg->databases[i].name);
     }
+}
+
+/* Another worker's gather: its /metrics figures, or the console's part. */
+static char *worker_answer(char kind, const char *arg, size_t *len)
+{
+    return kind == 'M' ? metrics_render(len) : admin_answer(kind, arg, len);
 }
 
 /* In each worker as it starts: its own listeners only. */
@@ -253,7 +260,7 @@ int main(int argc, char **argv)
     link_init();
     admin_init();
     listen_start();
-    workers_start(rt.loop);
+    workmsg_start(rt.loop, &(struct workmsg_handlers){.answer = worker_answer, .act = admin_act});
     /* One metrics endpoint per instance, on the first worker (its figures; see README). */
     if (worker_index == 0 && !metrics_start())
         return 1;

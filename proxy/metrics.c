@@ -117,7 +117,7 @@ static void handle_request(struct mconn *m)
     path[strcspn(path, "?")] = '\0';
     if (strcmp(path, "/metrics") == 0) {
         size_t len = 0;
-        char *body = metrics_render(&len);
+        char *body = metrics_render_all(&len);
         if (!body) {
             mconn_close(m);
             return;

@@ -31,5 +31,7 @@ void metrics_login_refused(const char *reason);
 
 /* The exposition text of the current state into a malloc'd buffer (tests, the HTTP handler). */
 char *metrics_render(size_t *len);
+/* With workers: every worker's figures added up (metrics_merge.c); metrics_render with one. */
+char *metrics_render_all(size_t *len);
 
 #endif

@@ -41,8 +41,7 @@ struct shared {
 };
 
 static struct shared *shared;
-static int cancel_pair[WORKERS_MAX][2]; /* [i][0] worker i reads; [i][1] the others write */
-static ev_io cancel_io;
+static int cancel_pair[WORKERS_MAX][2]; /* inboxes: [i][0] worker i reads; [i][1] the others write */
 static pid_t worker_pids[WORKERS_MAX];
 
 bool workers_prepare(int count, char *err, size_t errlen)
@@ -208,38 +207,9 @@ int workers_pid_worker(uint32_t pid)
     return (int)(pid >> 20) & 0xF;
 }
 
-static void on_cancel_forwarded(struct ev_loop *loop, ev_io *w, int revents)
+int workers_inbox_fd(int worker, bool reading)
 {
-    uint32_t msg[2];
-    while (recv(w->fd, msg, sizeof msg, 0) == (ssize_t)sizeof msg)
-        client_cancel_request(msg[0], msg[1]);
-}
-
-void workers_start(struct ev_loop *loop)
-{
-    if (worker_count < 2)
-        return;
-    ev_io_init(&cancel_io, on_cancel_forwarded, cancel_pair[worker_index][0], EV_READ);
-    ev_io_start(loop, &cancel_io);
-}
-
-bool workers_forward_cancel(uint32_t pid, uint32_t key)
-{
-    int w = workers_pid_worker(pid);
-    if (w == worker_index)
-        return false;
-    if (w >= worker_count) {
-        LOG_EVENT(LOG_INFO, NULL, "cancel_ignored", NULL, "cancel request for worker %d ignored: there are %d", w,
-                  worker_count);
-        return true;
-    }
-    uint32_t msg[2] = {pid, key};
-    if (send(cancel_pair[w][1], msg, sizeof msg, MSG_DONTWAIT) != (ssize_t)sizeof msg)
-        log_warn("could not pass a cancel request to worker %d: %s", w, strerror(errno));
-    else
-        LOG_EVENT(LOG_INFO, NULL, "cancel_forwarded", LOG_FIELDS(LOG_INT("worker", w)),
-                  "cancel request passed to worker %d", w);
-    return true;
+    return cancel_pair[worker][reading ? 0 : 1];
 }
 
 int workers_clients_add(int delta)

@@ -32,8 +32,9 @@ bool workers_run(void (*child_setup)(void));
  * has the other workers do it too (SIGHUP; SIGTERM, which lets transactions finish). */
 void workers_tell_others(bool shutdown);
 
-/* In a worker: its end of the cancel channel on the loop. */
-void workers_start(struct ev_loop *loop);
+/* A worker's inbox, a datagram socket pair made before the fork (workmsg.c speaks over it): the
+ * end that worker reads, or the end the others write to. */
+int workers_inbox_fd(int worker, bool reading);
 
 /* The backend key's pid for a client id: the instance (peer_id), the worker and the id's low
  * bits. A client id's low bits repeat after 2^20 logins, which is why a cancel must match the
@@ -41,9 +42,6 @@ void workers_start(struct ev_loop *loop);
 uint32_t workers_cancel_pid(uint64_t client_id);
 int workers_pid_peer(uint32_t pid);
 int workers_pid_worker(uint32_t pid);
-
-/* Passes a CancelRequest on to the worker its pid names; false when that is this one. */
-bool workers_forward_cancel(uint32_t pid, uint32_t key);
 
 /* Clients across all workers, for max_client_conn. */
 int workers_clients_add(int delta);

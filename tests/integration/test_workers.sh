@@ -14,6 +14,9 @@ ini_set pgmesh workers 2
 ini_set pgmesh default_pool_size 4
 ini_set pgmesh max_client_conn 6
 ini_set pgmesh max_client_conn_per_tenant 3
+ini_set pgmesh admin_roles mesh_admin
+METRICS_PORT=$(_lib_free_port)
+ini_set pgmesh metrics_listen "127.0.0.1:$METRICS_PORT"
 mesh_start
 wait_log "worker 1 started"
 de=$(mint DE regional_analyst)
@@ -91,6 +94,70 @@ echo "$out"
 assert_contains "$(sed -n 1p <<< "$out")" "too many connections for this tenant" "the 4th DE client"
 assert_eq "['ok', 'ok', 'ok']" "$(sed -n 2p <<< "$out")" "3 FR clients next to 3 DE ones"
 assert_contains "$(sed -n 3p <<< "$out")" "too many client connections" "the 7th client (max_client_conn 6)"
+
+echo "== the admin console and /metrics add up both workers"
+admin=$(mint ops mesh_admin)
+admin_sql() { mesh_psql "$admin" -d pgmesh -F '|' "$@"; }
+"$PYTHON" - > "$TEST_DIR/held.txt" <<'PY' &
+import os, sys, time, psycopg
+held, workers = [], set()
+# Two DE and two FR clients, on both workers (connections land where the kernel puts them).
+for attempt in range(40):
+    dsn = os.environ["DE_DSN" if len(held) < 2 else "FR_DSN"]
+    c = psycopg.connect(dsn, autocommit=True)
+    w = (c.info.backend_pid >> 20) & 0xF
+    if len(held) in (1, 3) and w in workers and len(workers) < 2:
+        c.close()
+        continue
+    held.append(c)
+    workers.add(w)
+    if len(held) == 4:
+        break
+print(len(held), sorted(workers), flush=True)
+time.sleep(15)
+PY
+holder=$!
+for i in $(seq 1 100); do [ -s "$TEST_DIR/held.txt" ] && break; sleep 0.1; done
+assert_eq "4 [0, 1]" "$(cat "$TEST_DIR/held.txt")" "held clients and their workers"
+for i in 1 2 3 4; do
+    # Each console connection lands on either worker; every answer is the whole instance's.
+    assert_eq "DE|2
+FR|2" "$(admin_sql -c 'SHOW TENANTS' | cut -d'|' -f1,2 | grep -E '^(DE|FR)\|' | sort)" "SHOW TENANTS clients, console connection $i"
+    assert_eq 4 "$(admin_sql -c 'SHOW CLIENTS' | awk -F'|' '$17 == "DE" || $17 == "FR"' | wc -l)" "SHOW CLIENTS rows, console connection $i"
+    assert_eq 4 "$(admin_sql -c 'SHOW POOLS' | grep '^media_analytics|marketing_domain_role|' | cut -d'|' -f13)" "SHOW POOLS pool_size (2 + 2), console connection $i"
+done
+http_get "http://127.0.0.1:$METRICS_PORT/metrics" > "$TEST_DIR/metrics.txt"
+assert_eq 200 "$(head -n 1 "$TEST_DIR/metrics.txt")" "/metrics status"
+assert_eq 2 "$(metric_value "$TEST_DIR/metrics.txt" 'pgmesh_tenant_clients{tenant="DE"}')" "DE clients in /metrics"
+assert_eq 2 "$(metric_value "$TEST_DIR/metrics.txt" 'pgmesh_tenant_clients{tenant="FR"}')" "FR clients in /metrics"
+if command -v promtool > /dev/null; then
+    tail -n +2 "$TEST_DIR/metrics.txt" | promtool check metrics > "$TEST_DIR/promtool.txt" 2>&1 || { cat "$TEST_DIR/promtool.txt"; fail "promtool check metrics on the merged exposition"; }
+fi
+# KILL_CLIENT of each held client, from whichever worker the console reached.
+for id in $(admin_sql -c 'SHOW CLIENTS' | awk -F'|' '$17 == "DE" || $17 == "FR" { print $13 }'); do
+    assert_eq "" "$(admin_sql -c "KILL_CLIENT $id")" "KILL_CLIENT $id"
+done
+for i in $(seq 1 50); do
+    [ "$(admin_sql -c 'SHOW CLIENTS' | awk -F'|' '$17 == "DE" || $17 == "FR"' | wc -l)" = 0 ] && break
+    sleep 0.1
+done
+assert_eq 0 "$(admin_sql -c 'SHOW CLIENTS' | awk -F'|' '$17 == "DE" || $17 == "FR"' | wc -l)" "clients left after KILL_CLIENT"
+grep -q "KILL_CLIENT .* (in worker" "$MESH_LOG" || fail "no KILL_CLIENT was passed to the other worker"
+kill "$holder" 2>/dev/null || true
+wait "$holder" 2>/dev/null || true
+# PAUSE holds both workers' clients until RESUME.
+assert_eq "" "$(admin_sql -c 'PAUSE media_analytics')" "PAUSE"
+paused=()
+for i in 1 2 3 4; do
+    tok=$de; [ "$i" -gt 2 ] && tok=$fr  # two of each: max_client_conn_per_tenant is 3
+    ( mesh_psql "$tok" -c "SELECT 'ran'" > "$TEST_DIR/paused-$i.txt" 2>&1 ) &
+    paused+=($!)
+done
+sleep 1.5
+for i in 1 2 3 4; do assert_eq "" "$(cat "$TEST_DIR/paused-$i.txt")" "client $i while paused"; done
+assert_eq "" "$(admin_sql -c 'RESUME media_analytics')" "RESUME"
+for p in "${paused[@]}"; do wait "$p" || true; done
+for i in 1 2 3 4; do assert_eq "ran" "$(cat "$TEST_DIR/paused-$i.txt")" "client $i after RESUME"; done
 
 echo "== SIGHUP reaches both workers"
 n0=$(grep -c "config reload: " "$MESH_LOG" || true)
