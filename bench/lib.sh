@@ -113,10 +113,11 @@ EOF
 # start_pgmesh NAME BINARY CLUSTER_PORT EXT(0|1) KEY(hs|rs): pgmesh in transaction pooling, pool
 # 20, TLS off like the others, one role with statement_timeout and work_mem so every transaction
 # carries the four settings pgmesh manages; EXT=1 requires the server extension (claims and limits
-# through pgmesh.apply), EXT=0 turns it off (plain SETs); WORKERS (default 1) worker processes.
+# through pgmesh.apply), EXT=0 turns it off (plain SETs); WORKERS worker processes (default: the
+# product's default, one per CPU).
 # Sets MESH_PORT_ and MESH_PID_.
 start_pgmesh() {
-    local name=$1 bin=$2 cport=$3 ext=$4 key=$5 workers=${6:-1} jwt enforcement
+    local name=$1 bin=$2 cport=$3 ext=$4 key=$5 workers=${6:-auto} jwt enforcement
     MESH_PORT_=$(pgcluster_free_port)
     if [ "$key" = rs ]; then
         jwt="algorithms = RS256

@@ -60,6 +60,7 @@ cat > "$RUN/pgmesh.ini" <<EOF_INI
 [pgmesh]
 listen_addr = 127.0.0.1
 listen_port = $MESH_PORT
+workers = 1
 unix_socket_dir =
 pool_mode = transaction
 client_tls = disable

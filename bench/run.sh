@@ -17,7 +17,6 @@ BENCH_SCALE=${BENCH_SCALE:-10}
 BENCH_CLIENTS=${BENCH_CLIENTS:-8 64 256}
 BENCH_MODES=${BENCH_MODES:-simple extended prepared}
 BENCH_WORKLOADS=${BENCH_WORKLOADS:-select rls mt connect workers memory}
-BENCH_WORKERS=${BENCH_WORKERS:-2}
 BENCH_EXTENSION=${BENCH_EXTENSION:-auto}
 BENCH_NOEXT=${BENCH_NOEXT:-0}
 BENCH_BASE=${BENCH_BASE:-}
@@ -88,7 +87,7 @@ if [ "$BENCH_NOEXT" = 1 ]; then
     NOEXT_PORT=$MESH_PORT_ NOEXT_PID=$MESH_PID_
 fi
 if has workers; then
-    start_pgmesh pgmesh-workers "$PGMESH" "$MAIN_PORT" "$BENCH_EXTENSION" hs "$BENCH_WORKERS"
+    start_pgmesh pgmesh-workers "$PGMESH" "$MAIN_PORT" "$BENCH_EXTENSION" hs 1
     WORKERS_PORT=$MESH_PORT_ WORKERS_PID=$MESH_PID_
 fi
 if [ -n "$BENCH_BASE" ]; then
@@ -153,7 +152,7 @@ targets_of() {
 label() {
     case $1 in
         pgmesh) echo "$MESH_LABEL" ;;
-        pgmesh-workers) echo "$MESH_LABEL workers=$BENCH_WORKERS" ;;
+        pgmesh-workers) echo "$MESH_LABEL workers=1" ;;
         *) echo "$1" ;;
     esac
 }
@@ -330,7 +329,7 @@ minutes=$(( ($(date +%s) - STARTED + 59) / 60 ))
             rls-read-c64) echo "- $t: $(args_of "$t" pgmesh) (through pgmesh); direct and PgBouncer: $(args_of "$t" direct), BEGIN, SET LOCAL of both claims, the SELECT, COMMIT" ;;
             mt-select-c64) echo "- $t: $MT_PROCS concurrent pgbench processes, each $(args_of "$t" pgmesh), through pgmesh each with the token of its own tenant (t0..t$((MT_PROCS - 1))), all sharing one pool" ;;
             connect-rs256) echo "- $t: $(args_of "$t" pgmesh) with RS256 tokens (2048-bit key) to a second pgmesh; ratios against connect-hs256's direct and PgBouncer" ;;
-            workers-select-c64) echo "- $t: $(args_of "$t" pgmesh), through pgmesh with workers = 1 and a second pgmesh with workers = $BENCH_WORKERS (the pool of 20 split between them; CPU summed over its processes)" ;;
+            workers-select-c64) echo "- $t: $(args_of "$t" pgmesh), through pgmesh with its default workers = auto ($(nproc) here; the pool of 20 shared out between them, CPU summed over its processes) and a second pgmesh with workers = 1" ;;
             *) echo "- $t: $(args_of "$t" pgmesh)" ;;
         esac
     done

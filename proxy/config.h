@@ -63,7 +63,8 @@ struct config {
     int default_pool_size;
     int max_client_conn;
     int max_client_conn_per_tenant; /* 0: no limit */
-    int workers;                    /* worker processes (workers.h) */
+    char *workers_spec;             /* "auto" or a number, as written */
+    int workers;                    /* worker processes (workers.h), from workers_spec */
     int peer_id;                    /* this instance among its peers (peers.h); 0: no peering */
     char *peers;                    /* "id=host:port, ..." of the other instances; "": none */
     int64_t client_login_timeout_ms;

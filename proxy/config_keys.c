@@ -5,6 +5,7 @@
 
 #include <limits.h>
 #include <regex.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -59,6 +60,7 @@ static bool check_algorithms(struct config *cfg, const char *value, char *err, s
 static bool check_tenant_pattern(struct config *cfg, const char *value, char *err, size_t errlen);
 static bool check_name_list(struct config *cfg, const char *value, char *err, size_t errlen);
 static bool check_peers(struct config *cfg, const char *value, char *err, size_t errlen);
+static bool check_workers(struct config *cfg, const char *value, char *err, size_t errlen);
 static bool check_cidr_list(struct config *cfg, const char *value, char *err, size_t errlen);
 
 #define AT(field) offsetof(struct config, field)
@@ -81,11 +83,11 @@ static const struct config_key keys[] = {
     {{"pgmesh", "max_client_conn_per_tenant", "0", true,
       "client connections of one tenant claim at once; 0 means no limit"},
      VAL_INT, AT(max_client_conn_per_tenant), 0, 1000000, NULL, NULL},
-    {{"pgmesh", "workers", "1", false,
-      "worker processes, each with its own event loop, pools and SO_REUSEPORT listener (at most 16); "
-      "default_pool_size is split between them, max_client_conn and the per-tenant and per-role client "
-      "limits hold across them"},
-     VAL_INT, AT(workers), 1, WORKERS_MAX, NULL, NULL},
+    {{"pgmesh", "workers", "auto", false,
+      "worker processes, each with its own event loop, pools and SO_REUSEPORT listener: a number from 1 to 16, "
+      "or auto for one per CPU this process may run on (at most 16); default_pool_size is shared out between "
+      "them, max_client_conn and the per-tenant and per-role client limits hold across them"},
+     VAL_STRING, AT(workers_spec), 1, 16, NULL, check_workers},
     {{"pgmesh", "peer_id", "0", false,
       "this instance's number (1-127) among pgmesh instances behind one load balancer: it is carried in "
       "the cancel keys it gives clients, so that a peer that receives the cancel request passes it here; 0: "
@@ -265,6 +267,26 @@ static bool check_name_list(struct config *cfg, const char *value, char *err, si
             return false;
         }
     }
+    return true;
+}
+
+/* "auto": the CPUs the affinity mask allows (a container's cpuset, taskset), not every core. */
+static bool check_workers(struct config *cfg, const char *value, char *err, size_t errlen)
+{
+    if (strcmp(value, "auto") == 0) {
+        cpu_set_t set;
+        int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+        cfg->workers = n < 1 ? 1 : n > WORKERS_MAX ? WORKERS_MAX : n;
+        return true;
+    }
+    char *end;
+    long n = strtol(value, &end, 10);
+    if (end == value || *end != '\0' || n < 1 || n > WORKERS_MAX) {
+        snprintf(err, errlen, "invalid workers \"%s\": expected auto or a number from 1 to %d", value,
+                 WORKERS_MAX);
+        return false;
+    }
+    cfg->workers = (int)n;
     return true;
 }
 

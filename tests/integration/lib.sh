@@ -191,6 +191,9 @@ unix_socket_dir = $TEST_DIR
 pool_mode = transaction
 default_pool_size = 2
 max_client_conn = 10000
+; One process (the default is one per CPU): the tests' pools of 1 and 2 stay whole, so that a
+; pool of 1 really makes attacker and victim share a server connection. test_workers runs 2.
+workers = 1
 query_wait_timeout = 30s
 server_idle_timeout = 10m
 server_connect_timeout = 15s
