@@ -100,9 +100,9 @@ failed=0
 skipped=0
 failed_names=()
 
-report() { # name status output_file test_dir
+report() { # name status output_file test_dir [seconds]
     if [ "$2" = 0 ]; then
-        echo "ok   $1"
+        echo "ok   $1${5:+ (${5} s)}"
         passed=$((passed + 1))
     elif [ "$2" = 77 ]; then
         echo "skip $1 ($(tail -n 1 "$3"))"
@@ -168,7 +168,7 @@ for t in "${tests[@]}"; do
     if [ "$st" = 124 ] && [ $((SECONDS - started)) -ge "$limit" ]; then
         echo "run.sh: timed out after ${limit}s" >> "$out"
     fi
-    report "$name" "$st" "$out" "$TEST_DIR"
+    report "$name" "$st" "$out" "$TEST_DIR" $((SECONDS - started))
 done
 
 if [ "$failed" -gt 0 ]; then
