@@ -4,7 +4,9 @@
 # audit role each see their own rows, and their logins spread over all three instances; a client
 # from 127.0.0.7 is logged as 127.0.0.7 by whichever instance served it; a psycopg cancel, which
 # roundrobin sends to another instance than the query's, is passed to the peer named in the key
-# and ends pg_sleep with 57014 every time; a cancel naming an unknown peer is logged and ignored.
+# and ends pg_sleep with 57014 every time; a cancel naming an unknown peer is logged and ignored;
+# after a reload gives every peers line an entry pointing back at instance 1, a cancel for it is
+# passed on three times and then dropped with a warning (the hop count in the key).
 . "$(dirname "$0")/lib.sh"
 if [ -n "${SERVER_KEY_FILE:-}" ]; then
     echo "skipped: runs once, in the suite without the extension (nothing it checks depends on it)"
@@ -159,6 +161,33 @@ for i in $(seq 1 50); do
 done
 all_logs | grep -q 'cancel request for peer 99 ignored: no such peer in peers' ||
     fail "no line about the cancel request for peer 99"
+
+echo "== peers lines that disagree: a cancel is passed on three times at most"
+# Peer 4 "is" at instance 1's own address, as a stale or mistyped line would have it: without the
+# hop count in the key, one packet would keep instance 1 passing it to itself.
+for i in $(seq 1 $N); do
+    use_mesh "$i"
+    ini_set pgmesh peers "$peers, 4=127.0.0.1:${M_PORT[1]}"
+    before=$(grep -c 'config reload: .* applied' "$MESH_LOG" || true)
+    kill -HUP "$MESH_PID"
+    want=$((before + 1))
+    [ "$i" != 3 ] || want=$((before + 2)) # one line per worker
+    for _ in $(seq 1 50); do
+        [ "$(grep -c 'config reload: .* applied' "$MESH_LOG" || true)" -ge "$want" ] && break
+        sleep 0.1
+    done
+    assert_eq "$want" "$(grep -c 'config reload: .* applied' "$MESH_LOG" || true)" "instance $i: reload lines"
+done
+"$PYTHON" - "${M_PORT[2]}" <<'PY'
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(struct.pack("!iiII", 16, 80877102, 4 << 24, 0x12340003))  # three hops left, as given out
+PY
+use_mesh 1
+wait_log "cancel request for peer 4 ignored: it was passed between peers 3 times already" 5
+sleep 0.3 # time for a fourth pass, were there one
+n=$(all_logs | grep -c 'cancel request passed to peer 4' || true)
+assert_eq 3 "$n" "passes of the cancel for peer 4 (2 -> 1, then 1 -> 1 twice)"
 
 echo "== every instance still serves; then all stop"
 for i in $(seq 1 $N); do
