@@ -372,7 +372,9 @@ void client_cancel_request(uint32_t pid, uint32_t key)
     if (workmsg_forward_cancel(pid, key))
         return;
     struct client *c = client_find_by_pid(pid);
-    if (!c || CRYPTO_memcmp(&c->cancel_key, &key, sizeof key) != 0) {
+    /* Peers count hops in the key's low bits (peers.h): they are not part of what must match. */
+    uint32_t want = c ? c->cancel_key | PEERS_KEY_HOPS : 0, got = key | PEERS_KEY_HOPS;
+    if (!c || CRYPTO_memcmp(&want, &got, sizeof got) != 0) {
         LOG_EVENT(LOG_INFO, NULL, "cancel_ignored", NULL, "cancel request with unknown pid or wrong key ignored");
         return;
     }
@@ -797,6 +799,7 @@ void client_accept(int fd, bool is_unix, const char *addr, enum client_proxy pro
         close(fd);
         return;
     }
+    c->cancel_key |= PEERS_KEY_HOPS;
     c->over_limit = workers_clients_add(1) > rt.cfg->max_client_conn;
     c->connect_time = ev_now(rt.loop);
     conn_init(&c->conn, fd, client_on_read, client_on_drained, client_on_release);

@@ -80,6 +80,13 @@ void peers_forward_cancel(int id, uint32_t pid, uint32_t key)
                   "cancel request for peer %d ignored: no such peer in peers", id);
         return;
     }
+    if ((key & PEERS_KEY_HOPS) == 0) {
+        log_warn("cancel request for peer %d ignored: it was passed between peers %u times already (do the "
+                 "instances' peers lines agree?)",
+                 id, PEERS_KEY_HOPS);
+        return;
+    }
+    key--; /* the hop count, in the low bits, is not zero */
     struct forward *f = calloc(1, sizeof *f);
     int fd = socket(p->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (!f || fd < 0) {

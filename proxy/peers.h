@@ -11,6 +11,11 @@
 #include <sys/socket.h>
 
 #define PEERS_MAX 127
+/* The cancel key's two low bits: how many more times a cancel request may be passed to a peer, as
+ * in PgBouncer's keys: set in every key given out, one fewer at each pass, left out when keys are
+ * compared. So peers lines that disagree (or an entry naming the instance itself) cannot keep a
+ * cancel going round. */
+#define PEERS_KEY_HOPS 3u
 
 struct peer_addr {
     int id;
@@ -23,8 +28,9 @@ struct peer_addr {
  * an id given twice. */
 bool peers_parse(const char *list, struct peer_addr *out, size_t *nout, char *err, size_t errlen);
 
-/* Sends a CancelRequest for pid/key to peer id (from the current config); logs when there is
- * no such peer or it cannot be reached. Never blocks the loop. */
+/* Sends a CancelRequest for pid/key, one hop fewer, to peer id (from the current config); logs
+ * when there is no such peer, the key has no hop left or the peer cannot be reached. Never blocks
+ * the loop. */
 void peers_forward_cancel(int id, uint32_t pid, uint32_t key);
 
 #endif

@@ -17,7 +17,7 @@ pkgs=(gcc libc6-dev make pkg-config
 # nothing), which make check runs.
 # gnuplot-nox: make bench's chart (bench/chart.gp). prometheus: promtool checks /metrics, and a
 # real Prometheus scrapes it (test_metrics). haproxy: the load balancer in front of pgmesh that
-# sends PROXY protocol headers (test_proxy_protocol).
+# sends PROXY protocol headers (test_proxy_protocol, test_haproxy_peers).
 $core || pkgs+=(python3-psycopg python3-asyncpg libpostgresql-jdbc-java cppcheck clang-format gnuplot-nox
                 prometheus haproxy)
 missing=()

@@ -19,6 +19,11 @@
 #   ini_del SECTION KEY          removes KEY from [SECTION]
 #   mesh_start                   starts $PGMESH -c $MESH_INI, waits up to 10 s for its listener;
 #                                exports MESH_PORT, MESH_PID, MESH_LOG ($TEST_DIR/pgmesh.log)
+#                                Several instances: set MESH_INI and MESH_LOG to other names under
+#                                $TEST_DIR before each mesh_config/ini_set/mesh_start/mesh_stop
+#                                (and keep each one's MESH_PORT and MESH_PID); every log started
+#                                is checked for sanitizer reports when the test ends
+#   free_ports N                 prints N distinct free loopback ports, one a line
 #   mesh_stop                    SIGTERM, waits up to 10 s (then SIGKILL); fails on a sanitizer report
 #   mint TENANT ROLE [ARGS...]   prints a token signed with $MESH_SECRET (ARGS go to pgmesh-token)
 #   mesh_psql TOKEN [ARGS...]    psql through pgmesh (TCP, dbname media_analytics, user analyst),
@@ -53,6 +58,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 
 _lib_pids=()
+_lib_logs=() # every pgmesh log mesh_start wrote to, for the sanitizer check at exit
 
 fail() {
     echo "FAIL: $*" >&2
@@ -86,10 +92,13 @@ _lib_cleanup() {
     for pid in "${_lib_pids[@]}"; do
         _lib_wait_exit "$pid" 10 || kill -KILL "$pid" 2>/dev/null || true
     done
-    if [ -f "$MESH_LOG" ] && grep -qE 'Sanitizer|runtime error:' "$MESH_LOG"; then
-        echo "FAIL: sanitizer report in $MESH_LOG" >&2
-        st=1
-    fi
+    local log
+    for log in "$MESH_LOG" "${_lib_logs[@]}"; do
+        if [ -f "$log" ] && grep -qE 'Sanitizer|runtime error:' "$log"; then
+            echo "FAIL: sanitizer report in $log" >&2
+            st=1
+        fi
+    done
     exit "$st"
 }
 trap _lib_cleanup EXIT
@@ -130,6 +139,17 @@ _lib_free_port() {
         ss -Htan "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
     done
     fail "no free port"
+}
+
+# Distinct even before anyone binds them, which _lib_free_port alone does not promise.
+free_ports() {
+    local want=$1 got=() p
+    while [ "${#got[@]}" -lt "$want" ]; do
+        p=$(_lib_free_port)
+        case " ${got[*]} " in *" $p "*) continue ;; esac
+        got+=("$p")
+    done
+    printf '%s\n' "${got[@]}"
 }
 
 # The test CA and the default server certificate are made once per suite run (openssl req and x509
@@ -291,6 +311,7 @@ _mesh_start_once() {
     addr=$(_ini_get pgmesh listen_addr)
     sock=$(_ini_get pgmesh unix_socket_dir)
     echo "--- mesh_start $(date +%T.%N)" >> "$MESH_LOG"
+    case " ${_lib_logs[*]} " in *" $MESH_LOG "*) ;; *) _lib_logs+=("$MESH_LOG") ;; esac
     "$PGMESH" -c "$MESH_INI" >> "$MESH_LOG" 2>&1 < /dev/null &
     MESH_PID=$!
     _lib_pids+=("$MESH_PID")

@@ -1,5 +1,6 @@
 """A PostgreSQL client that picks its source address and may speak the PROXY protocol itself, for
-test_proxy_protocol.sh (psql cannot bind its source address, nor send a PROXY header).
+test_proxy_protocol.sh and test_haproxy_peers.sh (psql cannot bind its source address, nor send a
+PROXY header).
 
   proxy_client.py PORT SQL [ADMIN_TOKEN]
       connects to 127.0.0.1:PORT from SRC (default: any), sends HEADER first if asked, logs in with

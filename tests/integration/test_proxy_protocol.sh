@@ -10,10 +10,9 @@ if [ -n "${SERVER_KEY_FILE:-}" ]; then
     echo "skipped: runs once, in the suite without the extension (nothing it checks depends on it)"
     exit 77
 fi
+. "$(dirname "$0")/haproxy_lib.sh"
 PYTHON=${PYTHON:-/usr/bin/python3}
-HAPROXY=${HAPROXY:-haproxy}
 HELPER=$(dirname "$0")/proxy_client.py
-command -v "$HAPROXY" > /dev/null || fail "haproxy not found (make deps installs it)"
 
 mesh_config
 ini_set pgmesh proxy_protocol on
@@ -24,15 +23,10 @@ de=$(mint DE regional_analyst)
 fr=$(mint FR regional_analyst)
 admin=$(mint ops mesh_admin)
 
-HA_V2=$(_lib_free_port)
-HA_V1=$(_lib_free_port)
-while [ "$HA_V1" = "$HA_V2" ]; do HA_V1=$(_lib_free_port); done
-cat > "$TEST_DIR/haproxy.cfg" <<CFG
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
+{ read -r HA_V2; read -r HA_V1; } < <(free_ports 2)
+{
+    haproxy_defaults
+    cat <<CFG
 frontend fe_v2
     bind 127.0.0.1:$HA_V2
     default_backend be_v2
@@ -44,16 +38,8 @@ frontend fe_v1
 backend be_v1
     server mesh 127.0.0.1:$MESH_PORT send-proxy source 127.0.0.2
 CFG
-"$HAPROXY" -c -q -f "$TEST_DIR/haproxy.cfg" || fail "haproxy rejected its configuration"
-# In the foreground (-db), ours to stop: lib.sh's cleanup terminates it with pgmesh.
-"$HAPROXY" -f "$TEST_DIR/haproxy.cfg" -db > "$TEST_DIR/haproxy.log" 2>&1 < /dev/null &
-HA_PID=$!
-_lib_pids+=("$HA_PID")
-for i in $(seq 1 50); do
-    ss -Htln "sport = :$HA_V1" 2>/dev/null | grep -q . && ss -Htln "sport = :$HA_V2" 2>/dev/null | grep -q . && break
-    kill -0 "$HA_PID" 2>/dev/null || { cat "$TEST_DIR/haproxy.log" >&2; fail "haproxy exited"; }
-    sleep 0.1
-done
+} > "$TEST_DIR/haproxy.cfg"
+haproxy_start "$TEST_DIR/haproxy.cfg" "$HA_V2" "$HA_V1"
 
 q_tenant="SELECT DISTINCT country_code FROM core.fct_playback_sessions ORDER BY 1"
 # client PORT SQL [ADMIN_TOKEN]: proxy_client.py with TOKEN, SRC, HEADER, SPLIT from the caller.
