@@ -246,10 +246,11 @@ int main(int argc, char **argv)
     }
     if (!listen_open())
         return 1;
-    if (worker_count > 1 && !workers_run(worker_setup)) {
+    int exit_code = 0;
+    if (worker_count > 1 && !workers_run(worker_setup, &exit_code)) {
         listen_close_all();
         log_info("supervisor: every worker has ended");
-        return 0;
+        return exit_code;
     }
     if (worker_count == 1)
         worker_setup();

@@ -122,7 +122,7 @@ void workers_tell_others(bool shutdown)
     sigqueue(getppid(), shutdown ? SIGUSR2 : SIGUSR1, v);
 }
 
-bool workers_run(void (*child_setup)(void))
+bool workers_run(void (*child_setup)(void), int *exit_code)
 {
     sigset_t set, old;
     sigemptyset(&set);
@@ -142,13 +142,15 @@ bool workers_run(void (*child_setup)(void))
             log_error("could not start worker %d: %s", i, strerror(errno));
     }
     log_info("supervisor %d: %d workers started", (int)getpid(), worker_count);
-    bool stopping = false;
+    bool stopping = false, failed_start = false;
     for (;;) {
         int alive = 0;
         for (int i = 0; i < worker_count; i++)
             alive += worker_pids[i] > 0;
-        if (alive == 0)
+        if (alive == 0) {
+            *exit_code = failed_start ? 1 : 0;
             return false;
+        }
         siginfo_t info;
         int sig = sigwaitinfo(&set, &info);
         if (sig == SIGHUP) {
@@ -175,6 +177,14 @@ bool workers_run(void (*child_setup)(void))
                     forget_worker(i);
                     if (stopping)
                         break;
+                    /* Failing at once with an error (its metrics port taken, say) is a start-up
+                     * error of the whole instance, as it is with one process. */
+                    if (WIFEXITED(status) && WEXITSTATUS(status) != 0 && time(NULL) - started[i] < 2) {
+                        log_error("worker %d failed at start (exit status %d): stopping", i, WEXITSTATUS(status));
+                        stopping = failed_start = true;
+                        signal_workers(SIGTERM, WORKERS_MAX);
+                        break;
+                    }
                     log_error("worker %d (pid %d) ended (%s %d): starting it again", i, (int)pid,
                               WIFSIGNALED(status) ? "signal" : "exit status",
                               WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));

@@ -24,9 +24,9 @@ bool workers_prepare(int count, char *err, size_t errlen) __attribute__((warn_un
 
 /* Forks the workers and supervises them until they have all ended after SIGTERM/SIGINT; returns
  * in each worker (true) with worker_index set, or in the supervisor (false) when it is time to
- * exit. child_setup runs in every new worker before it returns (closing the other workers'
- * listeners). */
-bool workers_run(void (*child_setup)(void));
+ * exit, with the exit status in *exit_code (1 when a worker failed at start). child_setup runs in
+ * every new worker before it returns (closing the other workers' listeners). */
+bool workers_run(void (*child_setup)(void), int *exit_code);
 
 /* The admin console's RELOAD (shutdown false) or SHUTDOWN, done in this worker: the supervisor
  * has the other workers do it too (SIGHUP; SIGTERM, which lets transactions finish). */
