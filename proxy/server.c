@@ -152,7 +152,7 @@ static void connected(struct server *s)
     slog(LOG_DEBUG, s, "server_connected", "connected, backend pid %d%s", s->backend_pid,
          s->conn.ssl ? ", TLS" : "");
     conn_start_reading(&s->conn);
-    pool_login_ok(s->pool);
+    pool_login_ok(s->pool, PQhost(s->pg), PQport(s->pg));
     session_events.server_connected(s);
 }
 
