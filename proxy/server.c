@@ -17,6 +17,7 @@
 #include "proxy/limits.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
+#include "proxy/resolve.h"
 #include "proxy/runtime.h"
 
 #define slog(level, s, event, ...) SERVER_LOG(level, s, event, NULL, __VA_ARGS__)
@@ -282,6 +283,71 @@ static void connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
     connect_failed(s, "timeout expired (server_connect_timeout)");
 }
 
+/* libpq takes over: with the conninfo's host names already resolved (resolve.c), as hostaddr
+ * entries next to them, so that PQconnectStartParams does not block the loop in getaddrinfo. */
+static void start_libpq(struct server *s)
+{
+    struct pool *p = s->pool;
+    struct resolve_lists rl = {0};
+    char err[256] = "";
+    enum resolve_status rs = resolve_conninfo(p->conninfo, &rl, err, sizeof err);
+    s->resolving = rs == RESOLVE_PENDING;
+    if (s->resolving) {
+        slog(LOG_DEBUG, s, "server_resolving", "waiting for the host name lookup");
+        return;
+    }
+    if (rs == RESOLVE_FAILED) {
+        connect_failed(s, err);
+        return;
+    }
+    /* Before dbname, so a conninfo's own client_encoding or options win: the two settings the
+     * guard's lexer relies on, whatever defaults the role or database have (session_unfit).
+     * After it, what must override the conninfo: the role, and the resolved host lists. */
+    const char *keys[9] = {"client_encoding", "options", "dbname", "user", "fallback_application_name"};
+    const char *vals[9] = {"UTF8", "-c standard_conforming_strings=on", p->conninfo, p->server_user, "pgmesh"};
+    size_t n = 5;
+    if (rs == RESOLVE_READY) {
+        keys[n] = "host", vals[n++] = rl.host;
+        keys[n] = "hostaddr", vals[n++] = rl.hostaddr;
+        if (rl.port)
+            keys[n] = "port", vals[n++] = rl.port;
+    }
+    keys[n] = vals[n] = NULL;
+    s->pg = PQconnectStartParams(keys, vals, 1);
+    resolve_lists_free(&rl);
+    if (!s->pg || PQstatus(s->pg) == CONNECTION_BAD) {
+        connect_failed(s, s->pg ? "" : "out of memory");
+        return;
+    }
+    /* During the handshake both watchers call poll_connect; conn_attach_fd gives them back to
+     * the relay once libpq is done. */
+    int fd = PQsocket(s->pg);
+    s->conn.fd = fd;
+    ev_io_init(&s->conn.rio, connect_io_cb, fd, EV_READ);
+    ev_io_init(&s->conn.wio, connect_io_cb, fd, EV_WRITE);
+    ev_io_start(rt.loop, &s->conn.wio); /* as if PQconnectPoll had said WRITING */
+    slog(LOG_DEBUG, s, "server_connecting", "connecting");
+}
+
+/* Lookups finished: the servers waiting for one go on (their names are in the cache now). */
+static void lookups_done(void)
+{
+    struct pool *p;
+    TAILQ_FOREACH(p, &rt.pools, link) {
+        struct server *s, *next;
+        for (s = TAILQ_FIRST(&p->connecting); s; s = next) {
+            next = TAILQ_NEXT(s, link);
+            if (s->resolving)
+                start_libpq(s);
+        }
+    }
+}
+
+void server_init(void)
+{
+    resolve_init(rt.loop, lookups_done);
+}
+
 bool server_connect(struct pool *p)
 {
     struct server *s = calloc(1, sizeof *s);
@@ -293,34 +359,14 @@ bool server_connect(struct pool *p)
     relay_init(&s->relay);
     s->generation = p->generation; /* pool_server_outdated: opened with p->conninfo as it is now */
     snprintf(s->tag, sizeof s->tag, "S-%llu %s/%s", (unsigned long long)s->id, p->database, p->server_user);
-    /* Before dbname, so a conninfo's own client_encoding or options win: the two settings the
-     * guard's lexer relies on, whatever defaults the role or database have (session_unfit). */
-    const char *keys[] = {"client_encoding", "options", "dbname", "user", "fallback_application_name", NULL};
-    const char *vals[] = {"UTF8", "-c standard_conforming_strings=on", p->conninfo, p->server_user, "pgmesh",
-                          NULL};
-    s->pg = PQconnectStartParams(keys, vals, 1);
-    if (!s->pg) {
-        free(s);
-        return false;
-    }
     conn_init(&s->conn, -1, server_on_read, server_on_drained, server_on_release);
     s->state = SERVER_CONNECTING;
     TAILQ_INSERT_TAIL(&p->connecting, s, link);
     p->nservers++;
     limits_init(s);
+    /* The timeout covers the host name lookup too: a name that never answers ends here. */
     ev_timer_init(&s->timer, connect_timeout_cb, (double)rt.cfg->server_connect_timeout_ms / 1000.0, 0.);
-    if (PQstatus(s->pg) == CONNECTION_BAD) {
-        connect_failed(s, "");
-        return true;
-    }
     ev_timer_start(rt.loop, &s->timer);
-    /* During the handshake both watchers call poll_connect; conn_attach_fd gives them back to
-     * the relay once libpq is done. */
-    int fd = PQsocket(s->pg);
-    s->conn.fd = fd;
-    ev_io_init(&s->conn.rio, connect_io_cb, fd, EV_READ);
-    ev_io_init(&s->conn.wio, connect_io_cb, fd, EV_WRITE);
-    ev_io_start(rt.loop, &s->conn.wio); /* as if PQconnectPoll had said WRITING */
-    slog(LOG_DEBUG, s, "server_connecting", "connecting");
+    start_libpq(s);
     return true;
 }

@@ -44,11 +44,14 @@ struct server {
     ev_tstamp connect_time; /* loop time the connection was started */
     int poll_status;        /* last PQconnectPoll result while CONNECTING */
     int probe_seen;         /* enum enforce_probe: the probe's verdict so far, while CONNECTING */
+    bool resolving;         /* CONNECTING, no PGconn yet: waits for a host name lookup (resolve.c) */
 
     unsigned cancels_in_flight; /* PQcancel calls not yet done: not lent to another client */
     struct relay relay;         /* what the relay keeps on this connection */
 };
 
+/* At start-up, before any connection: the host name lookups' hand-back to the loop. */
+void server_init(void);
 bool server_connect(struct pool *pool) __attribute__((warn_unused_result));
 void server_close(struct server *s, const char *why);
 /* Every state change: moves the server between its pool's lists and counters, asserts the

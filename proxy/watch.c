@@ -14,6 +14,7 @@
 #include "proxy/config.h"
 #include "proxy/conn.h"
 #include "proxy/log.h"
+#include "proxy/resolve.h"
 #include "proxy/runtime.h"
 #include "proxy/watch_int.h"
 
@@ -232,13 +233,36 @@ static const char *job_user(void)
 static void job_start(struct watch_target *t)
 {
     const char *user = job_user();
-    /* client_encoding first so that the conninfo's own wins; user last so that it does. */
-    const char *keys[] = {"client_encoding", "fallback_application_name", "dbname", user ? "user" : NULL, NULL};
-    const char *vals[] = {"UTF8", "pgmesh-watch", t->conninfo, user, NULL};
+    /* Host names as server.c passes them: resolved off the loop. While the lookup runs, this
+     * round is skipped; the next tick finds the answer cached. */
+    struct resolve_lists rl = {0};
+    char err[256] = "";
+    enum resolve_status rs = resolve_conninfo(t->conninfo, &rl, err, sizeof err);
+    if (rs == RESOLVE_PENDING)
+        return;
     t->step = STEP_NONE;
     t->connected = false;
     t->busy = true;
+    if (rs == RESOLVE_FAILED) {
+        job_failed(t, err);
+        return;
+    }
+    /* client_encoding first so that the conninfo's own wins; user and the host lists last so
+     * that they do. */
+    const char *keys[8] = {"client_encoding", "fallback_application_name", "dbname"};
+    const char *vals[8] = {"UTF8", "pgmesh-watch", t->conninfo};
+    size_t n = 3;
+    if (user)
+        keys[n] = "user", vals[n++] = user;
+    if (rs == RESOLVE_READY) {
+        keys[n] = "host", vals[n++] = rl.host;
+        keys[n] = "hostaddr", vals[n++] = rl.hostaddr;
+        if (rl.port)
+            keys[n] = "port", vals[n++] = rl.port;
+    }
+    keys[n] = vals[n] = NULL;
     t->pg = PQconnectStartParams(keys, vals, 1);
+    resolve_lists_free(&rl);
     if (!t->pg || PQstatus(t->pg) == CONNECTION_BAD) {
         job_failed(t, t->pg ? "" : "out of memory");
         return;

@@ -1,0 +1,44 @@
+/* Host names of a [databases] conninfo, resolved off the loop. libpq resolves a host name with a
+ * blocking getaddrinfo inside PQconnectStartParams, which would stop every client for as long as
+ * DNS takes; pgmesh looks names up on a worker thread, keeps the answers a few seconds, and hands
+ * libpq the addresses as hostaddr next to host (which libpq still uses for TLS verification and
+ * .pgpass). Loop thread only, except the lookups themselves. */
+#ifndef PGMESH_PROXY_RESOLVE_H
+#define PGMESH_PROXY_RESOLVE_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+enum resolve_status {
+    RESOLVE_NONE,    /* nothing to resolve: addresses, socket directories, or hostaddr given */
+    RESOLVE_READY,   /* the lists to pass libpq are in out */
+    RESOLVE_PENDING, /* a lookup runs; the done callback of resolve_init says when to ask again */
+    RESOLVE_FAILED,  /* no host of the list resolved: err says why */
+};
+
+/* What to pass libpq after dbname (later keywords override the conninfo's): every host entry
+ * that is a name repeated once per address it resolved to, with the matching hostaddr and port
+ * entries (empty hostaddr: libpq uses that entry's host as it is); port NULL when the conninfo
+ * has none (libpq's default applies). Owned by the caller. */
+struct resolve_lists {
+    char *host, *hostaddr, *port;
+};
+
+/* The done callback runs on the loop after lookups finished (servers waiting for one ask again). */
+void resolve_init(struct ev_loop *loop, void (*done)(void));
+enum resolve_status resolve_conninfo(const char *conninfo, struct resolve_lists *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+void resolve_lists_free(struct resolve_lists *l);
+
+/* The pure part, for tests: expands host and port lists with lookup() answers (a comma-separated
+ * list of numeric addresses, or NULL with *err set when the name did not resolve; NULL too while
+ * pending, with *pending set). */
+enum resolve_status resolve_expand(const char *host, const char *port,
+                                   const char *(*lookup)(const char *name, bool *pending, const char **err, void *arg),
+                                   void *arg, struct resolve_lists *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Whether libpq would look a host entry up (not empty, not a socket directory, not an address). */
+bool resolve_is_name(const char *entry);
+
+#endif
