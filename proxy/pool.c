@@ -310,8 +310,8 @@ static void note_host(struct pool *p, const char *host, const char *port)
         LOG_EVENT(LOG_INFO, NULL, "server_host_changed",
                   LOG_FIELDS(LOG_STR("database", p->database), LOG_STR("server_user", p->server_user),
                              LOG_STR("host", host), LOG_STR("port", port)),
-                  "%s/%s: server connections now go to %s port %s (were %s port %s)", p->database,
-                  p->server_user, host, port, p->current_host, p->current_port);
+                  "%s/%s: server connections now go to %s port %s (were %s port %s)", p->database, p->server_user,
+                  host, port, p->current_host, p->current_port);
     snprintf(p->current_host, sizeof p->current_host, "%s", host);
     snprintf(p->current_port, sizeof p->current_port, "%s", port);
     p->current_since = ev_now(rt.loop);

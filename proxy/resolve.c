@@ -218,7 +218,8 @@ static size_t count_entries(const char *list)
 }
 
 enum resolve_status resolve_expand(const char *host, const char *port,
-                                   const char *(*lookup)(const char *name, bool *pending, const char **err, void *arg),
+                                   const char *(*lookup)(const char *name, bool *pending, const char **err,
+                                                         void *arg),
                                    void *arg, struct resolve_lists *out, char *err, size_t errlen)
 {
     if (!host || !host[0])

@@ -34,10 +34,10 @@ void resolve_lists_free(struct resolve_lists *l);
 /* The pure part, for tests: expands host and port lists with lookup() answers (a comma-separated
  * list of numeric addresses, or NULL with *err set when the name did not resolve; NULL too while
  * pending, with *pending set). */
-enum resolve_status resolve_expand(const char *host, const char *port,
-                                   const char *(*lookup)(const char *name, bool *pending, const char **err, void *arg),
-                                   void *arg, struct resolve_lists *out, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+enum resolve_status
+resolve_expand(const char *host, const char *port,
+               const char *(*lookup)(const char *name, bool *pending, const char **err, void *arg), void *arg,
+               struct resolve_lists *out, char *err, size_t errlen) __attribute__((warn_unused_result));
 /* Whether libpq would look a host entry up (not empty, not a socket directory, not an address). */
 bool resolve_is_name(const char *entry);
 

@@ -5,7 +5,8 @@ reconnecting after any error, until --stop-file appears or --seconds pass. One m
 SELECT 1 against --other-dbname (a database on another cluster) all along.
 
 Writes --out (JSON) at the end: every commit pgmesh reported (row number, epoch ms), every error
-(epoch ms, where: connect or statement, SQLSTATE, message) and the other database's errors.
+(epoch ms, where: connect or statement, SQLSTATE, message, and a FATAL the connection got between
+statements, which libpq reports as a notice) and the other database's errors.
 A statement or connect that takes longer than --hang-seconds is a hang: the report says so and
 the exit status is 3. psycopg's connect has no SQLSTATE for a refused startup; its message
 carries the server's (here pgmesh's) "FATAL:  ..." text, which the test reads instead.
@@ -48,16 +49,24 @@ class Run:
 
     def connect(self, who, dbname):
         a = self.args
-        return self.call(who, lambda: psycopg.connect(
+        conn = self.call(who, lambda: psycopg.connect(
             host="127.0.0.1", port=a.port, dbname=dbname, user="analyst", password=a.password,
             sslmode="disable", connect_timeout=5, application_name=f"failover_{who}", autocommit=True,
             prepare_threshold=None))
+        # libpq hands an ErrorResponse that arrives between statements to the notice processor
+        # and then reports the closed connection alone: keep the FATAL to report with it.
+        conn.fatal = None
+        def on_notice(diag, conn=conn):
+            if diag.severity_nonlocalized in ("FATAL", "PANIC"):
+                conn.fatal = {"sqlstate": diag.sqlstate, "message": diag.message_primary}
+        conn.add_notice_handler(on_notice)
+        return conn
 
 
-def error_record(where, exc):
+def error_record(where, exc, conn=None):
     diag = getattr(exc, "diag", None)
     return {"ms": now_ms(), "where": where, "sqlstate": getattr(diag, "sqlstate", None),
-            "message": str(exc).strip()[:400]}
+            "message": str(exc).strip()[:400], "fatal_between_statements": getattr(conn, "fatal", None)}
 
 
 def writer(run, i):
@@ -81,7 +90,7 @@ def writer(run, i):
                 run.commits.append([n, now_ms()])
         except Exception as exc:
             with run.lock:
-                run.errors.append(error_record("statement", exc))
+                run.errors.append(error_record("statement", exc, conn))
             try:
                 conn.close()
             except Exception:
@@ -103,7 +112,7 @@ def other(run):
                 run.other_ok += 1
         except Exception as exc:
             with run.lock:
-                run.other_errors.append(error_record("other", exc))
+                run.other_errors.append(error_record("other", exc, conn))
             conn = None
         time.sleep(0.02)
     if conn is not None:

@@ -59,7 +59,6 @@ mesh_config
 ini_set pgmesh server_connect_timeout 3s
 ini_set pgmesh default_pool_size 4
 ini_set pgmesh admin_roles global_corporate_audit
-ini_set pgmesh log_level debug
 ini_set databases media_analytics \
     "host=127.0.0.1,127.0.0.1 port=$p1,$p2 dbname=media_analytics target_session_attrs=read-write passfile=$pf"
 # The suite's own cluster, as a database the failover must not touch.
@@ -107,13 +106,18 @@ def fail(msg):
 # server's message>" without one (libpq holds the result; psycopg reports the failed read), as
 # it would be from PostgreSQL itself: then the message must be pgmesh's ErrorResponse text, not
 # libpq's bare "server closed the connection unexpectedly". A refused startup has no SQLSTATE in
-# libpq either; its message must be pgmesh's FATAL, not a refused socket.
+# libpq either; its message must be pgmesh's FATAL, not a refused socket. And a FATAL that
+# arrives between statements (right behind the previous statement's ReadyForQuery) goes to libpq's
+# notice processor, the next statement failing on the closed connection: the FATAL must be there.
 def clean(e):
     m = e["message"]
     if e["where"] == "connect":
         return "FATAL:" in m and any(t in m for t in pgmesh_fatal)
     if e["sqlstate"] is not None:
         return e["sqlstate"][:2] in ("08", "57")
+    f = e.get("fatal_between_statements")
+    if f and f["sqlstate"][:2] in ("08", "57") and f["message"] in pgmesh_fatal:
+        return True
     return any(m.startswith("consuming input failed: " + t + "\nDETAIL:  ") for t in pgmesh_fatal)
 # pgmesh's two FATALs here: a linked server went away, or (a client between transactions asking
 # for a server, as every client here does at its BEGIN) no host of the entry takes a read-write
@@ -137,7 +141,8 @@ print(f"commits: {len(before)} before the stop, {len(after)} after the promotion
       f"errors: {len(errs)} ({sum(e['where'] == 'connect' for e in load['errors'])} at connect)")
 print(f"stop -> first client error: {first_err} ms; promote -> promoted (pg_ctl -w): {t_promoted - t_promote} ms; "
       f"promote -> first commit: {after[0] - t_promote} ms")
-kinds = sorted({(e["where"], e["sqlstate"], e["message"].splitlines()[0][:100]) for e in load["errors"]}, key=str)
+kinds = sorted({(e["where"], e["sqlstate"], e["message"].splitlines()[0][:100],
+                 (e.get("fatal_between_statements") or {}).get("sqlstate")) for e in load["errors"]}, key=str)
 for k in kinds[:8]:
     print("  error seen:", k)
 if after[0] - t_promote > 15000:
