@@ -217,7 +217,7 @@ static size_t count_entries(const char *list)
     return n;
 }
 
-enum resolve_status resolve_expand(const char *host, const char *port,
+enum resolve_status resolve_expand(const char *host, const char *port, bool always,
                                    const char *(*lookup)(const char *name, bool *pending, const char **err,
                                                          void *arg),
                                    void *arg, struct resolve_lists *out, char *err, size_t errlen)
@@ -234,7 +234,7 @@ enum resolve_status resolve_expand(const char *host, const char *port,
             return RESOLVE_NONE;
         any_name |= resolve_is_name(entry);
     }
-    if (!any_name)
+    if (!any_name && !always)
         return RESOLVE_NONE;
 
     struct resolve_lists l = {0};
@@ -309,7 +309,8 @@ static const char *option(const PQconninfoOption *opts, const char *key)
     return NULL;
 }
 
-enum resolve_status resolve_conninfo(const char *conninfo, struct resolve_lists *out, char *err, size_t errlen)
+enum resolve_status resolve_conninfo(const char *conninfo, bool always, struct resolve_lists *out, char *err,
+                                     size_t errlen)
 {
     PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
     if (!opts)
@@ -317,7 +318,8 @@ enum resolve_status resolve_conninfo(const char *conninfo, struct resolve_lists 
     const char *hostaddr = option(opts, "hostaddr");
     enum resolve_status st = RESOLVE_NONE;
     if (!hostaddr || !hostaddr[0]) /* given: libpq resolves nothing */
-        st = resolve_expand(option(opts, "host"), option(opts, "port"), cache_lookup, NULL, out, err, errlen);
+        st = resolve_expand(option(opts, "host"), option(opts, "port"), always, cache_lookup, NULL, out, err,
+                            errlen);
     PQconninfoFree(opts);
     return st;
 }
@@ -328,4 +330,51 @@ void resolve_lists_free(struct resolve_lists *l)
     free(l->hostaddr);
     free(l->port);
     *l = (struct resolve_lists){0};
+}
+
+size_t resolve_lists_count(const struct resolve_lists *l)
+{
+    return l->host ? count_entries(l->host) : 0;
+}
+
+static bool entry_is(const char *list, size_t i, const char *want)
+{
+    char v[RESOLVE_ENTRY_MAX];
+    return !want || (list && nth(list, i, v, sizeof v) && strcmp(v, want) == 0);
+}
+
+long resolve_lists_find(const struct resolve_lists *l, size_t from, const char *host, const char *port,
+                        const char *hostaddr)
+{
+    size_t n = resolve_lists_count(l);
+    for (size_t i = from; i < n; i++) {
+        char a[INET6_ADDRSTRLEN + 1];
+        /* An empty hostaddr entry: libpq looked the entry's host up itself, any address. */
+        bool addr_ok = !hostaddr || !nth(l->hostaddr, i, a, sizeof a) || !a[0] || strcmp(a, hostaddr) == 0;
+        if (entry_is(l->host, i, host) && (!l->port || entry_is(l->port, i, port)) && addr_ok)
+            return (long)i;
+    }
+    return -1;
+}
+
+/* The list without its first n entries, in place. */
+static bool drop_entries(char *list, size_t n)
+{
+    char *p = list;
+    for (size_t i = 0; i < n; i++) {
+        p = strchr(p, ',');
+        if (!p)
+            return false;
+        p++;
+    }
+    memmove(list, p, strlen(p) + 1);
+    return true;
+}
+
+bool resolve_lists_drop(struct resolve_lists *l, size_t n)
+{
+    if (n == 0)
+        return true;
+    return l->host && drop_entries(l->host, n) && drop_entries(l->hostaddr, n) &&
+           (!l->port || drop_entries(l->port, n));
 }

@@ -27,15 +27,25 @@ struct resolve_lists {
 
 /* The done callback runs on the loop after lookups finished (servers waiting for one ask again). */
 void resolve_init(struct ev_loop *loop, void (*done)(void));
-enum resolve_status resolve_conninfo(const char *conninfo, struct resolve_lists *out, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+/* With always, READY also for a list of addresses and socket directories alone (server.c's
+ * per-host timeout needs the list to skip hosts of). */
+enum resolve_status resolve_conninfo(const char *conninfo, bool always, struct resolve_lists *out, char *err,
+                                     size_t errlen) __attribute__((warn_unused_result));
 void resolve_lists_free(struct resolve_lists *l);
+/* Entries in the lists. */
+size_t resolve_lists_count(const struct resolve_lists *l);
+/* Which entry is (host, port, hostaddr) as libpq reports its current one (PQhost, PQport,
+ * PQhostaddr, any may be NULL), from entry from on; -1 when none is. */
+long resolve_lists_find(const struct resolve_lists *l, size_t from, const char *host, const char *port,
+                        const char *hostaddr);
+/* Drops the first n entries of each list (false: out of memory, or fewer entries). */
+bool resolve_lists_drop(struct resolve_lists *l, size_t n) __attribute__((warn_unused_result));
 
 /* The pure part, for tests: expands host and port lists with lookup() answers (a comma-separated
  * list of numeric addresses, or NULL with *err set when the name did not resolve; NULL too while
  * pending, with *pending set). */
 enum resolve_status
-resolve_expand(const char *host, const char *port,
+resolve_expand(const char *host, const char *port, bool always,
                const char *(*lookup)(const char *name, bool *pending, const char **err, void *arg), void *arg,
                struct resolve_lists *out, char *err, size_t errlen) __attribute__((warn_unused_result));
 /* Whether libpq would look a host entry up (not empty, not a socket directory, not an address). */

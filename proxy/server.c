@@ -277,10 +277,48 @@ static void connect_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     poll_connect(s);
 }
 
+static void start_libpq(struct server *s);
+
+/* server_connect_timeout holds for each host of a multi-host conninfo, as libpq's own
+ * connect_timeout does (which only its blocking connect applies): a host that does not answer at
+ * all (a failed machine whose address drops packets) must not keep every attempt from reaching
+ * the next one. libpq cannot be told to give a host up, so the attempt starts over with the hosts
+ * after it. Not once logged in: the host answered, the probe is what is slow. */
+static bool next_host(struct server *s)
+{
+    if (!s->pg || PQstatus(s->pg) == CONNECTION_OK)
+        return false;
+    struct resolve_lists rl = {0};
+    char err[256];
+    if (resolve_conninfo(s->pool->conninfo, true, &rl, err, sizeof err) != RESOLVE_READY)
+        return false;
+    const char *host = PQhost(s->pg), *port = PQport(s->pg);
+    long k = resolve_lists_find(&rl, s->host_skip, host, port, PQhostaddr(s->pg));
+    size_t n = resolve_lists_count(&rl);
+    resolve_lists_free(&rl);
+    if (k < 0 || (size_t)k + 1 >= n)
+        return false;
+    SERVER_LOG(LOG_WARNING, s, "server_host_timeout",
+               LOG_FIELDS(LOG_STR("host", host ? host : ""), LOG_STR("port", port ? port : "")),
+               "%s port %s did not answer within server_connect_timeout: trying the next host", host ? host : "",
+               port ? port : "");
+    ev_io_stop(rt.loop, &s->conn.rio);
+    ev_io_stop(rt.loop, &s->conn.wio);
+    PQfinish(s->pg);
+    s->pg = NULL;
+    s->conn.fd = -1;
+    s->host_skip = (unsigned)k + 1;
+    ev_timer_set(&s->timer, (double)rt.cfg->server_connect_timeout_ms / 1000.0, 0.);
+    ev_timer_start(rt.loop, &s->timer);
+    start_libpq(s);
+    return true;
+}
+
 static void connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct server *s = container_of(w, struct server, timer);
-    connect_failed(s, "timeout expired (server_connect_timeout)");
+    if (!next_host(s))
+        connect_failed(s, "timeout expired (server_connect_timeout)");
 }
 
 /* libpq takes over: with the conninfo's host names already resolved (resolve.c), as hostaddr
@@ -290,10 +328,15 @@ static void start_libpq(struct server *s)
     struct pool *p = s->pool;
     struct resolve_lists rl = {0};
     char err[256] = "";
-    enum resolve_status rs = resolve_conninfo(p->conninfo, &rl, err, sizeof err);
+    enum resolve_status rs = resolve_conninfo(p->conninfo, s->host_skip > 0, &rl, err, sizeof err);
     s->resolving = rs == RESOLVE_PENDING;
     if (s->resolving) {
         slog(LOG_DEBUG, s, "server_resolving", "waiting for the host name lookup");
+        return;
+    }
+    if (rs == RESOLVE_READY && !resolve_lists_drop(&rl, s->host_skip)) {
+        resolve_lists_free(&rl);
+        connect_failed(s, "the host list changed while hosts of it were skipped");
         return;
     }
     if (rs == RESOLVE_FAILED) {

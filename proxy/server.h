@@ -45,6 +45,7 @@ struct server {
     int poll_status;        /* last PQconnectPoll result while CONNECTING */
     int probe_seen;         /* enum enforce_probe: the probe's verdict so far, while CONNECTING */
     bool resolving;         /* CONNECTING, no PGconn yet: waits for a host name lookup (resolve.c) */
+    unsigned host_skip;     /* CONNECTING: hosts of the conninfo's list given up (server_connect_timeout) */
 
     unsigned cancels_in_flight; /* PQcancel calls not yet done: not lent to another client */
     struct relay relay;         /* what the relay keeps on this connection */

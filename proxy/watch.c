@@ -237,7 +237,7 @@ static void job_start(struct watch_target *t)
      * round is skipped; the next tick finds the answer cached. */
     struct resolve_lists rl = {0};
     char err[256] = "";
-    enum resolve_status rs = resolve_conninfo(t->conninfo, &rl, err, sizeof err);
+    enum resolve_status rs = resolve_conninfo(t->conninfo, false, &rl, err, sizeof err);
     if (rs == RESOLVE_PENDING)
         return;
     t->step = STEP_NONE;

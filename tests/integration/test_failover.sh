@@ -53,14 +53,30 @@ assert_eq sync "$(pgcluster_psql "$primary" "$p1" -d postgres -A -t -c "SELECT s
     "the standby's replication state"
 echo "primary on port $p1, standby on port $p2"
 
+# A host that takes TCP connections and never answers (a failed machine whose address still
+# accepts, or drops, packets): listed first, it is given up after server_connect_timeout.
+silent_port=$(_lib_free_port)
+timeout 60 /usr/bin/python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+time.sleep(60)
+' "$silent_port" &
+silent_pid=$!
+lib_at_exit "kill $silent_pid"
+
 pf=$TEST_DIR/pgpass
 (umask 077 && echo "127.0.0.1:*:*:marketing_domain_role:$pw" > "$pf")
 mesh_config
-ini_set pgmesh server_connect_timeout 3s
+ini_set pgmesh server_connect_timeout 1s
 ini_set pgmesh default_pool_size 4
 ini_set pgmesh admin_roles global_corporate_audit
 ini_set databases media_analytics \
     "host=127.0.0.1,127.0.0.1 port=$p1,$p2 dbname=media_analytics target_session_attrs=read-write passfile=$pf"
+ini_set databases silent_first \
+    "host=127.0.0.1,127.0.0.1 port=$silent_port,$p2 dbname=media_analytics target_session_attrs=read-write passfile=$pf"
 # The suite's own cluster, as a database the failover must not touch.
 ini_set databases other_db "host=127.0.0.1 port=$PG_PORT dbname=media_analytics passfile=$PG_PASSFILE"
 mesh_start
@@ -160,5 +176,15 @@ assert_eq "$p2" "$(current_port)" "SHOW DATABASES current_port after the failove
 assert_eq 1 "$(mesh_psql "$tok" -c 'INSERT INTO failover_rows VALUES (-1)' -c 'SELECT count(*) FROM failover_rows WHERE n = -1')" \
     "a new transaction on the new primary"
 grep -q "server connections now go to 127.0.0.1 port $p2" "$MESH_LOG" || fail "no log line for the host change"
+
+echo "== a first host that never answers is given up after server_connect_timeout (1 s)"
+t0=$(now_ms)
+assert_eq 1 "$(mesh_psql "$tok" -d silent_first -c 'SELECT count(*) FROM failover_rows WHERE n = -1')" \
+    "a query through silent_first"
+echo "served in $(($(now_ms) - t0)) ms"
+grep -q "127.0.0.1 port $silent_port did not answer within server_connect_timeout: trying the next host" "$MESH_LOG" ||
+    fail "no log line for the host that did not answer"
+assert_eq "$p2" "$(mesh_psql "$admin" -d pgmesh -F '|' -c 'SHOW DATABASES' | awk -F'|' '$1 == "silent_first" { print $13 }')" \
+    "SHOW DATABASES current_port of silent_first"
 mesh_stop
 echo ok

@@ -73,7 +73,7 @@ static void test_expand(void **state)
         char err[256] = "";
         int calls = 0;
         enum resolve_status st =
-            resolve_expand(cases[i].host, cases[i].port, fake_lookup, &calls, &l, err, sizeof err);
+            resolve_expand(cases[i].host, cases[i].port, false, fake_lookup, &calls, &l, err, sizeof err);
         if (st != cases[i].st)
             fail_msg("case %zu (%s): status %d, expected %d", i, cases[i].host ? cases[i].host : "NULL", st,
                      cases[i].st);
@@ -94,11 +94,50 @@ static void test_expand(void **state)
     }
 }
 
+/* server.c's per-host timeout: the full list even without names, libpq's current host found in
+ * it, the hosts up to it dropped. */
+static void test_skip(void **state)
+{
+    (void)state;
+    struct resolve_lists l = {0};
+    char err[256];
+    int calls = 0;
+    assert_int_equal(
+        resolve_expand("127.0.0.1,127.0.0.1", "5432,5433", false, fake_lookup, &calls, &l, err, sizeof err),
+        RESOLVE_NONE);
+    assert_int_equal(
+        resolve_expand("127.0.0.1,127.0.0.1", "5432,5433", true, fake_lookup, &calls, &l, err, sizeof err),
+        RESOLVE_READY);
+    assert_int_equal(calls, 0);
+    assert_int_equal(resolve_lists_count(&l), 2);
+    assert_int_equal(resolve_lists_find(&l, 0, "127.0.0.1", "5433", NULL), 1);
+    assert_int_equal(resolve_lists_find(&l, 0, "127.0.0.1", "5432", "127.0.0.1"), 0);
+    assert_int_equal(resolve_lists_find(&l, 1, "127.0.0.1", "5432", NULL), -1);
+    assert_true(resolve_lists_drop(&l, 1));
+    assert_string_equal(l.host, "127.0.0.1");
+    assert_string_equal(l.hostaddr, "");
+    assert_string_equal(l.port, "5433");
+    assert_false(resolve_lists_drop(&l, 1));
+    resolve_lists_free(&l);
+
+    assert_int_equal(resolve_expand("two.test,localhost", "6432", true, fake_lookup, &calls, &l, err, sizeof err),
+                     RESOLVE_READY);
+    assert_int_equal(resolve_lists_count(&l), 3);
+    assert_int_equal(resolve_lists_find(&l, 0, "two.test", "6432", "10.0.0.2"), 1);
+    assert_int_equal(resolve_lists_find(&l, 0, "localhost", "6432", NULL), 2);
+    assert_true(resolve_lists_drop(&l, 2));
+    assert_string_equal(l.host, "localhost");
+    assert_string_equal(l.hostaddr, "127.0.0.1");
+    assert_string_equal(l.port, "6432");
+    resolve_lists_free(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_is_name),
         cmocka_unit_test(test_expand),
+        cmocka_unit_test(test_skip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
