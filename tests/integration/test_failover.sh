@@ -26,6 +26,7 @@ lib_at_exit "pgcluster_stop $primary"
 # standby in synchronous_standby_names means a COMMIT is answered only after the standby flushed
 # its WAL, and a promotion replays all flushed WAL before it accepts writes. With asynchronous
 # replication the last commits before the stop could be lost and this test would be wrong.
+t_start=$(now_ms)
 echo "== primary and synchronous standby"
 pgcluster_start_free "$primary" "" wal_level=replica max_wal_senders=4 synchronous_commit=on wal_sender_timeout=5s
 p1=$PGCLUSTER_PORT
@@ -51,7 +52,7 @@ for _ in $(seq 1 100); do
 done
 assert_eq sync "$(pgcluster_psql "$primary" "$p1" -d postgres -A -t -c "SELECT sync_state FROM pg_stat_replication")" \
     "the standby's replication state"
-echo "primary on port $p1, standby on port $p2"
+echo "primary on port $p1, standby on port $p2 (set up in $(($(now_ms) - t_start)) ms)"
 
 # A host that takes TCP connections and never answers (a failed machine whose address still
 # accepts, or drops, packets): listed first, it is given up after server_connect_timeout.
@@ -93,14 +94,14 @@ stop_file=$TEST_DIR/load.stop
 timeout -k 5 40 /usr/bin/python3 "$(dirname "$0")/failover_load.py" --port "$MESH_PORT" --password "$tok" \
     --other-dbname other_db --workers 4 --seconds 30 --stop-file "$stop_file" --out "$TEST_DIR/load.json" &
 load=$!
-sleep 2
+sleep 1.5
 t_stop=$(now_ms)
 _pgc_as_owner "$PGBIN/pg_ctl" -D "$primary/data" -m immediate -w stop > /dev/null
 sleep 1
 t_promote=$(now_ms)
 _pgc_as_owner "$PGBIN/pg_ctl" -D "$standby/data" -w -t 20 promote > /dev/null
 t_promoted=$(now_ms)
-sleep 4
+sleep 2.5
 touch "$stop_file"
 st=0
 wait "$load" || st=$?
