@@ -332,6 +332,19 @@ void resolve_lists_free(struct resolve_lists *l)
     *l = (struct resolve_lists){0};
 }
 
+bool resolve_lists_copy(const struct resolve_lists *from, struct resolve_lists *to)
+{
+    *to = (struct resolve_lists){0};
+    to->host = from->host ? strdup(from->host) : NULL;
+    to->hostaddr = from->hostaddr ? strdup(from->hostaddr) : NULL;
+    to->port = from->port ? strdup(from->port) : NULL;
+    if ((from->host && !to->host) || (from->hostaddr && !to->hostaddr) || (from->port && !to->port)) {
+        resolve_lists_free(to);
+        return false;
+    }
+    return true;
+}
+
 size_t resolve_lists_count(const struct resolve_lists *l)
 {
     return l->host ? count_entries(l->host) : 0;

@@ -27,11 +27,14 @@ struct resolve_lists {
 
 /* The done callback runs on the loop after lookups finished (servers waiting for one ask again). */
 void resolve_init(struct ev_loop *loop, void (*done)(void));
-/* With always, READY also for a list of addresses and socket directories alone (server.c's
- * per-host timeout needs the list to skip hosts of). */
+/* With always, READY also for a list of addresses and socket directories alone (server.c keeps
+ * the list to skip hosts of on a per-host timeout). */
 enum resolve_status resolve_conninfo(const char *conninfo, bool always, struct resolve_lists *out, char *err,
                                      size_t errlen) __attribute__((warn_unused_result));
 void resolve_lists_free(struct resolve_lists *l);
+/* A copy of from into to (false: out of memory, to empty). */
+bool resolve_lists_copy(const struct resolve_lists *from, struct resolve_lists *to)
+    __attribute__((warn_unused_result));
 /* Entries in the lists. */
 size_t resolve_lists_count(const struct resolve_lists *l);
 /* Which entry is (host, port, hostaddr) as libpq reports its current one (PQhost, PQport,

@@ -98,6 +98,7 @@ static void server_on_drained(struct conn *c)
 static void server_on_release(struct conn *c)
 {
     struct server *s = container_of(c, struct server, conn);
+    resolve_lists_free(&s->hosts);
     ev_timer_stop(rt.loop, &s->timer);
     limits_stop(s);
     if (s->pg)
@@ -146,6 +147,7 @@ static void connect_failed(struct server *s, const char *what)
 static void connected(struct server *s)
 {
     ev_timer_stop(rt.loop, &s->timer);
+    resolve_lists_free(&s->hosts); /* only an attempt needs them */
     s->backend_pid = PQbackendPID(s->pg);
     conn_attach_fd(&s->conn, PQsocket(s->pg));
     if (PQsslInUse(s->pg))
@@ -288,15 +290,9 @@ static bool next_host(struct server *s)
 {
     if (!s->pg || PQstatus(s->pg) == CONNECTION_OK)
         return false;
-    struct resolve_lists rl = {0};
-    char err[256];
-    if (resolve_conninfo(s->pool->conninfo, true, &rl, err, sizeof err) != RESOLVE_READY)
-        return false;
     const char *host = PQhost(s->pg), *port = PQport(s->pg);
-    long k = resolve_lists_find(&rl, s->host_skip, host, port, PQhostaddr(s->pg));
-    size_t n = resolve_lists_count(&rl);
-    resolve_lists_free(&rl);
-    if (k < 0 || (size_t)k + 1 >= n)
+    long k = resolve_lists_find(&s->hosts, s->host_skip, host, port, PQhostaddr(s->pg));
+    if (k < 0 || (size_t)k + 1 >= resolve_lists_count(&s->hosts))
         return false;
     SERVER_LOG(LOG_WARNING, s, "server_host_timeout",
                LOG_FIELDS(LOG_STR("host", host ? host : ""), LOG_STR("port", port ? port : "")),
@@ -326,21 +322,24 @@ static void connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void start_libpq(struct server *s)
 {
     struct pool *p = s->pool;
+    if (!s->hosts.host) {
+        /* The whole list, kept for the attempt: next_host skips hosts of it. */
+        char err[256] = "";
+        enum resolve_status rs = resolve_conninfo(p->conninfo, true, &s->hosts, err, sizeof err);
+        s->resolving = rs == RESOLVE_PENDING;
+        if (s->resolving) {
+            slog(LOG_DEBUG, s, "server_resolving", "waiting for the host name lookup");
+            return;
+        }
+        if (rs == RESOLVE_FAILED) {
+            connect_failed(s, err);
+            return;
+        }
+    }
     struct resolve_lists rl = {0};
-    char err[256] = "";
-    enum resolve_status rs = resolve_conninfo(p->conninfo, s->host_skip > 0, &rl, err, sizeof err);
-    s->resolving = rs == RESOLVE_PENDING;
-    if (s->resolving) {
-        slog(LOG_DEBUG, s, "server_resolving", "waiting for the host name lookup");
-        return;
-    }
-    if (rs == RESOLVE_READY && !resolve_lists_drop(&rl, s->host_skip)) {
+    if (s->hosts.host && (!resolve_lists_copy(&s->hosts, &rl) || !resolve_lists_drop(&rl, s->host_skip))) {
         resolve_lists_free(&rl);
-        connect_failed(s, "the host list changed while hosts of it were skipped");
-        return;
-    }
-    if (rs == RESOLVE_FAILED) {
-        connect_failed(s, err);
+        connect_failed(s, "out of memory");
         return;
     }
     /* Before dbname, so a conninfo's own client_encoding or options win: the two settings the
@@ -349,7 +348,7 @@ static void start_libpq(struct server *s)
     const char *keys[9] = {"client_encoding", "options", "dbname", "user", "fallback_application_name"};
     const char *vals[9] = {"UTF8", "-c standard_conforming_strings=on", p->conninfo, p->server_user, "pgmesh"};
     size_t n = 5;
-    if (rs == RESOLVE_READY) {
+    if (rl.host) {
         keys[n] = "host", vals[n++] = rl.host;
         keys[n] = "hostaddr", vals[n++] = rl.hostaddr;
         if (rl.port)
