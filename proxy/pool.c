@@ -1,6 +1,7 @@
 /* Pools: one per (database, server role), with their server lists (kept by server_set_state) and
  * wait queue (kept by client_set_state). Connections are opened on demand up to the pool size,
- * again when one closes while clients wait, and after a failed login not before server_login_retry.
+ * again when one closes while clients wait, and after a failed login not before the retry delay,
+ * then by the pool itself if no client asks.
  * A pool hands out a server or says who waits first; it never calls into clients or links (a
  * failed login reaches the waiting clients through session_events, as server.c's does). */
 #include "proxy/pool.h"
@@ -28,17 +29,35 @@ static const char *const param_defaults[POOL_PARAM_COUNT] = {
     "15.0", "UTF8", "UTF8", "ISO, MDY", "postgres", "UTC", "on", "on", "off",
 };
 
-static void kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    pool_open_for_waiters(container_of(w, struct pool, kick));
-}
-
 /* pool_open_for_waiters after the current callback: never inside a server's close or connect. */
 static void kick_later(struct pool *p, ev_tstamp delay_s)
 {
     ev_timer_stop(rt.loop, &p->kick);
     ev_timer_set(&p->kick, delay_s > 0 ? delay_s : 0., 0.);
     ev_timer_start(rt.loop, &p->kick);
+}
+
+/* While logins fail, the pool tries again at retry_at whether or not a client asks: the server's
+ * return (a restart, a standby promoted) is found without a client paying for the attempt, and
+ * the clients that come meanwhile are failed at once. One attempt at a time, within the size. */
+static bool probe_possible(const struct pool *p)
+{
+    return p->login_failing && !p->paused && !rt.shutting_down && !pool_connecting(p) && p->nservers < p->size;
+}
+
+static void kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct pool *p = container_of(w, struct pool, kick);
+    if (p->nwaiting == 0 && probe_possible(p) && ev_now(loop) >= p->retry_at) {
+        LOG_EVENT(LOG_DEBUG, NULL, "server_probe", NULL, "%s/%s: trying the server again", p->database,
+                  p->server_user);
+        if (!server_connect(p))
+            log_error("%s/%s: out of memory opening a server connection", p->database, p->server_user);
+        return;
+    }
+    pool_open_for_waiters(p);
+    if (probe_possible(p))
+        kick_later(p, p->retry_at - ev_now(loop));
 }
 
 struct pool *pool_find_or_create(const char *database, const char *server_user, const char *conninfo)
@@ -283,6 +302,7 @@ void pool_login_failed(struct pool *p, const char *message)
         delay = retry_s;
     p->retry_at = now + delay;
     snprintf(p->last_error, sizeof p->last_error, "%s", message);
+    kick_later(p, delay); /* kick_cb: the next attempt, a client waiting or not */
 }
 
 void pool_server_lost(struct pool *p)

@@ -35,7 +35,8 @@ struct pool {
      * the pool waits before the next attempt (a quarter of the outage so far, at least 0.1 s and
      * at most server_login_retry: a quick restart is noticed at once, a long outage costs one
      * attempt per server_login_retry), and clients asking
-     * meanwhile get the server's message at once (session_events.connect_failed). */
+     * meanwhile get the server's message at once (session_events.connect_failed). The timer
+     * also makes that next attempt when no client asks for one (kick_cb). */
     ev_timer kick;
     bool login_failing;             /* the last connection attempt failed */
     ev_tstamp retry_at;             /* ... no new attempt before this */

@@ -5,8 +5,10 @@
 # standby promoted. Every error a client sees is a PostgreSQL error (class 08 or 57; a refused
 # startup carries pgmesh's FATAL text), no call hangs, every commit reported before the stop is
 # on the new primary, new transactions commit through the same pgmesh (same PID) within 15 s of
-# the promotion, SHOW DATABASES names the new primary's port, and clients of a database on
-# another cluster see no error at all. Prints the timings.
+# the promotion, SHOW DATABASES names the new primary's port (also for a pool no client asked
+# after the outage: it retries by itself), and clients of a database on another cluster see no
+# error at all. A first host that never answers is given up after server_connect_timeout. Prints
+# the timings.
 . "$(dirname "$0")/lib.sh"
 if [ -n "${SERVER_KEY_FILE:-}" ]; then
     echo "skipped: runs once, in the suite without the extension (nothing it checks depends on it)"
@@ -76,6 +78,10 @@ ini_set pgmesh default_pool_size 4
 ini_set pgmesh admin_roles global_corporate_audit
 ini_set databases media_analytics \
     "host=127.0.0.1,127.0.0.1 port=$p1,$p2 dbname=media_analytics target_session_attrs=read-write passfile=$pf"
+# A database no client uses after its one attempt during the outage: the pool finds the new
+# primary by itself (its background retries after a failed login).
+ini_set databases quiet_db \
+    "host=127.0.0.1,127.0.0.1 port=$p1,$p2 dbname=media_analytics target_session_attrs=read-write passfile=$pf"
 ini_set databases silent_first \
     "host=127.0.0.1,127.0.0.1 port=$silent_port,$p2 dbname=media_analytics target_session_attrs=read-write passfile=$pf"
 # The suite's own cluster, as a database the failover must not touch.
@@ -97,7 +103,11 @@ load=$!
 sleep 1.5
 t_stop=$(now_ms)
 _pgc_as_owner "$PGBIN/pg_ctl" -D "$primary/data" -m immediate -w stop > /dev/null
-sleep 1
+st=0
+out=$(mesh_psql "$tok" -d quiet_db -c 'SELECT 1' 2>&1) || st=$?
+[ "$st" != 0 ] || fail "a query on quiet_db succeeded with the primary down and the standby not promoted"
+assert_contains "$out" "could not connect to the database server" "quiet_db during the outage"
+sleep 0.7
 t_promote=$(now_ms)
 _pgc_as_owner "$PGBIN/pg_ctl" -D "$standby/data" -w -t 20 promote > /dev/null
 t_promoted=$(now_ms)
@@ -178,6 +188,11 @@ assert_eq 1 "$(mesh_psql "$tok" -c 'INSERT INTO failover_rows VALUES (-1)' -c 'S
     "a new transaction on the new primary"
 grep -q "server connections now go to 127.0.0.1 port $p2" "$MESH_LOG" || fail "no log line for the host change"
 
+echo "== a pool no client asks finds the new primary by itself"
+current_port_of() { mesh_psql "$admin" -d pgmesh -F '|' -c 'SHOW DATABASES' | awk -F'|' -v db="$1" '$1 == db { print $13 }'; }
+for _ in $(seq 1 50); do [ "$(current_port_of quiet_db)" = "$p2" ] && break; sleep 0.1; done
+assert_eq "$p2" "$(current_port_of quiet_db)" "SHOW DATABASES current_port of quiet_db (no client since the outage)"
+
 echo "== a first host that never answers is given up after server_connect_timeout (1 s)"
 t0=$(now_ms)
 assert_eq 1 "$(mesh_psql "$tok" -d silent_first -c 'SELECT count(*) FROM failover_rows WHERE n = -1')" \
@@ -185,7 +200,6 @@ assert_eq 1 "$(mesh_psql "$tok" -d silent_first -c 'SELECT count(*) FROM failove
 echo "served in $(($(now_ms) - t0)) ms"
 grep -q "127.0.0.1 port $silent_port did not answer within server_connect_timeout: trying the next host" "$MESH_LOG" ||
     fail "no log line for the host that did not answer"
-assert_eq "$p2" "$(mesh_psql "$admin" -d pgmesh -F '|' -c 'SHOW DATABASES' | awk -F'|' '$1 == "silent_first" { print $13 }')" \
-    "SHOW DATABASES current_port of silent_first"
+assert_eq "$p2" "$(current_port_of silent_first)" "SHOW DATABASES current_port of silent_first"
 mesh_stop
 echo ok
