@@ -76,6 +76,8 @@ mesh_config
 ini_set pgmesh server_connect_timeout 1s
 ini_set pgmesh default_pool_size 4
 ini_set pgmesh admin_roles global_corporate_audit
+metrics_port=$(_lib_free_port)
+ini_set pgmesh metrics_listen "127.0.0.1:$metrics_port"
 ini_set databases media_analytics \
     "host=127.0.0.1,127.0.0.1 port=$p1,$p2 dbname=media_analytics target_session_attrs=read-write passfile=$pf"
 # A database no client uses after its one attempt during the outage: the pool finds the new
@@ -187,6 +189,10 @@ assert_eq "$p2" "$(current_port)" "SHOW DATABASES current_port after the failove
 assert_eq 1 "$(mesh_psql "$tok" -c 'INSERT INTO failover_rows VALUES (-1)' -c 'SELECT count(*) FROM failover_rows WHERE n = -1')" \
     "a new transaction on the new primary"
 grep -q "server connections now go to 127.0.0.1 port $p2" "$MESH_LOG" || fail "no log line for the host change"
+http_get "http://127.0.0.1:$metrics_port/metrics" > "$TEST_DIR/metrics.txt"
+assert_eq 1 "$(metric_value "$TEST_DIR/metrics.txt" \
+    "pgmesh_pool_server_host{database=\"media_analytics\",user=\"marketing_domain_role\",host=\"127.0.0.1\",port=\"$p2\"}")" \
+    "pgmesh_pool_server_host after the failover"
 
 echo "== a pool no client asks finds the new primary by itself"
 current_port_of() { mesh_psql "$admin" -d pgmesh -F '|' -c 'SHOW DATABASES' | awk -F'|' -v db="$1" '$1 == db { print $13 }'; }
