@@ -41,8 +41,9 @@ struct lookup_job {
     struct lookup_job *next;
 };
 
+#define RESOLVE_SUBSCRIBERS 4
 static struct ev_loop *loop_;
-static void (*done_cb)(void);
+static void (*subscribers[RESOLVE_SUBSCRIBERS])(void);
 static struct name_entry *names;
 static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct lookup_job *done_jobs;
@@ -117,14 +118,24 @@ static void on_lookups_done(struct ev_loop *loop, ev_async *w, int revents)
         free(job);
         job = next;
     }
-    if (done_cb)
-        done_cb();
+    for (size_t i = 0; i < RESOLVE_SUBSCRIBERS && subscribers[i]; i++)
+        subscribers[i]();
 }
 
-void resolve_init(struct ev_loop *loop, void (*done)(void))
+bool resolve_subscribe(void (*done)(void))
+{
+    for (size_t i = 0; i < RESOLVE_SUBSCRIBERS; i++) {
+        if (!subscribers[i] || subscribers[i] == done) {
+            subscribers[i] = done;
+            return true;
+        }
+    }
+    return false;
+}
+
+void resolve_init(struct ev_loop *loop)
 {
     loop_ = loop;
-    done_cb = done;
     ev_async_init(&done_async, on_lookups_done);
     ev_async_start(loop, &done_async);
     ev_unref(loop); /* the loop's lifetime is the listeners' and connections', not this */

@@ -13,7 +13,7 @@
 enum resolve_status {
     RESOLVE_NONE,    /* nothing to resolve: addresses, socket directories, or hostaddr given */
     RESOLVE_READY,   /* the lists to pass libpq are in out */
-    RESOLVE_PENDING, /* a lookup runs; the done callback of resolve_init says when to ask again */
+    RESOLVE_PENDING, /* a lookup runs; resolve_subscribe's callbacks say when to ask again */
     RESOLVE_FAILED,  /* no host of the list resolved: err says why */
 };
 
@@ -25,8 +25,10 @@ struct resolve_lists {
     char *host, *hostaddr, *port;
 };
 
-/* The done callback runs on the loop after lookups finished (servers waiting for one ask again). */
-void resolve_init(struct ev_loop *loop, void (*done)(void));
+void resolve_init(struct ev_loop *loop);
+/* done runs on the loop after lookups finished: who waits for one asks again (server.c, watch.c).
+ * False when RESOLVE_SUBSCRIBERS are taken. */
+bool resolve_subscribe(void (*done)(void));
 /* With always, READY also for a list of addresses and socket directories alone (server.c keeps
  * the list to skip hosts of on a per-host timeout). */
 enum resolve_status resolve_conninfo(const char *conninfo, bool always, struct resolve_lists *out, char *err,

@@ -387,7 +387,8 @@ static void lookups_done(void)
 
 void server_init(void)
 {
-    resolve_init(rt.loop, lookups_done);
+    resolve_init(rt.loop);
+    resolve_subscribe(lookups_done);
 }
 
 bool server_connect(struct pool *p)

@@ -233,12 +233,13 @@ static const char *job_user(void)
 static void job_start(struct watch_target *t)
 {
     const char *user = job_user();
-    /* Host names as server.c passes them: resolved off the loop. While the lookup runs, this
-     * round is skipped; the next tick finds the answer cached. */
+    /* Host names as server.c passes them: resolved off the loop. While the lookup runs, the job
+     * waits (lookups_done starts it again). */
     struct resolve_lists rl = {0};
     char err[256] = "";
     enum resolve_status rs = resolve_conninfo(t->conninfo, false, &rl, err, sizeof err);
-    if (rs == RESOLVE_PENDING)
+    t->awaiting_lookup = rs == RESOLVE_PENDING;
+    if (t->awaiting_lookup)
         return;
     t->step = STEP_NONE;
     t->connected = false;
@@ -301,8 +302,18 @@ static void arm_tick(void)
     ev_timer_start(rt.loop, &watch.tick);
 }
 
+static void lookups_done(void)
+{
+    for (size_t i = 0; i < watch.ntargets; i++) {
+        struct watch_target *t = &watch.targets[i];
+        if (t->awaiting_lookup && !t->busy)
+            job_start(t);
+    }
+}
+
 void watch_start(void)
 {
+    resolve_subscribe(lookups_done);
     if (!watch_build_targets(rt.cfg, NULL, 0))
         log_error("watch: out of memory: replication slots and collations are not watched");
     arm_tick();

@@ -4,7 +4,8 @@
 # (cached); a name that does not resolve fails its clients with FATAL 08006 naming it, and a list
 # that has it first goes on with the next host. A name whose lookup takes 3 s (a getaddrinfo shim
 # preloaded into pgmesh: no DNS server is at hand) does not hold up other databases' clients: they
-# run queries at their usual pace meanwhile, and its own client is served once the answer came.
+# run queries at their usual pace meanwhile, and its own client is served once the answer came
+# (and the watcher reads its cluster then too).
 . "$(dirname "$0")/lib.sh"
 if [ -n "${SERVER_KEY_FILE:-}" ]; then
     echo "skipped: runs once, in the suite without the extension (nothing it checks depends on it)"
@@ -41,6 +42,7 @@ mesh_config
 ini_set pgmesh log_level debug
 ini_set pgmesh default_pool_size 4
 ini_set pgmesh server_connect_timeout 10s
+ini_set pgmesh admin_roles global_corporate_audit
 ini_set databases media_analytics "$(db localhost)"
 ini_set databases nowhere_db "$(db no-such-host.invalid)"
 ini_set databases fallback_db "host=no-such-host.invalid,localhost port=$PG_PORT dbname=media_analytics passfile=$pf"
@@ -95,5 +97,11 @@ assert_eq 42 "$(cat "$TEST_DIR/slow.out")" "slow_db's client once the lookup ans
 took=$(sed -n 's/.*resolved slow\.pgmesh\.test off the loop in \([0-9]*\) ms: 127\.0\.0\.1$/\1/p' "$MESH_LOG")
 echo "slow_db's client served after $(($(now_ms) - t0)) ms; the lookup took ${took:-?} ms"
 [ -n "$took" ] && [ "$took" -ge 2900 ] || fail "the shim did not delay the lookup (${took:-no log line})"
+echo "== the watcher reads slow_db's collation once the lookup answered"
+admin=$(mint acme global_corporate_audit)
+coll() { mesh_psql "$admin" -d pgmesh -F '|' -c 'SHOW COLLATIONS' | awk -F'|' -v db="$1" '$1 == db { print $4 }'; }
+for _ in $(seq 1 50); do [ -n "$(coll slow_db)" ] && break; sleep 0.1; done
+[ -n "$(coll slow_db)" ] || fail "the watcher has not read slow_db's collation"
+assert_eq "$(coll direct_db)" "$(coll slow_db)" "slow_db's datcollate as the watcher read it"
 mesh_stop
 echo ok
