@@ -113,7 +113,7 @@ static void on_lookups_done(struct ev_loop *loop, ev_async *w, int revents)
         if (e->addrs)
             log_debug("resolved %s off the loop in %.0f ms: %s", e->name, (now - job->started) * 1000, e->addrs);
         else
-            log_warn("%s", e->err);
+            log_debug("%s", e->err); /* the connection attempt that waited for it says it as a warning */
         free(job->name);
         free(job);
         job = next;
