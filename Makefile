@@ -51,7 +51,7 @@ pgmesh-token: $(TOKEN)
 	ln -sf $(TOKEN) $@
 
 # Unit tests link the pure modules and the config loader (which does no I/O beyond reading files).
-UNIT_LINK := $(POLICY_OBJ) $(AUTH_OBJ) $(PROTO_OBJ) $(BUILD)/proxy/config.o $(BUILD)/proxy/config_keys.o $(BUILD)/proxy/cidr.o $(BUILD)/proxy/roles.o $(BUILD)/proxy/units.o $(BUILD)/proxy/params.o $(BUILD)/proxy/log.o $(BUILD)/proxy/logjson.o $(BUILD)/proxy/stmt.o $(BUILD)/proxy/opq.o $(BUILD)/proxy/txstart.o $(BUILD)/proxy/txshare.o $(BUILD)/proxy/clamp.o $(BUILD)/proxy/watchrule.o $(BUILD)/proxy/stats.o $(BUILD)/proxy/names.o $(BUILD)/proxy/peeraddr.o
+UNIT_LINK := $(POLICY_OBJ) $(AUTH_OBJ) $(PROTO_OBJ) $(BUILD)/proxy/config.o $(BUILD)/proxy/config_keys.o $(BUILD)/proxy/cidr.o $(BUILD)/proxy/roles.o $(BUILD)/proxy/units.o $(BUILD)/proxy/params.o $(BUILD)/proxy/log.o $(BUILD)/proxy/logjson.o $(BUILD)/proxy/stmt.o $(BUILD)/proxy/opq.o $(BUILD)/proxy/txstart.o $(BUILD)/proxy/txshare.o $(BUILD)/proxy/clamp.o $(BUILD)/proxy/watchrule.o $(BUILD)/proxy/stats.o $(BUILD)/proxy/names.o $(BUILD)/proxy/peeraddr.o $(BUILD)/proxy/resolve.o
 $(BUILD)/tests/unit/%: tests/unit/%.c $(UNIT_LINK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(MESH_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS) -lcmocka

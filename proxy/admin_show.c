@@ -417,6 +417,8 @@ static const struct be_column databases_cols[] = {
     {"current_connections", INT8},
     {"paused", INT8},
     {"disabled", INT8},
+    {"current_host", TEXT}, /* which host of a multi-host conninfo serves now (pool_current_for) */
+    {"current_port", INT8},
 };
 
 /* A conninfo keyword's value, or fallback. */
@@ -458,6 +460,9 @@ static void databases_rows(struct admin_rows *r)
         rows_int(r, current);
         rows_int(r, paused);
         rows_int(r, 0);
+        const struct pool *cur = pool_current_for(db->name);
+        rows_text(r, cur ? cur->current_host : NULL);
+        rows_text(r, cur && cur->current_port[0] ? cur->current_port : NULL);
         rows_end(r);
     }
 }

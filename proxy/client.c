@@ -172,7 +172,7 @@ static void client_on_release(struct conn *conn)
     stats_session_logout(&c->st, c->conn.bytes_in, c->conn.bytes_out);
     if (c->admin)
         client_console.session_free(c->admin);
-    close(c->conn.fd);
+    conn_close_fd(&c->conn);
     conn_destroy(&c->conn);
     txshare_put(c->tx);
     params_clear(&c->params);

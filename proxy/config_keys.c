@@ -120,7 +120,7 @@ static const struct config_key keys[] = {
     {{"pgmesh", "server_idle_timeout", "10m", true,
       "idle server connections are closed after this long; 0 keeps them"},
      VAL_DURATION_MS, AT(server_idle_timeout_ms), 0, 7 * MS_PER_DAY, NULL, NULL},
-    {{"pgmesh", "server_connect_timeout", "15s", true, "limit on connecting and logging in to a server"},
+    {{"pgmesh", "server_connect_timeout", "15s", true, "limit on connecting and logging in to a server, per host of a multi-host conninfo"},
      VAL_DURATION_MS, AT(server_connect_timeout_ms), 1, 3600000, NULL, NULL},
     {{"pgmesh", "server_login_retry", "5s", true,
       "while server connections or logins fail, the longest a pool waits between attempts (each wait "

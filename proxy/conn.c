@@ -414,6 +414,7 @@ static void flush_one(struct conn *c)
     if (iobuf_len(&c->out) == 0) {
         ev_io_stop(g_loop, &c->wio);
         if (c->close_after_flush) {
+            c->linger = true; /* the message is in the socket: conn_close_fd keeps it from a reset */
             conn_close(c);
             return;
         }
@@ -500,4 +501,90 @@ enum io_result conn_tls_accept(struct conn *c, char *why, size_t whylen)
         snprintf(why, whylen, "SSL error %d", e);
     ERR_clear_error();
     return IO_ERROR;
+}
+
+/* ---- lingering close ----
+ * A socket closed with input it has not read makes the kernel send a reset, and a reset makes the
+ * peer's kernel drop what the peer had not read yet: the error message pgmesh just sent, when the
+ * client's next query crossed it (a server lost mid-transaction). After an error message the
+ * write side is shut (the peer reads the message, then end of file) and input is read and dropped
+ * until the peer closes too, for at most LINGER_S. Bounded: past LINGER_MAX at once, a plain
+ * close. */
+#define LINGER_S 1.0
+#define LINGER_MAX 64
+
+struct lingering_fd {
+    ev_io io;
+    ev_timer timer;
+    struct lingering_fd *prev, *next;
+};
+static struct lingering_fd *lingering;
+static unsigned nlingering;
+
+static void linger_end(struct lingering_fd *l)
+{
+    /* Both watchers were unreferenced: the loop's lifetime is not theirs. */
+    ev_ref(g_loop);
+    ev_io_stop(g_loop, &l->io);
+    ev_ref(g_loop);
+    ev_timer_stop(g_loop, &l->timer);
+    close(l->io.fd);
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        lingering = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    nlingering--;
+    free(l);
+}
+
+static void linger_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct lingering_fd *l = container_of(w, struct lingering_fd, io);
+    char buf[4096];
+    for (int i = 0; i < 16; i++) {
+        ssize_t r = recv(w->fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (r > 0)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        linger_end(l); /* the peer closed (or reset): nothing left to protect */
+        return;
+    }
+}
+
+static void linger_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    linger_end(container_of(w, struct lingering_fd, timer));
+}
+
+void conn_close_fd(struct conn *c)
+{
+    int fd = c->fd;
+    if (fd < 0)
+        return;
+    struct lingering_fd *l = c->linger && nlingering < LINGER_MAX ? calloc(1, sizeof *l) : NULL;
+    if (!l || shutdown(fd, SHUT_WR) != 0) {
+        free(l);
+        close(fd);
+        return;
+    }
+    ev_io_init(&l->io, linger_read_cb, fd, EV_READ);
+    ev_timer_init(&l->timer, linger_timer_cb, LINGER_S, 0.);
+    ev_io_start(g_loop, &l->io);
+    ev_unref(g_loop);
+    ev_timer_start(g_loop, &l->timer);
+    ev_unref(g_loop);
+    l->next = lingering;
+    if (lingering)
+        lingering->prev = l;
+    lingering = l;
+    nlingering++;
+}
+
+void conn_linger_end_all(void)
+{
+    while (lingering)
+        linger_end(lingering);
 }

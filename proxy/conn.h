@@ -64,12 +64,18 @@ struct conn {
     bool reading;
     bool closing;                 /* conn_close called; no more I/O */
     bool close_after_flush;       /* finish writing what is queued (an error message), then close */
+    bool linger;                  /* ... and it was written: conn_close_fd lingers */
     uint64_t bytes_in, bytes_out; /* read from and written to the socket (after TLS) */
 };
 
 void conn_init(struct conn *c, int fd, conn_cb on_read, conn_cb on_drained, conn_cb on_release);
 /* (Re)binds both watchers to fd with the standard callbacks, both stopped. */
 void conn_attach_fd(struct conn *c, int fd);
+/* Closes the socket of a released connection (its owner's on_release). After an error message
+ * (conn_close_after_flush), lingers so that the message is not lost to a reset. */
+void conn_close_fd(struct conn *c);
+/* At exit: closes the sockets still lingering. */
+void conn_linger_end_all(void);
 void conn_start_reading(struct conn *c);
 void conn_stop_reading(struct conn *c);
 /* conn_start_reading after backpressure: input already buffered (a whole pipeline may be) gets

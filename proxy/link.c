@@ -106,6 +106,7 @@ static void server_lost(struct server *s, const char *why, const struct relay_fa
     struct client *c = s->client;
     if (c)
         unlink_pair(c, s);
+    pool_server_lost(s->pool);
     server_close(s, why);
     if (c && f && f->sqlstate)
         client_error(c, "FATAL", f->sqlstate, f->message, f->detail, f->hint);

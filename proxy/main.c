@@ -258,6 +258,7 @@ int main(int argc, char **argv)
     rt.started_at = ev_now(rt.loop);
     conn_global_init(rt.loop);
     cancel_init(rt.loop);
+    server_init();
     link_init();
     admin_init();
     listen_start();
@@ -266,6 +267,7 @@ int main(int argc, char **argv)
     if (worker_index == 0 && !metrics_start())
         return 1;
     run_loop();
+    conn_linger_end_all();
     metrics_stop();
     log_flush_repeats(true);
     LOG_EVENT(LOG_INFO, NULL, "stopped", NULL, "stopped");

@@ -167,6 +167,19 @@ static void render_pools(FILE *f)
         pool_labels(f, p);
         fprintf(f, "} %.6f\n", first ? now - first->st.wait_start : 0.0);
     }
+    header(f, "pgmesh_pool_server_host", "gauge",
+           "Always 1; the host and port the pool's latest server connection reached in labels.");
+    TAILQ_FOREACH(p, &rt.pools, link) {
+        if (p->current_since <= 0)
+            continue;
+        fputs("pgmesh_pool_server_host{", f);
+        pool_labels(f, p);
+        fputs(",host=\"", f);
+        put_label(f, p->current_host);
+        fputs("\",port=\"", f);
+        put_label(f, p->current_port);
+        fputs("\"} 1\n", f);
+    }
     header(f, "pgmesh_pool_login_failing", "gauge", "1 while the pool's last server login failed.");
     TAILQ_FOREACH(p, &rt.pools, link) {
         fputs("pgmesh_pool_login_failing{", f);

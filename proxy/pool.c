@@ -1,13 +1,16 @@
 /* Pools: one per (database, server role), with their server lists (kept by server_set_state) and
  * wait queue (kept by client_set_state). Connections are opened on demand up to the pool size,
- * again when one closes while clients wait, and after a failed login not before server_login_retry.
+ * again when one closes while clients wait, and after a failed login not before the retry delay,
+ * then by the pool itself if no client asks.
  * A pool hands out a server or says who waits first; it never calls into clients or links (a
  * failed login reaches the waiting clients through session_events, as server.c's does). */
 #include "proxy/pool.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "proxy/config.h"
 #include "proxy/events.h"
@@ -27,17 +30,35 @@ static const char *const param_defaults[POOL_PARAM_COUNT] = {
     "15.0", "UTF8", "UTF8", "ISO, MDY", "postgres", "UTC", "on", "on", "off",
 };
 
-static void kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    pool_open_for_waiters(container_of(w, struct pool, kick));
-}
-
 /* pool_open_for_waiters after the current callback: never inside a server's close or connect. */
 static void kick_later(struct pool *p, ev_tstamp delay_s)
 {
     ev_timer_stop(rt.loop, &p->kick);
     ev_timer_set(&p->kick, delay_s > 0 ? delay_s : 0., 0.);
     ev_timer_start(rt.loop, &p->kick);
+}
+
+/* While logins fail, the pool tries again at retry_at whether or not a client asks: the server's
+ * return (a restart, a standby promoted) is found without a client paying for the attempt, and
+ * the clients that come meanwhile are failed at once. One attempt at a time, within the size. */
+static bool probe_possible(const struct pool *p)
+{
+    return p->login_failing && !p->paused && !rt.shutting_down && !pool_connecting(p) && p->nservers < p->size;
+}
+
+static void kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct pool *p = container_of(w, struct pool, kick);
+    if (p->nwaiting == 0 && probe_possible(p) && ev_now(loop) >= p->retry_at) {
+        LOG_EVENT(LOG_DEBUG, NULL, "server_probe", NULL, "%s/%s: trying the server again", p->database,
+                  p->server_user);
+        if (!server_connect(p))
+            log_error("%s/%s: out of memory opening a server connection", p->database, p->server_user);
+        return;
+    }
+    pool_open_for_waiters(p);
+    if (probe_possible(p))
+        kick_later(p, p->retry_at - ev_now(loop));
 }
 
 struct pool *pool_find_or_create(const char *database, const char *server_user, const char *conninfo)
@@ -108,8 +129,35 @@ void pool_remember_params(struct pool *p, PGconn *pg)
     }
 }
 
+/* How long after a lost server connection its pool's idle ones are checked before being lent:
+ * the loop reads the hang-ups of a server that went down within an iteration or two, this only
+ * covers a client that asks in between. */
+#define SUSPECT_S 5.0
+
+/* Whether an idle server's socket has something to read: an idle backend says nothing unless it
+ * is going away (FATAL 57P01 and a hang-up at a shutdown or promotion of another host). One
+ * MSG_PEEK, no bytes taken from the relay. */
+static bool hung_up(const struct server *s)
+{
+    char b;
+    ssize_t n = recv(s->conn.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+static void drop_hung_up(struct pool *p)
+{
+    struct server *s, *next;
+    for (s = TAILQ_FIRST(&p->idle); s; s = next) {
+        next = TAILQ_NEXT(s, link);
+        if (hung_up(s))
+            server_close(s, "the idle server connection was closed by the server");
+    }
+}
+
 struct server *pool_idle_server(struct pool *p, const char *tenant, const char *role, const struct txstart *tx)
 {
+    if (p->suspect_until > 0 && ev_now(rt.loop) < p->suspect_until)
+        drop_hung_up(p);
     /* Most recently used first: the least used ones age out under server_idle_timeout, and the
      * recent ones are warm in the server's caches. */
     struct server *best = NULL, *s;
@@ -261,10 +309,44 @@ void pool_login_failed(struct pool *p, const char *message)
         delay = retry_s;
     p->retry_at = now + delay;
     snprintf(p->last_error, sizeof p->last_error, "%s", message);
+    kick_later(p, delay); /* kick_cb: the next attempt, a client waiting or not */
 }
 
-void pool_login_ok(struct pool *p)
+void pool_server_lost(struct pool *p)
 {
+    p->suspect_until = ev_now(rt.loop) + SUSPECT_S;
+}
+
+const struct pool *pool_current_for(const char *database)
+{
+    const struct pool *p, *best = NULL;
+    TAILQ_FOREACH(p, &rt.pools, link) {
+        if (p->current_since > 0 && strcmp(p->database, database) == 0 &&
+            (!best || p->current_since > best->current_since))
+            best = p;
+    }
+    return best;
+}
+
+/* With a multi-host conninfo a change of host is a failover (or a switch back): logged. */
+static void note_host(struct pool *p, const char *host, const char *port)
+{
+    host = host ? host : "";
+    port = port ? port : "";
+    if (p->current_since > 0 && (strcmp(p->current_host, host) != 0 || strcmp(p->current_port, port) != 0))
+        LOG_EVENT(LOG_INFO, NULL, "server_host_changed",
+                  LOG_FIELDS(LOG_STR("database", p->database), LOG_STR("server_user", p->server_user),
+                             LOG_STR("host", host), LOG_STR("port", port)),
+                  "%s/%s: server connections now go to %s port %s (were %s port %s)", p->database, p->server_user,
+                  host, port, p->current_host, p->current_port);
+    snprintf(p->current_host, sizeof p->current_host, "%s", host);
+    snprintf(p->current_port, sizeof p->current_port, "%s", port);
+    p->current_since = ev_now(rt.loop);
+}
+
+void pool_login_ok(struct pool *p, const char *host, const char *port)
+{
+    note_host(p, host, port);
     if (!p->login_failing)
         return;
     p->login_failing = false;

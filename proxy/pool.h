@@ -35,7 +35,8 @@ struct pool {
      * the pool waits before the next attempt (a quarter of the outage so far, at least 0.1 s and
      * at most server_login_retry: a quick restart is noticed at once, a long outage costs one
      * attempt per server_login_retry), and clients asking
-     * meanwhile get the server's message at once (session_events.connect_failed). */
+     * meanwhile get the server's message at once (session_events.connect_failed). The timer
+     * also makes that next attempt when no client asks for one (kick_cb). */
     ev_timer kick;
     bool login_failing;             /* the last connection attempt failed */
     ev_tstamp retry_at;             /* ... no new attempt before this */
@@ -47,6 +48,15 @@ struct pool {
      * RESUME (link_pool_resumed). */
     bool paused;
     struct stats_counters stats; /* its clients' transactions, queries, bytes and waits */
+    /* Which host of the conninfo (PQhost, PQport) the latest successful connection reached: with a
+     * multi-host conninfo, libpq's pick (SHOW DATABASES, metrics). Empty until one succeeded. */
+    char current_host[256];
+    char current_port[16];
+    ev_tstamp current_since; /* ... loop time of that connection; 0: none yet */
+    /* Until then, idle servers are checked for a hang-up before they are lent: one of the pool's
+     * connections was lost, and its siblings to the same (dying) server may be gone too, their
+     * end not yet read by the loop. */
+    ev_tstamp suspect_until;
 };
 
 struct pool *pool_find_or_create(const char *database, const char *server_user, const char *conninfo);
@@ -68,8 +78,13 @@ void pool_open_for_waiters(struct pool *p);
 /* server.c's news: a connection attempt failed (the server's message), one got through, a server
  * of p closed (its waiting clients get a new one). */
 void pool_login_failed(struct pool *p, const char *message);
-void pool_login_ok(struct pool *p);
+void pool_login_ok(struct pool *p, const char *host, const char *port); /* PQhost, PQport */
 void pool_server_closed(struct pool *p);
+/* A server of p was lost (hang-up, socket error, FATAL): pool_idle_server checks idle servers for
+ * the same before lending them, for a few seconds. */
+void pool_server_lost(struct pool *p);
+/* The latest successful connection of database's pools (current_host, current_port), or NULL. */
+const struct pool *pool_current_for(const char *database);
 /* Why a server given back must close instead of being lent (a reload made it outdated or the
  * pool is over its new size), or NULL. */
 const char *pool_retire_reason(const struct server *s);

@@ -17,6 +17,7 @@
 #include "proxy/limits.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
+#include "proxy/resolve.h"
 #include "proxy/runtime.h"
 #include "proxy/workers.h"
 
@@ -98,6 +99,7 @@ static void server_on_drained(struct conn *c)
 static void server_on_release(struct conn *c)
 {
     struct server *s = container_of(c, struct server, conn);
+    resolve_lists_free(&s->hosts);
     ev_timer_stop(rt.loop, &s->timer);
     limits_stop(s);
     if (s->pg)
@@ -146,6 +148,7 @@ static void connect_failed(struct server *s, const char *what)
 static void connected(struct server *s)
 {
     ev_timer_stop(rt.loop, &s->timer);
+    resolve_lists_free(&s->hosts); /* only an attempt needs them */
     s->backend_pid = PQbackendPID(s->pg);
     conn_attach_fd(&s->conn, PQsocket(s->pg));
     if (PQsslInUse(s->pg))
@@ -153,7 +156,7 @@ static void connected(struct server *s)
     slog(LOG_DEBUG, s, "server_connected", "connected, backend pid %d%s", s->backend_pid,
          s->conn.ssl ? ", TLS" : "");
     conn_start_reading(&s->conn);
-    pool_login_ok(s->pool);
+    pool_login_ok(s->pool, PQhost(s->pg), PQport(s->pg));
     session_events.server_connected(s);
 }
 
@@ -277,10 +280,116 @@ static void connect_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     poll_connect(s);
 }
 
+static void start_libpq(struct server *s);
+
+/* server_connect_timeout holds for each host of a multi-host conninfo, as libpq's own
+ * connect_timeout does (which only its blocking connect applies): a host that does not answer at
+ * all (a failed machine whose address drops packets) must not keep every attempt from reaching
+ * the next one. libpq cannot be told to give a host up, so the attempt starts over with the hosts
+ * after it. Not once logged in: the host answered, the probe is what is slow. */
+static bool next_host(struct server *s)
+{
+    if (!s->pg || PQstatus(s->pg) == CONNECTION_OK)
+        return false;
+    const char *host = PQhost(s->pg), *port = PQport(s->pg);
+    long k = resolve_lists_find(&s->hosts, s->host_skip, host, port, PQhostaddr(s->pg));
+    if (k < 0 || (size_t)k + 1 >= resolve_lists_count(&s->hosts))
+        return false;
+    SERVER_LOG(LOG_WARNING, s, "server_host_timeout",
+               LOG_FIELDS(LOG_STR("host", host ? host : ""), LOG_STR("port", port ? port : "")),
+               "%s port %s did not answer within server_connect_timeout: trying the next host", host ? host : "",
+               port ? port : "");
+    ev_io_stop(rt.loop, &s->conn.rio);
+    ev_io_stop(rt.loop, &s->conn.wio);
+    PQfinish(s->pg);
+    s->pg = NULL;
+    s->conn.fd = -1;
+    s->host_skip = (unsigned)k + 1;
+    ev_timer_set(&s->timer, (double)rt.cfg->server_connect_timeout_ms / 1000.0, 0.);
+    ev_timer_start(rt.loop, &s->timer);
+    start_libpq(s);
+    return true;
+}
+
 static void connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct server *s = container_of(w, struct server, timer);
-    connect_failed(s, "timeout expired (server_connect_timeout)");
+    if (!next_host(s))
+        connect_failed(s, "timeout expired (server_connect_timeout)");
+}
+
+/* libpq takes over: with the conninfo's host names already resolved (resolve.c), as hostaddr
+ * entries next to them, so that PQconnectStartParams does not block the loop in getaddrinfo. */
+static void start_libpq(struct server *s)
+{
+    struct pool *p = s->pool;
+    if (!s->hosts.host) {
+        /* The whole list, kept for the attempt: next_host skips hosts of it. */
+        char err[256] = "";
+        enum resolve_status rs = resolve_conninfo(p->conninfo, true, &s->hosts, err, sizeof err);
+        s->resolving = rs == RESOLVE_PENDING;
+        if (s->resolving) {
+            slog(LOG_DEBUG, s, "server_resolving", "waiting for the host name lookup");
+            return;
+        }
+        if (rs == RESOLVE_FAILED) {
+            connect_failed(s, err);
+            return;
+        }
+    }
+    struct resolve_lists rl = {0};
+    if (s->hosts.host && (!resolve_lists_copy(&s->hosts, &rl) || !resolve_lists_drop(&rl, s->host_skip))) {
+        resolve_lists_free(&rl);
+        connect_failed(s, "out of memory");
+        return;
+    }
+    /* Before dbname, so a conninfo's own client_encoding or options win: the two settings the
+     * guard's lexer relies on, whatever defaults the role or database have (session_unfit).
+     * After it, what must override the conninfo: the role, and the resolved host lists. */
+    const char *keys[9] = {"client_encoding", "options", "dbname", "user", "fallback_application_name"};
+    const char *vals[9] = {"UTF8", "-c standard_conforming_strings=on", p->conninfo, p->server_user, "pgmesh"};
+    size_t n = 5;
+    if (rl.host) {
+        keys[n] = "host", vals[n++] = rl.host;
+        keys[n] = "hostaddr", vals[n++] = rl.hostaddr;
+        if (rl.port)
+            keys[n] = "port", vals[n++] = rl.port;
+    }
+    keys[n] = vals[n] = NULL;
+    s->pg = PQconnectStartParams(keys, vals, 1);
+    resolve_lists_free(&rl);
+    if (!s->pg || PQstatus(s->pg) == CONNECTION_BAD) {
+        connect_failed(s, s->pg ? "" : "out of memory");
+        return;
+    }
+    /* During the handshake both watchers call poll_connect; conn_attach_fd gives them back to
+     * the relay once libpq is done. */
+    int fd = PQsocket(s->pg);
+    s->conn.fd = fd;
+    ev_io_init(&s->conn.rio, connect_io_cb, fd, EV_READ);
+    ev_io_init(&s->conn.wio, connect_io_cb, fd, EV_WRITE);
+    ev_io_start(rt.loop, &s->conn.wio); /* as if PQconnectPoll had said WRITING */
+    slog(LOG_DEBUG, s, "server_connecting", "connecting");
+}
+
+/* Lookups finished: the servers waiting for one go on (their names are in the cache now). */
+static void lookups_done(void)
+{
+    struct pool *p;
+    TAILQ_FOREACH(p, &rt.pools, link) {
+        struct server *s, *next;
+        for (s = TAILQ_FIRST(&p->connecting); s; s = next) {
+            next = TAILQ_NEXT(s, link);
+            if (s->resolving)
+                start_libpq(s);
+        }
+    }
+}
+
+void server_init(void)
+{
+    resolve_init(rt.loop);
+    resolve_subscribe(lookups_done);
 }
 
 bool server_connect(struct pool *p)
@@ -294,34 +403,14 @@ bool server_connect(struct pool *p)
     relay_init(&s->relay);
     s->generation = p->generation; /* pool_server_outdated: opened with p->conninfo as it is now */
     snprintf(s->tag, sizeof s->tag, "S-%llu %s/%s", (unsigned long long)s->id, p->database, p->server_user);
-    /* Before dbname, so a conninfo's own client_encoding or options win: the two settings the
-     * guard's lexer relies on, whatever defaults the role or database have (session_unfit). */
-    const char *keys[] = {"client_encoding", "options", "dbname", "user", "fallback_application_name", NULL};
-    const char *vals[] = {"UTF8", "-c standard_conforming_strings=on", p->conninfo, p->server_user, "pgmesh",
-                          NULL};
-    s->pg = PQconnectStartParams(keys, vals, 1);
-    if (!s->pg) {
-        free(s);
-        return false;
-    }
     conn_init(&s->conn, -1, server_on_read, server_on_drained, server_on_release);
     s->state = SERVER_CONNECTING;
     TAILQ_INSERT_TAIL(&p->connecting, s, link);
     p->nservers++;
     limits_init(s);
+    /* The timeout covers the host name lookup too: a name that never answers ends here. */
     ev_timer_init(&s->timer, connect_timeout_cb, (double)rt.cfg->server_connect_timeout_ms / 1000.0, 0.);
-    if (PQstatus(s->pg) == CONNECTION_BAD) {
-        connect_failed(s, "");
-        return true;
-    }
     ev_timer_start(rt.loop, &s->timer);
-    /* During the handshake both watchers call poll_connect; conn_attach_fd gives them back to
-     * the relay once libpq is done. */
-    int fd = PQsocket(s->pg);
-    s->conn.fd = fd;
-    ev_io_init(&s->conn.rio, connect_io_cb, fd, EV_READ);
-    ev_io_init(&s->conn.wio, connect_io_cb, fd, EV_WRITE);
-    ev_io_start(rt.loop, &s->conn.wio); /* as if PQconnectPoll had said WRITING */
-    slog(LOG_DEBUG, s, "server_connecting", "connecting");
+    start_libpq(s);
     return true;
 }

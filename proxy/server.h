@@ -12,6 +12,7 @@
 #include "proxy/conn.h"
 #include "proxy/log.h"
 #include "proxy/relay.h"
+#include "proxy/resolve.h"
 
 struct pool;
 struct client;
@@ -40,15 +41,20 @@ struct server {
     bool stmt_cancel_sent;                      /* ... stmt_timer now waits for the cancel to act */
     ev_tstamp stmt_deadline;                    /* ... when the running statement's limit ends; 0: none */
     ev_tstamp idle_since;
-    ev_tstamp linked_at;    /* when its client got it */
-    ev_tstamp connect_time; /* loop time the connection was started */
-    int poll_status;        /* last PQconnectPoll result while CONNECTING */
-    int probe_seen;         /* enum enforce_probe: the probe's verdict so far, while CONNECTING */
+    ev_tstamp linked_at;        /* when its client got it */
+    ev_tstamp connect_time;     /* loop time the connection was started */
+    int poll_status;            /* last PQconnectPoll result while CONNECTING */
+    int probe_seen;             /* enum enforce_probe: the probe's verdict so far, while CONNECTING */
+    bool resolving;             /* CONNECTING, no PGconn yet: waits for a host name lookup (resolve.c) */
+    struct resolve_lists hosts; /* CONNECTING: the conninfo's hosts, names resolved (resolve.c) */
+    unsigned host_skip;         /* ... how many of them were given up (server_connect_timeout) */
 
     unsigned cancels_in_flight; /* PQcancel calls not yet done: not lent to another client */
     struct relay relay;         /* what the relay keeps on this connection */
 };
 
+/* At start-up, before any connection: the host name lookups' hand-back to the loop. */
+void server_init(void);
 bool server_connect(struct pool *pool) __attribute__((warn_unused_result));
 void server_close(struct server *s, const char *why);
 /* Every state change: moves the server between its pool's lists and counters, asserts the

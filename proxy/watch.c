@@ -14,6 +14,7 @@
 #include "proxy/config.h"
 #include "proxy/conn.h"
 #include "proxy/log.h"
+#include "proxy/resolve.h"
 #include "proxy/runtime.h"
 #include "proxy/watch_int.h"
 
@@ -232,13 +233,37 @@ static const char *job_user(void)
 static void job_start(struct watch_target *t)
 {
     const char *user = job_user();
-    /* client_encoding first so that the conninfo's own wins; user last so that it does. */
-    const char *keys[] = {"client_encoding", "fallback_application_name", "dbname", user ? "user" : NULL, NULL};
-    const char *vals[] = {"UTF8", "pgmesh-watch", t->conninfo, user, NULL};
+    /* Host names as server.c passes them: resolved off the loop. While the lookup runs, the job
+     * waits (lookups_done starts it again). */
+    struct resolve_lists rl = {0};
+    char err[256] = "";
+    enum resolve_status rs = resolve_conninfo(t->conninfo, false, &rl, err, sizeof err);
+    t->awaiting_lookup = rs == RESOLVE_PENDING;
+    if (t->awaiting_lookup)
+        return;
     t->step = STEP_NONE;
     t->connected = false;
     t->busy = true;
+    if (rs == RESOLVE_FAILED) {
+        job_failed(t, err);
+        return;
+    }
+    /* client_encoding first so that the conninfo's own wins; user and the host lists last so
+     * that they do. */
+    const char *keys[8] = {"client_encoding", "fallback_application_name", "dbname"};
+    const char *vals[8] = {"UTF8", "pgmesh-watch", t->conninfo};
+    size_t n = 3;
+    if (user)
+        keys[n] = "user", vals[n++] = user;
+    if (rs == RESOLVE_READY) {
+        keys[n] = "host", vals[n++] = rl.host;
+        keys[n] = "hostaddr", vals[n++] = rl.hostaddr;
+        if (rl.port)
+            keys[n] = "port", vals[n++] = rl.port;
+    }
+    keys[n] = vals[n] = NULL;
     t->pg = PQconnectStartParams(keys, vals, 1);
+    resolve_lists_free(&rl);
     if (!t->pg || PQstatus(t->pg) == CONNECTION_BAD) {
         job_failed(t, t->pg ? "" : "out of memory");
         return;
@@ -277,8 +302,18 @@ static void arm_tick(void)
     ev_timer_start(rt.loop, &watch.tick);
 }
 
+static void lookups_done(void)
+{
+    for (size_t i = 0; i < watch.ntargets; i++) {
+        struct watch_target *t = &watch.targets[i];
+        if (t->awaiting_lookup && !t->busy)
+            job_start(t);
+    }
+}
+
 void watch_start(void)
 {
+    resolve_subscribe(lookups_done);
     if (!watch_build_targets(rt.cfg, NULL, 0))
         log_error("watch: out of memory: replication slots and collations are not watched");
     arm_tick();

@@ -40,6 +40,7 @@ struct watch_target {
     ev_io io;
     ev_timer timeout;
     bool busy, connected;
+    bool awaiting_lookup; /* job_start waits for a host name lookup (resolve.c) */
     enum watch_step step;
     bool step_result; /* the step's query returned rows */
     char step_error[256];
