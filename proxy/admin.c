@@ -312,14 +312,8 @@ static enum run cmd_kill_client(struct admin_session *a, const struct words *cmd
     const char *arg = cmd->args[1];
     char *end;
     unsigned long long id = strtoull(arg, &end, 10);
-    struct client *t = NULL;
     bool valid = isdigit((unsigned char)arg[0]) && *end == '\0';
-    if (valid) {
-        TAILQ_FOREACH(t, &rt.clients, link) {
-            if (t->id == id && t->state != CLIENT_CLOSING)
-                break;
-        }
-    }
+    struct client *t = valid ? admin_find_client(id) : NULL;
     if (!t && valid && worker_count > 1 && admin_kill_elsewhere(id)) {
         LOG_AT(LOG_INFO, a->c->tag, "KILL_CLIENT %llu (in worker %d)", id, (int)(id % (uint64_t)worker_count));
         be_write_command_complete(w, "KILL_CLIENT");
@@ -335,7 +329,7 @@ static enum run cmd_kill_client(struct admin_session *a, const struct words *cmd
     /* The answer first: the client may be this one. */
     be_write_command_complete(w, "KILL_CLIENT");
     send_written(a->c, w);
-    admin_kill_local(id);
+    admin_kill(t);
     return RUN_DONE;
 }
 

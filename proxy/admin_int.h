@@ -11,6 +11,8 @@
 #include "protocol/be.h"
 #include "protocol/buf.h"
 
+struct client;
+
 #define ADMIN_COLS_MAX 24
 #define ADMIN_VALUE_MAX 96
 
@@ -71,6 +73,7 @@ bool admin_kill_elsewhere(uint64_t id);
 /* This worker's share of those, for the others' requests (admin.c). */
 void admin_pools_pause_local(const char *db, bool pause);
 bool admin_pools_idle_local(const char *db);
-bool admin_kill_local(uint64_t id);
+struct client *admin_find_client(uint64_t id); /* a live client of this worker, or NULL */
+void admin_kill(struct client *t);
 
 #endif

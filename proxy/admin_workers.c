@@ -325,21 +325,25 @@ bool admin_pools_idle_local(const char *db)
     return true;
 }
 
-bool admin_kill_local(uint64_t id)
+struct client *admin_find_client(uint64_t id)
 {
     struct client *t;
     TAILQ_FOREACH(t, &rt.clients, link) {
         if (t->id == id && t->state != CLIENT_CLOSING)
-            break;
+            return t;
     }
-    if (!t)
-        return false;
+    return NULL;
+}
+
+void admin_kill(struct client *t)
+{
+    if (t->state == CLIENT_CLOSING) /* the answer just sent may have ended it (the console itself) */
+        return;
     if (t->state == CLIENT_TLS_HANDSHAKE) /* no ErrorResponse fits in a handshake */
         client_close(t, "KILL_CLIENT from the admin console");
     else
         client_error(t, "FATAL", SQLSTATE_ADMIN_SHUTDOWN, "terminating connection due to administrator command",
                      "KILL_CLIENT from the admin console.", NULL);
-    return true;
 }
 
 void admin_others_pause(const char *db, bool pause)
@@ -397,8 +401,12 @@ char *admin_answer(char kind, const char *arg, size_t *len)
     }
     case 'L':
         return yes_no(admin_pools_idle_local(arg), len);
-    case 'K':
-        return yes_no(admin_kill_local(strtoull(arg, NULL, 10)), len);
+    case 'K': {
+        struct client *t = admin_find_client(strtoull(arg, NULL, 10));
+        if (t)
+            admin_kill(t);
+        return yes_no(t != NULL, len);
+    }
     default:
         return NULL;
     }

@@ -1,20 +1,26 @@
-/* Cancels on the server: PQcancel blocks, so it runs on a worker thread that owns its PGcancel
+/* A client's CancelRequest, routed to the instance and worker its key names and checked here,
+ * and cancels on the server: PQcancel blocks, so it runs on a worker thread that owns its PGcancel
  * copy and touches nothing else. When it is done it hands the job back to the loop (a locked
  * list and an ev_async), which lets the server connection go to another client again: a cancel
  * that reached PostgreSQL late must not cancel the next client's statement. */
 #include "proxy/cancel.h"
 
 #include <libpq-fe.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "proxy/client.h"
+#include "proxy/config.h"
 #include "proxy/events.h"
 #include "proxy/log.h"
+#include "proxy/peers.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
+#include "proxy/workers.h"
+#include "proxy/workmsg.h"
 
 struct cancel_job {
     PGcancel *cancel;
@@ -125,4 +131,34 @@ void cancel_server(struct server *s)
         cancels_running++;
     }
     pthread_attr_destroy(&attr);
+}
+
+/* A CancelRequest is forwarded only when pid and key both match a live client (the key compared
+ * in constant time) and that client is linked to a server; anything else is ignored silently, as
+ * PostgreSQL does. One whose pid names another instance or worker goes there first. */
+void cancel_request(uint32_t pid, uint32_t key)
+{
+    int peer = workers_pid_peer(pid);
+    if (peer != rt.cfg->peer_id) {
+        if (rt.cfg->peer_id == 0)
+            LOG_EVENT(LOG_INFO, NULL, "cancel_ignored", NULL,
+                      "cancel request for peer %d ignored: this instance has no peer_id", peer);
+        else
+            peers_forward_cancel(peer, pid, key);
+        return;
+    }
+    if (workmsg_forward_cancel(pid, key))
+        return;
+    struct client *c = client_find_by_pid(pid);
+    /* Peers count hops in the key's low bits (peers.h): they are not part of what must match. */
+    uint32_t want = c ? c->cancel_key | PEERS_KEY_HOPS : 0, got = key | PEERS_KEY_HOPS;
+    if (!c || CRYPTO_memcmp(&want, &got, sizeof got) != 0) {
+        LOG_EVENT(LOG_INFO, NULL, "cancel_ignored", NULL, "cancel request with unknown pid or wrong key ignored");
+        return;
+    }
+    if (!c->server || !c->server->pg) {
+        CLIENT_LOG(LOG_INFO, c, "cancel_ignored", NULL, "cancel request: nothing running on a server");
+        return;
+    }
+    cancel_server(c->server);
 }

@@ -6,7 +6,6 @@
 #include "proxy/client.h"
 
 #include <assert.h>
-#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,7 +37,6 @@
 #include "proxy/tls.h"
 #include "proxy/txshare.h"
 #include "proxy/workers.h"
-#include "proxy/workmsg.h"
 
 #define clog(level, c, event, ...) CLIENT_LOG(level, c, event, NULL, __VA_ARGS__)
 
@@ -355,36 +353,6 @@ static void handle_tls_handshake(struct client *c)
     client_set_state(c, CLIENT_STARTUP);
 }
 
-/* A CancelRequest is forwarded only when pid and key both match a live client (the key compared
- * in constant time) and that client is linked to a server; anything else is ignored silently, as
- * PostgreSQL does. One whose pid names another instance or worker goes there first. */
-void client_cancel_request(uint32_t pid, uint32_t key)
-{
-    int peer = workers_pid_peer(pid);
-    if (peer != rt.cfg->peer_id) {
-        if (rt.cfg->peer_id == 0)
-            LOG_EVENT(LOG_INFO, NULL, "cancel_ignored", NULL,
-                      "cancel request for peer %d ignored: this instance has no peer_id", peer);
-        else
-            peers_forward_cancel(peer, pid, key);
-        return;
-    }
-    if (workmsg_forward_cancel(pid, key))
-        return;
-    struct client *c = client_find_by_pid(pid);
-    /* Peers count hops in the key's low bits (peers.h): they are not part of what must match. */
-    uint32_t want = c ? c->cancel_key | PEERS_KEY_HOPS : 0, got = key | PEERS_KEY_HOPS;
-    if (!c || CRYPTO_memcmp(&want, &got, sizeof got) != 0) {
-        LOG_EVENT(LOG_INFO, NULL, "cancel_ignored", NULL, "cancel request with unknown pid or wrong key ignored");
-        return;
-    }
-    if (!c->server || !c->server->pg) {
-        clog(LOG_INFO, c, "cancel_ignored", "cancel request: nothing running on a server");
-        return;
-    }
-    cancel_server(c->server);
-}
-
 /* Refused before AuthenticationCleartextPassword, so the token is never sent in clear. */
 static void handle_startup_message(struct client *c, const struct startup_packet *pkt)
 {
@@ -418,7 +386,7 @@ static void handle_packet(struct client *c, const struct startup_packet *pkt, si
             client_close(c, "out of memory");
         return;
     case STARTUP_CANCEL:
-        client_cancel_request(pkt->cancel_pid, pkt->cancel_key);
+        cancel_request(pkt->cancel_pid, pkt->cancel_key);
         client_close(c, "cancel request handled");
         return;
     case STARTUP_MESSAGE:

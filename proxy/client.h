@@ -113,8 +113,6 @@ void client_set_state(struct client *c, enum client_state st);
 void client_error(struct client *c, const char *severity, const char *sqlstate, const char *message,
                   const char *detail, const char *hint);
 void client_close(struct client *c, const char *why);
-/* A CancelRequest's pid and key, received here or passed on by another worker. */
-void client_cancel_request(uint32_t pid, uint32_t key);
 struct client *client_find_by_pid(uint32_t pid);
 /* The client as log lines name it: views into c, valid while c is. */
 struct log_who client_who(const struct client *c);

@@ -114,7 +114,6 @@ static bool add_listener(int fd, bool is_unix, int worker, const char *path)
     l->is_unix = is_unix;
     l->worker = worker;
     snprintf(l->unix_path, sizeof l->unix_path, "%s", path ? path : "");
-    ev_io_init(&l->io, accept_cb, fd, EV_READ);
     return true;
 }
 
@@ -214,7 +213,8 @@ void listen_keep_worker(int worker)
     }
     nlisteners = kept;
     for (int i = 0; i < nlisteners; i++)
-        ev_io_init(&listeners[i].io, accept_cb, listeners[i].fd, EV_READ); /* moved: its own address */
+        ev_io_init(&listeners[i].io, accept_cb, listeners[i].fd,
+                   EV_READ); /* here, once each has its final place */
 }
 
 void listen_start(void)

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "proxy/client.h"
+#include "proxy/cancel.h"
 #include "proxy/log.h"
 
 /* How long a gather waits for the slowest worker: each answers from its loop between events. */
@@ -80,7 +80,7 @@ static bool handle_one(int inbox)
     }
     m.arg[WORKMSG_ARG_MAX - 1] = '\0';
     if (m.type == 'C')
-        client_cancel_request(m.pid, m.key);
+        cancel_request(m.pid, m.key);
     else if (m.type == 'A' && handlers.act)
         handlers.act(m.kind, m.arg);
     if (m.type == 'G' && fd >= 0)
