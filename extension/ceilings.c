@@ -371,8 +371,8 @@ ceilings_set(const char *name, const char *value, bool change_val)
 }
 
 /* RESET ALL and DISCARD ALL reset without check hooks; this puts every limit back. */
-static void
-restore_ceilings(void)
+void
+ceilings_restore(void)
 {
 	int			i;
 
@@ -492,7 +492,7 @@ pgmesh_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree
 	if (check_after)
 		check_after_set(before, toplevel);
 	if (restore)
-		restore_ceilings();
+		ceilings_restore();
 }
 
 void

@@ -18,4 +18,7 @@ extern void ceilings_init(void);
  */
 extern void ceilings_set(const char *name, const char *value, bool change_val);
 
+/* Every limit back at its ceiling, as after RESET ALL (which runs no check hooks). */
+extern void ceilings_restore(void);
+
 #endif

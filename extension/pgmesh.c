@@ -9,14 +9,19 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/sequence.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
+#include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/portal.h"
 #include "utils/varlena.h"
 
 #include "ceilings.h"
@@ -25,7 +30,7 @@
 
 PG_MODULE_MAGIC;
 
-#define PGMESH_VERSION "1.0"
+#define PGMESH_VERSION "1.1"
 #define NONCE_BYTES 16
 
 static const char *const claim_names[] = {
@@ -50,6 +55,7 @@ void		_PG_init(void);
 
 PG_FUNCTION_INFO_V1(pgmesh_nonce);
 PG_FUNCTION_INFO_V1(pgmesh_apply);
+PG_FUNCTION_INFO_V1(pgmesh_switch);
 PG_FUNCTION_INFO_V1(pgmesh_clear);
 PG_FUNCTION_INFO_V1(pgmesh_version);
 
@@ -259,8 +265,46 @@ set_claims(char **names, char **values, int n, bool change_val)
 			set_claim(names[i], values[i], change_val);
 }
 
+/*
+ * What pgmesh's next client, of another tenant or role, must not inherit from the session:
+ * settings (RESET ALL, the limits back at their ceilings after it), WITH HOLD cursors (CLOSE ALL;
+ * the portal running this call is active and stays), LISTEN, session advisory locks, sequence
+ * state, temporary objects. The server's prepared statements stay: pgmesh shares its own between
+ * clients, and it ends the session (DISCARD ALL) where a client prepared any of its own. The same
+ * as pgmesh's scrub Query, in one call that costs the server a fraction of its six statements.
+ */
 static void
-apply_checked(FunctionCallInfo fcinfo)
+scrub_session(void)
+{
+	ResetAllOptions();
+	ceilings_restore();
+	PortalHashTableDeleteAll();
+	Async_UnlistenAll();
+	LockReleaseSession(USER_LOCKMETHOD);
+	ResetSequenceCaches();
+	ResetTempTableNamespace();
+}
+
+/* application_name goes with the claims when a connection changes hands (pgmesh.switch only). */
+static bool
+is_session_name(const char *name)
+{
+	return pg_strcasecmp(name, "application_name") == 0;
+}
+
+static void
+set_session_names(char **names, char **values, int n, bool change_val)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (is_session_name(names[i]))
+			(void) set_config_option(names[i], values[i], PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SET, change_val, ERROR, false);
+}
+
+static void
+apply_checked(FunctionCallInfo fcinfo, bool switching)
 {
 	int64		counter;
 	char	  **names,
@@ -297,20 +341,24 @@ apply_checked(FunctionCallInfo fcinfo)
 	last_counter = counter;
 
 	for (i = 0; i < n; i++)
-		if (!is_claim(names[i]) && !is_limit(names[i]))
+		if (!is_claim(names[i]) && !is_limit(names[i]) && !(switching && is_session_name(names[i])))
 			ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 							errmsg("pgmesh: \"%s\" is not a setting pgmesh.apply() may set",
 								   names[i]),
 							errhint("pgmesh.apply() sets the request.jwt claims, "
 									"statement_timeout, work_mem and pgmesh.pinned_settings.")));
+	if (switching)
+		scrub_session();
 	/* Every value is checked before any is set, so a bad one leaves no ceiling behind. */
 	set_claims(names, values, n, false);
+	set_session_names(names, values, n, false);
 	for (i = 0; i < n; i++)
-		if (!is_claim(names[i]))
+		if (is_limit(names[i]))
 			ceilings_set(names[i], values[i], false);
 	set_claims(names, values, n, true);
+	set_session_names(names, values, n, true);
 	for (i = 0; i < n; i++)
-		if (!is_claim(names[i]))
+		if (is_limit(names[i]))
 			ceilings_set(names[i], values[i], true);
 }
 
@@ -318,16 +366,16 @@ apply_checked(FunctionCallInfo fcinfo)
  * Any failure ends the backend (FATAL, with the error's code and text). An ERROR would leave the
  * session running with the claims it had before: the previous client's, which the statements
  * pgmesh pipelines behind this call would then run under. It also means a reader calling apply()
- * with a forged or replayed message loses its own connection, and nothing else.
+ * or switch() with a forged or replayed message loses its own connection, and nothing else.
  */
-Datum
-pgmesh_apply(PG_FUNCTION_ARGS)
+static void
+apply_or_die(FunctionCallInfo fcinfo, bool switching)
 {
 	MemoryContext caller = CurrentMemoryContext;
 
 	PG_TRY();
 	{
-		apply_checked(fcinfo);
+		apply_checked(fcinfo, switching);
 	}
 	PG_CATCH();
 	{
@@ -342,6 +390,26 @@ pgmesh_apply(PG_FUNCTION_ARGS)
 				 e->hint ? errhint("%s", e->hint) : 0));
 	}
 	PG_END_TRY();
+}
+
+Datum
+pgmesh_apply(PG_FUNCTION_ARGS)
+{
+	apply_or_die(fcinfo, false);
+	PG_RETURN_VOID();
+}
+
+/*
+ * apply() for a connection passing to a client of another tenant or role: the session is
+ * scrubbed first (scrub_session), and the message may also name application_name. The scrub
+ * happens only after the message proved authentic, and within the same transaction as the new
+ * claims, so there is no moment, committed or not, where the next statement could run with the
+ * previous client's state or without claims.
+ */
+Datum
+pgmesh_switch(PG_FUNCTION_ARGS)
+{
+	apply_or_die(fcinfo, true);
 	PG_RETURN_VOID();
 }
 

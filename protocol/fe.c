@@ -164,6 +164,22 @@ void fe_write_bind_text(struct pq_writer *w, const char *portal, const char *stm
     wr_end(w);
 }
 
+void fe_write_function_call_text(struct pq_writer *w, uint32_t oid, uint16_t nargs, const char *const *values)
+{
+    wr_begin(w, FE_FUNCTION_CALL);
+    wr_u32(w, oid);
+    wr_u16(w, 1); /* one format code for every argument: text */
+    wr_u16(w, 0);
+    wr_u16(w, nargs);
+    for (uint16_t i = 0; i < nargs; i++) {
+        size_t n = strlen(values[i]);
+        wr_i32(w, (int32_t)n);
+        wr_bytes(w, values[i], n);
+    }
+    wr_u16(w, 0); /* the result in text */
+    wr_end(w);
+}
+
 void fe_write_bind_simple(struct pq_writer *w, const char *portal, const char *stmt_name)
 {
     wr_begin(w, FE_BIND);

@@ -57,6 +57,9 @@ void fe_write_parse(struct pq_writer *w, const char *stmt_name, const char *sql)
 void fe_write_parse_typed(struct pq_writer *w, const char *stmt_name, struct span query, uint16_t ntypes,
                           const uint8_t *types);
 void fe_write_bind_simple(struct pq_writer *w, const char *portal, const char *stmt_name); /* no params */
+/* A FunctionCall of the function with this OID, nargs text arguments (no NULLs), the result in
+ * text. */
+void fe_write_function_call_text(struct pq_writer *w, uint32_t oid, uint16_t nargs, const char *const *values);
 /* A Bind with nparams text parameters (no NULLs), results in text. */
 void fe_write_bind_text(struct pq_writer *w, const char *portal, const char *stmt_name, uint16_t nparams,
                         const char *const *values);

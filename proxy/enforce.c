@@ -116,7 +116,11 @@ EVP_MAC_CTX *enforce_mac(void)
 
 bool enforce_probe_start(PGconn *pg)
 {
-    return PQsetnonblocking(pg, 1) == 0 && PQsendQuery(pg, "SELECT pgmesh.nonce()") == 1;
+    /* Types spelled with their schema: a search_path (a role default) cannot make the lookup
+     * find something else; at worst it finds nothing and pgmesh does without switch(). */
+    return PQsetnonblocking(pg, 1) == 0 &&
+           PQsendQuery(pg, "SELECT pgmesh.nonce(), COALESCE(pg_catalog.to_regprocedure('pgmesh.switch("
+                           "pg_catalog.int8, pg_catalog.text[], pg_catalog.text)')::pg_catalog.oid, 0)") == 1;
 }
 
 static bool is_nonce(const char *v)
@@ -130,11 +134,12 @@ static bool is_nonce(const char *v)
 }
 
 /* One result of the probe: the row, or the error saying the function is not there. */
-static enum enforce_probe read_result(PGresult *res, char *nonce, char *why, size_t whylen)
+static enum enforce_probe read_result(PGresult *res, char *nonce, uint32_t *switch_oid, char *why, size_t whylen)
 {
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-        if (PQntuples(res) == 1 && PQnfields(res) == 1 && is_nonce(PQgetvalue(res, 0, 0))) {
+        if (PQntuples(res) == 1 && PQnfields(res) == 2 && is_nonce(PQgetvalue(res, 0, 0))) {
             memcpy(nonce, PQgetvalue(res, 0, 0), ENFORCE_NONCE_LEN + 1);
+            *switch_oid = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
             return PROBE_FOUND;
         }
         snprintf(why, whylen, "pgmesh.nonce() returned something other than a nonce");
@@ -148,8 +153,8 @@ static enum enforce_probe read_result(PGresult *res, char *nonce, char *why, siz
     return PROBE_FAILED;
 }
 
-enum enforce_probe enforce_probe_poll(PGconn *pg, enum enforce_probe *seen, char *nonce, bool *want_write,
-                                      char *why, size_t whylen)
+enum enforce_probe enforce_probe_poll(PGconn *pg, enum enforce_probe *seen, char *nonce, uint32_t *switch_oid,
+                                      bool *want_write, char *why, size_t whylen)
 {
     int flushed = PQflush(pg);
     *want_write = flushed == 1;
@@ -165,7 +170,7 @@ enum enforce_probe enforce_probe_poll(PGconn *pg, enum enforce_probe *seen, char
             return *seen == PROBE_BUSY ? PROBE_FAILED : *seen;
         }
         if (*seen == PROBE_BUSY)
-            *seen = read_result(res, nonce, why, whylen);
+            *seen = read_result(res, nonce, switch_oid, why, whylen);
         PQclear(res);
     }
     return PROBE_BUSY;

@@ -31,10 +31,11 @@ enum enforce_probe { PROBE_BUSY, PROBE_FOUND, PROBE_ABSENT, PROBE_FAILED };
 /* Sends the probe on a connection libpq has just opened (it is made non-blocking). */
 bool enforce_probe_start(PGconn *pg) __attribute__((warn_unused_result));
 /* Reads what has arrived: PROBE_BUSY until the reply is complete; PROBE_FOUND with the nonce
- * (ENFORCE_NONCE_LEN hex digits and a NUL); PROBE_ABSENT when the database has no extension;
+ * (ENFORCE_NONCE_LEN hex digits and a NUL) and the OID of pgmesh.switch (0: the extension is 1.0,
+ * not yet updated on that server); PROBE_ABSENT when the database has no extension;
  * PROBE_FAILED with why. *seen (PROBE_BUSY at the start) keeps the verdict of a result read
  * before the reply was complete; *want_write is set when libpq still has the query to send. */
-enum enforce_probe enforce_probe_poll(PGconn *pg, enum enforce_probe *seen, char *nonce, bool *want_write,
-                                      char *why, size_t whylen);
+enum enforce_probe enforce_probe_poll(PGconn *pg, enum enforce_probe *seen, char *nonce, uint32_t *switch_oid,
+                                      bool *want_write, char *why, size_t whylen);
 
 #endif

@@ -53,6 +53,7 @@ struct relay {
     char nonce[33];                /* ... this backend's nonce (enforce.h), which binds each message to it */
     uint64_t apply_counter;        /* ... the last counter sent: each message's must be higher */
     bool apply_parsed;             /* ... pgmesh_apply is prepared on this connection (transaction pooling) */
+    uint32_t switch_oid;           /* ... pgmesh.switch's OID (0: the extension is 1.0) */
     const struct txstart *applied; /* ... the transaction start (shared, one reference held)
                                     * whose settings its last apply committed; NULL: not known
                                     * (relay_forget_applied) */

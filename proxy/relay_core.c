@@ -353,7 +353,41 @@ static bool send_claims(struct client *c, struct server *s, bool switching, bool
  * last client had the same tenant and role there is nothing to guard against. */
 static bool needs_reset(const struct relay *r, const struct client *c)
 {
+    /* With the extension, a connection that no client has had claims on holds none: only a
+     * superuser can give a role or a database claims by default. */
+    if (r->enforced && r->claims_tenant[0] == '\0' && r->claims_role[0] == '\0')
+        return false;
     return !relay_holds_claims(r, c->ident.tenant, c->ident.role) || c->ident.claims_json;
+}
+
+/* With the extension's pgmesh.switch, passing to another tenant's or role's client is one call:
+ * it scrubs what scrub_sql does and sets the claims, limits and application_name, and ends the
+ * backend if any of it fails, so no committed reset is needed before it. After it the client's
+ * session parameters, which the scrub reset. */
+static bool send_switch(struct client *c, struct server *s)
+{
+    struct relay *r = &s->relay;
+    if (r->stmts_lost && !repair_stmts(s))
+        return false;
+    const char *app = c->application_name ? c->application_name : "pgmesh";
+    bool own_app = params_sql(&c->params, PARAM_APPLICATION_NAME) != NULL;
+    relay_forget_applied(r);
+    params_clear(&r->have);
+    struct pq_writer w;
+    wr_init_dynamic(&w);
+    if (!txstart_write_switch(c->tx, &w, r->nonce, ++r->apply_counter, enforce_mac(), r->switch_oid, !own_app)) {
+        wr_destroy(&w);
+        return relay_fail_server(s, "out of memory");
+    }
+    if (!relay_send_written(s, &w) || !push_op(s, OP_TXSTART, true))
+        return false;
+    if (r->per_transaction)
+        r->applied = txshare_get(c->tx);
+    snprintf(r->application_name, sizeof r->application_name, "%s", own_app ? "" : app);
+    r->claims_owner = c->id;
+    copy_claim(r->claims_tenant, sizeof r->claims_tenant, c->ident.tenant);
+    copy_claim(r->claims_role, sizeof r->claims_role, c->ident.role);
+    return sync_params(c, s);
 }
 
 /* Queues the client's claims Query ahead of whatever it sends next (see txstart.h). */
@@ -365,6 +399,8 @@ bool relay_send_txstart(struct client *c, struct server *s)
     /* Off the same-tenant-and-role path: a client of the same claims may see what its own
      * tenant left, as it could on one connection of its own. */
     bool other = switching && other_claims(r, c);
+    if (other && r->enforced && r->switch_oid != 0 && !r->session_dirty)
+        return send_switch(c, s);
     /* Where the connection holds no shared statement to lose, DISCARD ALL does all the scrub
      * does as one statement, which costs the server a fraction of the scrub's six. */
     bool discarded = switching && (r->session_dirty || (other && r->stmts.count == 0));

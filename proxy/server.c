@@ -208,11 +208,15 @@ static void probe_io_cb(struct ev_loop *loop, ev_io *w, int revents)
         (revents & EV_READ) ? container_of(w, struct server, conn.rio) : container_of(w, struct server, conn.wio);
     char nonce[ENFORCE_NONCE_LEN + 1] = "", why[300] = "";
     bool want_write;
+    uint32_t switch_oid = 0;
     enum enforce_probe seen = (enum enforce_probe)s->probe_seen;
-    enum enforce_probe verdict = enforce_probe_poll(s->pg, &seen, nonce, &want_write, why, sizeof why);
+    enum enforce_probe verdict =
+        enforce_probe_poll(s->pg, &seen, nonce, &switch_oid, &want_write, why, sizeof why);
     s->probe_seen = (int)seen;
-    if (seen == PROBE_FOUND && nonce[0])
+    if (seen == PROBE_FOUND && nonce[0]) {
         memcpy(s->relay.nonce, nonce, sizeof s->relay.nonce);
+        s->relay.switch_oid = switch_oid;
+    }
     if (verdict == PROBE_BUSY)
         wait_for(s, want_write);
     else

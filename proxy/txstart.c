@@ -165,40 +165,63 @@ static bool add_apply_pair(struct sqlbuf *arr, struct sqlbuf *param, struct sqlb
 }
 
 /* For the extension: ARRAY['name', 'value', ...] and the pairs' MAC encoding of the
- * per-transaction settings, the switch_only SETs on their own. Fields hold no NUL (quote_literal
- * refused those), so the MAC body is text too. */
+ * per-transaction settings, the switch_only SETs on their own, and for pgmesh.switch the array and
+ * MAC body with the switch_only pairs after the others. Fields hold no NUL (quote_literal refused
+ * those), so the MAC bodies are text too. */
 static bool add_apply_parts(struct txstart *t, const struct txstart_setting *settings, size_t n)
 {
-    struct sqlbuf arr = {0}, param = {0}, mac = {0}, sw = {0};
-    bool ok = true, first = true;
-    sql_add(&arr, "ARRAY[");
-    sql_add(&param, "{");
+    struct sqlbuf arr = {0}, pairs = {0}, mac = {0}, sw = {0}, sw_arr = {0}, sw_pairs = {0}, sw_mac = {0};
+    bool ok = true, first = true, sw_first = true;
     for (size_t i = 0; i < n && ok; i++) {
         if (settings[i].switch_only) {
             struct sqlbuf stmt = set_statement(&settings[i]);
-            ok = !stmt.failed && stmt.p;
+            ok = !stmt.failed && stmt.p && add_apply_pair(&sw_arr, &sw_pairs, &sw_mac, &settings[i], sw_first);
             sql_add_stmt(&sw, ok ? stmt.p : "");
             free(stmt.p);
+            sw_first = false;
         } else {
-            ok = add_apply_pair(&arr, &param, &mac, &settings[i], first);
+            ok = add_apply_pair(&arr, &pairs, &mac, &settings[i], first);
             first = false;
         }
     }
-    sql_add(&arr, "]::pg_catalog.text[]");
+    struct sqlbuf array = {0}, param = {0}, sw_param = {0}, sw_body = {0};
+    sql_add(&array, "ARRAY[");
+    sql_add(&array, arr.p ? arr.p : "");
+    sql_add(&array, "]::pg_catalog.text[]");
+    sql_add(&param, "{");
+    sql_add(&param, pairs.p ? pairs.p : "");
     sql_add(&param, "}");
-    ok = ok && !arr.failed && !param.failed && !mac.failed && !sw.failed;
+    sql_add(&sw_param, "{");
+    sql_add(&sw_param, pairs.p ? pairs.p : "");
+    if (pairs.p && sw_pairs.p)
+        sql_add(&sw_param, ",");
+    sql_add(&sw_param, sw_pairs.p ? sw_pairs.p : "");
+    sql_add(&sw_param, "}");
+    sql_add(&sw_body, mac.p ? mac.p : "");
+    sql_add(&sw_body, sw_mac.p ? sw_mac.p : "");
+    ok = ok && !arr.failed && !pairs.failed && !mac.failed && !sw.failed && !sw_arr.failed && !sw_pairs.failed &&
+         !sw_mac.failed && !array.failed && !param.failed && !sw_param.failed && !sw_body.failed;
     if (ok) {
-        t->apply_array = arr.p;
+        t->apply_array = array.p;
         t->apply_param = param.p;
         t->mac_body = (uint8_t *)mac.p;
         t->mac_body_len = mac.len;
         t->switch_sql = sw.p;
+        t->switch_param = sw_param.p;
+        t->switch_mac_body = sw_body.p;
     } else {
-        free(arr.p);
+        free(array.p);
         free(param.p);
         free(mac.p);
         free(sw.p);
+        free(sw_param.p);
+        free(sw_body.p);
     }
+    free(arr.p);
+    free(pairs.p);
+    free(sw_arr.p);
+    free(sw_pairs.p);
+    free(sw_mac.p);
     return ok;
 }
 
@@ -248,6 +271,19 @@ bool txstart_write_apply(const struct txstart *t, struct pq_writer *w, const cha
         fe_write_query(w, q.p);
     free(q.p);
     return ok && wr_ok(w);
+}
+
+bool txstart_write_switch(const struct txstart *t, struct pq_writer *w, const char *nonce, uint64_t counter,
+                          EVP_MAC_CTX *mac_ctx, uint32_t switch_oid, bool with_switch_only)
+{
+    const char *body = with_switch_only ? t->switch_mac_body : (const char *)t->mac_body;
+    char num[24], hex[65];
+    snprintf(num, sizeof num, "%llu", (unsigned long long)counter);
+    if (!apply_mac(body && body[0] ? (const uint8_t *)body : NULL, nonce, num, mac_ctx, hex))
+        return false;
+    const char *const args[] = {num, with_switch_only ? t->switch_param : t->apply_param, hex};
+    fe_write_function_call_text(w, switch_oid, 3, args);
+    return wr_ok(w);
 }
 
 bool txstart_write_clear(struct pq_writer *w, const char *nonce, uint64_t counter, EVP_MAC_CTX *mac_ctx)
@@ -322,6 +358,8 @@ void txstart_destroy(struct txstart *t)
     free(t->apply_param);
     free(t->mac_body);
     free(t->switch_sql);
+    free(t->switch_param);
+    free(t->switch_mac_body);
     memset(t, 0, sizeof *t);
 }
 

@@ -37,6 +37,9 @@ struct txstart {
     uint8_t *mac_body;
     size_t mac_body_len;
     char *switch_sql;
+    /* For pgmesh.switch: apply_param and the MAC body with the switch_only pairs at the end. */
+    char *switch_param;
+    char *switch_mac_body;
 };
 
 struct txstart_setting {
@@ -72,6 +75,15 @@ void txstart_destroy(struct txstart *t);
  * in decimal, ':' and its bytes (the extension computes the same). False when out of memory. */
 bool txstart_write_apply(const struct txstart *t, struct pq_writer *w, const char *nonce, uint64_t counter,
                          EVP_MAC_CTX *mac, bool switching) __attribute__((warn_unused_result));
+/* pgmesh.switch(counter, settings, mac), the same message as apply's (with the switch_only settings
+ * among the pairs when with_switch_only), as a FunctionCall of the OID the connection's probe
+ * found: the extension scrubs the session of the last client, another tenant's or role's, and sets
+ * these in the same call, which ends the backend if anything in it fails. Called by OID, it has no
+ * statement to parse or plan, and nothing the last client did to the server's prepared statements
+ * or search_path can keep it from running or make it run something else. */
+bool txstart_write_switch(const struct txstart *t, struct pq_writer *w, const char *nonce, uint64_t counter,
+                          EVP_MAC_CTX *mac, uint32_t switch_oid, bool with_switch_only)
+    __attribute__((warn_unused_result));
 /* The same message as Bind/Execute/Sync of the statement TXSTART_APPLY_STMT, prepared once per
  * server connection: with parse set, its Parse goes first. PostgreSQL then neither parses nor
  * plans it per transaction. */

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # With the extension, a server connection keeps the claims and limits its last pgmesh.apply
 # committed, and pgmesh sends nothing at a transaction start whose values it already holds (the
-# cost of claims per transaction goes away for clients of one tenant and role). Counted with the
-# server's own statistics (pg_stat_user_functions, track_functions = all for the reader role),
-# through a pool of one in transaction pooling, with every statement checking its claims and
+# cost of claims per transaction goes away for clients of one tenant and role), and a change of
+# tenant costs one call (pgmesh.switch). Counted in the server's own log (log_statement = all for
+# the reader role), through a pool of one in transaction pooling, with every statement checking its claims and
 # rows. Then a DE client tries to leave that connection holding something other than what pgmesh
-# thinks (pgmesh.clear(), a forged apply(), a function lowering its limits) for the next DE
+# thinks (pgmesh.clear(), a forged apply() or switch(), a function lowering its limits) for the next DE
 # client, which must still find DE's claims, rows and limits.
 . "$(dirname "$0")/lib.sh"
 if [ -z "${SERVER_KEY_FILE:-}" ]; then
@@ -14,9 +14,9 @@ if [ -z "${SERVER_KEY_FILE:-}" ]; then
 fi
 
 # A schema of the reader's own, as a domain role owns its domain's schema.
-pg_psql -c "ALTER ROLE marketing_domain_role SET track_functions = 'all'" \
+pg_psql -c "ALTER ROLE marketing_domain_role SET log_statement = 'all'" \
     -c "CREATE SCHEMA claims_reuse AUTHORIZATION marketing_domain_role"
-lib_at_exit 'pg_psql -c "ALTER ROLE marketing_domain_role RESET track_functions" -c "DROP SCHEMA IF EXISTS claims_reuse CASCADE"'
+lib_at_exit 'pg_psql -c "ALTER ROLE marketing_domain_role RESET log_statement" -c "DROP SCHEMA IF EXISTS claims_reuse CASCADE"'
 de_rows=$(pg_psql -c "SELECT count(*) FROM core.fct_playback_sessions WHERE country_code = 'DE'")
 fr_rows=$(pg_psql -c "SELECT count(*) FROM core.fct_playback_sessions WHERE country_code = 'FR'")
 [ "$de_rows" != "$fr_rows" ] || fail "DE and FR have the same row count: the checks below could not tell them apart"
@@ -35,31 +35,33 @@ run() {
     assert_eq "$n" "$(grep -cx "$want" <<< "$out")" "transactions of a client that saw $want"
 }
 
-# apply_calls: pgmesh.apply calls the server counted (statistics reach it when backends exit).
-apply_calls() {
+# pgmesh.apply and pgmesh.switch calls (switch: apply for a connection that changes tenant or role),
+# from the server's log of the reader role's statements: a Query, an execute of the prepared
+# pgmesh_apply, or a FunctionCall, which pg_stat_user_functions does not count.
+PG_LOG=$PG_DIR/postgres.log
+CALL_RE='statement: SELECT pgmesh\.apply\(|execute pgmesh_apply:|fastpath function call: "(apply|switch)"'
+log_mark() { stat -c %s "$PG_LOG"; }
+# calls_since MARK [REGEX]: such calls logged after MARK, once pgmesh has stopped.
+calls_since() {
     mesh_stop
-    local i calls
-    for i in $(seq 1 50); do
-        calls=$(pg_psql -c "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE schemaname = 'pgmesh' AND funcname = 'apply'")
-        [ "$calls" != "$1" ] && break
-        sleep 0.2
-    done
-    echo "$calls"
+    tail -c +$(($1 + 1)) "$PG_LOG" | grep -cE "${2:-$CALL_RE}" || true
 }
 
-pg_psql -c "SELECT pg_stat_reset()" > /dev/null
-base=$(pg_psql -c "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE schemaname = 'pgmesh' AND funcname = 'apply'")
+mark=$(log_mark)
 mesh_start
 run "$de" 10 "DE|$de_rows|30s|128MB"
 run "$de" 10 "DE|$de_rows|30s|128MB"
 run "$fr" 10 "FR|$fr_rows|30s|128MB"
 run "$de" 5 "DE|$de_rows|30s|128MB"
-calls=$(( $(apply_calls "$base") - base ))
-# Each change of claims clears the last ones and applies the new (two calls: DE, FR, DE); the
-# second DE client finds DE's values and sends nothing. 35 transactions without reuse.
-[ "$calls" -ge 1 ] || fail "the server counted no pgmesh.apply call: the count cannot be trusted"
-[ "$calls" -le 6 ] || fail "35 transactions made $calls pgmesh.apply calls, want at most 6 (two per change of claims)"
-echo "ok: 35 transactions of 3 clients (DE, DE, FR, DE) through a pool of one: $calls pgmesh.apply calls"
+calls=$(calls_since "$mark")
+switches=$(tail -c +$((mark + 1)) "$PG_LOG" | grep -c 'fastpath function call: "switch"' || true)
+# One call per change of claims: apply for DE on the fresh connection, switch (scrub and claims in
+# one) for FR and for DE again; the second DE client finds DE's values and sends nothing. 35
+# transactions without reuse.
+[ "$calls" -ge 1 ] || fail "the server logged no pgmesh.apply call: the count cannot be trusted"
+[ "$calls" -le 3 ] || fail "35 transactions made $calls pgmesh.apply/switch calls, want at most 3 (one per change of claims)"
+[ "$switches" -ge 2 ] || fail "the two changes of tenant made $switches pgmesh.switch calls, want 2"
+echo "ok: 35 transactions of 3 clients (DE, DE, FR, DE) through a pool of one: $calls pgmesh.apply/switch calls, $switches of them switch"
 
 # Attempts to change what the connection holds behind pgmesh's back, each followed by a victim
 # client of the same tenant (no apply expected: the same values) that must see DE's state.
@@ -67,6 +69,7 @@ mesh_start
 mesh_psql "$de" -c "CREATE OR REPLACE FUNCTION claims_reuse.f_lower() RETURNS text LANGUAGE sql AS \$\$ SET work_mem = '64kB'; SET statement_timeout = '1ms'; SELECT 'x' \$\$" ||
     fail "the reader could not create its function"
 for attack in "SELECT pgmesh.clear()" "SELECT pgmesh.apply(99999, '{}', repeat('0', 64))" \
+    "SELECT pgmesh.switch(99999, ARRAY['request.jwt.claim.tenant', 'FR'], repeat('0', 64))" \
     "SELECT pgmesh.apply(99999, ARRAY['request.jwt.claim.tenant', 'FR'], repeat('0', 64))" \
     "SELECT claims_reuse.f_lower()" "BEGIN; SELECT claims_reuse.f_lower(); COMMIT"; do
     out=$(mesh_psql "$de" -v ON_ERROR_STOP=0 -v VERBOSITY=verbose -c "$attack" 2>&1) || true
@@ -81,8 +84,7 @@ echo "ok: pgmesh.clear(), forged apply() and a function lowering the limits leav
 # tenants cost no apply at all. Lent in plain turn (least recently used first), every other
 # transaction would land on the other tenant's connection and need a clear and an apply.
 ini_set pgmesh default_pool_size 2
-pg_psql -c "SELECT pg_stat_reset()" > /dev/null
-base=$(pg_psql -c "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE schemaname = 'pgmesh' AND funcname = 'apply'")
+mark=$(log_mark)
 mesh_start
 mesh_psql "$de" -c "SELECT pg_sleep(1)" > /dev/null &
 warm_de=$!
@@ -93,7 +95,7 @@ for round in 1 2 3; do
     run "$de" 5 "DE|$de_rows|30s|128MB"
     run "$fr" 5 "FR|$fr_rows|30s|128MB"
 done
-calls=$(( $(apply_calls "$base") - base ))
-[ "$calls" -ge 2 ] || fail "the server counted $calls pgmesh.apply calls for two tenants: the count cannot be trusted"
-[ "$calls" -le 4 ] || fail "30 transactions of DE and FR in turn over two connections made $calls pgmesh.apply calls, want at most 4 (the two warming clients' and their clears)"
+calls=$(calls_since "$mark")
+[ "$calls" -ge 2 ] || fail "the server logged $calls pgmesh.apply calls for two tenants: the count cannot be trusted"
+[ "$calls" -le 2 ] || fail "30 transactions of DE and FR in turn over two connections made $calls pgmesh.apply/switch calls, want at most 2 (the two warming clients')"
 echo "ok: 2 warming clients and 30 transactions of DE and FR in turn through a pool of two: $calls pgmesh.apply calls"

@@ -86,10 +86,11 @@ fields() {
 }
 
 # apply_sql COUNTER MAC_FIELDS [ARRAY_FIELDS]: psql lines that read this backend's nonce, MAC
-# MAC_FIELDS with it and call apply() with the array from ARRAY_FIELDS (default: the same).
+# MAC_FIELDS with it and call apply() (or $CALL_FN) with the array from ARRAY_FIELDS (default: the
+# same).
 apply_sql() {
     printf '%s\n' 'SELECT pgmesh.nonce() AS nonce \gset' '\setenv PGMESH_NONCE :nonce' \
-        "\\set mac \`$MAC_SH $1 $2\`" "SELECT pgmesh.apply($1, $(array_sql "${3:-$2}"), :'mac');"
+        "\\set mac \`$MAC_SH $1 $2\`" "SELECT pgmesh.${CALL_FN:-apply}($1, $(array_sql "${3:-$2}"), :'mac');"
 }
 
 # array_sql FIELDS_FILE: the lines as an SQL text[] literal.
@@ -262,6 +263,38 @@ out=$({ apply_sql 1 "$APPLIED"; apply_sql 2 "$EXT/none.fields"; echo "$STATE_SQL
 assert_contains "$out" "state://0/64MB/30s/2" "apply() naming no setting"
 assert_not_contains "$out" "ERROR" "apply() naming no setting"
 ok "an authentic apply() naming no setting clears every claim and keeps the limits (pgmesh's reset)"
+
+# --- switch(): apply() for a connection passing to another tenant's client, after a scrub ---
+# What a DE session leaves behind, each of which the FR client must not find.
+LEAVE_SQL="SET search_path = r, public; CREATE TEMP TABLE left_behind (x int);
+SELECT pg_advisory_lock(77); LISTEN left_chan; SELECT nextval('r.seq');
+BEGIN; DECLARE held CURSOR WITH HOLD FOR SELECT 1; COMMIT;"
+LEFT_SQL="SELECT 'left:' || concat_ws('/', current_setting('search_path'),
+    (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()),
+    (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()),
+    (SELECT count(*) FROM pg_listening_channels()), (SELECT count(*) FROM pg_cursors),
+    current_setting('application_name'));"
+su_psql -c "CREATE SEQUENCE r.seq; GRANT USAGE, SELECT ON SEQUENCE r.seq TO reader" > /dev/null
+fields "$EXT/fr-switch.fields" request.jwt.claim.tenant FR request.jwt.claim.role analyst \
+    statement_timeout 20s work_mem 32MB application_name fr-app
+out=$({ apply_sql 1 "$APPLIED"; echo "$LEAVE_SQL"; echo "$LEFT_SQL"
+        CALL_FN=switch apply_sql 2 "$EXT/fr-switch.fields"; echo "$LEFT_SQL"; echo "$STATE_SQL"
+        echo "SELECT currval('r.seq');"; } | reader_psql -f -)
+[ "$EXT_TRACE" = 1 ] && printf '%s\n' "--- switch" "$out"
+assert_contains "$out" 'left:r, public/1/1/1/1/' "what the DE session leaves, before switch()"
+assert_contains "$out" 'left:"$user", public/0/0/0/0/fr-app' "after switch(): nothing left, application_name set"
+assert_contains "$out" "state:FR/analyst/" "switch() sets the FR claims"
+assert_contains "$out" "/32MB/20s/" "switch() sets the FR limits"
+assert_contains "$out" "55000: currval of sequence" "sequence state after switch()"
+assert_not_contains "$out" "FATAL" "switch()"
+ok "switch() scrubs settings, temporary tables, advisory locks, LISTEN, sequence state and WITH HOLD cursors, then sets the claims, limits and application_name"
+
+fields "$EXT/app.fields" request.jwt.claim.tenant DE application_name x
+apply_sql 1 "$EXT/app.fields" | refused "apply() naming application_name" '42501: pgmesh: "application_name" is not a setting'
+CALL_FN=switch apply_sql 1 "$EXT/sp.fields" | refused "switch() naming search_path" '42501: pgmesh: "search_path" is not a setting'
+{ apply_sql 1 "$APPLIED"; echo "$LEAVE_SQL"; echo "SELECT pgmesh.switch(2, $(array_sql "$EXT/fr-switch.fields"), repeat('0', 64));"; } |
+    refused "forged switch()" "42501: pgmesh: claims message is not authentic"
+ok "apply() does not take application_name; switch() takes no other setting, and a forged switch() ends the backend"
 
 out=$(reader_psql -c "SHOW pgmesh.key_file" -c "SELECT current_setting('pgmesh.key_file')" \
     -c "SELECT setting FROM pg_settings WHERE name = 'pgmesh.key_file'")
