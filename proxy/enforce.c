@@ -116,11 +116,16 @@ EVP_MAC_CTX *enforce_mac(void)
 
 bool enforce_probe_start(PGconn *pg)
 {
-    /* Types spelled with their schema: a search_path (a role default) cannot make the lookup
-     * find something else; at worst it finds nothing and pgmesh does without switch(). */
+    /* switch() only where the library this backend runs has it too (version() is the loaded
+     * library's): SQL updated to 1.1 under a 1.0 library still preloaded would fail the call with
+     * an ERROR, not the FATAL the statements pipelined behind it rely on. Types spelled with their
+     * schema: a search_path (a role default) cannot make the lookup find something else; at worst
+     * it finds nothing and pgmesh does without switch(). */
     return PQsetnonblocking(pg, 1) == 0 &&
-           PQsendQuery(pg, "SELECT pgmesh.nonce(), COALESCE(pg_catalog.to_regprocedure('pgmesh.switch("
-                           "pg_catalog.int8, pg_catalog.text[], pg_catalog.text)')::pg_catalog.oid, 0)") == 1;
+           PQsendQuery(
+               pg, "SELECT pgmesh.nonce(), CASE WHEN pg_catalog.string_to_array(pgmesh.version(), '.')::"
+                   "pg_catalog.int4[] >= '{1,1}' THEN COALESCE(pg_catalog.to_regprocedure('pgmesh.switch("
+                   "pg_catalog.int8, pg_catalog.text[], pg_catalog.text)')::pg_catalog.oid, 0) ELSE 0 END") == 1;
 }
 
 static bool is_nonce(const char *v)

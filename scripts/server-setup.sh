@@ -23,7 +23,8 @@ database host:
   3. ALTER SYSTEM SET pgmesh.key_file, and adds pgmesh to shared_preload_libraries (keeping what
      is there); restarts the cluster with pg_ctl, as its owner, only if pgmesh was not preloaded;
      with --pinned, ALTER SYSTEM SET pgmesh.pinned_settings to those names (a reload, no restart)
-  4. CREATE EXTENSION IF NOT EXISTS pgmesh in each --database
+  4. CREATE EXTENSION IF NOT EXISTS pgmesh in each --database (ALTER EXTENSION pgmesh UPDATE
+     where an older version is there)
   5. copies the key to --key-out (default ./pgmesh-server.key, mode 600) for pgmesh's host and
      prints the lines to add to [pgmesh] in pgmesh's config
 
@@ -522,7 +523,14 @@ fi
 # 4. The extension's SQL objects in each database.
 say "== 4. CREATE EXTENSION in each database"
 for db in "${DATABASES[@]}"; do
-    if [ -n "$(sql "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'pgmesh'")" ]; then
+    have=$(sql "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'pgmesh'")
+    want=$(sql "$db" -c "SELECT default_version FROM pg_available_extensions WHERE name = 'pgmesh'")
+    if [ -n "$have" ] && [ "$have" != "$want" ]; then
+        # A library preloaded before the update keeps running until the cluster restarts: until
+        # then pgmesh's probe sees the old pgmesh.version() and does without what is new.
+        sql "$db" -c "ALTER EXTENSION pgmesh UPDATE" > /dev/null
+        say "database \"$db\": ALTER EXTENSION pgmesh UPDATE ($have to $want; restart PostgreSQL if it still runs the old library)"
+    elif [ -n "$have" ]; then
         say "database \"$db\": already there"
     else
         sql "$db" -c "CREATE EXTENSION IF NOT EXISTS pgmesh" > /dev/null

@@ -41,3 +41,23 @@ for shared in 0 1; do
 done
 [ ${#failed[@]} -eq 0 ] || fail "switch cases failed: ${failed[*]}"
 mesh_stop
+
+# With the extension, the switches above went through pgmesh.switch; a server whose extension is
+# still 1.0 (no switch) must get the scrub and an authenticated clear instead, with the same
+# result. Then the 1.1 objects are put back for the rest of the suite.
+if [ -n "${SERVER_KEY_FILE:-}" ]; then
+    lib_at_exit "pg_psql -c 'DROP EXTENSION IF EXISTS pgmesh' -c 'CREATE EXTENSION pgmesh' >/dev/null 2>&1"
+    pg_psql -c "DROP EXTENSION pgmesh" -c "CREATE EXTENSION pgmesh VERSION '1.0'" > /dev/null
+    [ "$(pg_psql -c "SELECT to_regprocedure('pgmesh.switch(bigint, text[], text)') IS NULL")" = t ] ||
+        fail "extension 1.0 has pgmesh.switch"
+    mesh_start
+    for case in named_setting advisory sequence listen; do
+        SW_SHARED=0 timeout -k 5 60 "$PYTHON" "$(dirname "$0")/switch.py" "$case" || failed+=("$case/1.0")
+    done
+    mesh_stop
+    [ ${#failed[@]} -eq 0 ] || fail "switch cases with extension 1.0 failed: ${failed[*]}"
+    pg_psql -c "DROP EXTENSION pgmesh" -c "CREATE EXTENSION pgmesh" > /dev/null
+    [ "$(pg_psql -c "SELECT extversion FROM pg_extension WHERE extname = 'pgmesh'")" = 1.1 ] ||
+        fail "the extension is not back at 1.1"
+    echo "ok: the same switches through a server whose extension is 1.0 (no pgmesh.switch)"
+fi
