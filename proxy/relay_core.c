@@ -327,25 +327,39 @@ static void copy_claim(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
+/* The application_name pgmesh sets when the server changes hands: the startup value (or
+ * "pgmesh"); NULL when the client SET its own, which follows it with the session parameters. */
+static const char *startup_app(const struct client *c)
+{
+    if (params_sql(&c->params, PARAM_APPLICATION_NAME) != NULL)
+        return NULL;
+    return c->application_name ? c->application_name : "pgmesh";
+}
+
+/* Whose claims the server holds from now on, and what application_name pgmesh last set there. */
+static void note_claims(struct relay *r, const struct client *c, const char *app)
+{
+    if (app)
+        snprintf(r->application_name, sizeof r->application_name, "%s", app);
+    r->claims_owner = c->id;
+    copy_claim(r->claims_tenant, sizeof r->claims_tenant, c->ident.tenant);
+    copy_claim(r->claims_role, sizeof r->claims_role, c->ident.role);
+}
+
 /* The SETs themselves, with application_name when the server changes hands (the startup value
  * goes with the switch; one the client SET itself follows it with the session parameters).
  * Nothing when the server holds them all already. */
 static bool send_claims(struct client *c, struct server *s, bool switching, bool idle)
 {
     struct relay *r = &s->relay;
-    const char *app = c->application_name ? c->application_name : "pgmesh";
-    bool own_app = params_sql(&c->params, PARAM_APPLICATION_NAME) != NULL;
-    if (own_app)
+    const char *app = startup_app(c);
+    if (!app)
         r->application_name[0] = '\0';
-    bool set_app = switching && !own_app && strcmp(r->application_name, app) != 0;
+    bool set_app = switching && app && strcmp(r->application_name, app) != 0;
     bool send = set_app || !holds_settings(r, c, idle);
     if (send && !(relay_send_settings(c, s, set_app, idle) && push_op(s, OP_TXSTART, idle)))
         return false;
-    if (set_app)
-        snprintf(r->application_name, sizeof r->application_name, "%s", app);
-    r->claims_owner = c->id;
-    copy_claim(r->claims_tenant, sizeof r->claims_tenant, c->ident.tenant);
-    copy_claim(r->claims_role, sizeof r->claims_role, c->ident.role);
+    note_claims(r, c, set_app ? app : NULL);
     return true;
 }
 
@@ -369,13 +383,13 @@ static bool send_switch(struct client *c, struct server *s)
     struct relay *r = &s->relay;
     if (r->stmts_lost && !repair_stmts(s))
         return false;
-    const char *app = c->application_name ? c->application_name : "pgmesh";
-    bool own_app = params_sql(&c->params, PARAM_APPLICATION_NAME) != NULL;
+    const char *app = startup_app(c);
     relay_forget_applied(r);
     params_clear(&r->have);
     struct pq_writer w;
     wr_init_dynamic(&w);
-    if (!txstart_write_switch(c->tx, &w, r->nonce, ++r->apply_counter, enforce_mac(), r->switch_oid, !own_app)) {
+    if (!txstart_write_switch(c->tx, &w, r->nonce, ++r->apply_counter, enforce_mac(), r->switch_oid,
+                              app != NULL)) {
         wr_destroy(&w);
         return relay_fail_server(s, "out of memory");
     }
@@ -383,10 +397,7 @@ static bool send_switch(struct client *c, struct server *s)
         return false;
     if (r->per_transaction)
         r->applied = txshare_get(c->tx);
-    snprintf(r->application_name, sizeof r->application_name, "%s", own_app ? "" : app);
-    r->claims_owner = c->id;
-    copy_claim(r->claims_tenant, sizeof r->claims_tenant, c->ident.tenant);
-    copy_claim(r->claims_role, sizeof r->claims_role, c->ident.role);
+    note_claims(r, c, app ? app : "");
     return sync_params(c, s);
 }
 

@@ -335,6 +335,17 @@ enum resolve_status resolve_conninfo(const char *conninfo, bool always, struct r
     return st;
 }
 
+size_t resolve_lists_params(const struct resolve_lists *l, const char **keys, const char **vals, size_t n)
+{
+    if (!l->host)
+        return n;
+    keys[n] = "host", vals[n++] = l->host;
+    keys[n] = "hostaddr", vals[n++] = l->hostaddr;
+    if (l->port)
+        keys[n] = "port", vals[n++] = l->port;
+    return n;
+}
+
 void resolve_lists_free(struct resolve_lists *l)
 {
     free(l->host);

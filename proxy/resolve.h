@@ -34,6 +34,9 @@ bool resolve_subscribe(void (*done)(void));
 enum resolve_status resolve_conninfo(const char *conninfo, bool always, struct resolve_lists *out, char *err,
                                      size_t errlen) __attribute__((warn_unused_result));
 void resolve_lists_free(struct resolve_lists *l);
+/* Appends l's host, hostaddr and (when there is one) port to libpq's keyword and value arrays at
+ * n, which must have room for three more; returns the new count. Nothing when l->host is NULL. */
+size_t resolve_lists_params(const struct resolve_lists *l, const char **keys, const char **vals, size_t n);
 /* A copy of from into to (false: out of memory, to empty). */
 bool resolve_lists_copy(const struct resolve_lists *from, struct resolve_lists *to)
     __attribute__((warn_unused_result));

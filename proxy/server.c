@@ -352,13 +352,7 @@ static void start_libpq(struct server *s)
      * After it, what must override the conninfo: the role, and the resolved host lists. */
     const char *keys[9] = {"client_encoding", "options", "dbname", "user", "fallback_application_name"};
     const char *vals[9] = {"UTF8", "-c standard_conforming_strings=on", p->conninfo, p->server_user, "pgmesh"};
-    size_t n = 5;
-    if (rl.host) {
-        keys[n] = "host", vals[n++] = rl.host;
-        keys[n] = "hostaddr", vals[n++] = rl.hostaddr;
-        if (rl.port)
-            keys[n] = "port", vals[n++] = rl.port;
-    }
+    size_t n = resolve_lists_params(&rl, keys, vals, 5);
     keys[n] = vals[n] = NULL;
     s->pg = PQconnectStartParams(keys, vals, 1);
     resolve_lists_free(&rl);

@@ -142,8 +142,8 @@ static void array_element(struct sqlbuf *b, const char *v, bool first)
     sql_add(b, "\"");
 }
 
-/* One per-transaction setting in the array literal and the MAC body; false when its value
- * cannot be quoted. */
+/* One setting in the array literal (when arr is given), the Bind parameter's literal and the MAC
+ * body; false when its value cannot be quoted. */
 static bool add_apply_pair(struct sqlbuf *arr, struct sqlbuf *param, struct sqlbuf *mac,
                            const struct txstart_setting *set, bool first)
 {
@@ -152,11 +152,13 @@ static bool add_apply_pair(struct sqlbuf *arr, struct sqlbuf *param, struct sqlb
     struct sqlbuf stmt = set_statement(set);
     /* set_statement's text is "SET name = <literal>": the literal is what follows " = ". */
     const char *lit = !stmt.failed && stmt.p ? strstr(stmt.p, " = ") : NULL;
-    if (lit) {
+    if (lit && arr) {
         sql_add(arr, first ? "'" : ", '");
         sql_add(arr, set->name);
         sql_add(arr, "', ");
         sql_add(arr, lit + 3);
+    }
+    if (lit) {
         mac_field(mac, set->name);
         mac_field(mac, set->value);
     }
@@ -170,12 +172,12 @@ static bool add_apply_pair(struct sqlbuf *arr, struct sqlbuf *param, struct sqlb
  * those), so the MAC bodies are text too. */
 static bool add_apply_parts(struct txstart *t, const struct txstart_setting *settings, size_t n)
 {
-    struct sqlbuf arr = {0}, pairs = {0}, mac = {0}, sw = {0}, sw_arr = {0}, sw_pairs = {0}, sw_mac = {0};
+    struct sqlbuf arr = {0}, pairs = {0}, mac = {0}, sw = {0}, sw_pairs = {0}, sw_mac = {0};
     bool ok = true, first = true, sw_first = true;
     for (size_t i = 0; i < n && ok; i++) {
         if (settings[i].switch_only) {
             struct sqlbuf stmt = set_statement(&settings[i]);
-            ok = !stmt.failed && stmt.p && add_apply_pair(&sw_arr, &sw_pairs, &sw_mac, &settings[i], sw_first);
+            ok = !stmt.failed && stmt.p && add_apply_pair(NULL, &sw_pairs, &sw_mac, &settings[i], sw_first);
             sql_add_stmt(&sw, ok ? stmt.p : "");
             free(stmt.p);
             sw_first = false;
@@ -199,8 +201,8 @@ static bool add_apply_parts(struct txstart *t, const struct txstart_setting *set
     sql_add(&sw_param, "}");
     sql_add(&sw_body, mac.p ? mac.p : "");
     sql_add(&sw_body, sw_mac.p ? sw_mac.p : "");
-    ok = ok && !arr.failed && !pairs.failed && !mac.failed && !sw.failed && !sw_arr.failed && !sw_pairs.failed &&
-         !sw_mac.failed && !array.failed && !param.failed && !sw_param.failed && !sw_body.failed;
+    ok = ok && !arr.failed && !pairs.failed && !mac.failed && !sw.failed && !sw_pairs.failed && !sw_mac.failed &&
+         !array.failed && !param.failed && !sw_param.failed && !sw_body.failed;
     if (ok) {
         t->apply_array = array.p;
         t->apply_param = param.p;
@@ -219,16 +221,18 @@ static bool add_apply_parts(struct txstart *t, const struct txstart_setting *set
     }
     free(arr.p);
     free(pairs.p);
-    free(sw_arr.p);
     free(sw_pairs.p);
     free(sw_mac.p);
     return ok;
 }
 
-/* The MAC of one apply message whose pairs encode as body (NULL: none), as 64 lowercase hex
- * digits (and a NUL) in hex. */
-static bool apply_mac(const uint8_t *body, const char *nonce, const char *counter, EVP_MAC_CTX *ctx, char *hex)
+/* The counter in decimal into num, and the MAC of one apply message whose pairs encode as body
+ * (NULL or "": none) as 64 lowercase hex digits (and a NUL) into hex. */
+static bool apply_mac(const uint8_t *body, const char *nonce, uint64_t counter_value, EVP_MAC_CTX *ctx,
+                      char num[static 24], char hex[static 65])
 {
+    snprintf(num, 24, "%llu", (unsigned long long)counter_value);
+    const char *counter = num;
     struct sqlbuf m = {0};
     sql_add(&m, "pgmesh-v1");
     mac_field(&m, nonce);
@@ -253,8 +257,7 @@ bool txstart_write_apply(const struct txstart *t, struct pq_writer *w, const cha
                          EVP_MAC_CTX *mac_ctx, bool switching)
 {
     char num[24], hex[65];
-    snprintf(num, sizeof num, "%llu", (unsigned long long)counter);
-    if (!apply_mac(t->mac_body_len ? t->mac_body : NULL, nonce, num, mac_ctx, hex))
+    if (!apply_mac(t->mac_body_len ? t->mac_body : NULL, nonce, counter, mac_ctx, num, hex))
         return false;
     struct sqlbuf q = {0};
     sql_add(&q, "SELECT pgmesh.apply(");
@@ -278,8 +281,7 @@ bool txstart_write_switch(const struct txstart *t, struct pq_writer *w, const ch
 {
     const char *body = with_switch_only ? t->switch_mac_body : (const char *)t->mac_body;
     char num[24], hex[65];
-    snprintf(num, sizeof num, "%llu", (unsigned long long)counter);
-    if (!apply_mac(body && body[0] ? (const uint8_t *)body : NULL, nonce, num, mac_ctx, hex))
+    if (!apply_mac((const uint8_t *)body, nonce, counter, mac_ctx, num, hex))
         return false;
     const char *const args[] = {num, with_switch_only ? t->switch_param : t->apply_param, hex};
     fe_write_function_call_text(w, switch_oid, 3, args);
@@ -289,8 +291,7 @@ bool txstart_write_switch(const struct txstart *t, struct pq_writer *w, const ch
 bool txstart_write_clear(struct pq_writer *w, const char *nonce, uint64_t counter, EVP_MAC_CTX *mac_ctx)
 {
     char num[24], hex[65], sql[160];
-    snprintf(num, sizeof num, "%llu", (unsigned long long)counter);
-    if (!apply_mac(NULL, nonce, num, mac_ctx, hex))
+    if (!apply_mac(NULL, nonce, counter, mac_ctx, num, hex))
         return false;
     snprintf(sql, sizeof sql, "SELECT pgmesh.apply(%s, '{}'::pg_catalog.text[], '%s')", num, hex);
     fe_write_query(w, sql);
@@ -304,8 +305,7 @@ bool txstart_write_apply_prepared(const struct txstart *t, struct pq_writer *w, 
     static const uint8_t types[] = {0, 0, 0, 20, 0, 0, 3, 241, 0, 0, 0, 25};
     static const char sql[] = "SELECT pgmesh.apply($1, $2, $3)";
     char num[24], hex[65];
-    snprintf(num, sizeof num, "%llu", (unsigned long long)counter);
-    if (!apply_mac(t->mac_body_len ? t->mac_body : NULL, nonce, num, mac_ctx, hex))
+    if (!apply_mac(t->mac_body_len ? t->mac_body : NULL, nonce, counter, mac_ctx, num, hex))
         return false;
     if (parse)
         fe_write_parse_typed(w, TXSTART_APPLY_STMT, (struct span){(const uint8_t *)sql, sizeof sql - 1}, 3, types);

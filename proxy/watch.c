@@ -255,12 +255,8 @@ static void job_start(struct watch_target *t)
     size_t n = 3;
     if (user)
         keys[n] = "user", vals[n++] = user;
-    if (rs == RESOLVE_READY) {
-        keys[n] = "host", vals[n++] = rl.host;
-        keys[n] = "hostaddr", vals[n++] = rl.hostaddr;
-        if (rl.port)
-            keys[n] = "port", vals[n++] = rl.port;
-    }
+    if (rs == RESOLVE_READY)
+        n = resolve_lists_params(&rl, keys, vals, n);
     keys[n] = vals[n] = NULL;
     t->pg = PQconnectStartParams(keys, vals, 1);
     resolve_lists_free(&rl);
