@@ -394,6 +394,34 @@ PY
 # metric_value FILE SERIES: a sample's value in an exposition (the exact series text).
 metric_value() { awk -v s="$2" '$1 == s { print $2 }' "$1"; }
 
+# silent_listener PORT SECS: something on 127.0.0.1:PORT that takes TCP connections and never
+# answers (a hung server, or a failed machine whose address still accepts), for SECS at most;
+# stopped when the test ends.
+silent_listener() {
+    timeout "$2" /usr/bin/python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+time.sleep(int(sys.argv[2]))
+' "$1" "$2" &
+    lib_at_exit "kill $!"
+}
+
+# mesh_reload [PATTERN]: SIGHUP to pgmesh, then wait up to 10 s for one more log line matching
+# PATTERN (default: the reload's outcome, applied or not reloaded); fails without one.
+mesh_reload() {
+    local pattern=${1:-'config reload: .* applied|configuration not reloaded'} before
+    before=$(grep -cE -- "$pattern" "$MESH_LOG" || true)
+    kill -HUP "$MESH_PID"
+    for _ in $(seq 1 100); do
+        [ "$(grep -cE -- "$pattern" "$MESH_LOG" || true)" -gt "$before" ] && return 0
+        sleep 0.1
+    done
+    fail "no line matching [$pattern] in $MESH_LOG within 10 s of SIGHUP"
+}
+
 wait_log() {
     local pattern=$1 secs=${2:-10} i
     for i in $(seq 1 $((secs * 10))); do

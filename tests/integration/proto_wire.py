@@ -30,9 +30,9 @@ class Fail(Exception):
     pass
 
 
-def startup_packet(user, database):
+def startup_packet(user, database, application_name="proto_wire"):
     body = struct.pack("!i", 196608)
-    for k, v in (("user", user), ("database", database), ("application_name", "proto_wire")):
+    for k, v in (("user", user), ("database", database), ("application_name", application_name)):
         body += k.encode() + b"\0" + v.encode() + b"\0"
     body += b"\0"
     return struct.pack("!i", len(body) + 4) + body

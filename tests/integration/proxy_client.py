@@ -22,7 +22,8 @@ import struct
 import sys
 import time
 
-from attack_wire import read_message  # the same directory, sys.path[0]
+from attack_wire import parse_row, read_message  # the same directory, sys.path[0]
+from proto_wire import message, startup_packet
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -41,18 +42,6 @@ def header(kind, src, port):
         cmd = 0x21 if kind == "v2" else 0x20
         return V2_SIG + bytes([cmd, 0x11]) + struct.pack("!H", len(body)) + body
     return b""
-
-
-def startup_packet(user, database):
-    body = struct.pack("!i", 196608)
-    for k, v in (("user", user), ("database", database), ("application_name", "proxy_client")):
-        body += k.encode() + b"\0" + v.encode() + b"\0"
-    body += b"\0"
-    return struct.pack("!i", len(body) + 4) + body
-
-
-def message(t, body):
-    return t + struct.pack("!i", len(body) + 4) + body
 
 
 class Closed(Exception):
@@ -87,7 +76,7 @@ class Conn:
         return t, body
 
     def login(self, token, database, prefix=b"", split=False):
-        packet = startup_packet("analyst", database)
+        packet = startup_packet("analyst", database, "proxy_client")
         if split:
             for i in range(0, len(prefix), 5):
                 self.sock.sendall(prefix[i:i + 5])
@@ -112,17 +101,7 @@ class Conn:
         while True:
             t, body = self.next()
             if t == b"D":
-                n = struct.unpack("!h", body[:2])[0]
-                pos, row = 2, []
-                for _ in range(n):
-                    ln = struct.unpack("!i", body[pos:pos + 4])[0]
-                    pos += 4
-                    if ln < 0:
-                        row.append("")
-                    else:
-                        row.append(body[pos:pos + ln].decode())
-                        pos += ln
-                rows.append("|".join(row))
+                rows.append("|".join("" if v is None else v for v in parse_row(body)))
             elif t == b"Z":
                 return rows
 

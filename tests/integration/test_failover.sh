@@ -59,16 +59,7 @@ echo "primary on port $p1, standby on port $p2 (set up in $(($(now_ms) - t_start
 # A host that takes TCP connections and never answers (a failed machine whose address still
 # accepts, or drops, packets): listed first, it is given up after server_connect_timeout.
 silent_port=$(_lib_free_port)
-timeout 60 /usr/bin/python3 -c '
-import socket, sys, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-s.listen(64)
-time.sleep(60)
-' "$silent_port" &
-silent_pid=$!
-lib_at_exit "kill $silent_pid"
+silent_listener "$silent_port" 60
 
 pf=$TEST_DIR/pgpass
 (umask 077 && echo "127.0.0.1:*:*:marketing_domain_role:$pw" > "$pf")

@@ -40,17 +40,6 @@ actions() {
     assert_contains "$out" "request.jwt.claim.tenant is managed by pgmesh" "tampering"
 }
 
-reload() {
-    local before
-    before=$(grep -c 'config reload: .* applied' "$MESH_LOG" || true)
-    kill -HUP "$MESH_PID"
-    for _ in $(seq 1 100); do
-        [ "$(grep -c 'config reload: .* applied' "$MESH_LOG" || true)" -gt "$before" ] && return 0
-        sleep 0.1
-    done
-    fail "no reload within 10 s"
-}
-
 echo "== json, log_level = info"
 actions alice@example.com
 out=$(printf 'BEGIN;\nSELECT 1;\n\\! sleep 2\nSELECT 2;\n' | mesh_psql "$tok" -v ON_ERROR_STOP=0 2>&1) || true
@@ -59,13 +48,13 @@ wait_log '"event":"transaction_ended"'
 
 echo "== json, log_level = error"
 ini_set pgmesh log_level error
-reload
+mesh_reload 'config reload: .* applied'
 start_error=$(wc -l < "$MESH_LOG")
 actions bob@example.com
 echo "== text, log_level = info"
 ini_set pgmesh log_level info
 ini_set pgmesh log_format text
-reload
+mesh_reload 'config reload: .* applied'
 start_text=$(wc -l < "$MESH_LOG")
 actions carol@example.com
 mesh_stop

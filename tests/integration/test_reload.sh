@@ -44,18 +44,6 @@ wait_servers() {
     fail "expected $2 server connections on cluster $1, found $n after 20 s"
 }
 
-# reload: SIGHUP and wait for the reload's outcome line (applied, or not reloaded).
-reload() {
-    local before i
-    before=$(grep -cE 'config reload: .* applied|configuration not reloaded' "$MESH_LOG" || true)
-    kill -HUP "$MESH_PID"
-    for i in $(seq 1 100); do
-        [ "$(grep -cE 'config reload: .* applied|configuration not reloaded' "$MESH_LOG" || true)" -gt "$before" ] &&
-            return 0
-        sleep 0.1
-    done
-    fail "no reload outcome in $MESH_LOG within 10 s of SIGHUP"
-}
 
 mesh_config   # default_pool_size = 2, regional_analyst has statement_timeout=30s
 # Its own cluster has no pgmesh extension: where the suite's has it, prefer uses it there only.
@@ -101,12 +89,12 @@ wait_servers 1 2
 
 # --- the pool grows: 2 -> 5
 ini_set pgmesh default_pool_size 5
-reload
+mesh_reload
 wait_servers 1 5
 
 # --- a role's statement_timeout: the open session from its next transaction, and new sessions
 ini_set roles regional_analyst "server_user=marketing_domain_role statement_timeout=7s work_mem=128MB"
-reload
+mesh_reload
 wait_log "config reload: role regional_analyst changed"
 session "current_setting('statement_timeout')"
 assert_eq "7s" "$REPLY" "statement_timeout in the open session after the reload"
@@ -114,13 +102,13 @@ assert_eq "7s" "$(mesh_psql "$tok" -c "SHOW statement_timeout")" "statement_time
 
 # --- the pool shrinks: 5 -> 3, surplus servers close as they come back
 ini_set pgmesh default_pool_size 3
-reload
+mesh_reload
 wait_servers 1 3
 wait_log "closing (idle )?server connection: the pool is over default_pool_size"
 
 # --- the database moves to the second cluster
 ini_set databases media_analytics "host=127.0.0.1 port=$PG2_PORT dbname=media_analytics passfile=$TEST_DIR/pgpass2"
-reload
+mesh_reload
 wait_log "config reload: database media_analytics has a new conninfo"
 session "inet_server_port()::text"
 assert_eq "$PG2_PORT" "$REPLY" "the open session's next transaction runs on the new cluster"
@@ -146,7 +134,7 @@ assert_not_contains "$(cat "$MESH_LOG")" "server connection lost" "pgmesh log"
 new_port=$(pgcluster_free_port)
 ini_set pgmesh listen_port "$new_port"
 ini_set pgmesh pool_mode session
-reload
+mesh_reload
 wait_log "config reload: listen_port, pool_mode changed but only a restart applies them; keeping the running values"
 ss -Htln "sport = :$new_port" | grep -q . && fail "pgmesh listens on the new listen_port $new_port"
 assert_eq "DE" "$(mesh_psql "$tok" -c "SELECT current_setting('request.jwt.claim.tenant')")" "the old listen_port"
@@ -155,7 +143,7 @@ assert_eq "DE" "$(mesh_psql "$tok" -c "SELECT current_setting('request.jwt.claim
 ini_set roles regional_analyst "server_user=marketing_domain_role statement_timeout=9s work_mem=128MB"
 echo "this line is not ini" >> "$MESH_INI"
 bad_line=$(wc -l < "$MESH_INI")
-reload
+mesh_reload
 wait_log "SIGHUP: configuration not reloaded, nothing changed: $MESH_INI:$bad_line: syntax error"
 session "current_setting('statement_timeout')"
 assert_eq "7s" "$REPLY" "statement_timeout in the open session after a bad file"

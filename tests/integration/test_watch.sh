@@ -38,16 +38,7 @@ pg_psql -c "CREATE DATABASE $db_utf8 TEMPLATE template0 ENCODING 'UTF8' LC_COLLA
 # answers: the cluster that hangs (bounded by its own timeout and the test's end).
 down_port=$(_lib_free_port)
 silent_port=$(_lib_free_port)
-timeout 120 /usr/bin/python3 -c '
-import socket, sys, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-s.listen(64)
-time.sleep(120)
-' "$silent_port" &
-silent_pid=$!
-lib_at_exit "kill $silent_pid"
+silent_listener "$silent_port" 120
 conn() { echo "host=127.0.0.1 port=$1 dbname=$2 passfile=$PG_PASSFILE"; }
 
 mesh_config
