@@ -162,10 +162,18 @@ bench = host=127.0.0.1 port=$cport dbname=bench passfile=$RUN/pgpass
 [roles]
 regional_analyst = server_user=bench_user statement_timeout=30s work_mem=64MB
 EOF
-    "$bin" -c "$RUN/$name.ini" > "$RUN/$name.log" 2>&1 < /dev/null &
+    # In a session of its own, as PgBouncer -d is (it calls setsid) and as a service under systemd
+    # is in a cgroup of its own: with the kernel's autogroup scheduling (sched_autogroup_enabled)
+    # the CPU is shared between sessions first, and PostgreSQL's backends are each a session. Left
+    # in this script's session, pgmesh's workers would share one session's share with every
+    # pgbench process, and PgBouncer would not.
+    setsid "$bin" -c "$RUN/$name.ini" > "$RUN/$name.log" 2>&1 < /dev/null &
     MESH_PID_=$!
     PIDS+=("$MESH_PID_")
     wait_port "$MESH_PORT_" "pgmesh $name"
+    # setsid execs in place unless it leads a process group already: the CPU figures need this pid.
+    [ "$(cat "/proc/$MESH_PID_/comm" 2>/dev/null)" = pgmesh ] ||
+        { echo "bench: pgmesh $name is not process $MESH_PID_" >&2; exit 1; }
 }
 
 # Keys and tokens: one HS256 secret shared by the HS256 instances, an RSA key pair for the RS256
@@ -195,5 +203,5 @@ cpu_ticks() {
 machine() {
     echo "$(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '{ print int($2 / 1024) }' <(grep MemTotal /proc/meminfo)) MiB," \
         "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), PgBouncer $(pgbouncer --version | head -n 1 | awk '{print $2}')," \
-        "load average at start $LOAD0"
+        "load average at start $LOAD0, autogroup scheduling $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo -)"
 }
