@@ -135,7 +135,7 @@ args_of() {
                           *) echo "-n -M simple -c 64 -j 2 -T $BENCH_T -f $RUN/rls-pgmesh.sql" ;;
                       esac ;;
         mt-select-c64) echo "-n -S -c $((64 / MT_PROCS)) -j 1 -T $BENCH_T" ;;
-        workers-select-c64) echo "-n -S -M simple -c 64 -j 2 -T $BENCH_T" ;;
+        workers-select-c*) echo "-n -S -M simple -c ${1##*-c} -j 2 -T $BENCH_T" ;;
         connect-*) echo "-n -S -C -c 8 -j 2 -T $BENCH_T" ;;
     esac
 }
@@ -144,7 +144,7 @@ targets_of() {
     case $1 in
         *prepared*) t="direct pgmesh" ;;  # PgBouncer 1.18: no prepared statements in transaction pooling
         connect-rs256) echo pgmesh; return ;;  # direct and PgBouncer log in the same way as in connect-hs256
-        workers-select-c64) echo "direct pgbouncer pgmesh pgmesh-workers"; return ;;
+        workers-select-c*) echo "direct pgbouncer pgmesh pgmesh-workers"; return ;;
     esac
     [ "$BENCH_NOEXT" = 1 ] && t="$t pgmesh-noext"
     echo "$t${BENCH_BASE:+ base}"
@@ -224,7 +224,7 @@ fi
 has rls && tests+=(rls-read-c64)
 has mt && tests+=(mt-select-c64)
 has connect && tests+=(connect-hs256 connect-rs256)
-has workers && tests+=(workers-select-c64)
+has workers && tests+=(workers-select-c8 workers-select-c64)
 
 declare -A tps p50 p99 cpu
 failed=0
@@ -329,7 +329,7 @@ minutes=$(( ($(date +%s) - STARTED + 59) / 60 ))
             rls-read-c64) echo "- $t: $(args_of "$t" pgmesh) (through pgmesh); direct and PgBouncer: $(args_of "$t" direct), BEGIN, SET LOCAL of both claims, the SELECT, COMMIT" ;;
             mt-select-c64) echo "- $t: $MT_PROCS concurrent pgbench processes, each $(args_of "$t" pgmesh), through pgmesh each with the token of its own tenant (t0..t$((MT_PROCS - 1))), all sharing one pool" ;;
             connect-rs256) echo "- $t: $(args_of "$t" pgmesh) with RS256 tokens (2048-bit key) to a second pgmesh; ratios against connect-hs256's direct and PgBouncer" ;;
-            workers-select-c64) echo "- $t: $(args_of "$t" pgmesh), through pgmesh with its default workers = auto ($(nproc) here; the pool of 20 shared out between them, CPU summed over its processes) and a second pgmesh with workers = 1" ;;
+            workers-select-c*) echo "- $t: $(args_of "$t" pgmesh), through pgmesh with its default workers = auto ($(nproc) here; the pool of 20 shared out between them, CPU summed over its processes) and a second pgmesh with workers = 1" ;;
             *) echo "- $t: $(args_of "$t" pgmesh)" ;;
         esac
     done
