@@ -86,7 +86,7 @@ static const struct config_key keys[] = {
     {{"pgmesh", "workers", "auto", false,
       "worker processes, each with its own event loop, pools and SO_REUSEPORT listener: a number from 1 to 16, "
       "or auto for one per CPU this process may run on (at most 16); default_pool_size is shared out between "
-      "them, max_client_conn and the per-tenant and per-role client limits hold across them"},
+      "them, new connections fill them in order up to their shares, max_client_conn and the per-tenant and per-role client limits hold across them"},
      VAL_STRING, AT(workers_spec), 1, 16, NULL, check_workers},
     {{"pgmesh", "peer_id", "0", false,
       "this instance's number (1-127) among pgmesh instances behind one load balancer: it is carried in "

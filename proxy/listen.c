@@ -23,6 +23,7 @@
 #include "proxy/log.h"
 #include "proxy/runtime.h"
 #include "proxy/workers.h"
+#include "proxy/workmsg.h"
 
 #define MAX_LISTENERS (4 * WORKERS_MAX + 1)
 
@@ -98,8 +99,27 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
                             ? CLIENT_PROXY_TRUSTED
                             : CLIENT_PROXY_UNTRUSTED;
         }
+        int to = workers_place(rt.cfg->default_pool_size);
+        if (to != worker_index) {
+            if (workmsg_pass_client(to, fd, l->is_unix, addr, proxy)) {
+                close(fd); /* the other worker has its own copy */
+                continue;
+            }
+            workers_placed_done(to);
+        }
         client_accept(fd, l->is_unix, addr, proxy);
     }
+}
+
+void listen_adopt(int fd, bool is_unix, const char *addr, int proxy)
+{
+    if (rt.shutting_down) {
+        workers_placed_done(worker_index);
+        close(fd);
+        return;
+    }
+    client_accept(fd, is_unix, addr, (enum client_proxy)proxy);
+    workers_placed_done(worker_index); /* counted among the clients now: the load never dips */
 }
 
 static bool add_listener(int fd, bool is_unix, int worker, const char *path)
@@ -128,7 +148,8 @@ static int listen_one(const struct addrinfo *ai, const char *addr, int port, int
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (ai->ai_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    /* One socket per worker on the same port: the kernel spreads new connections over them. */
+    /* One socket per worker on the same port, so that no worker's accepts wait on another's loop;
+     * where a connection is served is workers_place's choice, not the kernel's. */
     if (worker_count > 1 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
         log_error("could not listen on %s port %d: SO_REUSEPORT: %s", addr, port, strerror(errno));
         close(fd);

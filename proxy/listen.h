@@ -1,4 +1,5 @@
-/* TCP and Unix-socket listeners. Accepted sockets become clients. */
+/* TCP and Unix-socket listeners. Accepted sockets become clients, of this worker or of the one
+ * workers_place names. */
 #ifndef PGMESH_PROXY_LISTEN_H
 #define PGMESH_PROXY_LISTEN_H
 
@@ -9,6 +10,8 @@
 bool listen_open(void) __attribute__((warn_unused_result));
 /* In a worker: closes the other workers' TCP sockets. */
 void listen_keep_worker(int worker);
+/* A connection another worker accepted for this one (workers_place): it becomes a client here. */
+void listen_adopt(int fd, bool is_unix, const char *addr, int proxy);
 /* Accepts on what is left, on rt.loop. */
 void listen_start(void);
 void listen_stop(void);

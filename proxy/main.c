@@ -262,7 +262,8 @@ int main(int argc, char **argv)
     link_init();
     admin_init();
     listen_start();
-    workmsg_start(rt.loop, &(struct workmsg_handlers){.answer = worker_answer, .act = admin_act});
+    workmsg_start(rt.loop,
+                  &(struct workmsg_handlers){.answer = worker_answer, .act = admin_act, .adopt = listen_adopt});
     /* One metrics endpoint per instance, on the first worker (its figures; see README). */
     if (worker_index == 0 && !metrics_start())
         return 1;

@@ -283,8 +283,7 @@ bool pool_reconfigure(struct pool *p, int size, const char *conninfo)
 
 int pool_worker_share(int size)
 {
-    int share = size / worker_count + (worker_index < size % worker_count);
-    return share > 0 ? share : 1;
+    return workers_share(size, worker_index);
 }
 
 void pool_login_failed(struct pool *p, const char *message)

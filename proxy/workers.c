@@ -34,7 +34,8 @@ struct count_slot {
 
 struct shared {
     atomic_int clients[WORKERS_MAX];
-    pthread_mutex_t lock; /* robust: a worker may die holding it */
+    atomic_int placed[WORKERS_MAX]; /* connections passed to a worker that it has not taken in yet */
+    pthread_mutex_t lock;           /* robust: a worker may die holding it */
     int used;
     bool full_logged;
     struct count_slot slots[COUNT_SLOTS];
@@ -79,6 +80,7 @@ static void lock_shared(void)
 static void forget_worker(int w)
 {
     atomic_store(&shared->clients[w], 0);
+    atomic_store(&shared->placed[w], 0);
     lock_shared();
     for (int i = 0; i < COUNT_SLOTS; i++)
         if (shared->slots[i].name[0])
@@ -229,6 +231,41 @@ int workers_clients_add(int delta)
     for (int i = 0; i < worker_count; i++)
         total += atomic_load(&shared->clients[i]);
     return total;
+}
+
+int workers_share(int size, int w)
+{
+    int share = size / worker_count + (w < size % worker_count);
+    return share > 0 ? share : 1;
+}
+
+int workers_place(int fill_size)
+{
+    if (worker_count < 2)
+        return worker_index;
+    int best = worker_index, best_over = 0;
+    for (int w = 0; w < worker_count; w++) {
+        int load = atomic_load(&shared->clients[w]) + atomic_load(&shared->placed[w]);
+        int over = load - workers_share(fill_size, w);
+        if (over < 0) { /* the first worker with room: the lower ones fill first */
+            best = w;
+            break;
+        }
+        if (w == 0 || over < best_over || (over == best_over && w == worker_index))
+            best = w, best_over = over;
+    }
+    if (best != worker_index)
+        atomic_fetch_add(&shared->placed[best], 1);
+    return best;
+}
+
+void workers_placed_done(int w)
+{
+    /* A worker that died had its count zeroed while a connection passed to it was still queued
+     * for its successor: never below zero. */
+    int n = atomic_load(&shared->placed[w]);
+    while (n > 0 && !atomic_compare_exchange_weak(&shared->placed[w], &n, n - 1))
+        ;
 }
 
 static uint32_t name_hash(const char *s)

@@ -1,8 +1,8 @@
 /* workers = N: N processes, each its own libev loop, clients and pools, forked by a supervisor
- * that holds the listening sockets (one SO_REUSEPORT TCP socket per worker, so the kernel spreads
- * connections; the Unix socket shared), forwards SIGHUP and SIGTERM and starts a worker again if
- * one dies. What must hold across workers lives in one shared mapping made before the fork:
- * the client count behind max_client_conn and the per-tenant and per-role login counts. A cancel
+ * that holds the listening sockets (one SO_REUSEPORT TCP socket per worker; the Unix socket
+ * shared), forwards SIGHUP and SIGTERM and starts a worker again if one dies. What must hold
+ * across workers lives in one shared mapping made before the fork: the client counts behind
+ * max_client_conn and workers_place, and the per-tenant and per-role login counts. A cancel
  * request names its worker (and its instance, see peers.h) in the pid of the backend key: a
  * worker that receives another's passes the packet on through a datagram socket pair.
  * With workers = 1 there is no supervisor: the process is the one worker, as before. */
@@ -45,6 +45,18 @@ int workers_pid_worker(uint32_t pid);
 
 /* Clients across all workers, for max_client_conn. */
 int workers_clients_add(int delta);
+
+/* Worker w's share of size (a pool's size split between the workers), at least 1. */
+int workers_share(int size, int w);
+
+/* Which worker takes a new connection. At low load one worker doing all the work wakes once for
+ * what two would each wake for, so the workers fill in order: the first whose clients (and
+ * connections passed to it, not yet taken in) are fewer than its share of fill_size; when every
+ * one has its share, the least loaded, this one on a tie. A connection for another worker is
+ * counted as passed to it until it calls workers_placed_done(its index) (or the passing failed
+ * and the passer calls workers_placed_done(that index)). */
+int workers_place(int fill_size);
+void workers_placed_done(int w);
 
 /* Per-tenant and per-role login counts across workers. workers_login_take counts a login in if
  * neither limit (0: none) is reached, and says which was otherwise (and its count); every taken

@@ -22,7 +22,7 @@
 #define GATHER_TIMEOUT_MS 2000
 
 struct msg {
-    char type; /* 'C' cancel, 'G' gather, 'A' action */
+    char type; /* 'C' cancel, 'G' gather, 'A' action, 'P' a passed connection */
     char kind;
     uint32_t pid, key;
     char arg[WORKMSG_ARG_MAX];
@@ -83,7 +83,9 @@ static bool handle_one(int inbox)
         cancel_request(m.pid, m.key);
     else if (m.type == 'A' && handlers.act)
         handlers.act(m.kind, m.arg);
-    if (m.type == 'G' && fd >= 0)
+    if (m.type == 'P' && fd >= 0 && handlers.adopt)
+        handlers.adopt(fd, m.kind == 'u', m.arg, (int)m.key);
+    else if (m.type == 'G' && fd >= 0)
         answer(&m, fd);
     else if (fd >= 0)
         close(fd);
@@ -140,6 +142,13 @@ bool workmsg_forward_cancel(uint32_t pid, uint32_t key)
         LOG_EVENT(LOG_INFO, NULL, "cancel_forwarded", LOG_FIELDS(LOG_INT("worker", w)),
                   "cancel request passed to worker %d", w);
     return true;
+}
+
+bool workmsg_pass_client(int w, int fd, bool is_unix, const char *addr, int proxy)
+{
+    struct msg m = {.type = 'P', .kind = is_unix ? 'u' : 't', .key = (uint32_t)proxy};
+    snprintf(m.arg, sizeof m.arg, "%s", addr);
+    return w != worker_index && w < worker_count && send_msg(w, &m, fd);
 }
 
 void workmsg_tell(char kind, const char *arg, int only)
