@@ -172,7 +172,7 @@ EOF
     PIDS+=("$MESH_PID_")
     wait_port "$MESH_PORT_" "pgmesh $name"
     # setsid execs in place unless it leads a process group already: the CPU figures need this pid.
-    [ "$(cat "/proc/$MESH_PID_/comm" 2>/dev/null)" = pgmesh ] ||
+    [ "$(cat "/proc/$MESH_PID_/comm" 2>/dev/null)" = "$(basename "$bin" | cut -c1-15)" ] ||
         { echo "bench: pgmesh $name is not process $MESH_PID_" >&2; exit 1; }
 }
 
