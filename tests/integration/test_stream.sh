@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Results and messages far larger than pgmesh's buffers stream through it (stream.c), in
 # transaction pooling with a token: a 1,000,000-row SELECT read by psql and by libpq's single-row
-# mode, byte for byte the same as straight from PostgreSQL; a 256 MiB Bind parameter, to an
-# unnamed and to a named statement (its length and md5 on the server match the client's), then
-# back whole as one DataRow; a single 48 MiB CopyData message; a COPY the client ends with
-# CopyFail leaves nothing behind. pgmesh's peak RSS stays under 32 MiB throughout (memory.sh).
+# mode, byte for byte the same as straight from PostgreSQL; a 96 MiB Bind parameter (three times
+# the RSS bound), to an unnamed and to a named statement (its length and md5 on the server match
+# the client's), then back whole as one DataRow; a single 48 MiB CopyData message; a COPY the
+# client ends with CopyFail leaves nothing behind. pgmesh's peak RSS stays under 32 MiB throughout
+# (memory.sh).
 . "$(dirname "$0")/lib.sh"
 [ -z "${SERVER_KEY_FILE:-}" ] || { echo "streaming runs after the transaction start, the same with or without the extension: runs once, in the suite without it"; exit 77; }
 . "$(dirname "$0")/memory.sh"
@@ -32,9 +33,9 @@ assert_eq "$ROWS|$(printf %s "$ROWS" | md5sum | cut -d' ' -f1)" "$(tail -n 1 "$T
 rm -f "$TEST_DIR"/select_*.txt
 assert_mesh_hwm "the $ROWS-row SELECTs"
 
-echo "== a 256 MiB Bind parameter, echoed back as a 256 MiB DataRow"
-timeout -k 5 90 "$STREAM" bind 256
-assert_mesh_hwm "the 256 MiB Bind and DataRow"
+echo "== a 96 MiB Bind parameter, echoed back as a 96 MiB DataRow"
+timeout -k 5 90 "$STREAM" bind 96
+assert_mesh_hwm "the 96 MiB Bind and DataRow"
 
 echo "== one 48 MiB CopyData message"
 pg_psql <<'SQL'
