@@ -8,7 +8,7 @@
 # error; KILL_CLIENT ends one client and not the others; SHUTDOWN WAIT lets an open transaction
 # commit.
 . "$(dirname "$0")/lib.sh"
-[ -z "${SERVER_KEY_FILE:-}" ] || { echo "the console never reaches a server: runs once, in the suite without the extension"; exit 77; }
+once_without_extension "the console never reaches a server"
 
 PYTHON=${PYTHON:-/usr/bin/python3}
 "$PYTHON" -c 'import psycopg' 2>/dev/null || fail "$PYTHON cannot import psycopg (make deps installs python3-psycopg)"

@@ -4,6 +4,7 @@
 # with a wrong key or pid does nothing; with a pool of one, a cancel from an idle client must not
 # hit the query another client now runs on the shared server connection.
 . "$(dirname "$0")/lib.sh"
+once_without_extension "a cancel request is the same with or without it"
 export PG_SOCKET_DIR PG_PORT
 
 mesh_config

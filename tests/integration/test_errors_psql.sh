@@ -5,6 +5,7 @@
 # psql prints connection-time errors before VERBOSITY applies, so it shows no SQLSTATE for these
 # FATALs: the message and DETAIL are checked in psql's output, the SQLSTATE in the pgmesh log line.
 . "$(dirname "$0")/lib.sh"
+once_without_extension "refused before any server is reached"
 
 mesh_config
 mesh_start

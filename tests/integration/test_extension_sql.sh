@@ -5,10 +5,7 @@
 # rows RLS shows and the limits stay as pgmesh.apply() set them; apply() itself takes only a
 # fresh message MACed for this backend. The MACs are computed here with openssl.
 . "$(dirname "$0")/lib.sh"
-if [ -n "${SERVER_KEY_FILE:-}" ]; then
-    echo "skipped: runs once, in the suite without the extension (it starts its own cluster)"
-    exit 77
-fi
+once_without_extension "it starts its own cluster"
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=../../scripts/pgcluster.sh

@@ -10,10 +10,7 @@
 # error at all. A first host that never answers is given up after server_connect_timeout. Prints
 # the timings.
 . "$(dirname "$0")/lib.sh"
-if [ -n "${SERVER_KEY_FILE:-}" ]; then
-    echo "skipped: runs once, in the suite without the extension (nothing it checks depends on it)"
-    exit 77
-fi
+once_without_extension "nothing it checks depends on it"
 . "$(dirname "$0")/../../scripts/pgcluster.sh"
 
 now_ms() { date +%s%3N; }

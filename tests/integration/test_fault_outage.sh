@@ -5,6 +5,7 @@
 # written, and once the server is back clients succeed without restarting pgmesh. Runs on a
 # cluster of its own, which it stops and starts.
 . "$(dirname "$0")/lib.sh"
+once_without_extension "a server outage is the same with or without it"
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=../../scripts/pgcluster.sh

@@ -3,6 +3,7 @@
 # transactions run on and commit, a client idle between transactions gets FATAL 57P01, and
 # pgmesh exits once no client is left; a second SIGTERM stops it at once, open transaction or not.
 . "$(dirname "$0")/lib.sh"
+once_without_extension "shutdown is the same with or without it"
 
 mesh_config
 ini_set pgmesh default_pool_size 8

@@ -8,10 +8,7 @@
 # after a reload gives every peers line an entry pointing back at instance 1, a cancel for it is
 # passed on three times and then dropped with a warning (the hop count in the key).
 . "$(dirname "$0")/lib.sh"
-if [ -n "${SERVER_KEY_FILE:-}" ]; then
-    echo "skipped: runs once, in the suite without the extension (nothing it checks depends on it)"
-    exit 77
-fi
+once_without_extension "nothing it checks depends on it"
 . "$(dirname "$0")/haproxy_lib.sh"
 PYTHON=${PYTHON:-/usr/bin/python3}
 "$PYTHON" -c 'import psycopg' 2>/dev/null || fail "$PYTHON cannot import psycopg (make deps installs python3-psycopg)"

@@ -7,10 +7,7 @@
 # reloads) are still written and the login line is not. A reload back to log_format = text gives
 # today's text lines. No token, signature or secret appears in the log in either format.
 . "$(dirname "$0")/lib.sh"
-if [ -n "${SERVER_KEY_FILE:-}" ]; then
-    echo "skipped: runs once, in the suite without the extension (nothing it checks depends on it)"
-    exit 77
-fi
+once_without_extension "nothing it checks depends on it"
 
 PYTHON=/usr/bin/python3
 mesh_config

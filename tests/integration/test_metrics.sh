@@ -5,10 +5,7 @@
 # bad requests get 4xx without disturbing the pooler, and /readyz turns 503 while pgmesh drains on
 # SIGTERM.
 . "$(dirname "$0")/lib.sh"
-if [ -n "${SERVER_KEY_FILE:-}" ]; then
-    echo "skipped: runs once, in the suite without the extension (nothing it checks depends on it)"
-    exit 77
-fi
+once_without_extension "nothing it checks depends on it"
 PYTHON=${PYTHON:-/usr/bin/python3}
 command -v promtool > /dev/null || fail "promtool not found (make deps installs prometheus)"
 command -v prometheus > /dev/null || fail "prometheus not found (make deps installs it)"

@@ -6,10 +6,7 @@
 # is refused and logged while others go on; a trusted peer's malformed header is too; a header split
 # over several sends works; a reload changes who is trusted for the next connections.
 . "$(dirname "$0")/lib.sh"
-if [ -n "${SERVER_KEY_FILE:-}" ]; then
-    echo "skipped: runs once, in the suite without the extension (nothing it checks depends on it)"
-    exit 77
-fi
+once_without_extension "nothing it checks depends on it"
 . "$(dirname "$0")/haproxy_lib.sh"
 PYTHON=${PYTHON:-/usr/bin/python3}
 HELPER=$(dirname "$0")/proxy_client.py

@@ -7,10 +7,7 @@
 # run queries at their usual pace meanwhile, and its own client is served once the answer came
 # (and the watcher reads its cluster then too).
 . "$(dirname "$0")/lib.sh"
-if [ -n "${SERVER_KEY_FILE:-}" ]; then
-    echo "skipped: runs once, in the suite without the extension (nothing it checks depends on it)"
-    exit 77
-fi
+once_without_extension "nothing it checks depends on it"
 now_ms() { date +%s%3N; }
 mkdir -p "$TEST_DIR"
 

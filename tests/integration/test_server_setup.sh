@@ -6,10 +6,7 @@
 # require) gives a client its claims and its role's pinned settings, while the server role it logs
 # in as cannot SET a claim straight on the server (42501).
 . "$(dirname "$0")/lib.sh"
-if [ -n "${SERVER_KEY_FILE:-}" ]; then
-    echo "skipped: runs once, in the suite without the extension (it starts its own cluster)"
-    exit 77
-fi
+once_without_extension "it starts its own cluster"
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=../../scripts/pgcluster.sh

@@ -7,7 +7,7 @@
 # client ends with CopyFail leaves nothing behind. pgmesh's peak RSS stays under 32 MiB throughout
 # (memory.sh).
 . "$(dirname "$0")/lib.sh"
-[ -z "${SERVER_KEY_FILE:-}" ] || { echo "streaming runs after the transaction start, the same with or without the extension: runs once, in the suite without it"; exit 77; }
+once_without_extension "streaming runs after the transaction start"
 . "$(dirname "$0")/memory.sh"
 
 ROWS=1000000

@@ -7,10 +7,7 @@
 # answers, each give one log line, pgmesh keeps serving the others and does not spin (its CPU
 # time over 5 s stays small).
 . "$(dirname "$0")/lib.sh"
-if [ -n "${SERVER_KEY_FILE:-}" ]; then
-    echo "skipped: runs once, in the suite without the extension (nothing it checks depends on it)"
-    exit 77
-fi
+once_without_extension "nothing it checks depends on it"
 
 slot=mesh_watch_slot
 db_c=watch_coll_c
