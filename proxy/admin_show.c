@@ -321,6 +321,8 @@ static const struct be_column stats_cols[] = {
     {"guard_refusals", INT8},
     {"enforcement_refusals", INT8},
     {"limit_ended_xacts", INT8},
+    {"claim_switches", INT8},
+    {"claims_held_xacts", INT8},
 };
 
 static uint64_t per(uint64_t total, uint64_t n)
@@ -350,6 +352,8 @@ static void stats_row(struct admin_rows *r, const char *db, const struct stats_c
     rows_uint(r, t->guard_refusals);
     rows_uint(r, t->enforce_refusals);
     rows_uint(r, t->limit_ends);
+    rows_uint(r, t->claim_switches);
+    rows_uint(r, t->claims_held);
     rows_end(r);
 }
 
@@ -382,6 +386,8 @@ static const struct be_column tenants_cols[] = {
     {"guard_refusals", INT8},
     {"enforcement_refusals", INT8},
     {"limit_ended_xacts", INT8},
+    {"claim_switches", INT8},
+    {"claims_held_xacts", INT8},
 };
 
 static void tenants_rows(struct admin_rows *r)
@@ -399,6 +405,8 @@ static void tenants_rows(struct admin_rows *r)
         rows_uint(r, t->c.guard_refusals);
         rows_uint(r, t->c.enforce_refusals);
         rows_uint(r, t->c.limit_ends);
+        rows_uint(r, t->c.claim_switches);
+        rows_uint(r, t->c.claims_held);
         rows_end(r);
     }
 }

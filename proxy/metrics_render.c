@@ -315,6 +315,14 @@ static double t_limit(const struct tenant_row *r)
 {
     return (double)r->c.limit_ends;
 }
+static double t_switches(const struct tenant_row *r)
+{
+    return (double)r->c.claim_switches;
+}
+static double t_held(const struct tenant_row *r)
+{
+    return (double)r->c.claims_held;
+}
 
 /* Per tenant, from the admin console's counters (stats.h): the first METRICS_TENANTS tenants to
  * log in get their own label value, the rest are summed into tenant="other", so a deployment with
@@ -363,6 +371,14 @@ static void render_tenants(FILE *f)
                   "A tenant's transactions pgmesh ended for a role limit (idle in transaction, max age, a "
                   "statement_timeout cancel that did not act).",
                   rows, n, t_limit);
+    tenant_series(f, "pgmesh_tenant_claim_switches_total", "counter",
+                  "A tenant's transactions that began on a server connection another tenant or role used last "
+                  "(reset, then the claims set anew).",
+                  rows, n, t_switches);
+    tenant_series(f, "pgmesh_tenant_claims_held_transactions_total", "counter",
+                  "A tenant's transactions that began on a server connection already holding their claims and "
+                  "limits, with nothing sent first (server_enforcement: the pgmesh extension).",
+                  rows, n, t_held);
 }
 
 static void render_counters(FILE *f)

@@ -401,15 +401,10 @@ static bool send_switch(struct client *c, struct server *s)
     return sync_params(c, s);
 }
 
-/* Queues the client's claims Query ahead of whatever it sends next (see txstart.h). */
-bool relay_send_txstart(struct client *c, struct server *s)
+static bool send_txstart(struct client *c, struct server *s, bool switching, bool other)
 {
     struct relay *r = &s->relay;
     bool known_idle = r->ops.len == 0 && r->tx_status == TX_IDLE;
-    bool switching = known_idle && r->claims_owner != c->id;
-    /* Off the same-tenant-and-role path: a client of the same claims may see what its own
-     * tenant left, as it could on one connection of its own. */
-    bool other = switching && other_claims(r, c);
     if (other && r->enforced && r->switch_oid != 0 && !r->session_dirty)
         return send_switch(c, s);
     /* Where the connection holds no shared statement to lose, DISCARD ALL does all the scrub
@@ -432,6 +427,22 @@ bool relay_send_txstart(struct client *c, struct server *s)
     if (reset && (!send_reset(c, s) || !push_op(s, OP_TXSTART, known_idle)))
         return false;
     return send_claims(c, s, switching, known_idle);
+}
+
+/* Queues the client's claims Query ahead of whatever it sends next (see txstart.h). */
+bool relay_send_txstart(struct client *c, struct server *s)
+{
+    struct relay *r = &s->relay;
+    bool known_idle = r->ops.len == 0 && r->tx_status == TX_IDLE;
+    bool switching = known_idle && r->claims_owner != c->id;
+    /* Off the same-tenant-and-role path: a client of the same claims may see what its own
+     * tenant left, as it could on one connection of its own. */
+    bool other = switching && other_claims(r, c);
+    size_t queued = r->ops.len;
+    if (!send_txstart(c, s, switching, other))
+        return false;
+    stats_txstart(&c->st, other, r->ops.len == queued);
+    return true;
 }
 
 /* Messages that never begin a transaction: COPY sub-protocol, Flush, a lone Sync, Terminate. */

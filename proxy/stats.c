@@ -127,6 +127,14 @@ void stats_limit_end(struct stats_session *st)
     BOTH(st, limit_ends, 1);
 }
 
+void stats_txstart(struct stats_session *st, bool switched, bool held)
+{
+    if (switched)
+        BOTH(st, claim_switches, 1);
+    if (held)
+        BOTH(st, claims_held, 1);
+}
+
 void stats_add(struct stats_counters *a, const struct stats_counters *b)
 {
     a->xact_count += b->xact_count;
@@ -141,4 +149,6 @@ void stats_add(struct stats_counters *a, const struct stats_counters *b)
     a->guard_refusals += b->guard_refusals;
     a->enforce_refusals += b->enforce_refusals;
     a->limit_ends += b->limit_ends;
+    a->claim_switches += b->claim_switches;
+    a->claims_held += b->claims_held;
 }

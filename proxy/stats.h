@@ -20,6 +20,11 @@ struct stats_counters {
     uint64_t guard_refusals;            /* client messages pgmesh refused (a managed setting, ...) */
     uint64_t enforce_refusals;          /* transaction starts or server logins refused by enforcement */
     uint64_t limit_ends;                /* transactions ended by a role limit (FATAL) */
+    /* Transaction starts (transaction pooling) on a server connection another tenant or role used
+     * last, which pgmesh reset and gave the client's claims; and those that found the client's
+     * claims and limits in force and sent nothing first (with the extension only): how well claim
+     * affinity and the fast path work for a pool. */
+    uint64_t claim_switches, claims_held;
 };
 
 /* Tenants get a row each up to this many; later ones share the "other" row. */
@@ -73,6 +78,8 @@ void stats_wait_end(struct stats_session *st, double now);
 void stats_guard_refusal(struct stats_session *st);
 void stats_enforce_refusal(struct stats_session *st);
 void stats_limit_end(struct stats_session *st);
+/* A transaction start: switched (another tenant's or role's connection), held (nothing sent). */
+void stats_txstart(struct stats_session *st, bool switched, bool held);
 
 /* a += b, with max_wait_us the larger of both. */
 void stats_add(struct stats_counters *a, const struct stats_counters *b);

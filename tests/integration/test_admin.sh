@@ -134,21 +134,21 @@ wait "$globex_pid" || fail "globex's query failed: $(cat "$TEST_DIR/globex.out")
 assert_contains "$(cat "$TEST_DIR/globex.out")" "globex done"
 tenants=$(admin_sql -c 'SHOW TENANTS')
 echo "$tenants"
-IFS='|' read -r t clients xacts queries recv sent wait maxwait guard enforce limit <<< "$(grep '^globex|' <<< "$tenants")"
+IFS="|" read -r t clients xacts queries recv sent wait maxwait guard enforce limit switches held <<< "$(grep '^globex|' <<< "$tenants")"
 assert_eq "0|1|1" "$clients|$xacts|$queries" "globex: clients, transactions, queries"
 [ "$maxwait" -gt 0 ] && [ "$wait" -ge "$maxwait" ] || fail "globex waited: total $wait us, max $maxwait us"
 [ "$recv" -gt 0 ] && [ "$sent" -gt 0 ] || fail "globex's bytes: $recv received, $sent sent"
-IFS='|' read -r t clients xacts queries recv sent wait maxwait guard enforce limit <<< "$(grep '^acme|' <<< "$tenants")"
+IFS="|" read -r t clients xacts queries recv sent wait maxwait guard enforce limit switches held <<< "$(grep '^acme|' <<< "$tenants")"
 assert_eq "0|1|4" "$clients|$xacts|$queries" "acme: clients, transactions (BEGIN ... COMMIT), queries"
 # A refused statement is counted for its tenant.
 mesh_psql "$acme" -c "SET request.jwt.claim.tenant = 'globex'" > /dev/null 2>&1 || true
-IFS='|' read -r t clients xacts queries recv sent wait maxwait guard enforce limit <<< "$(admin_sql -c 'SHOW TENANTS' | grep '^acme|')"
+IFS="|" read -r t clients xacts queries recv sent wait maxwait guard enforce limit switches held <<< "$(admin_sql -c 'SHOW TENANTS' | grep '^acme|')"
 assert_eq "1|0" "$guard|$limit" "acme's guard refusals and limit ends"
 # A transaction ended by a role limit is counted for its tenant.
 st=0
 out=$(mesh_psql "$(mint initech limited_analyst)" -c 'BEGIN' -c 'SELECT pg_sleep(0)' -c '\! sleep 2' -c 'SELECT 1' 2>&1) || st=$?
 [ "$st" != 0 ] || fail "an idle transaction outlived idle_in_transaction_timeout"
-IFS='|' read -r t clients xacts queries recv sent wait maxwait guard enforce limit <<< "$(admin_sql -c 'SHOW TENANTS' | grep '^initech|')"
+IFS="|" read -r t clients xacts queries recv sent wait maxwait guard enforce limit switches held <<< "$(admin_sql -c 'SHOW TENANTS' | grep '^initech|')"
 assert_eq "0|1" "$clients|$limit" "initech's clients and limit ends"
 stats=$(admin_sql -c 'SHOW STATS')
 echo "$stats"

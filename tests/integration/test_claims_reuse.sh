@@ -23,8 +23,10 @@ fr_rows=$(pg_psql -c "SELECT count(*) FROM core.fct_playback_sessions WHERE coun
 
 mesh_config
 ini_set pgmesh default_pool_size 1
+ini_set pgmesh admin_roles mesh_admin
 de=$(mint DE regional_analyst)
 fr=$(mint FR regional_analyst)
+admin=$(mint ops mesh_admin)
 STATE_SQL="SELECT current_setting('request.jwt.claim.tenant') || '|' || (SELECT count(*) FROM core.fct_playback_sessions) || '|' || current_setting('statement_timeout') || '|' || current_setting('work_mem')"
 
 # run TOKEN N WANT: N transactions on one client connection, each one's state must be WANT.
@@ -53,6 +55,10 @@ run "$de" 10 "DE|$de_rows|30s|128MB"
 run "$de" 10 "DE|$de_rows|30s|128MB"
 run "$fr" 10 "FR|$fr_rows|30s|128MB"
 run "$de" 5 "DE|$de_rows|30s|128MB"
+# What the console counts for operators: the two changes of tenant, and every transaction that
+# found its claims and limits in force (9 + 10 + 9 + 4).
+IFS='|' read -r -a cols <<< "$(mesh_psql "$admin" -d pgmesh -F '|' -c 'SHOW STATS')"
+assert_eq "2|32" "${cols[18]}|${cols[19]}" "SHOW STATS claim_switches|claims_held_xacts"
 calls=$(calls_since "$mark")
 switches=$(tail -c +$((mark + 1)) "$PG_LOG" | grep -c 'fastpath function call: "switch"' || true)
 # One call per change of claims: apply for DE on the fresh connection, switch (scrub and claims in

@@ -48,6 +48,11 @@ assert_eq 1 "$(value 'pgmesh_tenant_transactions_total{tenant="FR"}')" "FR's tra
 assert_eq 0 "$(value 'pgmesh_tenant_guard_refusals_total{tenant="DE"}')" "DE's refusals"
 assert_eq 1 "$(value 'pgmesh_tenant_guard_refusals_total{tenant="FR"}')" "FR's refusals"
 assert_eq 0 "$(value 'pgmesh_tenant_clients{tenant="DE"}')" "DE's clients after they left"
+# One server connection: DE's transactions began on the connection DE used last (a fresh one
+# first), FR's on one DE used last; without the extension every start sends the claims.
+assert_eq 0 "$(value 'pgmesh_tenant_claim_switches_total{tenant="DE"}')" "DE's claim switches"
+assert_eq 1 "$(value 'pgmesh_tenant_claim_switches_total{tenant="FR"}')" "FR's claim switches"
+assert_eq 0 "$(value 'pgmesh_tenant_claims_held_transactions_total{tenant="DE"}')" "DE's transactions with nothing sent first"
 
 assert_eq 200 "$(get "$base/healthz" | head -n 1)" "/healthz"
 assert_eq 200 "$(get "$base/readyz" | head -n 1)" "/readyz"
