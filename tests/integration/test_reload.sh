@@ -82,7 +82,7 @@ assert_eq "$PG_PORT" "$REPLY" "server port before the move"
 # --- load: more clients than server connections, each transaction holding one for 5 ms
 echo "SELECT inet_server_port(), pg_sleep(0.005);" > "$TEST_DIR/bench.sql"
 PGPASSWORD=$tok PGSSLMODE=disable timeout -k 5 100 "$PGBIN/pgbench" -h 127.0.0.1 -p "$MESH_PORT" -U analyst \
-    -n -f "$TEST_DIR/bench.sql" -c 6 -j 2 -T 15 media_analytics > "$TEST_DIR/pgbench.txt" 2>&1 &
+    -n -f "$TEST_DIR/bench.sql" -c 6 -j 2 -T 6 media_analytics > "$TEST_DIR/pgbench.txt" 2>&1 &
 bench_pid=$!
 _lib_pids+=("$bench_pid")
 wait_servers 1 2
