@@ -67,10 +67,11 @@ integration: $(PGMESH) $(TOKEN)
 integration-ext: $(PGMESH) $(TOKEN) extension
 	PGMESH_EXTENSION=1 BUILD=$(BUILD) tests/integration/run.sh
 
+# Two jobs where nothing depends on timing: the build, and lint beside the unit tests. The
+# integration suites stay one after the other (their tests time servers and cancels).
 check: deps
-	$(MAKE) all
-	$(MAKE) lint
-	$(MAKE) unit
+	$(MAKE) -j2 all
+	$(MAKE) -j2 --output-sync=target lint unit
 	$(MAKE) integration
 	$(MAKE) integration-ext
 

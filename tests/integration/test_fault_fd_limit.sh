@@ -3,6 +3,7 @@
 # its limit lowered to 64 (prlimit) and 150 connections opened at it, its CPU use stays low and it
 # logs the pause once; when the connections close, new clients are accepted again.
 . "$(dirname "$0")/lib.sh"
+once_without_extension "accepting under a descriptor limit is the same with or without it"
 command -v prlimit > /dev/null || { echo "skipped: no prlimit"; exit 77; }
 
 mesh_config

@@ -3,6 +3,7 @@
 # connections are encrypted and verified (pg_stat_ssl), claims and large rows go through, and a
 # server whose certificate does not verify is refused with 08006 and libpq's reason.
 . "$(dirname "$0")/lib.sh"
+once_without_extension "server TLS is libpq's transport, the same with or without it"
 . "$(dirname "$0")/../../scripts/pgcluster.sh"
 
 srv=$TEST_DIR/pgtls

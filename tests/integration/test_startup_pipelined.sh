@@ -4,6 +4,7 @@
 # timeout; with a Query behind them in the same segment, the Query's result follows
 # (tests/integration/proto_wire.py speaks the protocol by hand, without TLS).
 . "$(dirname "$0")/lib.sh"
+once_without_extension "the login is the same with or without it"
 
 PYTHON=${PYTHON:-/usr/bin/python3}
 WIRE=$(dirname "$0")/proto_wire.py

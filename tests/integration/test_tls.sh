@@ -4,6 +4,7 @@
 # asked for its token, the Unix socket exempt, clear-text bytes after an SSLRequest refused (08P01),
 # and SIGHUP with a new certificate: new sessions get it, a running session carries on.
 . "$(dirname "$0")/lib.sh"
+once_without_extension "client TLS ends before any server is reached"
 
 mesh_config
 # This test's own copies, so the reload below can replace them.
