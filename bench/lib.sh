@@ -146,6 +146,7 @@ server_idle_timeout = 10m
 server_connect_timeout = 15s
 log_level = warning
 workers = $workers
+admin_roles = bench_admin
 $enforcement
 
 [jwt]
@@ -182,11 +183,18 @@ make_tokens() {
     (umask 077 && openssl rand -hex 32 > "$RUN/jwt.secret" && openssl rand -hex 32 > "$RUN/server.key")
     openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$RUN/jwt-rs.key" 2> /dev/null
     openssl pkey -in "$RUN/jwt-rs.key" -pubout -out "$RUN/jwt-rs.pub"
+    ADMIN_TOKEN=$("$PGMESH_TOKEN" --secret-file "$RUN/jwt.secret" --tenant ops --role bench_admin --ttl 36000)
     local i
     for i in $(seq 0 7); do
         HS_TOKEN[i]=$("$PGMESH_TOKEN" --secret-file "$RUN/jwt.secret" --tenant "t$i" --role regional_analyst --ttl 36000)
         RS_TOKEN[i]=$("$PGMESH_TOKEN" --private-key "$RUN/jwt-rs.key" --tenant "t$i" --role regional_analyst --ttl 36000)
     done
+}
+
+# claim_switches and total_xact_count of an HS256 pgmesh so far, from its console's SHOW STATS.
+mesh_switches() {
+    PGPASSWORD=$ADMIN_TOKEN PGSSLMODE=disable timeout 30 "$PGBIN/psql" -X -A -t -F ' ' -h 127.0.0.1 -p "$1" \
+        -U bench -d pgmesh -c 'SHOW STATS' | awk '{ x += $2; s += $19 } END { print s + 0, x + 0 }'
 }
 
 # CPU time (user + system, in clock ticks) a process and its live children (pgmesh's workers) have
