@@ -197,7 +197,7 @@ run_one() {
     if [ -n "$sw0" ]; then
         local sw1
         sw1=$(mesh_switches "$port")
-        echo "${sw0% *} ${sw0#* } ${sw1% *} ${sw1#* }" | awk '{ print $3 - $1, $4 - $2 }' >> "$RUN/switches-$target"
+        echo "$sw0 $sw1" | awk '{ print $3 - $1, $4 - $2 }' >> "$RUN/switches-$target"
     fi
     if [ "$ok" = 0 ] || grep -q 'aborted' "$RUN/log/$id"-*.out; then
         echo "bench: pgbench $test $target failed:" >&2
@@ -372,8 +372,8 @@ for f in "$RUN"/pgmesh*.log "$RUN"/base.log; do
     [ -f "$f" ] || continue
     if grep -qE 'Sanitizer|runtime error:' "$f"; then echo "bench: sanitizer report in $f" >&2; failed=1; fi
     # The console's commands are logged whatever log_level says (an audit trail): not news here.
-    n=$(grep -v 'admin console (role bench_admin)' "$f" | grep -c . || true)
-    [ "$n" -gt 0 ] && { echo "bench: $f has $n lines (log_level = warning); the first:" >&2
-                        grep -v 'admin console (role bench_admin)' "$f" | head -n 3 >&2; }
+    news=$(grep -v 'admin console (role bench_admin)' "$f" || true)
+    n=$(grep -c . <<< "$news" || true)
+    [ "$n" -gt 0 ] && { echo "bench: $f has $n lines (log_level = warning); the first:" >&2; head -n 3 <<< "$news" >&2; }
 done
 [ "$failed" = 0 ] || { echo "bench: some runs failed (see above)" >&2; exit 1; }

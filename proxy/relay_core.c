@@ -401,10 +401,9 @@ static bool send_switch(struct client *c, struct server *s)
     return sync_params(c, s);
 }
 
-static bool send_txstart(struct client *c, struct server *s, bool switching, bool other)
+static bool send_txstart(struct client *c, struct server *s, bool known_idle, bool switching, bool other)
 {
     struct relay *r = &s->relay;
-    bool known_idle = r->ops.len == 0 && r->tx_status == TX_IDLE;
     if (other && r->enforced && r->switch_oid != 0 && !r->session_dirty)
         return send_switch(c, s);
     /* Where the connection holds no shared statement to lose, DISCARD ALL does all the scrub
@@ -439,7 +438,7 @@ bool relay_send_txstart(struct client *c, struct server *s)
      * tenant left, as it could on one connection of its own. */
     bool other = switching && other_claims(r, c);
     size_t queued = r->ops.len;
-    if (!send_txstart(c, s, switching, other))
+    if (!send_txstart(c, s, known_idle, switching, other))
         return false;
     stats_txstart(&c->st, other, r->ops.len == queued);
     return true;
