@@ -344,6 +344,17 @@ set_bypassing(const char *name, const char *value, bool change_val)
 	PG_END_TRY();
 }
 
+static void
+forget(struct slot *s)
+{
+	if (s->gen->vartype == PGC_STRING && s->has_ceiling && s->ceiling.s != NULL)
+		pfree(s->ceiling.s);
+	if (s->ceiling_text != NULL)
+		pfree(s->ceiling_text);
+	s->ceiling_text = NULL;
+	s->has_ceiling = false;
+}
+
 void
 ceilings_set(const char *name, const char *value, bool change_val)
 {
@@ -357,10 +368,7 @@ ceilings_set(const char *name, const char *value, bool change_val)
 	 * The ceiling is not transactional: pgmesh commits apply() in a statement of its own, and a
 	 * ceiling left from a rolled-back apply() is still one pgmesh chose.
 	 */
-	if (s->gen->vartype == PGC_STRING && s->has_ceiling && s->ceiling.s != NULL)
-		pfree(s->ceiling.s);
-	if (s->ceiling_text != NULL)
-		pfree(s->ceiling_text);
+	forget(s);
 	current_value(s, &now);
 	if (s->gen->vartype == PGC_STRING && now.s != NULL)
 		now.s = MemoryContextStrdup(TopMemoryContext, now.s);
@@ -368,6 +376,35 @@ ceilings_set(const char *name, const char *value, bool change_val)
 	s->ceiling_text = MemoryContextStrdup(TopMemoryContext, value);
 	s->has_ceiling = true;
 	any_ceiling = true;
+}
+
+void
+ceilings_clear(void)
+{
+	int			i;
+
+	for (i = 0; i < n_slots; i++)
+		forget(&slots[i]);
+	any_ceiling = false;
+}
+
+void
+ceilings_keep_only(char **names, int n)
+{
+	int			i,
+				j;
+
+	for (i = 0; i < n_slots; i++)
+	{
+		bool		named = false;
+
+		for (j = 0; j < n && !named; j++)
+			named = pg_strcasecmp(slots[i].gen->name, names[j]) == 0;
+		if (!slots[i].has_ceiling || named)
+			continue;
+		set_bypassing(slots[i].gen->name, NULL, true);
+		forget(&slots[i]);
+	}
 }
 
 /* RESET ALL and DISCARD ALL reset without check hooks; this puts every limit back. */

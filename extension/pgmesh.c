@@ -267,9 +267,9 @@ set_claims(char **names, char **values, int n, bool change_val)
 
 /*
  * What pgmesh's next client, of another tenant or role, must not inherit from the session:
- * settings (RESET ALL, the limits back at their ceilings after it), WITH HOLD cursors (CLOSE ALL;
- * the portal running this call is active and stays), LISTEN, session advisory locks, sequence
- * state, temporary objects. The server's prepared statements stay: pgmesh shares its own between
+ * settings (RESET ALL; the limits' ceilings go too, the caller sets the new role's), WITH HOLD
+ * cursors (CLOSE ALL; the portal running this call is active and stays), LISTEN, session
+ * advisory locks, sequence state, temporary objects. The server's prepared statements stay: pgmesh shares its own between
  * clients, and it ends the session (DISCARD ALL) where a client prepared any of its own. The same
  * as pgmesh's scrub Query, in one call that costs the server a fraction of its six statements.
  */
@@ -277,7 +277,7 @@ static void
 scrub_session(void)
 {
 	ResetAllOptions();
-	ceilings_restore();
+	ceilings_clear();
 	PortalHashTableDeleteAll();
 	Async_UnlistenAll();
 	LockReleaseSession(USER_LOCKMETHOD);
@@ -357,6 +357,7 @@ apply_checked(FunctionCallInfo fcinfo, bool switching)
 			ceilings_set(names[i], values[i], false);
 	set_claims(names, values, n, true);
 	set_session_names(names, values, n, true);
+	ceilings_keep_only(names, n);
 	for (i = 0; i < n; i++)
 		if (is_limit(names[i]))
 			ceilings_set(names[i], values[i], true);

@@ -257,9 +257,15 @@ ok "odd, NULL-holding, two-dimensional or NULL arguments end the backend with 22
 
 : > "$EXT/none.fields"
 out=$({ apply_sql 1 "$APPLIED"; apply_sql 2 "$EXT/none.fields"; echo "$STATE_SQL"; } | reader_psql -f -)
-assert_contains "$out" "state://0/64MB/30s/2" "apply() naming no setting"
+# The server's defaults (work_mem 4MB, statement_timeout 0, hash_mem_multiplier 2), unbounded: the
+# next apply() names the next client's limits, and a role without one runs as without pgmesh.
+assert_contains "$out" "state://0/4MB/0/2" "apply() naming no setting"
 assert_not_contains "$out" "ERROR" "apply() naming no setting"
-ok "an authentic apply() naming no setting clears every claim and keeps the limits (pgmesh's reset)"
+out=$({ apply_sql 1 "$APPLIED"; apply_sql 2 "$EXT/none.fields"; echo "SET work_mem = '1GB';"
+        echo "SELECT set_config('statement_timeout', '0', false);"; echo "$STATE_SQL"; } | reader_psql -f -)
+assert_contains "$out" "state://0/1GB/0/2" "limits after apply() naming no setting"
+assert_not_contains "$out" "ERROR" "limits after apply() naming no setting"
+ok "an authentic apply() naming no setting clears every claim and every limit (pgmesh's reset): back at the server's defaults, no ceiling"
 
 # --- switch(): apply() for a connection passing to another tenant's client, after a scrub ---
 # What a DE session leaves behind, each of which the FR client must not find.

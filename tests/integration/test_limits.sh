@@ -3,7 +3,8 @@
 # max_transaction_age (FATAL 57014) end that client's session and roll its server connection back;
 # a statement that outlives statement_timeout after the server's own timeout was lifted behind
 # pgmesh's back is cancelled by pgmesh (57014); max_client_conn_per_tenant and a role's
-# max_client_conn refuse the next client with 53300. Other clients carry on throughout.
+# max_client_conn refuse the next client with 53300. Other clients carry on throughout. A role
+# without limits never inherits another role's on a shared server connection.
 . "$(dirname "$0")/lib.sh"
 
 mesh_config
@@ -57,4 +58,29 @@ assert_contains "$out" "too many connections for this role" "third audit session
 assert_eq "FR" "$(mesh_psql "$fr" -c "SHOW request.jwt.claim.tenant")" "FR is not limited by DE's sessions"
 for p in "${pids[@]}"; do wait "$p" || true; done
 assert_eq "1" "$(mesh_psql "$de" -c "SELECT 1")" "DE again once the others left"
+mesh_stop
+
+# A role without limits that shares a server role (and so server connections) with one that has
+# them: through a pool of one it runs on the backend regional_analyst just used, and must find the
+# server's defaults there, not regional_analyst's 2 s and 128MB; regional_analyst then gets its own back.
+ini_set pgmesh default_pool_size 1
+ini_set roles open_analyst "server_user=marketing_domain_role"
+mesh_start
+open=$(mint DE open_analyst)
+want=$(pg_psql -c "SELECT current_setting('statement_timeout') || '|' || current_setting('work_mem')")
+show="SELECT pg_backend_pid() || '|' || current_setting('statement_timeout') || '|' || current_setting('work_mem')"
+de_saw=$(mesh_psql "$de" -c "$show")
+assert_eq "2s|128MB" "${de_saw#*|}" "regional_analyst's limits"
+open_saw=$(mesh_psql "$open" -c "$show")
+assert_eq "${de_saw%%|*}" "${open_saw%%|*}" "the backend open_analyst ran on (pool of one)"
+assert_eq "$want" "${open_saw#*|}" "open_analyst's limits after regional_analyst's transaction"
+out=$(mesh_psql "$open" -c "SET statement_timeout = '1h'" -c "SHOW statement_timeout" 2>&1)
+assert_contains "$out" "1h" "open_analyst raising its own statement_timeout"
+assert_eq "$de_saw" "$(mesh_psql "$de" -c "$show")" "regional_analyst's limits after open_analyst's transactions"
+# The same after DISCARD ALL (pgmesh sends it where a session setting may have been left
+# behind), which with the extension puts regional_analyst's ceilings back.
+mesh_psql "$de" -c "SELECT set_config('search_path', 'public', false)" > /dev/null
+open_saw=$(mesh_psql "$open" -c "$show")
+assert_eq "${de_saw%%|*}" "${open_saw%%|*}" "the backend open_analyst ran on after DISCARD ALL"
+assert_eq "$want" "${open_saw#*|}" "open_analyst's limits after regional_analyst's session was discarded"
 mesh_stop
