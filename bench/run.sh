@@ -233,11 +233,30 @@ has mt && tests+=(mt-select-c64)
 has connect && tests+=(connect-hs256 connect-rs256)
 has workers && tests+=(workers-select-c8 workers-select-c64)
 
+# rotated ROUND TARGET...: the targets in turn, round r starting at the r-th, so that no target
+# always runs first after a change of workload or right after the same other one.
+rotated() {
+    local r=$1
+    shift
+    local -a a=("$@")
+    local i n=${#a[@]}
+    for i in $(seq 0 $((n - 1))); do echo "${a[(i + r - 1) % n]}"; done
+}
+
+# Every pooler opens its whole pool and every path runs once before anything is measured: the
+# first measured run was otherwise also the one paying for 20 server logins and cold caches.
+echo "== warm-up: 2 s of select-simple-c64 through each pooler, not measured"
+for target in pgbouncer pgmesh $([ "$BENCH_NOEXT" = 1 ] && echo pgmesh-noext) ${BENCH_BASE:+base} \
+        $(has workers && echo pgmesh-workers); do
+    BENCH_T=2 run_one select-simple-c64 "$target" > /dev/null
+done
+
 declare -A tps p50 p99 cpu
 failed=0
 for t in "${tests[@]}"; do
     for r in $(seq 1 "$BENCH_ROUNDS"); do
-        for target in $(targets_of "$t"); do
+        # shellcheck disable=SC2046
+        for target in $(rotated "$r" $(targets_of "$t")); do
             read -r tps["$t,$target,$r"] p50["$t,$target,$r"] p99["$t,$target,$r"] cpu["$t,$target,$r"] \
                 < <(run_one "$t" "$target")
             [ "${tps[$t,$target,$r]}" = FAILED ] && failed=1
