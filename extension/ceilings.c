@@ -379,16 +379,6 @@ ceilings_set(const char *name, const char *value, bool change_val)
 }
 
 void
-ceilings_clear(void)
-{
-	int			i;
-
-	for (i = 0; i < n_slots; i++)
-		forget(&slots[i]);
-	any_ceiling = false;
-}
-
-void
 ceilings_keep_only(char **names, int n)
 {
 	int			i,
@@ -405,6 +395,9 @@ ceilings_keep_only(char **names, int n)
 		set_bypassing(slots[i].gen->name, NULL, true);
 		forget(&slots[i]);
 	}
+	any_ceiling = false;
+	for (i = 0; i < n_slots; i++)
+		any_ceiling |= slots[i].has_ceiling;
 }
 
 /* RESET ALL and DISCARD ALL reset without check hooks; this puts every limit back. */

@@ -19,17 +19,10 @@ extern void ceilings_init(void);
 extern void ceilings_set(const char *name, const char *value, bool change_val);
 
 /*
- * No ceilings: for a session passing to a role whose limits may differ, before they are set
- * (a limit the new role does not name stays at the server's value and unbounded, as without
- * pgmesh).
- */
-extern void ceilings_clear(void);
-
-/*
  * Every limit with a ceiling that names[0..n-1] does not name back at the session's default, with
  * no ceiling: the session passes to a role without that limit, and RESET ALL or DISCARD ALL put
  * the previous role's value back (ceilings_restore). Those it names are set next: resetting
- * them too would only cost time.
+ * them too would only cost time. With no ceiling left, nothing is refused, as before the first.
  */
 extern void ceilings_keep_only(char **names, int n);
 

@@ -267,9 +267,10 @@ set_claims(char **names, char **values, int n, bool change_val)
 
 /*
  * What pgmesh's next client, of another tenant or role, must not inherit from the session:
- * settings (RESET ALL; the limits' ceilings go too, the caller sets the new role's), WITH HOLD
- * cursors (CLOSE ALL; the portal running this call is active and stays), LISTEN, session
- * advisory locks, sequence state, temporary objects. The server's prepared statements stay: pgmesh shares its own between
+ * settings (RESET ALL; the caller then sets the new role's limits and drops the ceilings of
+ * those it has not, ceilings_keep_only), WITH HOLD cursors (CLOSE ALL; the portal running this
+ * call is active and stays), LISTEN, session advisory locks, sequence state, temporary objects.
+ * The server's prepared statements stay: pgmesh shares its own between
  * clients, and it ends the session (DISCARD ALL) where a client prepared any of its own. The same
  * as pgmesh's scrub Query, in one call that costs the server a fraction of its six statements.
  */
@@ -277,7 +278,6 @@ static void
 scrub_session(void)
 {
 	ResetAllOptions();
-	ceilings_clear();
 	PortalHashTableDeleteAll();
 	Async_UnlistenAll();
 	LockReleaseSession(USER_LOCKMETHOD);
