@@ -12,6 +12,7 @@
 
 #include "policy/limitset.h"
 #include "policy/managed.h"
+#include "policy/quickplain.h"
 #include "policy/sqllex.h"
 #include "policy/sqlstmt.h"
 #include "policy/sqltext.h"
@@ -534,6 +535,11 @@ static bool statement_refused(struct cur *c, const struct guard_options *opt, st
 enum guard_verdict guard_check_sql_plain(const char *sql, size_t len, const struct guard_options *opt,
                                          struct guard_finding *out, bool *plain)
 {
+    if (guard_quick_plain(sql, len)) {
+        if (plain)
+            *plain = true;
+        return GUARD_OK;
+    }
     bool all_plain = true;
     struct cur c;
     sqllex_init(&c.lx, sql, len);

@@ -11,40 +11,62 @@
 /* lx->pos after an unterminated token, so that later calls keep reporting it. */
 #define POS_UNTERMINATED SIZE_MAX
 
+/* Character classes by table: these run for nearly every byte of every statement. */
+enum { CL_SPACE = 1, CL_NEWLINE = 2, CL_DIGIT = 4, CL_IDSTART = 8, CL_DOLLAR = 16 };
+static const unsigned char char_class[256] = {
+    [' '] = CL_SPACE,
+    ['\t'] = CL_SPACE,
+    ['\f'] = CL_SPACE,
+    ['\v'] = CL_SPACE,
+    ['\n'] = CL_SPACE | CL_NEWLINE,
+    ['\r'] = CL_SPACE | CL_NEWLINE,
+    ['0' ... '9'] = CL_DIGIT,
+    ['a' ... 'z'] = CL_IDSTART,
+    ['A' ... 'Z'] = CL_IDSTART,
+    ['_'] = CL_IDSTART,
+    /* scan.l ident_start takes every byte of a multi-byte character */
+    [0x80 ... 0xff] = CL_IDSTART,
+    ['$'] = CL_DOLLAR,
+};
+
+static bool in_class(char c, unsigned mask)
+{
+    return (char_class[(unsigned char)c] & mask) != 0;
+}
+
 static bool is_space(char c)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+    return in_class(c, CL_SPACE);
 }
 
 static bool is_newline(char c)
 {
-    return c == '\n' || c == '\r';
+    return in_class(c, CL_NEWLINE);
 }
 
 static bool is_digit(char c)
 {
-    return c >= '0' && c <= '9';
+    return in_class(c, CL_DIGIT);
 }
 
 /* scan.l ident_start: letters, underscore and every byte of a multi-byte character. */
 static bool is_ident_start(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (unsigned char)c >= 0x80;
+    return in_class(c, CL_IDSTART);
 }
 
 /* scan.l dolq_cont: a dollar-quote tag may not contain '$' ... */
 static bool is_dolq_cont(char c)
 {
-    return is_ident_start(c) || is_digit(c);
+    return in_class(c, CL_IDSTART | CL_DIGIT);
 }
 
 /* ... but an identifier may: a$b is one identifier, never the start of a dollar quote. */
 static bool is_ident_cont(char c)
 {
-    return is_dolq_cont(c) || c == '$';
+    return in_class(c, CL_IDSTART | CL_DIGIT | CL_DOLLAR);
 }
 
-/* Lookup tables rather than strchr: these run for nearly every byte of every statement. */
 static const bool op_chars[256] = {
     ['~'] = true, ['!'] = true, ['@'] = true, ['#'] = true, ['^'] = true, ['&'] = true,
     ['|'] = true, ['`'] = true, ['?'] = true, ['+'] = true, ['-'] = true, ['*'] = true,
@@ -87,9 +109,9 @@ static bool opens_at(const struct sqllex *lx, size_t i, const char *s)
 }
 
 /* Index of the first byte from i on that is not in the class. */
-static size_t scan_while(const struct sqllex *lx, size_t i, bool (*in_class)(char))
+static size_t scan_while(const struct sqllex *lx, size_t i, bool (*member)(char))
 {
-    while (i < lx->len && in_class(lx->p[i]))
+    while (i < lx->len && member(lx->p[i]))
         i++;
     return i;
 }
@@ -432,20 +454,4 @@ struct sqltok sqllex_next(struct sqllex *lx)
         return unterminated(lx, i);
     lx->pos = end;
     return make_tok(lx, kind, i, end);
-}
-
-bool sqltok_is(const struct sqltok *tok, const char *word)
-{
-    if (tok->kind != SQLTOK_WORD || strlen(word) != tok->len)
-        return false;
-    for (size_t i = 0; i < tok->len; i++) {
-        char a = tok->text[i], b = word[i];
-        if (a >= 'A' && a <= 'Z')
-            a = (char)(a - 'A' + 'a');
-        if (b >= 'A' && b <= 'Z')
-            b = (char)(b - 'A' + 'a');
-        if (a != b)
-            return false;
-    }
-    return true;
 }

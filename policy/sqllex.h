@@ -35,7 +35,23 @@ void sqllex_init(struct sqllex *lx, const char *sql, size_t len);
 /* Next token, skipping white space and comments. After SQLTOK_EOF or SQLTOK_UNTERMINATED it keeps
  * returning that. */
 struct sqltok sqllex_next(struct sqllex *lx);
-/* True when tok is a WORD equal to word, ASCII case-insensitive. */
-bool sqltok_is(const struct sqltok *tok, const char *word);
+/* True when tok is a WORD equal to word, ASCII case-insensitive. Inline, and with no strlen of
+ * word: the guard asks this several times for every token of every statement, and the first
+ * byte nearly always decides. A WORD never holds a NUL, so a shorter word differs at its end. */
+static inline bool sqltok_is(const struct sqltok *tok, const char *word)
+{
+    if (tok->kind != SQLTOK_WORD)
+        return false;
+    for (size_t i = 0; i < tok->len; i++) {
+        char a = tok->text[i], b = word[i];
+        if (a >= 'A' && a <= 'Z')
+            a = (char)(a - 'A' + 'a');
+        if (b >= 'A' && b <= 'Z')
+            b = (char)(b - 'A' + 'a');
+        if (a != b)
+            return false;
+    }
+    return word[tok->len] == '\0';
+}
 
 #endif

@@ -611,6 +611,83 @@ static void test_limits_on_server(void **state)
             fail_msg("passed with limits on the server: %s", still_refused[i]);
 }
 
+/* The quick path (one pass over the bytes, for one statement with no quote, comment or word
+ * the walk acts on) must say what the token walk says: each case is checked as written and
+ * behind a leading comment, which leaves the tokens alone but always sends it to the walk. */
+static void check_same_as_walk(const char *sql)
+{
+    const struct guard_options opt = {.limits_clamped = true};
+    char walked[512];
+    snprintf(walked, sizeof walked, "/**/%s", sql);
+    struct guard_finding f1, f2;
+    memset(&f1, 0, sizeof f1);
+    memset(&f2, 0, sizeof f2);
+    bool p1 = false, p2 = false;
+    enum guard_verdict v1 = guard_check_sql_plain(sql, strlen(sql), &opt, &f1, &p1);
+    enum guard_verdict v2 = guard_check_sql_plain(walked, strlen(walked), &opt, &f2, &p2);
+    if (v1 != v2)
+        fail_msg("%s: verdict %d, the walk says %d", sql, v1, v2);
+    if (v1 == GUARD_OK && p1 != p2)
+        fail_msg("%s: plain %d, the walk says %d", sql, p1, p2);
+    if (v1 == GUARD_REFUSED && (strcmp(f1.setting, f2.setting) != 0 || f1.statement_index != f2.statement_index))
+        fail_msg("%s: refused for [%s], the walk for [%s]", sql, f1.setting, f2.setting);
+}
+
+static void test_quick_path(void **state)
+{
+    (void)state;
+    static const char *const edges[] = {
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 48964;",
+        "select 1;  \n",
+        "SELECT 1;;",
+        "SELECT 1; SELECT 2",
+        "SELECT 1; SET search_path = x",
+        "select_x FROM t",
+        "selectx",
+        "SELECT SET_CONFIG($1, $2, false)",
+        "select Set_Config (name, setting, false) from pg_settings where name = $1",
+        "WITH u AS (UPDATE PG_SETTINGS SET setting = 1 WHERE name = $1) SELECT 1",
+        "UPDATE pg_settings SET setting = $1 WHERE name = $2",
+        "UPDATE t SET a = $1 WHERE b = $2",
+        "SELECT * FROM temp_t",
+        "SELECT * FROM t AS TEMP",
+        "INSERT INTO pg_temp.t VALUES ($1)",
+        "CREATE TEMPORARY TABLE t (a int)",
+        "SELECT $1::int + $2",
+        "SELECT $$x$$",
+        "SELECT $a$x$a$",
+        "SELECT $",
+        "SELECT a$b FROM t",
+        "SELECT 1 -- SET ROLE x",
+        "SELECT 1 /* RESET ALL */",
+        "SELECT 1/2, 1-2, 3*4",
+        "select\tx\nfrom t",
+        "  VALUES (1), (2)",
+        "TABLE t",
+        "DELETE FROM t WHERE a = $1",
+        "SELECT 1\\",
+        "SELECT 'a'",
+        "SELECT \"a\" FROM t",
+        "with x as (select 1) select * from x",
+        "SELECT \xc3\xa9 FROM t",
+        "select\xc3\xa9 1",
+        "SELECT setconfig(), settings, tempo, pg_set FROM t",
+        "SET work_mem = 1",
+        "RESET ALL",
+        "DISCARD ALL",
+        "(SELECT 1)",
+        "",
+        "   ",
+        ";",
+    };
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        check_same_as_walk(edges[i]);
+    for (size_t i = 0; i < sizeof benign_cases / sizeof benign_cases[0]; i++)
+        check_same_as_walk(benign_cases[i]);
+    for (size_t i = 0; i < sizeof refused_cases / sizeof refused_cases[0]; i++)
+        check_same_as_walk(refused_cases[i].sql);
+}
+
 static void test_counts(void **state)
 {
     (void)state;
@@ -625,11 +702,12 @@ static void test_counts(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_refused), cmocka_unit_test(test_benign),
-        cmocka_unit_test(test_options), cmocka_unit_test(test_is_managed),
-        cmocka_unit_test(test_startup), cmocka_unit_test(test_prefixes),
-        cmocka_unit_test(test_counts),  cmocka_unit_test(test_managed_table),
-        cmocka_unit_test(test_pinned),  cmocka_unit_test(test_limits_on_server),
+        cmocka_unit_test(test_refused),    cmocka_unit_test(test_benign),
+        cmocka_unit_test(test_options),    cmocka_unit_test(test_is_managed),
+        cmocka_unit_test(test_startup),    cmocka_unit_test(test_prefixes),
+        cmocka_unit_test(test_counts),     cmocka_unit_test(test_managed_table),
+        cmocka_unit_test(test_pinned),     cmocka_unit_test(test_limits_on_server),
+        cmocka_unit_test(test_quick_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
