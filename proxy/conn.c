@@ -252,7 +252,7 @@ static ssize_t transport_read(struct conn *c, void *p, size_t n, enum io_result 
         *res = ssl_result(c->ssl, r);
         return -1;
     }
-    ssize_t r = read(c->fd, p, n);
+    ssize_t r = recv(c->fd, p, n, 0);
     if (r > 0) {
         c->bytes_in += (uint64_t)r;
         return r;
