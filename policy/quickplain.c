@@ -44,7 +44,11 @@ bool guard_quick_plain(const char *sql, size_t len)
     if (!sqltok_plain_lead(&lead))
         return false;
     for (;; i++) {
-        while (i < len && look[(unsigned char)sql[i]] == 0)
+        /* Four bytes a step while none needs a look: most text is letters, digits and spaces. */
+        const unsigned char *u = (const unsigned char *)sql;
+        while (i + 4 <= len && (look[u[i]] | look[u[i + 1]] | look[u[i + 2]] | look[u[i + 3]]) == 0)
+            i += 4;
+        while (i < len && look[u[i]] == 0)
             i++;
         if (i >= len)
             return true;

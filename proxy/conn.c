@@ -71,10 +71,8 @@ void iobuf_spares_trim(void)
     g_nspares = 0;
 }
 
-bool iobuf_reserve(struct iobuf *b, size_t n)
+bool iobuf_grow(struct iobuf *b, size_t n)
 {
-    if (b->cap - b->end >= n)
-        return true;
     size_t len = iobuf_len(b);
     if (b->start > 0 && b->cap - len >= n) {
         memmove(b->data, b->data + b->start, len);
@@ -98,17 +96,6 @@ bool iobuf_reserve(struct iobuf *b, size_t n)
     b->cap = cap;
     b->start = 0;
     b->end = len;
-    return true;
-}
-
-bool iobuf_append(struct iobuf *b, const void *p, size_t n)
-{
-    if (n == 0)
-        return true;
-    if (!iobuf_reserve(b, n))
-        return false;
-    memcpy(b->data + b->end, p, n);
-    b->end += n;
     return true;
 }
 

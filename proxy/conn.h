@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include <openssl/ssl.h>
@@ -32,8 +33,23 @@ static inline uint8_t *iobuf_head(const struct iobuf *b)
 {
     return b->data + b->start;
 }
-bool iobuf_reserve(struct iobuf *b, size_t n) __attribute__((warn_unused_result));
-bool iobuf_append(struct iobuf *b, const void *p, size_t n) __attribute__((warn_unused_result));
+/* Room for n more bytes at the end: compacts, or moves to a buffer twice as big. */
+bool iobuf_grow(struct iobuf *b, size_t n) __attribute__((warn_unused_result));
+/* Inline: every message relayed passes here, and the room is nearly always there already. */
+__attribute__((warn_unused_result)) static inline bool iobuf_reserve(struct iobuf *b, size_t n)
+{
+    return b->cap - b->end >= n || iobuf_grow(b, n);
+}
+__attribute__((warn_unused_result)) static inline bool iobuf_append(struct iobuf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return true;
+    if (!iobuf_reserve(b, n))
+        return false;
+    memcpy(b->data + b->end, p, n);
+    b->end += n;
+    return true;
+}
 /* Consuming the last byte releases the buffer (iobuf_release): pointers into it are stale then. */
 void iobuf_consume(struct iobuf *b, size_t n);
 /* Gives an empty buffer's memory back (to the free list of standard-sized ones); no-op otherwise. */
