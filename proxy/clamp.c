@@ -10,6 +10,7 @@
 #include "policy/limitset.h"
 #include "policy/sqllex.h"
 #include "proxy/limits.h"
+#include "proxy/textbuf.h"
 #include "proxy/units.h"
 
 #define STMT_TOKENS 8
@@ -52,35 +53,10 @@ static bool asked_value(const struct limit_set *ls, int64_t *out)
     return ls->kind == LIMIT_WORK_MEM ? units_parse_size_kb(v, out) : units_parse_duration_ms(v, out);
 }
 
-struct text {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-
-static void put(struct text *t, const char *s, size_t n)
-{
-    if (t->failed)
-        return;
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = (t->len + n + 1) * 2;
-        char *p = realloc(t->p, cap);
-        if (!p) {
-            t->failed = true;
-            return;
-        }
-        t->p = p;
-        t->cap = cap;
-    }
-    memcpy(t->p + t->len, s, n);
-    t->len += n;
-    t->p[t->len] = '\0';
-}
-
 /* One statement's tokens t[0..n): appends its clamped version to out (or nothing when it asks for
  * at most the role's value) and returns whether it was clamped. */
 static bool clamp_statement(const struct sqltok *t, size_t n, const struct role_limits *limits, const char *role,
-                            struct text *out, struct clamp *c)
+                            struct textbuf *out, struct clamp *c)
 {
     struct limit_set ls;
     if (!limit_set_read(t, n, &ls))
@@ -95,7 +71,7 @@ static bool clamp_statement(const struct sqltok *t, size_t n, const struct role_
     char stmt[128];
     int k = snprintf(stmt, sizeof stmt, "SET %s%s = '%" PRId64 "%s'", ls.local ? "LOCAL " : "",
                      limit_name(ls.kind), max, unit);
-    put(out, stmt, (size_t)k);
+    textbuf_put(out, stmt, (size_t)k);
     char asked_text[64];
     snprintf(asked_text, sizeof asked_text, "%.*s", (int)(ls.to_default ? 7 : ls.value_len),
              ls.to_default ? "DEFAULT" : ls.value);
@@ -108,7 +84,7 @@ static bool clamp_statement(const struct sqltok *t, size_t n, const struct role_
 bool clamp_sql(const char *sql, size_t len, const struct role_limits *limits, const char *role, struct clamp *out)
 {
     memset(out, 0, sizeof *out);
-    struct text t = {0};
+    struct textbuf t = {0};
     struct sqllex lx;
     sqllex_init(&lx, sql, len);
     struct sqltok toks[STMT_TOKENS];
@@ -122,10 +98,10 @@ bool clamp_sql(const char *sql, size_t len, const struct role_limits *limits, co
             if (n && !too_many) {
                 size_t start = (size_t)(toks[0].text - sql);
                 size_t end = (size_t)(toks[n - 1].text + toks[n - 1].len - sql);
-                struct text piece = {0};
+                struct textbuf piece = {0};
                 if (clamp_statement(toks, n, limits, role, &piece, out)) {
-                    put(&t, sql + copied, start - copied);
-                    put(&t, piece.p, piece.len);
+                    textbuf_put(&t, sql + copied, start - copied);
+                    textbuf_put(&t, piece.p, piece.len);
                     copied = end;
                 }
                 t.failed |= piece.failed;
@@ -147,7 +123,7 @@ bool clamp_sql(const char *sql, size_t len, const struct role_limits *limits, co
         out->count = 0;
         return !t.failed;
     }
-    put(&t, sql + copied, len - copied);
+    textbuf_put(&t, sql + copied, len - copied);
     if (t.failed) {
         free(t.p);
         out->count = 0;

@@ -17,46 +17,19 @@
 #include "protocol/fe.h"
 #include "protocol/sqlstate.h"
 #include "proxy/config.h"
+#include "proxy/textbuf.h"
 
 #define SETTING_SQL_MAX 512
 /* How [roles] spells a pin's key. */
 #define PIN_KEY_FMT "pin.%s"
 
-struct sqlbuf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-
-/* Every login builds a few hundred bytes of these: the buffer grows by doubling, not per piece. */
-static void sql_add_n(struct sqlbuf *b, const char *piece, size_t n)
+static void sql_add(struct textbuf *b, const char *piece)
 {
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? 2 * b->cap : 128;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, piece, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sql_add(struct sqlbuf *b, const char *piece)
-{
-    sql_add_n(b, piece, strlen(piece));
+    textbuf_put(b, piece, strlen(piece));
 }
 
 /* Appends one statement, after a separator unless it is the first. */
-static void sql_add_stmt(struct sqlbuf *b, const char *stmt)
+static void sql_add_stmt(struct textbuf *b, const char *stmt)
 {
     if (b->p)
         sql_add(b, "; ");
@@ -64,16 +37,16 @@ static void sql_add_stmt(struct sqlbuf *b, const char *stmt)
 }
 
 /* Done: at least one statement and no failure. */
-static bool sql_done(const struct sqlbuf *b)
+static bool sql_done(const struct textbuf *b)
 {
     return !b->failed && b->p;
 }
 
 /* SET name = 'value' in a new buffer; failed when out of memory or the value cannot be quoted
  * (invalid UTF-8). */
-static struct sqlbuf set_statement(const struct txstart_setting *s)
+static struct textbuf set_statement(const struct txstart_setting *s)
 {
-    struct sqlbuf stmt = {0};
+    struct textbuf stmt = {0};
     /* Quoting at most doubles the text and may add E, two quotes and a NUL. */
     size_t vlen = strlen(s->value), cap = 2 * vlen + 4;
     char *lit = malloc(cap);
@@ -91,10 +64,10 @@ static struct sqlbuf set_statement(const struct txstart_setting *s)
 
 /* The SET of every setting goes into the switch Query, all but the switch_only ones into the
  * per-transaction one. False when a value cannot be quoted. */
-static bool add_sets(struct sqlbuf *set, struct sqlbuf *sw, const struct txstart_setting *settings, size_t n)
+static bool add_sets(struct textbuf *set, struct textbuf *sw, const struct txstart_setting *settings, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        struct sqlbuf stmt = set_statement(&settings[i]);
+        struct textbuf stmt = set_statement(&settings[i]);
         if (stmt.failed) {
             free(stmt.p);
             return false;
@@ -107,7 +80,7 @@ static bool add_sets(struct sqlbuf *set, struct sqlbuf *sw, const struct txstart
     return true;
 }
 
-static void add_resets(struct sqlbuf *reset, const struct txstart_setting *claims, size_t nclaims)
+static void add_resets(struct textbuf *reset, const struct txstart_setting *claims, size_t nclaims)
 {
     for (size_t i = 0; i < nclaims; i++) {
         char stmt[SETTING_SQL_MAX];
@@ -131,7 +104,7 @@ static bool to_query_msg(const char *sql, uint8_t **out, size_t *len)
 }
 
 /* "<length>:<bytes>", the MAC's unambiguous field encoding. */
-static void mac_field(struct sqlbuf *b, const char *field)
+static void mac_field(struct textbuf *b, const char *field)
 {
     /* Digits by hand: snprintf was a tenth of a login's instructions here. */
     size_t n = strlen(field);
@@ -141,7 +114,7 @@ static void mac_field(struct sqlbuf *b, const char *field)
     do
         digits[--at] = (char)('0' + n % 10);
     while ((n /= 10) > 0);
-    sql_add_n(b, digits + at, sizeof digits - at);
+    textbuf_put(b, digits + at, sizeof digits - at);
     sql_add(b, field);
 }
 
@@ -149,16 +122,16 @@ static void mac_field(struct sqlbuf *b, const char *field)
  * per-transaction settings, the switch_only SETs on their own. Fields hold no NUL (quote_literal
  * refused those), so the MAC body is text too. */
 /* One element of an array literal: double-quoted, with '"' and '\\' escaped by a backslash. */
-static void array_element(struct sqlbuf *b, const char *v, bool first)
+static void array_element(struct textbuf *b, const char *v, bool first)
 {
     sql_add(b, first ? "\"" : ",\"");
     while (*v) {
         size_t run = strcspn(v, "\"\\");
-        sql_add_n(b, v, run);
+        textbuf_put(b, v, run);
         v += run;
         if (*v) {
             char esc[3] = {'\\', *v, '\0'};
-            sql_add_n(b, esc, 2);
+            textbuf_put(b, esc, 2);
             v++;
         }
     }
@@ -167,12 +140,12 @@ static void array_element(struct sqlbuf *b, const char *v, bool first)
 
 /* One setting in the array literal (when arr is given), the Bind parameter's literal and the MAC
  * body; false when its value cannot be quoted. */
-static bool add_apply_pair(struct sqlbuf *arr, struct sqlbuf *param, struct sqlbuf *mac,
+static bool add_apply_pair(struct textbuf *arr, struct textbuf *param, struct textbuf *mac,
                            const struct txstart_setting *set, bool first)
 {
     array_element(param, set->name, first);
     array_element(param, set->value, false);
-    struct sqlbuf stmt = set_statement(set);
+    struct textbuf stmt = set_statement(set);
     /* set_statement's text is "SET name = <literal>": the literal is what follows " = ". */
     const char *lit = !stmt.failed && stmt.p ? strstr(stmt.p, " = ") : NULL;
     if (lit && arr) {
@@ -195,11 +168,11 @@ static bool add_apply_pair(struct sqlbuf *arr, struct sqlbuf *param, struct sqlb
  * those), so the MAC bodies are text too. */
 static bool add_apply_parts(struct txstart *t, const struct txstart_setting *settings, size_t n)
 {
-    struct sqlbuf arr = {0}, pairs = {0}, mac = {0}, sw = {0}, sw_pairs = {0}, sw_mac = {0};
+    struct textbuf arr = {0}, pairs = {0}, mac = {0}, sw = {0}, sw_pairs = {0}, sw_mac = {0};
     bool ok = true, first = true, sw_first = true;
     for (size_t i = 0; i < n && ok; i++) {
         if (settings[i].switch_only) {
-            struct sqlbuf stmt = set_statement(&settings[i]);
+            struct textbuf stmt = set_statement(&settings[i]);
             ok = !stmt.failed && stmt.p && add_apply_pair(NULL, &sw_pairs, &sw_mac, &settings[i], sw_first);
             sql_add_stmt(&sw, ok ? stmt.p : "");
             free(stmt.p);
@@ -209,7 +182,7 @@ static bool add_apply_parts(struct txstart *t, const struct txstart_setting *set
             first = false;
         }
     }
-    struct sqlbuf array = {0}, param = {0}, sw_param = {0}, sw_body = {0};
+    struct textbuf array = {0}, param = {0}, sw_param = {0}, sw_body = {0};
     sql_add(&array, "ARRAY[");
     sql_add(&array, arr.p ? arr.p : "");
     sql_add(&array, "]::pg_catalog.text[]");
@@ -256,7 +229,7 @@ static bool apply_mac(const uint8_t *body, const char *nonce, uint64_t counter_v
 {
     snprintf(num, 24, "%llu", (unsigned long long)counter_value);
     const char *counter = num;
-    struct sqlbuf m = {0};
+    struct textbuf m = {0};
     sql_add(&m, "pgmesh-v1");
     mac_field(&m, nonce);
     mac_field(&m, counter);
@@ -282,7 +255,7 @@ bool txstart_write_apply(const struct txstart *t, struct pq_writer *w, const cha
     char num[24], hex[65];
     if (!apply_mac(t->mac_body_len ? t->mac_body : NULL, nonce, counter, mac_ctx, num, hex))
         return false;
-    struct sqlbuf q = {0};
+    struct textbuf q = {0};
     sql_add(&q, "SELECT pgmesh.apply(");
     sql_add(&q, num);
     sql_add(&q, ", ");
@@ -357,7 +330,7 @@ static bool to_query_msgs(struct txstart *t, const char *set, const char *sw, co
  * claims, and the per-transaction Query is what carries them. */
 bool txstart_build(struct txstart *t, const struct txstart_setting *settings, size_t n, size_t nclaims)
 {
-    struct sqlbuf set = {0}, sw = {0}, reset = {0};
+    struct textbuf set = {0}, sw = {0}, reset = {0};
     add_resets(&reset, settings, nclaims < n ? nclaims : n);
     struct txstart built = {0};
     bool ok = add_sets(&set, &sw, settings, n) && sql_done(&set) && sql_done(&sw) && sql_done(&reset) &&
