@@ -24,11 +24,12 @@ static bool ascii_letter(char ch)
 
 bool guard_quick_plain(const char *sql, size_t len)
 {
-    /* 1: ends the quick path or needs a look (quotes, comments, '$', ';', NUL); 2: may start one
-     * of the words. Everything else is skipped with one load a byte, four bytes a step. */
+    /* 1: ends the quick path or needs a look (quotes, comments, '$', ';', NUL); 2: the anchor of
+     * one of the words ('m' of temp, '_' of set_config and pg_settings), both rare in SQL text.
+     * Everything else is skipped with one load a byte, four bytes a step. */
     static const unsigned char look[256] = {
-        ['\''] = 1, ['"'] = 1, ['\\'] = 1, ['\0'] = 1, ['$'] = 1, ['-'] = 1, ['/'] = 1,
-        [';'] = 1,  ['s'] = 2, ['S'] = 2,  ['t'] = 2,  ['T'] = 2, ['p'] = 2, ['P'] = 2,
+        ['\''] = 1, ['"'] = 1, ['\\'] = 1, ['\0'] = 1, ['$'] = 1, ['-'] = 1,
+        ['/'] = 1,  [';'] = 1, ['m'] = 2,  ['M'] = 2,  ['_'] = 2,
     };
     size_t i = 0;
     while (i < len && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r'))
@@ -71,19 +72,14 @@ bool guard_quick_plain(const char *sql, size_t len)
                 if (sql[i] != ' ' && sql[i] != '\t' && sql[i] != '\n' && sql[i] != '\r')
                     return false;
             return true;
-        case 's':
-        case 'S':
-            if (text_opens(sql, len, i, "set_config"))
+        case 'm':
+        case 'M': /* temp, and so temporary and pg_temp */
+            if (i >= 2 && text_opens(sql, len, i - 2, "temp"))
                 return false;
             break;
-        case 't':
-        case 'T':
-            if (text_opens(sql, len, i, "temp"))
-                return false;
-            break;
-        case 'p':
-        case 'P':
-            if (text_opens(sql, len, i, "pg_settings"))
+        case '_':
+            if ((i >= 3 && text_opens(sql, len, i - 3, "set_config")) ||
+                (i >= 2 && text_opens(sql, len, i - 2, "pg_settings")))
                 return false;
             break;
         default: /* a quote of any kind, a backslash, a NUL */

@@ -15,6 +15,7 @@
 
 #include "policy/guard.h"
 #include "policy/managed.h"
+#include "policy/quickplain.h"
 #include "policy/quote.h"
 
 struct refused_case {
@@ -672,6 +673,18 @@ static void test_quick_path(void **state)
         "SELECT \xc3\xa9 FROM t",
         "select\xc3\xa9 1",
         "SELECT setconfig(), settings, tempo, pg_set FROM t",
+        "SELECT attempt, 1_temp, x_temp, a1temp, 1e5set_config, 0xtemp, 1eset_config FROM t",
+        "SELECT 1_temp",
+        "SELECT 1e5set_config()",
+        "SELECT x.pg_settings",
+        "SELECT \xc3\xa9temp",
+        "SELECT $1temp",
+        "SELECT tEmPoRaRy",
+        "SELECT a FROM pg_temp_3.t",
+        "SELECT PG_SETTINGS.name FROM t",
+        "select abc FROM set_configs",
+        "SELECT 0xset_config",
+        "SELECT x -temp",
         "SET work_mem = 1",
         "RESET ALL",
         "DISCARD ALL",
@@ -682,6 +695,18 @@ static void test_quick_path(void **state)
     };
     for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
         check_same_as_walk(edges[i]);
+    /* The quick path itself: taken by the common statements, left where a word may start. */
+    static const char *const quick[] = {"SELECT abalance FROM pgbench_accounts WHERE aid = 48964;",
+                                        "SELECT a, settings, configs FROM t WHERE b = $1",
+                                        "UPDATE t SET a = $1 WHERE b = $2"};
+    for (size_t i = 0; i < sizeof quick / sizeof quick[0]; i++)
+        if (!guard_quick_plain(quick[i], strlen(quick[i])))
+            fail_msg("%s: not on the quick path", quick[i]);
+    static const char *const walked[] = {"SELECT 1_temp",        "SELECT x_temp", "SELECT 1e5set_config()",
+                                         "SELECT x.pg_settings", "SELECT $1temp", "SELECT a FROM pg_temp_3.t"};
+    for (size_t i = 0; i < sizeof walked / sizeof walked[0]; i++)
+        if (guard_quick_plain(walked[i], strlen(walked[i])))
+            fail_msg("%s: on the quick path", walked[i]);
     for (size_t i = 0; i < sizeof benign_cases / sizeof benign_cases[0]; i++)
         check_same_as_walk(benign_cases[i]);
     for (size_t i = 0; i < sizeof refused_cases / sizeof refused_cases[0]; i++)
