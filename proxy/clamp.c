@@ -81,9 +81,17 @@ static bool clamp_statement(const struct sqltok *t, size_t n, const struct role_
     return true;
 }
 
+void clamp_init(struct clamp *c)
+{
+    c->sql = NULL;
+    c->len = 0;
+    c->count = 0;
+    c->notice[0] = '\0';
+}
+
 bool clamp_sql(const char *sql, size_t len, const struct role_limits *limits, const char *role, struct clamp *out)
 {
-    memset(out, 0, sizeof *out);
+    clamp_init(out);
     struct textbuf t = {0};
     struct sqllex lx;
     sqllex_init(&lx, sql, len);
@@ -137,5 +145,5 @@ bool clamp_sql(const char *sql, size_t len, const struct role_limits *limits, co
 void clamp_free(struct clamp *c)
 {
     free(c->sql);
-    memset(c, 0, sizeof *c);
+    clamp_init(c);
 }

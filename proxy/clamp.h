@@ -22,6 +22,9 @@ struct clamp {
  * when out of memory. */
 bool clamp_sql(const char *sql, size_t len, const struct role_limits *limits, const char *role, struct clamp *out)
     __attribute__((warn_unused_result));
+/* Empty, without clearing the notice's buffer: every relayed Query and Parse passes here, and
+ * the notice is written before it is read. */
+void clamp_init(struct clamp *c);
 void clamp_free(struct clamp *c);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* cap is a power of two (8, doubled), so positions wrap with a mask rather than a division. */
 bool opq_push(struct opq *q, struct op op)
 {
     if (q->len == q->cap) {
@@ -12,13 +13,13 @@ bool opq_push(struct opq *q, struct op op)
         if (!n)
             return false;
         for (size_t i = 0; i < q->len; i++)
-            n[i] = q->ops[(q->head + i) % q->cap];
+            n[i] = q->ops[(q->head + i) & (q->cap - 1)];
         free(q->ops);
         q->ops = n;
         q->cap = cap;
         q->head = 0;
     }
-    q->ops[(q->head + q->len) % q->cap] = op;
+    q->ops[(q->head + q->len) & (q->cap - 1)] = op;
     q->len++;
     return true;
 }
@@ -30,14 +31,14 @@ struct op *opq_head(struct opq *q)
 
 struct op *opq_at(struct opq *q, size_t i)
 {
-    return i < q->len ? &q->ops[(q->head + i) % q->cap] : NULL;
+    return i < q->len ? &q->ops[(q->head + i) & (q->cap - 1)] : NULL;
 }
 
 void opq_pop(struct opq *q)
 {
     if (q->len) {
         cstmt_unref(q->ops[q->head].stmt);
-        q->head = (q->head + 1) % q->cap;
+        q->head = (q->head + 1) & (q->cap - 1);
         q->len--;
     }
 }

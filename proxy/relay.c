@@ -5,6 +5,7 @@
  * Nothing here closes, links or unlinks a connection: failures become the call's verdict. */
 #include "proxy/relay.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,13 +193,26 @@ static enum inspect inspect_function_call(struct client *c, struct server *s, co
     return refused(c, s, f, REFUSE_FUNCTION_CALL, what, strlen(what));
 }
 
+/* Every relayed message passes here: zeroing the whole struct, its two text buffers too, showed
+ * in profiles of the extended protocol (five messages a transaction). */
+static void inspected_init(struct inspected *fx)
+{
+    _Static_assert(offsetof(struct inspected, dealloc_name) + sizeof fx->dealloc_name ==
+                       offsetof(struct inspected, clamp),
+                   "dealloc_name and clamp are the last members");
+    memset(fx, 0, offsetof(struct inspected, dealloc_name));
+    fx->dealloc = SQL_DEALLOC_NONE;
+    fx->dealloc_name[0] = '\0';
+    clamp_init(&fx->clamp);
+}
+
 /* Reads a Query or Parse whole (up to INSPECT_MAX; longer ones are refused) to check it: the
  * guard, session state it may leave behind, what transaction pooling cannot serve. */
 static enum inspect inspect_message(struct client *c, struct server *s, const struct frame *f,
                                     struct inspected *fx)
 {
     struct iobuf *in = &c->conn.in;
-    *fx = (struct inspected){.dealloc = SQL_DEALLOC_NONE};
+    inspected_init(fx);
     if (f->type == FE_FUNCTION_CALL)
         return inspect_function_call(c, s, f);
     if (f->type != FE_QUERY && f->type != FE_PARSE)

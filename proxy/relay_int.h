@@ -69,9 +69,10 @@ struct inspected {
     struct span sql;          /* the Query's text or the Parse's query */
     struct fe_parse parse;    /* a Parse, read */
     enum sql_dealloc dealloc; /* its DEALLOCATE (transaction pooling with tracking; else NONE) */
-    char dealloc_name[256];   /* ... the name of DEALLOCATE name, folded */
     struct fe_bind_head bind; /* a Bind's names, read once by prep_ready */
-    struct clamp clamp;       /* the text with limits clamped, when some were (owns it) */
+    /* Last, as inspected_init leaves these buffers (half a KiB) unzeroed: */
+    char dealloc_name[256]; /* ... the name of DEALLOCATE name, folded, when dealloc says one */
+    struct clamp clamp;     /* the text with limits clamped, when some were (owns it) */
 };
 
 /* After a client's DISCARD ALL or RESET ALL (session pooling): the server has its defaults, so the
