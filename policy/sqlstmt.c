@@ -231,11 +231,18 @@ bool sql_may_leave_session_state(const char *sql, size_t len)
 
 bool sqltok_plain_lead(const struct sqltok *t)
 {
-    static const char *const plain[] = {"select", "insert", "update", "delete", "with", "values", "table"};
-    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
-        if (sqltok_is(t, plain[i]))
-            return true;
-    return false;
+    /* By length first: every Query and Parse the guard's quick path takes passes here. */
+    switch (t->len) {
+    case 4:
+        return sqltok_is(t, "with");
+    case 5:
+        return sqltok_is(t, "table");
+    case 6:
+        return sqltok_is(t, "select") || sqltok_is(t, "insert") || sqltok_is(t, "update") ||
+               sqltok_is(t, "delete") || sqltok_is(t, "values");
+    default:
+        return false;
+    }
 }
 
 bool sql_is_plain(const char *sql, size_t len)
