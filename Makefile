@@ -54,9 +54,12 @@ pgmesh-token: $(TOKEN)
 
 # Unit tests link the pure modules and the config loader (which does no I/O beyond reading files).
 UNIT_LINK := $(POLICY_OBJ) $(AUTH_OBJ) $(PROTO_OBJ) $(BUILD)/proxy/config.o $(BUILD)/proxy/config_keys.o $(BUILD)/proxy/cidr.o $(BUILD)/proxy/roles.o $(BUILD)/proxy/units.o $(BUILD)/proxy/params.o $(BUILD)/proxy/log.o $(BUILD)/proxy/logjson.o $(BUILD)/proxy/stmt.o $(BUILD)/proxy/opq.o $(BUILD)/proxy/txstart.o $(BUILD)/proxy/txshare.o $(BUILD)/proxy/clamp.o $(BUILD)/proxy/watchrule.o $(BUILD)/proxy/stats.o $(BUILD)/proxy/names.o $(BUILD)/proxy/peeraddr.o $(BUILD)/proxy/resolve.o
+# With link-time optimisation gcc follows a test's asserts into the parsers and warns of fields read
+# on paths the asserts have already failed (structs filled only on success); not for the product.
+UNIT_LTO_FLAGS := -Wno-maybe-uninitialized
 $(BUILD)/tests/unit/%: tests/unit/%.c $(UNIT_LINK)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(MESH_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(MESH_CFLAGS) $(UNIT_LTO_FLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS) -lcmocka
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
