@@ -326,8 +326,8 @@ static bool same(const char *a, const char *b)
 /* Room for the sync Query's text, NUL included; 0 when want and have agree. */
 static size_t sync_cap(const struct param_set *want, const struct param_set *have)
 {
-    if (!want->v && !have->v)
-        return 0; /* the common case, at every transaction start: neither has any */
+    if (params_both_empty(want, have))
+        return 0;
     size_t cap = 0;
     for (int i = 0; i < PARAM_COUNT; i++)
         if (!same(params_sql(want, i), params_sql(have, i)))
@@ -369,7 +369,7 @@ bool params_write_sync(const struct param_set *want, const struct param_set *hav
 
 bool params_copy(struct param_set *dst, const struct param_set *src)
 {
-    if (!src->v && !dst->v)
+    if (params_both_empty(src, dst))
         return true;
     if (!slots(dst))
         return false;

@@ -31,6 +31,13 @@ static inline const char *params_sql(const struct param_set *ps, int i)
     return ps->v ? ps->v[i] : NULL;
 }
 
+/* Neither set holds a parameter: the common case at every transaction start, nothing to sync or
+ * copy (and no writer to set up for it). */
+static inline bool params_both_empty(const struct param_set *a, const struct param_set *b)
+{
+    return !a->v && !b->v;
+}
+
 /* Fills ps from a startup packet. False on memory exhaustion or an unquotable value. */
 bool params_from_startup(struct param_set *ps, const struct startup_packet *pkt)
     __attribute__((warn_unused_result));

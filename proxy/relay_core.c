@@ -167,8 +167,8 @@ enum relay_verdict relay_settle(struct server *s)
  * differ from what the server has: they follow the client across server connections. */
 static bool sync_params(struct client *c, struct server *s)
 {
-    if (!c->params.v && !s->relay.have.v)
-        return true; /* nothing to compare: no writer set up at every transaction start */
+    if (params_both_empty(&c->params, &s->relay.have))
+        return true;
     struct pq_writer w;
     wr_init_dynamic(&w);
     if (!params_write_sync(&c->params, &s->relay.have, &w)) {

@@ -347,6 +347,58 @@ static bool route_message(struct server *s, const struct frame *f, const uint8_t
     return false;
 }
 
+/* Replies that route_message only tallies for a client's own request: it writes nothing of
+ * pgmesh's to the client for them and ReadyForQuery settles nothing they change. */
+static bool plain_reply(struct server *s, char type)
+{
+    switch (type) {
+    case BE_DATA_ROW:
+    case BE_ROW_DESC:
+    case BE_COMMAND_COMPLETE:
+    case BE_EMPTY_QUERY:
+    case BE_NO_DATA:
+    case BE_PARAMETER_DESC:
+    case BE_PARSE_COMPLETE:
+    case BE_BIND_COMPLETE:
+    case BE_CLOSE_COMPLETE:
+    case BE_PORTAL_SUSPENDED:
+        break;
+    default:
+        return false;
+    }
+    const struct op *op = opq_head(&s->relay.ops);
+    return !op || op->kind == OP_QUERY || op->kind == OP_SYNC || (op->kind == OP_MSG && !op->as_parse_complete);
+}
+
+/* A message routed to the client and already whole in the buffer: the plain replies whole behind
+ * it are routed too and all of them copied to the client at once (a result set is mostly rows;
+ * one copy per buffer of them, not per row). Bytes reach the client in the server's order:
+ * nothing routed here writes to the client. */
+static bool forward_run(struct server *s, struct client *c, size_t first_len)
+{
+    struct iobuf *in = &s->conn.in;
+    size_t run = first_len, dropped = 0;
+    for (;;) {
+        const uint8_t *p = iobuf_head(in) + run;
+        size_t avail = iobuf_len(in) - run;
+        struct frame g;
+        if (frame_peek_be(p, avail, &rt.limits, &g) != FRAME_OK || avail < g.total_len || !plain_reply(s, g.type))
+            break;
+        /* A row changes nothing route_message keeps (it only tallies a completion or, after
+         * an error, the skip to Sync), so a result's rows pass on their framing alone. */
+        bool tally = g.type != BE_DATA_ROW || s->relay.skipping;
+        if (tally && !route_message(s, &g, p)) { /* what came before still goes */
+            dropped = g.total_len;
+            break;
+        }
+        run += g.total_len;
+    }
+    if (!conn_send(&c->conn, iobuf_head(in), run))
+        return relay_fail_server(s, "out of memory");
+    iobuf_consume(in, run + (relay_failed(s) ? 0 : dropped));
+    return !relay_failed(s);
+}
+
 /* One message from the server whose header has arrived: routed by the head of the op queue, its
  * bytes forwarded to the client or dropped as they stream in. False when it must wait for more
  * bytes, the call failed, or a ReadyForQuery ended what the link or the reset was waiting for. */
@@ -369,6 +421,8 @@ static bool route_next(struct server *s, struct client *c)
     bool forward = route_message(s, &f, iobuf_head(in));
     if (relay_failed(s))
         return false;
+    if (forward && c && f.type != BE_READY && iobuf_len(in) >= f.total_len)
+        return forward_run(s, c, f.total_len);
     if (!relay_stream_start(&s->relay.body, in, f.total_len, forward && c ? &c->conn : NULL))
         return relay_fail_server(s, "out of memory");
     /* At ReadyForQuery the link may be over: anything further is read in the new context. A reset

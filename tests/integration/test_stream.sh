@@ -33,6 +33,28 @@ assert_eq "$ROWS|$(printf %s "$ROWS" | md5sum | cut -d' ' -f1)" "$(tail -n 1 "$T
 rm -f "$TEST_DIR"/select_*.txt
 assert_mesh_hwm "the $ROWS-row SELECTs"
 
+echo "== rows, notices, several results and an error mid-result in one Query, in the server's order"
+# pgmesh copies runs of plain replies at once: what is not plain (a notice, an error, the next
+# ReadyForQuery) must still come between the same rows as straight from PostgreSQL.
+pg_psql <<'SQL'
+CREATE FUNCTION core.stream_noisy(i int) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    IF i % 250 = 0 THEN RAISE NOTICE 'row %', i; END IF;
+    RETURN i;
+END $$;
+SQL
+sql="SELECT core.stream_noisy(g) FROM generate_series(1, 1000) g; SELECT 'second', count(*) FROM generate_series(1, 3);
+SELECT core.stream_noisy(g), 1 / (700 - g) FROM generate_series(1, 1000) g; SELECT 'not reached'"
+pg_psql -v ON_ERROR_STOP=0 -c "$sql" > "$TEST_DIR/mixed_pg.txt" 2>&1 || true
+mesh_psql "$TOKEN" -v ON_ERROR_STOP=0 -c "$sql" > "$TEST_DIR/mixed_mesh.txt" 2>&1 || true
+grep -q 'division by zero' "$TEST_DIR/mixed_pg.txt" || fail "the direct run did not end in the error: $(tail -3 "$TEST_DIR/mixed_pg.txt")"
+assert_eq "$(md5sum < "$TEST_DIR/mixed_pg.txt")" "$(md5sum < "$TEST_DIR/mixed_mesh.txt")" \
+    "the mixed Query's output through pgmesh against straight from PostgreSQL ($(diff "$TEST_DIR/mixed_pg.txt" "$TEST_DIR/mixed_mesh.txt" | head -5))"
+assert_eq "1000" "$(grep -c '^[0-9]*$' "$TEST_DIR/mixed_mesh.txt")" "rows of the first SELECT"
+assert_eq "row 250|row 500|row 750|row 1000|row 250|row 500" \
+    "$(grep -o 'row [0-9]*' "$TEST_DIR/mixed_mesh.txt" | paste -sd'|')" "notices, in order"
+assert_eq "1" "$(mesh_psql "$TOKEN" -c "SELECT 1")" "the connection's next statement"
+
 echo "== a 96 MiB Bind parameter, echoed back as a 96 MiB DataRow"
 timeout -k 5 90 "$STREAM" bind 96
 assert_mesh_hwm "the 96 MiB Bind and DataRow"
