@@ -5,8 +5,9 @@
 BUILD    ?= build
 CC       ?= gcc
 # Link-time optimisation inlines the small helpers that every relayed message calls across files
-# (frame peeks, buffer and queue operations): 6-9% fewer instructions per transaction.
-CFLAGS   ?= -O2 -g -flto=auto
+# (frame peeks, buffer and queue operations): 6-9% fewer instructions per transaction; -O3 another
+# 8% and about 3% less CPU per transaction at 8 clients (bench/README.md).
+CFLAGS   ?= -O3 -g -flto=auto
 MESH_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation -I. -I/usr/include/postgresql -MMD -MP
 LDLIBS   := -lev -lpq -ljwt -linih -ljansson -lssl -lcrypto -lpthread
@@ -55,8 +56,10 @@ pgmesh-token: $(TOKEN)
 # Unit tests link the pure modules and the config loader (which does no I/O beyond reading files).
 UNIT_LINK := $(POLICY_OBJ) $(AUTH_OBJ) $(PROTO_OBJ) $(BUILD)/proxy/config.o $(BUILD)/proxy/config_keys.o $(BUILD)/proxy/cidr.o $(BUILD)/proxy/roles.o $(BUILD)/proxy/units.o $(BUILD)/proxy/params.o $(BUILD)/proxy/log.o $(BUILD)/proxy/logjson.o $(BUILD)/proxy/stmt.o $(BUILD)/proxy/opq.o $(BUILD)/proxy/txstart.o $(BUILD)/proxy/txshare.o $(BUILD)/proxy/clamp.o $(BUILD)/proxy/watchrule.o $(BUILD)/proxy/stats.o $(BUILD)/proxy/names.o $(BUILD)/proxy/peeraddr.o $(BUILD)/proxy/resolve.o
 # With link-time optimisation gcc follows a test's asserts into the parsers and warns of fields read
-# on paths the asserts have already failed (structs filled only on success); not for the product.
-UNIT_LTO_FLAGS := -Wno-maybe-uninitialized
+# on paths the asserts have already failed (structs filled only on success), and at -O3 it inlines
+# a test's constant statement into the Parse writer and takes strlen of a NUL-terminated name
+# field as unbounded (stringop-overread); not for the product, which keeps both warnings.
+UNIT_LTO_FLAGS := -Wno-maybe-uninitialized -Wno-stringop-overread
 $(BUILD)/tests/unit/%: tests/unit/%.c $(UNIT_LINK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(MESH_CFLAGS) $(UNIT_LTO_FLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(LDLIBS) -lcmocka
