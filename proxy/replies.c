@@ -393,9 +393,11 @@ static bool forward_run(struct server *s, struct client *c, size_t first_len)
         }
         run += g.total_len;
     }
-    if (!conn_send(&c->conn, iobuf_head(in), run))
+    /* Both are whole in the buffer: each stream starts and ends here. */
+    if (!relay_stream_start(&s->relay.body, in, run, &c->conn))
         return relay_fail_server(s, "out of memory");
-    iobuf_consume(in, run + (relay_failed(s) ? 0 : dropped));
+    if (dropped && !relay_failed(s) && !relay_stream_start(&s->relay.body, in, dropped, NULL))
+        return relay_fail_server(s, "out of memory");
     return !relay_failed(s);
 }
 
