@@ -47,17 +47,20 @@ const char *refusal_name(enum refusal why);
 
 struct op {
     enum op_kind kind;
-    enum op_expect expect;      /* OP_MSG */
-    bool known_idle;            /* OP_TXSTART: sent with nothing in flight on an idle server */
-    bool query;                 /* OP_GUARD_ERROR: the stand-in is a Query (else a Parse) */
-    bool as_parse_complete;     /* OP_MSG: a Close standing in for a Parse; report ParseComplete */
-    bool added_sname;           /* OP_MSG Parse: put stmt->sname in the server's set */
-    bool added_client;          /* OP_MSG Parse: put stmt in the client's table */
-    bool closed_client;         /* OP_MSG Close: took stmt out of the client's table */
-    enum refusal why;           /* OP_GUARD_ERROR */
-    char name[64];              /* ... the refused statement's name, or the managed setting */
-    char sname[STMT_SNAME_LEN]; /* OP_PREPARE, OP_EVICT: the server-side statement */
-    struct cstmt *stmt;         /* a reference: the client statement involved, for undo and error text */
+    enum op_expect expect;  /* OP_MSG */
+    bool known_idle;        /* OP_TXSTART: sent with nothing in flight on an idle server */
+    bool query;             /* OP_GUARD_ERROR: the stand-in is a Query (else a Parse) */
+    bool as_parse_complete; /* OP_MSG: a Close standing in for a Parse; report ParseComplete */
+    bool added_sname;       /* OP_MSG Parse: put stmt->sname in the server's set */
+    bool added_client;      /* OP_MSG Parse: put stmt in the client's table */
+    bool closed_client;     /* OP_MSG Close: took stmt out of the client's table */
+    enum refusal why;       /* OP_GUARD_ERROR */
+    struct cstmt *stmt;     /* a reference: the client statement involved, for undo and error text
+                             * (OP_PREPARE: the one prepared, by its sname) */
+    /* Owned (opq_pop frees). OP_GUARD_ERROR: the refused statement's name or the managed setting;
+     * OP_EVICT: the server-side statement closed. Out of line because every message sent makes an
+     * entry, most with neither: zeroing and copying 100 more bytes each showed in profiles. */
+    char *text;
 };
 
 struct opq {
@@ -65,7 +68,9 @@ struct opq {
     size_t head, len, cap;
 };
 
-bool opq_push(struct opq *q, struct op op) __attribute__((warn_unused_result));
+/* Copies *op in. The queue takes its stmt reference and text either way: when out of memory
+ * (false) it drops them, so that no caller's failure path has to. */
+bool opq_push(struct opq *q, const struct op *op) __attribute__((warn_unused_result));
 struct op *opq_head(struct opq *q);
 struct op *opq_at(struct opq *q, size_t i);
 /* Drops the head and the references it holds. */

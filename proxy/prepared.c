@@ -9,6 +9,7 @@
  * it; an entry in the op queue remembers how to undo it if the server fails or skips the message. */
 #include "proxy/relay_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "policy/sqlstmt.h"
@@ -42,11 +43,16 @@ static bool make_room(struct server *s)
     const struct sstmt *old;
     while (s->relay.stmts.count >= (size_t)rt.cfg->max_prepared_statements &&
            (old = sstmt_oldest(&s->relay.stmts)) && old->stamp != s->relay.batch) {
-        struct op op = {.kind = OP_EVICT};
-        memcpy(op.sname, old->name, sizeof op.sname);
-        if (!send_close(s, op.sname) || !relay_push(s, op))
+        char *name = strdup(old->name); /* the entry's: undo puts it back in the set */
+        if (!name)
+            return relay_fail_server(s, "out of memory");
+        if (!send_close(s, name)) {
+            free(name);
             return false;
-        sstmt_remove(&s->relay.stmts, op.sname);
+        }
+        if (!relay_push(s, &(struct op){.kind = OP_EVICT, .text = name}))
+            return false;
+        sstmt_remove(&s->relay.stmts, name);
     }
     return true;
 }
@@ -66,12 +72,7 @@ static bool ensure_prepared(struct server *s, struct cstmt *st)
         return true;
     if (!send_parse(s, st))
         return false;
-    struct op op = {.kind = OP_PREPARE, .stmt = cstmt_ref(st)};
-    memcpy(op.sname, st->sname, sizeof op.sname);
-    if (relay_push(s, op))
-        return true;
-    cstmt_unref(st);
-    return false;
+    return relay_push(s, &(struct op){.kind = OP_PREPARE, .stmt = cstmt_ref(st)});
 }
 
 static enum prep on_parse(struct client *c, struct server *s, const struct frame *f, const struct inspected *in,
@@ -260,10 +261,10 @@ bool prep_undo(struct server *s, const struct op *op)
     struct client *c = s->client;
     switch (op->kind) {
     case OP_PREPARE:
-        sstmt_remove(&s->relay.stmts, op->sname);
+        sstmt_remove(&s->relay.stmts, op->stmt->sname);
         return true;
     case OP_EVICT:
-        return sstmt_add(&s->relay.stmts, op->sname, 0) || relay_fail_server(s, "out of memory");
+        return sstmt_add(&s->relay.stmts, op->text, 0) || relay_fail_server(s, "out of memory");
     case OP_MSG:
         break;
     default:

@@ -15,6 +15,9 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/relay_int.h"
+
+/* Of a refused statement's name (or the setting), what the error repeats. */
+#define REFUSAL_NAME_MAX 63
 #include "proxy/stats.h"
 
 const char *refusal_name(enum refusal why)
@@ -92,12 +95,16 @@ static bool send_stand_in(struct client *c, struct server *s, const struct frame
         fe_write_parse(&w, "", stand_in);
     if (!relay_send_written(s, &w))
         return false;
-    struct op op = {.kind = OP_GUARD_ERROR, .why = why, .query = query};
-    size_t n = what_len < sizeof op.name - 1 ? what_len : sizeof op.name - 1;
-    memcpy(op.name, what, n);
+    /* The error names at most REFUSAL_NAME_MAX bytes of it. */
+    struct op op = {.kind = OP_GUARD_ERROR,
+                    .why = why,
+                    .query = query,
+                    .text = strndup(what, what_len < REFUSAL_NAME_MAX ? what_len : REFUSAL_NAME_MAX)};
+    if (!op.text)
+        return relay_fail_server(s, "out of memory");
     /* A Query's stand-in gets its error entry and the Query's own, through ReadyForQuery. */
     if (query)
-        return relay_push(s, op) && relay_after_forward(s, f->type, NULL);
+        return relay_push(s, &op) && relay_after_forward(s, f->type, NULL);
     return relay_after_forward(s, f->type, &op);
 }
 

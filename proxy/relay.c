@@ -284,7 +284,7 @@ static bool reapply_settings(struct client *c, struct server *s)
     /* The reset also put the session parameters back to the server's defaults: the client's own
      * (its startup values, and SETs pgmesh followed) are sent again too. */
     return relay_resync_params(c, s) && relay_send_settings(c, s, false, false) &&
-           relay_push(s, (struct op){.kind = OP_TXSTART});
+           relay_push(s, &(struct op){.kind = OP_TXSTART});
 }
 
 /* A Query or Parse whose limits were clamped: the rewritten message goes instead of the client's

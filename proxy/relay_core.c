@@ -87,7 +87,7 @@ enum relay_verdict relay_take_verdict(struct server *s, enum relay_verdict other
     return v != RELAY_GO_ON ? v : otherwise;
 }
 
-bool relay_push(struct server *s, struct op op)
+bool relay_push(struct server *s, const struct op *op)
 {
     return opq_push(&s->relay.ops, op) || relay_fail_server(s, "out of memory");
 }
@@ -106,7 +106,7 @@ bool relay_send_written(struct server *s, struct pq_writer *w)
 
 static bool push_op(struct server *s, enum op_kind kind, bool known_idle)
 {
-    return relay_push(s, (struct op){.kind = kind, .known_idle = known_idle});
+    return relay_push(s, &(struct op){.kind = kind, .known_idle = known_idle});
 }
 
 bool relay_own_query(struct server *s, const char *sql)
@@ -486,7 +486,7 @@ bool relay_after_forward(struct server *s, char type, const struct op *msg)
     struct relay *r = &s->relay;
     limits_on_forward(s, type);
     if (type == FE_COPY_DATA || type == FE_COPY_DONE || type == FE_COPY_FAIL || type == FE_FLUSH)
-        return true;
+        return true; /* no reply of their own; prepared.c and refusal.c never make their msg */
     bool ends_batch = type == FE_QUERY || type == FE_FUNCTION_CALL || type == FE_SYNC;
     r->at_boundary = ends_batch;
     r->open_extended = !ends_batch;
@@ -495,5 +495,5 @@ bool relay_after_forward(struct server *s, char type, const struct op *msg)
         r->batch++;
         op.kind = type == FE_SYNC ? OP_SYNC : OP_QUERY;
     }
-    return relay_push(s, msg ? *msg : op);
+    return relay_push(s, msg ? msg : &op);
 }

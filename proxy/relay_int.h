@@ -42,8 +42,9 @@ static inline bool relay_failed(const struct server *s)
 /* The verdict of the call that ends here (otherwise when nothing failed), cleared for the next. */
 enum relay_verdict relay_take_verdict(struct server *s, enum relay_verdict otherwise);
 
-/* Both fail the server when memory runs out, and then return false. */
-bool relay_push(struct server *s, struct op op) __attribute__((warn_unused_result));
+/* Both fail the server when memory runs out, and then return false. relay_push takes op's
+ * references either way (opq_push). */
+bool relay_push(struct server *s, const struct op *op) __attribute__((warn_unused_result));
 bool relay_send(struct server *s, const void *p, size_t n) __attribute__((warn_unused_result));
 /* Sends what the (dynamic) writer built and destroys it; a writer that ran out of memory fails
  * the server too. */
@@ -86,7 +87,8 @@ bool relay_send_txstart(struct client *c, struct server *s) __attribute__((warn_
  * nothing in flight). No op entry. */
 bool relay_send_settings(struct client *c, struct server *s, bool switching, bool idle)
     __attribute__((warn_unused_result));
-/* The op for a client message just sent: msg (when not NULL) is the one prepared already. */
+/* The op for a client message just sent: msg (when not NULL) is the one prepared already, and
+ * its references are taken as relay_push takes them. */
 bool relay_after_forward(struct server *s, char type, const struct op *msg) __attribute__((warn_unused_result));
 
 /* Refuses the client message f (refusal.c): the server gets a stand-in that fails in its place,

@@ -93,7 +93,7 @@ static bool route_guard_error(struct server *s, struct op *op, char type, const 
     if (ours) {
         struct pq_writer w;
         wr_init_dynamic(&w);
-        refusal_write(&w, op->why, op->name);
+        refusal_write(&w, op->why, op->text);
         to_client(s, &w);
     }
     /* A Parse stand-in stays queued: at ReadyForQuery it goes with the messages the server skipped. */
