@@ -399,7 +399,8 @@ static void flush_one(struct conn *c)
         return;
     }
     if (iobuf_len(&c->out) == 0) {
-        ev_io_stop(g_loop, &c->wio);
+        if (ev_is_active(&c->wio) || ev_is_pending(&c->wio)) /* seldom: only after EAGAIN */
+            ev_io_stop(g_loop, &c->wio);
         if (c->close_after_flush) {
             c->linger = true; /* the message is in the socket: conn_close_fd keeps it from a reset */
             conn_close(c);

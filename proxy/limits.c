@@ -30,6 +30,14 @@ static void end_client(struct server *s, struct limit_hit hit, const char *sqlst
                        const char *detail);
 static void arm(ev_timer *t, int64_t ms);
 
+/* ev_timer_stop, without the call for a timer that is neither running nor pending: limits_on_forward
+ * and limits_on_reply stop timers for every message relayed, and nearly all are stopped already. */
+static inline void stop_timer(ev_timer *t)
+{
+    if (ev_is_active(t) || ev_is_pending(t))
+        ev_timer_stop(rt.loop, t);
+}
+
 /* The statement limit is a lazy timer: starting a statement moves stmt_deadline and an ending
  * one clears it, and the timer, left running, looks at the deadline when it fires. A
  * transaction's statements then cost no timer-heap operations but the first's. */
@@ -155,7 +163,7 @@ void limits_on_forward(struct server *s, char fe_type)
     const struct role_limits *l = limits_of(s);
     if (!l)
         return;
-    ev_timer_stop(rt.loop, &s->idle_timer); /* the client is active again */
+    stop_timer(&s->idle_timer); /* the client is active again */
     bool starts_statement = fe_type == FE_QUERY || fe_type == FE_EXECUTE || fe_type == FE_FUNCTION_CALL;
     if (starts_statement && l->statement_timeout_ms > 0 && s->stmt_deadline == 0)
         arm_statement(s, l->statement_timeout_ms + LIMITS_STATEMENT_GRACE_MS);
@@ -200,8 +208,8 @@ void limits_on_reply(struct server *s, char be_type)
         if (s->relay.ops.len > 0)
             break; /* more of the client's requests are in flight */
         if (s->relay.tx_status == TX_IDLE) {
-            ev_timer_stop(rt.loop, &s->age_timer);
-            ev_timer_stop(rt.loop, &s->idle_timer);
+            stop_timer(&s->age_timer);
+            stop_timer(&s->idle_timer);
         } else {
             arm(&s->idle_timer, idle_limit_ms(l));
         }
@@ -215,14 +223,14 @@ void limits_on_reply(struct server *s, char be_type)
 void limits_unlink(struct server *s)
 {
     stop_statement(s);
-    ev_timer_stop(rt.loop, &s->idle_timer);
-    ev_timer_stop(rt.loop, &s->age_timer);
+    stop_timer(&s->idle_timer);
+    stop_timer(&s->age_timer);
 }
 
 void limits_stop(struct server *s)
 {
     stop_statement(s);
     ev_timer_stop(rt.loop, &s->stmt_timer);
-    ev_timer_stop(rt.loop, &s->idle_timer);
-    ev_timer_stop(rt.loop, &s->age_timer);
+    stop_timer(&s->idle_timer);
+    stop_timer(&s->age_timer);
 }

@@ -194,13 +194,20 @@ static enum inspect inspect_function_call(struct client *c, struct server *s, co
 }
 
 /* Every relayed message passes here: zeroing the whole struct, its two text buffers too, showed
- * in profiles of the extended protocol (five messages a transaction). */
-static void inspected_init(struct inspected *fx)
+ * in profiles of the extended protocol (five messages a transaction). Only a Query or Parse is
+ * read into it; for the others the flags are what is read (a Bind's names are filled in by
+ * prep_ready before anything reads them). */
+static void inspected_init(struct inspected *fx, char type)
 {
     _Static_assert(offsetof(struct inspected, dealloc_name) + sizeof fx->dealloc_name ==
                        offsetof(struct inspected, clamp),
                    "dealloc_name and clamp are the last members");
-    memset(fx, 0, offsetof(struct inspected, dealloc_name));
+    if (type == FE_QUERY || type == FE_PARSE) {
+        memset(fx, 0, offsetof(struct inspected, dealloc_name));
+    } else {
+        fx->plain = fx->dirty = fx->track = fx->deallocates = false;
+        fx->sql = (struct span){0};
+    }
     fx->dealloc = SQL_DEALLOC_NONE;
     fx->dealloc_name[0] = '\0';
     clamp_init(&fx->clamp);
@@ -212,7 +219,7 @@ static enum inspect inspect_message(struct client *c, struct server *s, const st
                                     struct inspected *fx)
 {
     struct iobuf *in = &c->conn.in;
-    inspected_init(fx);
+    inspected_init(fx, f->type);
     if (f->type == FE_FUNCTION_CALL)
         return inspect_function_call(c, s, f);
     if (f->type != FE_QUERY && f->type != FE_PARSE)
