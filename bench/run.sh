@@ -282,6 +282,21 @@ median() {
         END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; print m }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b == 0) print "-"; else printf "%.2f", a / b }'; }
+# paired KEY REF ARRAY: the median over the rounds of KEY's value over REF's in the same round.
+# A round runs every target back to back, so the pair shares the machine's state of that minute;
+# the speed of this shared machine drifts between rounds by more than the differences measured.
+paired() {
+    local -n p=$3
+    local r a b vals=()
+    for r in $(seq 1 "$BENCH_ROUNDS"); do
+        a=${p[$1,$r]:-} b=${p[$2,$r]:-}
+        [[ $a =~ ^[0-9.]+$ && $b =~ ^[0-9.]+$ ]] || { echo -; return; }
+        vals+=("$(awk -v a="$a" -v b="$b" 'BEGIN { print (b == 0) ? "x" : a / b }')")
+    done
+    printf '%s\n' "${vals[@]}" | sort -g | awk '/x/ { bad = 1 } { a[NR] = $1 }
+        END { if (bad) { print "-"; exit } m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+              printf "%.2f\n", m }'
+}
 ref_of() { case $1 in connect-rs256) echo connect-hs256 ;; *) echo "$1" ;; esac; }
 
 # The memory figures come from fresh instances (start = the process's own start), one of each,
@@ -316,7 +331,7 @@ minutes=$(( ($(date +%s) - STARTED + 59) / 60 ))
 {
     echo
     echo "pgmesh $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'), $(date -u +'%Y-%m-%d %H:%M UTC'); $(machine)"
-    echo "$MESH_LABEL: $([ "$BENCH_EXTENSION" = 1 ] && echo 'pgmesh with server_enforcement = require, on a PostgreSQL preloading the pgmesh extension' || echo 'pgmesh without the server extension (plain SETs)'); ${BENCH_T}s per run, median of $BENCH_ROUNDS interleaved rounds; $minutes min in all"
+    echo "$MESH_LABEL: $([ "$BENCH_EXTENSION" = 1 ] && echo 'pgmesh with server_enforcement = require, on a PostgreSQL preloading the pgmesh extension' || echo 'pgmesh without the server extension (plain SETs)'); ${BENCH_T}s per run, median of $BENCH_ROUNDS interleaved rounds (the ratio columns: the median of each round's ratio); $minutes min in all"
     echo
     echo "| workload | target | tps | p50 ms | p99 ms | pooler CPU s/10k tx | tps vs PgBouncer | tps vs direct | CPU vs PgBouncer |"
     echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -326,9 +341,9 @@ minutes=$(( ($(date +%s) - STARTED + 59) / 60 ))
             m=$(median "$t,$target" tps) c=$(median "$t,$target" cpu)
             case $target in
                 direct|pgbouncer) vs_pb=- vs_d=- vs_c=- ;;
-                *) vs_pb=$(ratio "$m" "$(median "$ref,pgbouncer" tps)")
-                   vs_d=$(ratio "$m" "$(median "$ref,direct" tps)")
-                   vs_c=$(ratio "$c" "$(median "$ref,pgbouncer" cpu)") ;;
+                *) vs_pb=$(paired "$t,$target" "$ref,pgbouncer" tps)
+                   vs_d=$(paired "$t,$target" "$ref,direct" tps)
+                   vs_c=$(paired "$t,$target" "$ref,pgbouncer" cpu) ;;
             esac
             echo "| $t | $(label "$target") | $m | $(median "$t,$target" p50) | $(median "$t,$target" p99) | $c | $vs_pb | $vs_d | $vs_c |"
         done
