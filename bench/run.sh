@@ -16,7 +16,8 @@ BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_SCALE=${BENCH_SCALE:-10}
 BENCH_CLIENTS=${BENCH_CLIENTS:-8 64 256}
 BENCH_MODES=${BENCH_MODES:-simple extended prepared}
-BENCH_WORKLOADS=${BENCH_WORKLOADS:-select rls mt connect workers memory}
+BENCH_WORKLOADS=${BENCH_WORKLOADS:-select rate rls mt connect workers memory}
+BENCH_RATE=${BENCH_RATE:-8000}
 BENCH_EXTENSION=${BENCH_EXTENSION:-auto}
 BENCH_NOEXT=${BENCH_NOEXT:-0}
 BENCH_BASE=${BENCH_BASE:-}
@@ -136,6 +137,8 @@ args_of() {
                       esac ;;
         mt-select-c64) echo "-n -S -c $((64 / MT_PROCS)) -j 1 -T $BENCH_T" ;;
         workers-select-c*) echo "-n -S -M simple -c ${1##*-c} -j 2 -T $BENCH_T" ;;
+        rate-*) local m=${1#rate-}
+                echo "-n -S -M ${m%-c*} -c ${m##*-c} -j 2 -T $BENCH_T -R $BENCH_RATE" ;;
         connect-*) echo "-n -S -C -c 8 -j 2 -T $BENCH_T" ;;
     esac
 }
@@ -145,6 +148,7 @@ targets_of() {
         *prepared*) t="direct pgmesh" ;;  # PgBouncer 1.18: no prepared statements in transaction pooling
         connect-rs256) echo pgmesh; return ;;  # direct and PgBouncer log in the same way as in connect-hs256
         workers-select-c*) echo "direct pgbouncer pgmesh pgmesh-workers"; return ;;
+        rate-*) t="pgbouncer pgmesh" ;;  # the same rate for all: direct has no pooler CPU to compare
     esac
     [ "$BENCH_NOEXT" = 1 ] && t="$t pgmesh-noext"
     echo "$t${BENCH_BASE:+ base}"
@@ -228,6 +232,7 @@ tests=()
 if has select; then
     for c in $BENCH_CLIENTS; do for m in $BENCH_MODES; do tests+=("select-$m-c$c"); done; done
 fi
+has rate && tests+=(rate-simple-c8 rate-extended-c8)
 has rls && tests+=(rls-read-c64)
 has mt && tests+=(mt-select-c64)
 has connect && tests+=(connect-hs256 connect-rs256)
@@ -374,6 +379,7 @@ minutes=$(( ($(date +%s) - STARTED + 59) / 60 ))
             rls-read-c64) echo "- $t: $(args_of "$t" pgmesh) (through pgmesh); direct and PgBouncer: $(args_of "$t" direct), BEGIN, SET LOCAL of both claims, the SELECT, COMMIT" ;;
             mt-select-c64) echo "- $t: $MT_PROCS concurrent pgbench processes, each $(args_of "$t" pgmesh), through pgmesh each with the token of its own tenant (t0..t$((MT_PROCS - 1))), all sharing one pool" ;;
             connect-rs256) echo "- $t: $(args_of "$t" pgmesh) with RS256 tokens (2048-bit key) to a second pgmesh; ratios against connect-hs256's direct and PgBouncer" ;;
+            rate-*) echo "- $t: $(args_of "$t" pgmesh): a fixed rate every target keeps, so the CPU per transaction compares the same load (at full speed it follows each run's rate)" ;;
             workers-select-c*) echo "- $t: $(args_of "$t" pgmesh), through pgmesh with its default workers = auto ($(nproc) here; the pool of 20 shared out between them, CPU summed over its processes) and a second pgmesh with workers = 1" ;;
             *) echo "- $t: $(args_of "$t" pgmesh)" ;;
         esac
