@@ -283,8 +283,11 @@ median() {
         [ "$v" = - ] && { echo -; return; }
         vals+=("$v")
     done
-    printf '%s\n' "${vals[@]}" | sort -g | awk '{ a[NR] = $1 }
-        END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; print m }'
+    printf '%s\n' "${vals[@]}" | median_of
+}
+# median_of: the median of the numbers on stdin, one a line.
+median_of() {
+    sort -g | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; print m }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b == 0) print "-"; else printf "%.2f", a / b }'; }
 # paired KEY REF ARRAY: the median over the rounds of KEY's value over REF's in the same round.
@@ -295,12 +298,13 @@ paired() {
     local r a b vals=()
     for r in $(seq 1 "$BENCH_ROUNDS"); do
         a=${p[$1,$r]:-} b=${p[$2,$r]:-}
-        [[ $a =~ ^[0-9.]+$ && $b =~ ^[0-9.]+$ ]] || { echo -; return; }
-        vals+=("$(awk -v a="$a" -v b="$b" 'BEGIN { print (b == 0) ? "x" : a / b }')")
+        if ! [[ $a =~ ^[0-9.]+$ && $b =~ ^[0-9.]+$ ]] || ! awk -v b="$b" 'BEGIN { exit !(b > 0) }'; then
+            echo -
+            return
+        fi
+        vals+=("$(awk -v a="$a" -v b="$b" 'BEGIN { print a / b }')")
     done
-    printf '%s\n' "${vals[@]}" | sort -g | awk '/x/ { bad = 1 } { a[NR] = $1 }
-        END { if (bad) { print "-"; exit } m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-              printf "%.2f\n", m }'
+    printf '%.2f\n' "$(printf '%s\n' "${vals[@]}" | median_of)"
 }
 ref_of() { case $1 in connect-rs256) echo connect-hs256 ;; *) echo "$1" ;; esac; }
 

@@ -15,10 +15,10 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/relay_int.h"
+#include "proxy/stats.h"
 
 /* Of a refused statement's name (or the setting), what the error repeats. */
 #define REFUSAL_NAME_MAX 63
-#include "proxy/stats.h"
 
 const char *refusal_name(enum refusal why)
 {

@@ -4,9 +4,9 @@
 # mode, byte for byte the same as straight from PostgreSQL; one Query of several results with
 # notices between rows and an error mid-result, psql's output the same as straight; a 96 MiB
 # Bind parameter (three times the RSS bound), to an unnamed and to a named statement (its length
-# and md5 on the server match the client's), then back whole as one DataRow; a single 48 MiB CopyData message; a COPY the
-# client ends with CopyFail leaves nothing behind. pgmesh's peak RSS stays under 32 MiB throughout
-# (memory.sh).
+# and md5 on the server match the client's), then back whole as one DataRow; a single 48 MiB
+# CopyData message; a COPY the client ends with CopyFail leaves nothing behind. pgmesh's peak RSS
+# stays under 32 MiB throughout (memory.sh).
 . "$(dirname "$0")/lib.sh"
 once_without_extension "streaming runs after the transaction start"
 . "$(dirname "$0")/memory.sh"
